@@ -1,0 +1,206 @@
+use std::future::Future;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::context::RequestContext;
+use crate::cqrs::deps::Dep;
+use crate::cqrs::mediator::Mediator;
+use crate::cqrs::message::{AggregateCommand, CommandHandler, QueryHandler};
+use crate::domain::{Aggregate, CreationPolicy, Handle, new_id};
+use crate::error::{Error, Result};
+use crate::es::{self, Loaded};
+use crate::ports::{OutboxMessage, StreamKey};
+use crate::uow::{Pending, Staged, UnitOfWork};
+
+/// What a command handler can reach: its unit of work, nested commands, queries,
+/// the outbox, after-commit hooks and the provided services.
+pub struct CommandContext {
+    mediator: Mediator,
+    uow: UnitOfWork,
+    request: RequestContext,
+    command_id: Uuid,
+    command_name: &'static str,
+}
+
+impl CommandContext {
+    pub(crate) fn new(mediator: Mediator, uow: UnitOfWork, request: RequestContext, command_name: &'static str) -> Self {
+        CommandContext { mediator, uow, request, command_id: new_id(), command_name }
+    }
+
+    /// Sends a nested command; it joins this unit of work and commits with it.
+    pub async fn send<C: CommandHandler>(&mut self, cmd: C) -> Result<C::Response> {
+        let mut request = self.request.clone();
+        request.causation_id = Some(self.command_id);
+        self.mediator.send_nested(cmd, self.uow.clone(), request).await
+    }
+
+    /// Runs a query in this command's context.
+    pub async fn query<Q: QueryHandler>(&self, query: Q) -> Result<Q::Response> {
+        self.mediator.query(query).await
+    }
+
+    /// Loads an aggregate as committed (not as staged in this unit of work).
+    pub async fn load<A: Aggregate>(&self, id: &A::Id) -> Result<Loaded<A>> {
+        self.mediator.load_in(id, &self.request).await
+    }
+
+    /// A provided service.
+    pub fn dep<T: Send + Sync + 'static>(&self) -> Result<Dep<T>> {
+        self.mediator.dep::<T>(self.command_name)
+    }
+
+    #[doc(hidden)]
+    pub fn __dep<T: Send + Sync + 'static>(&self, needed_by: &'static str) -> Result<Dep<T>> {
+        self.mediator.dep::<T>(needed_by)
+    }
+
+    /// Stages a message for the transactional outbox: written with this command's events.
+    pub fn outbox(&mut self, topic: impl Into<String>, payload: &impl serde::Serialize) -> Result<Uuid> {
+        let topic = topic.into();
+        let payload = serde_json::to_string(payload)
+            .map_err(|source| Error::Encode { what: format!("outbox message for `{topic}`"), source })?;
+        let id = new_id();
+        let mut headers = std::collections::BTreeMap::new();
+        headers.insert("correlation_id".to_owned(), self.request.correlation_id.to_string());
+        headers.insert("causation_id".to_owned(), self.command_id.to_string());
+        self.uow.add_outbox(OutboxMessage { id, topic, payload, headers, created_at: Utc::now() })?;
+        Ok(id)
+    }
+
+    /// Runs `hook` after the unit of work commits (never if it rolls back).
+    pub fn after_commit(&mut self, hook: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        self.uow.after_commit(Box::pin(hook))
+    }
+
+    /// The unit of work this command runs in.
+    pub fn unit_of_work(&self) -> &UnitOfWork {
+        &self.uow
+    }
+
+    /// Correlation, causation, tenant, principal of this command.
+    pub fn request(&self) -> &RequestContext {
+        &self.request
+    }
+
+    /// The id of this command (the causation id of its events).
+    pub fn command_id(&self) -> Uuid {
+        self.command_id
+    }
+
+    /// The mediator, for work that must not join this unit of work.
+    pub fn mediator(&self) -> &Mediator {
+        &self.mediator
+    }
+
+    /// Loads (or finds staged) the command's aggregate, runs its `#[handle]` method and
+    /// stages the events it decides.
+    #[doc(hidden)]
+    pub async fn __execute<A, C>(&mut self, cmd: &C) -> Result<()>
+    where
+        A: Handle<C>,
+        C: AggregateCommand<Aggregate = A>,
+    {
+        let key = StreamKey::new(A::TYPE, cmd.aggregate_id().to_string())
+            .with_tenant(self.request.tenant_id.clone());
+        if !self.uow.contains(&key) {
+            let loaded = es::load::<A>(self.mediator.store(), &key).await?;
+            let (state, loaded_version) = loaded.map_or_else(|| (A::default(), 0), |l| (l.state, l.version));
+            self.uow.stage(Staged::<A> { key: key.clone(), state, loaded_version, pending: Vec::new() })?;
+        }
+        let metadata = self.request.metadata(self.command_id);
+        self.uow.with_staged::<A, _>(&key, |staged| {
+            let version = staged.version();
+            match (<A as Handle<C>>::POLICY, version) {
+                (CreationPolicy::MustExist, 0) => return Err(Error::NotFound { stream: key.to_string() }),
+                (CreationPolicy::Create, v) if v > 0 => {
+                    return Err(Error::AlreadyExists { stream: key.to_string(), version: v });
+                }
+                _ => {}
+            }
+            let events = staged.state.handle(cmd).map_err(Error::domain)?;
+            let occurred_at = Utc::now();
+            staged.pending.reserve(events.len());
+            for event in events {
+                staged.state.apply(&event);
+                staged.pending.push(Pending { event, event_id: new_id(), metadata: metadata.clone(), occurred_at });
+            }
+            Ok(())
+        })?
+    }
+}
+
+/// What a query handler can reach: committed aggregates and provided services.
+pub struct QueryContext {
+    mediator: Mediator,
+    request: RequestContext,
+    query_name: &'static str,
+}
+
+impl QueryContext {
+    pub(crate) fn new(mediator: Mediator, request: RequestContext, query_name: &'static str) -> Self {
+        QueryContext { mediator, request, query_name }
+    }
+
+    /// Loads a committed aggregate; [`Error::NotFound`] when it has no events.
+    pub async fn load<A: Aggregate>(&self, id: &A::Id) -> Result<Loaded<A>> {
+        self.mediator.load_in(id, &self.request).await
+    }
+
+    /// Runs another query.
+    pub async fn query<Q: QueryHandler>(&self, query: Q) -> Result<Q::Response> {
+        self.mediator.query(query).await
+    }
+
+    /// A provided service.
+    pub fn dep<T: Send + Sync + 'static>(&self) -> Result<Dep<T>> {
+        self.mediator.dep::<T>(self.query_name)
+    }
+
+    #[doc(hidden)]
+    pub fn __dep<T: Send + Sync + 'static>(&self, needed_by: &'static str) -> Result<Dep<T>> {
+        self.mediator.dep::<T>(needed_by)
+    }
+
+    /// Correlation, tenant, principal of this query.
+    pub fn request(&self) -> &RequestContext {
+        &self.request
+    }
+
+    /// The mediator.
+    pub fn mediator(&self) -> &Mediator {
+        &self.mediator
+    }
+}
+
+/// What an event handler can reach: the mediator (commands it sends are new root
+/// commands that keep the correlation id) and the provided services.
+pub struct EventContext {
+    mediator: Mediator,
+}
+
+impl EventContext {
+    pub(crate) fn new(mediator: Mediator) -> Self {
+        EventContext { mediator }
+    }
+
+    /// Sends a command (a root command of its own).
+    pub async fn send<C: CommandHandler>(&self, cmd: C) -> Result<C::Response> {
+        self.mediator.send(cmd).await
+    }
+
+    /// Runs a query.
+    pub async fn query<Q: QueryHandler>(&self, query: Q) -> Result<Q::Response> {
+        self.mediator.query(query).await
+    }
+
+    /// A provided service.
+    pub fn dep<T: Send + Sync + 'static>(&self, needed_by: &'static str) -> Result<Dep<T>> {
+        self.mediator.dep::<T>(needed_by)
+    }
+
+    /// The mediator.
+    pub fn mediator(&self) -> &Mediator {
+        &self.mediator
+    }
+}

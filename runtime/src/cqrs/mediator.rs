@@ -1,0 +1,347 @@
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use crate::context::{self, RequestContext};
+use crate::cqrs::context::{CommandContext, EventContext, QueryContext};
+use crate::cqrs::deps::{Dep, Deps};
+use crate::cqrs::message::{AggregateCommand, Command, CommandHandler, QueryHandler};
+use crate::domain::{Aggregate, Envelope, Event, Handle, Metadata};
+use crate::error::{Error, Result};
+use crate::es::{self, Loaded};
+use crate::middleware::{Message, MessageKind, Middleware, Next, Reply};
+use crate::ports::{EventStore, StreamKey};
+use crate::uow::{self, UnitOfWork};
+
+/// How a root command on an aggregate is retried after a version conflict: it is
+/// reloaded and decided again, which is safe because `#[handle]` methods are pure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (0: a conflict is returned at once).
+    pub max_retries: u32,
+    /// Delay before the first retry; doubled each time, with jitter.
+    pub base_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// No retry: conflicts reach the caller.
+    pub const NONE: RetryPolicy = RetryPolicy { max_retries: 0, base_delay: Duration::ZERO };
+
+    /// Up to `max_retries` retries starting at 1 ms.
+    pub fn retries(max_retries: u32) -> Self {
+        RetryPolicy { max_retries, base_delay: Duration::from_millis(1) }
+    }
+
+    fn delay(&self, attempt: u32) -> Duration {
+        let exp = self.base_delay.saturating_mul(1 << attempt.min(10));
+        let jitter = u64::from(crate::domain::new_id().as_u128() as u16) % 1000;
+        exp.mul_f64(0.5 + jitter as f64 / 2000.0)
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+pub(crate) trait ErasedCommandHandler: Send + Sync {
+    fn call<'a>(&'a self, cmd: Box<dyn Any + Send>, ctx: &'a mut CommandContext) -> BoxFuture<'a, Result<Reply>>;
+}
+
+pub(crate) trait ErasedEventHandler: Send + Sync {
+    fn call<'a>(&'a self, envelope: &'a (dyn Any + Send + Sync), ctx: &'a EventContext) -> BoxFuture<'a, Result<()>>;
+}
+
+pub(crate) struct EventHandlerEntry {
+    pub(crate) name: &'static str,
+    pub(crate) handler: Arc<dyn ErasedEventHandler>,
+}
+
+pub(crate) struct Runtime {
+    pub(crate) store: Arc<dyn EventStore>,
+    pub(crate) deps: Deps,
+    pub(crate) middleware: Vec<Arc<dyn Middleware>>,
+    pub(crate) event_handlers: HashMap<TypeId, Vec<EventHandlerEntry>>,
+    pub(crate) dyn_commands: HashMap<TypeId, Arc<dyn ErasedCommandHandler>>,
+    pub(crate) retry: RetryPolicy,
+}
+
+/// Sends commands, runs queries and publishes events: the application's entry point.
+///
+/// Built by [`crate::App::builder`]; cheap to clone.
+#[derive(Clone)]
+pub struct Mediator {
+    rt: Arc<Runtime>,
+}
+
+/// A root command run: its own unit of work, committed at the end.
+#[doc(hidden)]
+pub struct Root {
+    mediator: Mediator,
+    request: RequestContext,
+}
+
+impl Root {
+    fn begin(&self, name: &'static str) -> (UnitOfWork, CommandContext) {
+        let uow = UnitOfWork::new();
+        let ctx = CommandContext::new(self.mediator.clone(), uow.clone(), self.request.clone(), name);
+        (uow, ctx)
+    }
+
+    /// Handles the command in a fresh unit of work and commits it.
+    pub async fn run<C: CommandHandler>(&self, cmd: C) -> Result<C::Response> {
+        let (uow, mut ctx) = self.begin(C::NAME);
+        let result = context::enter(self.request.clone(), Some(uow.clone()), cmd.handle(&mut ctx)).await;
+        self.finish(&uow, result).await
+    }
+
+    /// Runs an aggregate command, reloading and deciding again on a version conflict as
+    /// the retry policy allows.
+    pub async fn run_aggregate<A, C>(&self, cmd: C) -> Result<()>
+    where
+        A: Handle<C>,
+        C: AggregateCommand<Aggregate = A, Response = ()>,
+    {
+        let policy = self.mediator.rt.retry;
+        let mut attempt = 0;
+        loop {
+            let (uow, mut ctx) = self.begin(C::NAME);
+            let result = context::enter(self.request.clone(), Some(uow.clone()), ctx.__execute::<A, C>(&cmd)).await;
+            match self.finish(&uow, result).await {
+                Err(e) if e.is_conflict() && attempt < policy.max_retries => {
+                    metrics::counter!("cqrs_ddd_conflict_retries_total", "command" => C::NAME).increment(1);
+                    tokio::time::sleep(policy.delay(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn finish<R>(&self, uow: &UnitOfWork, result: Result<R>) -> Result<R> {
+        match result {
+            Ok(r) => {
+                self.mediator.commit(uow, &self.request).await?;
+                Ok(r)
+            }
+            Err(e) => {
+                uow.rollback();
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Mediator {
+    pub(crate) fn from_runtime(rt: Runtime) -> Self {
+        Mediator { rt: Arc::new(rt) }
+    }
+
+    pub(crate) fn store(&self) -> &dyn EventStore {
+        &*self.rt.store
+    }
+
+    /// The event store this mediator writes to.
+    pub fn event_store(&self) -> Arc<dyn EventStore> {
+        self.rt.store.clone()
+    }
+
+    pub(crate) fn dep<T: Send + Sync + 'static>(&self, needed_by: &'static str) -> Result<Dep<T>> {
+        self.rt.deps.get::<T>(needed_by)
+    }
+
+    /// Sends a command to its one handler. A root command runs in its own unit of work;
+    /// sent from inside another command's handler, it joins that unit of work.
+    pub async fn send<C: CommandHandler>(&self, cmd: C) -> Result<C::Response> {
+        self.send_with(cmd, None).await
+    }
+
+    /// Sends a command with metadata (correlation id, tenant, principal, headers).
+    pub async fn send_with<C: CommandHandler>(&self, cmd: C, metadata: Option<Metadata>) -> Result<C::Response> {
+        if let Some(uow) = context::current_uow() {
+            let request = RequestContext::current().unwrap_or_default();
+            return self.send_nested(cmd, uow, request).await;
+        }
+        let request = RequestContext::for_root(metadata.as_ref());
+        let root = Root { mediator: self.clone(), request: request.clone() };
+        if self.rt.middleware.is_empty() {
+            return cmd.__run_root(&root).await;
+        }
+        let msg = self.message(MessageKind::Command, C::NAME, request, false, cmd);
+        let terminal = Box::new(move |msg: Message| -> BoxFuture<'_, Result<Reply>> {
+            Box::pin(async move {
+                let cmd = msg.into_payload::<C>()?;
+                let r = cmd.__run_root(&root).await?;
+                Ok(Box::new(r) as Reply)
+            })
+        });
+        downcast_reply::<C::Response>(Next::new(&self.rt.middleware, terminal).run(msg).await, C::NAME)
+    }
+
+    pub(crate) async fn send_nested<C: CommandHandler>(
+        &self,
+        cmd: C,
+        uow: UnitOfWork,
+        request: RequestContext,
+    ) -> Result<C::Response> {
+        let mut ctx = CommandContext::new(self.clone(), uow, request.clone(), C::NAME);
+        if self.rt.middleware.is_empty() {
+            return cmd.handle(&mut ctx).await;
+        }
+        let msg = self.message(MessageKind::Command, C::NAME, request, true, cmd);
+        let ctx = &mut ctx;
+        let terminal = Box::new(move |msg: Message| -> BoxFuture<'_, Result<Reply>> {
+            Box::pin(async move {
+                let cmd = msg.into_payload::<C>()?;
+                let r = cmd.handle(ctx).await?;
+                Ok(Box::new(r) as Reply)
+            })
+        });
+        downcast_reply::<C::Response>(Next::new(&self.rt.middleware, terminal).run(msg).await, C::NAME)
+    }
+
+    /// Sends a command to a handler registered by hand (`AppBuilder::command_handler`) or
+    /// by a macro, looked up at run time: [`Error::NoHandler`] when there is none.
+    pub async fn dispatch<C: Command>(&self, cmd: C) -> Result<C::Response> {
+        let handler = self
+            .rt
+            .dyn_commands
+            .get(&TypeId::of::<C>())
+            .cloned()
+            .ok_or(Error::NoHandler { kind: "command", name: C::NAME })?;
+        let nested = context::current_uow();
+        let request = match &nested {
+            Some(_) => RequestContext::current().unwrap_or_default(),
+            None => RequestContext::for_root(None),
+        };
+        let root = Root { mediator: self.clone(), request: request.clone() };
+        let msg = self.message(MessageKind::Command, C::NAME, request, nested.is_some(), cmd);
+        let terminal = Box::new(move |msg: Message| -> BoxFuture<'_, Result<Reply>> {
+            Box::pin(async move {
+                let name = msg.name;
+                if let Some(uow) = nested {
+                    let mut ctx = CommandContext::new(root.mediator.clone(), uow, root.request.clone(), name);
+                    return handler.call(msg.payload, &mut ctx).await;
+                }
+                let (uow, mut ctx) = root.begin(name);
+                let result =
+                    context::enter(root.request.clone(), Some(uow.clone()), handler.call(msg.payload, &mut ctx)).await;
+                root.finish(&uow, result).await
+            })
+        });
+        downcast_reply::<C::Response>(Next::new(&self.rt.middleware, terminal).run(msg).await, C::NAME)
+    }
+
+    /// Runs a query on its one handler (no unit of work).
+    pub async fn query<Q: QueryHandler>(&self, query: Q) -> Result<Q::Response> {
+        let request = RequestContext::current().unwrap_or_else(|| RequestContext::for_root(None));
+        let ctx = QueryContext::new(self.clone(), request.clone(), Q::NAME);
+        if self.rt.middleware.is_empty() {
+            return query.handle(&ctx).await;
+        }
+        let msg = self.message(MessageKind::Query, Q::NAME, request, false, query);
+        let ctx = &ctx;
+        let terminal = Box::new(move |msg: Message| -> BoxFuture<'_, Result<Reply>> {
+            Box::pin(async move {
+                let q = msg.into_payload::<Q>()?;
+                let r = q.handle(ctx).await?;
+                Ok(Box::new(r) as Reply)
+            })
+        });
+        downcast_reply::<Q::Response>(Next::new(&self.rt.middleware, terminal).run(msg).await, Q::NAME)
+    }
+
+    /// Delivers an event to every handler registered for its type, in order. Every
+    /// handler runs; if some fail, the first error is returned and the others logged.
+    pub async fn publish<E: Event>(&self, envelope: &Envelope<E>) -> Result<()> {
+        let mut first = None;
+        for (name, result) in self.dispatch_event(TypeId::of::<E>(), envelope).await {
+            if let Err(e) = result {
+                tracing::error!(handler = name, event = E::NAME, error = %e, "event handler failed");
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Loads a committed aggregate; [`Error::NotFound`] when it has no events.
+    pub async fn load<A: Aggregate>(&self, id: &A::Id) -> Result<Loaded<A>> {
+        let request = RequestContext::current().unwrap_or_default();
+        self.load_in(id, &request).await
+    }
+
+    pub(crate) async fn load_in<A: Aggregate>(&self, id: &A::Id, request: &RequestContext) -> Result<Loaded<A>> {
+        let key = StreamKey::new(A::TYPE, id.to_string()).with_tenant(request.tenant_id.clone());
+        es::load::<A>(self.store(), &key).await?.ok_or_else(|| Error::NotFound { stream: key.to_string() })
+    }
+
+    fn message<T: Send + 'static>(
+        &self,
+        kind: MessageKind,
+        name: &'static str,
+        request: RequestContext,
+        nested: bool,
+        payload: T,
+    ) -> Message {
+        Message { kind, name, type_id: TypeId::of::<T>(), nested, request, payload: Box::new(payload) }
+    }
+
+    async fn dispatch_event(&self, type_id: TypeId, envelope: &(dyn Any + Send + Sync)) -> Vec<(&'static str, Result<()>)> {
+        let Some(handlers) = self.rt.event_handlers.get(&type_id) else {
+            return Vec::new();
+        };
+        let ctx = EventContext::new(self.clone());
+        let mut results = Vec::with_capacity(handlers.len());
+        for h in handlers {
+            results.push((h.name, h.handler.call(envelope, &ctx).await));
+        }
+        results
+    }
+
+    /// Commits the unit of work, then dispatches its events and runs its hooks.
+    async fn commit(&self, uow: &UnitOfWork, request: &RequestContext) -> Result<()> {
+        let (batch, streams, hooks) = uow.take_batch()?;
+        let receipt = if batch.is_empty() {
+            Default::default()
+        } else {
+            match self.rt.store.commit(batch).await {
+                Ok(r) => r,
+                Err(e) => {
+                    uow.mark_failed();
+                    return Err(e);
+                }
+            }
+        };
+        let handlers = &self.rt.event_handlers;
+        let after = uow::after_commit(streams, hooks, &receipt.positions, &|t| handlers.contains_key(&t));
+        if after.events.is_empty() && after.hooks.is_empty() {
+            return Ok(());
+        }
+        context::enter(request.clone(), None, async {
+            for event in after.events {
+                for (name, result) in self.dispatch_event(event.type_id, &*event.envelope).await {
+                    if let Err(e) = result {
+                        metrics::counter!("cqrs_ddd_event_handler_failures_total", "handler" => name).increment(1);
+                        tracing::error!(handler = name, error = %e, "event handler failed after commit");
+                    }
+                }
+            }
+            for hook in after.hooks {
+                hook.await;
+            }
+        })
+        .await;
+        Ok(())
+    }
+}
+
+fn downcast_reply<R: 'static>(reply: Result<Reply>, name: &'static str) -> Result<R> {
+    reply?
+        .downcast::<R>()
+        .map(|b| *b)
+        .map_err(|_| Error::handler(format!("a middleware replaced the reply to `{name}` with a value of another type")))
+}

@@ -1,0 +1,72 @@
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Who and what caused a message: carried by commands and events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// Shared by every message of one business transaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<Uuid>,
+    /// The id of the message that caused this one (for events: the command id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
+    /// The tenant the message belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// Who asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    /// Free-form headers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Everything about a stored event except its payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventHeader {
+    /// Unique id of the event (UUIDv7).
+    pub event_id: Uuid,
+    /// The aggregate type of the stream.
+    pub stream_type: String,
+    /// The aggregate id of the stream.
+    pub stream_id: String,
+    /// Sequence in the stream, 1-based.
+    pub version: u64,
+    /// Global position assigned by the store at commit (0 before commit).
+    pub position: u64,
+    /// Stable type name.
+    pub event_type: String,
+    /// Payload shape version.
+    pub schema_version: u32,
+    /// When the event was recorded.
+    pub occurred_at: DateTime<Utc>,
+    /// Correlation, causation, tenant, principal, headers.
+    pub metadata: Metadata,
+}
+
+/// An event with its header, as handlers receive it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<E> {
+    /// Ids, stream, version, position, metadata.
+    #[serde(flatten)]
+    pub header: EventHeader,
+    /// The event itself.
+    pub payload: E,
+}
+
+impl<E> Envelope<E> {
+    /// Pairs a header with a payload.
+    pub fn new(header: EventHeader, payload: E) -> Self {
+        Envelope { header, payload }
+    }
+}
+
+impl<E> std::ops::Deref for Envelope<E> {
+    type Target = E;
+    fn deref(&self) -> &E {
+        &self.payload
+    }
+}

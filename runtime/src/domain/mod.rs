@@ -1,0 +1,124 @@
+//! The domain side: events, aggregates, envelopes and ids.
+
+mod envelope;
+
+pub use envelope::{Envelope, EventHeader, Metadata};
+
+use std::any::{Any, TypeId};
+use std::fmt::{Debug, Display};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A domain event: a fact with a stable type name and a schema version.
+///
+/// Implemented by `#[event]`; the name is what is stored, so renaming the Rust type does
+/// not break stored streams.
+pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The stable type name written to the store (defaults to the Rust type name).
+    const NAME: &'static str;
+    /// The schema version of the payload shape (defaults to 1).
+    const VERSION: u32;
+}
+
+/// The event enum `#[aggregate]` generates from its `events(..)` list.
+pub trait AggregateEvent: Debug + Clone + Send + Sync + Sized + 'static {
+    /// The stable names of every event of the aggregate.
+    const NAMES: &'static [&'static str];
+    /// The stored type name of this event.
+    fn event_type(&self) -> &'static str;
+    /// The schema version of this event's payload.
+    fn schema_version(&self) -> u32;
+    /// The `TypeId` of the event struct inside the variant.
+    fn payload_type_id(&self) -> TypeId;
+    /// Serializes the payload (without the variant tag) to JSON text.
+    fn to_json(&self) -> serde_json::Result<String>;
+    /// Decodes a payload by its stored type name; `None` when the name is not one of
+    /// this aggregate's events.
+    fn from_json(event_type: &str, payload: &str) -> Option<serde_json::Result<Self>>;
+    /// Wraps the payload in an [`Envelope`] of its own type, erased for dispatch.
+    fn into_envelope(self, header: EventHeader) -> Box<dyn Any + Send + Sync>;
+}
+
+/// How an aggregate is persisted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// The event stream is the truth; state is rebuilt by applying events.
+    EventSourced,
+    /// A JSON state row with a version column is the truth; events are still journaled
+    /// to the event log in the same transaction for handlers, projections and the outbox.
+    StateStored,
+}
+
+/// Ids of aggregates: anything that prints as the stream id.
+pub trait AggregateId: Display + Clone + Send + Sync + 'static {}
+impl<T: Display + Clone + Send + Sync + 'static> AggregateId for T {}
+
+/// A consistency boundary that decides on commands and evolves by events.
+///
+/// Implemented by `#[aggregate]` on the struct; the `#[aggregate]` on the impl block
+/// supplies the `#[handle]` and `#[apply]` methods.
+pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The stream type, the aggregate's name in storage.
+    const TYPE: &'static str;
+    /// How the aggregate is persisted.
+    const STORAGE: Storage;
+    /// The id type; its `Display` form is the stream id.
+    type Id: AggregateId;
+    /// The generated event enum.
+    type Event: AggregateEvent;
+    /// The domain error its commands return.
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// Evolves the state by one event.
+    fn apply(&mut self, event: &Self::Event);
+}
+
+/// One `#[apply]` method: how the aggregate evolves by event `E`.
+#[diagnostic::on_unimplemented(
+    message = "aggregate `{Self}` has no `#[apply]` method for event `{E}`",
+    label = "`{E}` is listed in `events(..)` but never applied",
+    note = "add `#[apply] fn on_event(&mut self, event: &{E}) {{ .. }}` to the `#[aggregate] impl` block of `{Self}`"
+)]
+pub trait Apply<E> {
+    /// Applies the event.
+    fn apply_event(&mut self, event: &E);
+}
+
+/// Marks `Self` as an event listed in `#[aggregate(events(..))]` of `A`.
+#[diagnostic::on_unimplemented(
+    message = "event `{Self}` is not one of the events of aggregate `{A}`",
+    label = "not listed in `events(..)`",
+    note = "add `{Self}` to `#[aggregate(events(..))]` on the struct `{A}`"
+)]
+pub trait EventOf<A> {}
+
+/// When a command may run, depending on whether its aggregate exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreationPolicy {
+    /// The aggregate must exist (`#[handle]`); otherwise [`crate::Error::NotFound`].
+    MustExist,
+    /// The aggregate must not exist (`#[handle(create)]`); otherwise
+    /// [`crate::Error::AlreadyExists`].
+    Create,
+    /// Runs on the existing aggregate or on a fresh default one
+    /// (`#[handle(create_if_missing)]`).
+    CreateIfMissing,
+}
+
+/// One `#[handle]` method: how the aggregate decides on command `C`.
+#[diagnostic::on_unimplemented(
+    message = "aggregate `{Self}` has no `#[handle]` method for command `{C}`",
+    label = "`{C}` names this aggregate but it never handles it",
+    note = "add `#[handle] fn on_command(&self, cmd: &{C}) -> Result<Vec<..Event>, ..Error>` to the `#[aggregate] impl` block of `{Self}`"
+)]
+pub trait Handle<C>: Aggregate {
+    /// Whether the aggregate must exist, must not, or either.
+    const POLICY: CreationPolicy;
+    /// Decides: returns the events the command causes, or a domain error.
+    fn handle(&self, cmd: &C) -> Result<Vec<Self::Event>, Self::Error>;
+}
+
+/// A fresh UUIDv7 (time-ordered), the id of events and commands.
+pub fn new_id() -> uuid::Uuid {
+    uuid::Uuid::now_v7()
+}

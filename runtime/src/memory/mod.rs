@@ -1,0 +1,203 @@
+//! In-memory adapters for every port: tests, examples, and the default store.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use parking_lot::{Mutex, RwLock};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::ports::{
+    CommitBatch, CommitReceipt, EventStore, EventStream, Outbox, OutboxRecord, OutboxStatus,
+    Snapshot, SnapshotStore, StoredEvent, StoredState, StreamKey,
+};
+
+/// An event store, state store and outbox in memory, with a global position.
+///
+/// Streams are indexed by key, so reading one stream never scans the others. Cloning
+/// gives another handle to the same data.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<RwLock<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    streams: HashMap<StreamKey, Vec<Arc<StoredEvent>>>,
+    log: Vec<Arc<StoredEvent>>,
+    states: HashMap<StreamKey, StoredState>,
+    outbox: Vec<OutboxRecord>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of events in the store.
+    pub fn event_count(&self) -> usize {
+        self.inner.read().log.len()
+    }
+
+    /// Every outbox row, in the order they were committed.
+    pub fn outbox_records(&self) -> Vec<OutboxRecord> {
+        self.inner.read().outbox.clone()
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
+        let mut inner = self.inner.write();
+        // Check every expectation before writing anything: all or nothing.
+        for append in &batch.appends {
+            let actual = inner.streams.get(&append.stream).map_or(0, |s| s.len() as u64);
+            if actual != append.expected_version {
+                return Err(conflict(&append.stream, append.expected_version, actual));
+            }
+        }
+        for state in &batch.states {
+            let actual = inner.states.get(&state.stream).map_or(0, |s| s.version);
+            if actual != state.expected_version {
+                return Err(conflict(&state.stream, state.expected_version, actual));
+            }
+        }
+        let mut positions = Vec::with_capacity(batch.event_count());
+        for append in batch.appends {
+            let mut version = append.expected_version;
+            let mut stored = Vec::with_capacity(append.events.len());
+            for e in append.events {
+                version += 1;
+                let position = inner.log.len() as u64 + 1;
+                let event = Arc::new(StoredEvent {
+                    stream: append.stream.clone(),
+                    event_id: e.event_id,
+                    version,
+                    position,
+                    event_type: e.event_type.to_owned(),
+                    schema_version: e.schema_version,
+                    payload: e.payload,
+                    metadata: e.metadata,
+                    occurred_at: e.occurred_at,
+                });
+                inner.log.push(event.clone());
+                stored.push(event);
+                positions.push(position);
+            }
+            inner.streams.entry(append.stream).or_default().extend(stored);
+        }
+        for state in batch.states {
+            inner
+                .states
+                .insert(state.stream, StoredState { version: state.version, state: state.state });
+        }
+        inner.outbox.extend(batch.outbox.into_iter().map(|message| OutboxRecord {
+            message,
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            last_error: None,
+        }));
+        Ok(CommitReceipt { positions })
+    }
+
+    async fn read_stream(&self, stream: &StreamKey, after_version: u64) -> Result<EventStream<'static>> {
+        let events: Vec<Arc<StoredEvent>> = {
+            let inner = self.inner.read();
+            match inner.streams.get(stream) {
+                Some(s) => {
+                    let from = usize::try_from(after_version).unwrap_or(usize::MAX).min(s.len());
+                    s[from..].to_vec()
+                }
+                None => Vec::new(),
+            }
+        };
+        Ok(futures::stream::iter(events).map(|e| Ok(StoredEvent::clone(&e))).boxed())
+    }
+
+    async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+        let inner = self.inner.read();
+        let from = usize::try_from(after_position).unwrap_or(usize::MAX).min(inner.log.len());
+        Ok(inner.log[from..].iter().take(limit).map(|e| StoredEvent::clone(e)).collect())
+    }
+
+    async fn stream_version(&self, stream: &StreamKey) -> Result<u64> {
+        Ok(self.inner.read().streams.get(stream).map_or(0, |s| s.len() as u64))
+    }
+
+    async fn load_state(&self, stream: &StreamKey) -> Result<Option<StoredState>> {
+        Ok(self.inner.read().states.get(stream).cloned())
+    }
+}
+
+#[async_trait]
+impl Outbox for MemoryStore {
+    async fn pending(&self, limit: usize) -> Result<Vec<OutboxRecord>> {
+        let inner = self.inner.read();
+        Ok(inner.outbox.iter().filter(|r| r.status == OutboxStatus::Pending).take(limit).cloned().collect())
+    }
+
+    async fn mark_published(&self, id: Uuid) -> Result<()> {
+        let mut inner = self.inner.write();
+        let row = find_outbox(&mut inner.outbox, id)?;
+        row.status = OutboxStatus::Published;
+        Ok(())
+    }
+
+    async fn mark_failed(&self, id: Uuid, error: &str, max_attempts: u32) -> Result<()> {
+        let mut inner = self.inner.write();
+        let row = find_outbox(&mut inner.outbox, id)?;
+        row.attempts += 1;
+        row.last_error = Some(error.to_owned());
+        if row.attempts >= max_attempts {
+            row.status = OutboxStatus::Dead;
+        }
+        Ok(())
+    }
+
+    async fn dead(&self) -> Result<Vec<OutboxRecord>> {
+        let inner = self.inner.read();
+        Ok(inner.outbox.iter().filter(|r| r.status == OutboxStatus::Dead).cloned().collect())
+    }
+}
+
+fn find_outbox(rows: &mut [OutboxRecord], id: Uuid) -> Result<&mut OutboxRecord> {
+    rows.iter_mut()
+        .find(|r| r.message.id == id)
+        .ok_or_else(|| Error::store(format!("outbox message {id} does not exist")))
+}
+
+fn conflict(stream: &StreamKey, expected: u64, actual: u64) -> Error {
+    Error::Conflict { stream: stream.to_string(), expected, actual }
+}
+
+/// Snapshots in memory.
+#[derive(Clone, Default)]
+pub struct MemorySnapshotStore {
+    inner: Arc<Mutex<HashMap<StreamKey, Snapshot>>>,
+}
+
+impl MemorySnapshotStore {
+    /// An empty snapshot store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl SnapshotStore for MemorySnapshotStore {
+    async fn load(&self, stream: &StreamKey) -> Result<Option<Snapshot>> {
+        Ok(self.inner.lock().get(stream).cloned())
+    }
+
+    async fn save(&self, snapshot: Snapshot) -> Result<()> {
+        let mut map = self.inner.lock();
+        let keep_old = map.get(&snapshot.stream).is_some_and(|old| old.version >= snapshot.version);
+        if !keep_old {
+            map.insert(snapshot.stream.clone(), snapshot);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,184 @@
+//! Middleware: an ordered chain around every command and query, like tower layers.
+//!
+//! Lower priority is outer: with priorities 10, 0 and 5 the code before `next.run` runs
+//! in the order 0, 5, 10 and the code after it in the order 10, 5, 0. Nested commands go
+//! through the chain too ([`Message::nested`] tells them apart).
+
+use std::any::{Any, TypeId};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+
+use crate::context::RequestContext;
+use crate::error::{Error, Result};
+
+/// What kind of message is flowing through the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// A command (`send`).
+    Command,
+    /// A query (`query`).
+    Query,
+}
+
+/// The reply of a handler, erased while it travels back through the chain.
+pub type Reply = Box<dyn Any + Send>;
+
+/// A message on its way to its handler.
+pub struct Message {
+    /// Command or query.
+    pub kind: MessageKind,
+    /// The stable name of the message type.
+    pub name: &'static str,
+    /// The Rust type of the message.
+    pub type_id: TypeId,
+    /// Whether it was sent from inside another command's unit of work.
+    pub nested: bool,
+    /// Correlation, causation, tenant, principal.
+    pub request: RequestContext,
+    pub(crate) payload: Box<dyn Any + Send>,
+}
+
+impl Message {
+    /// The message itself, if it is a `T`.
+    pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
+        self.payload.downcast_ref()
+    }
+
+    pub(crate) fn into_payload<T: 'static>(self) -> Result<T> {
+        let name = self.name;
+        self.payload
+            .downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| Error::handler(format!("a middleware replaced the `{name}` message with a value of another type")))
+    }
+}
+
+/// One layer of the chain.
+pub trait Middleware: Send + Sync + 'static {
+    /// Position in the chain; lower runs outer (first on the way in, last on the way out).
+    fn priority(&self) -> i32 {
+        0
+    }
+
+    /// Handles the message; call `next.run(msg)` to pass it on.
+    fn handle<'a>(&'a self, msg: Message, next: Next<'a>) -> BoxFuture<'a, Result<Reply>>;
+}
+
+type Terminal<'a> = Box<dyn FnOnce(Message) -> BoxFuture<'a, Result<Reply>> + Send + 'a>;
+
+/// The rest of the chain.
+pub struct Next<'a> {
+    rest: &'a [Arc<dyn Middleware>],
+    terminal: Terminal<'a>,
+}
+
+impl<'a> Next<'a> {
+    pub(crate) fn new(chain: &'a [Arc<dyn Middleware>], terminal: Terminal<'a>) -> Self {
+        Next { rest: chain, terminal }
+    }
+
+    /// Runs the rest of the chain and the handler.
+    pub async fn run(self, msg: Message) -> Result<Reply> {
+        match self.rest.split_first() {
+            Some((first, rest)) => first.handle(msg, Next { rest, terminal: self.terminal }).await,
+            None => (self.terminal)(msg).await,
+        }
+    }
+}
+
+/// Opens a `tracing` span per message and logs failures.
+#[derive(Debug, Clone, Default)]
+pub struct TracingMiddleware;
+
+impl Middleware for TracingMiddleware {
+    fn priority(&self) -> i32 {
+        -100
+    }
+
+    fn handle<'a>(&'a self, msg: Message, next: Next<'a>) -> BoxFuture<'a, Result<Reply>> {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "message",
+            kind = ?msg.kind,
+            name = msg.name,
+            correlation_id = %msg.request.correlation_id,
+            nested = msg.nested
+        );
+        Box::pin(
+            async move {
+                let result = next.run(msg).await;
+                if let Err(e) = &result {
+                    tracing::warn!(error = %e, "message failed");
+                }
+                result
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// Counts messages and records their latency through the `metrics` facade
+/// (`cqrs_ddd_messages_total`, `cqrs_ddd_message_seconds`, labelled by name and outcome).
+#[derive(Debug, Clone, Default)]
+pub struct MetricsMiddleware;
+
+impl Middleware for MetricsMiddleware {
+    fn priority(&self) -> i32 {
+        -90
+    }
+
+    fn handle<'a>(&'a self, msg: Message, next: Next<'a>) -> BoxFuture<'a, Result<Reply>> {
+        Box::pin(async move {
+            let name = msg.name;
+            let started = Instant::now();
+            let result = next.run(msg).await;
+            let outcome = if result.is_ok() { "ok" } else { "error" };
+            metrics::counter!("cqrs_ddd_messages_total", "name" => name, "outcome" => outcome).increment(1);
+            metrics::histogram!("cqrs_ddd_message_seconds", "name" => name).record(started.elapsed().as_secs_f64());
+            result
+        })
+    }
+}
+
+/// A rule a message must satisfy before it reaches its handler.
+pub trait Validate {
+    /// `Err(reason)` rejects the message with [`Error::Validation`].
+    fn validate(&self) -> std::result::Result<(), String>;
+}
+
+/// Rejects messages whose [`Validate`] rule fails; register one per message type with
+/// [`ValidationMiddleware::rule`].
+#[derive(Default)]
+pub struct ValidationMiddleware {
+    rules: std::collections::HashMap<TypeId, fn(&Message) -> std::result::Result<(), String>>,
+}
+
+impl ValidationMiddleware {
+    /// An empty validator.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Validates every `T` with its [`Validate`] implementation.
+    pub fn rule<T: Validate + 'static>(mut self) -> Self {
+        self.rules.insert(TypeId::of::<T>(), |msg| msg.downcast_ref::<T>().map_or(Ok(()), Validate::validate));
+        self
+    }
+}
+
+impl Middleware for ValidationMiddleware {
+    fn priority(&self) -> i32 {
+        -50
+    }
+
+    fn handle<'a>(&'a self, msg: Message, next: Next<'a>) -> BoxFuture<'a, Result<Reply>> {
+        Box::pin(async move {
+            if let Some(rule) = self.rules.get(&msg.type_id) {
+                rule(&msg).map_err(|reason| Error::Validation { message: msg.name, reason })?;
+            }
+            next.run(msg).await
+        })
+    }
+}

@@ -1,0 +1,252 @@
+//! The seams to infrastructure. The in-memory adapters in [`crate::memory`] implement
+//! every port; `cqrs-ddd-sqlx` implements them on PostgreSQL and SQLite.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::Metadata;
+use crate::error::Result;
+
+/// Names one stream: the tenant (if any), the aggregate type and the aggregate id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StreamKey {
+    /// The tenant that owns the stream; `None` in single-tenant applications.
+    pub tenant_id: Option<String>,
+    /// The aggregate type.
+    pub stream_type: String,
+    /// The aggregate id.
+    pub stream_id: String,
+}
+
+impl StreamKey {
+    /// A stream key without tenant.
+    pub fn new(stream_type: impl Into<String>, stream_id: impl Into<String>) -> Self {
+        StreamKey { tenant_id: None, stream_type: stream_type.into(), stream_id: stream_id.into() }
+    }
+
+    /// The same stream key scoped to `tenant`.
+    pub fn with_tenant(mut self, tenant: Option<String>) -> Self {
+        self.tenant_id = tenant;
+        self
+    }
+}
+
+impl fmt::Display for StreamKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(t) = &self.tenant_id {
+            write!(f, "{t}/")?;
+        }
+        write!(f, "{}/{}", self.stream_type, self.stream_id)
+    }
+}
+
+/// An event as it goes into the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// Unique id (UUIDv7).
+    pub event_id: Uuid,
+    /// Stable type name.
+    pub event_type: &'static str,
+    /// Payload shape version.
+    pub schema_version: u32,
+    /// The payload as JSON text.
+    pub payload: String,
+    /// Correlation, causation, tenant, principal, headers.
+    pub metadata: Metadata,
+    /// When it was recorded.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// An event as it comes out of the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// The stream it belongs to.
+    pub stream: StreamKey,
+    /// Unique id.
+    pub event_id: Uuid,
+    /// Sequence in the stream, 1-based.
+    pub version: u64,
+    /// Global position, increasing in commit order.
+    pub position: u64,
+    /// Stable type name.
+    pub event_type: String,
+    /// Payload shape version.
+    pub schema_version: u32,
+    /// The payload as JSON text.
+    pub payload: String,
+    /// Correlation, causation, tenant, principal, headers.
+    pub metadata: Metadata,
+    /// When it was recorded.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// Events for one stream, appended only if the stream is at `expected_version`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamAppend {
+    /// The stream.
+    pub stream: StreamKey,
+    /// The version the writer loaded; 0 for a new stream.
+    pub expected_version: u64,
+    /// The events, to become versions `expected_version + 1 ..`.
+    pub events: Vec<NewEvent>,
+}
+
+/// The state row of a state-stored aggregate, written only if it is at `expected_version`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateWrite {
+    /// The aggregate's stream key.
+    pub stream: StreamKey,
+    /// The version the writer loaded; 0 when the row does not exist yet.
+    pub expected_version: u64,
+    /// The version after this write.
+    pub version: u64,
+    /// The state as JSON text.
+    pub state: String,
+}
+
+/// A state row as loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredState {
+    /// The version of the state.
+    pub version: u64,
+    /// The state as JSON text.
+    pub state: String,
+}
+
+/// A message for the transactional outbox, committed with the events that caused it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    /// Unique id (used by brokers for de-duplication).
+    pub id: Uuid,
+    /// Where it goes (subject, routing key, or event type).
+    pub topic: String,
+    /// The message body as JSON text.
+    pub payload: String,
+    /// Headers to send along.
+    pub headers: BTreeMap<String, String>,
+    /// When it was staged.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Everything one unit of work writes: committed atomically, or not at all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommitBatch {
+    /// Events, per stream, each with its expected version.
+    pub appends: Vec<StreamAppend>,
+    /// State rows of state-stored aggregates.
+    pub states: Vec<StateWrite>,
+    /// Outbox messages.
+    pub outbox: Vec<OutboxMessage>,
+}
+
+impl CommitBatch {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.appends.is_empty() && self.states.is_empty() && self.outbox.is_empty()
+    }
+
+    /// Number of events in the batch.
+    pub fn event_count(&self) -> usize {
+        self.appends.iter().map(|a| a.events.len()).sum()
+    }
+}
+
+/// What a commit assigned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitReceipt {
+    /// The global position of each event, in batch order (appends, then events).
+    pub positions: Vec<u64>,
+}
+
+/// A stream of stored events, read lazily.
+pub type EventStream<'a> = BoxStream<'a, Result<StoredEvent>>;
+
+/// Durable storage of events and state rows.
+///
+/// `commit` writes a whole [`CommitBatch`] atomically: a stream that is not at its
+/// expected version fails the batch with [`crate::Error::Conflict`] and nothing is
+/// written. State rows and outbox rows live in the same store because they commit in
+/// the same transaction.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Writes the batch atomically.
+    async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt>;
+
+    /// The events of one stream with version > `after_version`, in order, read lazily.
+    async fn read_stream(&self, stream: &StreamKey, after_version: u64) -> Result<EventStream<'static>>;
+
+    /// Up to `limit` events with position > `after_position`, in position order.
+    /// Gap-safe: never returns a position while a lower one may still commit.
+    async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<StoredEvent>>;
+
+    /// The current version of a stream (0 when it has no events).
+    async fn stream_version(&self, stream: &StreamKey) -> Result<u64>;
+
+    /// The state row of a state-stored aggregate.
+    async fn load_state(&self, stream: &StreamKey) -> Result<Option<StoredState>>;
+}
+
+/// A snapshot of an aggregate's state at a version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The stream it summarises.
+    pub stream: StreamKey,
+    /// The version of the last event folded into it.
+    pub version: u64,
+    /// The state as JSON text.
+    pub state: String,
+    /// When it was taken.
+    pub taken_at: DateTime<Utc>,
+}
+
+/// Storage of aggregate snapshots (one, the newest, per stream).
+#[async_trait]
+pub trait SnapshotStore: Send + Sync + 'static {
+    /// The newest snapshot of the stream.
+    async fn load(&self, stream: &StreamKey) -> Result<Option<Snapshot>>;
+    /// Stores a snapshot, replacing an older one.
+    async fn save(&self, snapshot: Snapshot) -> Result<()>;
+}
+
+/// Delivery state of an outbox row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutboxStatus {
+    /// Waiting to be published (or to be retried).
+    Pending,
+    /// Handed to the publisher.
+    Published,
+    /// Gave up after too many failures.
+    Dead,
+}
+
+/// An outbox row with its delivery state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRecord {
+    /// The message.
+    pub message: OutboxMessage,
+    /// Where it is in delivery.
+    pub status: OutboxStatus,
+    /// Failed publish attempts so far.
+    pub attempts: u32,
+    /// The last publish error.
+    pub last_error: Option<String>,
+}
+
+/// The relay side of the transactional outbox (rows are written by [`EventStore::commit`]).
+#[async_trait]
+pub trait Outbox: Send + Sync + 'static {
+    /// Up to `limit` pending rows, oldest first.
+    async fn pending(&self, limit: usize) -> Result<Vec<OutboxRecord>>;
+    /// Marks a row published.
+    async fn mark_published(&self, id: Uuid) -> Result<()>;
+    /// Records a failed attempt; the row becomes dead after `max_attempts`.
+    async fn mark_failed(&self, id: Uuid, error: &str, max_attempts: u32) -> Result<()>;
+    /// Every dead row.
+    async fn dead(&self) -> Result<Vec<OutboxRecord>>;
+}

@@ -1,0 +1,388 @@
+//! Registrations collected through `inventory`, and `App::build()`, which checks them.
+//!
+//! The macros submit one registration per event, aggregate, command, query and event
+//! handler. These back the run-time checks of [`AppBuilder::build`]; what can be checked
+//! at compile time (a missing `#[apply]`, a command without handler) never gets here.
+
+use std::any::{Any, TypeId};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use crate::cqrs::mediator::{ErasedCommandHandler, ErasedEventHandler, EventHandlerEntry, Runtime};
+use crate::cqrs::{
+    Command, CommandContext, CommandHandler, Deps, DynCommandHandler, DynEventHandler, EventContext,
+    Mediator, RetryPolicy,
+};
+use crate::domain::{Envelope, Event};
+use crate::error::{BuildError, Error, Result};
+use crate::memory::MemoryStore;
+use crate::middleware::{Middleware, Reply};
+use crate::ports::EventStore;
+
+/// A type a handler needs as `Dep<T>`.
+#[doc(hidden)]
+pub struct DepKey {
+    pub type_id: fn() -> TypeId,
+    pub type_name: fn() -> &'static str,
+}
+
+/// Submitted by `#[event]`.
+#[doc(hidden)]
+pub struct EventRegistration {
+    pub name: &'static str,
+    pub version: u32,
+    pub type_id: fn() -> TypeId,
+    pub type_name: fn() -> &'static str,
+}
+
+/// Submitted by `#[aggregate]` on the struct.
+#[doc(hidden)]
+pub struct AggregateRegistration {
+    pub name: &'static str,
+    pub type_name: fn() -> &'static str,
+    pub events: &'static [&'static str],
+}
+
+/// Submitted by `#[command(aggregate = ..)]` and `#[command_handler]`.
+#[doc(hidden)]
+pub struct CommandRegistration {
+    pub name: &'static str,
+    pub type_id: fn() -> TypeId,
+    pub handler: &'static str,
+    pub deps: &'static [DepKey],
+    pub call: for<'a> fn(Box<dyn Any + Send>, &'a mut CommandContext) -> BoxFuture<'a, Result<Reply>>,
+}
+
+/// Submitted by `#[query_handler]`.
+#[doc(hidden)]
+pub struct QueryRegistration {
+    pub name: &'static str,
+    pub type_id: fn() -> TypeId,
+    pub handler: &'static str,
+    pub deps: &'static [DepKey],
+}
+
+/// Submitted by `#[event_handler]`.
+#[doc(hidden)]
+pub struct EventHandlerRegistration {
+    pub handler: &'static str,
+    pub event_name: &'static str,
+    pub event_type_id: fn() -> TypeId,
+    pub deps: &'static [DepKey],
+    pub call: for<'a> fn(&'a (dyn Any + Send + Sync), &'a EventContext) -> BoxFuture<'a, Result<()>>,
+}
+
+inventory::collect!(EventRegistration);
+inventory::collect!(AggregateRegistration);
+inventory::collect!(CommandRegistration);
+inventory::collect!(QueryRegistration);
+inventory::collect!(EventHandlerRegistration);
+
+/// The erased call of a macro-registered command handler.
+#[doc(hidden)]
+pub fn erased_command<C: CommandHandler>(
+    cmd: Box<dyn Any + Send>,
+    ctx: &mut CommandContext,
+) -> BoxFuture<'_, Result<Reply>> {
+    Box::pin(async move {
+        let cmd = cmd
+            .downcast::<C>()
+            .map_err(|_| Error::handler(format!("handler of `{}` received another message type", C::NAME)))?;
+        let r = C::handle(*cmd, ctx).await?;
+        Ok(Box::new(r) as Reply)
+    })
+}
+
+struct StaticCommand(for<'a> fn(Box<dyn Any + Send>, &'a mut CommandContext) -> BoxFuture<'a, Result<Reply>>);
+
+impl ErasedCommandHandler for StaticCommand {
+    fn call<'a>(&'a self, cmd: Box<dyn Any + Send>, ctx: &'a mut CommandContext) -> BoxFuture<'a, Result<Reply>> {
+        (self.0)(cmd, ctx)
+    }
+}
+
+struct HandCommand<C, H>(H, PhantomData<fn(C)>);
+
+impl<C: Command, H: DynCommandHandler<C>> ErasedCommandHandler for HandCommand<C, H> {
+    fn call<'a>(&'a self, cmd: Box<dyn Any + Send>, ctx: &'a mut CommandContext) -> BoxFuture<'a, Result<Reply>> {
+        Box::pin(async move {
+            let cmd = cmd
+                .downcast::<C>()
+                .map_err(|_| Error::handler(format!("handler of `{}` received another message type", C::NAME)))?;
+            let r = self.0.handle(*cmd, ctx).await?;
+            Ok(Box::new(r) as Reply)
+        })
+    }
+}
+
+struct StaticEvent(for<'a> fn(&'a (dyn Any + Send + Sync), &'a EventContext) -> BoxFuture<'a, Result<()>>);
+
+impl ErasedEventHandler for StaticEvent {
+    fn call<'a>(&'a self, envelope: &'a (dyn Any + Send + Sync), ctx: &'a EventContext) -> BoxFuture<'a, Result<()>> {
+        (self.0)(envelope, ctx)
+    }
+}
+
+struct HandEvent<E, H>(H, PhantomData<fn(E)>);
+
+impl<E: Event, H: DynEventHandler<E>> ErasedEventHandler for HandEvent<E, H> {
+    fn call<'a>(&'a self, envelope: &'a (dyn Any + Send + Sync), ctx: &'a EventContext) -> BoxFuture<'a, Result<()>> {
+        match envelope.downcast_ref::<Envelope<E>>() {
+            Some(env) => self.0.handle(env, ctx),
+            None => Box::pin(async { Err(Error::handler(format!("handler of `{}` received another event type", E::NAME))) }),
+        }
+    }
+}
+
+/// The entry point: `App::builder()`.
+pub struct App;
+
+impl App {
+    /// Starts configuring an application.
+    pub fn builder() -> AppBuilder {
+        AppBuilder::default()
+    }
+}
+
+struct HandRegistered {
+    message: &'static str,
+    handler_type: TypeId,
+    handler_name: &'static str,
+}
+
+/// Configures the store, services, middleware and hand-registered handlers, then
+/// verifies everything in [`AppBuilder::build`].
+#[derive(Default)]
+pub struct AppBuilder {
+    store: Option<Arc<dyn EventStore>>,
+    deps: Deps,
+    middleware: Vec<Arc<dyn Middleware>>,
+    commands: HashMap<TypeId, (HandRegistered, Arc<dyn ErasedCommandHandler>)>,
+    event_handlers: Vec<(TypeId, &'static str, TypeId, Arc<dyn ErasedEventHandler>)>,
+    retry: RetryPolicy,
+    problems: Vec<String>,
+}
+
+impl AppBuilder {
+    /// The event store (default: a fresh [`MemoryStore`]).
+    pub fn event_store(mut self, store: impl EventStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The event store, already shared.
+    pub fn event_store_arc(mut self, store: Arc<dyn EventStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Provides a value to handlers that take `Dep<T>`.
+    pub fn provide<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.deps.insert(Arc::new(value));
+        self
+    }
+
+    /// Provides a shared value to handlers that take `Dep<T>`.
+    pub fn provide_arc<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
+        self.deps.insert(value);
+        self
+    }
+
+    /// Adds a middleware; the chain is ordered by [`Middleware::priority`], lower outer.
+    pub fn middleware(mut self, middleware: impl Middleware) -> Self {
+        self.middleware.push(Arc::new(middleware));
+        self
+    }
+
+    /// How root aggregate commands are retried on a version conflict.
+    pub fn retry_on_conflict(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Registers a command handler by hand, reached with `Mediator::dispatch`.
+    /// Registering the same handler type twice is harmless; a different second handler
+    /// for one command is reported by `build()`.
+    pub fn command_handler<C: Command, H: DynCommandHandler<C>>(mut self, handler: H) -> Self {
+        let reg = HandRegistered {
+            message: C::NAME,
+            handler_type: TypeId::of::<H>(),
+            handler_name: std::any::type_name::<H>(),
+        };
+        match self.commands.get(&TypeId::of::<C>()) {
+            Some((existing, _)) if existing.handler_type == reg.handler_type => {}
+            Some((existing, _)) => self.problems.push(format!(
+                "command `{}` has two handlers: `{}` and `{}`; keep one",
+                C::NAME,
+                existing.handler_name,
+                reg.handler_name
+            )),
+            None => {
+                self.commands.insert(TypeId::of::<C>(), (reg, Arc::new(HandCommand(handler, PhantomData))));
+            }
+        }
+        self
+    }
+
+    /// Registers an event handler by hand; it runs after the `#[event_handler]`s of `E`.
+    /// Registering the same handler type twice is harmless.
+    pub fn event_handler<E: Event, H: DynEventHandler<E>>(mut self, handler: H) -> Self {
+        let key = (TypeId::of::<E>(), TypeId::of::<H>());
+        if !self.event_handlers.iter().any(|(e, _, h, _)| (*e, *h) == key) {
+            self.event_handlers.push((
+                key.0,
+                std::any::type_name::<H>(),
+                key.1,
+                Arc::new(HandEvent(handler, PhantomData)),
+            ));
+        }
+        self
+    }
+
+    /// Verifies the registries and builds the mediator. Every problem found is listed in
+    /// one [`Error::Build`]: duplicate event, command or aggregate names, handlers whose
+    /// `Dep<T>` was never provided, handlers for types that are not registered, and
+    /// commands with two handlers.
+    pub fn build(self) -> Result<Mediator> {
+        let AppBuilder { store, deps, mut middleware, commands, event_handlers, retry, mut problems } = self;
+
+        // Events: one type per stable name.
+        let mut events: BTreeMap<&str, Vec<&EventRegistration>> = BTreeMap::new();
+        for e in inventory::iter::<EventRegistration> {
+            events.entry(e.name).or_default().push(e);
+        }
+        let mut event_types = HashSet::new();
+        for (name, regs) in &events {
+            let mut types: Vec<&str> = regs.iter().map(|r| (r.type_name)()).collect();
+            types.sort_unstable();
+            types.dedup();
+            if types.len() > 1 {
+                problems.push(format!(
+                    "event name `{name}` is used by {}; give each a unique `#[event(name = \"..\")]`",
+                    join(&types)
+                ));
+            }
+            event_types.extend(regs.iter().map(|r| (r.type_id)()));
+        }
+
+        // Aggregates: one type per stream type, and only registered events.
+        let mut aggregates: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for a in inventory::iter::<AggregateRegistration> {
+            aggregates.entry(a.name).or_default().push((a.type_name)());
+            for e in a.events {
+                if !events.contains_key(e) {
+                    problems.push(format!("aggregate `{}` lists event `{e}`, which is not registered", a.name));
+                }
+            }
+        }
+        for (name, types) in &mut aggregates {
+            types.sort_unstable();
+            types.dedup();
+            if types.len() > 1 {
+                problems.push(format!(
+                    "aggregate name `{name}` is used by {}; give each a unique `#[aggregate(name = \"..\")]`",
+                    join(types)
+                ));
+            }
+        }
+
+        // Commands: one handler each, unique names, dependencies provided.
+        let mut dyn_commands: HashMap<TypeId, Arc<dyn ErasedCommandHandler>> = HashMap::new();
+        let mut command_names: BTreeMap<&str, HashSet<TypeId>> = BTreeMap::new();
+        let mut static_handlers: HashMap<TypeId, &str> = HashMap::new();
+        for c in inventory::iter::<CommandRegistration> {
+            let type_id = (c.type_id)();
+            command_names.entry(c.name).or_default().insert(type_id);
+            static_handlers.insert(type_id, c.handler);
+            check_deps(&deps, c.handler, c.deps, &mut problems);
+            dyn_commands.insert(type_id, Arc::new(StaticCommand(c.call)));
+        }
+        for (type_id, (reg, handler)) in commands {
+            if let Some(existing) = static_handlers.get(&type_id) {
+                problems.push(format!(
+                    "command `{}` has two handlers: `{existing}` and `{}` (registered by hand); keep one",
+                    reg.message, reg.handler_name
+                ));
+            } else {
+                command_names.entry(reg.message).or_default().insert(type_id);
+                dyn_commands.insert(type_id, handler);
+            }
+        }
+        for (name, types) in &command_names {
+            if types.len() > 1 {
+                problems.push(format!(
+                    "command name `{name}` is used by {} types; give each a unique `#[command(name = \"..\")]`",
+                    types.len()
+                ));
+            }
+        }
+
+        // Queries: unique names, dependencies provided.
+        let mut query_names: BTreeMap<&str, HashSet<TypeId>> = BTreeMap::new();
+        for q in inventory::iter::<QueryRegistration> {
+            query_names.entry(q.name).or_default().insert((q.type_id)());
+            check_deps(&deps, q.handler, q.deps, &mut problems);
+        }
+        for (name, types) in &query_names {
+            if types.len() > 1 {
+                problems.push(format!(
+                    "query name `{name}` is used by {} types; give each a unique `#[query(name = \"..\")]`",
+                    types.len()
+                ));
+            }
+        }
+
+        // Event handlers: for registered events, dependencies provided; in a stable order.
+        let mut statics: Vec<&EventHandlerRegistration> = inventory::iter::<EventHandlerRegistration>.into_iter().collect();
+        statics.sort_by_key(|h| h.handler);
+        let mut handlers: HashMap<TypeId, Vec<EventHandlerEntry>> = HashMap::new();
+        for h in statics {
+            let type_id = (h.event_type_id)();
+            if !event_types.contains(&type_id) {
+                problems.push(format!(
+                    "event handler `{}` handles `{}`, which is not registered; mark it with `#[event]`",
+                    h.handler, h.event_name
+                ));
+            }
+            check_deps(&deps, h.handler, h.deps, &mut problems);
+            handlers
+                .entry(type_id)
+                .or_default()
+                .push(EventHandlerEntry { name: h.handler, handler: Arc::new(StaticEvent(h.call)) });
+        }
+        for (type_id, name, _, handler) in event_handlers {
+            handlers.entry(type_id).or_default().push(EventHandlerEntry { name, handler });
+        }
+
+        if !problems.is_empty() {
+            return Err(Error::Build(BuildError { problems }));
+        }
+        middleware.sort_by_key(|m| m.priority());
+        Ok(Mediator::from_runtime(Runtime {
+            store: store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+            deps,
+            middleware,
+            event_handlers: handlers,
+            dyn_commands,
+            retry,
+        }))
+    }
+}
+
+fn check_deps(deps: &Deps, handler: &str, needed: &[DepKey], problems: &mut Vec<String>) {
+    for d in needed {
+        if !deps.contains((d.type_id)()) {
+            problems.push(format!(
+                "`{handler}` needs `Dep<{}>`, which was never provided; add `.provide(..)` to `App::builder()`",
+                (d.type_name)()
+            ));
+        }
+    }
+}
+
+fn join(items: &[&str]) -> String {
+    items.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(" and ")
+}

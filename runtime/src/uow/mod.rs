@@ -1,0 +1,261 @@
+//! The unit of work: everything one root command stages, committed in one batch.
+//!
+//! Aggregates loaded inside a unit of work are kept in it (an identity map), so a
+//! nested command on the same aggregate sees the events its parent staged. `commit`
+//! hands one [`CommitBatch`] to the store (one transaction), then dispatches the events
+//! to their handlers and runs the after-commit hooks in the order they were added.
+//! `rollback` drops everything and runs no hook.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use uuid::Uuid;
+
+use crate::domain::{Aggregate, AggregateEvent, EventHeader, Metadata, Storage};
+use crate::error::{Error, Result};
+use crate::ports::{CommitBatch, NewEvent, OutboxMessage, StateWrite, StreamAppend, StreamKey};
+
+/// A unit of work shared by a root command and the commands nested in it.
+#[derive(Clone, Default)]
+pub struct UnitOfWork {
+    state: Arc<Mutex<UowState>>,
+}
+
+#[derive(Default)]
+struct UowState {
+    streams: Vec<Box<dyn StagedStream>>,
+    index: HashMap<StreamKey, usize>,
+    outbox: Vec<OutboxMessage>,
+    hooks: Vec<BoxFuture<'static, ()>>,
+    closed: Option<&'static str>,
+}
+
+/// An event committed by a unit of work, ready for its handlers.
+pub(crate) struct Committed {
+    pub(crate) type_id: TypeId,
+    pub(crate) envelope: Box<dyn Any + Send + Sync>,
+}
+
+/// What is left to do once the batch is durable.
+pub(crate) struct AfterCommit {
+    pub(crate) events: Vec<Committed>,
+    pub(crate) hooks: Vec<BoxFuture<'static, ()>>,
+}
+
+impl UnitOfWork {
+    /// A new, empty unit of work.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn open(&self) -> Result<parking_lot::MutexGuard<'_, UowState>> {
+        let guard = self.state.lock();
+        match guard.closed {
+            Some(how) => Err(Error::UnitOfWorkClosed(how)),
+            None => Ok(guard),
+        }
+    }
+
+    /// Whether the aggregate behind `key` is already staged.
+    pub(crate) fn contains(&self, key: &StreamKey) -> bool {
+        self.state.lock().index.contains_key(key)
+    }
+
+    /// Stages a freshly loaded aggregate unless one is already staged for its key.
+    pub(crate) fn stage<A: Aggregate>(&self, staged: Staged<A>) -> Result<()> {
+        let mut st = self.open()?;
+        if !st.index.contains_key(&staged.key) {
+            let i = st.streams.len();
+            st.index.insert(staged.key.clone(), i);
+            st.streams.push(Box::new(staged));
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the staged aggregate behind `key`.
+    pub(crate) fn with_staged<A: Aggregate, R>(
+        &self,
+        key: &StreamKey,
+        f: impl FnOnce(&mut Staged<A>) -> R,
+    ) -> Result<R> {
+        let mut st = self.open()?;
+        let i = *st.index.get(key).ok_or_else(|| Error::NotFound { stream: key.to_string() })?;
+        let staged = st.streams[i]
+            .as_any_mut()
+            .downcast_mut::<Staged<A>>()
+            .ok_or_else(|| Error::store(format!("stream `{key}` is staged as another aggregate type")))?;
+        Ok(f(staged))
+    }
+
+    /// Adds a message to the outbox, written in the same transaction as the events.
+    pub fn add_outbox(&self, message: OutboxMessage) -> Result<()> {
+        self.open()?.outbox.push(message);
+        Ok(())
+    }
+
+    /// Adds a hook that runs after a successful commit, after earlier hooks.
+    pub fn after_commit(&self, hook: BoxFuture<'static, ()>) -> Result<()> {
+        self.open()?.hooks.push(hook);
+        Ok(())
+    }
+
+    /// Drops everything staged; no hook runs.
+    pub fn rollback(&self) {
+        let mut st = self.state.lock();
+        if st.closed.is_none() {
+            st.closed = Some("rolled back");
+            st.streams.clear();
+            st.index.clear();
+            st.outbox.clear();
+            st.hooks.clear();
+        }
+    }
+
+    /// Serializes everything staged into one batch and closes the unit of work.
+    pub(crate) fn take_batch(&self) -> Result<(CommitBatch, Vec<Box<dyn StagedStream>>, Vec<BoxFuture<'static, ()>>)> {
+        let mut st = self.open()?;
+        let mut batch = CommitBatch::default();
+        for s in &st.streams {
+            s.write(&mut batch)?;
+        }
+        batch.outbox = std::mem::take(&mut st.outbox);
+        st.closed = Some("committed");
+        st.index.clear();
+        let streams = std::mem::take(&mut st.streams);
+        let hooks = std::mem::take(&mut st.hooks);
+        Ok((batch, streams, hooks))
+    }
+
+    /// Marks the unit of work failed after a store error (nothing was written).
+    pub(crate) fn mark_failed(&self) {
+        self.state.lock().closed = Some("rolled back");
+    }
+}
+
+/// Turns committed streams into handler-ready events; `wanted` says which payload types
+/// have handlers, so no envelope is built for events nobody listens to.
+pub(crate) fn after_commit(
+    streams: Vec<Box<dyn StagedStream>>,
+    hooks: Vec<BoxFuture<'static, ()>>,
+    positions: &[u64],
+    wanted: &dyn Fn(TypeId) -> bool,
+) -> AfterCommit {
+    let mut positions = positions.iter().copied();
+    let mut events = Vec::new();
+    for s in streams {
+        s.into_committed(&mut positions, wanted, &mut events);
+    }
+    AfterCommit { events, hooks }
+}
+
+/// A staged stream of any aggregate type.
+pub(crate) trait StagedStream: Send {
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn write(&self, batch: &mut CommitBatch) -> Result<()>;
+    fn into_committed(
+        self: Box<Self>,
+        positions: &mut dyn Iterator<Item = u64>,
+        wanted: &dyn Fn(TypeId) -> bool,
+        out: &mut Vec<Committed>,
+    );
+}
+
+/// An event decided but not yet committed.
+pub(crate) struct Pending<E> {
+    pub(crate) event: E,
+    pub(crate) event_id: Uuid,
+    pub(crate) metadata: Metadata,
+    pub(crate) occurred_at: DateTime<Utc>,
+}
+
+/// An aggregate loaded into a unit of work, with the events staged on it.
+pub(crate) struct Staged<A: Aggregate> {
+    pub(crate) key: StreamKey,
+    pub(crate) state: A,
+    /// The version it was loaded at.
+    pub(crate) loaded_version: u64,
+    pub(crate) pending: Vec<Pending<A::Event>>,
+}
+
+impl<A: Aggregate> Staged<A> {
+    pub(crate) fn version(&self) -> u64 {
+        self.loaded_version + self.pending.len() as u64
+    }
+}
+
+impl<A: Aggregate> StagedStream for Staged<A> {
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn write(&self, batch: &mut CommitBatch) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut events = Vec::with_capacity(self.pending.len());
+        for p in &self.pending {
+            let payload = p.event.to_json().map_err(|source| Error::Encode {
+                what: format!("event `{}` of stream `{}`", p.event.event_type(), self.key),
+                source,
+            })?;
+            events.push(NewEvent {
+                event_id: p.event_id,
+                event_type: p.event.event_type(),
+                schema_version: p.event.schema_version(),
+                payload,
+                metadata: p.metadata.clone(),
+                occurred_at: p.occurred_at,
+            });
+        }
+        if A::STORAGE == Storage::StateStored {
+            let state = serde_json::to_string(&self.state).map_err(|source| Error::Encode {
+                what: format!("state of `{}`", self.key),
+                source,
+            })?;
+            batch.states.push(StateWrite {
+                stream: self.key.clone(),
+                expected_version: self.loaded_version,
+                version: self.version(),
+                state,
+            });
+        }
+        batch.appends.push(StreamAppend {
+            stream: self.key.clone(),
+            expected_version: self.loaded_version,
+            events,
+        });
+        Ok(())
+    }
+
+    fn into_committed(
+        self: Box<Self>,
+        positions: &mut dyn Iterator<Item = u64>,
+        wanted: &dyn Fn(TypeId) -> bool,
+        out: &mut Vec<Committed>,
+    ) {
+        let Staged { key, loaded_version, pending, .. } = *self;
+        for (i, p) in pending.into_iter().enumerate() {
+            let position = positions.next().unwrap_or(0);
+            let type_id = p.event.payload_type_id();
+            if !wanted(type_id) {
+                continue;
+            }
+            let header = EventHeader {
+                event_id: p.event_id,
+                stream_type: key.stream_type.clone(),
+                stream_id: key.stream_id.clone(),
+                version: loaded_version + i as u64 + 1,
+                position,
+                event_type: p.event.event_type().to_owned(),
+                schema_version: p.event.schema_version(),
+                occurred_at: p.occurred_at,
+                metadata: p.metadata,
+            };
+            out.push(Committed { type_id, envelope: p.event.into_envelope(header) });
+        }
+    }
+}
