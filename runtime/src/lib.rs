@@ -50,6 +50,7 @@ pub mod __private {
     pub use core::clone::Clone;
     pub use core::convert::{From, Into};
     pub use core::fmt;
+    pub use core::marker::{Send, Sync};
     pub use core::future::Future;
     pub use core::option::Option::{self, None, Some};
     pub use core::result::Result::{self, Err, Ok};

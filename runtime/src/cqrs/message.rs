@@ -8,6 +8,11 @@ use crate::domain::{Aggregate, Envelope, Event};
 use crate::error::Result;
 
 /// A request to change state. Implemented by `#[command]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a command",
+    label = "not marked `#[command]`",
+    note = "mark the type with `#[command]` (add `aggregate = ..` when an aggregate handles it)"
+)]
 pub trait Command: Send + 'static {
     /// Stable name (the Rust type name unless `name = ".."` is given).
     const NAME: &'static str;
@@ -28,12 +33,16 @@ pub trait AggregateCommand: Command {
     fn aggregate_id(&self) -> &<Self::Aggregate as Aggregate>::Id;
 }
 
-/// A request for data. Implemented by `#[query]`.
+/// A request for data. Implemented by `#[query]`; its response type is the one its
+/// `#[query_handler]` returns.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a query",
+    label = "not marked `#[query]`",
+    note = "mark the type with `#[query]`"
+)]
 pub trait Query: Send + 'static {
     /// Stable name.
     const NAME: &'static str;
-    /// What `query` returns.
-    type Response: Send + 'static;
 }
 
 /// The one handler of a command, known at compile time.
@@ -64,6 +73,8 @@ pub trait CommandHandler: Command + Sized {
     note = "write `#[query_handler] async fn handle(q: {Self}, ctx: &QueryContext) -> Result<..>`"
 )]
 pub trait QueryHandler: Query + Sized {
+    /// What `query` returns.
+    type Response: Send + 'static;
     /// Answers the query.
     fn handle(self, ctx: &QueryContext) -> impl Future<Output = Result<Self::Response>> + Send;
 }

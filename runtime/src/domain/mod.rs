@@ -14,6 +14,11 @@ use serde::de::DeserializeOwned;
 ///
 /// Implemented by `#[event]`; the name is what is stored, so renaming the Rust type does
 /// not break stored streams.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event",
+    label = "not marked `#[event]`",
+    note = "mark the type with `#[event]` (and derive `Serialize`, `Deserialize`, `Debug`, `Clone`)"
+)]
 pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The stable type name written to the store (defaults to the Rust type name).
     const NAME: &'static str;
@@ -58,6 +63,11 @@ impl<T: Display + Clone + Send + Sync + 'static> AggregateId for T {}
 ///
 /// Implemented by `#[aggregate]` on the struct; the `#[aggregate]` on the impl block
 /// supplies the `#[handle]` and `#[apply]` methods.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an aggregate",
+    label = "not marked `#[aggregate(..)]`",
+    note = "mark the struct with `#[aggregate(id = .., events(..), error = ..)]` and derive `Default`, `Serialize`, `Deserialize`"
+)]
 pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The stream type, the aggregate's name in storage.
     const TYPE: &'static str;

@@ -1,0 +1,51 @@
+use quote::ToTokens;
+
+use super::model::{ApplyFn, EventRef, HandleFn};
+use crate::common::Errors;
+
+/// Each event once, and no two events whose variants would collide.
+pub(crate) fn events(errors: &mut Errors, events: &[EventRef]) {
+    for (i, e) in events.iter().enumerate() {
+        let key = e.ty.to_token_stream().to_string();
+        if events[..i].iter().any(|o| o.ty.to_token_stream().to_string() == key) {
+            errors.spanned(&e.ty, format!("event `{key}` is listed twice in `events(..)`; keep one"));
+        } else if events[..i].iter().any(|o| o.variant == e.variant) {
+            errors.spanned(
+                &e.ty,
+                format!(
+                    "two events end in `{}`, which would give the event enum two variants of that name; rename one of the types",
+                    e.variant
+                ),
+            );
+        }
+    }
+}
+
+/// One `#[handle]` per command, one `#[apply]` per event, and at least one of each kind
+/// of marker somewhere.
+pub(crate) fn methods(errors: &mut Errors, handles: &[HandleFn], applies: &[ApplyFn], item: &syn::ItemImpl) {
+    for (i, h) in handles.iter().enumerate() {
+        let key = h.command.to_token_stream().to_string();
+        if let Some(first) = handles[..i].iter().find(|o| o.command.to_token_stream().to_string() == key) {
+            errors.spanned(
+                &h.method,
+                format!("command `{key}` is already handled by `{}`; a command has one `#[handle]` method", first.method),
+            );
+        }
+    }
+    for (i, a) in applies.iter().enumerate() {
+        let key = a.event.to_token_stream().to_string();
+        if let Some(first) = applies[..i].iter().find(|o| o.event.to_token_stream().to_string() == key) {
+            errors.spanned(
+                &a.method,
+                format!("event `{key}` is already applied by `{}`; an event has one `#[apply]` method", first.method),
+            );
+        }
+    }
+    if handles.is_empty() && applies.is_empty() {
+        errors.spanned(
+            &item.self_ty,
+            "this `#[aggregate]` impl block has no `#[handle]` or `#[apply]` method; mark the methods that decide with `#[handle]` and those that evolve with `#[apply]`",
+        );
+    }
+}

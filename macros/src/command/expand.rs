@@ -1,0 +1,68 @@
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::model::{CommandModel, Target};
+
+pub(crate) fn expand(model: &CommandModel, item: TokenStream) -> TokenStream {
+    let CommandModel { krate: k, ident, name, response, target } = model;
+    let response = response.as_ref().map_or_else(|| quote!(()), |r| quote!(#r));
+    let routed = target.as_ref().map(|t| routed(model, t));
+    quote! {
+        #item
+        #[doc(hidden)]
+        const _: () = {
+            #[automatically_derived]
+            impl #k::Command for #ident {
+                const NAME: &'static str = #name;
+                type Response = #response;
+            }
+            #routed
+        };
+    }
+}
+
+/// The aggregate route: `AggregateCommand`, the `CommandHandler` that loads, decides and
+/// stages, and its registration.
+fn routed(model: &CommandModel, target: &Target) -> TokenStream {
+    let CommandModel { krate: k, ident, name, .. } = model;
+    let p = quote!(#k::__private);
+    let Target { aggregate, id_field, id_ty } = target;
+    let id_ref = quote_spanned!(id_ty.span() => &self.#id_field);
+    let execute = quote_spanned!(aggregate.span() => ctx.__execute::<#aggregate, Self>(&self));
+    let run_root = quote_spanned!(aggregate.span() => root.run_aggregate::<#aggregate, Self>(self));
+    let handler = format!("#[handle] of {}", quote!(#aggregate));
+    quote! {
+        #[automatically_derived]
+        impl #k::AggregateCommand for #ident {
+            type Aggregate = #aggregate;
+            fn aggregate_id(&self) -> &<#aggregate as #k::Aggregate>::Id {
+                #id_ref
+            }
+        }
+
+        #[automatically_derived]
+        impl #k::CommandHandler for #ident {
+            fn handle(
+                self,
+                ctx: &mut #k::CommandContext,
+            ) -> impl #p::Future<Output = #k::Result<()>> + #p::Send {
+                async move { #execute.await }
+            }
+
+            fn __run_root(self, root: &#p::Root) -> impl #p::Future<Output = #k::Result<()>> + #p::Send {
+                #run_root
+            }
+        }
+
+        #p::inventory::submit! {
+            #p::CommandRegistration {
+                name: #name,
+                type_id: #p::TypeId::of::<#ident>,
+                handler: #handler,
+                deps: &[],
+                call: #p::erased_command::<#ident>,
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+use syn::{Ident, LitStr, Member, Path, Type};
+
+/// A `#[command]` type.
+pub(crate) struct CommandModel {
+    pub(crate) krate: Path,
+    pub(crate) ident: Ident,
+    pub(crate) name: LitStr,
+    pub(crate) response: Option<Type>,
+    /// Set for commands an aggregate handles.
+    pub(crate) target: Option<Target>,
+}
+
+/// The aggregate a command is routed to, and the field holding its id.
+pub(crate) struct Target {
+    pub(crate) aggregate: Type,
+    pub(crate) id_field: Member,
+    pub(crate) id_ty: Type,
+}

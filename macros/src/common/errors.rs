@@ -1,0 +1,46 @@
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+
+/// Collects every error of one macro call, so all are reported at once.
+#[derive(Default)]
+pub(crate) struct Errors {
+    combined: Option<syn::Error>,
+}
+
+impl Errors {
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        match &mut self.combined {
+            Some(e) => e.combine(error),
+            None => self.combined = Some(error),
+        }
+    }
+
+    pub(crate) fn spanned(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, message));
+    }
+
+    pub(crate) fn at(&mut self, span: proc_macro2::Span, message: impl std::fmt::Display) {
+        self.push(syn::Error::new(span, message));
+    }
+
+    pub(crate) fn extend(&mut self, other: Errors) {
+        if let Some(e) = other.combined {
+            self.push(e);
+        }
+    }
+
+    /// `Ok(value)` when nothing went wrong, else every error.
+    pub(crate) fn finish<T>(self, value: T) -> Result<T, syn::Error> {
+        match self.combined {
+            Some(e) => Err(e),
+            None => Ok(value),
+        }
+    }
+}
+
+/// The user's item untouched plus the errors: one mistake does not cascade into many,
+/// and rust-analyzer keeps seeing the item.
+pub(crate) fn fallback(item: TokenStream, error: &syn::Error) -> TokenStream {
+    let errors = error.to_compile_error();
+    quote::quote! { #item #errors }
+}

@@ -1,0 +1,73 @@
+//! Helpers shared by every macro.
+
+pub(crate) mod args;
+pub(crate) mod errors;
+
+pub(crate) use args::Args;
+pub(crate) use errors::{Errors, fallback};
+
+use syn::{GenericArgument, PathArguments, Type};
+
+/// The last path segment of a type, with its generic arguments (`a::Dep<T>` → `Dep`, `[T]`).
+pub(crate) fn last_segment(ty: &Type) -> Option<(&syn::Ident, Vec<&Type>)> {
+    let Type::Path(p) = ty else { return None };
+    if p.qself.is_some() {
+        return None;
+    }
+    let seg = p.path.segments.last()?;
+    let args = match &seg.arguments {
+        PathArguments::AngleBracketed(a) => a
+            .args
+            .iter()
+            .filter_map(|g| match g {
+                GenericArgument::Type(t) => Some(t),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Some((&seg.ident, args))
+}
+
+/// `Name<T>` → `T` when the last segment is `name` with exactly one type argument.
+pub(crate) fn single_arg<'a>(ty: &'a Type, name: &str) -> Option<&'a Type> {
+    match last_segment(ty) {
+        Some((ident, args)) if ident == name && args.len() == 1 => Some(args[0]),
+        _ => None,
+    }
+}
+
+/// Whether the last segment of a path type is `name`.
+pub(crate) fn is_named(ty: &Type, name: &str) -> bool {
+    matches!(last_segment(ty), Some((ident, _)) if ident == name)
+}
+
+/// The error for an item of the wrong kind.
+pub(crate) fn wrong_item(macro_name: &str, expected: &str, item: &proc_macro2::TokenStream) -> syn::Error {
+    syn::Error::new_spanned(
+        first_tokens(item),
+        format!("`#[{macro_name}]` goes on {expected}"),
+    )
+}
+
+/// The first few tokens of an item (its keyword and name), a readable span.
+fn first_tokens(item: &proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+    item.clone()
+        .into_iter()
+        .skip_while(|t| matches!(t, proc_macro2::TokenTree::Punct(p) if p.as_char() == '#'))
+        .skip_while(|t| matches!(t, proc_macro2::TokenTree::Group(_)))
+        .take(3)
+        .collect()
+}
+
+/// Rejects generics: registration needs one concrete type.
+pub(crate) fn no_generics(errors: &mut Errors, generics: &syn::Generics, macro_name: &str, what: &str) {
+    if !generics.params.is_empty() || generics.where_clause.is_some() {
+        errors.spanned(
+            generics,
+            format!(
+                "`#[{macro_name}]` cannot be used on a generic {what}: it is registered by name for the whole program; use a concrete type"
+            ),
+        );
+    }
+}

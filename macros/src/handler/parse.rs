@@ -1,0 +1,116 @@
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+use syn::{FnArg, ItemFn, ReturnType, Type};
+
+use super::model::{HandlerFn, Kind, Param};
+use super::validate;
+use crate::common::{Args, Errors, is_named, single_arg, wrong_item};
+
+pub(crate) fn parse(kind: Kind, args: TokenStream, item: &TokenStream) -> syn::Result<HandlerFn> {
+    let name = kind.macro_name();
+    let f: ItemFn = syn::parse2(item.clone()).map_err(|_| {
+        wrong_item(name, &format!("an `async fn`, like `{}`", kind.example()), item)
+    })?;
+    let mut args = Args::parse(name, args);
+    let krate = args.krate();
+    let mut errors = Errors::default();
+    errors.extend(args.finish(&["crate"]));
+    validate::signature(&mut errors, kind, &f);
+
+    let mut params = Vec::new();
+    let mut message: Option<(Type, bool)> = None;
+    for input in &f.sig.inputs {
+        let FnArg::Typed(pt) = input else { continue };
+        match classify(&mut errors, kind, &pt.ty) {
+            Some(Classified::Dep(t)) => params.push(Param::Dep(t)),
+            Some(Classified::Context(shared)) => params.push(Param::Context { shared }),
+            Some(Classified::Message(t, envelope)) => {
+                if let Some((first, _)) = &message {
+                    errors.spanned(
+                        &pt.ty,
+                        format!(
+                            "a handler receives one {} (already `{}`); other parameters must be `Dep<T>` services or `&{}`",
+                            kind.message(),
+                            first.to_token_stream(),
+                            kind.context()
+                        ),
+                    );
+                } else {
+                    message = Some((t, envelope));
+                }
+                params.push(Param::Message);
+            }
+            None => {}
+        }
+    }
+    if message.is_none() {
+        errors.spanned(
+            &f.sig.ident,
+            format!("`#[{name}]` needs a parameter for the {} it handles, like `{}`", kind.message(), kind.example()),
+        );
+    }
+    let ok_type = ok_type(&f.sig.output);
+    if kind == Kind::Query && ok_type.is_none() {
+        errors.spanned(
+            &f.sig.output,
+            "a `#[query_handler]` returns `Result<T>` (or `Result<T, E>`), where `T` is what the query answers with",
+        );
+    }
+    let ident = f.sig.ident.clone();
+    let (message, envelope) = message.unwrap_or_else(|| (syn::parse_quote!(()), false));
+    errors.finish(HandlerFn { krate, kind, item: f, ident, message, envelope, params, ok_type })
+}
+
+enum Classified {
+    Message(Type, bool),
+    Context(bool),
+    Dep(Type),
+}
+
+fn classify(errors: &mut Errors, kind: Kind, ty: &Type) -> Option<Classified> {
+    if let Some(inner) = single_arg(ty, "Dep") {
+        return Some(Classified::Dep(inner.clone()));
+    }
+    if let Type::Reference(r) = ty {
+        for ctx in ["CommandContext", "QueryContext", "EventContext"] {
+            if is_named(&r.elem, ctx) {
+                if ctx != kind.context() {
+                    errors.spanned(ty, format!("a `#[{}]` receives `&{}`, not `{ctx}`", kind.macro_name(), kind.context()));
+                    return None;
+                }
+                return Some(Classified::Context(r.mutability.is_none()));
+            }
+        }
+    }
+    if let Type::ImplTrait(_) = ty {
+        errors.spanned(ty, format!("the {} parameter needs a concrete type, not `impl Trait`", kind.message()));
+        return None;
+    }
+    match (kind, ty) {
+        (Kind::Event, Type::Reference(r)) if r.mutability.is_none() => match single_arg(&r.elem, "Envelope") {
+            Some(inner) => Some(Classified::Message(inner.clone(), true)),
+            None => Some(Classified::Message((*r.elem).clone(), false)),
+        },
+        (Kind::Event, _) => {
+            errors.spanned(ty, "event handlers borrow the event: take `&Envelope<Deposited>` (with metadata) or `&Deposited`");
+            None
+        }
+        (_, Type::Reference(_)) => {
+            errors.spanned(
+                ty,
+                format!("take the {} by value, like `{}`", kind.message(), kind.example()),
+            );
+            None
+        }
+        _ => Some(Classified::Message(ty.clone(), false)),
+    }
+}
+
+/// `T` from a return type `Result<T>` / `Result<T, E>` (any path ending in `Result`).
+fn ok_type(output: &ReturnType) -> Option<Type> {
+    let ReturnType::Type(_, ty) = output else { return None };
+    match crate::common::last_segment(ty) {
+        Some((ident, args)) if ident == "Result" && !args.is_empty() => Some(args[0].clone()),
+        _ => None,
+    }
+}
