@@ -195,7 +195,12 @@ impl EventContext {
     }
 
     /// A provided service.
-    pub fn dep<T: Send + Sync + 'static>(&self, needed_by: &'static str) -> Result<Dep<T>> {
+    pub fn dep<T: Send + Sync + 'static>(&self) -> Result<Dep<T>> {
+        self.mediator.dep::<T>("event handler")
+    }
+
+    #[doc(hidden)]
+    pub fn __dep<T: Send + Sync + 'static>(&self, needed_by: &'static str) -> Result<Dep<T>> {
         self.mediator.dep::<T>(needed_by)
     }
 

@@ -52,6 +52,9 @@ pub enum Storage {
     EventSourced,
     /// A JSON state row with a version column is the truth; events are still journaled
     /// to the event log in the same transaction for handlers, projections and the outbox.
+    /// The journal stream and the row share their version (the row's version check and
+    /// the stream's expected version guard the same write), so state rows are written
+    /// through the framework only.
     StateStored,
 }
 

@@ -1,0 +1,83 @@
+//! `App::build()` reports every wiring problem it can only see at run time, in one error.
+//! This binary is deliberately mis-wired; nothing else lives in it.
+
+use cqrs_ddd::prelude::*;
+
+mod billing {
+    use cqrs_ddd::prelude::*;
+    #[event(name = "Paid")]
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub(crate) struct Paid {
+        pub(crate) cents: u64,
+    }
+}
+
+mod shipping {
+    use cqrs_ddd::prelude::*;
+    #[event(name = "Paid")]
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub(crate) struct Paid {
+        pub(crate) parcel: String,
+    }
+}
+
+/// Implemented by hand, so never registered with `#[event]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Unregistered;
+impl Event for Unregistered {
+    const NAME: &'static str = "Unregistered";
+    const VERSION: u32 = 1;
+}
+
+struct Mailer;
+struct Clock;
+
+#[event_handler]
+async fn on_unregistered(_e: &Unregistered) -> Result<()> {
+    Ok(())
+}
+
+#[event_handler]
+async fn mail_receipt(_e: &Envelope<billing::Paid>, _mailer: Dep<Mailer>) -> Result<()> {
+    Ok(())
+}
+
+#[command(name = "Charge")]
+struct ChargeV1;
+#[command(name = "Charge")]
+struct ChargeV2;
+
+#[command_handler]
+async fn charge_v1(_c: ChargeV1, _clock: Dep<Clock>) -> Result<()> {
+    Ok(())
+}
+
+#[command_handler]
+async fn charge_v2(_c: ChargeV2, _ctx: &mut CommandContext) -> Result<()> {
+    Ok(())
+}
+
+#[test]
+fn build_lists_every_problem_at_once() {
+    let err = App::builder().build().err().expect("a mis-wired app must not build");
+    let Error::Build(b) = &err else { panic!("expected a build error, got {err}") };
+    let text = err.to_string();
+    let expect = [
+        "event name `Paid` is used by `build_errors::billing::Paid` and `build_errors::shipping::Paid`",
+        "command name `Charge` is used by 2 types",
+        "`build_errors::charge_v1` needs `Dep<build_errors::Clock>`, which was never provided",
+        "`build_errors::mail_receipt` needs `Dep<build_errors::Mailer>`, which was never provided",
+        "event handler `build_errors::on_unregistered` handles `Unregistered`, which is not registered",
+    ];
+    for e in expect {
+        assert!(text.contains(e), "missing {e:?} in:\n{text}");
+    }
+    assert_eq!(b.problems.len(), expect.len(), "{text}");
+}
+
+#[test]
+fn providing_the_services_removes_those_problems() {
+    let err = App::builder().provide(Mailer).provide(Clock).build().err().unwrap();
+    let Error::Build(b) = err else { panic!() };
+    assert_eq!(b.problems.len(), 3, "{b}");
+}
