@@ -74,6 +74,28 @@ pub mod __private {
         r.map_err(Into::into)
     }
 
+    /// The response type a handler returns is the one its message declares.
+    #[diagnostic::on_unimplemented(
+        message = "this handler returns `{Self}`, but its message responds with `{T}`",
+        label = "expected `Result<{T}>` here",
+        note = "return `Result<{T}>`, or change `#[command(response = ..)]` on the command (event handlers return `Result<()>`)"
+    )]
+    pub trait SameResponse<T> {
+        /// Identity.
+        fn same(self) -> T;
+    }
+
+    impl<T> SameResponse<T> for T {
+        fn same(self) -> T {
+            self
+        }
+    }
+
+    /// Checks and passes on a handler's result (see [`SameResponse`]).
+    pub fn respond<R: SameResponse<E>, E>(r: crate::Result<R>) -> crate::Result<E> {
+        r.map(SameResponse::same)
+    }
+
     /// A handler received an envelope of another type (a wiring bug, reported not panicked).
     pub fn wrong_envelope(handler: &'static str) -> crate::Error {
         crate::Error::handler(format!("event handler `{handler}` received an envelope of another event type"))

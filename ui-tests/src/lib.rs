@@ -1,1 +1,1 @@
-
+//! trybuild cases of cqrs-ddd; see `tests/ui.rs`.

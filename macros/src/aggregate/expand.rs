@@ -112,7 +112,8 @@ pub(crate) fn expand_impl(model: &AggregateImpl) -> TokenStream {
 
 fn apply_impl(model: &AggregateImpl, a: &ApplyFn) -> TokenStream {
     let AggregateImpl { krate: k, self_ty, .. } = model;
-    let ApplyFn { method, event } = a;
+    let ApplyFn { method, event, stub } = a;
+    let body = if *stub { quote!(let _ = event;) } else { quote!(<#self_ty>::#method(self, event)) };
     let check = quote_spanned! { event.span() =>
         const _: fn() = || {
             fn __cqrs_ddd_listed<E: #k::EventOf<#self_ty>>() {}
@@ -124,7 +125,7 @@ fn apply_impl(model: &AggregateImpl, a: &ApplyFn) -> TokenStream {
         impl #k::Apply<#event> for #self_ty {
             #[inline]
             fn apply_event(&mut self, event: &#event) {
-                <#self_ty>::#method(self, event)
+                #body
             }
         }
         #check
@@ -134,13 +135,18 @@ fn apply_impl(model: &AggregateImpl, a: &ApplyFn) -> TokenStream {
 fn handle_impl(model: &AggregateImpl, h: &HandleFn) -> TokenStream {
     let AggregateImpl { krate: k, self_ty, .. } = model;
     let p = quote!(#k::__private);
-    let HandleFn { method, command, by_ref, policy } = h;
+    let HandleFn { method, command, by_ref, policy, stub } = h;
     let policy = match policy {
         Policy::MustExist => quote!(MustExist),
         Policy::Create => quote!(Create),
         Policy::CreateIfMissing => quote!(CreateIfMissing),
     };
     let arg = if *by_ref { quote!(cmd) } else { quote_spanned!(command.span() => #p::Clone::clone(cmd)) };
+    let body = if *stub {
+        quote!(::core::unreachable!("`#[handle]` method with a compile error"))
+    } else {
+        quote!(#p::Result::map_err(<#self_ty>::#method(self, #arg), #p::Into::into))
+    };
     let check = quote_spanned! { command.span() =>
         const _: fn() = || {
             fn __cqrs_ddd_routed<C: #k::AggregateCommand<Aggregate = #self_ty>>() {}
@@ -155,7 +161,7 @@ fn handle_impl(model: &AggregateImpl, h: &HandleFn) -> TokenStream {
                 &self,
                 cmd: &#command,
             ) -> #p::Result<#p::Vec<<Self as #k::Aggregate>::Event>, <Self as #k::Aggregate>::Error> {
-                #p::Result::map_err(<#self_ty>::#method(self, #arg), #p::Into::into)
+                #body
             }
         }
         #check

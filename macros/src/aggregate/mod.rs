@@ -7,8 +7,6 @@ mod parse;
 mod validate;
 
 use proc_macro2::TokenStream;
-use quote::ToTokens;
-
 use crate::common::{fallback, wrong_item};
 
 pub(crate) fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -18,24 +16,13 @@ pub(crate) fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
             Err(e) => fallback(item, &e),
         },
         Ok(syn::Item::Impl(imp)) => {
-            let original = imp.to_token_stream();
-            match parse::parse_impl(args, imp) {
-                Ok(model) => expand::expand_impl(&model),
-                Err(e) => fallback(strip_markers(original), &e),
+            let (model, errors) = parse::parse_impl(args, imp);
+            let expanded = expand::expand_impl(&model);
+            match errors.finish(()) {
+                Ok(()) => expanded,
+                Err(e) => fallback(expanded, &e),
             }
         }
         _ => fallback(item.clone(), &wrong_item("aggregate", "a struct (with `id`, `events` and `error`) or on its impl block", &item)),
     }
-}
-
-/// The impl block without `#[handle]`/`#[apply]`, so a failed expansion adds no
-/// "cannot find attribute" errors on top of the real one.
-fn strip_markers(item: TokenStream) -> TokenStream {
-    let Ok(mut imp) = syn::parse2::<syn::ItemImpl>(item.clone()) else { return item };
-    for it in &mut imp.items {
-        if let syn::ImplItem::Fn(f) = it {
-            f.attrs.retain(|a| !a.path().is_ident("handle") && !a.path().is_ident("apply"));
-        }
-    }
-    imp.to_token_stream()
 }

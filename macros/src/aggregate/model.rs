@@ -47,10 +47,14 @@ pub(crate) struct HandleFn {
     /// Whether it takes `&Command` (otherwise the command is cloned).
     pub(crate) by_ref: bool,
     pub(crate) policy: Policy,
+    /// The method has a mistake (reported); only a stub impl is generated.
+    pub(crate) stub: bool,
 }
 
 /// An `#[apply]` method.
 pub(crate) struct ApplyFn {
     pub(crate) method: Ident,
     pub(crate) event: Type,
+    /// The method has a mistake (reported); only a stub impl is generated.
+    pub(crate) stub: bool,
 }

@@ -28,9 +28,9 @@ pub(crate) fn parse_struct(args: TokenStream, item: &Item) -> syn::Result<Aggreg
     errors.extend(args.finish(STRUCT_KEYS));
     no_generics(&mut errors, generics, "aggregate", "type");
 
-    for (key, missing) in [("id", id.is_none()), ("error", error.is_none()), ("events", events.is_none())] {
+    for (key, missing) in [("id = ..", id.is_none()), ("events(..)", events.is_none()), ("error = ..", error.is_none())] {
         if missing {
-            errors.spanned(ident, format!("`#[aggregate]` needs `{key} = ..`; write `{USAGE}`"));
+            errors.spanned(ident, format!("`#[aggregate]` needs `{key}`; write `{USAGE}`"));
         }
     }
     let mut event_refs = Vec::new();
@@ -72,7 +72,10 @@ pub(crate) fn parse_struct(args: TokenStream, item: &Item) -> syn::Result<Aggreg
     })
 }
 
-pub(crate) fn parse_impl(args: TokenStream, mut item: syn::ItemImpl) -> syn::Result<AggregateImpl> {
+/// The impl block's model and its errors. The model is returned even with errors: a
+/// method with a mistake becomes a stub, so the mistake is reported once instead of
+/// cascading into "no `#[apply]` method" errors elsewhere.
+pub(crate) fn parse_impl(args: TokenStream, mut item: syn::ItemImpl) -> (AggregateImpl, Errors) {
     let mut args = Args::parse("aggregate", args);
     let krate = args.krate();
     let mut errors = Errors::default();
@@ -109,7 +112,7 @@ pub(crate) fn parse_impl(args: TokenStream, mut item: syn::ItemImpl) -> syn::Res
     }
     validate::methods(&mut errors, &handles, &applies, &item);
     let self_ty = (*item.self_ty).clone();
-    errors.finish(AggregateImpl { krate, self_ty, item, handles, applies })
+    (AggregateImpl { krate, self_ty, item, handles, applies }, errors)
 }
 
 enum Marker {
@@ -200,7 +203,9 @@ fn common_checks(errors: &mut Errors, f: &ImplItemFn, marker: &str) {
     }
 }
 
-fn handle_fn(errors: &mut Errors, f: &ImplItemFn, policy: Policy) -> Option<HandleFn> {
+fn handle_fn(all: &mut Errors, f: &ImplItemFn, policy: Policy) -> Option<HandleFn> {
+    let mut errors = Errors::default();
+    let errors = &mut errors;
     common_checks(errors, f, "handle");
     match f.sig.receiver() {
         Some(r) if r.reference.is_some() && r.mutability.is_none() => {}
@@ -210,14 +215,19 @@ fn handle_fn(errors: &mut Errors, f: &ImplItemFn, policy: Policy) -> Option<Hand
         ),
         _ => errors.spanned(&f.sig.ident, "`#[handle]` methods take `&self`: `fn deposit(&self, cmd: &Deposit)`"),
     }
-    let ty = single_arg(errors, f, "`#[handle]` methods", "`fn deposit(&self, cmd: &Deposit)`")?;
+    let ty = single_arg(errors, f, "`#[handle]` methods", "`fn deposit(&self, cmd: &Deposit)`");
     let (command, by_ref) = match ty {
-        Type::Reference(r) if r.mutability.is_none() => ((*r.elem).clone(), true),
-        Type::Reference(r) => {
-            errors.spanned(r, "take the command by value or by `&`, not `&mut`");
+        Some(Type::Reference(r)) => {
+            if r.mutability.is_some() {
+                errors.spanned(r, "take the command by value or by `&`, not `&mut`");
+            }
+            ((*r.elem).clone(), true)
+        }
+        Some(other) => (other.clone(), false),
+        None => {
+            all.extend(std::mem::take(errors));
             return None;
         }
-        other => (other.clone(), false),
     };
     if matches!(f.sig.output, syn::ReturnType::Default) {
         errors.spanned(
@@ -225,10 +235,14 @@ fn handle_fn(errors: &mut Errors, f: &ImplItemFn, policy: Policy) -> Option<Hand
             "`#[handle]` methods return the events they decide: `-> Result<Vec<AccountEvent>, AccountError>`",
         );
     }
-    Some(HandleFn { method: f.sig.ident.clone(), command, by_ref, policy })
+    let stub = errors.has_errors();
+    all.extend(std::mem::take(errors));
+    Some(HandleFn { method: f.sig.ident.clone(), command, by_ref, policy, stub })
 }
 
-fn apply_fn(errors: &mut Errors, f: &ImplItemFn) -> Option<ApplyFn> {
+fn apply_fn(all: &mut Errors, f: &ImplItemFn) -> Option<ApplyFn> {
+    let mut errors = Errors::default();
+    let errors = &mut errors;
     common_checks(errors, f, "apply");
     match f.sig.receiver() {
         Some(r) if r.reference.is_some() && r.mutability.is_some() => {}
@@ -238,17 +252,19 @@ fn apply_fn(errors: &mut Errors, f: &ImplItemFn) -> Option<ApplyFn> {
     if let syn::ReturnType::Type(_, ty) = &f.sig.output {
         errors.spanned(ty, "`#[apply]` methods return nothing: applying an event cannot fail, validation belongs in `#[handle]`");
     }
-    let ty = single_arg(errors, f, "`#[apply]` methods", "`fn deposited(&mut self, e: &Deposited)`")?;
-    match ty {
-        Type::Reference(r) if r.mutability.is_none() => Some(ApplyFn { method: f.sig.ident.clone(), event: (*r.elem).clone() }),
-        other => {
+    let ty = single_arg(errors, f, "`#[apply]` methods", "`fn deposited(&mut self, e: &Deposited)`");
+    let event = ty.map(|ty| {
+        if !matches!(ty, Type::Reference(r) if r.mutability.is_none()) {
             errors.spanned(
-                other,
-                format!("`#[apply]` methods take the event by reference: `e: &{}`", strip_ref(other).to_token_stream()),
+                ty,
+                format!("`#[apply]` methods take the event by reference: `e: &{}`", strip_ref(ty).to_token_stream()),
             );
-            None
         }
-    }
+        strip_ref(ty).clone()
+    });
+    let stub = errors.has_errors();
+    all.extend(std::mem::take(errors));
+    Some(ApplyFn { method: f.sig.ident.clone(), event: event?, stub })
 }
 
 fn strip_ref(ty: &Type) -> &Type {

@@ -88,9 +88,10 @@ impl Args {
         Some(arg)
     }
 
-    fn wrong(&mut self, arg: &Arg, shape: &str) {
+    /// `shape` is what the key takes, `example` the key written right.
+    fn wrong(&mut self, arg: &Arg, shape: &str, example: &str) {
         let m = self.macro_name;
-        self.errors.spanned(&arg.key, format!("`{}` takes {shape}, like `#[{m}({} ..)]`", arg.key, arg.key));
+        self.errors.spanned(&arg.key, format!("`{}` takes {shape}, like `#[{m}({example})]`", arg.key));
     }
 
     /// `key = Type`.
@@ -99,7 +100,7 @@ impl Args {
         match arg.value {
             Value::Type(t) => Some(*t),
             _ => {
-                self.wrong(&arg, &format!("a type: `{key} = {example}`"));
+                self.wrong(&arg, "a type", &format!("{key} = {example}"));
                 None
             }
         }
@@ -115,7 +116,7 @@ impl Args {
                 None
             }
             _ => {
-                self.wrong(&arg, &format!("a string: `{key} = \"..\"`"));
+                self.wrong(&arg, "a string", &format!("{key} = \"..\""));
                 None
             }
         }
@@ -133,7 +134,7 @@ impl Args {
                 }
             },
             _ => {
-                self.wrong(&arg, &format!("a number: `{key} = {min}`"));
+                self.wrong(&arg, "a number", &format!("{key} = {min}"));
                 None
             }
         }
@@ -145,7 +146,7 @@ impl Args {
         match arg.value {
             Value::List(l) => Some((arg.key.span(), l)),
             _ => {
-                self.wrong(&arg, &format!("a list: `{key}({example})`"));
+                self.wrong(&arg, "a list", &format!("{key}({example})"));
                 None
             }
         }
@@ -173,7 +174,7 @@ impl Args {
                 }
             },
             _ => {
-                self.wrong(&arg, "a path: `crate = ::cqrs_ddd`");
+                self.wrong(&arg, "a path", "crate = ::cqrs_ddd");
                 default
             }
         }

@@ -23,6 +23,10 @@ impl Errors {
         self.push(syn::Error::new(span, message));
     }
 
+    pub(crate) fn has_errors(&self) -> bool {
+        self.combined.is_some()
+    }
+
     pub(crate) fn extend(&mut self, other: Errors) {
         if let Some(e) = other.combined {
             self.push(e);

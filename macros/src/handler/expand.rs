@@ -43,8 +43,23 @@ fn call(model: &HandlerFn, message: &TokenStream) -> (TokenStream, TokenStream) 
     let ident = &model.ident;
     let k = &model.krate;
     let out = &model.item.sig.output;
-    let invoke = quote_spanned!(out.span() => #k::__private::into_result(#ident(#(#args),*).await));
-    (quote!(#(#lets)*), invoke)
+    // Spanned on the return type: a response type that does not match the message's
+    // points there, not at the attribute.
+    let result = quote!(#k::__private::into_result(#ident(#(#args),*).await));
+    let result = match (&model.ok_type, model.kind) {
+        (Some(ok), Kind::Command) => {
+            let msg = &model.message;
+            let expected = quote!(<#msg as #k::Command>::Response);
+            quote_spanned!(ok.span() => #k::__private::respond::<#ok, #expected>(#result))
+        }
+        (Some(ok), Kind::Event) => quote_spanned!(ok.span() => #k::__private::respond::<#ok, ()>(#result)),
+        _ => result,
+    };
+    let invoke = quote_spanned!(out.span() => async move {
+        #(#lets)*
+        #result
+    });
+    (quote!(), invoke)
 }
 
 fn dep_keys(model: &HandlerFn) -> TokenStream {
@@ -74,10 +89,8 @@ fn command(model: &HandlerFn) -> TokenStream {
                 self,
                 ctx: &mut #k::CommandContext,
             ) -> impl #p::Future<Output = #k::Result<<Self as #k::Command>::Response>> + #p::Send {
-                async move {
-                    #lets
-                    #invoke
-                }
+                #lets
+                #invoke
             }
         }
         #p::inventory::submit! {
@@ -109,10 +122,8 @@ fn query(model: &HandlerFn) -> TokenStream {
                 self,
                 ctx: &#k::QueryContext,
             ) -> impl #p::Future<Output = #k::Result<#ok>> + #p::Send {
-                async move {
-                    #lets
-                    #invoke
-                }
+                #lets
+                #invoke
             }
         }
         #p::inventory::submit! {
@@ -140,13 +151,11 @@ fn event(model: &HandlerFn) -> TokenStream {
             envelope: &'a (dyn #p::Any + #p::Send + #p::Sync),
             ctx: &'a #k::EventContext,
         ) -> #p::BoxFuture<'a, #k::Result<()>> {
-            #p::Box::pin(async move {
-                let #p::Some(envelope) = envelope.downcast_ref::<#k::Envelope<#ev>>() else {
-                    return #p::Err(#p::wrong_envelope(#name));
-                };
-                #lets
-                #invoke
-            })
+            let #p::Some(envelope) = envelope.downcast_ref::<#k::Envelope<#ev>>() else {
+                return #p::Box::pin(async move { #p::Err(#p::wrong_envelope(#name)) });
+            };
+            #lets
+            #p::Box::pin(#invoke)
         }
         #p::inventory::submit! {
             #p::EventHandlerRegistration {

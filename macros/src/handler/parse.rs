@@ -19,6 +19,8 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, item: &TokenStream) -> syn::R
 
     let mut params = Vec::new();
     let mut message: Option<(Type, bool)> = None;
+    // A parameter that was reported as a malformed message: no "needs a parameter" on top.
+    let mut attempted = false;
     for input in &f.sig.inputs {
         let FnArg::Typed(pt) = input else { continue };
         match classify(&mut errors, kind, &pt.ty) {
@@ -40,10 +42,10 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, item: &TokenStream) -> syn::R
                 }
                 params.push(Param::Message);
             }
-            None => {}
+            None => attempted = true,
         }
     }
-    if message.is_none() {
+    if message.is_none() && !attempted {
         errors.spanned(
             &f.sig.ident,
             format!("`#[{name}]` needs a parameter for the {} it handles, like `{}`", kind.message(), kind.example()),

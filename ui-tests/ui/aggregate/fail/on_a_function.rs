@@ -1,0 +1,14 @@
+use cqrs_ddd::prelude::*;
+
+#[event]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Opened;
+
+#[derive(Debug, thiserror::Error)]
+#[error("closed")]
+struct Closed;
+
+#[aggregate(id = String, events(Opened), error = Closed)]
+fn account() {}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use cqrs_ddd::prelude::*;
+
+#[command]
+struct Ship {
+    #[id]
+    parcel: String,
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+use cqrs_ddd::prelude::*;
+
+#[command]
+struct Ship;
+
+#[command_handler]
+async fn ship(_cmd: &Ship) -> Result<()> {
+    Ok(())
+}
+
+fn main() {}

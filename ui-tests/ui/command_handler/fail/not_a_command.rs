@@ -1,0 +1,10 @@
+use cqrs_ddd::prelude::*;
+
+struct Ship;
+
+#[command_handler]
+async fn ship(_cmd: Ship) -> Result<()> {
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use cqrs_ddd::prelude::*;
+
+#[event]
+trait Opened {}
+
+fn main() {}

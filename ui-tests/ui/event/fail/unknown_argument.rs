@@ -1,0 +1,7 @@
+use cqrs_ddd::prelude::*;
+
+#[event(verison = 2)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Opened;
+
+fn main() {}

@@ -1,0 +1,10 @@
+use cqrs_ddd::prelude::*;
+
+struct Opened;
+
+#[event_handler]
+async fn on_opened(_e: &Envelope<Opened>) -> Result<()> {
+    Ok(())
+}
+
+fn main() {}
