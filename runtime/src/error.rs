@@ -39,9 +39,7 @@ pub enum Error {
     #[error(transparent)]
     Domain(DomainError),
     /// A stored event payload could not be turned back into its type.
-    #[error(
-        "cannot deserialize event `{event_type}` at version {version} of stream `{stream}`: {source}"
-    )]
+    #[error("cannot deserialize event `{event_type}` at version {version} of stream `{stream}`: {source}")]
     Serialization {
         /// The stream holding the event.
         stream: String,
@@ -81,9 +79,7 @@ pub enum Error {
         name: &'static str,
     },
     /// A handler asked for a `Dep<T>` that was never provided.
-    #[error(
-        "`{needed_by}` needs `Dep<{type_name}>`, which was never provided; add `.provide(..)` to `App::builder()`"
-    )]
+    #[error("`{needed_by}` needs `Dep<{type_name}>`, which was never provided; add `.provide(..)` to `App::builder()`")]
     MissingDependency {
         /// The type of the missing value.
         type_name: &'static str,
@@ -176,10 +172,7 @@ impl DomainError {
 
 impl fmt::Debug for DomainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DomainError")
-            .field("type", &self.type_name)
-            .field("error", &self.inner)
-            .finish()
+        f.debug_struct("DomainError").field("type", &self.type_name).field("error", &self.inner).finish()
     }
 }
 

@@ -1,4 +1,103 @@
-//! DOCS PLACEHOLDER
+//! Domain-Driven Design, CQRS and event sourcing for Rust, driven by procedural macros:
+//! annotate plain structs, and the macros generate the event dispatch, the registries and
+//! the repository glue, with wiring mistakes reported at compile time.
+//!
+//! ```rust,standalone_crate
+//! use cqrs_ddd::prelude::*;
+//!
+//! #[event]
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! pub struct Deposited { pub amount: u64 }
+//!
+//! #[derive(Debug, thiserror::Error)]
+//! pub enum AccountError { #[error("amounts must be positive")] ZeroAmount }
+//!
+//! #[aggregate(id = String, events(Deposited), error = AccountError)]
+//! #[derive(Debug, Default, Serialize, Deserialize)]
+//! pub struct Account { balance: u64 }
+//!
+//! #[aggregate]
+//! impl Account {
+//!     #[handle(create_if_missing)]          // decide: pure, returns events
+//!     fn deposit(&self, cmd: &Deposit) -> Result<Vec<AccountEvent>, AccountError> {
+//!         if cmd.amount == 0 { return Err(AccountError::ZeroAmount) }
+//!         Ok(vec![Deposited { amount: cmd.amount }.into()])
+//!     }
+//!     #[apply]                              // evolve: one per listed event
+//!     fn deposited(&mut self, e: &Deposited) { self.balance += e.amount }
+//! }
+//!
+//! #[command(aggregate = Account)]           // routed by its `#[id]` field
+//! pub struct Deposit { #[id] pub account: String, pub amount: u64 }
+//!
+//! #[query]
+//! pub struct GetBalance { pub account: String }
+//!
+//! #[query_handler]
+//! async fn balance(q: GetBalance, ctx: &QueryContext) -> Result<u64> {
+//!     Ok(ctx.load::<Account>(&q.account).await?.state.balance)
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> cqrs_ddd::Result<()> {
+//! let app = App::builder().build()?;        // in-memory store by default
+//! app.send(Deposit { account: "a-1".into(), amount: 70 }).await?;
+//! app.send(Deposit { account: "a-1".into(), amount: 30 }).await?;
+//! assert_eq!(app.query(GetBalance { account: "a-1".into() }).await?, 100);
+//!
+//! let err = app.send(Deposit { account: "a-1".into(), amount: 0 }).await.unwrap_err();
+//! assert!(matches!(err.domain_error::<AccountError>(), Some(AccountError::ZeroAmount)));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What the macros check at compile time
+//!
+//! | mistake | where the error points |
+//! | --- | --- |
+//! | an event in `events(..)` without an `#[apply]` method | the event in the list |
+//! | `send` of a command nobody handles | the `send` call |
+//! | two handlers for one command or query | the second handler |
+//! | a command routed to an aggregate that has no `#[handle]` for it | `aggregate = ..` |
+//! | a handler whose return type is not the command's `response` | the return type |
+//! | unknown, duplicate or malformed macro arguments, wrong item kinds, generics | the offending tokens |
+//!
+//! What only the running program knows (two event types with one stored name, a
+//! `Dep<T>` never provided, a handler for an unregistered event) is reported by
+//! [`AppBuilder::build`] as one [`Error::Build`] listing every problem.
+//!
+//! # The command path
+//!
+//! [`Mediator::send`] runs the command's one handler inside a [`UnitOfWork`]. For an
+//! aggregate command the aggregate is loaded (replaying its stream, or reading its state
+//! row when it is `state_stored`), its `#[handle]` method decides, the events are applied
+//! and staged. The unit of work commits everything it staged (events of every stream,
+//! state rows, outbox messages) in one [`ports::CommitBatch`], atomically, each stream at
+//! its expected version: a concurrent writer gets [`Error::Conflict`], never a silent
+//! overwrite. After the commit, `#[event_handler]`s run, then after-commit hooks, in
+//! order; on any error nothing is written and no hook runs. A `send` from inside a handler
+//! joins the outer unit of work. [`AppBuilder::retry_on_conflict`] makes root aggregate
+//! commands reload and decide again on a conflict.
+//!
+//! Correlation id, causation id, tenant and principal travel in a task-local
+//! [`RequestContext`]: taken from the command's [`Metadata`] (see [`Mediator::send_with`]),
+//! else from the surrounding context, else fresh; every event records them, with the
+//! command's id as causation id. With a tenant in context, streams are per tenant.
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it gives |
+//! | --- | --- | --- |
+//! | `macros` | yes | re-exports `#[event]`, `#[aggregate]`, `#[command]`, `#[query]`, `#[command_handler]`, `#[query_handler]`, `#[event_handler]` |
+//!
+//! # Caveats
+//!
+//! - Handlers register through `inventory` when their crate is linked. A crate holding
+//!   only handlers must be referenced from the binary (`use my_handlers as _;`).
+//! - A command's handler lives in the crate that defines the command (the orphan rule);
+//!   that is what lets a second handler be a compile error.
+//! - Event handlers run after the commit, in process; a failing one is logged (and
+//!   counted in `cqrs_ddd_event_handler_failures_total`) and does not undo the command.
 
 extern crate self as cqrs_ddd;
 
@@ -25,7 +124,9 @@ pub use domain::{
 pub use error::{BuildError, DomainError, Error, Result};
 pub use es::Loaded;
 pub use memory::{MemorySnapshotStore, MemoryStore};
-pub use middleware::{Message, MessageKind, Middleware, Next, Reply};
+pub use middleware::{
+    Message, MessageKind, MetricsMiddleware, Middleware, Next, Reply, TracingMiddleware, ValidationMiddleware,
+};
 pub use registry::{App, AppBuilder};
 pub use uow::UnitOfWork;
 
@@ -35,8 +136,8 @@ pub use cqrs_ddd_macros::{aggregate, command, command_handler, event, event_hand
 /// Everything a domain module needs: `use cqrs_ddd::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Aggregate, App, Command, CommandContext, Dep, Envelope, Error, Event, EventContext, Mediator, Metadata,
-        Query, QueryContext, Result,
+        Aggregate, App, Command, CommandContext, Dep, Envelope, Error, Event, EventContext, Mediator, Metadata, Query,
+        QueryContext, Result,
     };
     #[cfg(feature = "macros")]
     pub use cqrs_ddd_macros::{aggregate, command, command_handler, event, event_handler, query, query_handler};
@@ -50,8 +151,8 @@ pub mod __private {
     pub use core::clone::Clone;
     pub use core::convert::{From, Into};
     pub use core::fmt;
-    pub use core::marker::{Send, Sync};
     pub use core::future::Future;
+    pub use core::marker::{Send, Sync};
     pub use core::option::Option::{self, None, Some};
     pub use core::result::Result::{self, Err, Ok};
     pub use std::boxed::Box;
@@ -101,3 +202,8 @@ pub mod __private {
         crate::Error::handler(format!("event handler `{handler}` received an envelope of another event type"))
     }
 }
+
+/// The README's example, compiled and run as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

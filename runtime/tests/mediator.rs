@@ -146,10 +146,7 @@ async fn pipeline_runs_lower_priority_outer() {
     }
     let app = b.build().unwrap();
     app.send(Open { account: "a".into(), owner: "x".into() }).await.unwrap();
-    assert_eq!(
-        *log.lock(),
-        ["before 0", "before 5", "before 10", "after 10", "after 5", "after 0"]
-    );
+    assert_eq!(*log.lock(), ["before 0", "before 5", "before 10", "after 10", "after 5", "after 0"]);
 }
 
 #[command(response = u32)]
@@ -178,12 +175,7 @@ impl DynCommandHandler<Deposit> for DepositByHand {
 
 #[tokio::test]
 async fn registering_the_same_handler_twice_is_harmless() {
-    let app = app_with(MemoryStore::new())
-        .0
-        .command_handler(PingHandler)
-        .command_handler(PingHandler)
-        .build()
-        .unwrap();
+    let app = app_with(MemoryStore::new()).0.command_handler(PingHandler).command_handler(PingHandler).build().unwrap();
     assert_eq!(app.dispatch(Ping).await.unwrap(), 7);
 }
 
@@ -219,10 +211,7 @@ async fn failing_handler_rolls_back_and_runs_no_hook() {
     let events_before = store.event_count();
     seen.0.lock().clear();
 
-    let err = app
-        .send(Transfer { from: "a".into(), to: "b".into(), amount: 30, fail: true })
-        .await
-        .unwrap_err();
+    let err = app.send(Transfer { from: "a".into(), to: "b".into(), amount: 30, fail: true }).await.unwrap_err();
     assert!(matches!(err, Error::Handler(_)), "{err}");
     assert_eq!(store.event_count(), events_before, "no event of the failed transfer is stored");
     assert!(store.outbox_records().is_empty(), "no outbox row of the failed transfer");
@@ -307,7 +296,10 @@ async fn nested_commands_share_the_root_correlation_id() {
     let events = store.read_all(before, 10).await.unwrap();
     assert_eq!(events.len(), 2);
     assert_eq!(events[0].metadata.correlation_id, events[1].metadata.correlation_id);
-    assert_ne!(events[0].metadata.causation_id, events[1].metadata.causation_id, "each nested command is its own cause");
+    assert_ne!(
+        events[0].metadata.causation_id, events[1].metadata.causation_id,
+        "each nested command is its own cause"
+    );
 }
 
 #[tokio::test]
@@ -345,10 +337,7 @@ async fn domain_errors_keep_their_type() {
     let app = app_with(MemoryStore::new()).0.build().unwrap();
     open(&app, "a", 10).await;
     let err = app.send(Withdraw { account: "a".into(), amount: 11 }).await.unwrap_err();
-    assert_eq!(
-        err.domain_error::<AccountError>(),
-        Some(&AccountError::InsufficientFunds { balance: 10, asked: 11 })
-    );
+    assert_eq!(err.domain_error::<AccountError>(), Some(&AccountError::InsufficientFunds { balance: 10, asked: 11 }));
     assert_eq!(balance_of(&app, "a").await, 10);
 }
 
@@ -366,10 +355,7 @@ async fn two_writers_at_the_same_version_exactly_one_wins() {
     let results = [r1, r2];
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
     let err = results.into_iter().find_map(Result::err).unwrap();
-    assert!(
-        matches!(&err, Error::Conflict { stream, expected: 1, actual: 2 } if stream == "Account/a"),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::Conflict { stream, expected: 1, actual: 2 } if stream == "Account/a"), "{err}");
     assert_eq!(balance_of(&app, "a").await, 1);
 }
 
@@ -417,7 +403,10 @@ async fn append_raw(store: &MemoryStore, id: &str, events: Vec<NewEvent>) {
     let stream = StreamKey::new("Account", id);
     let expected_version = store.stream_version(&stream).await.unwrap();
     store
-        .commit(CommitBatch { appends: vec![StreamAppend { stream, expected_version, events }], ..CommitBatch::default() })
+        .commit(CommitBatch {
+            appends: vec![StreamAppend { stream, expected_version, events }],
+            ..CommitBatch::default()
+        })
         .await
         .unwrap();
 }
@@ -437,8 +426,12 @@ async fn unknown_event_type_is_an_error_naming_stream_and_version() {
 #[tokio::test]
 async fn corrupted_payload_is_a_serialization_error() {
     let store = MemoryStore::new();
-    append_raw(&store, "a", vec![raw_event("Opened", r#"{"owner":"x"}"#), raw_event("Deposited", r#"{"amount":"lots"}"#)])
-        .await;
+    append_raw(
+        &store,
+        "a",
+        vec![raw_event("Opened", r#"{"owner":"x"}"#), raw_event("Deposited", r#"{"amount":"lots"}"#)],
+    )
+    .await;
     let app = app_with(store).0.build().unwrap();
     let err = app.send(Deposit { account: "a".into(), amount: 1 }).await.unwrap_err();
     assert!(
@@ -467,10 +460,7 @@ async fn validation_middleware_rejects_before_the_handler() {
 async fn tenants_have_separate_streams() {
     let app = app_with(MemoryStore::new()).0.build().unwrap();
     for tenant in ["t1", "t2"] {
-        RequestContext::new()
-            .with_tenant(tenant)
-            .scope(async { open(&app, "same-id", 5).await })
-            .await;
+        RequestContext::new().with_tenant(tenant).scope(async { open(&app, "same-id", 5).await }).await;
     }
     let err = app.load::<Account>(&"same-id".to_owned()).await.unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "no tenant sees neither stream");

@@ -98,7 +98,8 @@ async fn a_stale_state_write_conflicts() {
     let store = MemoryStore::new();
     let app = App::builder().event_store(store.clone()).build().unwrap();
     app.send(Rename { id: "p".into(), name: "ann".into() }).await.unwrap();
-    let stale = StateWrite { stream: StreamKey::new("Profile", "p"), expected_version: 0, version: 1, state: "{}".into() };
+    let stale =
+        StateWrite { stream: StreamKey::new("Profile", "p"), expected_version: 0, version: 1, state: "{}".into() };
     let err = store.commit(CommitBatch { states: vec![stale], ..CommitBatch::default() }).await.unwrap_err();
     assert!(matches!(err, Error::Conflict { expected: 0, actual: 1, .. }), "{err}");
 }
@@ -106,7 +107,8 @@ async fn a_stale_state_write_conflicts() {
 #[tokio::test]
 async fn a_corrupt_state_row_is_a_typed_error() {
     let store = MemoryStore::new();
-    let bad = StateWrite { stream: StreamKey::new("Profile", "p"), expected_version: 0, version: 3, state: "[1,2]".into() };
+    let bad =
+        StateWrite { stream: StreamKey::new("Profile", "p"), expected_version: 0, version: 3, state: "[1,2]".into() };
     store.commit(CommitBatch { states: vec![bad], ..CommitBatch::default() }).await.unwrap();
     let app = App::builder().event_store(store).build().unwrap();
     let err = app.load::<Profile>(&"p".to_owned()).await.unwrap_err();

@@ -6,8 +6,8 @@ mod model;
 mod parse;
 mod validate;
 
-use proc_macro2::TokenStream;
 use crate::common::{fallback, wrong_item};
+use proc_macro2::TokenStream;
 
 pub(crate) fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
     match syn::parse2::<syn::Item>(item.clone()) {
@@ -23,6 +23,9 @@ pub(crate) fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
                 Err(e) => fallback(expanded, &e),
             }
         }
-        _ => fallback(item.clone(), &wrong_item("aggregate", "a struct (with `id`, `events` and `error`) or on its impl block", &item)),
+        _ => fallback(
+            item.clone(),
+            &wrong_item("aggregate", "a struct (with `id`, `events` and `error`) or on its impl block", &item),
+        ),
     }
 }

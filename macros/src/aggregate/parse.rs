@@ -28,7 +28,8 @@ pub(crate) fn parse_struct(args: TokenStream, item: &Item) -> syn::Result<Aggreg
     errors.extend(args.finish(STRUCT_KEYS));
     no_generics(&mut errors, generics, "aggregate", "type");
 
-    for (key, missing) in [("id = ..", id.is_none()), ("events(..)", events.is_none()), ("error = ..", error.is_none())] {
+    for (key, missing) in [("id = ..", id.is_none()), ("events(..)", events.is_none()), ("error = ..", error.is_none())]
+    {
         if missing {
             errors.spanned(ident, format!("`#[aggregate]` needs `{key}`; write `{USAGE}`"));
         }
@@ -87,7 +88,10 @@ pub(crate) fn parse_impl(args: TokenStream, mut item: syn::ItemImpl) -> (Aggrega
         );
     }
     if let Some((_, path, _)) = &item.trait_ {
-        errors.spanned(path, "`#[aggregate]` goes on the inherent impl block (`impl Account { .. }`), not on a trait impl");
+        errors.spanned(
+            path,
+            "`#[aggregate]` goes on the inherent impl block (`impl Account { .. }`), not on a trait impl",
+        );
     }
     no_generics(&mut errors, &item.generics, "aggregate", "impl block");
 
@@ -96,6 +100,10 @@ pub(crate) fn parse_impl(args: TokenStream, mut item: syn::ItemImpl) -> (Aggrega
     for impl_item in &mut item.items {
         let ImplItem::Fn(f) = impl_item else { continue };
         let marker = take_markers(&mut errors, f);
+        if marker.is_some() {
+            // The framework fixes these signatures: `&self` and `Result` even when unused.
+            f.attrs.push(syn::parse_quote!(#[allow(clippy::unused_self, clippy::unnecessary_wraps)]));
+        }
         match marker {
             Some(Marker::Handle(policy)) => {
                 if let Some(h) = handle_fn(&mut errors, f, policy) {
@@ -195,7 +203,9 @@ fn common_checks(errors: &mut Errors, f: &ImplItemFn, marker: &str) {
     if let Some(a) = f.sig.asyncness {
         errors.spanned(
             a,
-            format!("`#[{marker}]` methods are synchronous and pure: remove `async` and do I/O in a `#[command_handler]`"),
+            format!(
+                "`#[{marker}]` methods are synchronous and pure: remove `async` and do I/O in a `#[command_handler]`"
+            ),
         );
     }
     if !f.sig.generics.params.is_empty() {
@@ -247,10 +257,14 @@ fn apply_fn(all: &mut Errors, f: &ImplItemFn) -> Option<ApplyFn> {
     match f.sig.receiver() {
         Some(r) if r.reference.is_some() && r.mutability.is_some() => {}
         Some(r) => errors.spanned(r, "`#[apply]` methods evolve the state: take `&mut self`"),
-        None => errors.spanned(&f.sig.ident, "`#[apply]` methods take `&mut self`: `fn deposited(&mut self, e: &Deposited)`"),
+        None => errors
+            .spanned(&f.sig.ident, "`#[apply]` methods take `&mut self`: `fn deposited(&mut self, e: &Deposited)`"),
     }
     if let syn::ReturnType::Type(_, ty) = &f.sig.output {
-        errors.spanned(ty, "`#[apply]` methods return nothing: applying an event cannot fail, validation belongs in `#[handle]`");
+        errors.spanned(
+            ty,
+            "`#[apply]` methods return nothing: applying an event cannot fail, validation belongs in `#[handle]`",
+        );
     }
     let ty = single_arg(errors, f, "`#[apply]` methods", "`fn deposited(&mut self, e: &Deposited)`");
     let event = ty.map(|ty| {

@@ -29,7 +29,10 @@ pub(crate) fn methods(errors: &mut Errors, handles: &[HandleFn], applies: &[Appl
         if let Some(first) = handles[..i].iter().find(|o| o.command.to_token_stream().to_string() == key) {
             errors.spanned(
                 &h.method,
-                format!("command `{key}` is already handled by `{}`; a command has one `#[handle]` method", first.method),
+                format!(
+                    "command `{key}` is already handled by `{}`; a command has one `#[handle]` method",
+                    first.method
+                ),
             );
         }
     }

@@ -65,4 +65,3 @@ fn take_id_fields(errors: &mut Errors, input: &mut DeriveInput) -> Vec<(Member, 
     }
     found
 }
-

@@ -29,11 +29,7 @@ impl Parse for Arg {
         let key = Ident::parse_any(input)?;
         let value = if input.peek(Token![=]) {
             input.parse::<Token![=]>()?;
-            if input.peek(Lit) {
-                Value::Lit(input.parse()?)
-            } else {
-                Value::Type(Box::new(input.parse()?))
-            }
+            if input.peek(Lit) { Value::Lit(input.parse()?) } else { Value::Type(Box::new(input.parse()?)) }
         } else if input.peek(syn::token::Paren) {
             let content;
             syn::parenthesized!(content in input);
@@ -250,7 +246,8 @@ mod tests {
     fn duplicates_and_wrong_shapes_are_all_reported() {
         let mut a = Args::parse("event", quote!(version = "two", version = 3));
         assert_eq!(a.int("version", 1), None);
-        let errs: Vec<String> = a.finish(&["version"]).finish(()).unwrap_err().into_iter().map(|e| e.to_string()).collect();
+        let errs: Vec<String> =
+            a.finish(&["version"]).finish(()).unwrap_err().into_iter().map(|e| e.to_string()).collect();
         assert_eq!(errs.len(), 2, "{errs:?}");
     }
 }

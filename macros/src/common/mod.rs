@@ -44,10 +44,7 @@ pub(crate) fn is_named(ty: &Type, name: &str) -> bool {
 
 /// The error for an item of the wrong kind.
 pub(crate) fn wrong_item(macro_name: &str, expected: &str, item: &proc_macro2::TokenStream) -> syn::Error {
-    syn::Error::new_spanned(
-        first_tokens(item),
-        format!("`#[{macro_name}]` goes on {expected}"),
-    )
+    syn::Error::new_spanned(first_tokens(item), format!("`#[{macro_name}]` goes on {expected}"))
 }
 
 /// The first few tokens of an item (its keyword and name), a readable span.

@@ -8,8 +8,8 @@ use crate::common::{Args, Errors, wrong_item};
 const KNOWN: &[&str] = &["name", "version", "crate"];
 
 pub(crate) fn parse(args: TokenStream, item: &TokenStream) -> syn::Result<EventModel> {
-    let input: syn::DeriveInput = syn::parse2(item.clone())
-        .map_err(|_| wrong_item("event", "a struct or an enum", item))?;
+    let input: syn::DeriveInput =
+        syn::parse2(item.clone()).map_err(|_| wrong_item("event", "a struct or an enum", item))?;
     let mut args = Args::parse("event", args);
     let krate = args.krate();
     let name = args.string("name");

@@ -5,7 +5,9 @@ use syn::spanned::Spanned;
 use super::model::{HandlerFn, Kind, Param};
 
 pub(crate) fn expand(model: &HandlerFn) -> TokenStream {
-    let item = &model.item;
+    let mut item = model.item.clone();
+    // Handlers are `async` by contract, whether or not this one awaits.
+    item.attrs.push(syn::parse_quote!(#[allow(clippy::unused_async)]));
     let body = match model.kind {
         Kind::Command => command(model),
         Kind::Query => query(model),

@@ -49,7 +49,7 @@ pub(crate) enum Param {
     /// The context; `shared` when taken as `&` rather than `&mut`.
     Context { shared: bool },
     /// An injected `Dep<T>`.
-    Dep(Type),
+    Dep(Box<Type>),
 }
 
 /// An async function marked as a handler.

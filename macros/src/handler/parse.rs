@@ -8,9 +8,8 @@ use crate::common::{Args, Errors, is_named, single_arg, wrong_item};
 
 pub(crate) fn parse(kind: Kind, args: TokenStream, item: &TokenStream) -> syn::Result<HandlerFn> {
     let name = kind.macro_name();
-    let f: ItemFn = syn::parse2(item.clone()).map_err(|_| {
-        wrong_item(name, &format!("an `async fn`, like `{}`", kind.example()), item)
-    })?;
+    let f: ItemFn = syn::parse2(item.clone())
+        .map_err(|_| wrong_item(name, &format!("an `async fn`, like `{}`", kind.example()), item))?;
     let mut args = Args::parse(name, args);
     let krate = args.krate();
     let mut errors = Errors::default();
@@ -24,7 +23,7 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, item: &TokenStream) -> syn::R
     for input in &f.sig.inputs {
         let FnArg::Typed(pt) = input else { continue };
         match classify(&mut errors, kind, &pt.ty) {
-            Some(Classified::Dep(t)) => params.push(Param::Dep(t)),
+            Some(Classified::Dep(t)) => params.push(Param::Dep(Box::new(t))),
             Some(Classified::Context(shared)) => params.push(Param::Context { shared }),
             Some(Classified::Message(t, envelope)) => {
                 if let Some((first, _)) = &message {
@@ -77,7 +76,10 @@ fn classify(errors: &mut Errors, kind: Kind, ty: &Type) -> Option<Classified> {
         for ctx in ["CommandContext", "QueryContext", "EventContext"] {
             if is_named(&r.elem, ctx) {
                 if ctx != kind.context() {
-                    errors.spanned(ty, format!("a `#[{}]` receives `&{}`, not `{ctx}`", kind.macro_name(), kind.context()));
+                    errors.spanned(
+                        ty,
+                        format!("a `#[{}]` receives `&{}`, not `{ctx}`", kind.macro_name(), kind.context()),
+                    );
                     return None;
                 }
                 return Some(Classified::Context(r.mutability.is_none()));
@@ -94,14 +96,14 @@ fn classify(errors: &mut Errors, kind: Kind, ty: &Type) -> Option<Classified> {
             None => Some(Classified::Message((*r.elem).clone(), false)),
         },
         (Kind::Event, _) => {
-            errors.spanned(ty, "event handlers borrow the event: take `&Envelope<Deposited>` (with metadata) or `&Deposited`");
+            errors.spanned(
+                ty,
+                "event handlers borrow the event: take `&Envelope<Deposited>` (with metadata) or `&Deposited`",
+            );
             None
         }
         (_, Type::Reference(_)) => {
-            errors.spanned(
-                ty,
-                format!("take the {} by value, like `{}`", kind.message(), kind.example()),
-            );
+            errors.spanned(ty, format!("take the {} by value, like `{}`", kind.message(), kind.example()));
             None
         }
         _ => Some(Classified::Message(ty.clone(), false)),

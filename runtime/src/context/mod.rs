@@ -68,23 +68,13 @@ impl RequestContext {
     pub(crate) fn for_root(meta: Option<&Metadata>) -> RequestContext {
         let outer = RequestContext::current();
         let meta_corr = meta.and_then(|m| m.correlation_id);
-        let correlation_id = meta_corr
-            .or(outer.as_ref().map(|o| o.correlation_id))
-            .unwrap_or_else(new_id);
+        let correlation_id = meta_corr.or(outer.as_ref().map(|o| o.correlation_id)).unwrap_or_else(new_id);
         let pick = |m: Option<&String>, o: Option<&String>| m.or(o).cloned();
         RequestContext {
             correlation_id,
-            causation_id: meta
-                .and_then(|m| m.causation_id)
-                .or(outer.as_ref().and_then(|o| o.causation_id)),
-            tenant_id: pick(
-                meta.and_then(|m| m.tenant_id.as_ref()),
-                outer.as_ref().and_then(|o| o.tenant_id.as_ref()),
-            ),
-            principal: pick(
-                meta.and_then(|m| m.principal.as_ref()),
-                outer.as_ref().and_then(|o| o.principal.as_ref()),
-            ),
+            causation_id: meta.and_then(|m| m.causation_id).or(outer.as_ref().and_then(|o| o.causation_id)),
+            tenant_id: pick(meta.and_then(|m| m.tenant_id.as_ref()), outer.as_ref().and_then(|o| o.tenant_id.as_ref())),
+            principal: pick(meta.and_then(|m| m.principal.as_ref()), outer.as_ref().and_then(|o| o.principal.as_ref())),
         }
     }
 
@@ -95,7 +85,7 @@ impl RequestContext {
             causation_id: Some(causation),
             tenant_id: self.tenant_id.clone(),
             principal: self.principal.clone(),
-            headers: Default::default(),
+            headers: std::collections::BTreeMap::default(),
         }
     }
 }

@@ -24,7 +24,12 @@ pub struct CommandContext {
 }
 
 impl CommandContext {
-    pub(crate) fn new(mediator: Mediator, uow: UnitOfWork, request: RequestContext, command_name: &'static str) -> Self {
+    pub(crate) fn new(
+        mediator: Mediator,
+        uow: UnitOfWork,
+        request: RequestContext,
+        command_name: &'static str,
+    ) -> Self {
         CommandContext { mediator, uow, request, command_id: new_id(), command_name }
     }
 
@@ -101,8 +106,7 @@ impl CommandContext {
         A: Handle<C>,
         C: AggregateCommand<Aggregate = A>,
     {
-        let key = StreamKey::new(A::TYPE, cmd.aggregate_id().to_string())
-            .with_tenant(self.request.tenant_id.clone());
+        let key = StreamKey::new(A::TYPE, cmd.aggregate_id().to_string()).with_tenant(self.request.tenant_id.clone());
         if !self.uow.contains(&key) {
             let loaded = es::load::<A>(self.mediator.store(), &key).await?;
             let (state, loaded_version) = loaded.map_or_else(|| (A::default(), 0), |l| (l.state, l.version));

@@ -13,7 +13,7 @@ use crate::domain::{Aggregate, Envelope, Event, Handle, Metadata};
 use crate::error::{Error, Result};
 use crate::es::{self, Loaded};
 use crate::middleware::{Message, MessageKind, Middleware, Next, Reply};
-use crate::ports::{EventStore, StreamKey};
+use crate::ports::{CommitReceipt, EventStore, StreamKey};
 use crate::uow::{self, UnitOfWork};
 
 /// How a root command on an aggregate is retried after a version conflict: it is
@@ -37,8 +37,9 @@ impl RetryPolicy {
 
     fn delay(&self, attempt: u32) -> Duration {
         let exp = self.base_delay.saturating_mul(1 << attempt.min(10));
-        let jitter = u64::from(crate::domain::new_id().as_u128() as u16) % 1000;
-        exp.mul_f64(0.5 + jitter as f64 / 2000.0)
+        // The low bits of a UUIDv7 are random: jitter of 50%..100% of the delay.
+        let jitter = u32::try_from(crate::domain::new_id().as_u128() % 1000).unwrap_or(0);
+        exp.mul_f64(0.5 + f64::from(jitter) / 2000.0)
     }
 }
 
@@ -171,7 +172,7 @@ impl Mediator {
         if self.rt.middleware.is_empty() {
             return cmd.__run_root(&root).await;
         }
-        let msg = self.message(MessageKind::Command, C::NAME, request, false, cmd);
+        let msg = message(MessageKind::Command, C::NAME, request, false, cmd);
         let terminal = Box::new(move |msg: Message| -> BoxFuture<'_, Result<Reply>> {
             Box::pin(async move {
                 let cmd = msg.into_payload::<C>()?;
@@ -192,7 +193,7 @@ impl Mediator {
         if self.rt.middleware.is_empty() {
             return cmd.handle(&mut ctx).await;
         }
-        let msg = self.message(MessageKind::Command, C::NAME, request, true, cmd);
+        let msg = message(MessageKind::Command, C::NAME, request, true, cmd);
         let ctx = &mut ctx;
         let terminal = Box::new(move |msg: Message| -> BoxFuture<'_, Result<Reply>> {
             Box::pin(async move {
@@ -219,7 +220,7 @@ impl Mediator {
             None => RequestContext::for_root(None),
         };
         let root = Root { mediator: self.clone(), request: request.clone() };
-        let msg = self.message(MessageKind::Command, C::NAME, request, nested.is_some(), cmd);
+        let msg = message(MessageKind::Command, C::NAME, request, nested.is_some(), cmd);
         let terminal = Box::new(move |msg: Message| -> BoxFuture<'_, Result<Reply>> {
             Box::pin(async move {
                 let name = msg.name;
@@ -243,7 +244,7 @@ impl Mediator {
         if self.rt.middleware.is_empty() {
             return query.handle(&ctx).await;
         }
-        let msg = self.message(MessageKind::Query, Q::NAME, request, false, query);
+        let msg = message(MessageKind::Query, Q::NAME, request, false, query);
         let ctx = &ctx;
         let terminal = Box::new(move |msg: Message| -> BoxFuture<'_, Result<Reply>> {
             Box::pin(async move {
@@ -279,18 +280,11 @@ impl Mediator {
         es::load::<A>(self.store(), &key).await?.ok_or_else(|| Error::NotFound { stream: key.to_string() })
     }
 
-    fn message<T: Send + 'static>(
+    async fn dispatch_event(
         &self,
-        kind: MessageKind,
-        name: &'static str,
-        request: RequestContext,
-        nested: bool,
-        payload: T,
-    ) -> Message {
-        Message { kind, name, type_id: TypeId::of::<T>(), nested, request, payload: Box::new(payload) }
-    }
-
-    async fn dispatch_event(&self, type_id: TypeId, envelope: &(dyn Any + Send + Sync)) -> Vec<(&'static str, Result<()>)> {
+        type_id: TypeId,
+        envelope: &(dyn Any + Send + Sync),
+    ) -> Vec<(&'static str, Result<()>)> {
         let Some(handlers) = self.rt.event_handlers.get(&type_id) else {
             return Vec::new();
         };
@@ -304,9 +298,9 @@ impl Mediator {
 
     /// Commits the unit of work, then dispatches its events and runs its hooks.
     async fn commit(&self, uow: &UnitOfWork, request: &RequestContext) -> Result<()> {
-        let (batch, streams, hooks) = uow.take_batch()?;
+        let uow::Taken { batch, streams, hooks } = uow.take_batch()?;
         let receipt = if batch.is_empty() {
-            Default::default()
+            CommitReceipt::default()
         } else {
             match self.rt.store.commit(batch).await {
                 Ok(r) => r,
@@ -340,8 +334,17 @@ impl Mediator {
 }
 
 fn downcast_reply<R: 'static>(reply: Result<Reply>, name: &'static str) -> Result<R> {
-    reply?
-        .downcast::<R>()
-        .map(|b| *b)
-        .map_err(|_| Error::handler(format!("a middleware replaced the reply to `{name}` with a value of another type")))
+    reply?.downcast::<R>().map(|b| *b).map_err(|_| {
+        Error::handler(format!("a middleware replaced the reply to `{name}` with a value of another type"))
+    })
+}
+
+fn message<T: Send + 'static>(
+    kind: MessageKind,
+    name: &'static str,
+    request: RequestContext,
+    nested: bool,
+    payload: T,
+) -> Message {
+    Message { kind, name, type_id: TypeId::of::<T>(), nested, request, payload: Box::new(payload) }
 }

@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::ports::{
-    CommitBatch, CommitReceipt, EventStore, EventStream, Outbox, OutboxRecord, OutboxStatus,
-    Snapshot, SnapshotStore, StoredEvent, StoredState, StreamKey,
+    CommitBatch, CommitReceipt, EventStore, EventStream, Outbox, OutboxRecord, OutboxStatus, Snapshot, SnapshotStore,
+    StoredEvent, StoredState, StreamKey,
 };
 
 /// An event store, state store and outbox in memory, with a global position.
@@ -67,10 +67,8 @@ impl EventStore for MemoryStore {
         }
         let mut positions = Vec::with_capacity(batch.event_count());
         for append in batch.appends {
-            let mut version = append.expected_version;
             let mut stored = Vec::with_capacity(append.events.len());
-            for e in append.events {
-                version += 1;
+            for (version, e) in (append.expected_version + 1..).zip(append.events) {
                 let position = inner.log.len() as u64 + 1;
                 let event = Arc::new(StoredEvent {
                     stream: append.stream.clone(),
@@ -90,9 +88,7 @@ impl EventStore for MemoryStore {
             inner.streams.entry(append.stream).or_default().extend(stored);
         }
         for state in batch.states {
-            inner
-                .states
-                .insert(state.stream, StoredState { version: state.version, state: state.state });
+            inner.states.insert(state.stream, StoredState { version: state.version, state: state.state });
         }
         inner.outbox.extend(batch.outbox.into_iter().map(|message| OutboxRecord {
             message,

@@ -48,10 +48,9 @@ impl Message {
 
     pub(crate) fn into_payload<T: 'static>(self) -> Result<T> {
         let name = self.name;
-        self.payload
-            .downcast::<T>()
-            .map(|b| *b)
-            .map_err(|_| Error::handler(format!("a middleware replaced the `{name}` message with a value of another type")))
+        self.payload.downcast::<T>().map(|b| *b).map_err(|_| {
+            Error::handler(format!("a middleware replaced the `{name}` message with a value of another type"))
+        })
     }
 }
 
@@ -148,11 +147,13 @@ pub trait Validate {
     fn validate(&self) -> std::result::Result<(), String>;
 }
 
+type Rule = fn(&Message) -> std::result::Result<(), String>;
+
 /// Rejects messages whose [`Validate`] rule fails; register one per message type with
 /// [`ValidationMiddleware::rule`].
 #[derive(Default)]
 pub struct ValidationMiddleware {
-    rules: std::collections::HashMap<TypeId, fn(&Message) -> std::result::Result<(), String>>,
+    rules: std::collections::HashMap<TypeId, Rule>,
 }
 
 impl ValidationMiddleware {

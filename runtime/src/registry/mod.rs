@@ -13,8 +13,8 @@ use futures::future::BoxFuture;
 
 use crate::cqrs::mediator::{ErasedCommandHandler, ErasedEventHandler, EventHandlerEntry, Runtime};
 use crate::cqrs::{
-    Command, CommandContext, CommandHandler, Deps, DynCommandHandler, DynEventHandler, EventContext,
-    Mediator, RetryPolicy,
+    Command, CommandContext, CommandHandler, Deps, DynCommandHandler, DynEventHandler, EventContext, Mediator,
+    RetryPolicy,
 };
 use crate::domain::{Envelope, Event};
 use crate::error::{BuildError, Error, Result};
@@ -132,7 +132,9 @@ impl<E: Event, H: DynEventHandler<E>> ErasedEventHandler for HandEvent<E, H> {
     fn call<'a>(&'a self, envelope: &'a (dyn Any + Send + Sync), ctx: &'a EventContext) -> BoxFuture<'a, Result<()>> {
         match envelope.downcast_ref::<Envelope<E>>() {
             Some(env) => self.0.handle(env, ctx),
-            None => Box::pin(async { Err(Error::handler(format!("handler of `{}` received another event type", E::NAME))) }),
+            None => {
+                Box::pin(async { Err(Error::handler(format!("handler of `{}` received another event type", E::NAME))) })
+            }
         }
     }
 }
@@ -336,7 +338,8 @@ impl AppBuilder {
         }
 
         // Event handlers: for registered events, dependencies provided; in a stable order.
-        let mut statics: Vec<&EventHandlerRegistration> = inventory::iter::<EventHandlerRegistration>.into_iter().collect();
+        let mut statics: Vec<&EventHandlerRegistration> =
+            inventory::iter::<EventHandlerRegistration>.into_iter().collect();
         statics.sort_by_key(|h| h.handler);
         let mut handlers: HashMap<TypeId, Vec<EventHandlerEntry>> = HashMap::new();
         for h in statics {

@@ -40,6 +40,13 @@ pub(crate) struct Committed {
     pub(crate) envelope: Box<dyn Any + Send + Sync>,
 }
 
+/// What a unit of work hands to its commit.
+pub(crate) struct Taken {
+    pub(crate) batch: CommitBatch,
+    pub(crate) streams: Vec<Box<dyn StagedStream>>,
+    pub(crate) hooks: Vec<BoxFuture<'static, ()>>,
+}
+
 /// What is left to do once the batch is durable.
 pub(crate) struct AfterCommit {
     pub(crate) events: Vec<Committed>,
@@ -116,7 +123,7 @@ impl UnitOfWork {
     }
 
     /// Serializes everything staged into one batch and closes the unit of work.
-    pub(crate) fn take_batch(&self) -> Result<(CommitBatch, Vec<Box<dyn StagedStream>>, Vec<BoxFuture<'static, ()>>)> {
+    pub(crate) fn take_batch(&self) -> Result<Taken> {
         let mut st = self.open()?;
         let mut batch = CommitBatch::default();
         for s in &st.streams {
@@ -127,7 +134,7 @@ impl UnitOfWork {
         st.index.clear();
         let streams = std::mem::take(&mut st.streams);
         let hooks = std::mem::take(&mut st.hooks);
-        Ok((batch, streams, hooks))
+        Ok(Taken { batch, streams, hooks })
     }
 
     /// Marks the unit of work failed after a store error (nothing was written).
@@ -212,10 +219,8 @@ impl<A: Aggregate> StagedStream for Staged<A> {
             });
         }
         if A::STORAGE == Storage::StateStored {
-            let state = serde_json::to_string(&self.state).map_err(|source| Error::Encode {
-                what: format!("state of `{}`", self.key),
-                source,
-            })?;
+            let state = serde_json::to_string(&self.state)
+                .map_err(|source| Error::Encode { what: format!("state of `{}`", self.key), source })?;
             batch.states.push(StateWrite {
                 stream: self.key.clone(),
                 expected_version: self.loaded_version,
@@ -223,11 +228,7 @@ impl<A: Aggregate> StagedStream for Staged<A> {
                 state,
             });
         }
-        batch.appends.push(StreamAppend {
-            stream: self.key.clone(),
-            expected_version: self.loaded_version,
-            events,
-        });
+        batch.appends.push(StreamAppend { stream: self.key.clone(), expected_version: self.loaded_version, events });
         Ok(())
     }
 

@@ -1,0 +1,137 @@
+//! The bank domain: one aggregate, its events and commands, a query and a policy.
+
+use cqrs_ddd::prelude::*;
+use std::sync::Mutex;
+
+pub(crate) type AccountId = String;
+
+#[event]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AccountOpened {
+    pub(crate) owner: String,
+}
+
+#[event]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Deposited {
+    pub(crate) amount: u64,
+}
+
+#[event(name = "bank.withdrew", version = 1)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Withdrew {
+    pub(crate) amount: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AccountError {
+    #[error("insufficient funds: balance {balance}, requested {requested}")]
+    InsufficientFunds { balance: u64, requested: u64 },
+    #[error("amounts must be positive")]
+    ZeroAmount,
+}
+
+#[aggregate(id = AccountId, events(AccountOpened, Deposited, Withdrew), error = AccountError)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Account {
+    owner: String,
+    balance: u64,
+}
+
+#[aggregate]
+impl Account {
+    #[handle(create)]
+    fn open(&self, cmd: &OpenAccount) -> Result<Vec<AccountEvent>, AccountError> {
+        Ok(vec![AccountOpened { owner: cmd.owner.clone() }.into()])
+    }
+
+    #[handle]
+    fn deposit(&self, cmd: &Deposit) -> Result<Vec<AccountEvent>, AccountError> {
+        if cmd.amount == 0 {
+            return Err(AccountError::ZeroAmount);
+        }
+        Ok(vec![Deposited { amount: cmd.amount }.into()])
+    }
+
+    #[handle]
+    fn withdraw(&self, cmd: &Withdraw) -> Result<Vec<AccountEvent>, AccountError> {
+        if cmd.amount > self.balance {
+            return Err(AccountError::InsufficientFunds { balance: self.balance, requested: cmd.amount });
+        }
+        Ok(vec![Withdrew { amount: cmd.amount }.into()])
+    }
+
+    #[apply]
+    fn opened(&mut self, e: &AccountOpened) {
+        self.owner.clone_from(&e.owner);
+    }
+
+    #[apply]
+    fn deposited(&mut self, e: &Deposited) {
+        self.balance += e.amount;
+    }
+
+    #[apply]
+    fn withdrew(&mut self, e: &Withdrew) {
+        self.balance -= e.amount;
+    }
+
+    pub(crate) fn balance(&self) -> u64 {
+        self.balance
+    }
+}
+
+#[command(aggregate = Account)]
+pub(crate) struct OpenAccount {
+    #[id]
+    pub(crate) id: AccountId,
+    pub(crate) owner: String,
+}
+
+#[command(aggregate = Account)]
+pub(crate) struct Deposit {
+    #[id]
+    pub(crate) id: AccountId,
+    pub(crate) amount: u64,
+}
+
+#[command(aggregate = Account)]
+pub(crate) struct Withdraw {
+    #[id]
+    pub(crate) id: AccountId,
+    pub(crate) amount: u64,
+}
+
+#[query]
+pub(crate) struct GetBalance {
+    pub(crate) id: AccountId,
+}
+
+#[query_handler]
+async fn get_balance(q: GetBalance, ctx: &QueryContext) -> Result<u64> {
+    Ok(ctx.load::<Account>(&q.id).await?.state.balance)
+}
+
+/// Collects alerts; a real application would send mail.
+#[derive(Default)]
+pub(crate) struct Notifier {
+    alerts: Mutex<Vec<String>>,
+}
+
+impl Notifier {
+    pub(crate) fn alerts(&self) -> Vec<String> {
+        self.alerts.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+}
+
+/// A policy: reacts after the deposit is committed.
+#[event_handler]
+async fn alert_large_deposit(e: &Envelope<Deposited>, notifier: Dep<Notifier>) -> Result<()> {
+    if e.amount >= 1_000 {
+        let alert = format!("large deposit of {} on {} (event #{})", e.amount, e.header.stream_id, e.header.position);
+        if let Ok(mut alerts) = notifier.alerts.lock() {
+            alerts.push(alert);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Starts any loopback service the test suites use that is not answering, then waits for
+# it: PostgreSQL 5432, Redis 6379, RabbitMQ 5672, NATS (JetStream) 4222.
+# The start commands are those of the development machines (Debian packages); elsewhere,
+# start the services yourself (see README) and this script only checks them.
+# Exit status: the number of services that are still down.
+set -u
+
+tcp_up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for() { # name, check command, seconds
+  local name=$1 check=$2 secs=$3 i
+  for ((i = 0; i < secs * 2; i++)); do
+    if eval "$check" >/dev/null 2>&1; then echo "services: $name is up"; return 0; fi
+    sleep 0.5
+  done
+  echo "services: $name did not come up within ${secs}s" >&2
+  return 1
+}
+
+ensure() { # name, check command, start command, seconds
+  local name=$1 check=$2 start=$3 secs=$4
+  if eval "$check" >/dev/null 2>&1; then echo "services: $name is up"; return 0; fi
+  echo "services: starting $name"
+  eval "$start" >/dev/null 2>&1 || echo "services: could not run the start command of $name: $start" >&2
+  wait_for "$name" "$check" "$secs"
+}
+
+down=0
+ensure postgres "pg_isready -q -h 127.0.0.1 -p 5432 || tcp_up 5432" \
+  'pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start' 60 || down=$((down + 1))
+ensure redis "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG || tcp_up 6379" \
+  'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log' 30 || down=$((down + 1))
+ensure rabbitmq "tcp_up 5672" 'rabbitmq-server -detached' 120 || down=$((down + 1))
+ensure nats "tcp_up 4222" \
+  'start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log' 30 || down=$((down + 1))
+exit "$down"
