@@ -13,6 +13,7 @@ mod common;
 mod event;
 mod handler;
 mod query;
+mod upcaster;
 
 use proc_macro::TokenStream;
 
@@ -62,4 +63,13 @@ pub fn query_handler(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn event_handler(args: TokenStream, item: TokenStream) -> TokenStream {
     handler::handler(Kind::Event, args.into(), item.into()).into()
+}
+
+/// Turns schema version `from` of an event's JSON payload into version `to`:
+/// `#[upcaster(event = Deposited, from = 1, to = 2)] fn f(v: serde_json::Value) -> serde_json::Value`
+/// (or `-> Result<serde_json::Value, E>`). Loading chains upcasters from the stored
+/// version to the current one.
+#[proc_macro_attribute]
+pub fn upcaster(args: TokenStream, item: TokenStream) -> TokenStream {
+    upcaster::upcaster(args.into(), item.into()).into()
 }

@@ -61,6 +61,18 @@ pub enum Error {
         /// The stored event type name.
         event_type: String,
     },
+    /// A stored event could not be brought to the current schema version.
+    #[error("cannot upcast event `{event_type}` at version {version} of stream `{stream}`: {reason}")]
+    Upcast {
+        /// The stream holding the event.
+        stream: String,
+        /// The event's version in its stream.
+        version: u64,
+        /// The stored event type name.
+        event_type: String,
+        /// What is missing or failed, with the schema versions involved.
+        reason: String,
+    },
     /// A value could not be serialized (an event, a state, a snapshot).
     #[error("cannot serialize {what}: {source}")]
     Encode {

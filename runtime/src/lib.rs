@@ -122,7 +122,7 @@ pub use domain::{
     Metadata, Storage, new_id,
 };
 pub use error::{BuildError, DomainError, Error, Result};
-pub use es::Loaded;
+pub use es::{AggregateCache, Loaded, SnapshotPolicy, UnknownEventPolicy};
 pub use memory::{MemorySnapshotStore, MemoryStore};
 pub use middleware::{
     Message, MessageKind, MetricsMiddleware, Middleware, Next, Reply, TracingMiddleware, ValidationMiddleware,
@@ -131,7 +131,7 @@ pub use registry::{App, AppBuilder};
 pub use uow::UnitOfWork;
 
 #[cfg(feature = "macros")]
-pub use cqrs_ddd_macros::{aggregate, command, command_handler, event, event_handler, query, query_handler};
+pub use cqrs_ddd_macros::{aggregate, command, command_handler, event, event_handler, query, query_handler, upcaster};
 
 /// Everything a domain module needs: `use cqrs_ddd::prelude::*;`.
 pub mod prelude {
@@ -140,7 +140,9 @@ pub mod prelude {
         QueryContext, Result,
     };
     #[cfg(feature = "macros")]
-    pub use cqrs_ddd_macros::{aggregate, command, command_handler, event, event_handler, query, query_handler};
+    pub use cqrs_ddd_macros::{
+        aggregate, command, command_handler, event, event_handler, query, query_handler, upcaster,
+    };
     pub use serde::{Deserialize, Serialize};
 }
 
@@ -167,7 +169,7 @@ pub mod __private {
     pub use crate::cqrs::Root;
     pub use crate::registry::{
         AggregateRegistration, CommandRegistration, DepKey, EventHandlerRegistration, EventRegistration,
-        QueryRegistration, erased_command,
+        QueryRegistration, UpcasterRegistration, erased_command,
     };
 
     /// Turns a handler's `Result<T, E>` into the framework's result.
@@ -195,6 +197,28 @@ pub mod __private {
     /// Checks and passes on a handler's result (see [`SameResponse`]).
     pub fn respond<R: SameResponse<E>, E>(r: crate::Result<R>) -> crate::Result<E> {
         r.map(SameResponse::same)
+    }
+
+    /// What an upcaster may return: the new payload, or a result of it.
+    #[diagnostic::on_unimplemented(
+        message = "an upcaster returns `serde_json::Value` or `Result<serde_json::Value, E>`, not `{Self}`",
+        label = "returns `{Self}`"
+    )]
+    pub trait UpcastResult {
+        /// The payload or the reason it could not be upcast.
+        fn into_upcast(self) -> Result<serde_json::Value, String>;
+    }
+
+    impl UpcastResult for serde_json::Value {
+        fn into_upcast(self) -> Result<serde_json::Value, String> {
+            Ok(self)
+        }
+    }
+
+    impl<E: core::fmt::Display> UpcastResult for Result<serde_json::Value, E> {
+        fn into_upcast(self) -> Result<serde_json::Value, String> {
+            self.map_err(|e| e.to_string())
+        }
     }
 
     /// A handler received an envelope of another type (a wiring bug, reported not panicked).

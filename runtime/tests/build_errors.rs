@@ -57,6 +57,21 @@ async fn charge_v2(_c: ChargeV2, _ctx: &mut CommandContext) -> Result<()> {
     Ok(())
 }
 
+#[upcaster(event = billing::Paid, from = 1, to = 2)]
+fn paid_v1(v: serde_json::Value) -> serde_json::Value {
+    v
+}
+
+#[upcaster(event = billing::Paid, from = 1, to = 2)]
+fn paid_v1_again(v: serde_json::Value) -> serde_json::Value {
+    v
+}
+
+#[upcaster(event = "Retired", from = 1, to = 2)]
+fn retired_v1(v: serde_json::Value) -> serde_json::Value {
+    v
+}
+
 #[test]
 fn build_lists_every_problem_at_once() {
     let err = App::builder().build().err().expect("a mis-wired app must not build");
@@ -68,6 +83,9 @@ fn build_lists_every_problem_at_once() {
         "`build_errors::charge_v1` needs `Dep<build_errors::Clock>`, which was never provided",
         "`build_errors::mail_receipt` needs `Dep<build_errors::Mailer>`, which was never provided",
         "event handler `build_errors::on_unregistered` handles `Unregistered`, which is not registered",
+        "event `Paid` has two upcasters from schema version 1",
+        "upcaster `build_errors::retired_v1` is for event `Retired`, which is not registered",
+        "turns `Paid` into schema version 2, but the event is at version 1",
     ];
     for e in expect {
         assert!(text.contains(e), "missing {e:?} in:\n{text}");
@@ -79,5 +97,5 @@ fn build_lists_every_problem_at_once() {
 fn providing_the_services_removes_those_problems() {
     let err = App::builder().provide(Mailer).provide(Clock).build().err().unwrap();
     let Error::Build(b) = err else { panic!() };
-    assert_eq!(b.problems.len(), 3, "{b}");
+    assert_eq!(b.problems.len(), 6, "{b}");
 }

@@ -9,8 +9,8 @@ use common::*;
 use cqrs_ddd::memory::MemoryStore;
 use cqrs_ddd::middleware::{Validate, ValidationMiddleware};
 use cqrs_ddd::ports::{
-    CommitBatch, CommitReceipt, EventStore, EventStream, NewEvent, StoredEvent, StoredState, StreamAppend, StreamKey,
-    async_trait,
+    CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, NewEvent, StoredEvent, StoredState, StreamAppend,
+    StreamKey, async_trait,
 };
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::{AppBuilder, DynCommandHandler, Message, Middleware, Next, Reply, RequestContext, RetryPolicy};
@@ -96,7 +96,7 @@ impl EventStore for CountingStore {
     async fn read_stream(&self, stream: &StreamKey, after: u64) -> Result<EventStream<'static>> {
         self.inner.read_stream(stream, after).await
     }
-    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+    async fn read_all(&self, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
         self.inner.read_all(after, limit).await
     }
     async fn stream_version(&self, stream: &StreamKey) -> Result<u64> {
@@ -252,7 +252,7 @@ async fn independent_root_commands_get_distinct_correlation_ids() {
     for id in ["a", "b", "c"] {
         app.send(Open { account: id.into(), owner: id.into() }).await.unwrap();
     }
-    let events = store.read_all(0, 10).await.unwrap();
+    let events = store.read_all(Cursor::START, 10).await.unwrap();
     let mut ids: Vec<_> = events.iter().map(|e| e.metadata.correlation_id.unwrap()).collect();
     ids.dedup();
     assert_eq!(ids.len(), 3);
@@ -275,7 +275,7 @@ async fn correlation_comes_from_metadata_then_context_and_never_leaks() {
     let scoped = ctx.correlation_id;
     ctx.scope(async { app.send(Open { account: "c".into(), owner: "x".into() }).await.unwrap() }).await;
 
-    let events = store.read_all(0, 10).await.unwrap();
+    let events = store.read_all(Cursor::START, 10).await.unwrap();
     assert_eq!(events[0].metadata.correlation_id, Some(given));
     assert_eq!(events[0].metadata.principal.as_deref(), Some("ann"));
     assert_ne!(events[1].metadata.correlation_id, Some(given), "the next root call gets its own id");
@@ -292,6 +292,7 @@ async fn nested_commands_share_the_root_correlation_id() {
     open(&app, "a", 100).await;
     open(&app, "b", 0).await;
     let before = store.event_count() as u64;
+    let before = Cursor { commit: before, position: before };
     app.send(Transfer { from: "a".into(), to: "b".into(), amount: 1, fail: false }).await.unwrap();
     let events = store.read_all(before, 10).await.unwrap();
     assert_eq!(events.len(), 2);

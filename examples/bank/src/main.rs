@@ -7,7 +7,7 @@ mod domain;
 
 use std::sync::Arc;
 
-use cqrs_ddd::ports::EventStore;
+use cqrs_ddd::ports::{Cursor, EventStore};
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::{MemoryStore, TracingMiddleware};
 use domain::{Account, AccountError, Deposit, GetBalance, Notifier, OpenAccount, Withdraw};
@@ -50,7 +50,7 @@ async fn main() -> Result<()> {
     }
 
     println!("stored events:");
-    for e in store.read_all(0, 100).await? {
+    for e in store.read_all(Cursor::START, 100).await? {
         println!("  #{} {} v{} {} {}", e.position, e.stream, e.version, e.event_type, e.payload);
     }
     let loaded = app.load::<Account>(&id).await?;

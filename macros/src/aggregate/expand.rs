@@ -18,6 +18,22 @@ pub(crate) fn expand_struct(model: &AggregateStruct, item: TokenStream) -> Token
             #event_enum::#v(event) => <Self as #k::Apply<#ty>>::apply_event(self, event),
         }
     });
+    let from_value = events.iter().map(|e| {
+        let (ty, v) = (&e.ty, &e.variant);
+        quote! {
+            if event_type == <#ty as #k::Event>::NAME {
+                return #p::Some(#p::Result::map(#p::serde_json::from_value::<#ty>(payload), #event_enum::#v));
+            }
+        }
+    });
+    let current_version = events.iter().map(|e| {
+        let ty = &e.ty;
+        quote! {
+            if event_type == <#ty as #k::Event>::NAME {
+                return #p::Some(<#ty as #k::Event>::VERSION);
+            }
+        }
+    });
     let from_json = events.iter().map(|e| {
         let (ty, v) = (&e.ty, &e.variant);
         quote! {
@@ -64,8 +80,19 @@ pub(crate) fn expand_struct(model: &AggregateStruct, item: TokenStream) -> Token
                 fn to_json(&self) -> #p::serde_json::Result<#p::String> {
                     match self { #(#event_enum::#variants(event) => #p::serde_json::to_string(event),)* }
                 }
+                fn current_version(event_type: &str) -> #p::Option<u32> {
+                    #(#current_version)*
+                    #p::None
+                }
                 fn from_json(event_type: &str, payload: &str) -> #p::Option<#p::serde_json::Result<Self>> {
                     #(#from_json)*
+                    #p::None
+                }
+                fn from_value(
+                    event_type: &str,
+                    payload: #p::serde_json::Value,
+                ) -> #p::Option<#p::serde_json::Result<Self>> {
+                    #(#from_value)*
                     #p::None
                 }
                 fn into_envelope(self, header: #k::EventHeader) -> #p::Box<dyn #p::Any + #p::Send + #p::Sync> {

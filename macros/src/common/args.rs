@@ -118,6 +118,18 @@ impl Args {
         }
     }
 
+    /// `key = Type` or `key = "text"`.
+    pub(crate) fn ty_or_string(&mut self, key: &str, example: &str) -> Option<Value> {
+        let arg = self.take(key)?;
+        match arg.value {
+            v @ (Value::Type(_) | Value::Lit(Lit::Str(_))) => Some(v),
+            _ => {
+                self.wrong(&arg, "an event type or its stored name", &format!("{key} = {example}"));
+                None
+            }
+        }
+    }
+
     /// `key = 3`, at least `min`.
     pub(crate) fn int(&mut self, key: &str, min: u32) -> Option<u32> {
         let arg = self.take(key)?;

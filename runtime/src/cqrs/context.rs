@@ -9,7 +9,7 @@ use crate::cqrs::mediator::Mediator;
 use crate::cqrs::message::{AggregateCommand, CommandHandler, QueryHandler};
 use crate::domain::{Aggregate, CreationPolicy, Handle, new_id};
 use crate::error::{Error, Result};
-use crate::es::{self, Loaded};
+use crate::es::Loaded;
 use crate::ports::{OutboxMessage, StreamKey};
 use crate::uow::{Pending, Staged, UnitOfWork};
 
@@ -108,9 +108,30 @@ impl CommandContext {
     {
         let key = StreamKey::new(A::TYPE, cmd.aggregate_id().to_string()).with_tenant(self.request.tenant_id.clone());
         if !self.uow.contains(&key) {
-            let loaded = es::load::<A>(self.mediator.store(), &key).await?;
-            let (state, loaded_version) = loaded.map_or_else(|| (A::default(), 0), |l| (l.state, l.version));
-            self.uow.stage(Staged::<A> { key: key.clone(), state, loaded_version, pending: Vec::new() })?;
+            let staged = match self.mediator.cache().and_then(|c| c.take::<A>(&key)) {
+                Some(c) => Staged::<A> {
+                    key: key.clone(),
+                    state: c.state,
+                    loaded_version: c.version,
+                    snapshot_version: c.snapshot_version,
+                    from_cache: true,
+                    pending: Vec::new(),
+                },
+                None => {
+                    let loaded = self.mediator.loader().load::<A>(self.mediator.store(), &key).await?;
+                    let (state, loaded_version, snapshot_version) =
+                        loaded.map_or_else(|| (A::default(), 0, 0), |l| (l.state, l.version, l.snapshot_version));
+                    Staged::<A> {
+                        key: key.clone(),
+                        state,
+                        loaded_version,
+                        snapshot_version,
+                        from_cache: false,
+                        pending: Vec::new(),
+                    }
+                }
+            };
+            self.uow.stage(staged)?;
         }
         let metadata = self.request.metadata(self.command_id);
         self.uow.with_staged::<A, _>(&key, |staged| {

@@ -11,7 +11,7 @@ use crate::cqrs::deps::{Dep, Deps};
 use crate::cqrs::message::{AggregateCommand, Command, CommandHandler, QueryHandler};
 use crate::domain::{Aggregate, Envelope, Event, Handle, Metadata};
 use crate::error::{Error, Result};
-use crate::es::{self, Loaded};
+use crate::es::{AggregateCache, Loaded, Loader};
 use crate::middleware::{Message, MessageKind, Middleware, Next, Reply};
 use crate::ports::{CommitReceipt, EventStore, StreamKey};
 use crate::uow::{self, UnitOfWork};
@@ -69,6 +69,8 @@ pub(crate) struct Runtime {
     pub(crate) event_handlers: HashMap<TypeId, Vec<EventHandlerEntry>>,
     pub(crate) dyn_commands: HashMap<TypeId, Arc<dyn ErasedCommandHandler>>,
     pub(crate) retry: RetryPolicy,
+    pub(crate) loader: Loader,
+    pub(crate) cache: Option<AggregateCache>,
 }
 
 /// Sends commands, runs queries and publishes events: the application's entry point.
@@ -109,10 +111,16 @@ impl Root {
     {
         let policy = self.mediator.rt.retry;
         let mut attempt = 0;
+        let mut stale_cache_retried = false;
         loop {
             let (uow, mut ctx) = self.begin(C::NAME);
             let result = context::enter(self.request.clone(), Some(uow.clone()), ctx.__execute::<A, C>(&cmd)).await;
             match self.finish(&uow, result).await {
+                // A cached aggregate was stale (another writer): it is gone from the
+                // cache now; one reload is always worth it.
+                Err(e) if e.is_conflict() && uow.used_cache() && !stale_cache_retried => {
+                    stale_cache_retried = true;
+                }
                 Err(e) if e.is_conflict() && attempt < policy.max_retries => {
                     metrics::counter!("cqrs_ddd_conflict_retries_total", "command" => C::NAME).increment(1);
                     tokio::time::sleep(policy.delay(attempt)).await;
@@ -149,6 +157,19 @@ impl Mediator {
     /// The event store this mediator writes to.
     pub fn event_store(&self) -> Arc<dyn EventStore> {
         self.rt.store.clone()
+    }
+
+    pub(crate) fn loader(&self) -> &Loader {
+        &self.rt.loader
+    }
+
+    pub(crate) fn cache(&self) -> Option<&AggregateCache> {
+        self.rt.cache.as_ref()
+    }
+
+    /// The aggregate cache, when one is configured.
+    pub fn aggregate_cache(&self) -> Option<&AggregateCache> {
+        self.rt.cache.as_ref()
     }
 
     pub(crate) fn dep<T: Send + Sync + 'static>(&self, needed_by: &'static str) -> Result<Dep<T>> {
@@ -277,7 +298,7 @@ impl Mediator {
 
     pub(crate) async fn load_in<A: Aggregate>(&self, id: &A::Id, request: &RequestContext) -> Result<Loaded<A>> {
         let key = StreamKey::new(A::TYPE, id.to_string()).with_tenant(request.tenant_id.clone());
-        es::load::<A>(self.store(), &key).await?.ok_or_else(|| Error::NotFound { stream: key.to_string() })
+        self.rt.loader.load::<A>(self.store(), &key).await?.ok_or_else(|| Error::NotFound { stream: key.to_string() })
     }
 
     async fn dispatch_event(
@@ -311,7 +332,19 @@ impl Mediator {
             }
         };
         let handlers = &self.rt.event_handlers;
-        let after = uow::after_commit(streams, hooks, &receipt.positions, &|t| handlers.contains_key(&t));
+        let env = uow::CommitEnv {
+            wanted: &|t| handlers.contains_key(&t),
+            cache: self.rt.cache.as_ref(),
+            loader: &self.rt.loader,
+        };
+        let after = uow::after_commit(streams, hooks, &receipt.positions, &env);
+        if let Some(store) = &self.rt.loader.snapshots {
+            for snapshot in after.snapshots {
+                if let Err(e) = store.save(snapshot).await {
+                    tracing::warn!(error = %e, "cannot save a snapshot; loading replays more events until the next one");
+                }
+            }
+        }
         if after.events.is_empty() && after.hooks.is_empty() {
             return Ok(());
         }

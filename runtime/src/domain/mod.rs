@@ -38,9 +38,14 @@ pub trait AggregateEvent: Debug + Clone + Send + Sync + Sized + 'static {
     fn payload_type_id(&self) -> TypeId;
     /// Serializes the payload (without the variant tag) to JSON text.
     fn to_json(&self) -> serde_json::Result<String>;
+    /// The current schema version of the event stored as `event_type`; `None` when the
+    /// name is not one of this aggregate's events.
+    fn current_version(event_type: &str) -> Option<u32>;
     /// Decodes a payload by its stored type name; `None` when the name is not one of
     /// this aggregate's events.
     fn from_json(event_type: &str, payload: &str) -> Option<serde_json::Result<Self>>;
+    /// Decodes an (upcast) payload by its stored type name.
+    fn from_value(event_type: &str, payload: serde_json::Value) -> Option<serde_json::Result<Self>>;
     /// Wraps the payload in an [`Envelope`] of its own type, erased for dispatch.
     fn into_envelope(self, header: EventHeader) -> Box<dyn Any + Send + Sync>;
 }

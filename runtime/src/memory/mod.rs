@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::ports::{
-    CommitBatch, CommitReceipt, EventStore, EventStream, Outbox, OutboxRecord, OutboxStatus, Snapshot, SnapshotStore,
-    StoredEvent, StoredState, StreamKey,
+    CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, Outbox, OutboxRecord, OutboxStatus, Snapshot,
+    SnapshotStore, StoredEvent, StoredState, StreamEvent, StreamKey,
 };
 
 /// An event store, state store and outbox in memory, with a global position.
@@ -75,6 +75,7 @@ impl EventStore for MemoryStore {
                     event_id: e.event_id,
                     version,
                     position,
+                    commit: position,
                     event_type: e.event_type.to_owned(),
                     schema_version: e.schema_version,
                     payload: e.payload,
@@ -110,12 +111,21 @@ impl EventStore for MemoryStore {
                 None => Vec::new(),
             }
         };
-        Ok(futures::stream::iter(events).map(|e| Ok(StoredEvent::clone(&e))).boxed())
+        Ok(futures::stream::iter(events)
+            .map(|e| {
+                Ok(StreamEvent {
+                    version: e.version,
+                    event_type: e.event_type.clone(),
+                    schema_version: e.schema_version,
+                    payload: e.payload.clone(),
+                })
+            })
+            .boxed())
     }
 
-    async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+    async fn read_all(&self, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
         let inner = self.inner.read();
-        let from = usize::try_from(after_position).unwrap_or(usize::MAX).min(inner.log.len());
+        let from = usize::try_from(after.position).unwrap_or(usize::MAX).min(inner.log.len());
         Ok(inner.log[from..].iter().take(limit).map(|e| StoredEvent::clone(e)).collect())
     }
 

@@ -63,6 +63,26 @@ pub struct NewEvent {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// Where a reader of all events stands: events are read in `(commit, position)` order.
+///
+/// `position` is the global, unique position of an event. `commit` orders the writing
+/// transactions so that a reader never skips an event that commits after it read a
+/// later one: on PostgreSQL it is the writing transaction's id (read only below the
+/// oldest transaction still running), on stores that commit one at a time it equals
+/// `position`. Persist the whole cursor as a checkpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Commit order key.
+    pub commit: u64,
+    /// Global position within that order.
+    pub position: u64,
+}
+
+impl Cursor {
+    /// Before the first event.
+    pub const START: Cursor = Cursor { commit: 0, position: 0 };
+}
+
 /// An event as it comes out of the store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
@@ -72,8 +92,10 @@ pub struct StoredEvent {
     pub event_id: Uuid,
     /// Sequence in the stream, 1-based.
     pub version: u64,
-    /// Global position, increasing in commit order.
+    /// Global position, unique.
     pub position: u64,
+    /// Commit order key (see [`Cursor`]).
+    pub commit: u64,
     /// Stable type name.
     pub event_type: String,
     /// Payload shape version.
@@ -164,8 +186,28 @@ pub struct CommitReceipt {
     pub positions: Vec<u64>,
 }
 
-/// A stream of stored events, read lazily.
-pub type EventStream<'a> = BoxStream<'a, Result<StoredEvent>>;
+impl StoredEvent {
+    /// The cursor just past this event.
+    pub fn cursor(&self) -> Cursor {
+        Cursor { commit: self.commit, position: self.position }
+    }
+}
+
+/// What loading an aggregate needs of one event of its stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEvent {
+    /// Sequence in the stream, 1-based.
+    pub version: u64,
+    /// Stable type name.
+    pub event_type: String,
+    /// Payload shape version.
+    pub schema_version: u32,
+    /// The payload as JSON text.
+    pub payload: String,
+}
+
+/// The events of one stream, read lazily (bounded memory for any stream length).
+pub type EventStream<'a> = BoxStream<'a, Result<StreamEvent>>;
 
 /// Durable storage of events and state rows.
 ///
@@ -181,9 +223,9 @@ pub trait EventStore: Send + Sync + 'static {
     /// The events of one stream with version > `after_version`, in order, read lazily.
     async fn read_stream(&self, stream: &StreamKey, after_version: u64) -> Result<EventStream<'static>>;
 
-    /// Up to `limit` events with position > `after_position`, in position order.
-    /// Gap-safe: never returns a position while a lower one may still commit.
-    async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<StoredEvent>>;
+    /// Up to `limit` events after `after`, in [`Cursor`] order, of every stream and tenant.
+    /// Gap-safe: an event that commits later never sorts before one already returned.
+    async fn read_all(&self, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>>;
 
     /// The current version of a stream (0 when it has no events).
     async fn stream_version(&self, stream: &StreamKey) -> Result<u64>;

@@ -16,11 +16,12 @@ use crate::cqrs::{
     Command, CommandContext, CommandHandler, Deps, DynCommandHandler, DynEventHandler, EventContext, Mediator,
     RetryPolicy,
 };
-use crate::domain::{Envelope, Event};
+use crate::domain::{Aggregate, Envelope, Event};
 use crate::error::{BuildError, Error, Result};
+use crate::es::{AggregateCache, Loader, SnapshotPolicy, UnknownEventPolicy, Upcasters};
 use crate::memory::MemoryStore;
 use crate::middleware::{Middleware, Reply};
-use crate::ports::EventStore;
+use crate::ports::{EventStore, SnapshotStore};
 
 /// A type a handler needs as `Dep<T>`.
 #[doc(hidden)]
@@ -65,6 +66,16 @@ pub struct QueryRegistration {
     pub deps: &'static [DepKey],
 }
 
+/// Submitted by `#[upcaster]`.
+#[doc(hidden)]
+pub struct UpcasterRegistration {
+    pub event_type: &'static str,
+    pub from: u32,
+    pub to: u32,
+    pub name: &'static str,
+    pub upcast: fn(serde_json::Value) -> std::result::Result<serde_json::Value, String>,
+}
+
 /// Submitted by `#[event_handler]`.
 #[doc(hidden)]
 pub struct EventHandlerRegistration {
@@ -80,6 +91,7 @@ inventory::collect!(AggregateRegistration);
 inventory::collect!(CommandRegistration);
 inventory::collect!(QueryRegistration);
 inventory::collect!(EventHandlerRegistration);
+inventory::collect!(UpcasterRegistration);
 
 /// The erased call of a macro-registered command handler.
 #[doc(hidden)]
@@ -166,6 +178,10 @@ pub struct AppBuilder {
     event_handlers: Vec<(TypeId, &'static str, TypeId, Arc<dyn ErasedEventHandler>)>,
     retry: RetryPolicy,
     problems: Vec<String>,
+    snapshots: Option<Arc<dyn SnapshotStore>>,
+    policies: HashMap<&'static str, SnapshotPolicy>,
+    cache: Option<usize>,
+    unknown: UnknownEventPolicy,
 }
 
 impl AppBuilder {
@@ -202,6 +218,32 @@ impl AppBuilder {
     /// How root aggregate commands are retried on a version conflict.
     pub fn retry_on_conflict(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
+        self
+    }
+
+    /// Where snapshots are kept; set a [`SnapshotPolicy`] per aggregate with
+    /// [`AppBuilder::snapshot`].
+    pub fn snapshot_store(mut self, store: impl SnapshotStore) -> Self {
+        self.snapshots = Some(Arc::new(store));
+        self
+    }
+
+    /// When to snapshot aggregate `A` (loading then starts from the newest snapshot).
+    pub fn snapshot<A: Aggregate>(mut self, policy: SnapshotPolicy) -> Self {
+        self.policies.insert(A::TYPE, policy);
+        self
+    }
+
+    /// Keeps up to `capacity` loaded aggregates in process, so a command on a hot
+    /// aggregate reads nothing (see [`AggregateCache`]).
+    pub fn aggregate_cache(mut self, capacity: usize) -> Self {
+        self.cache = Some(capacity);
+        self
+    }
+
+    /// What loading does with an event type the aggregate does not know (default: fail).
+    pub fn unknown_events(mut self, policy: UnknownEventPolicy) -> Self {
+        self.unknown = policy;
         self
     }
 
@@ -249,7 +291,19 @@ impl AppBuilder {
     /// `Dep<T>` was never provided, handlers for types that are not registered, and
     /// commands with two handlers.
     pub fn build(self) -> Result<Mediator> {
-        let AppBuilder { store, deps, mut middleware, commands, event_handlers, retry, mut problems } = self;
+        let AppBuilder {
+            store,
+            deps,
+            mut middleware,
+            commands,
+            event_handlers,
+            retry,
+            mut problems,
+            snapshots,
+            policies,
+            cache,
+            unknown,
+        } = self;
 
         // Events: one type per stable name.
         let mut events: BTreeMap<&str, Vec<&EventRegistration>> = BTreeMap::new();
@@ -360,6 +414,27 @@ impl AppBuilder {
             handlers.entry(type_id).or_default().push(EventHandlerEntry { name, handler });
         }
 
+        // Upcasters: one per (event, from version), towards a version the event has.
+        let upcasters = Upcasters::collect(&mut problems);
+        let versions: HashMap<&str, u32> =
+            events.iter().flat_map(|(n, regs)| regs.iter().map(move |r| (*n, r.version))).collect();
+        for u in upcasters.iter() {
+            match versions.get(u.event_type) {
+                Some(&current) if u.to > current => problems.push(format!(
+                    "upcaster `{}` turns `{}` into schema version {}, but the event is at version {current}",
+                    u.name, u.event_type, u.to
+                )),
+                Some(_) => {}
+                None => problems.push(format!(
+                    "upcaster `{}` is for event `{}`, which is not registered with `#[event]`",
+                    u.name, u.event_type
+                )),
+            }
+        }
+        if !policies.is_empty() && snapshots.is_none() {
+            problems.push("snapshot policies are set but no snapshot store; add `.snapshot_store(..)`".to_owned());
+        }
+
         if !problems.is_empty() {
             return Err(Error::Build(BuildError { problems }));
         }
@@ -371,6 +446,8 @@ impl AppBuilder {
             event_handlers: handlers,
             dyn_commands,
             retry,
+            loader: Loader { upcasters, unknown, snapshots, policies },
+            cache: cache.map(AggregateCache::new),
         }))
     }
 }

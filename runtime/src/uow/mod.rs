@@ -17,7 +17,9 @@ use uuid::Uuid;
 
 use crate::domain::{Aggregate, AggregateEvent, EventHeader, Metadata, Storage};
 use crate::error::{Error, Result};
-use crate::ports::{CommitBatch, NewEvent, OutboxMessage, StateWrite, StreamAppend, StreamKey};
+use crate::es::cache::Cached;
+use crate::es::{AggregateCache, Loader};
+use crate::ports::{CommitBatch, NewEvent, OutboxMessage, Snapshot, StateWrite, StreamAppend, StreamKey};
 
 /// A unit of work shared by a root command and the commands nested in it.
 #[derive(Clone, Default)]
@@ -32,6 +34,8 @@ struct UowState {
     outbox: Vec<OutboxMessage>,
     hooks: Vec<BoxFuture<'static, ()>>,
     closed: Option<&'static str>,
+    /// Whether an aggregate came from the aggregate cache (a conflict may mean it was stale).
+    used_cache: bool,
 }
 
 /// An event committed by a unit of work, ready for its handlers.
@@ -51,6 +55,15 @@ pub(crate) struct Taken {
 pub(crate) struct AfterCommit {
     pub(crate) events: Vec<Committed>,
     pub(crate) hooks: Vec<BoxFuture<'static, ()>>,
+    pub(crate) snapshots: Vec<Snapshot>,
+}
+
+/// What the committed streams are handed to.
+pub(crate) struct CommitEnv<'a> {
+    /// Which payload types have handlers (no envelope is built for the others).
+    pub(crate) wanted: &'a (dyn Fn(TypeId) -> bool + Sync),
+    pub(crate) cache: Option<&'a AggregateCache>,
+    pub(crate) loader: &'a Loader,
 }
 
 impl UnitOfWork {
@@ -78,6 +91,7 @@ impl UnitOfWork {
         if !st.index.contains_key(&staged.key) {
             let i = st.streams.len();
             st.index.insert(staged.key.clone(), i);
+            st.used_cache |= staged.from_cache;
             st.streams.push(Box::new(staged));
         }
         Ok(())
@@ -137,26 +151,30 @@ impl UnitOfWork {
         Ok(Taken { batch, streams, hooks })
     }
 
+    /// Whether an aggregate of this unit of work came from the aggregate cache.
+    pub(crate) fn used_cache(&self) -> bool {
+        self.state.lock().used_cache
+    }
+
     /// Marks the unit of work failed after a store error (nothing was written).
     pub(crate) fn mark_failed(&self) {
         self.state.lock().closed = Some("rolled back");
     }
 }
 
-/// Turns committed streams into handler-ready events; `wanted` says which payload types
-/// have handlers, so no envelope is built for events nobody listens to.
+/// Turns committed streams into handler-ready events, due snapshots and cache entries.
 pub(crate) fn after_commit(
     streams: Vec<Box<dyn StagedStream>>,
     hooks: Vec<BoxFuture<'static, ()>>,
     positions: &[u64],
-    wanted: &dyn Fn(TypeId) -> bool,
+    env: &CommitEnv<'_>,
 ) -> AfterCommit {
     let mut positions = positions.iter().copied();
-    let mut events = Vec::new();
+    let mut after = AfterCommit { events: Vec::new(), hooks, snapshots: Vec::new() };
     for s in streams {
-        s.into_committed(&mut positions, wanted, &mut events);
+        s.into_committed(&mut positions, env, &mut after);
     }
-    AfterCommit { events, hooks }
+    after
 }
 
 /// A staged stream of any aggregate type.
@@ -166,8 +184,8 @@ pub(crate) trait StagedStream: Send {
     fn into_committed(
         self: Box<Self>,
         positions: &mut dyn Iterator<Item = u64>,
-        wanted: &dyn Fn(TypeId) -> bool,
-        out: &mut Vec<Committed>,
+        env: &CommitEnv<'_>,
+        out: &mut AfterCommit,
     );
 }
 
@@ -185,6 +203,9 @@ pub(crate) struct Staged<A: Aggregate> {
     pub(crate) state: A,
     /// The version it was loaded at.
     pub(crate) loaded_version: u64,
+    /// The version of the snapshot it was loaded from (0: none).
+    pub(crate) snapshot_version: u64,
+    pub(crate) from_cache: bool,
     pub(crate) pending: Vec<Pending<A::Event>>,
 }
 
@@ -235,14 +256,26 @@ impl<A: Aggregate> StagedStream for Staged<A> {
     fn into_committed(
         self: Box<Self>,
         positions: &mut dyn Iterator<Item = u64>,
-        wanted: &dyn Fn(TypeId) -> bool,
-        out: &mut Vec<Committed>,
+        env: &CommitEnv<'_>,
+        out: &mut AfterCommit,
     ) {
-        let Staged { key, loaded_version, pending, .. } = *self;
+        let version = self.version();
+        let Staged { key, state, loaded_version, mut snapshot_version, pending, .. } = *self;
+        if A::STORAGE == Storage::EventSourced
+            && env.loader.policy(A::TYPE).is_some_and(|p| p.due(loaded_version, version, snapshot_version))
+        {
+            match serde_json::to_string(&state) {
+                Ok(json) => {
+                    snapshot_version = version;
+                    out.snapshots.push(Snapshot { stream: key.clone(), version, state: json, taken_at: Utc::now() });
+                }
+                Err(e) => tracing::warn!(stream = %key, error = %e, "cannot serialize a snapshot"),
+            }
+        }
         for (i, p) in pending.into_iter().enumerate() {
             let position = positions.next().unwrap_or(0);
             let type_id = p.event.payload_type_id();
-            if !wanted(type_id) {
+            if !(env.wanted)(type_id) {
                 continue;
             }
             let header = EventHeader {
@@ -256,7 +289,10 @@ impl<A: Aggregate> StagedStream for Staged<A> {
                 occurred_at: p.occurred_at,
                 metadata: p.metadata,
             };
-            out.push(Committed { type_id, envelope: p.event.into_envelope(header) });
+            out.events.push(Committed { type_id, envelope: p.event.into_envelope(header) });
+        }
+        if let Some(cache) = env.cache {
+            cache.put(key, Cached { state, version, snapshot_version });
         }
     }
 }

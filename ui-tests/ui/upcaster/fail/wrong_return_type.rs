@@ -1,0 +1,12 @@
+use cqrs_ddd::prelude::*;
+
+#[event(version = 2)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Credited;
+
+#[upcaster(event = Credited, from = 1, to = 2)]
+fn credited(v: serde_json::Value) -> String {
+    v.to_string()
+}
+
+fn main() {}
