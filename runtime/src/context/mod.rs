@@ -23,6 +23,8 @@ pub struct RequestContext {
     pub tenant_id: Option<String>,
     /// Who asked.
     pub principal: Option<String>,
+    /// Headers given with the root message, copied onto every event it causes.
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -38,7 +40,13 @@ tokio::task_local! {
 impl RequestContext {
     /// A context with a fresh correlation id and nothing else.
     pub fn new() -> Self {
-        RequestContext { correlation_id: new_id(), causation_id: None, tenant_id: None, principal: None }
+        RequestContext {
+            correlation_id: new_id(),
+            causation_id: None,
+            tenant_id: None,
+            principal: None,
+            headers: std::collections::BTreeMap::new(),
+        }
     }
 
     /// The context of the running call, if any.
@@ -75,6 +83,10 @@ impl RequestContext {
             causation_id: meta.and_then(|m| m.causation_id).or(outer.as_ref().and_then(|o| o.causation_id)),
             tenant_id: pick(meta.and_then(|m| m.tenant_id.as_ref()), outer.as_ref().and_then(|o| o.tenant_id.as_ref())),
             principal: pick(meta.and_then(|m| m.principal.as_ref()), outer.as_ref().and_then(|o| o.principal.as_ref())),
+            headers: match meta.filter(|m| !m.headers.is_empty()) {
+                Some(m) => m.headers.clone(),
+                None => outer.map(|o| o.headers).unwrap_or_default(),
+            },
         }
     }
 
@@ -85,7 +97,7 @@ impl RequestContext {
             causation_id: Some(causation),
             tenant_id: self.tenant_id.clone(),
             principal: self.principal.clone(),
-            headers: std::collections::BTreeMap::default(),
+            headers: self.headers.clone(),
         }
     }
 }

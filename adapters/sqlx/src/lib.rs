@@ -1,0 +1,10 @@
+//! PostgreSQL and SQLite adapters of cqrs-ddd.
+//!
+//! DOCS PLACEHOLDER
+
+mod common;
+#[cfg(feature = "postgres")]
+mod postgres;
+
+#[cfg(feature = "postgres")]
+pub use postgres::{PgOptions, PgStore};

@@ -1,0 +1,650 @@
+//! The PostgreSQL store.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use async_stream::try_stream;
+use chrono::{DateTime, Utc};
+use cqrs_ddd::ports::{
+    CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, Outbox, OutboxMessage, OutboxRecord, OutboxStatus,
+    Snapshot, SnapshotStore, StoredEvent, StoredState, StreamEvent, StreamKey, async_trait,
+};
+use cqrs_ddd::{Error, Metadata, RequestContext, Result};
+use futures::TryStreamExt;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use crate::common::{
+    Migration, conflict, has_unguarded_states, headers_from, headers_json, is_unique_violation, store_err, tenant,
+    tenant_from, to_i32, to_i64, to_u64,
+};
+
+const MIGRATIONS: &[Migration] = &[Migration { version: 1, sql: include_str!("../migrations/postgres/0001_init.sql") }];
+
+/// Event store, state rows, snapshots and outbox on PostgreSQL.
+///
+/// Cheap to clone. A command's whole batch (events of every stream, state rows, outbox
+/// rows) is one statement: one round trip, one commit. The pool does not ping connections
+/// on acquire (that would add a round trip to every command).
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    sql: Arc<Sql>,
+}
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// `postgres://user@host:port/database`.
+    pub url: String,
+    /// The schema holding the tables (created by `migrate`); default `public`.
+    pub schema: String,
+    /// Pool size.
+    pub max_connections: u32,
+}
+
+impl PgOptions {
+    /// Options for `url`, schema `public`, 16 connections.
+    pub fn new(url: impl Into<String>) -> Self {
+        PgOptions { url: url.into(), schema: "public".to_owned(), max_connections: 16 }
+    }
+
+    /// Puts the tables in `schema` (letters, digits and `_` only).
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// Sets the pool size.
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` with the default options.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(PgOptions::new(url)).await
+    }
+
+    /// Connects with `options`.
+    pub async fn connect_with(options: PgOptions) -> Result<Self> {
+        let connect: PgConnectOptions =
+            options.url.parse().map_err(|e| Error::store(format!("invalid PostgreSQL url `{}`: {e}", options.url)))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .test_before_acquire(false)
+            .connect_with(connect)
+            .await
+            .map_err(|e| {
+                Error::store(format!(
+                    "PostgreSQL at `{}` is not reachable: {e}; start it (scripts/services.sh) or set DATABASE_URL",
+                    options.url
+                ))
+            })?;
+        Self::from_pool(pool, &options.schema)
+    }
+
+    /// Uses an existing pool; tables live in `schema`.
+    pub fn from_pool(pool: PgPool, schema: &str) -> Result<Self> {
+        if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(Error::store(format!("schema name `{schema}` must be letters, digits and `_`")));
+        }
+        Ok(PgStore { pool, sql: Arc::new(Sql::new(&format!("\"{schema}\""))) })
+    }
+
+    /// The pool, for the application's own queries.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Creates the schema and tables, or brings them up to date. Safe to run from
+    /// several processes at once (an advisory lock serializes them).
+    pub async fn migrate(&self) -> Result<()> {
+        let mut conn = self.pool.acquire().await.map_err(store_err)?;
+        let mut tx = conn.begin().await.map_err(store_err)?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('cqrs_ddd_migrate'))")
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err)?;
+        let s = &self.sql.schema;
+        sqlx::raw_sql(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {s}; CREATE TABLE IF NOT EXISTS {s}.cqrs_ddd_migrations \
+             (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        ))
+        .execute(&mut *tx)
+        .await
+        .map_err(store_err)?;
+        let applied: Vec<i64> = sqlx::query_scalar(&format!("SELECT version FROM {s}.cqrs_ddd_migrations"))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_err)?;
+        for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+            sqlx::raw_sql(&m.sql.replace("{schema}", s)).execute(&mut *tx).await.map_err(store_err)?;
+            sqlx::query(&format!("INSERT INTO {s}.cqrs_ddd_migrations (version) VALUES ($1)"))
+                .bind(m.version)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_err)?;
+        }
+        tx.commit().await.map_err(store_err)
+    }
+
+    /// Commits a batch inside a transaction the caller controls, so rows of the caller's
+    /// own commit with the events (the unit of work over a sqlx transaction). On a version
+    /// conflict the transaction stays usable: the write is undone to a savepoint.
+    pub async fn commit_in(&self, tx: &mut PgConnection, batch: CommitBatch) -> Result<CommitReceipt> {
+        if has_unguarded_states(&batch) {
+            self.check_states(tx, &batch).await?;
+        }
+        sqlx::query("SAVEPOINT cqrs_ddd_commit").execute(&mut *tx).await.map_err(store_err)?;
+        match self.write(tx, &batch).await {
+            Ok(rows) => receipt(&batch, rows),
+            Err(e) if is_unique_violation(&e) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT cqrs_ddd_commit").execute(&mut *tx).await.map_err(store_err)?;
+                Err(self.find_conflict(tx, &batch).await)
+            }
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// The one statement that writes a batch.
+    async fn write(
+        &self,
+        conn: &mut PgConnection,
+        batch: &CommitBatch,
+    ) -> std::result::Result<Vec<PgRow>, sqlx::Error> {
+        let cols = Columns::of(batch).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        let sql = self.sql.commit(!batch.appends.is_empty(), !batch.states.is_empty(), !batch.outbox.is_empty());
+        let mut q = sqlx::query(sql);
+        if !batch.appends.is_empty() {
+            q = q
+                .bind(cols.tenant)
+                .bind(cols.stream_type)
+                .bind(cols.stream_id)
+                .bind(cols.version)
+                .bind(cols.event_id)
+                .bind(cols.event_type)
+                .bind(cols.schema_version)
+                .bind(cols.payload)
+                .bind(cols.correlation)
+                .bind(cols.causation)
+                .bind(cols.principal)
+                .bind(cols.headers)
+                .bind(cols.occurred_at);
+        }
+        if !batch.states.is_empty() {
+            q = q.bind(cols.s_tenant).bind(cols.s_type).bind(cols.s_id).bind(cols.s_version).bind(cols.s_state);
+        }
+        if !batch.outbox.is_empty() {
+            q = q.bind(cols.o_id).bind(cols.o_topic).bind(cols.o_payload).bind(cols.o_headers).bind(cols.o_created);
+        }
+        q.fetch_all(conn).await
+    }
+
+    /// Checks state rows that no event append guards, inside the caller's transaction.
+    async fn check_states(&self, conn: &mut PgConnection, batch: &CommitBatch) -> Result<()> {
+        for s in &batch.states {
+            let actual: Option<i64> = sqlx::query_scalar(&self.sql.state_version_for_update)
+                .bind(tenant(&s.stream))
+                .bind(&s.stream.stream_type)
+                .bind(&s.stream.stream_id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(store_err)?;
+            let actual = actual.map_or(Ok(0), |v| to_u64(v, "state version"))?;
+            if actual != s.expected_version {
+                return Err(conflict(&s.stream, s.expected_version, actual));
+            }
+        }
+        Ok(())
+    }
+
+    /// After a unique violation: which stream moved, and to what version. Reads on the
+    /// connection that failed (never a second one from the pool: under load every
+    /// connection could be waiting for another).
+    async fn find_conflict(&self, conn: &mut PgConnection, batch: &CommitBatch) -> Error {
+        let mut first = None;
+        for a in &batch.appends {
+            let actual = match self.version_on(conn, &a.stream).await {
+                Ok(v) => v,
+                Err(e) => return e,
+            };
+            if actual != a.expected_version {
+                return conflict(&a.stream, a.expected_version, actual);
+            }
+            first.get_or_insert((a, actual));
+        }
+        match first {
+            Some((a, actual)) => conflict(&a.stream, a.expected_version, actual.max(a.expected_version + 1)),
+            None => Error::store("unique violation on a batch without events"),
+        }
+    }
+}
+
+impl PgStore {
+    async fn version_on(&self, conn: &mut PgConnection, stream: &StreamKey) -> Result<u64> {
+        let v: i64 = sqlx::query_scalar(&self.sql.stream_version)
+            .bind(tenant(stream))
+            .bind(&stream.stream_type)
+            .bind(&stream.stream_id)
+            .fetch_one(conn)
+            .await
+            .map_err(store_err)?;
+        to_u64(v, "version")
+    }
+}
+
+/// Positions in batch order, matched by event id (RETURNING order is not guaranteed).
+fn receipt(batch: &CommitBatch, rows: Vec<PgRow>) -> Result<CommitReceipt> {
+    let ids = batch.appends.iter().flat_map(|a| a.events.iter().map(|e| e.event_id));
+    let mut by_id = std::collections::HashMap::with_capacity(rows.len());
+    for r in rows {
+        let id: Uuid = r.try_get(0).map_err(store_err)?;
+        let position: i64 = r.try_get(1).map_err(store_err)?;
+        by_id.insert(id, to_u64(position, "position")?);
+    }
+    let positions = ids.map(|id| by_id.get(&id).copied().unwrap_or(0)).collect();
+    Ok(CommitReceipt { positions })
+}
+
+/// The batch as column arrays, for `UNNEST`.
+#[derive(Default)]
+struct Columns<'a> {
+    tenant: Vec<&'a str>,
+    stream_type: Vec<&'a str>,
+    stream_id: Vec<&'a str>,
+    version: Vec<i64>,
+    event_id: Vec<Uuid>,
+    event_type: Vec<&'a str>,
+    schema_version: Vec<i32>,
+    payload: Vec<&'a str>,
+    correlation: Vec<Option<Uuid>>,
+    causation: Vec<Option<Uuid>>,
+    principal: Vec<Option<&'a str>>,
+    headers: Vec<Option<String>>,
+    occurred_at: Vec<DateTime<Utc>>,
+    s_tenant: Vec<&'a str>,
+    s_type: Vec<&'a str>,
+    s_id: Vec<&'a str>,
+    s_version: Vec<i64>,
+    s_state: Vec<&'a str>,
+    o_id: Vec<Uuid>,
+    o_topic: Vec<&'a str>,
+    o_payload: Vec<&'a str>,
+    o_headers: Vec<String>,
+    o_created: Vec<DateTime<Utc>>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(batch: &'a CommitBatch) -> Result<Self> {
+        let mut c = Columns::default();
+        for a in &batch.appends {
+            for (version, e) in (a.expected_version + 1..).zip(&a.events) {
+                c.tenant.push(tenant(&a.stream));
+                c.stream_type.push(&a.stream.stream_type);
+                c.stream_id.push(&a.stream.stream_id);
+                c.version.push(to_i64(version, "version")?);
+                c.event_id.push(e.event_id);
+                c.event_type.push(e.event_type);
+                c.schema_version.push(to_i32(e.schema_version, "schema version")?);
+                c.payload.push(&e.payload);
+                c.correlation.push(e.metadata.correlation_id);
+                c.causation.push(e.metadata.causation_id);
+                c.principal.push(e.metadata.principal.as_deref());
+                c.headers.push(headers_json(&e.metadata.headers));
+                c.occurred_at.push(e.occurred_at);
+            }
+        }
+        for s in &batch.states {
+            c.s_tenant.push(tenant(&s.stream));
+            c.s_type.push(&s.stream.stream_type);
+            c.s_id.push(&s.stream.stream_id);
+            c.s_version.push(to_i64(s.version, "version")?);
+            c.s_state.push(&s.state);
+        }
+        for o in &batch.outbox {
+            c.o_id.push(o.id);
+            c.o_topic.push(&o.topic);
+            c.o_payload.push(&o.payload);
+            c.o_headers.push(serde_json::to_string(&o.headers).unwrap_or_else(|_| "{}".to_owned()));
+            c.o_created.push(o.created_at);
+        }
+        Ok(c)
+    }
+}
+
+/// Every statement, with the schema filled in once.
+struct Sql {
+    schema: String,
+    /// The commit statement for each combination of (events, states, outbox) present.
+    commit: [String; 8],
+    read_stream: String,
+    read_all: String,
+    read_all_tenant: String,
+    stream_version: String,
+    load_state: String,
+    state_version_for_update: String,
+    load_snapshot: String,
+    save_snapshot: String,
+    outbox_pending: String,
+    outbox_published: String,
+    outbox_failed: String,
+    outbox_dead: String,
+}
+
+const EVENT_COLUMNS: &str = "position, transaction_id, tenant_id, stream_type, stream_id, version, event_id, \
+    event_type, schema_version, payload::text, correlation_id, causation_id, principal, headers::text, occurred_at";
+
+impl Sql {
+    fn new(s: &str) -> Self {
+        let commit = std::array::from_fn(|i| Self::commit_statement(s, i & 1 != 0, i & 2 != 0, i & 4 != 0));
+        let gap_safe = "transaction_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+        Sql {
+            schema: s.to_owned(),
+            commit,
+            read_stream: format!(
+                "SELECT version, event_type, schema_version, payload::text FROM {s}.events \
+                 WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3 AND version > $4 ORDER BY version"
+            ),
+            read_all: format!(
+                "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE (transaction_id, position) > ($1, $2) AND {gap_safe} \
+                 ORDER BY transaction_id, position LIMIT $3"
+            ),
+            read_all_tenant: format!(
+                "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE (transaction_id, position) > ($1, $2) AND {gap_safe} \
+                 AND tenant_id = $4 ORDER BY transaction_id, position LIMIT $3"
+            ),
+            stream_version: format!(
+                "SELECT COALESCE(MAX(version), 0) FROM {s}.events WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3"
+            ),
+            load_state: format!(
+                "SELECT version, state::text FROM {s}.states WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3"
+            ),
+            state_version_for_update: format!(
+                "SELECT version FROM {s}.states WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3 FOR UPDATE"
+            ),
+            load_snapshot: format!(
+                "SELECT version, state::text, taken_at FROM {s}.snapshots \
+                 WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3"
+            ),
+            save_snapshot: format!(
+                "INSERT INTO {s}.snapshots (tenant_id, stream_type, stream_id, version, state, taken_at) \
+                 VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON CONFLICT (tenant_id, stream_type, stream_id) DO UPDATE \
+                 SET version = EXCLUDED.version, state = EXCLUDED.state, taken_at = EXCLUDED.taken_at \
+                 WHERE {s}.snapshots.version < EXCLUDED.version"
+            ),
+            outbox_pending: format!(
+                "SELECT id, topic, payload::text, headers::text, created_at, status, attempts, last_error \
+                 FROM {s}.outbox WHERE status = 'pending' ORDER BY position LIMIT $1"
+            ),
+            outbox_published: format!("UPDATE {s}.outbox SET status = 'published', published_at = now() WHERE id = $1"),
+            outbox_failed: format!(
+                "UPDATE {s}.outbox SET attempts = attempts + 1, last_error = $2, \
+                 status = CASE WHEN attempts + 1 >= $3 THEN 'dead' ELSE status END WHERE id = $1"
+            ),
+            outbox_dead: format!(
+                "SELECT id, topic, payload::text, headers::text, created_at, status, attempts, last_error \
+                 FROM {s}.outbox WHERE status = 'dead' ORDER BY position"
+            ),
+        }
+    }
+
+    fn commit(&self, events: bool, states: bool, outbox: bool) -> &str {
+        &self.commit[usize::from(events) | usize::from(states) << 1 | usize::from(outbox) << 2]
+    }
+
+    /// Data-modifying CTEs in one statement: atomic, one round trip.
+    fn commit_statement(s: &str, events: bool, states: bool, outbox: bool) -> String {
+        let mut parts = Vec::new();
+        let mut n = 0;
+        let mut p = |count: usize| {
+            let list: Vec<String> = (n + 1..=n + count).map(|i| format!("${i}")).collect();
+            n += count;
+            list
+        };
+        if events {
+            let a = p(13);
+            parts.push(format!(
+                "ev AS (INSERT INTO {s}.events (tenant_id, stream_type, stream_id, version, event_id, event_type, \
+                 schema_version, payload, correlation_id, causation_id, principal, headers, occurred_at) \
+                 SELECT t, st, sid, v, eid, et, sv, p::jsonb, corr, caus, pr, h::jsonb, oa FROM UNNEST(\
+                 {}::text[], {}::text[], {}::text[], {}::int8[], {}::uuid[], {}::text[], {}::int4[], {}::text[], \
+                 {}::uuid[], {}::uuid[], {}::text[], {}::text[], {}::timestamptz[]) \
+                 AS x(t, st, sid, v, eid, et, sv, p, corr, caus, pr, h, oa) RETURNING event_id, position)",
+                a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]
+            ));
+        }
+        if states {
+            let a = p(5);
+            parts.push(format!(
+                "st AS (INSERT INTO {s}.states (tenant_id, stream_type, stream_id, version, state) \
+                 SELECT t, st, sid, v, j::jsonb FROM UNNEST({}::text[], {}::text[], {}::text[], {}::int8[], {}::text[]) \
+                 AS x(t, st, sid, v, j) ON CONFLICT (tenant_id, stream_type, stream_id) DO UPDATE \
+                 SET version = EXCLUDED.version, state = EXCLUDED.state, updated_at = now() RETURNING 1)",
+                a[0], a[1], a[2], a[3], a[4]
+            ));
+        }
+        if outbox {
+            let a = p(5);
+            parts.push(format!(
+                "ob AS (INSERT INTO {s}.outbox (id, topic, payload, headers, created_at) \
+                 SELECT i, tp, pl::jsonb, h::jsonb, c FROM UNNEST({}::uuid[], {}::text[], {}::text[], {}::text[], \
+                 {}::timestamptz[]) AS x(i, tp, pl, h, c) RETURNING 1)",
+                a[0], a[1], a[2], a[3], a[4]
+            ));
+        }
+        let mut sql = String::new();
+        if !parts.is_empty() {
+            let _ = write!(sql, "WITH {} ", parts.join(", "));
+        }
+        if events {
+            sql.push_str("SELECT event_id, position FROM ev");
+        } else {
+            sql.push_str("SELECT NULL::uuid, NULL::int8 WHERE false");
+        }
+        sql
+    }
+}
+
+fn decode_event(row: &PgRow) -> Result<StoredEvent> {
+    let get = |e: sqlx::Error| store_err(e);
+    let tenant_id: String = row.try_get(2).map_err(get)?;
+    Ok(StoredEvent {
+        position: to_u64(row.try_get(0).map_err(get)?, "position")?,
+        commit: to_u64(row.try_get(1).map_err(get)?, "transaction id")?,
+        stream: StreamKey {
+            tenant_id: tenant_from(tenant_id.clone()),
+            stream_type: row.try_get(3).map_err(get)?,
+            stream_id: row.try_get(4).map_err(get)?,
+        },
+        version: to_u64(row.try_get(5).map_err(get)?, "version")?,
+        event_id: row.try_get(6).map_err(get)?,
+        event_type: row.try_get(7).map_err(get)?,
+        schema_version: u32::try_from(row.try_get::<i32, _>(8).map_err(get)?).unwrap_or(0),
+        payload: row.try_get(9).map_err(get)?,
+        metadata: Metadata {
+            correlation_id: row.try_get(10).map_err(get)?,
+            causation_id: row.try_get(11).map_err(get)?,
+            tenant_id: tenant_from(tenant_id),
+            principal: row.try_get(12).map_err(get)?,
+            headers: headers_from(row.try_get(13).map_err(get)?),
+        },
+        occurred_at: row.try_get(14).map_err(get)?,
+    })
+}
+
+fn decode_outbox(row: &PgRow) -> Result<OutboxRecord> {
+    let get = |e: sqlx::Error| store_err(e);
+    let status: String = row.try_get(5).map_err(get)?;
+    Ok(OutboxRecord {
+        message: OutboxMessage {
+            id: row.try_get(0).map_err(get)?,
+            topic: row.try_get(1).map_err(get)?,
+            payload: row.try_get(2).map_err(get)?,
+            headers: headers_from(row.try_get(3).map_err(get)?),
+            created_at: row.try_get(4).map_err(get)?,
+        },
+        status: match status.as_str() {
+            "published" => OutboxStatus::Published,
+            "dead" => OutboxStatus::Dead,
+            _ => OutboxStatus::Pending,
+        },
+        attempts: u32::try_from(row.try_get::<i32, _>(6).map_err(get)?).unwrap_or(0),
+        last_error: row.try_get(7).map_err(get)?,
+    })
+}
+
+#[async_trait]
+impl EventStore for PgStore {
+    async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
+        let mut conn = self.pool.acquire().await.map_err(store_err)?;
+        if has_unguarded_states(&batch) {
+            let mut tx = conn.begin().await.map_err(store_err)?;
+            let receipt = self.commit_in(&mut tx, batch).await?;
+            tx.commit().await.map_err(store_err)?;
+            return Ok(receipt);
+        }
+        // One statement in autocommit: atomic, one round trip, one commit.
+        match self.write(&mut conn, &batch).await {
+            Ok(rows) => receipt(&batch, rows),
+            Err(e) if is_unique_violation(&e) => Err(self.find_conflict(&mut conn, &batch).await),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    async fn read_stream(&self, stream: &StreamKey, after_version: u64) -> Result<EventStream<'static>> {
+        let pool = self.pool.clone();
+        let sql = self.sql.clone();
+        let key = stream.clone();
+        let after = to_i64(after_version, "version")?;
+        Ok(Box::pin(try_stream! {
+            let mut rows = sqlx::query(&sql.read_stream)
+                .bind(tenant(&key))
+                .bind(&key.stream_type)
+                .bind(&key.stream_id)
+                .bind(after)
+                .fetch(&pool);
+            while let Some(row) = rows.try_next().await.map_err(store_err)? {
+                yield StreamEvent {
+                    version: to_u64(row.try_get(0).map_err(store_err)?, "version")?,
+                    event_type: row.try_get(1).map_err(store_err)?,
+                    schema_version: u32::try_from(row.try_get::<i32, _>(2).map_err(store_err)?).unwrap_or(0),
+                    payload: row.try_get(3).map_err(store_err)?,
+                };
+            }
+        }))
+    }
+
+    async fn read_all(&self, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (commit, position) = (to_i64(after.commit, "cursor")?, to_i64(after.position, "cursor")?);
+        let rows = match RequestContext::current().and_then(|c| c.tenant_id) {
+            Some(t) => {
+                sqlx::query(&self.sql.read_all_tenant)
+                    .bind(commit)
+                    .bind(position)
+                    .bind(limit)
+                    .bind(t)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            None => sqlx::query(&self.sql.read_all).bind(commit).bind(position).bind(limit).fetch_all(&self.pool).await,
+        }
+        .map_err(store_err)?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    async fn stream_version(&self, stream: &StreamKey) -> Result<u64> {
+        let mut conn = self.pool.acquire().await.map_err(store_err)?;
+        self.version_on(&mut conn, stream).await
+    }
+
+    async fn load_state(&self, stream: &StreamKey) -> Result<Option<StoredState>> {
+        let row = sqlx::query(&self.sql.load_state)
+            .bind(tenant(stream))
+            .bind(&stream.stream_type)
+            .bind(&stream.stream_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_err)?;
+        row.map(|r| {
+            Ok(StoredState {
+                version: to_u64(r.try_get(0).map_err(store_err)?, "version")?,
+                state: r.try_get(1).map_err(store_err)?,
+            })
+        })
+        .transpose()
+    }
+}
+
+#[async_trait]
+impl SnapshotStore for PgStore {
+    async fn load(&self, stream: &StreamKey) -> Result<Option<Snapshot>> {
+        let row = sqlx::query(&self.sql.load_snapshot)
+            .bind(tenant(stream))
+            .bind(&stream.stream_type)
+            .bind(&stream.stream_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_err)?;
+        row.map(|r| {
+            Ok(Snapshot {
+                stream: stream.clone(),
+                version: to_u64(r.try_get(0).map_err(store_err)?, "version")?,
+                state: r.try_get(1).map_err(store_err)?,
+                taken_at: r.try_get(2).map_err(store_err)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn save(&self, snapshot: Snapshot) -> Result<()> {
+        sqlx::query(&self.sql.save_snapshot)
+            .bind(tenant(&snapshot.stream))
+            .bind(&snapshot.stream.stream_type)
+            .bind(&snapshot.stream.stream_id)
+            .bind(to_i64(snapshot.version, "version")?)
+            .bind(&snapshot.state)
+            .bind(snapshot.taken_at)
+            .execute(&self.pool)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Outbox for PgStore {
+    async fn pending(&self, limit: usize) -> Result<Vec<OutboxRecord>> {
+        let rows = sqlx::query(&self.sql.outbox_pending)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_err)?;
+        rows.iter().map(decode_outbox).collect()
+    }
+
+    async fn mark_published(&self, id: Uuid) -> Result<()> {
+        sqlx::query(&self.sql.outbox_published).bind(id).execute(&self.pool).await.map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn mark_failed(&self, id: Uuid, error: &str, max_attempts: u32) -> Result<()> {
+        sqlx::query(&self.sql.outbox_failed)
+            .bind(id)
+            .bind(error)
+            .bind(to_i32(max_attempts, "max attempts")?)
+            .execute(&self.pool)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn dead(&self) -> Result<Vec<OutboxRecord>> {
+        let rows = sqlx::query(&self.sql.outbox_dead).fetch_all(&self.pool).await.map_err(store_err)?;
+        rows.iter().map(decode_outbox).collect()
+    }
+}

@@ -1,0 +1,396 @@
+//! The behaviour both databases must show, written once against [`TestDb`].
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+pub mod domain;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use cqrs_ddd::ports::{
+    CommitBatch, Cursor, EventStore, NewEvent, Outbox, Snapshot, SnapshotStore, StateWrite, StreamAppend, StreamKey,
+    async_trait,
+};
+use cqrs_ddd::prelude::*;
+use cqrs_ddd::{AppBuilder, RequestContext, RetryPolicy, SnapshotPolicy};
+use domain::*;
+use futures::StreamExt;
+use rand::Rng;
+use serde_json::json;
+
+/// One isolated database (its own schema or file) and raw access to it.
+#[async_trait]
+pub trait TestDb: Send + Sync + 'static {
+    type Store: EventStore + SnapshotStore + Outbox + Clone;
+    /// A store on this database (a new pool each call: another "process").
+    async fn store(&self) -> Self::Store;
+    /// Runs raw SQL; `{t}` stands for the table prefix (schema-qualified on PostgreSQL).
+    async fn exec(&self, sql: &str);
+    /// Rows in a table.
+    async fn count(&self, table: &str) -> i64;
+    /// Commits `batch` inside an explicit transaction held open for `delay`.
+    async fn commit_slowly(&self, store: &Self::Store, batch: CommitBatch, delay: Duration) -> Result<()>;
+}
+
+pub fn app(store: impl EventStore) -> AppBuilder {
+    App::builder().event_store(store)
+}
+
+pub fn new_event(event_type: &'static str, schema_version: u32, payload: serde_json::Value) -> NewEvent {
+    NewEvent {
+        event_id: cqrs_ddd::new_id(),
+        event_type,
+        schema_version,
+        payload: payload.to_string(),
+        metadata: Metadata::default(),
+        occurred_at: chrono::Utc::now(),
+    }
+}
+
+pub async fn append(store: &impl EventStore, stream: &StreamKey, events: Vec<NewEvent>) {
+    let expected_version = store.stream_version(stream).await.unwrap();
+    let append = StreamAppend { stream: stream.clone(), expected_version, events };
+    store.commit(CommitBatch { appends: vec![append], ..CommitBatch::default() }).await.unwrap();
+}
+
+pub async fn concurrent_commands_lose_no_update(db: &impl TestDb, tasks: usize, per_task: usize) {
+    let store = db.store().await;
+    let app = app(store.clone())
+        .snapshot_store(store.clone())
+        .snapshot::<Account>(SnapshotPolicy::every(50))
+        .retry_on_conflict(RetryPolicy { max_retries: 100_000, base_delay: Duration::from_micros(200) })
+        .build()
+        .unwrap();
+    app.send(Open { account: "hot".into(), owner: "x".into() }).await.unwrap();
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let app = app.clone();
+        handles.push(tokio::spawn(async move {
+            for _ in 0..per_task {
+                app.send(Deposit { account: "hot".into(), amount: 1 }).await.unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let n = (tasks * per_task) as u64;
+    let loaded = app.load::<Account>(&"hot".to_owned()).await.unwrap();
+    assert_eq!((loaded.version, loaded.state.balance), (n + 1, n));
+    assert_eq!(store.stream_version(&StreamKey::new("Account", "hot")).await.unwrap(), n + 1);
+}
+
+pub async fn same_version_appends_conflict(db: &impl TestDb) {
+    let store = db.store().await;
+    let stream = StreamKey::new("Account", "a");
+    append(&store, &stream, vec![new_event("Opened", 1, json!({"owner": "x"}))]).await;
+    let batch = || CommitBatch {
+        appends: vec![StreamAppend {
+            stream: stream.clone(),
+            expected_version: 1,
+            events: vec![new_event("Deposited", 1, json!({"amount": 1}))],
+        }],
+        ..CommitBatch::default()
+    };
+    let other = db.store().await;
+    let (a, b) = tokio::join!(store.commit(batch()), other.commit(batch()));
+    let results = [a, b];
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    let err = results.into_iter().find_map(Result::err).unwrap();
+    assert!(matches!(&err, Error::Conflict { stream, expected: 1, actual: 2 } if stream == "Account/a"), "{err}");
+    // A stale writer of a second stream in the same batch fails the whole batch.
+    let mixed = CommitBatch {
+        appends: vec![
+            StreamAppend {
+                stream: StreamKey::new("Account", "b"),
+                expected_version: 0,
+                events: vec![new_event("Opened", 1, json!({"owner": "y"}))],
+            },
+            StreamAppend {
+                stream: stream.clone(),
+                expected_version: 1,
+                events: vec![new_event("Deposited", 1, json!({"amount": 5}))],
+            },
+        ],
+        ..CommitBatch::default()
+    };
+    let err = store.commit(mixed).await.unwrap_err();
+    assert!(matches!(&err, Error::Conflict { stream, .. } if stream == "Account/a"), "{err}");
+    assert_eq!(
+        store.stream_version(&StreamKey::new("Account", "b")).await.unwrap(),
+        0,
+        "nothing of the batch is written"
+    );
+}
+
+/// Writers hold their transactions open for random times while a reader tails all
+/// events: it must see every event exactly once.
+pub async fn tailing_reader_never_skips_a_late_commit(db: &impl TestDb, writers: usize, per_writer: usize) {
+    let reader_store = db.store().await;
+    let mut plans = Vec::new();
+    let mut written = HashSet::new();
+    for w in 0..writers {
+        let store = db.store().await;
+        let stream = StreamKey::new("Account", format!("w{w}"));
+        let mut version = 0;
+        let mut batches = Vec::new();
+        for _ in 0..per_writer {
+            let count: u64 = rand::rng().random_range(1..4);
+            let events: Vec<NewEvent> = (0..count).map(|_| new_event("Deposited", 1, json!({"amount": 1}))).collect();
+            written.extend(events.iter().map(|e| e.event_id));
+            let append = StreamAppend { stream: stream.clone(), expected_version: version, events };
+            let delay = Duration::from_millis(rand::rng().random_range(0..15));
+            batches.push((CommitBatch { appends: vec![append], ..CommitBatch::default() }, delay));
+            version += count;
+        }
+        plans.push((store, batches));
+    }
+    let total = written.len();
+    let writes = plans.into_iter().map(|(store, batches)| async move {
+        for (batch, delay) in batches {
+            db.commit_slowly(&store, batch, delay).await.unwrap();
+        }
+    });
+    let reader = async {
+        let mut seen = Vec::new();
+        let mut cursor = Cursor::START;
+        let started = std::time::Instant::now();
+        while seen.len() < total && started.elapsed() < Duration::from_secs(60) {
+            let page = reader_store.read_all(cursor, 7).await.unwrap();
+            for e in &page {
+                assert!(e.cursor() > cursor, "the cursor only moves forward");
+                cursor = e.cursor();
+                seen.push(e.event_id);
+            }
+            if page.is_empty() {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        seen
+    };
+    let (_, seen) = tokio::join!(futures::future::join_all(writes), reader);
+    let unique: HashSet<_> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "an event was delivered twice");
+    assert_eq!(unique, written, "the reader missed events");
+}
+
+pub async fn snapshot_plus_tail_equals_full_replay(db: &impl TestDb) {
+    let store = db.store().await;
+    let with = app(store.clone())
+        .snapshot_store(store.clone())
+        .snapshot::<Account>(SnapshotPolicy::every(10))
+        .build()
+        .unwrap();
+    with.send(Open { account: "s".into(), owner: "x".into() }).await.unwrap();
+    for i in 1..=34 {
+        with.send(Deposit { account: "s".into(), amount: i }).await.unwrap();
+    }
+    let snapshot = SnapshotStore::load(&store, &StreamKey::new("Account", "s")).await.unwrap().expect("a snapshot");
+    assert_eq!(snapshot.version, 30);
+    let from_snapshot = with.load::<Account>(&"s".to_owned()).await.unwrap();
+    let replayed = app(store.clone()).build().unwrap().load::<Account>(&"s".to_owned()).await.unwrap();
+    assert_eq!((from_snapshot.snapshot_version, replayed.snapshot_version), (30, 0));
+    assert_eq!((from_snapshot.version, &from_snapshot.state), (replayed.version, &replayed.state));
+    assert_eq!(replayed.state.balance, (1..=34).sum::<u64>());
+}
+
+pub async fn stale_snapshot_falls_back_to_replay(db: &impl TestDb) {
+    let store = db.store().await;
+    let plain = app(store.clone()).build().unwrap();
+    plain.send(Open { account: "s".into(), owner: "x".into() }).await.unwrap();
+    plain.send(Deposit { account: "s".into(), amount: 9 }).await.unwrap();
+    let old = Snapshot {
+        stream: StreamKey::new("Account", "s"),
+        version: 2,
+        state: json!({"cents": 900}).to_string(),
+        taken_at: chrono::Utc::now(),
+    };
+    store.save(old).await.unwrap();
+    let with = app(store.clone())
+        .snapshot_store(store.clone())
+        .snapshot::<Account>(SnapshotPolicy::every(100))
+        .build()
+        .unwrap();
+    let loaded = with.load::<Account>(&"s".to_owned()).await.unwrap();
+    assert_eq!((loaded.version, loaded.snapshot_version, loaded.state.balance), (2, 0, 9));
+}
+
+pub async fn upcasters_run_on_load(db: &impl TestDb) {
+    let store = db.store().await;
+    let stream = StreamKey::new("Account", "u");
+    append(
+        &store,
+        &stream,
+        vec![
+            new_event("Opened", 1, json!({"owner": "x"})),
+            new_event("Fee", 1, json!({"cents": 300})),
+            new_event("Fee", 2, json!({"amount": 2})),
+            new_event("Fee", 3, json!({"amount": 1, "reason": "wire"})),
+        ],
+    )
+    .await;
+    let app = app(store).build().unwrap();
+    let acc = app.load::<Account>(&"u".to_owned()).await.unwrap().state;
+    assert_eq!(acc.fees, 6);
+    assert_eq!(acc.fee_reasons, ["unknown", "unknown", "wire"], "v1 took both steps, v2 only the second");
+}
+
+pub async fn corrupted_payload_is_a_serialization_error(db: &impl TestDb) {
+    let store = db.store().await;
+    let app = app(store).build().unwrap();
+    app.send(Open { account: "c".into(), owner: "x".into() }).await.unwrap();
+    app.send(Deposit { account: "c".into(), amount: 1 }).await.unwrap();
+    db.exec(r#"UPDATE {t}events SET payload = '{"amount": "lots"}' WHERE stream_id = 'c' AND version = 2"#).await;
+    let err = app.load::<Account>(&"c".to_owned()).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Serialization { stream, version: 2, event_type, .. } if stream == "Account/c" && event_type == "Deposited"),
+        "{err}"
+    );
+}
+
+pub async fn rollback_leaves_no_trace(db: &impl TestDb) {
+    let store = db.store().await;
+    let app = app(store).build().unwrap();
+    app.send(Rename { id: "p".into(), name: "first".into() }).await.unwrap();
+    let (events, states, outbox) = (db.count("events").await, db.count("states").await, db.count("outbox").await);
+    assert_eq!((events, states, outbox), (1, 1, 0));
+    let err = app.send(RenameThenFail { profile: "p".into(), account: "new".into() }).await.unwrap_err();
+    assert!(matches!(err, Error::Handler(_)), "{err}");
+    assert_eq!(
+        (db.count("events").await, db.count("states").await, db.count("outbox").await),
+        (events, states, outbox)
+    );
+    let p = app.load::<Profile>(&"p".to_owned()).await.unwrap();
+    assert_eq!((p.version, p.state.name.as_str()), (1, "first"));
+}
+
+pub async fn one_command_commits_events_state_and_outbox_together(db: &impl TestDb) {
+    let store = db.store().await;
+    let app = app(store.clone()).build().unwrap();
+    app.send(Rename { id: "p".into(), name: "first".into() }).await.unwrap();
+    app.send(RenameAndOpen { profile: "p".into(), account: "acc".into() }).await.unwrap();
+    assert_eq!((db.count("events").await, db.count("states").await, db.count("outbox").await), (3, 1, 1));
+    let pending = store.pending(10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].message.topic, "profiles");
+    let p = app.load::<Profile>(&"p".to_owned()).await.unwrap();
+    assert_eq!((p.version, p.state.name.as_str()), (2, "acc"));
+    let a = app.load::<Account>(&"acc".to_owned()).await.unwrap();
+    assert_eq!(a.state.owner, "p");
+}
+
+pub async fn state_rows_have_optimistic_versions(db: &impl TestDb) {
+    let store = db.store().await;
+    let app = app(store.clone()).build().unwrap();
+    app.send(Rename { id: "p".into(), name: "a".into() }).await.unwrap();
+    let stale =
+        StateWrite { stream: StreamKey::new("Profile", "p"), expected_version: 0, version: 1, state: "{}".into() };
+    let err = store.commit(CommitBatch { states: vec![stale], ..CommitBatch::default() }).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { expected: 0, actual: 1, .. }), "{err}");
+    let fresh = StateWrite {
+        stream: StreamKey::new("Profile", "p"),
+        expected_version: 1,
+        version: 2,
+        state: json!({"name": "direct", "renames": 9}).to_string(),
+    };
+    store.commit(CommitBatch { states: vec![fresh], ..CommitBatch::default() }).await.unwrap();
+    let row = store.load_state(&StreamKey::new("Profile", "p")).await.unwrap().unwrap();
+    assert_eq!(row.version, 2);
+}
+
+pub async fn long_streams_are_read_as_a_stream(db: &impl TestDb, n: u64) {
+    let store = db.store().await;
+    db.exec(&format!(
+        "INSERT INTO {{t}}events (stream_type, stream_id, version, event_id, event_type, schema_version, payload, occurred_at) \
+         SELECT 'Account', 'long', g, {uuid}, CASE WHEN g = 1 THEN 'Opened' ELSE 'Deposited' END, 1, \
+         (CASE WHEN g = 1 THEN '{{\"owner\":\"x\"}}' ELSE '{{\"amount\":1}}' END){json}, {now} FROM {series}",
+        json = db_json_cast::<_>(db),
+        uuid = db_uuid_expr::<_>(db),
+        now = db_now_expr::<_>(db),
+        series = db_series::<_>(db, n),
+    ))
+    .await;
+    let mut stream = store.read_stream(&StreamKey::new("Account", "long"), 0).await.unwrap();
+    let mut count = 0u64;
+    let mut last = 0;
+    while let Some(e) = stream.next().await {
+        let e = e.unwrap();
+        assert_eq!(e.version, last + 1);
+        last = e.version;
+        count += 1;
+    }
+    assert_eq!(count, n);
+    let loaded = app(store).build().unwrap().load::<Account>(&"long".to_owned()).await.unwrap();
+    assert_eq!((loaded.version, loaded.state.balance), (n, n - 1));
+}
+
+fn db_uuid_expr<D: TestDb>(_db: &D) -> &'static str {
+    if std::any::type_name::<D>().contains("Sqlite") { "randomblob(16)" } else { "gen_random_uuid()" }
+}
+fn db_json_cast<D: TestDb>(_db: &D) -> &'static str {
+    if std::any::type_name::<D>().contains("Sqlite") { "" } else { "::jsonb" }
+}
+fn db_now_expr<D: TestDb>(_db: &D) -> &'static str {
+    if std::any::type_name::<D>().contains("Sqlite") { "'2026-01-01T00:00:00Z'" } else { "now()" }
+}
+fn db_series<D: TestDb>(_db: &D, n: u64) -> String {
+    if std::any::type_name::<D>().contains("Sqlite") {
+        format!("(WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < {n}) SELECT g FROM s)")
+    } else {
+        format!("generate_series(1, {n}) AS g")
+    }
+}
+
+pub async fn reads_are_scoped_to_the_tenant_in_context(db: &impl TestDb) {
+    let store = db.store().await;
+    let app = app(store.clone()).build().unwrap();
+    for tenant in ["t1", "t2"] {
+        RequestContext::new()
+            .with_tenant(tenant)
+            .scope(async { app.send(Open { account: "same".into(), owner: tenant.into() }).await.unwrap() })
+            .await;
+    }
+    let all = store.read_all(Cursor::START, 100).await.unwrap();
+    assert_eq!(all.len(), 2);
+    let t1 = RequestContext::new().with_tenant("t1").scope(store.read_all(Cursor::START, 100)).await.unwrap();
+    assert_eq!(t1.len(), 1);
+    assert_eq!(t1[0].stream.tenant_id.as_deref(), Some("t1"));
+    let owner = RequestContext::new()
+        .with_tenant("t2")
+        .scope(async { app.load::<Account>(&"same".to_owned()).await.unwrap().state.owner })
+        .await;
+    assert_eq!(owner, "t2");
+}
+
+pub async fn envelopes_carry_metadata_through_the_store(db: &impl TestDb) {
+    let store = db.store().await;
+    let app = app(store.clone()).build().unwrap();
+    let meta = Metadata {
+        principal: Some("ann".into()),
+        headers: [("source".to_owned(), "test".to_owned())].into(),
+        ..Metadata::default()
+    };
+    app.send_with(Open { account: "m".into(), owner: "x".into() }, Some(meta)).await.unwrap();
+    let e = &store.read_all(Cursor::START, 1).await.unwrap()[0];
+    assert_eq!(e.metadata.principal.as_deref(), Some("ann"));
+    assert_eq!(e.metadata.headers.get("source").map(String::as_str), Some("test"));
+    assert!(e.metadata.correlation_id.is_some() && e.metadata.causation_id.is_some());
+    assert_eq!((e.version, e.event_type.as_str(), e.schema_version), (1, "Opened", 1));
+}
+
+pub async fn outbox_rows_can_be_published_and_die(db: &impl TestDb) {
+    let store = db.store().await;
+    let app = app(store.clone()).build().unwrap();
+    app.send(Rename { id: "p".into(), name: "a".into() }).await.unwrap();
+    for account in ["x", "y"] {
+        app.send(RenameAndOpen { profile: "p".into(), account: account.into() }).await.unwrap();
+    }
+    let pending = store.pending(10).await.unwrap();
+    assert_eq!(pending.len(), 2);
+    store.mark_published(pending[0].message.id).await.unwrap();
+    for _ in 0..3 {
+        store.mark_failed(pending[1].message.id, "broker down", 3).await.unwrap();
+    }
+    assert!(store.pending(10).await.unwrap().is_empty());
+    let dead = store.dead().await.unwrap();
+    assert_eq!((dead.len(), dead[0].attempts, dead[0].last_error.as_deref()), (1, 3, Some("broker down")));
+}

@@ -1,0 +1,118 @@
+//! The adapter contract on PostgreSQL (DATABASE_URL, default the loopback server); each
+//! test works in a schema of its own.
+#![cfg(feature = "postgres")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use cqrs_ddd::Result;
+use cqrs_ddd::ports::{CommitBatch, async_trait};
+use cqrs_ddd_sqlx::{PgOptions, PgStore};
+use sqlx::Connection;
+
+fn url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+struct Pg {
+    schema: String,
+    admin: PgStore,
+}
+
+impl Pg {
+    async fn new() -> Self {
+        let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+        let admin = PgStore::connect_with(PgOptions::new(url()).schema(&schema).max_connections(4))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        admin.migrate().await.unwrap();
+        Pg { schema, admin }
+    }
+
+    async fn drop(self) {
+        let _ = sqlx::query(&format!("DROP SCHEMA \"{}\" CASCADE", self.schema)).execute(self.admin.pool()).await;
+    }
+}
+
+#[async_trait]
+impl TestDb for Pg {
+    type Store = PgStore;
+
+    async fn store(&self) -> PgStore {
+        PgStore::connect_with(PgOptions::new(url()).schema(&self.schema).max_connections(8)).await.unwrap()
+    }
+
+    async fn exec(&self, sql: &str) {
+        let sql = sql.replace("{t}", &format!("\"{}\".", self.schema));
+        sqlx::raw_sql(&sql).execute(self.admin.pool()).await.unwrap();
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM \"{}\".{table}", self.schema))
+            .fetch_one(self.admin.pool())
+            .await
+            .unwrap()
+    }
+
+    async fn commit_slowly(&self, store: &PgStore, batch: CommitBatch, delay: Duration) -> Result<()> {
+        let mut conn = store.pool().acquire().await.map_err(cqrs_ddd::Error::store)?;
+        let mut tx = conn.begin().await.map_err(cqrs_ddd::Error::store)?;
+        store.commit_in(&mut tx, batch).await?;
+        tokio::time::sleep(delay).await;
+        tx.commit().await.map_err(cqrs_ddd::Error::store)
+    }
+}
+
+macro_rules! pg_tests {
+    ($($name:ident => $contract:ident($($arg:expr),*);)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let db = Pg::new().await;
+            $contract(&db $(, $arg)*).await;
+            db.drop().await;
+        }
+    )*};
+}
+
+pg_tests! {
+    concurrent_commands_on_one_aggregate_lose_no_update => concurrent_commands_lose_no_update(16, 200);
+    concurrent_appends_at_one_version_conflict => same_version_appends_conflict();
+    tailing_reader_sees_every_event_exactly_once => tailing_reader_never_skips_a_late_commit(8, 25);
+    snapshot_and_tail_equal_a_full_replay => snapshot_plus_tail_equals_full_replay();
+    a_stale_snapshot_falls_back_to_replay => stale_snapshot_falls_back_to_replay();
+    upcaster_chain_runs_on_load => upcasters_run_on_load();
+    a_corrupted_payload_names_stream_and_version => corrupted_payload_is_a_serialization_error();
+    a_failed_command_leaves_no_event_state_or_outbox_row => rollback_leaves_no_trace();
+    events_state_and_outbox_commit_together => one_command_commits_events_state_and_outbox_together();
+    state_rows_are_versioned => state_rows_have_optimistic_versions();
+    a_long_stream_is_streamed => long_streams_are_read_as_a_stream(200_000);
+    tenant_in_context_scopes_reads => reads_are_scoped_to_the_tenant_in_context();
+    metadata_round_trips => envelopes_carry_metadata_through_the_store();
+    outbox_rows_are_published_or_die => outbox_rows_can_be_published_and_die();
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_safe_in_parallel() {
+    let db = Pg::new().await;
+    let (a, b) = (db.store().await, db.store().await);
+    let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+    ra.unwrap();
+    rb.unwrap();
+    db.admin.migrate().await.unwrap();
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_clear_error() {
+    let err = PgStore::connect_with(PgOptions::new("postgres://postgres@127.0.0.1:1/postgres")).await.err().unwrap();
+    let text = err.to_string();
+    assert!(text.contains("PostgreSQL at `postgres://postgres@127.0.0.1:1/postgres` is not reachable"), "{text}");
+}
+
+#[tokio::test]
+async fn a_bad_schema_name_is_rejected() {
+    let pool = sqlx::PgPool::connect_lazy(&url()).unwrap();
+    assert!(PgStore::from_pool(pool, "x; DROP TABLE y").is_err());
+}
