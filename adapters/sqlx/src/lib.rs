@@ -8,3 +8,8 @@ mod postgres;
 
 #[cfg(feature = "postgres")]
 pub use postgres::{PgOptions, PgStore};
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;

@@ -39,6 +39,7 @@ impl Pg {
 #[async_trait]
 impl TestDb for Pg {
     type Store = PgStore;
+    const SQLITE: bool = false;
 
     async fn store(&self) -> PgStore {
         PgStore::connect_with(PgOptions::new(url()).schema(&self.schema).max_connections(8)).await.unwrap()

@@ -21,6 +21,8 @@ use serde_json::json;
 #[async_trait]
 pub trait TestDb: Send + Sync + 'static {
     type Store: EventStore + SnapshotStore + Outbox + Clone;
+    /// Which SQL dialect raw statements must use.
+    const SQLITE: bool;
     /// A store on this database (a new pool each call: another "process").
     async fn store(&self) -> Self::Store;
     /// Runs raw SQL; `{t}` stands for the table prefix (schema-qualified on PostgreSQL).
@@ -324,16 +326,16 @@ pub async fn long_streams_are_read_as_a_stream(db: &impl TestDb, n: u64) {
 }
 
 fn db_uuid_expr<D: TestDb>(_db: &D) -> &'static str {
-    if std::any::type_name::<D>().contains("Sqlite") { "randomblob(16)" } else { "gen_random_uuid()" }
+    if D::SQLITE { "randomblob(16)" } else { "gen_random_uuid()" }
 }
 fn db_json_cast<D: TestDb>(_db: &D) -> &'static str {
-    if std::any::type_name::<D>().contains("Sqlite") { "" } else { "::jsonb" }
+    if D::SQLITE { "" } else { "::jsonb" }
 }
 fn db_now_expr<D: TestDb>(_db: &D) -> &'static str {
-    if std::any::type_name::<D>().contains("Sqlite") { "'2026-01-01T00:00:00Z'" } else { "now()" }
+    if D::SQLITE { "'2026-01-01T00:00:00Z'" } else { "now()" }
 }
 fn db_series<D: TestDb>(_db: &D, n: u64) -> String {
-    if std::any::type_name::<D>().contains("Sqlite") {
+    if D::SQLITE {
         format!("(WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < {n}) SELECT g FROM s)")
     } else {
         format!("generate_series(1, {n}) AS g")

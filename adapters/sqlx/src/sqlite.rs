@@ -1,0 +1,494 @@
+//! The SQLite store: the embedded default.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_stream::try_stream;
+use cqrs_ddd::ports::{
+    CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, Outbox, OutboxMessage, OutboxRecord, OutboxStatus,
+    Snapshot, SnapshotStore, StoredEvent, StoredState, StreamEvent, StreamKey, async_trait,
+};
+use cqrs_ddd::{Error, Metadata, RequestContext, Result};
+use futures::TryStreamExt;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use uuid::Uuid;
+
+use crate::common::{
+    Migration, conflict, has_unguarded_states, headers_from, headers_json, is_unique_violation, store_err, tenant,
+    tenant_from, to_i32, to_i64, to_u64,
+};
+
+const MIGRATIONS: &[Migration] = &[Migration { version: 1, sql: include_str!("../migrations/sqlite/0001_init.sql") }];
+
+/// Rows per INSERT statement (SQLite limits bound parameters per statement).
+const ROWS_PER_INSERT: usize = 1000;
+
+/// Event store, state rows, snapshots and outbox in one SQLite database file.
+///
+/// Cheap to clone. The database is in WAL mode: readers never block the writer. Writes
+/// take the database's write lock at once (`BEGIN IMMEDIATE`) and wait up to the busy
+/// timeout for it, so concurrent writers queue instead of failing.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    sql: Arc<Sql>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url`, like `sqlite://bank.db` or
+    /// `sqlite:///var/lib/app/events.db`.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| Error::store(format!("invalid SQLite url `{url}`: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|e| Error::store(format!("cannot open SQLite database `{url}`: {e}")))?;
+        Ok(Self::from_pool(pool))
+    }
+
+    /// Uses an existing pool.
+    pub fn from_pool(pool: SqlitePool) -> Self {
+        SqliteStore { pool, sql: Arc::new(Sql::new()) }
+    }
+
+    /// The pool, for the application's own queries.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Creates the tables, or brings them up to date.
+    pub async fn migrate(&self) -> Result<()> {
+        let mut conn = self.pool.acquire().await.map_err(store_err)?;
+        begin_immediate(&mut conn).await?;
+        let result = async {
+            sqlx::raw_sql(
+                "CREATE TABLE IF NOT EXISTS cqrs_ddd_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+            )
+            .execute(&mut *conn)
+            .await?;
+            let applied: Vec<i64> =
+                sqlx::query_scalar("SELECT version FROM cqrs_ddd_migrations").fetch_all(&mut *conn).await?;
+            for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+                sqlx::raw_sql(m.sql).execute(&mut *conn).await?;
+                sqlx::query("INSERT INTO cqrs_ddd_migrations (version, applied_at) VALUES (?, ?)")
+                    .bind(m.version)
+                    .bind(chrono::Utc::now())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok::<_, sqlx::Error>(())
+        }
+        .await;
+        finish(&mut conn, result.map_err(store_err)).await
+    }
+
+    /// Commits a batch inside a transaction the caller controls (`BEGIN IMMEDIATE` is
+    /// best), so rows of the caller's own commit with the events.
+    pub async fn commit_in(&self, tx: &mut SqliteConnection, batch: CommitBatch) -> Result<CommitReceipt> {
+        if has_unguarded_states(&batch) {
+            self.check_states(tx, &batch).await?;
+        }
+        match self.write(tx, &batch).await {
+            Ok(receipt) => Ok(receipt),
+            Err(e) if is_unique_violation(&e) => Err(self.find_conflict(tx, &batch).await),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    async fn write(
+        &self,
+        conn: &mut SqliteConnection,
+        batch: &CommitBatch,
+    ) -> std::result::Result<CommitReceipt, sqlx::Error> {
+        struct Row<'a> {
+            stream: &'a StreamKey,
+            version: u64,
+            event: &'a cqrs_ddd::ports::NewEvent,
+        }
+        let rows: Vec<Row<'_>> = batch
+            .appends
+            .iter()
+            .flat_map(|a| {
+                (a.expected_version + 1..).zip(&a.events).map(move |(version, event)| Row {
+                    stream: &a.stream,
+                    version,
+                    event,
+                })
+            })
+            .collect();
+        let mut positions = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let mut q: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+                "INSERT INTO events (tenant_id, stream_type, stream_id, version, event_id, event_type, schema_version, \
+                 payload, correlation_id, causation_id, principal, headers, occurred_at) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(tenant(r.stream))
+                    .push_bind(&r.stream.stream_type)
+                    .push_bind(&r.stream.stream_id)
+                    .push_bind(i64::try_from(r.version).unwrap_or(i64::MAX))
+                    .push_bind(r.event.event_id)
+                    .push_bind(r.event.event_type)
+                    .push_bind(i64::from(r.event.schema_version))
+                    .push_bind(&r.event.payload)
+                    .push_bind(r.event.metadata.correlation_id)
+                    .push_bind(r.event.metadata.causation_id)
+                    .push_bind(r.event.metadata.principal.as_deref())
+                    .push_bind(headers_json(&r.event.metadata.headers))
+                    .push_bind(r.event.occurred_at);
+            });
+            q.push(" RETURNING position");
+            // SQLite returns the rows of a multi-row INSERT in insertion order.
+            let returned: Vec<i64> = q.build_query_scalar().fetch_all(&mut *conn).await?;
+            positions.extend(returned.into_iter().map(|p| u64::try_from(p).unwrap_or(0)));
+        }
+        for s in &batch.states {
+            sqlx::query(&self.sql.upsert_state)
+                .bind(tenant(&s.stream))
+                .bind(&s.stream.stream_type)
+                .bind(&s.stream.stream_id)
+                .bind(i64::try_from(s.version).unwrap_or(i64::MAX))
+                .bind(&s.state)
+                .bind(chrono::Utc::now())
+                .execute(&mut *conn)
+                .await?;
+        }
+        for o in &batch.outbox {
+            sqlx::query(&self.sql.insert_outbox)
+                .bind(o.id)
+                .bind(&o.topic)
+                .bind(&o.payload)
+                .bind(serde_json::to_string(&o.headers).unwrap_or_else(|_| "{}".to_owned()))
+                .bind(o.created_at)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(CommitReceipt { positions })
+    }
+
+    async fn check_states(&self, conn: &mut SqliteConnection, batch: &CommitBatch) -> Result<()> {
+        for s in &batch.states {
+            let actual: Option<i64> = sqlx::query_scalar(&self.sql.state_version)
+                .bind(tenant(&s.stream))
+                .bind(&s.stream.stream_type)
+                .bind(&s.stream.stream_id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(store_err)?;
+            let actual = actual.map_or(Ok(0), |v| to_u64(v, "state version"))?;
+            if actual != s.expected_version {
+                return Err(conflict(&s.stream, s.expected_version, actual));
+            }
+        }
+        Ok(())
+    }
+
+    async fn version_on(&self, conn: &mut SqliteConnection, stream: &StreamKey) -> Result<u64> {
+        let v: i64 = sqlx::query_scalar(&self.sql.stream_version)
+            .bind(tenant(stream))
+            .bind(&stream.stream_type)
+            .bind(&stream.stream_id)
+            .fetch_one(conn)
+            .await
+            .map_err(store_err)?;
+        to_u64(v, "version")
+    }
+
+    async fn find_conflict(&self, conn: &mut SqliteConnection, batch: &CommitBatch) -> Error {
+        let mut first = None;
+        for a in &batch.appends {
+            let actual = match self.version_on(conn, &a.stream).await {
+                Ok(v) => v,
+                Err(e) => return e,
+            };
+            if actual != a.expected_version {
+                return conflict(&a.stream, a.expected_version, actual);
+            }
+            first.get_or_insert((a, actual));
+        }
+        match first {
+            Some((a, actual)) => conflict(&a.stream, a.expected_version, actual.max(a.expected_version + 1)),
+            None => Error::store("unique violation on a batch without events"),
+        }
+    }
+}
+
+async fn begin_immediate(conn: &mut SqliteConnection) -> Result<()> {
+    sqlx::query("BEGIN IMMEDIATE").execute(conn).await.map_err(store_err)?;
+    Ok(())
+}
+
+/// Commits on success, rolls back on error.
+async fn finish<T>(conn: &mut SqliteConnection, result: Result<T>) -> Result<T> {
+    match result {
+        Ok(v) => {
+            sqlx::query("COMMIT").execute(conn).await.map_err(store_err)?;
+            Ok(v)
+        }
+        Err(e) => {
+            if let Err(rollback) = sqlx::query("ROLLBACK").execute(conn).await {
+                tracing::warn!(error = %rollback, "rollback failed");
+            }
+            Err(e)
+        }
+    }
+}
+
+struct Sql {
+    read_stream: String,
+    read_all: String,
+    read_all_tenant: String,
+    stream_version: String,
+    load_state: String,
+    state_version: String,
+    upsert_state: String,
+    insert_outbox: String,
+    load_snapshot: String,
+    save_snapshot: String,
+    outbox_pending: String,
+    outbox_published: String,
+    outbox_failed: String,
+    outbox_dead: String,
+}
+
+const EVENT_COLUMNS: &str = "position, tenant_id, stream_type, stream_id, version, event_id, event_type, \
+    schema_version, payload, correlation_id, causation_id, principal, headers, occurred_at";
+const OUTBOX_COLUMNS: &str = "id, topic, payload, headers, created_at, status, attempts, last_error";
+
+impl Sql {
+    fn new() -> Self {
+        let key = "tenant_id = ? AND stream_type = ? AND stream_id = ?";
+        Sql {
+            read_stream: format!(
+                "SELECT version, event_type, schema_version, payload FROM events WHERE {key} AND version > ? ORDER BY version"
+            ),
+            read_all: format!("SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"),
+            read_all_tenant: format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? AND tenant_id = ? ORDER BY position LIMIT ?"
+            ),
+            stream_version: format!("SELECT COALESCE(MAX(version), 0) FROM events WHERE {key}"),
+            load_state: format!("SELECT version, state FROM states WHERE {key}"),
+            state_version: format!("SELECT version FROM states WHERE {key}"),
+            upsert_state: "INSERT INTO states (tenant_id, stream_type, stream_id, version, state, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, stream_type, stream_id) DO UPDATE \
+                 SET version = excluded.version, state = excluded.state, updated_at = excluded.updated_at"
+                .to_owned(),
+            insert_outbox: "INSERT INTO outbox (id, topic, payload, headers, created_at, next_attempt_at) \
+                 VALUES (?, ?, ?, ?, ?, ?5)"
+                .to_owned(),
+            load_snapshot: format!("SELECT version, state, taken_at FROM snapshots WHERE {key}"),
+            save_snapshot: "INSERT INTO snapshots (tenant_id, stream_type, stream_id, version, state, taken_at) \
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, stream_type, stream_id) DO UPDATE \
+                 SET version = excluded.version, state = excluded.state, taken_at = excluded.taken_at \
+                 WHERE snapshots.version < excluded.version"
+                .to_owned(),
+            outbox_pending: format!(
+                "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' ORDER BY position LIMIT ?"
+            ),
+            outbox_published: "UPDATE outbox SET status = 'published', published_at = ? WHERE id = ?".to_owned(),
+            outbox_failed: "UPDATE outbox SET attempts = attempts + 1, last_error = ?, \
+                 status = CASE WHEN attempts + 1 >= ? THEN 'dead' ELSE status END WHERE id = ?"
+                .to_owned(),
+            outbox_dead: format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'dead' ORDER BY position"),
+        }
+    }
+}
+
+fn decode_event(row: &SqliteRow) -> Result<StoredEvent> {
+    let get = |e: sqlx::Error| store_err(e);
+    let tenant_id: String = row.try_get(1).map_err(get)?;
+    let position = to_u64(row.try_get(0).map_err(get)?, "position")?;
+    Ok(StoredEvent {
+        position,
+        commit: position,
+        stream: StreamKey {
+            tenant_id: tenant_from(tenant_id.clone()),
+            stream_type: row.try_get(2).map_err(get)?,
+            stream_id: row.try_get(3).map_err(get)?,
+        },
+        version: to_u64(row.try_get(4).map_err(get)?, "version")?,
+        event_id: row.try_get(5).map_err(get)?,
+        event_type: row.try_get(6).map_err(get)?,
+        schema_version: u32::try_from(row.try_get::<i64, _>(7).map_err(get)?).unwrap_or(0),
+        payload: row.try_get(8).map_err(get)?,
+        metadata: Metadata {
+            correlation_id: row.try_get(9).map_err(get)?,
+            causation_id: row.try_get(10).map_err(get)?,
+            tenant_id: tenant_from(tenant_id),
+            principal: row.try_get(11).map_err(get)?,
+            headers: headers_from(row.try_get(12).map_err(get)?),
+        },
+        occurred_at: row.try_get(13).map_err(get)?,
+    })
+}
+
+fn decode_outbox(row: &SqliteRow) -> Result<OutboxRecord> {
+    let get = |e: sqlx::Error| store_err(e);
+    let status: String = row.try_get(5).map_err(get)?;
+    Ok(OutboxRecord {
+        message: OutboxMessage {
+            id: row.try_get(0).map_err(get)?,
+            topic: row.try_get(1).map_err(get)?,
+            payload: row.try_get(2).map_err(get)?,
+            headers: headers_from(row.try_get(3).map_err(get)?),
+            created_at: row.try_get(4).map_err(get)?,
+        },
+        status: match status.as_str() {
+            "published" => OutboxStatus::Published,
+            "dead" => OutboxStatus::Dead,
+            _ => OutboxStatus::Pending,
+        },
+        attempts: u32::try_from(row.try_get::<i64, _>(6).map_err(get)?).unwrap_or(0),
+        last_error: row.try_get(7).map_err(get)?,
+    })
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
+        let mut conn = self.pool.acquire().await.map_err(store_err)?;
+        begin_immediate(&mut conn).await?;
+        let result = self.commit_in(&mut conn, batch).await;
+        finish(&mut conn, result).await
+    }
+
+    async fn read_stream(&self, stream: &StreamKey, after_version: u64) -> Result<EventStream<'static>> {
+        let pool = self.pool.clone();
+        let sql = self.sql.clone();
+        let key = stream.clone();
+        let after = to_i64(after_version, "version")?;
+        Ok(Box::pin(try_stream! {
+            let mut rows = sqlx::query(&sql.read_stream)
+                .bind(tenant(&key))
+                .bind(&key.stream_type)
+                .bind(&key.stream_id)
+                .bind(after)
+                .fetch(&pool);
+            while let Some(row) = rows.try_next().await.map_err(store_err)? {
+                yield StreamEvent {
+                    version: to_u64(row.try_get(0).map_err(store_err)?, "version")?,
+                    event_type: row.try_get(1).map_err(store_err)?,
+                    schema_version: u32::try_from(row.try_get::<i64, _>(2).map_err(store_err)?).unwrap_or(0),
+                    payload: row.try_get(3).map_err(store_err)?,
+                };
+            }
+        }))
+    }
+
+    async fn read_all(&self, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let position = to_i64(after.position, "cursor")?;
+        let rows = match RequestContext::current().and_then(|c| c.tenant_id) {
+            Some(t) => {
+                sqlx::query(&self.sql.read_all_tenant).bind(position).bind(t).bind(limit).fetch_all(&self.pool).await
+            }
+            None => sqlx::query(&self.sql.read_all).bind(position).bind(limit).fetch_all(&self.pool).await,
+        }
+        .map_err(store_err)?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    async fn stream_version(&self, stream: &StreamKey) -> Result<u64> {
+        let mut conn = self.pool.acquire().await.map_err(store_err)?;
+        self.version_on(&mut conn, stream).await
+    }
+
+    async fn load_state(&self, stream: &StreamKey) -> Result<Option<StoredState>> {
+        let row = sqlx::query(&self.sql.load_state)
+            .bind(tenant(stream))
+            .bind(&stream.stream_type)
+            .bind(&stream.stream_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_err)?;
+        row.map(|r| {
+            Ok(StoredState {
+                version: to_u64(r.try_get(0).map_err(store_err)?, "version")?,
+                state: r.try_get(1).map_err(store_err)?,
+            })
+        })
+        .transpose()
+    }
+}
+
+#[async_trait]
+impl SnapshotStore for SqliteStore {
+    async fn load(&self, stream: &StreamKey) -> Result<Option<Snapshot>> {
+        let row = sqlx::query(&self.sql.load_snapshot)
+            .bind(tenant(stream))
+            .bind(&stream.stream_type)
+            .bind(&stream.stream_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_err)?;
+        row.map(|r| {
+            Ok(Snapshot {
+                stream: stream.clone(),
+                version: to_u64(r.try_get(0).map_err(store_err)?, "version")?,
+                state: r.try_get(1).map_err(store_err)?,
+                taken_at: r.try_get(2).map_err(store_err)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn save(&self, snapshot: Snapshot) -> Result<()> {
+        sqlx::query(&self.sql.save_snapshot)
+            .bind(tenant(&snapshot.stream))
+            .bind(&snapshot.stream.stream_type)
+            .bind(&snapshot.stream.stream_id)
+            .bind(to_i64(snapshot.version, "version")?)
+            .bind(&snapshot.state)
+            .bind(snapshot.taken_at)
+            .execute(&self.pool)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Outbox for SqliteStore {
+    async fn pending(&self, limit: usize) -> Result<Vec<OutboxRecord>> {
+        let rows = sqlx::query(&self.sql.outbox_pending)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_err)?;
+        rows.iter().map(decode_outbox).collect()
+    }
+
+    async fn mark_published(&self, id: Uuid) -> Result<()> {
+        sqlx::query(&self.sql.outbox_published)
+            .bind(chrono::Utc::now())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn mark_failed(&self, id: Uuid, error: &str, max_attempts: u32) -> Result<()> {
+        sqlx::query(&self.sql.outbox_failed)
+            .bind(error)
+            .bind(to_i32(max_attempts, "max attempts")?)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn dead(&self) -> Result<Vec<OutboxRecord>> {
+        let rows = sqlx::query(&self.sql.outbox_dead).fetch_all(&self.pool).await.map_err(store_err)?;
+        rows.iter().map(decode_outbox).collect()
+    }
+}

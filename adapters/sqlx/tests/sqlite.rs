@@ -1,0 +1,106 @@
+//! The adapter contract on SQLite; each test works in a database file of its own.
+#![cfg(feature = "sqlite")]
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+use cqrs_ddd::Result;
+use cqrs_ddd::ports::{CommitBatch, async_trait};
+use cqrs_ddd_sqlx::SqliteStore;
+
+struct Lite {
+    path: PathBuf,
+    admin: SqliteStore,
+}
+
+impl Lite {
+    async fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("cqrs-ddd-{}.db", uuid::Uuid::now_v7().simple()));
+        let admin = SqliteStore::connect(&Self::url_of(&path)).await.unwrap_or_else(|e| panic!("{e}"));
+        admin.migrate().await.unwrap();
+        Lite { path, admin }
+    }
+
+    fn url_of(path: &std::path::Path) -> String {
+        format!("sqlite://{}", path.display())
+    }
+
+    async fn drop(self) {
+        self.admin.pool().close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
+        }
+    }
+}
+
+#[async_trait]
+impl TestDb for Lite {
+    type Store = SqliteStore;
+    const SQLITE: bool = true;
+
+    async fn store(&self) -> SqliteStore {
+        SqliteStore::connect(&Self::url_of(&self.path)).await.unwrap()
+    }
+
+    async fn exec(&self, sql: &str) {
+        sqlx::raw_sql(&sql.replace("{t}", "")).execute(self.admin.pool()).await.unwrap();
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(self.admin.pool()).await.unwrap()
+    }
+
+    async fn commit_slowly(&self, store: &SqliteStore, batch: CommitBatch, delay: Duration) -> Result<()> {
+        let mut conn = store.pool().acquire().await.map_err(cqrs_ddd::Error::store)?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await.map_err(cqrs_ddd::Error::store)?;
+        store.commit_in(&mut conn, batch).await?;
+        tokio::time::sleep(delay).await;
+        sqlx::query("COMMIT").execute(&mut *conn).await.map_err(cqrs_ddd::Error::store)?;
+        Ok(())
+    }
+}
+
+macro_rules! sqlite_tests {
+    ($($name:ident => $contract:ident($($arg:expr),*);)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let db = Lite::new().await;
+            $contract(&db $(, $arg)*).await;
+            db.drop().await;
+        }
+    )*};
+}
+
+sqlite_tests! {
+    concurrent_commands_on_one_aggregate_lose_no_update => concurrent_commands_lose_no_update(16, 200);
+    concurrent_appends_at_one_version_conflict => same_version_appends_conflict();
+    tailing_reader_sees_every_event_exactly_once => tailing_reader_never_skips_a_late_commit(8, 25);
+    snapshot_and_tail_equal_a_full_replay => snapshot_plus_tail_equals_full_replay();
+    a_stale_snapshot_falls_back_to_replay => stale_snapshot_falls_back_to_replay();
+    upcaster_chain_runs_on_load => upcasters_run_on_load();
+    a_corrupted_payload_names_stream_and_version => corrupted_payload_is_a_serialization_error();
+    a_failed_command_leaves_no_event_state_or_outbox_row => rollback_leaves_no_trace();
+    events_state_and_outbox_commit_together => one_command_commits_events_state_and_outbox_together();
+    state_rows_are_versioned => state_rows_have_optimistic_versions();
+    a_long_stream_is_streamed => long_streams_are_read_as_a_stream(200_000);
+    tenant_in_context_scopes_reads => reads_are_scoped_to_the_tenant_in_context();
+    metadata_round_trips => envelopes_carry_metadata_through_the_store();
+    outbox_rows_are_published_or_die => outbox_rows_can_be_published_and_die();
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    let db = Lite::new().await;
+    db.admin.migrate().await.unwrap();
+    db.store().await.migrate().await.unwrap();
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn an_unopenable_database_is_a_clear_error() {
+    let err = SqliteStore::connect("sqlite:///nonexistent-dir/sub/x.db").await.err().unwrap();
+    assert!(err.to_string().contains("cannot open SQLite database `sqlite:///nonexistent-dir/sub/x.db`"), "{err}");
+}
