@@ -228,6 +228,12 @@ impl AppBuilder {
         self
     }
 
+    /// Where snapshots are kept, already shared.
+    pub fn snapshot_store_arc(mut self, store: Arc<dyn SnapshotStore>) -> Self {
+        self.snapshots = Some(store);
+        self
+    }
+
     /// When to snapshot aggregate `A` (loading then starts from the newest snapshot).
     pub fn snapshot<A: Aggregate>(mut self, policy: SnapshotPolicy) -> Self {
         self.policies.insert(A::TYPE, policy);
