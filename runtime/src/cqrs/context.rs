@@ -19,7 +19,8 @@ pub struct CommandContext {
     mediator: Mediator,
     uow: UnitOfWork,
     request: RequestContext,
-    command_id: Uuid,
+    /// Made on first use: a command that emits nothing never pays for an id.
+    command_id: std::sync::OnceLock<Uuid>,
     command_name: &'static str,
 }
 
@@ -30,13 +31,13 @@ impl CommandContext {
         request: RequestContext,
         command_name: &'static str,
     ) -> Self {
-        CommandContext { mediator, uow, request, command_id: new_id(), command_name }
+        CommandContext { mediator, uow, request, command_id: std::sync::OnceLock::new(), command_name }
     }
 
     /// Sends a nested command; it joins this unit of work and commits with it.
     pub async fn send<C: CommandHandler>(&mut self, cmd: C) -> Result<C::Response> {
         let mut request = self.request.clone();
-        request.causation_id = Some(self.command_id);
+        request.causation_id = Some(self.command_id());
         self.mediator.send_nested(cmd, self.uow.clone(), request).await
     }
 
@@ -68,7 +69,7 @@ impl CommandContext {
         let id = new_id();
         let mut headers = std::collections::BTreeMap::new();
         headers.insert("correlation_id".to_owned(), self.request.correlation_id.to_string());
-        headers.insert("causation_id".to_owned(), self.command_id.to_string());
+        headers.insert("causation_id".to_owned(), self.command_id().to_string());
         self.uow.add_outbox(OutboxMessage { id, topic, payload, headers, created_at: Utc::now() })?;
         Ok(id)
     }
@@ -90,7 +91,7 @@ impl CommandContext {
 
     /// The id of this command (the causation id of its events).
     pub fn command_id(&self) -> Uuid {
-        self.command_id
+        *self.command_id.get_or_init(new_id)
     }
 
     /// The mediator, for work that must not join this unit of work.
@@ -133,7 +134,7 @@ impl CommandContext {
             };
             self.uow.stage(staged)?;
         }
-        let metadata = self.request.metadata(self.command_id);
+        let metadata = self.request.metadata(self.command_id());
         self.uow.with_staged::<A, _>(&key, |staged| {
             let version = staged.version();
             match (<A as Handle<C>>::POLICY, version) {
