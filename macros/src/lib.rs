@@ -12,6 +12,7 @@ mod command;
 mod common;
 mod event;
 mod handler;
+mod projection;
 mod query;
 mod upcaster;
 
@@ -72,4 +73,12 @@ pub fn event_handler(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn upcaster(args: TokenStream, item: TokenStream) -> TokenStream {
     upcaster::upcaster(args.into(), item.into()).into()
+}
+
+/// A read model fed by events, on an impl block: `#[on]` methods take `(&self,
+/// &Envelope<E> or &E, &mut ProjectionTx)`, an optional `#[reset]` method drops the
+/// read model before a rebuild; `name = ".."` names its checkpoints (default the type name).
+#[proc_macro_attribute]
+pub fn projection(args: TokenStream, item: TokenStream) -> TokenStream {
+    projection::projection(args.into(), item.into()).into()
 }

@@ -73,6 +73,22 @@ pub enum Error {
         /// What is missing or failed, with the schema versions involved.
         reason: String,
     },
+    /// A projection failed on an event (and its error policy says stop).
+    #[error(
+        "projection `{projection}` failed on event `{event_type}` at version {version} of stream `{stream}`: {reason}"
+    )]
+    Projection {
+        /// The projection.
+        projection: &'static str,
+        /// The stream holding the event.
+        stream: String,
+        /// The event's version in its stream.
+        version: u64,
+        /// The event's type.
+        event_type: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A value could not be serialized (an event, a state, a snapshot).
     #[error("cannot serialize {what}: {source}")]
     Encode {

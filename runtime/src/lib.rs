@@ -108,7 +108,9 @@ mod error;
 pub mod es;
 pub mod memory;
 pub mod middleware;
+pub mod outbox;
 pub mod ports;
+pub mod projection;
 pub mod registry;
 pub mod uow;
 
@@ -123,25 +125,29 @@ pub use domain::{
 };
 pub use error::{BuildError, DomainError, Error, Result};
 pub use es::{AggregateCache, Loaded, SnapshotPolicy, UnknownEventPolicy};
-pub use memory::{MemorySnapshotStore, MemoryStore};
+pub use memory::{MemoryProjectionStore, MemorySnapshotStore, MemoryStore};
 pub use middleware::{
     Message, MessageKind, MetricsMiddleware, Middleware, Next, Reply, TracingMiddleware, ValidationMiddleware,
 };
+pub use outbox::{InProcessPublisher, OutboxRelay, RelayOptions};
+pub use projection::{Projection, ProjectionTx, ProjectionWorker};
 pub use registry::{App, AppBuilder};
 pub use uow::UnitOfWork;
 
 #[cfg(feature = "macros")]
-pub use cqrs_ddd_macros::{aggregate, command, command_handler, event, event_handler, query, query_handler, upcaster};
+pub use cqrs_ddd_macros::{
+    aggregate, command, command_handler, event, event_handler, projection, query, query_handler, upcaster,
+};
 
 /// Everything a domain module needs: `use cqrs_ddd::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Aggregate, App, Command, CommandContext, Dep, Envelope, Error, Event, EventContext, Mediator, Metadata, Query,
-        QueryContext, Result,
+        Aggregate, App, Command, CommandContext, Dep, Envelope, Error, Event, EventContext, Mediator, Metadata,
+        ProjectionTx, Query, QueryContext, Result,
     };
     #[cfg(feature = "macros")]
     pub use cqrs_ddd_macros::{
-        aggregate, command, command_handler, event, event_handler, query, query_handler, upcaster,
+        aggregate, command, command_handler, event, event_handler, projection, query, query_handler, upcaster,
     };
     pub use serde::{Deserialize, Serialize};
 }
@@ -171,6 +177,13 @@ pub mod __private {
         AggregateRegistration, CommandRegistration, DepKey, EventHandlerRegistration, EventRegistration,
         QueryRegistration, UpcasterRegistration, erased_command,
     };
+
+    /// Decodes an `Envelope<E>` from JSON, erased (outbox delivery).
+    pub fn decode_envelope_json<E: crate::Event>(json: &str) -> serde_json::Result<Box<dyn Any + Send + Sync>> {
+        serde_json::from_str::<crate::Envelope<E>>(json).map(|e| Box::new(e) as Box<dyn Any + Send + Sync>)
+    }
+
+    pub use crate::projection::decode_envelope;
 
     /// Turns a handler's `Result<T, E>` into the framework's result.
     pub fn into_result<T, E: Into<crate::Error>>(r: Result<T, E>) -> crate::Result<T> {

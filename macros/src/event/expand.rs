@@ -21,6 +21,7 @@ pub(crate) fn expand(model: &EventModel, item: TokenStream) -> TokenStream {
                     version: #version,
                     type_id: #p::TypeId::of::<#ident>,
                     type_name: #p::type_name::<#ident>,
+                    decode: #p::decode_envelope_json::<#ident>,
                 }
             }
         };

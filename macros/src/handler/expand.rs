@@ -148,6 +148,7 @@ fn event(model: &HandlerFn) -> TokenStream {
     let name = handler_name(model);
     let deps = dep_keys(model);
     let event_name = quote_spanned!(ev.span() => <#ev as #k::Event>::NAME);
+    let asynchronous = model.asynchronous;
     quote! {
         fn __cqrs_ddd_call<'a>(
             envelope: &'a (dyn #p::Any + #p::Send + #p::Sync),
@@ -166,6 +167,7 @@ fn event(model: &HandlerFn) -> TokenStream {
                 event_type_id: #p::TypeId::of::<#ev>,
                 deps: #deps,
                 call: __cqrs_ddd_call,
+                asynchronous: #asynchronous,
             }
         }
     }

@@ -65,4 +65,6 @@ pub(crate) struct HandlerFn {
     pub(crate) params: Vec<Param>,
     /// The `T` of `Result<T>`, when it could be read off the signature.
     pub(crate) ok_type: Option<Type>,
+    /// `#[event_handler(async)]`: delivered through the outbox.
+    pub(crate) asynchronous: bool,
 }

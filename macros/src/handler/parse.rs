@@ -12,8 +12,9 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, item: &TokenStream) -> syn::R
         .map_err(|_| wrong_item(name, &format!("an `async fn`, like `{}`", kind.example()), item))?;
     let mut args = Args::parse(name, args);
     let krate = args.krate();
+    let asynchronous = kind == Kind::Event && args.flag("async");
     let mut errors = Errors::default();
-    errors.extend(args.finish(&["crate"]));
+    errors.extend(args.finish(if kind == Kind::Event { &["async", "crate"] } else { &["crate"] }));
     validate::signature(&mut errors, kind, &f);
 
     let mut params = Vec::new();
@@ -59,7 +60,7 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, item: &TokenStream) -> syn::R
     }
     let ident = f.sig.ident.clone();
     let (message, envelope) = message.unwrap_or_else(|| (syn::parse_quote!(()), false));
-    errors.finish(HandlerFn { krate, kind, item: f, ident, message, envelope, params, ok_type })
+    errors.finish(HandlerFn { krate, kind, item: f, ident, message, envelope, params, ok_type, asynchronous })
 }
 
 enum Classified {

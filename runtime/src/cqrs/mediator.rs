@@ -71,7 +71,15 @@ pub(crate) struct Runtime {
     pub(crate) retry: RetryPolicy,
     pub(crate) loader: Loader,
     pub(crate) cache: Option<AggregateCache>,
+    /// Notified after each commit that wrote events (wakes projection workers and relays).
+    pub(crate) committed: Arc<tokio::sync::Notify>,
+    /// `#[event_handler(async)]`s: delivered through the outbox.
+    pub(crate) async_handlers: HashMap<TypeId, Vec<EventHandlerEntry>>,
+    /// Stored event name → (type, envelope decoder), for outbox delivery.
+    pub(crate) event_decoders: HashMap<&'static str, (TypeId, EventDecoder)>,
 }
+
+pub(crate) type EventDecoder = fn(&str) -> serde_json::Result<Box<dyn Any + Send + Sync>>;
 
 /// Sends commands, runs queries and publishes events: the application's entry point.
 ///
@@ -165,6 +173,12 @@ impl Mediator {
 
     pub(crate) fn cache(&self) -> Option<&AggregateCache> {
         self.rt.cache.as_ref()
+    }
+
+    /// Notified after each local commit that wrote events or outbox rows: projection
+    /// workers and outbox relays wait on it instead of polling.
+    pub fn commit_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.rt.committed.clone()
     }
 
     /// The aggregate cache, when one is configured.
@@ -290,6 +304,32 @@ impl Mediator {
         first.map_or(Ok(()), Err)
     }
 
+    /// Delivers an event that went through the outbox (`topic` = its stored name,
+    /// `payload` = its envelope as JSON) to the `#[event_handler(async)]`s of its type.
+    /// Every handler runs; the first error is returned, so the relay retries the message
+    /// (async handlers see each event at least once and must tolerate a repeat).
+    pub async fn deliver_async(&self, event_type: &str, envelope_json: &str) -> Result<()> {
+        let Some((type_id, decode)) = self.rt.event_decoders.get(event_type) else {
+            return Err(Error::handler(format!("no `#[event]` named `{event_type}` in this program")));
+        };
+        let Some(handlers) = self.rt.async_handlers.get(type_id) else { return Ok(()) };
+        let envelope = decode(envelope_json).map_err(|source| Error::Serialization {
+            stream: "<outbox>".to_owned(),
+            version: 0,
+            event_type: event_type.to_owned(),
+            source,
+        })?;
+        let ctx = EventContext::new(self.clone());
+        let mut first = None;
+        for h in handlers {
+            if let Err(e) = h.handler.call(&*envelope, &ctx).await {
+                tracing::error!(handler = h.name, event = event_type, error = %e, "async event handler failed");
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
     /// Loads a committed aggregate; [`Error::NotFound`] when it has no events.
     pub async fn load<A: Aggregate>(&self, id: &A::Id) -> Result<Loaded<A>> {
         let request = RequestContext::current().unwrap_or_default();
@@ -319,12 +359,16 @@ impl Mediator {
 
     /// Commits the unit of work, then dispatches its events and runs its hooks.
     async fn commit(&self, uow: &UnitOfWork, request: &RequestContext) -> Result<()> {
-        let uow::Taken { batch, streams, hooks } = uow.take_batch()?;
+        let async_handlers = &self.rt.async_handlers;
+        let uow::Taken { batch, streams, hooks } = uow.take_batch(&|t| async_handlers.contains_key(&t))?;
         let receipt = if batch.is_empty() {
             CommitReceipt::default()
         } else {
             match self.rt.store.commit(batch).await {
-                Ok(r) => r,
+                Ok(r) => {
+                    self.rt.committed.notify_waiters();
+                    r
+                }
                 Err(e) => {
                     uow.mark_failed();
                     return Err(e);

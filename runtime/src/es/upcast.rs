@@ -25,6 +25,12 @@ impl Upcasters {
         Upcasters { steps }
     }
 
+    /// The program's upcasters, for decoding outside a loader (projections).
+    pub(crate) fn global() -> &'static Upcasters {
+        static GLOBAL: std::sync::OnceLock<Upcasters> = std::sync::OnceLock::new();
+        GLOBAL.get_or_init(|| Upcasters::collect(&mut Vec::new()))
+    }
+
     /// Every upcaster, for checks against the registered events.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &'static UpcasterRegistration> + '_ {
         self.steps.values().copied()

@@ -1,7 +1,12 @@
 //! In-memory adapters for every port: tests, examples, and the default store.
 
+mod projection;
+
+pub use projection::MemoryProjectionStore;
+
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -28,7 +33,14 @@ struct Inner {
     streams: HashMap<StreamKey, Vec<Arc<StoredEvent>>>,
     log: Vec<Arc<StoredEvent>>,
     states: HashMap<StreamKey, StoredState>,
-    outbox: Vec<OutboxRecord>,
+    outbox: Vec<OutboxRow>,
+}
+
+struct OutboxRow {
+    record: OutboxRecord,
+    next_attempt: Instant,
+    claimed_until: Option<Instant>,
+    claimed_by: Option<String>,
 }
 
 impl MemoryStore {
@@ -44,7 +56,7 @@ impl MemoryStore {
 
     /// Every outbox row, in the order they were committed.
     pub fn outbox_records(&self) -> Vec<OutboxRecord> {
-        self.inner.read().outbox.clone()
+        self.inner.read().outbox.iter().map(|r| r.record.clone()).collect()
     }
 }
 
@@ -91,11 +103,12 @@ impl EventStore for MemoryStore {
         for state in batch.states {
             inner.states.insert(state.stream, StoredState { version: state.version, state: state.state });
         }
-        inner.outbox.extend(batch.outbox.into_iter().map(|message| OutboxRecord {
-            message,
-            status: OutboxStatus::Pending,
-            attempts: 0,
-            last_error: None,
+        let now = Instant::now();
+        inner.outbox.extend(batch.outbox.into_iter().map(|message| OutboxRow {
+            record: OutboxRecord { message, status: OutboxStatus::Pending, attempts: 0, last_error: None },
+            next_attempt: now,
+            claimed_until: None,
+            claimed_by: None,
         }));
         Ok(CommitReceipt { positions })
     }
@@ -140,38 +153,81 @@ impl EventStore for MemoryStore {
 
 #[async_trait]
 impl Outbox for MemoryStore {
-    async fn pending(&self, limit: usize) -> Result<Vec<OutboxRecord>> {
-        let inner = self.inner.read();
-        Ok(inner.outbox.iter().filter(|r| r.status == OutboxStatus::Pending).take(limit).cloned().collect())
+    async fn claim(&self, relay: &str, limit: usize, lease: Duration) -> Result<Vec<OutboxRecord>> {
+        let now = Instant::now();
+        let mut inner = self.inner.write();
+        let mut claimed = Vec::new();
+        for row in &mut inner.outbox {
+            if claimed.len() == limit {
+                break;
+            }
+            let live_claim = row.claimed_until.is_some_and(|until| until > now);
+            if row.record.status == OutboxStatus::Pending && row.next_attempt <= now && !live_claim {
+                row.claimed_until = Some(now + lease);
+                row.claimed_by = Some(relay.to_owned());
+                claimed.push(row.record.clone());
+            }
+        }
+        Ok(claimed)
     }
 
     async fn mark_published(&self, id: Uuid) -> Result<()> {
         let mut inner = self.inner.write();
         let row = find_outbox(&mut inner.outbox, id)?;
-        row.status = OutboxStatus::Published;
+        row.record.status = OutboxStatus::Published;
+        row.claimed_until = None;
         Ok(())
     }
 
-    async fn mark_failed(&self, id: Uuid, error: &str, max_attempts: u32) -> Result<()> {
+    async fn mark_failed(&self, id: Uuid, error: &str, retry_after: Duration, max_attempts: u32) -> Result<()> {
         let mut inner = self.inner.write();
         let row = find_outbox(&mut inner.outbox, id)?;
-        row.attempts += 1;
-        row.last_error = Some(error.to_owned());
-        if row.attempts >= max_attempts {
-            row.status = OutboxStatus::Dead;
+        row.record.attempts += 1;
+        row.record.last_error = Some(error.to_owned());
+        row.claimed_until = None;
+        row.next_attempt = Instant::now() + retry_after;
+        if row.record.attempts >= max_attempts {
+            row.record.status = OutboxStatus::Dead;
         }
         Ok(())
     }
 
+    async fn pending(&self, limit: usize) -> Result<Vec<OutboxRecord>> {
+        let inner = self.inner.read();
+        Ok(inner
+            .outbox
+            .iter()
+            .filter(|r| r.record.status == OutboxStatus::Pending)
+            .take(limit)
+            .map(|r| r.record.clone())
+            .collect())
+    }
+
     async fn dead(&self) -> Result<Vec<OutboxRecord>> {
         let inner = self.inner.read();
-        Ok(inner.outbox.iter().filter(|r| r.status == OutboxStatus::Dead).cloned().collect())
+        Ok(inner.outbox.iter().filter(|r| r.record.status == OutboxStatus::Dead).map(|r| r.record.clone()).collect())
+    }
+
+    async fn retry_dead(&self, ids: &[Uuid]) -> Result<u64> {
+        let mut inner = self.inner.write();
+        let mut n = 0;
+        for row in inner
+            .outbox
+            .iter_mut()
+            .filter(|r| r.record.status == OutboxStatus::Dead && ids.contains(&r.record.message.id))
+        {
+            row.record.status = OutboxStatus::Pending;
+            row.record.attempts = 0;
+            row.next_attempt = Instant::now();
+            n += 1;
+        }
+        Ok(n)
     }
 }
 
-fn find_outbox(rows: &mut [OutboxRecord], id: Uuid) -> Result<&mut OutboxRecord> {
+fn find_outbox(rows: &mut [OutboxRow], id: Uuid) -> Result<&mut OutboxRow> {
     rows.iter_mut()
-        .find(|r| r.message.id == id)
+        .find(|r| r.record.message.id == id)
         .ok_or_else(|| Error::store(format!("outbox message {id} does not exist")))
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 pub use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -232,6 +233,18 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The state row of a state-stored aggregate.
     async fn load_state(&self, stream: &StreamKey) -> Result<Option<StoredState>>;
+
+    /// The cursor of the last event a reader of all events can see now.
+    async fn head(&self) -> Result<Cursor> {
+        let mut cursor = Cursor::START;
+        loop {
+            let page = self.read_all(cursor, 1000).await?;
+            match page.last() {
+                Some(last) => cursor = last.cursor(),
+                None => return Ok(cursor),
+            }
+        }
+    }
 }
 
 /// A snapshot of an aggregate's state at a version.
@@ -283,12 +296,114 @@ pub struct OutboxRecord {
 /// The relay side of the transactional outbox (rows are written by [`EventStore::commit`]).
 #[async_trait]
 pub trait Outbox: Send + Sync + 'static {
-    /// Up to `limit` pending rows, oldest first.
-    async fn pending(&self, limit: usize) -> Result<Vec<OutboxRecord>>;
+    /// Claims up to `limit` rows due for delivery, oldest first, for `lease`: pending,
+    /// next attempt due, and not claimed by a relay whose claim is still live. Two relays
+    /// never hold a claim on one row at once.
+    async fn claim(&self, relay: &str, limit: usize, lease: Duration) -> Result<Vec<OutboxRecord>>;
     /// Marks a row published.
     async fn mark_published(&self, id: Uuid) -> Result<()>;
-    /// Records a failed attempt; the row becomes dead after `max_attempts`.
-    async fn mark_failed(&self, id: Uuid, error: &str, max_attempts: u32) -> Result<()>;
+    /// Records a failed attempt: the row is due again after `retry_after`, or dead when
+    /// it has failed `max_attempts` times.
+    async fn mark_failed(&self, id: Uuid, error: &str, retry_after: Duration, max_attempts: u32) -> Result<()>;
+    /// Up to `limit` pending rows, oldest first, due or not.
+    async fn pending(&self, limit: usize) -> Result<Vec<OutboxRecord>>;
     /// Every dead row.
     async fn dead(&self) -> Result<Vec<OutboxRecord>>;
+    /// Puts dead rows back to pending, attempts reset; returns how many.
+    async fn retry_dead(&self, ids: &[Uuid]) -> Result<u64>;
+}
+
+/// Hands outbox messages to where they go (a broker, in-process handlers).
+#[async_trait]
+pub trait Publisher: Send + Sync + 'static {
+    /// Publishes one message; an error makes the relay retry it later.
+    async fn publish(&self, message: &OutboxMessage) -> Result<()>;
+}
+
+/// A document of the read-model store: JSON with a version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// Its id within the collection.
+    pub id: String,
+    /// 1 on insert, incremented by every update.
+    pub version: u64,
+    /// The document as JSON text.
+    pub json: String,
+}
+
+/// An event a projection gave up on, recorded and skipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// The projection.
+    pub projection: String,
+    /// The event.
+    pub event_id: Uuid,
+    /// Its global position.
+    pub position: u64,
+    /// Its stream.
+    pub stream: StreamKey,
+    /// Its version in the stream.
+    pub version: u64,
+    /// Its type.
+    pub event_type: String,
+    /// Why the projection failed.
+    pub error: String,
+    /// When.
+    pub failed_at: DateTime<Utc>,
+}
+
+/// Storage of projections: checkpoints, leases, dead letters and the JSON document store,
+/// with transactions so a read model and its checkpoint commit together.
+#[async_trait]
+pub trait ProjectionStore: Send + Sync + 'static {
+    /// Opens a transaction.
+    async fn begin(&self) -> Result<Box<dyn ProjectionTxn>>;
+    /// Where a projection partition stands (`None`: never ran).
+    async fn checkpoint(&self, projection: &str, partition: u32) -> Result<Option<Cursor>>;
+    /// Takes or renews the lease of a projection partition for `owner`; `false` while
+    /// another owner holds a lease that has not expired.
+    async fn acquire_lease(&self, projection: &str, partition: u32, owner: &str, ttl: Duration) -> Result<bool>;
+    /// Gives a lease up (another worker may take it at once).
+    async fn release_lease(&self, projection: &str, partition: u32, owner: &str) -> Result<()>;
+    /// The dead letters of a projection, oldest first.
+    async fn dead_letters(&self, projection: &str) -> Result<Vec<DeadLetter>>;
+    /// Removes a dead letter (after it was dealt with).
+    async fn remove_dead_letter(&self, projection: &str, event_id: Uuid) -> Result<()>;
+    /// A document, outside any transaction.
+    async fn document(&self, collection: &str, id: &str) -> Result<Option<Document>>;
+    /// Every document of a collection, by id.
+    async fn documents(&self, collection: &str) -> Result<Vec<Document>>;
+}
+
+/// One projection transaction: document writes, dead letters and the checkpoint move
+/// commit together or not at all.
+#[async_trait]
+pub trait ProjectionTxn: Send {
+    /// A document as this transaction sees it.
+    async fn get_doc(&mut self, collection: &str, id: &str) -> Result<Option<Document>>;
+    /// Inserts or replaces a document; returns its new version.
+    async fn put_doc(&mut self, collection: &str, id: &str, json: String) -> Result<u64>;
+    /// Deletes a document; whether it existed.
+    async fn delete_doc(&mut self, collection: &str, id: &str) -> Result<bool>;
+    /// Deletes every document of a collection.
+    async fn clear_docs(&mut self, collection: &str) -> Result<()>;
+    /// Moves a checkpoint from `expected` to `to`; [`crate::Error::Conflict`] when another
+    /// worker moved it meanwhile (so no event is applied twice).
+    async fn save_checkpoint(
+        &mut self,
+        projection: &str,
+        partition: u32,
+        expected: Option<Cursor>,
+        to: Cursor,
+    ) -> Result<()>;
+    /// Forgets every checkpoint of a projection (rebuild).
+    async fn reset_checkpoints(&mut self, projection: &str) -> Result<()>;
+    /// Records an event the projection gives up on.
+    async fn dead_letter(&mut self, letter: DeadLetter) -> Result<()>;
+    /// Commits.
+    async fn commit(self: Box<Self>) -> Result<()>;
+    /// Rolls back.
+    async fn rollback(self: Box<Self>) -> Result<()>;
+    /// The backend's own connection, for typed tables (`PgConnection`, `SqliteConnection`).
+    fn connection(&mut self) -> &mut (dyn std::any::Any + Send);
 }

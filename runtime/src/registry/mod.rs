@@ -37,6 +37,8 @@ pub struct EventRegistration {
     pub version: u32,
     pub type_id: fn() -> TypeId,
     pub type_name: fn() -> &'static str,
+    /// Decodes an `Envelope<Self>` from JSON (outbox delivery to async handlers).
+    pub decode: fn(&str) -> serde_json::Result<Box<dyn Any + Send + Sync>>,
 }
 
 /// Submitted by `#[aggregate]` on the struct.
@@ -84,6 +86,8 @@ pub struct EventHandlerRegistration {
     pub event_type_id: fn() -> TypeId,
     pub deps: &'static [DepKey],
     pub call: for<'a> fn(&'a (dyn Any + Send + Sync), &'a EventContext) -> BoxFuture<'a, Result<()>>,
+    /// Delivered through the outbox and a relay instead of right after the commit.
+    pub asynchronous: bool,
 }
 
 inventory::collect!(EventRegistration);
@@ -402,6 +406,7 @@ impl AppBuilder {
             inventory::iter::<EventHandlerRegistration>.into_iter().collect();
         statics.sort_by_key(|h| h.handler);
         let mut handlers: HashMap<TypeId, Vec<EventHandlerEntry>> = HashMap::new();
+        let mut async_handlers: HashMap<TypeId, Vec<EventHandlerEntry>> = HashMap::new();
         for h in statics {
             let type_id = (h.event_type_id)();
             if !event_types.contains(&type_id) {
@@ -411,7 +416,8 @@ impl AppBuilder {
                 ));
             }
             check_deps(&deps, h.handler, h.deps, &mut problems);
-            handlers
+            let target = if h.asynchronous { &mut async_handlers } else { &mut handlers };
+            target
                 .entry(type_id)
                 .or_default()
                 .push(EventHandlerEntry { name: h.handler, handler: Arc::new(StaticEvent(h.call)) });
@@ -454,6 +460,9 @@ impl AppBuilder {
             retry,
             loader: Loader { upcasters, unknown, snapshots, policies },
             cache: cache.map(AggregateCache::new),
+            committed: Arc::default(),
+            async_handlers,
+            event_decoders: events.values().flatten().map(|r| (r.name, ((r.type_id)(), r.decode))).collect(),
         }))
     }
 }

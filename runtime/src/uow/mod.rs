@@ -137,13 +137,14 @@ impl UnitOfWork {
     }
 
     /// Serializes everything staged into one batch and closes the unit of work.
-    pub(crate) fn take_batch(&self) -> Result<Taken> {
+    /// `to_outbox` says which event types also go to the outbox (for async handlers).
+    pub(crate) fn take_batch(&self, to_outbox: &dyn Fn(TypeId) -> bool) -> Result<Taken> {
         let mut st = self.open()?;
         let mut batch = CommitBatch::default();
-        for s in &st.streams {
-            s.write(&mut batch)?;
-        }
         batch.outbox = std::mem::take(&mut st.outbox);
+        for s in &st.streams {
+            s.write(&mut batch, to_outbox)?;
+        }
         st.closed = Some("committed");
         st.index.clear();
         let streams = std::mem::take(&mut st.streams);
@@ -180,7 +181,7 @@ pub(crate) fn after_commit(
 /// A staged stream of any aggregate type.
 pub(crate) trait StagedStream: Send {
     fn as_any_mut(&mut self) -> &mut dyn Any;
-    fn write(&self, batch: &mut CommitBatch) -> Result<()>;
+    fn write(&self, batch: &mut CommitBatch, to_outbox: &dyn Fn(TypeId) -> bool) -> Result<()>;
     fn into_committed(
         self: Box<Self>,
         positions: &mut dyn Iterator<Item = u64>,
@@ -213,6 +214,34 @@ impl<A: Aggregate> Staged<A> {
     pub(crate) fn version(&self) -> u64 {
         self.loaded_version + self.pending.len() as u64
     }
+
+    /// The outbox row carrying an event to its async handlers: the envelope as JSON
+    /// (position 0: it is assigned by the same commit), keyed by the event id.
+    fn outbox_message(&self, p: &Pending<A::Event>, version: u64, payload: &str) -> Result<OutboxMessage> {
+        let header = EventHeader {
+            event_id: p.event_id,
+            stream_type: self.key.stream_type.clone(),
+            stream_id: self.key.stream_id.clone(),
+            version,
+            position: 0,
+            event_type: p.event.event_type().to_owned(),
+            schema_version: p.event.schema_version(),
+            occurred_at: p.occurred_at,
+            metadata: p.metadata.clone(),
+        };
+        let encode = |source| Error::Encode { what: format!("envelope of event {}", p.event_id), source };
+        let mut envelope = serde_json::to_value(&header).map_err(encode)?;
+        envelope["payload"] = serde_json::from_str(payload).map_err(encode)?;
+        let mut headers = std::collections::BTreeMap::new();
+        headers.insert("kind".to_owned(), "event".to_owned());
+        Ok(OutboxMessage {
+            id: p.event_id,
+            topic: p.event.event_type().to_owned(),
+            payload: envelope.to_string(),
+            headers,
+            created_at: p.occurred_at,
+        })
+    }
 }
 
 impl<A: Aggregate> StagedStream for Staged<A> {
@@ -220,16 +249,19 @@ impl<A: Aggregate> StagedStream for Staged<A> {
         self
     }
 
-    fn write(&self, batch: &mut CommitBatch) -> Result<()> {
+    fn write(&self, batch: &mut CommitBatch, to_outbox: &dyn Fn(TypeId) -> bool) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let mut events = Vec::with_capacity(self.pending.len());
-        for p in &self.pending {
+        for (i, p) in self.pending.iter().enumerate() {
             let payload = p.event.to_json().map_err(|source| Error::Encode {
                 what: format!("event `{}` of stream `{}`", p.event.event_type(), self.key),
                 source,
             })?;
+            if to_outbox(p.event.payload_type_id()) {
+                batch.outbox.push(self.outbox_message(p, self.loaded_version + i as u64 + 1, &payload)?);
+            }
             events.push(NewEvent {
                 event_id: p.event_id,
                 event_type: p.event.event_type(),
