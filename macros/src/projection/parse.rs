@@ -102,9 +102,7 @@ fn on_fn(errors: &mut Errors, f: &ImplItemFn) -> Option<OnFn> {
         .collect();
     let (event_ty, takes_tx) = match typed.as_slice() {
         [event] => (*event, false),
-        [event, tx] if matches!(tx, Type::Reference(r) if r.mutability.is_some() && is_named(&r.elem, "ProjectionTx")) => {
-            (*event, true)
-        }
+        [event, Type::Reference(r)] if r.mutability.is_some() && is_named(&r.elem, "ProjectionTx") => (*event, true),
         [_, tx] => {
             errors.spanned(tx, "the second argument of an `#[on]` method is the transaction: `tx: &mut ProjectionTx`");
             return None;

@@ -330,7 +330,6 @@ impl<P: Projection> ProjectionWorker<P> {
             };
             metrics::counter!("cqrs_ddd_projection_failures_total", "projection" => P::NAME).increment(1);
             match self.options.error_policy {
-                ErrorPolicy::Stop => return Err(error()),
                 ErrorPolicy::Skip => {
                     tracing::warn!(projection = P::NAME, event = %event.event_id, error = %reason, "skipping an event the projection failed on");
                     skipped.insert(event.event_id);
@@ -340,7 +339,7 @@ impl<P: Projection> ProjectionWorker<P> {
                 {
                     tokio::time::sleep(backoff.saturating_mul(*failures)).await;
                 }
-                ErrorPolicy::Retry { .. } => return Err(error()),
+                ErrorPolicy::Stop | ErrorPolicy::Retry { .. } => return Err(error()),
                 ErrorPolicy::RetryThenDeadLetter { .. } => {
                     tracing::warn!(projection = P::NAME, event = %event.event_id, error = %reason, "dead-lettering an event");
                     skipped.insert(event.event_id);

@@ -140,8 +140,7 @@ impl UnitOfWork {
     /// `to_outbox` says which event types also go to the outbox (for async handlers).
     pub(crate) fn take_batch(&self, to_outbox: &dyn Fn(TypeId) -> bool) -> Result<Taken> {
         let mut st = self.open()?;
-        let mut batch = CommitBatch::default();
-        batch.outbox = std::mem::take(&mut st.outbox);
+        let mut batch = CommitBatch { outbox: std::mem::take(&mut st.outbox), ..CommitBatch::default() };
         for s in &st.streams {
             s.write(&mut batch, to_outbox)?;
         }
