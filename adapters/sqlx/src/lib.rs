@@ -67,12 +67,16 @@
 
 mod common;
 #[cfg(feature = "postgres")]
+mod pg_projection;
+#[cfg(feature = "postgres")]
 mod postgres;
 
 #[cfg(feature = "postgres")]
 pub use postgres::{PgOptions, PgStore};
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(feature = "sqlite")]
+mod sqlite_projection;
 
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;

@@ -20,7 +20,10 @@ use crate::common::{
     tenant_from, to_i32, to_i64, to_u64,
 };
 
-const MIGRATIONS: &[Migration] = &[Migration { version: 1, sql: include_str!("../migrations/postgres/0001_init.sql") }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, sql: include_str!("../migrations/postgres/0001_init.sql") },
+    Migration { version: 2, sql: include_str!("../migrations/postgres/0002_projections.sql") },
+];
 
 /// Event store, state rows, snapshots and outbox on PostgreSQL.
 ///
@@ -29,8 +32,8 @@ const MIGRATIONS: &[Migration] = &[Migration { version: 1, sql: include_str!("..
 /// on acquire (that would add a round trip to every command).
 #[derive(Clone)]
 pub struct PgStore {
-    pool: PgPool,
-    sql: Arc<Sql>,
+    pub(crate) pool: PgPool,
+    pub(crate) sql: Arc<Sql>,
 }
 
 /// How to connect.
@@ -317,8 +320,8 @@ impl<'a> Columns<'a> {
 }
 
 /// Every statement, with the schema filled in once.
-struct Sql {
-    schema: String,
+pub(crate) struct Sql {
+    pub(crate) schema: String,
     /// The commit statement for each combination of (events, states, outbox) present.
     commit: [String; 8],
     read_stream: String,
@@ -333,8 +336,14 @@ struct Sql {
     outbox_published: String,
     outbox_failed: String,
     outbox_dead: String,
+    outbox_claim: String,
+    outbox_retry_dead: String,
+    head: String,
+    pub(crate) p: crate::pg_projection::ProjectionSql,
 }
 
+const OUTBOX_COLUMNS: &str =
+    "id, topic, payload::text, headers::text, created_at, status, attempts, last_error, position";
 const EVENT_COLUMNS: &str = "position, transaction_id, tenant_id, stream_type, stream_id, version, event_id, \
     event_type, schema_version, payload::text, correlation_id, causation_id, principal, headers::text, occurred_at";
 
@@ -377,18 +386,32 @@ impl Sql {
                  WHERE {s}.snapshots.version < EXCLUDED.version"
             ),
             outbox_pending: format!(
-                "SELECT id, topic, payload::text, headers::text, created_at, status, attempts, last_error \
-                 FROM {s}.outbox WHERE status = 'pending' ORDER BY position LIMIT $1"
+                "SELECT {OUTBOX_COLUMNS} FROM {s}.outbox WHERE status = 'pending' ORDER BY position LIMIT $1"
             ),
-            outbox_published: format!("UPDATE {s}.outbox SET status = 'published', published_at = now() WHERE id = $1"),
+            outbox_published: format!(
+                "UPDATE {s}.outbox SET status = 'published', published_at = now(), claimed_until = NULL WHERE id = $1"
+            ),
             outbox_failed: format!(
-                "UPDATE {s}.outbox SET attempts = attempts + 1, last_error = $2, \
-                 status = CASE WHEN attempts + 1 >= $3 THEN 'dead' ELSE status END WHERE id = $1"
+                "UPDATE {s}.outbox SET attempts = attempts + 1, last_error = $2, claimed_until = NULL, \
+                 next_attempt_at = now() + $3 * interval '1 millisecond', \
+                 status = CASE WHEN attempts + 1 >= $4 THEN 'dead' ELSE status END WHERE id = $1"
             ),
-            outbox_dead: format!(
-                "SELECT id, topic, payload::text, headers::text, created_at, status, attempts, last_error \
-                 FROM {s}.outbox WHERE status = 'dead' ORDER BY position"
+            outbox_dead: format!("SELECT {OUTBOX_COLUMNS} FROM {s}.outbox WHERE status = 'dead' ORDER BY position"),
+            outbox_claim: format!(
+                "UPDATE {s}.outbox SET claimed_by = $1, claimed_until = now() + $3 * interval '1 millisecond' \
+                 WHERE position IN (SELECT position FROM {s}.outbox WHERE status = 'pending' AND next_attempt_at <= now() \
+                 AND (claimed_until IS NULL OR claimed_until < now()) ORDER BY position LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                 RETURNING {OUTBOX_COLUMNS}"
             ),
+            outbox_retry_dead: format!(
+                "UPDATE {s}.outbox SET status = 'pending', attempts = 0, next_attempt_at = now(), claimed_until = NULL \
+                 WHERE status = 'dead' AND id = ANY($1)"
+            ),
+            head: format!(
+                "SELECT transaction_id, position FROM {s}.events WHERE {gap_safe} \
+                 ORDER BY transaction_id DESC, position DESC LIMIT 1"
+            ),
+            p: crate::pg_projection::ProjectionSql::new(s),
         }
     }
 
@@ -562,6 +585,17 @@ impl EventStore for PgStore {
         self.version_on(&mut conn, stream).await
     }
 
+    async fn head(&self) -> Result<Cursor> {
+        let row = sqlx::query(&self.sql.head).fetch_optional(&self.pool).await.map_err(store_err)?;
+        match row {
+            Some(r) => Ok(Cursor {
+                commit: to_u64(r.try_get(0).map_err(store_err)?, "transaction id")?,
+                position: to_u64(r.try_get(1).map_err(store_err)?, "position")?,
+            }),
+            None => Ok(Cursor::START),
+        }
+    }
+
     async fn load_state(&self, stream: &StreamKey) -> Result<Option<StoredState>> {
         let row = sqlx::query(&self.sql.load_state)
             .bind(tenant(stream))
@@ -632,10 +666,38 @@ impl Outbox for PgStore {
         Ok(())
     }
 
-    async fn mark_failed(&self, id: Uuid, error: &str, max_attempts: u32) -> Result<()> {
+    async fn claim(&self, relay: &str, limit: usize, lease: std::time::Duration) -> Result<Vec<OutboxRecord>> {
+        let rows = sqlx::query(&self.sql.outbox_claim)
+            .bind(relay)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(millis(lease))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_err)?;
+        let mut claimed = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<i64, _>(8).map_err(store_err)?, decode_outbox(r)?)))
+            .collect::<Result<Vec<_>>>()?;
+        claimed.sort_by_key(|(position, _)| *position);
+        Ok(claimed.into_iter().map(|(_, r)| r).collect())
+    }
+
+    async fn retry_dead(&self, ids: &[Uuid]) -> Result<u64> {
+        let done = sqlx::query(&self.sql.outbox_retry_dead).bind(ids).execute(&self.pool).await.map_err(store_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn mark_failed(
+        &self,
+        id: Uuid,
+        error: &str,
+        retry_after: std::time::Duration,
+        max_attempts: u32,
+    ) -> Result<()> {
         sqlx::query(&self.sql.outbox_failed)
             .bind(id)
             .bind(error)
+            .bind(millis(retry_after))
             .bind(to_i32(max_attempts, "max attempts")?)
             .execute(&self.pool)
             .await
@@ -647,4 +709,9 @@ impl Outbox for PgStore {
         let rows = sqlx::query(&self.sql.outbox_dead).fetch_all(&self.pool).await.map_err(store_err)?;
         rows.iter().map(decode_outbox).collect()
     }
+}
+
+/// A duration in whole milliseconds, for `interval` arithmetic.
+pub(crate) fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

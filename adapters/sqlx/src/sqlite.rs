@@ -20,7 +20,10 @@ use crate::common::{
     tenant_from, to_i32, to_i64, to_u64,
 };
 
-const MIGRATIONS: &[Migration] = &[Migration { version: 1, sql: include_str!("../migrations/sqlite/0001_init.sql") }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, sql: include_str!("../migrations/sqlite/0001_init.sql") },
+    Migration { version: 2, sql: include_str!("../migrations/sqlite/0002_projections.sql") },
+];
 
 /// Rows per INSERT statement (SQLite limits bound parameters per statement).
 const ROWS_PER_INSERT: usize = 1000;
@@ -32,7 +35,7 @@ const ROWS_PER_INSERT: usize = 1000;
 /// timeout for it, so concurrent writers queue instead of failing.
 #[derive(Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     sql: Arc<Sql>,
 }
 
@@ -66,28 +69,27 @@ impl SqliteStore {
 
     /// Creates the tables, or brings them up to date.
     pub async fn migrate(&self) -> Result<()> {
-        let mut conn = self.pool.acquire().await.map_err(store_err)?;
-        begin_immediate(&mut conn).await?;
-        let result = async {
-            sqlx::raw_sql(
-                "CREATE TABLE IF NOT EXISTS cqrs_ddd_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
-            )
-            .execute(&mut *conn)
-            .await?;
-            let applied: Vec<i64> =
-                sqlx::query_scalar("SELECT version FROM cqrs_ddd_migrations").fetch_all(&mut *conn).await?;
-            for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
-                sqlx::raw_sql(m.sql).execute(&mut *conn).await?;
-                sqlx::query("INSERT INTO cqrs_ddd_migrations (version, applied_at) VALUES (?, ?)")
-                    .bind(m.version)
-                    .bind(chrono::Utc::now())
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            Ok::<_, sqlx::Error>(())
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_err)?;
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS cqrs_ddd_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(store_err)?;
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM cqrs_ddd_migrations")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_err)?;
+        for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+            sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(store_err)?;
+            sqlx::query("INSERT INTO cqrs_ddd_migrations (version, applied_at) VALUES (?, ?)")
+                .bind(m.version)
+                .bind(chrono::Utc::now())
+                .execute(&mut *tx)
+                .await
+                .map_err(store_err)?;
         }
-        .await;
-        finish(&mut conn, result.map_err(store_err)).await
+        tx.commit().await.map_err(store_err)
     }
 
     /// Commits a batch inside a transaction the caller controls (`BEGIN IMMEDIATE` is
@@ -221,28 +223,7 @@ impl SqliteStore {
     }
 }
 
-async fn begin_immediate(conn: &mut SqliteConnection) -> Result<()> {
-    sqlx::query("BEGIN IMMEDIATE").execute(conn).await.map_err(store_err)?;
-    Ok(())
-}
-
-/// Commits on success, rolls back on error.
-async fn finish<T>(conn: &mut SqliteConnection, result: Result<T>) -> Result<T> {
-    match result {
-        Ok(v) => {
-            sqlx::query("COMMIT").execute(conn).await.map_err(store_err)?;
-            Ok(v)
-        }
-        Err(e) => {
-            if let Err(rollback) = sqlx::query("ROLLBACK").execute(conn).await {
-                tracing::warn!(error = %rollback, "rollback failed");
-            }
-            Err(e)
-        }
-    }
-}
-
-struct Sql {
+pub(crate) struct Sql {
     read_stream: String,
     read_all: String,
     read_all_tenant: String,
@@ -257,6 +238,8 @@ struct Sql {
     outbox_published: String,
     outbox_failed: String,
     outbox_dead: String,
+    outbox_claim: String,
+    outbox_retry_dead: String,
 }
 
 const EVENT_COLUMNS: &str = "position, tenant_id, stream_type, stream_id, version, event_id, event_type, \
@@ -293,9 +276,20 @@ impl Sql {
             outbox_pending: format!(
                 "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' ORDER BY position LIMIT ?"
             ),
-            outbox_published: "UPDATE outbox SET status = 'published', published_at = ? WHERE id = ?".to_owned(),
-            outbox_failed: "UPDATE outbox SET attempts = attempts + 1, last_error = ?, \
-                 status = CASE WHEN attempts + 1 >= ? THEN 'dead' ELSE status END WHERE id = ?"
+            outbox_published: "UPDATE outbox SET status = 'published', published_at = ?, claimed_until_ms = NULL \
+                 WHERE id = ?"
+                .to_owned(),
+            outbox_failed: "UPDATE outbox SET attempts = attempts + 1, last_error = ?, claimed_until_ms = NULL, \
+                 next_attempt_ms = ?, status = CASE WHEN attempts + 1 >= ? THEN 'dead' ELSE status END WHERE id = ?"
+                .to_owned(),
+            outbox_claim: format!(
+                "UPDATE outbox SET claimed_by = ?1, claimed_until_ms = ?2 + ?3 WHERE position IN (SELECT position \
+                 FROM outbox WHERE status = 'pending' AND next_attempt_ms <= ?2 \
+                 AND (claimed_until_ms IS NULL OR claimed_until_ms < ?2) ORDER BY position LIMIT ?4) \
+                 RETURNING {OUTBOX_COLUMNS}, position"
+            ),
+            outbox_retry_dead: "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_ms = 0, \
+                 claimed_until_ms = NULL WHERE status = 'dead' AND id = ?"
                 .to_owned(),
             outbox_dead: format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'dead' ORDER BY position"),
         }
@@ -354,10 +348,11 @@ fn decode_outbox(row: &SqliteRow) -> Result<OutboxRecord> {
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
-        let mut conn = self.pool.acquire().await.map_err(store_err)?;
-        begin_immediate(&mut conn).await?;
-        let result = self.commit_in(&mut conn, batch).await;
-        finish(&mut conn, result).await
+        // Rolled back on drop, so a cancelled commit never leaves a transaction open.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_err)?;
+        let receipt = self.commit_in(&mut tx, batch).await?;
+        tx.commit().await.map_err(store_err)?;
+        Ok(receipt)
     }
 
     async fn read_stream(&self, stream: &StreamKey, after_version: u64) -> Result<EventStream<'static>> {
@@ -476,9 +471,29 @@ impl Outbox for SqliteStore {
         Ok(())
     }
 
-    async fn mark_failed(&self, id: Uuid, error: &str, max_attempts: u32) -> Result<()> {
+    async fn claim(&self, relay: &str, limit: usize, lease: Duration) -> Result<Vec<OutboxRecord>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_err)?;
+        let rows = sqlx::query(&self.sql.outbox_claim)
+            .bind(relay)
+            .bind(now_ms())
+            .bind(ms(lease))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        let mut claimed = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<i64, _>(8).map_err(store_err)?, decode_outbox(r)?)))
+            .collect::<Result<Vec<_>>>()?;
+        claimed.sort_by_key(|(position, _)| *position);
+        Ok(claimed.into_iter().map(|(_, r)| r).collect())
+    }
+
+    async fn mark_failed(&self, id: Uuid, error: &str, retry_after: Duration, max_attempts: u32) -> Result<()> {
         sqlx::query(&self.sql.outbox_failed)
             .bind(error)
+            .bind(now_ms().saturating_add(ms(retry_after)))
             .bind(to_i32(max_attempts, "max attempts")?)
             .bind(id)
             .execute(&self.pool)
@@ -487,8 +502,30 @@ impl Outbox for SqliteStore {
         Ok(())
     }
 
+    async fn retry_dead(&self, ids: &[Uuid]) -> Result<u64> {
+        let mut n = 0;
+        for id in ids {
+            n += sqlx::query(&self.sql.outbox_retry_dead)
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(store_err)?
+                .rows_affected();
+        }
+        Ok(n)
+    }
+
     async fn dead(&self) -> Result<Vec<OutboxRecord>> {
         let rows = sqlx::query(&self.sql.outbox_dead).fetch_all(&self.pool).await.map_err(store_err)?;
         rows.iter().map(decode_outbox).collect()
     }
+}
+
+/// Milliseconds since the epoch: SQLite compares due times and claims as numbers.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub(crate) fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::projections::*;
 use common::*;
 use cqrs_ddd::Result;
 use cqrs_ddd::ports::{CommitBatch, async_trait};
@@ -66,6 +67,9 @@ impl TestDb for Pg {
     }
 }
 
+/// Messages for the two-relay test.
+const MESSAGES: usize = 10_000;
+
 macro_rules! pg_tests {
     ($($name:ident => $contract:ident($($arg:expr),*);)*) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,6 +96,14 @@ pg_tests! {
     tenant_in_context_scopes_reads => reads_are_scoped_to_the_tenant_in_context();
     metadata_round_trips => envelopes_carry_metadata_through_the_store();
     outbox_rows_are_published_or_die => outbox_rows_can_be_published_and_die();
+    projection_read_model_moves_with_its_checkpoint => a_projection_keeps_its_read_model_with_its_checkpoint();
+    projection_rebuild_reproduces_the_read_model => rebuild_reproduces_the_read_model();
+    projection_starts_at_beginning_or_head => a_new_projection_starts_at_the_beginning_or_at_the_head();
+    racing_projection_workers_apply_each_event_once => racing_workers_apply_each_event_once();
+    projection_leases_exclude_and_expire => leases_let_one_worker_run_and_another_take_over();
+    relay_retries_then_buries => the_relay_retries_then_buries_a_failing_message();
+    two_relays_never_publish_a_message_twice => two_relays_publish_each_message_once(MESSAGES);
+    async_handlers_fed_by_the_relay => async_handlers_are_fed_by_the_relay();
 }
 
 #[tokio::test]

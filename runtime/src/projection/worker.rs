@@ -306,8 +306,16 @@ impl<P: Projection> ProjectionWorker<P> {
                 for letter in letters {
                     tx.txn().dead_letter(letter).await?;
                 }
-                tx.txn().save_checkpoint(P::NAME, partition, expected, to).await?;
-                return match tx.into_inner().commit().await {
+                // The checkpoint moves only from where this worker found it: a store
+                // reports the race at the move or at the commit.
+                let saved = match tx.txn().save_checkpoint(P::NAME, partition, expected, to).await {
+                    Ok(()) => tx.into_inner().commit().await,
+                    Err(e) => {
+                        tx.into_inner().rollback().await?;
+                        Err(e)
+                    }
+                };
+                return match saved {
                     Ok(()) => Ok(Step { read: batch.len(), applied: mine.len() - skipped.len() }),
                     // Another worker moved the checkpoint: nothing was applied twice.
                     Err(Error::Conflict { .. }) => {

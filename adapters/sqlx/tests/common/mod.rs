@@ -2,13 +2,14 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 pub mod domain;
+pub mod projections;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use cqrs_ddd::ports::{
-    CommitBatch, Cursor, EventStore, NewEvent, Outbox, Snapshot, SnapshotStore, StateWrite, StreamAppend, StreamKey,
-    async_trait,
+    CommitBatch, Cursor, EventStore, NewEvent, Outbox, ProjectionStore, Snapshot, SnapshotStore, StateWrite,
+    StreamAppend, StreamKey, async_trait,
 };
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::{AppBuilder, RequestContext, RetryPolicy, SnapshotPolicy};
@@ -20,7 +21,7 @@ use serde_json::json;
 /// One isolated database (its own schema or file) and raw access to it.
 #[async_trait]
 pub trait TestDb: Send + Sync + 'static {
-    type Store: EventStore + SnapshotStore + Outbox + Clone;
+    type Store: EventStore + SnapshotStore + Outbox + ProjectionStore + Clone;
     /// Which SQL dialect raw statements must use.
     const SQLITE: bool;
     /// A store on this database (a new pool each call: another "process").
@@ -33,8 +34,9 @@ pub trait TestDb: Send + Sync + 'static {
     async fn commit_slowly(&self, store: &Self::Store, batch: CommitBatch, delay: Duration) -> Result<()>;
 }
 
+/// An app on `store` with the services this binary's handlers need.
 pub fn app(store: impl EventStore) -> AppBuilder {
-    App::builder().event_store(store)
+    App::builder().event_store(store).provide(projections::Seen::default())
 }
 
 pub fn new_event(event_type: &'static str, schema_version: u32, payload: serde_json::Value) -> NewEvent {
@@ -390,7 +392,7 @@ pub async fn outbox_rows_can_be_published_and_die(db: &impl TestDb) {
     assert_eq!(pending.len(), 2);
     store.mark_published(pending[0].message.id).await.unwrap();
     for _ in 0..3 {
-        store.mark_failed(pending[1].message.id, "broker down", 3).await.unwrap();
+        store.mark_failed(pending[1].message.id, "broker down", Duration::ZERO, 3).await.unwrap();
     }
     assert!(store.pending(10).await.unwrap().is_empty());
     let dead = store.dead().await.unwrap();
