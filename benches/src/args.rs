@@ -1,0 +1,152 @@
+//! The command line: `[--quick] [--json FILE] [--only NAME[,NAME..]]`, and the hidden
+//! flags of a child process that runs one cell.
+
+use std::path::PathBuf;
+
+use crate::db::Target;
+use crate::scenarios::{Contender, Group};
+
+pub(crate) const USAGE: &str = "\
+usage: cqrs-ddd-bench [--quick] [--json FILE] [--only NAME[,NAME..]]
+
+  --quick       the same workloads, fewer repetitions and timed calls (under 2 minutes)
+  --json FILE   also write the results as JSON to FILE
+  --only NAME   run only the scenarios whose id is or starts with NAME (repeatable,
+                or comma-separated), e.g. --only mem_spread --only load
+  -h, --help    this text
+
+PostgreSQL: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres); the run
+creates its own database cqrs_ddd_bench_<pid> there and drops it at the end.";
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Command {
+    Help,
+    Run(RunOptions),
+    Cell(CellSpec),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RunOptions {
+    pub(crate) quick: bool,
+    pub(crate) json: Option<PathBuf>,
+    pub(crate) only: Vec<String>,
+}
+
+/// One cell, run by a child process: a group, a contender, a repetition.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CellSpec {
+    pub(crate) group: Group,
+    pub(crate) contender: Contender,
+    pub(crate) rep: usize,
+    pub(crate) quick: bool,
+    pub(crate) target: Option<Target>,
+}
+
+impl CellSpec {
+    /// The arguments that make a child process run this cell.
+    pub(crate) fn to_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--cell".to_owned(),
+            self.group.name().to_owned(),
+            "--contender".to_owned(),
+            self.contender.key().to_owned(),
+            "--rep".to_owned(),
+            self.rep.to_string(),
+        ];
+        if self.quick {
+            args.push("--quick".to_owned());
+        }
+        if let Some(t) = &self.target {
+            args.extend(["--db".to_owned(), t.url.clone(), "--db-name".to_owned(), t.name.clone()]);
+        }
+        args
+    }
+}
+
+pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
+    let mut args = args.into_iter();
+    let mut run = RunOptions::default();
+    let (mut cell, mut contender, mut rep, mut db, mut db_name) = (None, None, 0, None, None);
+    while let Some(arg) = args.next() {
+        let mut value = |flag: &str| args.next().ok_or_else(|| format!("`{flag}` needs a value"));
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--quick" => run.quick = true,
+            "--json" => run.json = Some(PathBuf::from(value("--json")?)),
+            "--only" => {
+                let names = value("--only")?;
+                run.only.extend(names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned));
+            }
+            "--cell" => {
+                let v = value("--cell")?;
+                cell = Some(Group::parse(&v).ok_or_else(|| format!("unknown cell group `{v}`"))?);
+            }
+            "--contender" => {
+                let v = value("--contender")?;
+                contender = Some(Contender::parse(&v).ok_or_else(|| format!("unknown contender `{v}`"))?);
+            }
+            "--rep" => {
+                let v = value("--rep")?;
+                rep = v.parse().map_err(|_| format!("`--rep {v}` is not a number"))?;
+            }
+            "--db" => db = Some(value("--db")?),
+            "--db-name" => db_name = Some(value("--db-name")?),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    let Some(group) = cell else { return Ok(Command::Run(run)) };
+    let contender = contender.ok_or("`--cell` needs `--contender`")?;
+    let target = match (db, db_name) {
+        (Some(url), Some(name)) => Some(Target { url, name }),
+        (None, None) => None,
+        _ => return Err("`--db` and `--db-name` go together".to_owned()),
+    };
+    Ok(Command::Cell(CellSpec { group, contender, rep, quick: run.quick, target }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(s: &str) -> Result<Command, String> {
+        parse(s.split_whitespace().map(str::to_owned))
+    }
+
+    #[test]
+    fn run_options_parse() {
+        assert_eq!(parse_str(""), Ok(Command::Run(RunOptions::default())));
+        assert_eq!(
+            parse_str("--quick --json out.json --only mem_spread,load --only pg_seq"),
+            Ok(Command::Run(RunOptions {
+                quick: true,
+                json: Some(PathBuf::from("out.json")),
+                only: vec!["mem_spread".into(), "load".into(), "pg_seq".into()],
+            }))
+        );
+        assert_eq!(parse_str("--help"), Ok(Command::Help));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        assert!(parse_str("--json").unwrap_err().contains("--json"));
+        assert!(parse_str("--fast").unwrap_err().contains("--fast"));
+        assert!(parse_str("--cell mem_spread").unwrap_err().contains("--contender"));
+        assert!(parse_str("--cell nope --contender sqlx").unwrap_err().contains("nope"));
+        assert!(parse_str("--cell load --contender sqlx --db x").unwrap_err().contains("--db-name"));
+    }
+
+    #[test]
+    fn a_cell_round_trips_through_its_arguments() {
+        let spec = CellSpec {
+            group: Group::PgConc16,
+            contender: Contender::CqrsEs,
+            rep: 2,
+            quick: true,
+            target: Some(Target { url: "postgres://u@h/p".into(), name: "cqrs_ddd_bench_7".into() }),
+        };
+        assert_eq!(parse(spec.to_args()), Ok(Command::Cell(spec.clone())));
+        let in_memory = CellSpec { group: Group::MemLong, target: None, quick: false, ..spec };
+        assert_eq!(parse(in_memory.to_args()), Ok(Command::Cell(in_memory)));
+    }
+}

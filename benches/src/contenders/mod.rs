@@ -1,0 +1,57 @@
+//! The contenders, one small module each, and the table of which one runs which group.
+
+pub(crate) mod cqrs_es;
+pub(crate) mod ours_mem;
+pub(crate) mod ours_pg;
+pub(crate) mod plain_sqlx;
+pub(crate) mod postgres_es;
+
+use crate::db::Target;
+use crate::error::BenchError;
+use crate::measure::Outcome;
+use crate::scenarios::{Contender, Group, Workload};
+
+/// Runs one cell; `Ok(None)` when the contender has no implementation for the group
+/// (yet). `target` is the benchmark database, given for the Postgres groups only.
+pub(crate) async fn run(
+    group: Group,
+    contender: Contender,
+    w: &Workload,
+    rep: usize,
+    target: Option<&Target>,
+) -> Result<Option<Outcome>, BenchError> {
+    use Contender::{CqrsEs, Ours, Sqlx};
+    let db = || target.ok_or_else(|| BenchError::Usage(format!("`{}` needs a database (`--db`)", group.name())));
+    Ok(match (group, contender) {
+        (Group::MemSpread, Ours) => Some(ours_mem::spread(w).await?),
+        (Group::MemSpread, CqrsEs) => Some(cqrs_es::spread(w).await?),
+        (Group::MemLong, Ours) => Some(ours_mem::long_stream(w).await?),
+        (Group::MemLong, CqrsEs) => Some(cqrs_es::long_stream(w).await?),
+        (Group::Mediator, Ours) => Some(ours_mem::mediator(w).await?),
+        (Group::PgSeq, Ours) => ours_pg::pg_seq(db()?, w, rep).await?,
+        (Group::PgSeq, CqrsEs) => Some(postgres_es::pg_seq(db()?, w, rep).await?),
+        (Group::PgSeq, Sqlx) => Some(plain_sqlx::pg_seq(db()?, w, rep).await?),
+        (Group::PgConc16, Ours) => ours_pg::pg_conc(db()?, w, rep).await?,
+        (Group::PgConc16, CqrsEs) => Some(postgres_es::pg_conc(db()?, w, rep).await?),
+        (Group::PgConc16, Sqlx) => Some(plain_sqlx::pg_conc(db()?, w, rep).await?),
+        (Group::PgBatch100, Ours) => ours_pg::pg_batch(db()?, w, rep).await?,
+        (Group::PgBatch100, CqrsEs) => Some(postgres_es::pg_batch(db()?, w, rep).await?),
+        (Group::PgBatch100, Sqlx) => Some(plain_sqlx::pg_batch(db()?, w, rep).await?),
+        (Group::Load, Ours) => ours_pg::load(db()?, w).await?,
+        (Group::Load, CqrsEs) => Some(postgres_es::load(db()?, w).await?),
+        (Group::Load, Sqlx) => Some(plain_sqlx::load(db()?, w).await?),
+        (Group::LoadRss, Ours) => ours_pg::load_rss(db()?).await?,
+        (Group::LoadRss, CqrsEs) => Some(postgres_es::load_rss(db()?).await?),
+        (Group::LoadRss, Sqlx) => Some(plain_sqlx::load_rss(db()?).await?),
+        (Group::MemSpread | Group::MemLong | Group::Mediator, Sqlx) | (Group::Mediator, CqrsEs) => None,
+    })
+}
+
+/// Creates every Postgres contender's tables in the benchmark database, with the load
+/// scenarios' streams when `seed`.
+pub(crate) async fn prepare(target: &Target, seed: bool) -> Result<(), BenchError> {
+    postgres_es::prepare(target, seed).await?;
+    plain_sqlx::prepare(target, seed).await?;
+    ours_pg::prepare(target, seed).await?;
+    Ok(())
+}

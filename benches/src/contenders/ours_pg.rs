@@ -1,0 +1,190 @@
+//! cqrs-ddd on PostgreSQL: `cqrs-ddd-sqlx`'s `PgStore` (its own tables, in schema
+//! `cqrs_ddd`), every command through `Mediator::send`, configured as an application on
+//! a hot path is: the store's pool (no ping on acquire) and the aggregate cache, so a
+//! command on an aggregate this process already holds reads nothing and its events go in
+//! with one statement. Loads read the stream (and, for `load_snap_100k`, the snapshot).
+
+use std::time::Duration;
+
+use cqrs_ddd::ports::{Snapshot, SnapshotStore, StreamKey};
+use cqrs_ddd::{Aggregate, App, Mediator, SnapshotPolicy};
+use cqrs_ddd_sqlx::PgStore;
+use futures::future::BoxFuture;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::db::{SEEDED_AMOUNT, Target, load_stream_id};
+use crate::domain::ours::{Account, Deposit, DepositMany};
+use crate::error::{BenchError, SqlContext};
+use crate::measure::{Outcome, client_plan, concurrent, median_of, millis, peak_rss_mib, sequential};
+use crate::scenarios::{LOAD_RSS, LOAD_SNAP, LOADS, PG_BATCH, PG_CONC16, PG_SEQ, SNAPSHOT_EVERY, Workload};
+
+const ME: &str = "cqrs-ddd";
+const SCHEMA: &str = "cqrs_ddd";
+
+async fn store(target: &Target, connections: u32) -> Result<PgStore, BenchError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(connections)
+        .test_before_acquire(false)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(target.options()?)
+        .await
+        .map_err(|source| BenchError::connecting(target.shown(), source))?;
+    PgStore::from_pool(pool, SCHEMA).map_err(|e| BenchError::framework(ME, "PgStore::from_pool", e))
+}
+
+fn app(store: &PgStore, cache: usize) -> Result<Mediator, BenchError> {
+    App::builder()
+        .event_store(store.clone())
+        .snapshot_store(store.clone())
+        .snapshot::<Account>(SnapshotPolicy::every(SNAPSHOT_EVERY as u64))
+        .aggregate_cache(cache)
+        .build()
+        .map_err(|e| BenchError::framework(ME, "App::build", e))
+}
+
+/// Creates its tables; seeds the load streams (and the 100k stream's snapshot) when `seed`.
+pub(crate) async fn prepare(target: &Target, seed: bool) -> Result<Option<()>, BenchError> {
+    let store = store(target, 2).await?;
+    store.migrate().await.map_err(|e| BenchError::framework(ME, "migrate", e))?;
+    if !seed {
+        return Ok(Some(()));
+    }
+    let insert = format!(
+        "INSERT INTO {SCHEMA}.events (stream_type, stream_id, version, event_id, event_type, schema_version, payload, occurred_at) \
+         SELECT $1, $2, s, gen_random_uuid(), 'Deposited', 1, '{{\"amount\":{SEEDED_AMOUNT}}}'::jsonb, now() \
+         FROM generate_series(1, $3::bigint) s"
+    );
+    for (n, _) in LOADS {
+        sqlx::query(&insert)
+            .bind(Account::TYPE)
+            .bind(load_stream_id(n))
+            .bind(i64::try_from(n).unwrap_or(i64::MAX))
+            .execute(store.pool())
+            .await
+            .sql(&format!("seeding {SCHEMA}.events with {n} events"))?;
+    }
+    let (n, _) = LOAD_SNAP;
+    let at = n - SNAPSHOT_EVERY;
+    let snapshot = Snapshot {
+        stream: StreamKey::new(Account::TYPE, load_stream_id(n)),
+        version: at as u64,
+        state: format!("{{\"balance\":{}}}", at as u64 * SEEDED_AMOUNT),
+        taken_at: chrono::Utc::now(),
+    };
+    store.save(snapshot).await.map_err(|e| BenchError::framework(ME, "saving the seed snapshot", e))?;
+    for table in ["events", "snapshots"] {
+        let vacuum = format!("VACUUM ANALYZE {SCHEMA}.{table}");
+        sqlx::raw_sql(&vacuum).execute(store.pool()).await.sql(&vacuum)?;
+    }
+    Ok(Some(()))
+}
+
+async fn deposit(app: &Mediator, account: &str) -> Result<(), BenchError> {
+    app.send(Deposit { account: account.to_owned(), amount: 1 }).await.map_err(|e| BenchError::framework(ME, "send", e))
+}
+
+async fn check_balance(app: &Mediator, account: &str, expected: usize) -> Result<(), BenchError> {
+    let loaded = app.load::<Account>(&account.to_owned()).await.map_err(|e| BenchError::framework(ME, "load", e))?;
+    let balance = loaded.state.balance();
+    if usize::try_from(balance).ok() != Some(expected) {
+        return Err(BenchError::Check(format!("{ME}: {account} has balance {balance}, expected {expected}")));
+    }
+    Ok(())
+}
+
+/// Scenario 4: one client, commands round robin over the aggregates.
+pub(crate) async fn pg_seq(target: &Target, w: &Workload, rep: usize) -> Result<Option<Outcome>, BenchError> {
+    let store = store(target, 2).await?;
+    let app = app(&store, w.pg_aggregates)?;
+    let ids: Vec<String> = (0..w.pg_aggregates).map(|a| format!("seq-r{rep}-{a}")).collect();
+    let lat = sequential(w.pg_commands, async |k| deposit(&app, &ids[k % ids.len()]).await).await?;
+    check_balance(&app, &ids[0], w.pg_commands / w.pg_aggregates).await?;
+    let mut out = Outcome::default();
+    out.rates(PG_SEQ, &lat);
+    Ok(Some(out))
+}
+
+/// One client of scenario 5: the shared application and the ids it writes.
+struct Client {
+    app: Mediator,
+    ids: std::sync::Arc<Vec<String>>,
+}
+
+fn conc_command(client: &mut Client, a: usize) -> BoxFuture<'_, Result<(), BenchError>> {
+    Box::pin(async move { deposit(&client.app, &client.ids[a]).await })
+}
+
+/// Scenario 5: `pg_clients` tasks at once on one application, distinct aggregates each.
+pub(crate) async fn pg_conc(target: &Target, w: &Workload, rep: usize) -> Result<Option<Outcome>, BenchError> {
+    let clients_n = u32::try_from(w.pg_clients).unwrap_or(16);
+    let store = store(target, clients_n).await?;
+    let app = app(&store, w.pg_aggregates)?;
+    let ids: std::sync::Arc<Vec<String>> =
+        std::sync::Arc::new((0..w.pg_aggregates).map(|a| format!("conc-r{rep}-{a}")).collect());
+    let clients = (0..w.pg_clients)
+        .map(|c| {
+            (
+                Client { app: app.clone(), ids: ids.clone() },
+                client_plan(c, w.pg_clients, w.pg_commands, w.pg_aggregates),
+            )
+        })
+        .collect();
+    let lat = concurrent(clients, conc_command).await?;
+    check_balance(&app, &ids[0], w.pg_commands / w.pg_aggregates).await?;
+    let mut out = Outcome::default();
+    out.rates(PG_CONC16, &lat);
+    Ok(Some(out))
+}
+
+/// Scenario 6: each command decides `batch_events` events.
+pub(crate) async fn pg_batch(target: &Target, w: &Workload, rep: usize) -> Result<Option<Outcome>, BenchError> {
+    let store = store(target, 2).await?;
+    let app = app(&store, 16)?;
+    let id = |k: usize| format!("batch-r{rep}-{k}");
+    let lat = sequential(w.batch_commands, async |k| {
+        app.send(DepositMany { account: id(k), amount: 1, count: w.batch_events })
+            .await
+            .map_err(|e| BenchError::framework(ME, "send", e))
+    })
+    .await?;
+    check_balance(&app, &id(0), w.batch_events as usize).await?;
+    let mut out = Outcome::default();
+    out.figure(PG_BATCH, lat.per_second() * f64::from(w.batch_events));
+    Ok(Some(out))
+}
+
+async fn load_checked(app: &Mediator, stream: &str, n: usize) -> Result<(), BenchError> {
+    check_balance(app, stream, n).await
+}
+
+/// Scenario 7: load of the seeded streams (a full replay), and from the snapshot.
+pub(crate) async fn load(target: &Target, w: &Workload) -> Result<Option<Outcome>, BenchError> {
+    let store = store(target, 2).await?;
+    let replay =
+        App::builder().event_store(store.clone()).build().map_err(|e| BenchError::framework(ME, "App::build", e))?;
+    let mut out = Outcome::default();
+    for ((n, id), timed) in LOADS.into_iter().zip(w.loads_timed) {
+        let stream = load_stream_id(n);
+        let t = median_of(timed, async || load_checked(&replay, &stream, n).await).await?;
+        out.figure(id, millis(t));
+    }
+    let with_snapshots = app(&store, 16)?;
+    let (n, id) = LOAD_SNAP;
+    let stream = load_stream_id(n);
+    let t = median_of(w.loads_timed[2], async || load_checked(&with_snapshots, &stream, n).await).await?;
+    out.figure(id, millis(t));
+    Ok(Some(out))
+}
+
+/// Scenario 9: one load of the 100k stream in a fresh process; its peak resident memory.
+pub(crate) async fn load_rss(target: &Target) -> Result<Option<Outcome>, BenchError> {
+    let store = store(target, 1).await?;
+    let replay = App::builder().event_store(store).build().map_err(|e| BenchError::framework(ME, "App::build", e))?;
+    let before = peak_rss_mib()?;
+    let (n, id) = LOAD_RSS;
+    load_checked(&replay, &load_stream_id(n), n).await?;
+    let mut out = Outcome::default();
+    out.figure(id, peak_rss_mib()?);
+    out.note(id, before, "MiB peak before the load");
+    Ok(Some(out))
+}

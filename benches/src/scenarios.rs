@@ -1,0 +1,353 @@
+//! What is measured: the scenario groups, the rows (JSON ids) each one produces, the
+//! contenders that take part, and the workload sizes of a full and a quick run.
+
+use std::time::Duration;
+
+use crate::stats::group_digits;
+
+/// One contender: a column of the table and a key of the JSON results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Contender {
+    /// cqrs-ddd, this project.
+    Ours,
+    /// cqrs-es 0.5 (its `MemStore` in memory, postgres-es 0.5 on Postgres).
+    CqrsEs,
+    /// Plain sqlx 0.8 writing and reading the same rows: the physical limit.
+    Sqlx,
+}
+
+impl Contender {
+    pub(crate) const ALL: [Contender; 3] = [Contender::Ours, Contender::CqrsEs, Contender::Sqlx];
+
+    /// The stable key in the JSON results and on the command line of a cell.
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Contender::Ours => "cqrs-ddd",
+            Contender::CqrsEs => "cqrs-es",
+            Contender::Sqlx => "sqlx",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Contender> {
+        Contender::ALL.into_iter().find(|c| c.key() == s)
+    }
+
+    /// The crate actually running in `group` (cqrs-es is postgres-es on Postgres).
+    pub(crate) fn label(self, group: Group) -> &'static str {
+        match (self, group.needs_db()) {
+            (Contender::CqrsEs, true) => "postgres-es",
+            _ => self.key(),
+        }
+    }
+}
+
+/// A unit of measurement, as written in the table and the JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unit {
+    CommandsPerSec,
+    EventsPerSec,
+    Micros,
+    Nanos,
+    Millis,
+    MiB,
+}
+
+impl Unit {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Unit::CommandsPerSec => "commands/s",
+            Unit::EventsPerSec => "events/s",
+            Unit::Micros => "us",
+            Unit::Nanos => "ns",
+            Unit::Millis => "ms",
+            Unit::MiB => "MiB",
+        }
+    }
+
+    pub(crate) fn higher_is_better(self) -> bool {
+        matches!(self, Unit::CommandsPerSec | Unit::EventsPerSec)
+    }
+}
+
+/// One row of the table, one entry of the JSON `scenarios`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Row {
+    pub(crate) id: &'static str,
+    pub(crate) unit: Unit,
+}
+
+const fn row(id: &'static str, unit: Unit) -> Row {
+    Row { id, unit }
+}
+
+/// The ids of a throughput run: the rate, then p50 and p99 latency.
+pub(crate) type RateIds = [&'static str; 3];
+pub(crate) const MEM_SPREAD: RateIds = ["mem_spread", "mem_spread_p50", "mem_spread_p99"];
+pub(crate) const PG_SEQ: RateIds = ["pg_seq", "pg_seq_p50", "pg_seq_p99"];
+pub(crate) const PG_CONC16: RateIds = ["pg_conc16", "pg_conc16_p50", "pg_conc16_p99"];
+/// Stream lengths of the long-stream scenario and their ids.
+pub(crate) const MEM_LONG: [(usize, &str); 4] =
+    [(0, "mem_long_0"), (10_000, "mem_long_10k"), (50_000, "mem_long_50k"), (100_000, "mem_long_100k")];
+/// Stream lengths of the load scenario and their ids.
+pub(crate) const LOADS: [(usize, &str); 3] = [(1_000, "load_1k"), (10_000, "load_10k"), (100_000, "load_100k")];
+pub(crate) const LOAD_SNAP: (usize, &str) = (100_000, "load_snap_100k");
+pub(crate) const LOAD_RSS: (usize, &str) = (100_000, "load_100k_rss");
+pub(crate) const MEDIATOR_SEND: &str = "mediator_overhead";
+pub(crate) const MEDIATOR_DIRECT: &str = "direct_call";
+pub(crate) const PG_BATCH: &str = "pg_batch100";
+/// A snapshot is taken every this many events (the snapshot row of `load_snap_100k`).
+pub(crate) const SNAPSHOT_EVERY: usize = 100;
+
+/// Rows measured together, by one cell per contender and repetition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Group {
+    MemSpread,
+    MemLong,
+    Mediator,
+    PgSeq,
+    PgConc16,
+    PgBatch100,
+    Load,
+    LoadRss,
+}
+
+impl Group {
+    pub(crate) const ALL: [Group; 8] = [
+        Group::MemSpread,
+        Group::MemLong,
+        Group::Mediator,
+        Group::PgSeq,
+        Group::PgConc16,
+        Group::PgBatch100,
+        Group::Load,
+        Group::LoadRss,
+    ];
+
+    /// The name of a cell on the command line of the child process.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Group::MemSpread => "mem_spread",
+            Group::MemLong => "mem_long",
+            Group::Mediator => "mediator",
+            Group::PgSeq => "pg_seq",
+            Group::PgConc16 => "pg_conc16",
+            Group::PgBatch100 => "pg_batch100",
+            Group::Load => "load",
+            Group::LoadRss => "load_rss",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Group> {
+        Group::ALL.into_iter().find(|g| g.name() == s)
+    }
+
+    /// Whether the group talks to PostgreSQL (the in-memory ones never do).
+    pub(crate) fn needs_db(self) -> bool {
+        !matches!(self, Group::MemSpread | Group::MemLong | Group::Mediator)
+    }
+
+    pub(crate) fn contenders(self) -> &'static [Contender] {
+        match self {
+            Group::MemSpread | Group::MemLong => &[Contender::Ours, Contender::CqrsEs],
+            Group::Mediator => &[Contender::Ours],
+            _ => &Contender::ALL,
+        }
+    }
+
+    pub(crate) fn rows(self) -> Vec<Row> {
+        use Unit::{CommandsPerSec, EventsPerSec, MiB, Micros, Millis, Nanos};
+        let rate = |ids: RateIds| vec![row(ids[0], CommandsPerSec), row(ids[1], Micros), row(ids[2], Micros)];
+        match self {
+            Group::MemSpread => rate(MEM_SPREAD),
+            Group::MemLong => MEM_LONG.iter().map(|&(_, id)| row(id, Micros)).collect(),
+            Group::Mediator => vec![row(MEDIATOR_SEND, Nanos), row(MEDIATOR_DIRECT, Nanos)],
+            Group::PgSeq => rate(PG_SEQ),
+            Group::PgConc16 => rate(PG_CONC16),
+            Group::PgBatch100 => vec![row(PG_BATCH, EventsPerSec)],
+            Group::Load => [LOADS[0], LOADS[1], LOADS[2], LOAD_SNAP].iter().map(|&(_, id)| row(id, Millis)).collect(),
+            Group::LoadRss => vec![row(LOAD_RSS.1, MiB)],
+        }
+    }
+
+    /// What the group measures, as the table's section heading.
+    pub(crate) fn title(self, w: &Workload) -> String {
+        match self {
+            Group::MemSpread => format!(
+                "1. in memory, {} aggregates x {} commands: commands/s, p50, p99 (cqrs-es: MemStore)",
+                thousands(w.spread_aggregates),
+                w.spread_commands_each
+            ),
+            Group::MemLong => {
+                "2. in memory, one aggregate: us per command at stream length 0 / 10k / 50k / 100k".to_owned()
+            }
+            Group::Mediator => {
+                "3. mediator: `send` of a no-op command, and the handler called directly: ns per call".to_owned()
+            }
+            Group::PgSeq => format!(
+                "4. Postgres, 1 client, {} commands over {} aggregates (cqrs-es column: postgres-es)",
+                thousands(w.pg_commands),
+                thousands(w.pg_aggregates)
+            ),
+            Group::PgConc16 => format!(
+                "5. Postgres, {} clients on distinct aggregates, {} commands over {} aggregates",
+                w.pg_clients,
+                thousands(w.pg_commands),
+                thousands(w.pg_aggregates)
+            ),
+            Group::PgBatch100 => format!(
+                "6. Postgres, one command emitting {} events, {} commands: events/s (sqlx: multi-row INSERT)",
+                w.batch_events, w.batch_commands
+            ),
+            Group::Load => format!(
+                "7. Postgres, load of one aggregate of 1k / 10k / 100k events, and from a snapshot every {SNAPSHOT_EVERY}: ms"
+            ),
+            Group::LoadRss => "9. peak resident memory of a process loading 100,000 events: MiB".to_owned(),
+        }
+    }
+
+    /// Groups with a row whose id is or starts with one of `names` (`--only`); every group
+    /// when `names` is empty. `Err` names what matched nothing.
+    pub(crate) fn select(names: &[String]) -> Result<Vec<Group>, String> {
+        if names.is_empty() {
+            return Ok(Group::ALL.to_vec());
+        }
+        let matches = |g: Group, n: &str| g.name() == n || g.rows().iter().any(|r| r.id.starts_with(n));
+        if let Some(unknown) = names.iter().find(|n| !Group::ALL.into_iter().any(|g| matches(g, n))) {
+            return Err(format!("`--only {unknown}` matches no scenario"));
+        }
+        Ok(Group::ALL.into_iter().filter(|&g| names.iter().any(|n| matches(g, n))).collect())
+    }
+}
+
+/// A window of commands timed at one stream length: up to `max_commands`, stopping
+/// early once `budget` is spent (but after at least `MIN_WINDOW` commands), so a
+/// contender that replays its whole stream on every command still finishes in time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    pub(crate) max_commands: usize,
+    pub(crate) budget: Duration,
+}
+
+pub(crate) const MIN_WINDOW: usize = 3;
+
+/// `12345` -> `12,345`.
+pub(crate) fn thousands(n: usize) -> String {
+    group_digits(&n.to_string())
+}
+
+/// Workload sizes. A quick run keeps every scenario's workload (the same 10,000 commands
+/// over 1,000 aggregates, the same streams) and cuts repetitions, long-stream windows and
+/// the number of timed calls and loads (the table's footer says by how much).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Workload {
+    pub(crate) quick: bool,
+    pub(crate) reps: usize,
+    pub(crate) spread_aggregates: usize,
+    pub(crate) spread_commands_each: usize,
+    pub(crate) long_window: Window,
+    pub(crate) mediator_calls: usize,
+    pub(crate) pg_commands: usize,
+    pub(crate) pg_aggregates: usize,
+    pub(crate) pg_clients: usize,
+    pub(crate) batch_commands: usize,
+    pub(crate) batch_events: u32,
+    /// Timed loads per repetition for 1k, 10k and 100k events (after one warm-up load).
+    pub(crate) loads_timed: [usize; 3],
+}
+
+impl Workload {
+    pub(crate) fn new(quick: bool) -> Self {
+        let full = Workload {
+            quick,
+            reps: 5,
+            spread_aggregates: 10_000,
+            spread_commands_each: 10,
+            long_window: Window { max_commands: 200, budget: Duration::from_millis(1_500) },
+            mediator_calls: 1_000_000,
+            pg_commands: 10_000,
+            pg_aggregates: 1_000,
+            pg_clients: 16,
+            batch_commands: 200,
+            batch_events: 100,
+            loads_timed: [20, 10, 3],
+        };
+        if !quick {
+            return full;
+        }
+        Workload {
+            reps: 3,
+            long_window: Window { max_commands: 200, budget: Duration::from_millis(300) },
+            mediator_calls: 300_000,
+            loads_timed: [5, 3, 1],
+            ..full
+        }
+    }
+
+    /// What a quick run measures less of, for the table's footer.
+    pub(crate) fn cuts(&self) -> Option<String> {
+        let full = Workload::new(false);
+        self.quick.then(|| {
+            format!(
+                "Quick run: {} repetitions (full: {}); long-stream windows stop after {} ms (full: {} ms); {} mediator \
+                 calls (full: {}); loads timed {:?} times (full: {:?})",
+                self.reps,
+                full.reps,
+                self.long_window.budget.as_millis(),
+                full.long_window.budget.as_millis(),
+                thousands(self.mediator_calls),
+                thousands(full.mediator_calls),
+                self.loads_timed,
+                full.loads_timed,
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_every_group_has_rows() {
+        let mut ids: Vec<&str> = Group::ALL.iter().flat_map(|g| g.rows()).map(|r| r.id).collect();
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n);
+        assert!(Group::ALL.iter().all(|g| !g.rows().is_empty()));
+    }
+
+    #[test]
+    fn only_selects_by_id_prefix_or_group_name() {
+        let s = |names: &[&str]| Group::select(&names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>());
+        assert_eq!(s(&["mem_spread"]), Ok(vec![Group::MemSpread]));
+        assert_eq!(s(&["mem_long_10k"]), Ok(vec![Group::MemLong]));
+        assert_eq!(s(&["load_100k_rss"]), Ok(vec![Group::LoadRss]));
+        assert_eq!(s(&["load"]), Ok(vec![Group::Load, Group::LoadRss]));
+        assert_eq!(s(&["direct_call", "pg_seq"]), Ok(vec![Group::Mediator, Group::PgSeq]));
+        assert_eq!(s(&[]).map(|g| g.len()), Ok(Group::ALL.len()));
+        assert!(s(&["nope"]).unwrap_err().contains("nope"));
+    }
+
+    #[test]
+    fn in_memory_groups_need_no_database() {
+        assert!(!Group::MemSpread.needs_db() && !Group::MemLong.needs_db() && !Group::Mediator.needs_db());
+        assert!(Group::ALL.iter().filter(|g| g.needs_db()).all(|g| g.contenders().contains(&Contender::Sqlx)));
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn names_round_trip() {
+        assert!(Group::ALL.iter().all(|&g| Group::parse(g.name()) == Some(g)));
+        assert!(Contender::ALL.iter().all(|&c| Contender::parse(c.key()) == Some(c)));
+        assert_eq!(Contender::CqrsEs.label(Group::PgSeq), "postgres-es");
+        assert_eq!(Contender::CqrsEs.label(Group::MemSpread), "cqrs-es");
+    }
+}

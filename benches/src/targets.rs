@@ -1,0 +1,120 @@
+//! The project's targets, checked against a run's medians.
+
+use crate::report::{Results, num, ratio};
+use crate::scenarios::{Contender, Group, LOAD_SNAP, LOADS, MEDIATOR_DIRECT, MEDIATOR_SEND, MEM_LONG, PG_BATCH};
+
+enum Bound {
+    AtLeast(f64),
+    AtMost(f64),
+}
+
+struct Target {
+    group: Group,
+    what: String,
+    bound: Bound,
+    unit: &'static str,
+    value: Option<f64>,
+}
+
+/// One line per target of the groups that ran: met or missed, and by how much.
+pub(crate) fn check(r: &Results) -> Vec<String> {
+    let ours = |id: &str| r.summary(id, Contender::Ours).map(|s| s.median);
+    let vs = |id: &str, peer| r.ratio(id, peer);
+    let t = |group, what: String, bound, unit, value| Target { group, what, bound, unit, value };
+    let mut targets = vec![
+        t(
+            Group::MemSpread,
+            "mem_spread: cqrs-ddd / cqrs-es".into(),
+            Bound::AtLeast(3.0),
+            "x",
+            vs("mem_spread", Contender::CqrsEs),
+        ),
+        t(
+            Group::MemLong,
+            "mem_long: cqrs-ddd at 100k / at 0".into(),
+            Bound::AtMost(1.5),
+            "x",
+            ours(MEM_LONG[3].1).zip(ours(MEM_LONG[0].1)).map(|(long, short)| long / short),
+        ),
+        t(
+            Group::Mediator,
+            "mediator overhead (send - direct)".into(),
+            Bound::AtMost(100.0),
+            " ns",
+            ours(MEDIATOR_SEND).zip(ours(MEDIATOR_DIRECT)).map(|(send, direct)| send - direct),
+        ),
+    ];
+    for (group, id) in [(Group::PgSeq, "pg_seq"), (Group::PgConc16, "pg_conc16")] {
+        targets.push(t(group, format!("{id}: cqrs-ddd / sqlx"), Bound::AtLeast(0.8), "x", vs(id, Contender::Sqlx)));
+        targets.push(t(
+            group,
+            format!("{id}: cqrs-ddd / postgres-es"),
+            Bound::AtLeast(3.0),
+            "x",
+            vs(id, Contender::CqrsEs),
+        ));
+    }
+    targets.push(t(
+        Group::PgBatch100,
+        format!("{PG_BATCH}: cqrs-ddd / sqlx"),
+        Bound::AtLeast(0.8),
+        "x",
+        vs(PG_BATCH, Contender::Sqlx),
+    ));
+    for (_, id) in LOADS {
+        targets.push(t(
+            Group::Load,
+            format!("{id}: cqrs-ddd / sqlx"),
+            Bound::AtMost(1.25),
+            "x",
+            vs(id, Contender::Sqlx),
+        ));
+    }
+    targets.push(t(Group::Load, format!("{}: cqrs-ddd", LOAD_SNAP.1), Bound::AtMost(5.0), " ms", ours(LOAD_SNAP.1)));
+    targets.into_iter().filter(|t| r.has_group(t.group)).map(|t| line(&t)).collect()
+}
+
+fn line(t: &Target) -> String {
+    let (b, sym) = match t.bound {
+        Bound::AtLeast(b) => (b, ">="),
+        Bound::AtMost(b) => (b, "<="),
+    };
+    let target = format!("target {sym} {b}{}", t.unit);
+    match t.value.filter(|v| v.is_finite()) {
+        Some(v) => {
+            let met = match t.bound {
+                Bound::AtLeast(b) => v >= b,
+                Bound::AtMost(b) => v <= b,
+            };
+            let verdict = if met { "met   " } else { "MISSED" };
+            let shown = if t.unit == "x" { ratio(v) } else { num(v) };
+            format!("{verdict}  {}: {shown}{} ({target})", t.what, t.unit)
+        }
+        None => format!("-       {}: no figure yet ({target})", t.what),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cell::Report;
+
+    fn add(r: &mut Results, g: Group, c: Contender, id: &str, v: f64) {
+        let report = Report { available: true, figures: vec![(id.to_owned(), v)], ..Report::default() };
+        r.add(g, c, &report).unwrap();
+    }
+
+    #[test]
+    fn targets_say_met_missed_or_no_figure() {
+        let mut r = Results::new(vec![Group::MemSpread, Group::Mediator, Group::PgSeq]);
+        add(&mut r, Group::MemSpread, Contender::Ours, "mem_spread", 400.0);
+        add(&mut r, Group::MemSpread, Contender::CqrsEs, "mem_spread", 100.0);
+        add(&mut r, Group::Mediator, Contender::Ours, MEDIATOR_SEND, 250.0);
+        add(&mut r, Group::Mediator, Contender::Ours, MEDIATOR_DIRECT, 50.0);
+        let lines = check(&r);
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert!(lines[0].starts_with("met") && lines[0].contains("4.00x"), "{lines:?}");
+        assert!(lines[1].starts_with("MISSED") && lines[1].contains("200 ns"), "{lines:?}");
+        assert!(lines[2].contains("no figure yet") && lines[3].contains("postgres-es"), "{lines:?}");
+    }
+}
