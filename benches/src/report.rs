@@ -142,7 +142,7 @@ impl Results {
     fn footer(&self, w: &Workload) -> String {
         let mut out = String::from(
             "\ncqrs-es: cqrs-es 0.5 on its MemStore in memory, postgres-es 0.5 on Postgres; sqlx: plain sqlx 0.8 on the \
-             same rows.\nn/a: no figure (cqrs-ddd on Postgres waits for the cqrs-ddd-sqlx adapter); -: not a contender \
+             same rows.\nn/a: no figure for this run; -: not a contender \
              here.\nRatios: for /s a ratio above 1 means cqrs-ddd is faster; for us, ns, ms and MiB, below 1 means it is \
              faster or smaller.\n",
         );
