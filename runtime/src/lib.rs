@@ -121,7 +121,7 @@ pub use cqrs::{
 };
 pub use domain::{
     Aggregate, AggregateEvent, AggregateId, Apply, CreationPolicy, Envelope, Event, EventHeader, EventOf, Handle,
-    Metadata, Storage, new_id,
+    Metadata, Storage, new_correlation_id, new_id,
 };
 pub use error::{BuildError, DomainError, Error, Result};
 pub use es::{AggregateCache, Loaded, SnapshotPolicy, UnknownEventPolicy};

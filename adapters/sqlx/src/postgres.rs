@@ -159,6 +159,10 @@ impl PgStore {
         conn: &mut PgConnection,
         batch: &CommitBatch,
     ) -> std::result::Result<Vec<PgRow>, sqlx::Error> {
+        let events = batch.event_count();
+        if batch.states.is_empty() && batch.outbox.is_empty() && (1..=VALUES_ROWS).contains(&events) {
+            return self.write_values(conn, batch, events).await;
+        }
         let cols = Columns::of(batch).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
         let sql = self.sql.commit(!batch.appends.is_empty(), !batch.states.is_empty(), !batch.outbox.is_empty());
         let mut q = sqlx::query(sql);
@@ -183,6 +187,38 @@ impl PgStore {
         }
         if !batch.outbox.is_empty() {
             q = q.bind(cols.o_id).bind(cols.o_topic).bind(cols.o_payload).bind(cols.o_headers).bind(cols.o_created);
+        }
+        q.fetch_all(conn).await
+    }
+
+    /// The common case, a few events and nothing else: a plain multi-row `INSERT ..
+    /// VALUES`, cheaper to bind and to plan than arrays.
+    async fn write_values(
+        &self,
+        conn: &mut PgConnection,
+        batch: &CommitBatch,
+        events: usize,
+    ) -> std::result::Result<Vec<PgRow>, sqlx::Error> {
+        let mut q = sqlx::query(&self.sql.insert_values[events - 1]);
+        for a in &batch.appends {
+            for (version, e) in (a.expected_version + 1..).zip(&a.events) {
+                let version = i64::try_from(version)
+                    .map_err(|_| sqlx::Error::Protocol(format!("version {version} too large")))?;
+                q = q
+                    .bind(tenant(&a.stream))
+                    .bind(&a.stream.stream_type)
+                    .bind(&a.stream.stream_id)
+                    .bind(version)
+                    .bind(e.event_id)
+                    .bind(e.event_type)
+                    .bind(i32::try_from(e.schema_version).unwrap_or(i32::MAX))
+                    .bind(&e.payload)
+                    .bind(e.metadata.correlation_id)
+                    .bind(e.metadata.causation_id)
+                    .bind(e.metadata.principal.as_deref())
+                    .bind(headers_json(&e.metadata.headers))
+                    .bind(e.occurred_at);
+            }
         }
         q.fetch_all(conn).await
     }
@@ -338,9 +374,14 @@ pub(crate) struct Sql {
     outbox_dead: String,
     outbox_claim: String,
     outbox_retry_dead: String,
+    /// `INSERT .. VALUES` of 1..=VALUES_ROWS events.
+    insert_values: Vec<String>,
     head: String,
     pub(crate) p: crate::pg_projection::ProjectionSql,
 }
+
+/// Batches of at most this many events (and nothing else) use `INSERT .. VALUES`.
+const VALUES_ROWS: usize = 32;
 
 const OUTBOX_COLUMNS: &str =
     "id, topic, payload::text, headers::text, created_at, status, attempts, last_error, position";
@@ -412,7 +453,29 @@ impl Sql {
                  ORDER BY transaction_id DESC, position DESC LIMIT 1"
             ),
             p: crate::pg_projection::ProjectionSql::new(s),
+            insert_values: (1..=VALUES_ROWS).map(|n| Self::insert_values(s, n)).collect(),
         }
+    }
+
+    fn insert_values(s: &str, rows: usize) -> String {
+        let mut sql = format!(
+            "INSERT INTO {s}.events (tenant_id, stream_type, stream_id, version, event_id, event_type, schema_version, \
+             payload, correlation_id, causation_id, principal, headers, occurred_at) VALUES "
+        );
+        for r in 0..rows {
+            let b = r * 13;
+            if r > 0 {
+                sql.push_str(", ");
+            }
+            let p: Vec<String> = (1..=13).map(|i| format!("${}", b + i)).collect();
+            let _ = write!(
+                sql,
+                "({}, {}, {}, {}, {}, {}, {}, {}::json, {}, {}, {}, {}::json, {})",
+                p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12]
+            );
+        }
+        sql.push_str(" RETURNING event_id, position");
+        sql
     }
 
     fn commit(&self, events: bool, states: bool, outbox: bool) -> &str {
@@ -433,7 +496,7 @@ impl Sql {
             parts.push(format!(
                 "ev AS (INSERT INTO {s}.events (tenant_id, stream_type, stream_id, version, event_id, event_type, \
                  schema_version, payload, correlation_id, causation_id, principal, headers, occurred_at) \
-                 SELECT t, st, sid, v, eid, et, sv, p::jsonb, corr, caus, pr, h::jsonb, oa FROM UNNEST(\
+                 SELECT t, st, sid, v, eid, et, sv, p::json, corr, caus, pr, h::json, oa FROM UNNEST(\
                  {}::text[], {}::text[], {}::text[], {}::int8[], {}::uuid[], {}::text[], {}::int4[], {}::text[], \
                  {}::uuid[], {}::uuid[], {}::text[], {}::text[], {}::timestamptz[]) \
                  AS x(t, st, sid, v, eid, et, sv, p, corr, caus, pr, h, oa) RETURNING event_id, position)",

@@ -9,7 +9,7 @@ use std::future::Future;
 
 use uuid::Uuid;
 
-use crate::domain::{Metadata, new_id};
+use crate::domain::{Metadata, new_correlation_id};
 use crate::uow::UnitOfWork;
 
 /// The context of one business transaction.
@@ -41,7 +41,7 @@ impl RequestContext {
     /// A context with a fresh correlation id and nothing else.
     pub fn new() -> Self {
         RequestContext {
-            correlation_id: new_id(),
+            correlation_id: new_correlation_id(),
             causation_id: None,
             tenant_id: None,
             principal: None,
@@ -76,7 +76,7 @@ impl RequestContext {
     pub(crate) fn for_root(meta: Option<&Metadata>) -> RequestContext {
         let outer = RequestContext::current();
         let meta_corr = meta.and_then(|m| m.correlation_id);
-        let correlation_id = meta_corr.or(outer.as_ref().map(|o| o.correlation_id)).unwrap_or_else(new_id);
+        let correlation_id = meta_corr.or(outer.as_ref().map(|o| o.correlation_id)).unwrap_or_else(new_correlation_id);
         let pick = |m: Option<&String>, o: Option<&String>| m.or(o).cloned();
         RequestContext {
             correlation_id,

@@ -360,7 +360,9 @@ impl Mediator {
     /// Commits the unit of work, then dispatches its events and runs its hooks.
     async fn commit(&self, uow: &UnitOfWork, request: &RequestContext) -> Result<()> {
         let async_handlers = &self.rt.async_handlers;
-        let uow::Taken { batch, streams, hooks } = uow.take_batch(&|t| async_handlers.contains_key(&t))?;
+        let Some(uow::Taken { batch, streams, hooks }) = uow.take_batch(&|t| async_handlers.contains_key(&t))? else {
+            return Ok(());
+        };
         let receipt = if batch.is_empty() {
             CommitReceipt::default()
         } else {

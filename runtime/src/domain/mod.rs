@@ -139,34 +139,41 @@ pub trait Handle<C>: Aggregate {
 /// A fresh UUIDv7 (48-bit millisecond timestamp, 74 random bits), the id of events and
 /// commands. The random bits come from a per-thread generator seeded once from the OS,
 /// so an id costs a clock read, not a system call.
-#[allow(clippy::cast_possible_truncation)] // folding the 128-bit product is the algorithm
 pub fn new_id() -> uuid::Uuid {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let (a, b) = (random_u64(), random_u64());
+    let mut random = [0u8; 10];
+    random[..8].copy_from_slice(&a.to_le_bytes());
+    random[8..].copy_from_slice(&b.to_le_bytes()[..2]);
+    uuid::Builder::from_unix_timestamp_millis(u64::try_from(millis).unwrap_or(u64::MAX), &random).into_uuid()
+}
+
+/// A fresh random UUID (version 4) without a clock read: correlation ids, which need to
+/// be unique, not ordered.
+pub fn new_correlation_id() -> uuid::Uuid {
+    let bytes = (u128::from(random_u64()) << 64 | u128::from(random_u64())).to_le_bytes();
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+/// wyrand over a per-thread state seeded once from the OS (std's `RandomState`).
+#[allow(clippy::cast_possible_truncation)] // folding the 128-bit product is the algorithm
+fn random_u64() -> u64 {
     use std::cell::Cell;
     use std::hash::{BuildHasher, Hasher};
-    use std::time::{SystemTime, UNIX_EPOCH};
-
     thread_local! {
         static STATE: Cell<u64> = Cell::new({
-            // RandomState is seeded from the OS once per thread.
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();
             h.write_u64(0x9e37_79b9_7f4a_7c15);
             h.finish() | 1
         });
     }
-    // wyrand: small, fast, and good enough for the random part of an id.
-    let next = || {
-        STATE.with(|s| {
-            let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
-            s.set(x);
-            let t = u128::from(x) * u128::from(x ^ 0xe703_7ed1_a0b4_28db);
-            (t >> 64) as u64 ^ t as u64
-        })
-    };
-    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    let mut random = [0u8; 10];
-    random[..8].copy_from_slice(&next().to_le_bytes());
-    random[8..].copy_from_slice(&next().to_le_bytes()[..2]);
-    uuid::Builder::from_unix_timestamp_millis(u64::try_from(millis).unwrap_or(u64::MAX), &random).into_uuid()
+    STATE.with(|s| {
+        let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
+        s.set(x);
+        let t = u128::from(x) * u128::from(x ^ 0xe703_7ed1_a0b4_28db);
+        (t >> 64) as u64 ^ t as u64
+    })
 }
 
 #[cfg(test)]
@@ -181,5 +188,12 @@ mod tests {
         assert!(super::new_id() > a);
         let other_thread = std::thread::spawn(super::new_id).join().unwrap();
         assert!(!ids.contains(&other_thread));
+    }
+
+    #[test]
+    fn correlation_ids_are_random_version_4() {
+        let ids: std::collections::HashSet<_> = (0..10_000).map(|_| super::new_correlation_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        assert!(ids.iter().all(|id| id.get_version_num() == 4));
     }
 }

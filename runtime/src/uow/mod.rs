@@ -7,7 +7,6 @@
 //! `rollback` drops everything and runs no hook.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -29,8 +28,9 @@ pub struct UnitOfWork {
 
 #[derive(Default)]
 struct UowState {
+    /// Found by a linear scan: a command touches a handful of aggregates, and a scan
+    /// is cheaper than hashing their keys.
     streams: Vec<Box<dyn StagedStream>>,
-    index: HashMap<StreamKey, usize>,
     outbox: Vec<OutboxMessage>,
     hooks: Vec<BoxFuture<'static, ()>>,
     closed: Option<&'static str>,
@@ -82,15 +82,13 @@ impl UnitOfWork {
 
     /// Whether the aggregate behind `key` is already staged.
     pub(crate) fn contains(&self, key: &StreamKey) -> bool {
-        self.state.lock().index.contains_key(key)
+        self.state.lock().streams.iter().any(|s| s.key() == key)
     }
 
     /// Stages a freshly loaded aggregate unless one is already staged for its key.
     pub(crate) fn stage<A: Aggregate>(&self, staged: Staged<A>) -> Result<()> {
         let mut st = self.open()?;
-        if !st.index.contains_key(&staged.key) {
-            let i = st.streams.len();
-            st.index.insert(staged.key.clone(), i);
+        if !st.streams.iter().any(|s| *s.key() == staged.key) {
             st.used_cache |= staged.from_cache;
             st.streams.push(Box::new(staged));
         }
@@ -104,7 +102,11 @@ impl UnitOfWork {
         f: impl FnOnce(&mut Staged<A>) -> R,
     ) -> Result<R> {
         let mut st = self.open()?;
-        let i = *st.index.get(key).ok_or_else(|| Error::NotFound { stream: key.to_string() })?;
+        let i = st
+            .streams
+            .iter()
+            .position(|s| s.key() == key)
+            .ok_or_else(|| Error::NotFound { stream: key.to_string() })?;
         let staged = st.streams[i]
             .as_any_mut()
             .downcast_mut::<Staged<A>>()
@@ -130,7 +132,6 @@ impl UnitOfWork {
         if st.closed.is_none() {
             st.closed = Some("rolled back");
             st.streams.clear();
-            st.index.clear();
             st.outbox.clear();
             st.hooks.clear();
         }
@@ -138,17 +139,21 @@ impl UnitOfWork {
 
     /// Serializes everything staged into one batch and closes the unit of work.
     /// `to_outbox` says which event types also go to the outbox (for async handlers).
-    pub(crate) fn take_batch(&self, to_outbox: &dyn Fn(TypeId) -> bool) -> Result<Taken> {
+    /// `None` when nothing was staged at all: there is nothing to commit or run.
+    pub(crate) fn take_batch(&self, to_outbox: &dyn Fn(TypeId) -> bool) -> Result<Option<Taken>> {
         let mut st = self.open()?;
+        if st.streams.is_empty() && st.outbox.is_empty() && st.hooks.is_empty() {
+            st.closed = Some("committed");
+            return Ok(None);
+        }
         let mut batch = CommitBatch { outbox: std::mem::take(&mut st.outbox), ..CommitBatch::default() };
         for s in &st.streams {
             s.write(&mut batch, to_outbox)?;
         }
         st.closed = Some("committed");
-        st.index.clear();
         let streams = std::mem::take(&mut st.streams);
         let hooks = std::mem::take(&mut st.hooks);
-        Ok(Taken { batch, streams, hooks })
+        Ok(Some(Taken { batch, streams, hooks }))
     }
 
     /// Whether an aggregate of this unit of work came from the aggregate cache.
@@ -179,6 +184,7 @@ pub(crate) fn after_commit(
 
 /// A staged stream of any aggregate type.
 pub(crate) trait StagedStream: Send {
+    fn key(&self) -> &StreamKey;
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn write(&self, batch: &mut CommitBatch, to_outbox: &dyn Fn(TypeId) -> bool) -> Result<()>;
     fn into_committed(
@@ -244,6 +250,10 @@ impl<A: Aggregate> Staged<A> {
 }
 
 impl<A: Aggregate> StagedStream for Staged<A> {
+    fn key(&self) -> &StreamKey {
+        &self.key
+    }
+
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }

@@ -1,5 +1,7 @@
 -- Events: one row per event. The primary key enforces one writer per stream version
 -- (optimistic concurrency); (transaction_id, position) is the gap-safe global order.
+-- Payloads are `json`: stored as written (no parse into jsonb on insert, no conversion
+-- back to text on load); read models that need indexing live in `documents` (jsonb).
 CREATE TABLE IF NOT EXISTS {schema}.events (
     position        BIGINT GENERATED ALWAYS AS IDENTITY,
     transaction_id  BIGINT NOT NULL DEFAULT (pg_current_xact_id()::text::bigint),
@@ -10,11 +12,11 @@ CREATE TABLE IF NOT EXISTS {schema}.events (
     event_id        UUID NOT NULL,
     event_type      TEXT NOT NULL,
     schema_version  INTEGER NOT NULL,
-    payload         JSONB NOT NULL,
+    payload         JSON NOT NULL,
     correlation_id  UUID,
     causation_id    UUID,
     principal       TEXT,
-    headers         JSONB,
+    headers         JSON,
     occurred_at     TIMESTAMPTZ NOT NULL,
     CONSTRAINT events_stream_version PRIMARY KEY (tenant_id, stream_type, stream_id, version)
 );
