@@ -135,3 +135,62 @@ async fn alert_large_deposit(e: &Envelope<Deposited>, notifier: Dep<Notifier>) -
     }
     Ok(())
 }
+
+/// The read model of balances, one JSON document per account.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub(crate) struct BalanceView {
+    pub(crate) owner: String,
+    pub(crate) balance: u64,
+    pub(crate) movements: u32,
+}
+
+/// Keeps the `balances` collection in step with the events, exactly once.
+pub(crate) struct Balances;
+
+#[projection(name = "balances")]
+impl Balances {
+    #[on]
+    async fn opened(&self, e: &Envelope<AccountOpened>, tx: &mut ProjectionTx) -> Result<()> {
+        let owner = e.owner.clone();
+        tx.docs("balances").update(&e.header.stream_id, |v: &mut BalanceView| v.owner = owner).await?;
+        Ok(())
+    }
+
+    #[on]
+    async fn deposited(&self, e: &Envelope<Deposited>, tx: &mut ProjectionTx) -> Result<()> {
+        let amount = e.amount;
+        tx.docs("balances")
+            .update(&e.header.stream_id, |v: &mut BalanceView| {
+                v.balance += amount;
+                v.movements += 1;
+            })
+            .await?;
+        Ok(())
+    }
+
+    #[on]
+    async fn withdrew(&self, e: &Envelope<Withdrew>, tx: &mut ProjectionTx) -> Result<()> {
+        let amount = e.amount;
+        tx.docs("balances")
+            .update(&e.header.stream_id, |v: &mut BalanceView| {
+                v.balance = v.balance.saturating_sub(amount);
+                v.movements += 1;
+            })
+            .await?;
+        Ok(())
+    }
+
+    #[reset]
+    async fn reset(&self, tx: &mut ProjectionTx) -> Result<()> {
+        tx.docs("balances").clear().await
+    }
+}
+
+/// Delivered through the outbox by a relay, after the command returned.
+#[event_handler(async)]
+async fn report_withdrawal(e: &Envelope<Withdrew>, notifier: Dep<Notifier>) -> Result<()> {
+    if let Ok(mut alerts) = notifier.alerts.lock() {
+        alerts.push(format!("(via the outbox) withdrawal of {} from {}", e.amount, e.header.stream_id));
+    }
+    Ok(())
+}

@@ -1,7 +1,9 @@
 //! Run with: cargo run -p example-bank
 //!
 //! A bank account, event-sourced: open, deposit, withdraw, an overdraft rejected with a
-//! typed domain error, a balance query, and an event handler reacting to large deposits.
+//! typed domain error, a balance query, an event handler reacting to large deposits, a
+//! balance projection (a read model kept exactly once), and an asynchronous event
+//! handler fed by the transactional outbox.
 //!
 //! The events go to SQLite (`bank.db` in the working directory) unless `DATABASE_URL`
 //! names a PostgreSQL database (`postgres://postgres@127.0.0.1:5432/postgres`).
@@ -10,20 +12,31 @@ mod domain;
 
 use std::sync::Arc;
 
-use cqrs_ddd::ports::{Cursor, EventStore, SnapshotStore};
+use cqrs_ddd::outbox::{InProcessPublisher, OutboxRelay};
+use cqrs_ddd::ports::{Cursor, EventStore, Outbox, ProjectionStore, SnapshotStore};
 use cqrs_ddd::prelude::*;
-use cqrs_ddd::{SnapshotPolicy, TracingMiddleware};
+use cqrs_ddd::{ProjectionWorker, SnapshotPolicy, TracingMiddleware};
 use cqrs_ddd_sqlx::{PgStore, SqliteStore};
-use domain::{Account, AccountError, Deposit, GetBalance, Notifier, OpenAccount, Withdraw};
+use domain::{Account, AccountError, BalanceView, Balances, Deposit, GetBalance, Notifier, OpenAccount, Withdraw};
+
+/// The ports the example uses, all on one database.
+struct Stores {
+    events: Arc<dyn EventStore>,
+    snapshots: Arc<dyn SnapshotStore>,
+    projections: Arc<dyn ProjectionStore>,
+    outbox: Arc<dyn Outbox>,
+    place: &'static str,
+}
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let (store, snapshots, place) = open_store().await?;
-    println!("storing events in {place}");
+    let stores = open_stores().await?;
+    let store = stores.events.clone();
+    println!("storing events in {}", stores.place);
     let notifier = Arc::new(Notifier::default());
     let app = App::builder()
         .event_store_arc(store.clone())
-        .snapshot_store_arc(snapshots)
+        .snapshot_store_arc(stores.snapshots.clone())
         .snapshot::<Account>(SnapshotPolicy::every(100))
         .provide_arc(notifier.clone())
         .middleware(TracingMiddleware)
@@ -53,6 +66,24 @@ async fn main() -> Result<()> {
     let balance = app.query(GetBalance { id: id.clone() }).await?;
     println!("balance of {id}: {balance}");
 
+    // The read model: a projection worker catches up (a service would `run` it).
+    let worker = ProjectionWorker::new(Balances, store.clone(), stores.projections.clone());
+    let applied = worker.catch_up().await?;
+    let doc = stores.projections.document("balances", &id).await?.ok_or_else(|| Error::handler("no read model"))?;
+    let view: BalanceView = serde_json::from_str(&doc.json).map_err(Error::handler)?;
+    println!(
+        "projection applied {applied} events; read model of {id}: owner {}, balance {}, {} movements (lag {})",
+        view.owner,
+        view.balance,
+        view.movements,
+        worker.lag().await?
+    );
+
+    // The outbox: a relay hands the withdrawal to the asynchronous handler.
+    let relay = OutboxRelay::new(stores.outbox.clone(), Arc::new(InProcessPublisher::new(app.clone())));
+    let report = relay.run_once().await?;
+    println!("outbox relay published {} message(s)", report.published);
+
     for alert in notifier.alerts() {
         println!("event handler: {alert}");
     }
@@ -73,17 +104,29 @@ async fn main() -> Result<()> {
 }
 
 /// SQLite next to the working directory, or PostgreSQL when `DATABASE_URL` says so.
-async fn open_store() -> Result<(Arc<dyn EventStore>, Arc<dyn SnapshotStore>, String)> {
+async fn open_stores() -> Result<Stores> {
     match std::env::var("DATABASE_URL") {
         Ok(url) if url.starts_with("postgres") => {
             let store = PgStore::connect(&url).await?;
             store.migrate().await?;
-            Ok((Arc::new(store.clone()), Arc::new(store), "PostgreSQL".to_owned()))
+            Ok(Stores {
+                events: Arc::new(store.clone()),
+                snapshots: Arc::new(store.clone()),
+                projections: Arc::new(store.clone()),
+                outbox: Arc::new(store),
+                place: "PostgreSQL",
+            })
         }
         _ => {
             let store = SqliteStore::connect("sqlite://bank.db").await?;
             store.migrate().await?;
-            Ok((Arc::new(store.clone()), Arc::new(store), "SQLite (bank.db)".to_owned()))
+            Ok(Stores {
+                events: Arc::new(store.clone()),
+                snapshots: Arc::new(store.clone()),
+                projections: Arc::new(store.clone()),
+                outbox: Arc::new(store),
+                place: "SQLite (bank.db)",
+            })
         }
     }
 }
