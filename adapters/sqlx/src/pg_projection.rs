@@ -25,6 +25,7 @@ pub(crate) struct ProjectionSql {
     dead_remove: String,
     doc_get: String,
     doc_put: String,
+    doc_put_many: String,
     doc_delete: String,
     doc_clear: String,
     doc_all: String,
@@ -67,6 +68,12 @@ impl ProjectionSql {
                 "INSERT INTO {s}.documents (collection, id, version, document) VALUES ($1, $2, 1, $3::jsonb) \
                  ON CONFLICT (collection, id) DO UPDATE SET version = {s}.documents.version + 1, \
                  document = EXCLUDED.document, updated_at = now() RETURNING version"
+            ),
+            doc_put_many: format!(
+                "INSERT INTO {s}.documents (collection, id, version, document) \
+                 SELECT $1, i, 1, d::jsonb FROM UNNEST($2::text[], $3::text[]) AS x(i, d) \
+                 ON CONFLICT (collection, id) DO UPDATE SET version = {s}.documents.version + 1, \
+                 document = EXCLUDED.document, updated_at = now()"
             ),
             doc_delete: format!("DELETE FROM {s}.documents WHERE collection = $1 AND id = $2"),
             doc_clear: format!("DELETE FROM {s}.documents WHERE collection = $1"),
@@ -222,6 +229,13 @@ impl ProjectionTxn for PgTxn {
             .await
             .map_err(store_err)?;
         to_u64(v, "document version")
+    }
+
+    async fn put_docs(&mut self, collection: &str, docs: Vec<(String, String)>) -> Result<()> {
+        let (ids, jsons): (Vec<String>, Vec<String>) = docs.into_iter().unzip();
+        let sql = &self.store.sql.p.doc_put_many;
+        sqlx::query(sql).bind(collection).bind(ids).bind(jsons).execute(&mut *self.tx).await.map_err(store_err)?;
+        Ok(())
     }
 
     async fn delete_doc(&mut self, collection: &str, id: &str) -> Result<bool> {

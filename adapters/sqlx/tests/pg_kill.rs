@@ -76,7 +76,9 @@ fn url() -> String {
 }
 
 async fn store(schema: &str) -> PgStore {
-    PgStore::connect_with(PgOptions::new(url()).schema(schema).max_connections(4)).await.unwrap_or_else(|e| panic!("{e}"))
+    PgStore::connect_with(PgOptions::new(url()).schema(schema).max_connections(4))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn worker(store: &PgStore, schema: &str) -> ProjectionWorker<Totals> {
@@ -143,14 +145,18 @@ async fn a_projection_killed_twenty_times_applies_every_event_once() {
 
     // Restart once more and finish.
     let last = worker(&store, &schema);
-    let by_killed: i64 =
-        sqlx::query_scalar(&format!("SELECT count(*) FROM \"{schema}\".applied")).fetch_one(store.pool()).await.unwrap();
+    let by_killed: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{schema}\".applied"))
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert!(by_killed > 0, "the killed workers applied events before dying");
     last.catch_up().await.unwrap();
     assert_eq!(last.status().await.unwrap().lag, 0);
 
-    let applied: i64 =
-        sqlx::query_scalar(&format!("SELECT count(*) FROM \"{schema}\".applied")).fetch_one(store.pool()).await.unwrap();
+    let applied: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{schema}\".applied"))
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert_eq!(u64::try_from(applied).unwrap(), commands, "every event applied exactly once");
     let replay: Vec<(String, i64)> = sqlx::query_as(&format!(
         "SELECT stream_id, sum((payload->>'amount')::bigint)::bigint FROM \"{schema}\".events GROUP BY stream_id ORDER BY stream_id"

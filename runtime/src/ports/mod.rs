@@ -383,6 +383,14 @@ pub trait ProjectionTxn: Send {
     async fn get_doc(&mut self, collection: &str, id: &str) -> Result<Option<Document>>;
     /// Inserts or replaces a document; returns its new version.
     async fn put_doc(&mut self, collection: &str, id: &str, json: String) -> Result<u64>;
+    /// Inserts or replaces several documents of one collection (by default one at a time;
+    /// stores override it with one statement).
+    async fn put_docs(&mut self, collection: &str, docs: Vec<(String, String)>) -> Result<()> {
+        for (id, json) in docs {
+            self.put_doc(collection, &id, json).await?;
+        }
+        Ok(())
+    }
     /// Deletes a document; whether it existed.
     async fn delete_doc(&mut self, collection: &str, id: &str) -> Result<bool>;
     /// Deletes every document of a collection.

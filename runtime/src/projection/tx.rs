@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -5,16 +7,37 @@ use crate::error::{Error, Result};
 use crate::ports::{Document, ProjectionTxn};
 
 /// The transaction a projection writes its read model in; the checkpoint moves in it too.
+///
+/// Documents are cached for the batch: a document is read from the store once, every
+/// change after that stays in the transaction, and the changed documents are written in
+/// one go (per collection) just before the checkpoint moves. A projection that updates
+/// one account per event thus costs one read and one write per account per batch, not
+/// per event. Raw SQL on [`ProjectionTx::connection`] does not see unflushed documents;
+/// call [`ProjectionTx::flush`] first when mixing the two.
 pub struct ProjectionTx {
     inner: Box<dyn ProjectionTxn>,
+    /// (collection, id) → the document as this batch sees it (`None`: absent or deleted).
+    cache: HashMap<String, HashMap<String, Slot>>,
+}
+
+struct Slot {
+    doc: Option<Document>,
+    dirty: bool,
 }
 
 impl ProjectionTx {
     pub(crate) fn new(inner: Box<dyn ProjectionTxn>) -> Self {
-        ProjectionTx { inner }
+        ProjectionTx { inner, cache: HashMap::new() }
     }
 
-    pub(crate) fn into_inner(self) -> Box<dyn ProjectionTxn> {
+    /// Flushes the cached documents and hands the transaction back.
+    pub(crate) async fn finish(mut self) -> Result<Box<dyn ProjectionTxn>> {
+        self.flush().await?;
+        Ok(self.inner)
+    }
+
+    /// Drops the cached changes and hands the transaction back (for a rollback).
+    pub(crate) fn abandon(self) -> Box<dyn ProjectionTxn> {
         self.inner
     }
 
@@ -24,7 +47,29 @@ impl ProjectionTx {
 
     /// The JSON documents of `collection`.
     pub fn docs<'a>(&'a mut self, collection: &'a str) -> Docs<'a> {
-        Docs { tx: &mut *self.inner, collection }
+        Docs { tx: self, collection }
+    }
+
+    /// Writes the documents changed so far to the transaction.
+    pub async fn flush(&mut self) -> Result<()> {
+        for (collection, slots) in &mut self.cache {
+            let mut puts = Vec::new();
+            let mut deletes = Vec::new();
+            for (id, slot) in slots.iter_mut().filter(|(_, s)| s.dirty) {
+                slot.dirty = false;
+                match &slot.doc {
+                    Some(doc) => puts.push((id.clone(), doc.json.clone())),
+                    None => deletes.push(id.clone()),
+                }
+            }
+            if !puts.is_empty() {
+                self.inner.put_docs(collection, puts).await?;
+            }
+            for id in deletes {
+                self.inner.delete_doc(collection, &id).await?;
+            }
+        }
+        Ok(())
     }
 
     /// The backend's connection for typed tables, e.g. `tx.connection::<sqlx::PgConnection>()`
@@ -32,18 +77,30 @@ impl ProjectionTx {
     pub fn connection<C: Send + 'static>(&mut self) -> Option<&mut C> {
         self.inner.connection().downcast_mut::<C>()
     }
+
+    async fn slot(&mut self, collection: &str, id: &str) -> Result<&mut Slot> {
+        let cached = self.cache.get(collection).is_some_and(|c| c.contains_key(id));
+        if !cached {
+            let doc = self.inner.get_doc(collection, id).await?;
+            self.cache.entry(collection.to_owned()).or_default().insert(id.to_owned(), Slot { doc, dirty: false });
+        }
+        self.cache
+            .get_mut(collection)
+            .and_then(|c| c.get_mut(id))
+            .ok_or_else(|| Error::store("document cache lost an entry"))
+    }
 }
 
 /// One collection of the JSON document store, inside a projection transaction.
 pub struct Docs<'a> {
-    tx: &'a mut dyn ProjectionTxn,
+    tx: &'a mut ProjectionTx,
     collection: &'a str,
 }
 
 impl Docs<'_> {
     /// The document `id`, deserialized.
     pub async fn get<T: DeserializeOwned>(&mut self, id: &str) -> Result<Option<T>> {
-        match self.tx.get_doc(self.collection, id).await? {
+        match self.get_raw(id).await? {
             Some(doc) => Ok(Some(decode(self.collection, &doc)?)),
             None => Ok(None),
         }
@@ -51,14 +108,18 @@ impl Docs<'_> {
 
     /// The raw document `id` (JSON and version).
     pub async fn get_raw(&mut self, id: &str) -> Result<Option<Document>> {
-        self.tx.get_doc(self.collection, id).await
+        Ok(self.tx.slot(self.collection, id).await?.doc.clone())
     }
 
     /// Inserts or replaces the document `id`; returns its new version.
     pub async fn put<T: Serialize>(&mut self, id: &str, value: &T) -> Result<u64> {
         let json = serde_json::to_string(value)
             .map_err(|source| Error::Encode { what: format!("document `{}/{id}`", self.collection), source })?;
-        self.tx.put_doc(self.collection, id, json).await
+        let slot = self.tx.slot(self.collection, id).await?;
+        let version = slot.doc.as_ref().map_or(1, |d| d.version + 1);
+        slot.doc = Some(Document { id: id.to_owned(), version, json });
+        slot.dirty = true;
+        Ok(version)
     }
 
     /// Reads the document (or `T::default()`), changes it, writes it back.
@@ -74,12 +135,16 @@ impl Docs<'_> {
 
     /// Deletes the document `id`; whether it existed.
     pub async fn delete(&mut self, id: &str) -> Result<bool> {
-        self.tx.delete_doc(self.collection, id).await
+        let slot = self.tx.slot(self.collection, id).await?;
+        let existed = slot.doc.take().is_some();
+        slot.dirty = true;
+        Ok(existed)
     }
 
     /// Deletes every document of the collection.
     pub async fn clear(&mut self) -> Result<()> {
-        self.tx.clear_docs(self.collection).await
+        self.tx.cache.remove(self.collection);
+        self.tx.inner.clear_docs(self.collection).await
     }
 }
 

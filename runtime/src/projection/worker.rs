@@ -218,7 +218,7 @@ impl<P: Projection> ProjectionWorker<P> {
         let mut tx = ProjectionTx::new(self.store.begin().await?);
         self.projection.reset(&mut tx).await?;
         tx.txn().reset_checkpoints(P::NAME).await?;
-        tx.into_inner().commit().await?;
+        tx.finish().await?.commit().await?;
         let saved = self.options.start_from;
         if saved == StartFrom::Head {
             tracing::info!(projection = P::NAME, "rebuild starts from the beginning");
@@ -303,15 +303,16 @@ impl<P: Projection> ProjectionWorker<P> {
                 }
             }
             let Some((event, err)) = failed else {
+                let mut txn = tx.finish().await?;
                 for letter in letters {
-                    tx.txn().dead_letter(letter).await?;
+                    txn.dead_letter(letter).await?;
                 }
                 // The checkpoint moves only from where this worker found it: a store
                 // reports the race at the move or at the commit.
-                let saved = match tx.txn().save_checkpoint(P::NAME, partition, expected, to).await {
-                    Ok(()) => tx.into_inner().commit().await,
+                let saved = match txn.save_checkpoint(P::NAME, partition, expected, to).await {
+                    Ok(()) => txn.commit().await,
                     Err(e) => {
-                        tx.into_inner().rollback().await?;
+                        txn.rollback().await?;
                         Err(e)
                     }
                 };
@@ -325,7 +326,7 @@ impl<P: Projection> ProjectionWorker<P> {
                     Err(e) => Err(e),
                 };
             };
-            tx.into_inner().rollback().await?;
+            tx.abandon().rollback().await?;
             let failures = failures.entry(event.event_id).or_insert(0);
             *failures += 1;
             let reason = err.to_string();
