@@ -43,7 +43,7 @@ pub(crate) async fn run(opts: RunOptions) -> Result<(), BenchError> {
 
 async fn measure(exe: &Path, groups: &[Group], w: &Workload, target: Option<&Target>) -> Result<Results, BenchError> {
     if let Some(target) = target {
-        let seed = groups.iter().any(|g| matches!(g, Group::Load | Group::LoadRss));
+        let seed = groups.iter().any(|g| matches!(g, Group::Load | Group::LoadRss | Group::Projection));
         let t = Instant::now();
         contenders::prepare(target, seed).await?;
         eprintln!(

@@ -95,6 +95,12 @@ pub(crate) const LOAD_RSS: (usize, &str) = (100_000, "load_100k_rss");
 pub(crate) const MEDIATOR_SEND: &str = "mediator_overhead";
 pub(crate) const MEDIATOR_DIRECT: &str = "direct_call";
 pub(crate) const PG_BATCH: &str = "pg_batch100";
+pub(crate) const PROJECTION: &str = "projection_catchup";
+/// Scenario 8: the events a projection catches up on, spread over this many accounts.
+pub(crate) const PROJECTION_EVENTS: usize = 100_000;
+pub(crate) const PROJECTION_ACCOUNTS: usize = 1_000;
+/// Events per batch (one transaction with the checkpoint), for both contenders.
+pub(crate) const PROJECTION_BATCH: usize = 1_000;
 /// A snapshot is taken every this many events (the snapshot row of `load_snap_100k`).
 pub(crate) const SNAPSHOT_EVERY: usize = 100;
 
@@ -108,11 +114,12 @@ pub(crate) enum Group {
     PgConc16,
     PgBatch100,
     Load,
+    Projection,
     LoadRss,
 }
 
 impl Group {
-    pub(crate) const ALL: [Group; 8] = [
+    pub(crate) const ALL: [Group; 9] = [
         Group::MemSpread,
         Group::MemLong,
         Group::Mediator,
@@ -120,6 +127,7 @@ impl Group {
         Group::PgConc16,
         Group::PgBatch100,
         Group::Load,
+        Group::Projection,
         Group::LoadRss,
     ];
 
@@ -133,6 +141,7 @@ impl Group {
             Group::PgConc16 => "pg_conc16",
             Group::PgBatch100 => "pg_batch100",
             Group::Load => "load",
+            Group::Projection => "projection",
             Group::LoadRss => "load_rss",
         }
     }
@@ -150,6 +159,7 @@ impl Group {
         match self {
             Group::MemSpread | Group::MemLong => &[Contender::Ours, Contender::CqrsEs],
             Group::Mediator => &[Contender::Ours],
+            Group::Projection => &[Contender::Ours, Contender::Sqlx],
             _ => &Contender::ALL,
         }
     }
@@ -165,6 +175,7 @@ impl Group {
             Group::PgConc16 => rate(PG_CONC16),
             Group::PgBatch100 => vec![row(PG_BATCH, EventsPerSec)],
             Group::Load => [LOADS[0], LOADS[1], LOADS[2], LOAD_SNAP].iter().map(|&(_, id)| row(id, Millis)).collect(),
+            Group::Projection => vec![row(PROJECTION, EventsPerSec)],
             Group::LoadRss => vec![row(LOAD_RSS.1, MiB)],
         }
     }
@@ -200,6 +211,11 @@ impl Group {
             ),
             Group::Load => format!(
                 "7. Postgres, load of one aggregate of 1k / 10k / 100k events, and from a snapshot every {SNAPSHOT_EVERY}: ms"
+            ),
+            Group::Projection => format!(
+                "8. Postgres, projection catch-up of {} events over {} accounts into a read model: events/s",
+                thousands(PROJECTION_EVENTS),
+                thousands(PROJECTION_ACCOUNTS)
             ),
             Group::LoadRss => "9. peak resident memory of a process loading 100,000 events: MiB".to_owned(),
         }

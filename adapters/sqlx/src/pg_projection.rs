@@ -82,6 +82,22 @@ impl ProjectionSql {
     }
 }
 
+/// A statement of a projection transaction failed. Deadlocks and serialization failures
+/// mean another worker collided with this one: a conflict, which the worker treats as
+/// "someone else applied this batch".
+fn txn_err(e: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(db) = &e
+        && matches!(db.code().as_deref(), Some("40P01" | "40001"))
+    {
+        return Error::Conflict {
+            stream: format!("projection transaction ({})", db.message()),
+            expected: 0,
+            actual: 0,
+        };
+    }
+    store_err(e)
+}
+
 fn partition(p: u32) -> i32 {
     i32::try_from(p).unwrap_or(i32::MAX)
 }
@@ -215,7 +231,7 @@ impl PgTxn {
 impl ProjectionTxn for PgTxn {
     async fn get_doc(&mut self, collection: &str, id: &str) -> Result<Option<Document>> {
         let sql = &self.store.sql.p.doc_get;
-        let row = sqlx::query(sql).bind(collection).bind(id).fetch_optional(&mut *self.tx).await.map_err(store_err)?;
+        let row = sqlx::query(sql).bind(collection).bind(id).fetch_optional(&mut *self.tx).await.map_err(txn_err)?;
         row.as_ref().map(decode_doc).transpose()
     }
 
@@ -227,26 +243,26 @@ impl ProjectionTxn for PgTxn {
             .bind(json)
             .fetch_one(&mut *self.tx)
             .await
-            .map_err(store_err)?;
+            .map_err(txn_err)?;
         to_u64(v, "document version")
     }
 
     async fn put_docs(&mut self, collection: &str, docs: Vec<(String, String)>) -> Result<()> {
         let (ids, jsons): (Vec<String>, Vec<String>) = docs.into_iter().unzip();
         let sql = &self.store.sql.p.doc_put_many;
-        sqlx::query(sql).bind(collection).bind(ids).bind(jsons).execute(&mut *self.tx).await.map_err(store_err)?;
+        sqlx::query(sql).bind(collection).bind(ids).bind(jsons).execute(&mut *self.tx).await.map_err(txn_err)?;
         Ok(())
     }
 
     async fn delete_doc(&mut self, collection: &str, id: &str) -> Result<bool> {
         let sql = &self.store.sql.p.doc_delete;
-        let done = sqlx::query(sql).bind(collection).bind(id).execute(&mut *self.tx).await.map_err(store_err)?;
+        let done = sqlx::query(sql).bind(collection).bind(id).execute(&mut *self.tx).await.map_err(txn_err)?;
         Ok(done.rows_affected() > 0)
     }
 
     async fn clear_docs(&mut self, collection: &str) -> Result<()> {
         let sql = &self.store.sql.p.doc_clear;
-        sqlx::query(sql).bind(collection).execute(&mut *self.tx).await.map_err(store_err)?;
+        sqlx::query(sql).bind(collection).execute(&mut *self.tx).await.map_err(txn_err)?;
         Ok(())
     }
 
@@ -275,13 +291,13 @@ impl ProjectionTxn for PgTxn {
                     .await
             }
         }
-        .map_err(store_err)?;
+        .map_err(txn_err)?;
         if done.rows_affected() == 1 { Ok(()) } else { Err(checkpoint_conflict(projection, p, expected)) }
     }
 
     async fn reset_checkpoints(&mut self, projection: &str) -> Result<()> {
         let sql = &self.store.sql.p.checkpoints_reset;
-        sqlx::query(sql).bind(projection).execute(&mut *self.tx).await.map_err(store_err)?;
+        sqlx::query(sql).bind(projection).execute(&mut *self.tx).await.map_err(txn_err)?;
         Ok(())
     }
 
@@ -300,16 +316,16 @@ impl ProjectionTxn for PgTxn {
             .bind(l.failed_at)
             .execute(&mut *self.tx)
             .await
-            .map_err(store_err)?;
+            .map_err(txn_err)?;
         Ok(())
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
-        self.tx.commit().await.map_err(store_err)
+        self.tx.commit().await.map_err(txn_err)
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {
-        self.tx.rollback().await.map_err(store_err)
+        self.tx.rollback().await.map_err(txn_err)
     }
 
     fn connection(&mut self) -> &mut (dyn Any + Send) {

@@ -40,10 +40,14 @@ pub(crate) async fn run(
         (Group::Load, Ours) => ours_pg::load(db()?, w).await?,
         (Group::Load, CqrsEs) => Some(postgres_es::load(db()?, w).await?),
         (Group::Load, Sqlx) => Some(plain_sqlx::load(db()?, w).await?),
+        (Group::Projection, Ours) => Some(ours_pg::projection(db()?).await?),
+        (Group::Projection, Sqlx) => Some(plain_sqlx::projection(db()?).await?),
         (Group::LoadRss, Ours) => ours_pg::load_rss(db()?).await?,
         (Group::LoadRss, CqrsEs) => Some(postgres_es::load_rss(db()?).await?),
         (Group::LoadRss, Sqlx) => Some(plain_sqlx::load_rss(db()?).await?),
-        (Group::MemSpread | Group::MemLong | Group::Mediator, Sqlx) | (Group::Mediator, CqrsEs) => None,
+        (Group::MemSpread | Group::MemLong | Group::Mediator, Sqlx) | (Group::Mediator | Group::Projection, CqrsEs) => {
+            None
+        }
     })
 }
 

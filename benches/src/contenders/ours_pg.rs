@@ -4,19 +4,25 @@
 //! command on an aggregate this process already holds reads nothing and its events go in
 //! with one statement. Loads read the stream (and, for `load_snap_100k`, the snapshot).
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use cqrs_ddd::ports::{Snapshot, SnapshotStore, StreamKey};
+use cqrs_ddd::ports::{ProjectionStore, Snapshot, SnapshotStore, StreamKey};
+use cqrs_ddd::projection::{ProjectionWorker, WorkerOptions};
 use cqrs_ddd::{Aggregate, App, Mediator, SnapshotPolicy};
 use cqrs_ddd_sqlx::PgStore;
 use futures::future::BoxFuture;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::db::{SEEDED_AMOUNT, Target, load_stream_id};
-use crate::domain::ours::{Account, Deposit, DepositMany};
+use crate::domain::ours::{Account, BenchBalances, Deposit, DepositMany};
 use crate::error::{BenchError, SqlContext};
 use crate::measure::{Outcome, client_plan, concurrent, median_of, millis, peak_rss_mib, sequential};
-use crate::scenarios::{LOAD_RSS, LOAD_SNAP, LOADS, PG_BATCH, PG_CONC16, PG_SEQ, SNAPSHOT_EVERY, Workload};
+use crate::scenarios::{
+    LOAD_RSS, LOAD_SNAP, LOADS, PG_BATCH, PG_CONC16, PG_SEQ, PROJECTION, PROJECTION_ACCOUNTS, PROJECTION_BATCH,
+    PROJECTION_EVENTS, SNAPSHOT_EVERY, Workload,
+};
+use crate::stats::count_f64;
 
 const ME: &str = "cqrs-ddd";
 const SCHEMA: &str = "cqrs_ddd";
@@ -72,6 +78,18 @@ pub(crate) async fn prepare(target: &Target, seed: bool) -> Result<Option<()>, B
         taken_at: chrono::Utc::now(),
     };
     store.save(snapshot).await.map_err(|e| BenchError::framework(ME, "saving the seed snapshot", e))?;
+    let projection_events = format!(
+        "INSERT INTO {SCHEMA}.events (stream_type, stream_id, version, event_id, event_type, schema_version, payload, occurred_at) \
+         SELECT $1, 'proj-' || (s % $2), s / $2 + 1, gen_random_uuid(), 'Deposited', 1, '{{\"amount\":{SEEDED_AMOUNT}}}'::json, now() \
+         FROM generate_series(0, $3::bigint - 1) s"
+    );
+    sqlx::query(&projection_events)
+        .bind(Account::TYPE)
+        .bind(i64::try_from(PROJECTION_ACCOUNTS).unwrap_or(i64::MAX))
+        .bind(i64::try_from(PROJECTION_EVENTS).unwrap_or(i64::MAX))
+        .execute(store.pool())
+        .await
+        .sql("seeding the projection events")?;
     for table in ["events", "snapshots"] {
         let vacuum = format!("VACUUM ANALYZE {SCHEMA}.{table}");
         sqlx::raw_sql(&vacuum).execute(store.pool()).await.sql(&vacuum)?;
@@ -174,6 +192,34 @@ pub(crate) async fn load(target: &Target, w: &Workload) -> Result<Option<Outcome
     let t = median_of(w.loads_timed[2], async || load_checked(&with_snapshots, &stream, n).await).await?;
     out.figure(id, millis(t));
     Ok(Some(out))
+}
+
+/// Scenario 8: a projection rebuilt from scratch over every event of the table, in
+/// batches of `PROJECTION_BATCH`, into the document store.
+pub(crate) async fn projection(target: &Target) -> Result<Outcome, BenchError> {
+    let store = store(target, 2).await?;
+    let events: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {SCHEMA}.events"))
+        .fetch_one(store.pool())
+        .await
+        .sql("counting events")?;
+    let worker = ProjectionWorker::new(BenchBalances, Arc::new(store.clone()), Arc::new(store.clone()))
+        .with_options(WorkerOptions { batch_size: PROJECTION_BATCH, ..WorkerOptions::default() });
+    let started = Instant::now();
+    let applied = worker.rebuild(|_| {}).await.map_err(|e| BenchError::framework(ME, "rebuild", e))?;
+    let elapsed = started.elapsed();
+    if i64::try_from(applied).ok() != Some(events) {
+        return Err(BenchError::Check(format!("{ME}: the projection applied {applied} of {events} events")));
+    }
+    let doc = ProjectionStore::document(&store, "bench_balances", "proj-0")
+        .await
+        .map_err(|e| BenchError::framework(ME, "document", e))?;
+    let expected = (PROJECTION_EVENTS / PROJECTION_ACCOUNTS).to_string();
+    if doc.map(|d| d.json) != Some(expected.clone()) {
+        return Err(BenchError::Check(format!("{ME}: proj-0 should have balance {expected}")));
+    }
+    let mut out = Outcome::default();
+    out.figure(PROJECTION, count_f64(usize::try_from(applied).unwrap_or(usize::MAX)) / elapsed.as_secs_f64());
+    Ok(out)
 }
 
 /// Scenario 9: one load of the 100k stream in a fresh process; its peak resident memory.

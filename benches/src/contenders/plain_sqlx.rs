@@ -15,7 +15,11 @@ use crate::domain::plain::{Account, AccountEvent};
 use crate::domain::{AGGREGATE_TYPE, DEPOSITED};
 use crate::error::{BenchError, SqlContext};
 use crate::measure::{Outcome, client_plan, concurrent, median_of, millis, peak_rss_mib, sequential};
-use crate::scenarios::{LOAD_RSS, LOAD_SNAP, LOADS, PG_BATCH, PG_CONC16, PG_SEQ, Workload};
+use crate::scenarios::{
+    LOAD_RSS, LOAD_SNAP, LOADS, PG_BATCH, PG_CONC16, PG_SEQ, PROJECTION, PROJECTION_ACCOUNTS, PROJECTION_BATCH,
+    PROJECTION_EVENTS, Workload,
+};
+use crate::stats::count_f64;
 
 const EVENTS: &str = "plain_events";
 const SNAPSHOTS: &str = "plain_snapshots";
@@ -38,8 +42,98 @@ pub(crate) async fn prepare(target: &Target, seed: bool) -> Result<(), BenchErro
     db::create_event_tables(&mut conn, EVENTS, SNAPSHOTS).await?;
     if seed {
         db::seed_streams(&mut conn, EVENTS, SNAPSHOTS).await?;
+        let projection_events = format!(
+            "INSERT INTO {EVENTS} ({COLUMNS}) SELECT $1, 'proj-' || (s % $2), s / $2 + 1, $3, '1.0', \
+             '{{\"Deposited\":{{\"amount\":1}}}}'::json, '{{}}'::json FROM generate_series(0, $4::bigint - 1) s"
+        );
+        sqlx::query(&projection_events)
+            .bind(AGGREGATE_TYPE)
+            .bind(i64::try_from(PROJECTION_ACCOUNTS).unwrap_or(i64::MAX))
+            .bind(DEPOSITED)
+            .bind(i64::try_from(PROJECTION_EVENTS).unwrap_or(i64::MAX))
+            .execute(&mut conn)
+            .await
+            .sql("seeding the projection events")?;
+    }
+    for ddl in [
+        "CREATE TABLE IF NOT EXISTS plain_balances (id TEXT PRIMARY KEY, balance BIGINT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS plain_checkpoint (name TEXT PRIMARY KEY, aggregate_type TEXT NOT NULL, \
+         aggregate_id TEXT NOT NULL, sequence BIGINT NOT NULL)",
+    ] {
+        sqlx::query(ddl).execute(&mut conn).await.sql(ddl)?;
     }
     Ok(())
+}
+
+/// Scenario 8: the same read model by hand: keyset-paged reads of `PROJECTION_BATCH`
+/// events, the amounts summed per account in memory, one multi-row upsert and the
+/// checkpoint per transaction.
+pub(crate) async fn projection(target: &Target) -> Result<Outcome, BenchError> {
+    let mut conn = target.connect().await?;
+    sqlx::raw_sql("TRUNCATE plain_balances; DELETE FROM plain_checkpoint").execute(&mut conn).await.sql("reset")?;
+    let events: i64 =
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {EVENTS}")).fetch_one(&mut conn).await.sql("count")?;
+    let started = std::time::Instant::now();
+    let mut after = (String::new(), String::new(), 0i64);
+    let mut applied = 0usize;
+    loop {
+        let mut tx = conn.begin().await.sql("BEGIN")?;
+        let rows: Vec<(String, String, i64, Json<AccountEvent>)> = sqlx::query_as(&format!(
+            "SELECT aggregate_type, aggregate_id, sequence, payload FROM {EVENTS} \
+             WHERE (aggregate_type, aggregate_id, sequence) > ($1, $2, $3) \
+             ORDER BY aggregate_type, aggregate_id, sequence LIMIT $4"
+        ))
+        .bind(&after.0)
+        .bind(&after.1)
+        .bind(after.2)
+        .bind(i64::try_from(PROJECTION_BATCH).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await
+        .sql("SELECT a batch")?;
+        let Some(last) = rows.last() else { break };
+        after = (last.0.clone(), last.1.clone(), last.2);
+        let mut sums: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        for (_, id, _, Json(event)) in &rows {
+            let AccountEvent::Deposited { amount } = event;
+            *sums.entry(id.as_str()).or_default() += i64::try_from(*amount).unwrap_or(i64::MAX);
+        }
+        let (ids, amounts): (Vec<&str>, Vec<i64>) = sums.into_iter().unzip();
+        sqlx::query(
+            "INSERT INTO plain_balances (id, balance) SELECT * FROM UNNEST($1::text[], $2::int8[]) \
+             ON CONFLICT (id) DO UPDATE SET balance = plain_balances.balance + EXCLUDED.balance",
+        )
+        .bind(ids)
+        .bind(amounts)
+        .execute(&mut *tx)
+        .await
+        .sql("upsert the read model")?;
+        sqlx::query(
+            "INSERT INTO plain_checkpoint VALUES ('balances', $1, $2, $3) ON CONFLICT (name) DO UPDATE \
+             SET aggregate_type = EXCLUDED.aggregate_type, aggregate_id = EXCLUDED.aggregate_id, sequence = EXCLUDED.sequence",
+        )
+        .bind(&after.0)
+        .bind(&after.1)
+        .bind(after.2)
+        .execute(&mut *tx)
+        .await
+        .sql("checkpoint")?;
+        tx.commit().await.sql("COMMIT")?;
+        applied += rows.len();
+    }
+    let elapsed = started.elapsed();
+    if i64::try_from(applied).ok() != Some(events) {
+        return Err(BenchError::Check(format!("sqlx: the projection applied {applied} of {events} events")));
+    }
+    let balance: i64 = sqlx::query_scalar("SELECT balance FROM plain_balances WHERE id = 'proj-0'")
+        .fetch_one(&mut conn)
+        .await
+        .sql("SELECT the read model")?;
+    if usize::try_from(balance).ok() != Some(PROJECTION_EVENTS / PROJECTION_ACCOUNTS) {
+        return Err(BenchError::Check(format!("sqlx: proj-0 has balance {balance}")));
+    }
+    let mut out = Outcome::default();
+    out.figure(PROJECTION, count_f64(applied) / elapsed.as_secs_f64());
+    Ok(out)
 }
 
 /// One client: its connection and the version of each aggregate it writes.

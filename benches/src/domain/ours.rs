@@ -65,3 +65,21 @@ pub(crate) struct Noop;
 pub(crate) async fn noop(_c: Noop) -> cqrs_ddd::Result<()> {
     Ok(())
 }
+
+/// Scenario 8: balances per account in the document store.
+pub(crate) struct BenchBalances;
+
+#[projection(name = "bench_balances")]
+impl BenchBalances {
+    #[on]
+    async fn deposited(&self, e: &Envelope<Deposited>, tx: &mut ProjectionTx) -> cqrs_ddd::Result<()> {
+        let amount = e.amount;
+        tx.docs("bench_balances").update(&e.header.stream_id, |b: &mut u64| *b += amount).await?;
+        Ok(())
+    }
+
+    #[reset]
+    async fn reset(&self, tx: &mut ProjectionTx) -> cqrs_ddd::Result<()> {
+        tx.docs("bench_balances").clear().await
+    }
+}

@@ -63,6 +63,9 @@ impl ProjectionTx {
                 }
             }
             if !puts.is_empty() {
+                // One order for every writer: two workers racing on a batch lock the
+                // same documents in the same order, so they queue instead of deadlocking.
+                puts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                 self.inner.put_docs(collection, puts).await?;
             }
             for id in deletes {

@@ -303,20 +303,9 @@ impl<P: Projection> ProjectionWorker<P> {
                 }
             }
             let Some((event, err)) = failed else {
-                let mut txn = tx.finish().await?;
-                for letter in letters {
-                    txn.dead_letter(letter).await?;
-                }
                 // The checkpoint moves only from where this worker found it: a store
-                // reports the race at the move or at the commit.
-                let saved = match txn.save_checkpoint(P::NAME, partition, expected, to).await {
-                    Ok(()) => txn.commit().await,
-                    Err(e) => {
-                        txn.rollback().await?;
-                        Err(e)
-                    }
-                };
-                return match saved {
+                // reports a race at the flush, the move or the commit.
+                return match self.finish_batch(tx, letters, partition, expected, to).await {
                     Ok(()) => Ok(Step { read: batch.len(), applied: mine.len() - skipped.len() }),
                     // Another worker moved the checkpoint: nothing was applied twice.
                     Err(Error::Conflict { .. }) => {
@@ -363,6 +352,40 @@ impl<P: Projection> ProjectionWorker<P> {
                         failed_at: Utc::now(),
                     });
                 }
+            }
+        }
+    }
+}
+
+impl<P: Projection> ProjectionWorker<P> {
+    /// Flushes the read model, records dead letters, moves the checkpoint and commits;
+    /// rolls back if any of it fails.
+    async fn finish_batch(
+        &self,
+        tx: ProjectionTx,
+        letters: Vec<DeadLetter>,
+        partition: u32,
+        expected: Option<Cursor>,
+        to: Cursor,
+    ) -> Result<()> {
+        let mut tx = tx;
+        let flushed = tx.flush().await;
+        let mut txn = tx.abandon();
+        let written = async {
+            flushed?;
+            for letter in letters {
+                txn.dead_letter(letter).await?;
+            }
+            txn.save_checkpoint(P::NAME, partition, expected, to).await
+        }
+        .await;
+        match written {
+            Ok(()) => txn.commit().await,
+            Err(e) => {
+                if let Err(rollback) = txn.rollback().await {
+                    tracing::warn!(projection = P::NAME, error = %rollback, "rollback failed");
+                }
+                Err(e)
             }
         }
     }
