@@ -253,8 +253,9 @@ async fn retry_policy_rides_over_a_transient_failure() {
 async fn dead_letter_policy_records_the_event_and_goes_on() {
     let f = fixture();
     f.history().await;
+    // Fails three times (the first try and both retries): the event is dead-lettered.
     let worker = f
-        .worker(Balances { fail_on: Some(5), failures_left: AtomicU32::new(100), ..Balances::default() })
+        .worker(Balances { fail_on: Some(5), failures_left: AtomicU32::new(3), ..Balances::default() })
         .with_options(WorkerOptions {
             error_policy: ErrorPolicy::RetryThenDeadLetter { attempts: 2, backoff: Duration::from_millis(1) },
             ..WorkerOptions::default()
@@ -266,6 +267,11 @@ async fn dead_letter_policy_records_the_event_and_goes_on() {
     assert_eq!((letters[0].version, letters[0].event_type.as_str()), (4, "Deposited"));
     assert!(letters[0].error.contains("cannot project a deposit of 5"));
     assert_eq!(worker.status().await.unwrap().dead_letters, 1);
+    // The cause is gone: an operator retries the letter.
+    worker.retry_dead_letter(letters[0].event_id).await.unwrap();
+    assert_eq!(f.balance("a").await.unwrap().balance, 15);
+    assert!(f.store.dead_letters("balances").await.unwrap().is_empty());
+    assert!(worker.retry_dead_letter(letters[0].event_id).await.is_err(), "a letter is retried once");
 }
 
 #[tokio::test]

@@ -55,12 +55,12 @@ impl ProjectionSql {
             lease_release: format!("DELETE FROM {s}.leases WHERE projection = $1 AND partition = $2 AND owner = $3"),
             dead_insert: format!(
                 "INSERT INTO {s}.dead_letters (projection, event_id, position, tenant_id, stream_type, stream_id, version, \
-                 event_type, error, failed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 event_type, error, failed_at, commit_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                  ON CONFLICT (projection, event_id) DO UPDATE SET error = EXCLUDED.error, failed_at = EXCLUDED.failed_at"
             ),
             dead_list: format!(
                 "SELECT projection, event_id, position, tenant_id, stream_type, stream_id, version, event_type, error, \
-                 failed_at FROM {s}.dead_letters WHERE projection = $1 ORDER BY position"
+                 failed_at, commit_id FROM {s}.dead_letters WHERE projection = $1 ORDER BY position"
             ),
             dead_remove: format!("DELETE FROM {s}.dead_letters WHERE projection = $1 AND event_id = $2"),
             doc_get: format!("SELECT id, version, document::text FROM {s}.documents WHERE collection = $1 AND id = $2"),
@@ -184,6 +184,7 @@ impl ProjectionStore for PgStore {
                     event_type: r.try_get(7).map_err(get)?,
                     error: r.try_get(8).map_err(get)?,
                     failed_at: r.try_get(9).map_err(get)?,
+                    commit: to_u64(r.try_get(10).map_err(get)?, "commit")?,
                 })
             })
             .collect()
@@ -314,6 +315,7 @@ impl ProjectionTxn for PgTxn {
             .bind(&l.event_type)
             .bind(&l.error)
             .bind(l.failed_at)
+            .bind(to_i64(l.commit, "commit")?)
             .execute(&mut *self.tx)
             .await
             .map_err(txn_err)?;

@@ -24,10 +24,10 @@ const LEASE_ACQUIRE: &str = "INSERT INTO leases (projection, partition, owner, e
     WHERE leases.owner = excluded.owner OR leases.expires_at_ms < ?4 RETURNING owner";
 const LEASE_RELEASE: &str = "DELETE FROM leases WHERE projection = ? AND partition = ? AND owner = ?";
 const DEAD_INSERT: &str = "INSERT INTO dead_letters (projection, event_id, position, tenant_id, stream_type, stream_id, \
-    version, event_type, error, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (projection, event_id) \
+    version, event_type, error, failed_at, commit_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (projection, event_id) \
     DO UPDATE SET error = excluded.error, failed_at = excluded.failed_at";
 const DEAD_LIST: &str = "SELECT projection, event_id, position, tenant_id, stream_type, stream_id, version, event_type, \
-    error, failed_at FROM dead_letters WHERE projection = ? ORDER BY position";
+    error, failed_at, commit_id FROM dead_letters WHERE projection = ? ORDER BY position";
 const DEAD_REMOVE: &str = "DELETE FROM dead_letters WHERE projection = ? AND event_id = ?";
 const DOC_GET: &str = "SELECT id, version, document FROM documents WHERE collection = ? AND id = ?";
 const DOC_PUT: &str = "INSERT INTO documents (collection, id, version, document, updated_at) VALUES (?, ?, 1, ?, ?) \
@@ -120,6 +120,7 @@ impl ProjectionStore for SqliteStore {
                     event_type: r.try_get(7).map_err(get)?,
                     error: r.try_get(8).map_err(get)?,
                     failed_at: r.try_get(9).map_err(get)?,
+                    commit: to_u64(r.try_get(10).map_err(get)?, "commit")?,
                 })
             })
             .collect()
@@ -230,6 +231,7 @@ impl ProjectionTxn for SqliteTxn {
             .bind(&l.event_type)
             .bind(&l.error)
             .bind(l.failed_at)
+            .bind(to_i64(l.commit, "commit")?)
             .execute(&mut *self.tx)
             .await
             .map_err(store_err)?;

@@ -340,6 +340,8 @@ pub struct DeadLetter {
     pub event_id: Uuid,
     /// Its global position.
     pub position: u64,
+    /// Its commit order key (with `position`, its [`Cursor`]).
+    pub commit: u64,
     /// Its stream.
     pub stream: StreamKey,
     /// Its version in the stream.

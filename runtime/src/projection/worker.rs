@@ -232,6 +232,30 @@ impl<P: Projection> ProjectionWorker<P> {
         worker.catch_up_with(progress).await
     }
 
+    /// Applies a dead-lettered event again (after the projection or the data was fixed)
+    /// and removes its letter. On failure the letter stays and the error is returned.
+    pub async fn retry_dead_letter(&self, event_id: Uuid) -> Result<()> {
+        let letters = self.store.dead_letters(P::NAME).await?;
+        let letter = letters.iter().find(|l| l.event_id == event_id).ok_or_else(|| {
+            Error::handler(format!("projection `{}` has no dead letter for event {event_id}", P::NAME))
+        })?;
+        let before = Cursor { commit: letter.commit, position: letter.position.saturating_sub(1) };
+        let event = self
+            .events
+            .read_all(before, 1)
+            .await?
+            .into_iter()
+            .find(|e| e.event_id == event_id)
+            .ok_or_else(|| Error::handler(format!("event {event_id} is no longer in the store")))?;
+        let mut tx = ProjectionTx::new(self.store.begin().await?);
+        if let Err(e) = self.projection.apply(&event, &mut tx).await {
+            tx.abandon().rollback().await?;
+            return Err(e);
+        }
+        tx.finish().await?.commit().await?;
+        self.store.remove_dead_letter(P::NAME, event_id).await
+    }
+
     /// Checkpoints, head, lag and dead letters.
     pub async fn status(&self) -> Result<ProjectionStatus> {
         let mut checkpoints = Vec::new();
@@ -345,6 +369,7 @@ impl<P: Projection> ProjectionWorker<P> {
                         projection: P::NAME.to_owned(),
                         event_id: event.event_id,
                         position: event.position,
+                        commit: event.commit,
                         stream: event.stream.clone(),
                         version: event.version,
                         event_type: event.event_type.clone(),

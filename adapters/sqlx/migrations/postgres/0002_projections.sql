@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS {schema}.dead_letters (
     projection   TEXT NOT NULL,
     event_id     UUID NOT NULL,
     position     BIGINT NOT NULL,
+    commit_id    BIGINT NOT NULL,
     tenant_id    TEXT NOT NULL,
     stream_type  TEXT NOT NULL,
     stream_id    TEXT NOT NULL,

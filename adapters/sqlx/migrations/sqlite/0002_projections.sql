@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     projection   TEXT NOT NULL,
     event_id     BLOB NOT NULL,
     position     INTEGER NOT NULL,
+    commit_id    INTEGER NOT NULL,
     tenant_id    TEXT NOT NULL,
     stream_type  TEXT NOT NULL,
     stream_id    TEXT NOT NULL,
