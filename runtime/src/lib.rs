@@ -84,6 +84,80 @@
 //! else from the surrounding context, else fresh; every event records them, with the
 //! command's id as causation id. With a tenant in context, streams are per tenant.
 //!
+//! # Loading: snapshots, upcasters, cache
+//!
+//! An event-sourced aggregate is rebuilt by streaming its events (bounded memory). With
+//! a snapshot store and a [`SnapshotPolicy`] (`AppBuilder::snapshot::<A>(SnapshotPolicy::every(100))`)
+//! loading starts from the newest snapshot; a snapshot that no longer deserializes is
+//! ignored with a warning and the stream replayed. Stored payloads older than an event's
+//! `version` go through the `#[upcaster]` chain (a missing step is [`Error::Upcast`],
+//! naming type and versions). [`AppBuilder::aggregate_cache`] keeps loaded aggregates
+//! in process, so a command on a hot aggregate reads nothing; the expected-version append
+//! keeps that safe (a stale entry conflicts, is dropped, and the command reloads).
+//!
+//! # Projections and the outbox
+//!
+//! A `#[projection]` impl block with `#[on]` methods is run by a [`ProjectionWorker`]: it
+//! reads all events from its checkpoint in batches and writes the read model (the JSON
+//! document store of [`ProjectionTx::docs`], or your own tables through
+//! [`ProjectionTx::connection`]) in the transaction that moves the checkpoint, so an event
+//! is applied exactly once even across crashes. Leases keep one worker active per
+//! partition; error policies are stop, retry, retry then dead-letter, and skip;
+//! [`ProjectionWorker::status`], [`ProjectionWorker::rebuild`] and
+//! [`ProjectionWorker::retry_dead_letter`] are the operations a CLI needs.
+//!
+//! Outbox messages (`CommandContext::outbox`, and the events of `#[event_handler(async)]`
+//! handlers) commit with the command. An [`OutboxRelay`] claims them, hands them to a
+//! [`ports::Publisher`] ([`outbox::InProcessPublisher`] for async handlers), retries with
+//! backoff and marks a message dead after its last attempt; delivery is at least once.
+//!
+//! ```rust,standalone_crate
+//! use std::sync::Arc;
+//! use cqrs_ddd::prelude::*;
+//! use cqrs_ddd::{MemoryProjectionStore, MemoryStore, ProjectionWorker};
+//!
+//! #[event]
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! pub struct Deposited { pub amount: u64 }
+//!
+//! pub struct Totals;
+//!
+//! #[projection(name = "totals")]
+//! impl Totals {
+//!     #[on]
+//!     async fn deposited(&self, e: &Envelope<Deposited>, tx: &mut ProjectionTx) -> Result<()> {
+//!         let amount = e.amount;
+//!         tx.docs("totals").update(&e.header.stream_id, |t: &mut u64| *t += amount).await?;
+//!         Ok(())
+//!     }
+//! }
+//! # #[derive(Debug, thiserror::Error)] #[error("never")] pub struct Never;
+//! # #[aggregate(id = String, events(Deposited), error = Never)]
+//! # #[derive(Debug, Default, Serialize, Deserialize)]
+//! # pub struct Account;
+//! # #[aggregate]
+//! # impl Account {
+//! #     #[handle(create_if_missing)]
+//! #     fn deposit(&self, c: &Deposit) -> Result<Vec<AccountEvent>, Never> { Ok(vec![Deposited { amount: c.amount }.into()]) }
+//! #     #[apply] fn deposited(&mut self, _: &Deposited) {}
+//! # }
+//! # #[command(aggregate = Account)]
+//! # pub struct Deposit { #[id] pub account: String, pub amount: u64 }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> cqrs_ddd::Result<()> {
+//! let events = MemoryStore::new();
+//! let read_models = MemoryProjectionStore::new();
+//! let app = App::builder().event_store(events.clone()).build()?;
+//! app.send(Deposit { account: "a".into(), amount: 5 }).await?;
+//!
+//! let worker = ProjectionWorker::new(Totals, Arc::new(events), Arc::new(read_models.clone()));
+//! assert_eq!(worker.catch_up().await?, 1);     // a service would `worker.run(shutdown)`
+//! use cqrs_ddd::ports::ProjectionStore;
+//! assert_eq!(read_models.document("totals", "a").await?.unwrap().json, "5");
+//! # Ok(()) }
+//! ```
+//!
 //! # Cargo features
 //!
 //! | feature | default | what it gives |
