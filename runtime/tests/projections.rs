@@ -100,7 +100,7 @@ struct Balances {
     calls: AtomicUsize,
 }
 
-#[projection(name = "balances")]
+#[projection(name = "balances", prefetch = "balances")]
 impl Balances {
     #[on]
     async fn opened(&self, e: &Envelope<Opened>, tx: &mut ProjectionTx) -> Result<()> {

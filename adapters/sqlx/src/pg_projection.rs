@@ -26,6 +26,7 @@ pub(crate) struct ProjectionSql {
     doc_get: String,
     doc_put: String,
     doc_put_many: String,
+    doc_get_many: String,
     doc_delete: String,
     doc_clear: String,
     doc_all: String,
@@ -74,6 +75,9 @@ impl ProjectionSql {
                  SELECT $1, i, 1, d::jsonb FROM UNNEST($2::text[], $3::text[]) AS x(i, d) \
                  ON CONFLICT (collection, id) DO UPDATE SET version = {s}.documents.version + 1, \
                  document = EXCLUDED.document, updated_at = now()"
+            ),
+            doc_get_many: format!(
+                "SELECT id, version, document::text FROM {s}.documents WHERE collection = $1 AND id = ANY($2)"
             ),
             doc_delete: format!("DELETE FROM {s}.documents WHERE collection = $1 AND id = $2"),
             doc_clear: format!("DELETE FROM {s}.documents WHERE collection = $1"),
@@ -246,6 +250,12 @@ impl ProjectionTxn for PgTxn {
             .await
             .map_err(txn_err)?;
         to_u64(v, "document version")
+    }
+
+    async fn get_docs(&mut self, collection: &str, ids: &[String]) -> Result<Vec<Document>> {
+        let sql = &self.store.sql.p.doc_get_many;
+        let rows = sqlx::query(sql).bind(collection).bind(ids).fetch_all(&mut *self.tx).await.map_err(txn_err)?;
+        rows.iter().map(decode_doc).collect()
     }
 
     async fn put_docs(&mut self, collection: &str, docs: Vec<(String, String)>) -> Result<()> {

@@ -69,7 +69,7 @@ pub(crate) async fn noop(_c: Noop) -> cqrs_ddd::Result<()> {
 /// Scenario 8: balances per account in the document store.
 pub(crate) struct BenchBalances;
 
-#[projection(name = "bench_balances")]
+#[projection(name = "bench_balances", prefetch = "bench_balances")]
 impl BenchBalances {
     #[on]
     async fn deposited(&self, e: &Envelope<Deposited>, tx: &mut ProjectionTx) -> cqrs_ddd::Result<()> {

@@ -147,7 +147,7 @@ pub(crate) struct BalanceView {
 /// Keeps the `balances` collection in step with the events, exactly once.
 pub(crate) struct Balances;
 
-#[projection(name = "balances")]
+#[projection(name = "balances", prefetch = "balances")]
 impl Balances {
     #[on]
     async fn opened(&self, e: &Envelope<AccountOpened>, tx: &mut ProjectionTx) -> Result<()> {

@@ -5,7 +5,8 @@ use syn::spanned::Spanned;
 use super::ProjectionImpl;
 
 pub(crate) fn expand(model: &ProjectionImpl) -> TokenStream {
-    let ProjectionImpl { krate: k, self_ty, name, item, handlers, reset } = model;
+    let ProjectionImpl { krate: k, self_ty, name, item, handlers, reset, prefetch } = model;
+    let prefetch = prefetch.iter();
     let p = quote!(#k::__private);
     let item = item.to_token_stream();
     let events: Vec<_> = handlers.iter().map(|h| &h.event).collect();
@@ -39,6 +40,7 @@ pub(crate) fn expand(model: &ProjectionImpl) -> TokenStream {
             impl #k::Projection for #self_ty {
                 const NAME: &'static str = #name;
                 const EVENT_TYPES: &'static [&'static str] = &[#(<#events as #k::Event>::NAME),*];
+                const PREFETCH: &'static [&'static str] = &[#(#prefetch),*];
 
                 fn apply<'a>(
                     &'a self,

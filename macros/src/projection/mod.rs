@@ -30,6 +30,8 @@ pub(crate) struct ProjectionImpl {
     pub(crate) item: syn::ItemImpl,
     pub(crate) handlers: Vec<OnFn>,
     pub(crate) reset: Option<syn::Ident>,
+    /// `prefetch = "collection"`: documents keyed by stream id, loaded per batch.
+    pub(crate) prefetch: Option<syn::LitStr>,
 }
 
 /// An `#[on]` method.

@@ -11,8 +11,9 @@ pub(crate) fn parse(args: TokenStream, mut item: syn::ItemImpl) -> (ProjectionIm
     let mut args = Args::parse("projection", args);
     let krate = args.krate();
     let name = args.string("name");
+    let prefetch = args.string("prefetch");
     let mut errors = Errors::default();
-    errors.extend(args.finish(&["name", "crate"]));
+    errors.extend(args.finish(&["name", "prefetch", "crate"]));
     if let Some((_, path, _)) = &item.trait_ {
         errors
             .spanned(path, "`#[projection]` goes on an inherent impl block (`impl Balances { .. }`), not a trait impl");
@@ -55,7 +56,7 @@ pub(crate) fn parse(args: TokenStream, mut item: syn::ItemImpl) -> (ProjectionIm
         let ident = last_segment(&self_ty).map_or_else(|| "projection".to_owned(), |(i, _)| i.to_string());
         LitStr::new(&ident, proc_macro2::Span::call_site())
     });
-    (ProjectionImpl { krate, self_ty, name, item, handlers, reset }, errors)
+    (ProjectionImpl { krate, self_ty, name, item, handlers, reset, prefetch }, errors)
 }
 
 /// Removes the marker `#[name]` from a method; whether it was there.

@@ -385,6 +385,15 @@ pub trait ProjectionTxn: Send {
     async fn get_doc(&mut self, collection: &str, id: &str) -> Result<Option<Document>>;
     /// Inserts or replaces a document; returns its new version.
     async fn put_doc(&mut self, collection: &str, id: &str, json: String) -> Result<u64>;
+    /// The documents with these ids that exist (by default one at a time; stores override
+    /// it with one query).
+    async fn get_docs(&mut self, collection: &str, ids: &[String]) -> Result<Vec<Document>> {
+        let mut found = Vec::new();
+        for id in ids {
+            found.extend(self.get_doc(collection, id).await?);
+        }
+        Ok(found)
+    }
     /// Inserts or replaces several documents of one collection (by default one at a time;
     /// stores override it with one statement).
     async fn put_docs(&mut self, collection: &str, docs: Vec<(String, String)>) -> Result<()> {

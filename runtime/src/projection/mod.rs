@@ -28,6 +28,9 @@ pub trait Projection: Send + Sync + 'static {
     const NAME: &'static str;
     /// The stored names of the events it handles.
     const EVENT_TYPES: &'static [&'static str];
+    /// Collections whose documents are keyed by stream id (`#[projection(prefetch =
+    /// "..")]`): the worker loads a batch's documents of them with one query up front.
+    const PREFETCH: &'static [&'static str] = &[];
 
     /// Applies one event it handles inside the transaction.
     fn apply<'a>(&'a self, event: &'a StoredEvent, tx: &'a mut ProjectionTx) -> BoxFuture<'a, Result<()>>;

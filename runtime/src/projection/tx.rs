@@ -50,6 +50,25 @@ impl ProjectionTx {
         Docs { tx: self, collection }
     }
 
+    /// Loads the documents `ids` of `collection` into the batch's cache with one query
+    /// (absent ones are remembered as absent), so the projection's reads hit the cache.
+    pub async fn prefetch(&mut self, collection: &str, ids: Vec<String>) -> Result<()> {
+        let cached = self.cache.entry(collection.to_owned()).or_default();
+        let missing: Vec<String> = ids.into_iter().filter(|id| !cached.contains_key(id)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let found = self.inner.get_docs(collection, &missing).await?;
+        let cached = self.cache.entry(collection.to_owned()).or_default();
+        for id in missing {
+            cached.entry(id).or_insert(Slot { doc: None, dirty: false });
+        }
+        for doc in found {
+            cached.insert(doc.id.clone(), Slot { doc: Some(doc), dirty: false });
+        }
+        Ok(())
+    }
+
     /// Writes the documents changed so far to the transaction.
     pub async fn flush(&mut self) -> Result<()> {
         for (collection, slots) in &mut self.cache {

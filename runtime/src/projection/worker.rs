@@ -317,8 +317,14 @@ impl<P: Projection> ProjectionWorker<P> {
         let mut skipped: HashSet<Uuid> = HashSet::new();
         let mut letters: Vec<DeadLetter> = Vec::new();
         let mut failures: HashMap<Uuid, u32> = HashMap::new();
+        let mut streams: Vec<String> = mine.iter().map(|e| e.stream.stream_id.clone()).collect();
+        streams.sort_unstable();
+        streams.dedup();
         loop {
             let mut tx = ProjectionTx::new(self.store.begin().await?);
+            for collection in P::PREFETCH {
+                tx.prefetch(collection, streams.clone()).await?;
+            }
             let mut failed = None;
             for e in mine.iter().filter(|e| !skipped.contains(&e.event_id)) {
                 if let Err(err) = self.projection.apply(e, &mut tx).await {

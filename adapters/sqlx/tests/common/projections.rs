@@ -23,7 +23,7 @@ pub struct Balance {
 #[derive(Default)]
 pub struct Balances;
 
-#[projection(name = "balances")]
+#[projection(name = "balances", prefetch = "balances")]
 impl Balances {
     #[on]
     async fn opened(&self, e: &Envelope<Opened>, tx: &mut ProjectionTx) -> Result<()> {
