@@ -219,10 +219,7 @@ impl<P: Projection> ProjectionWorker<P> {
         self.projection.reset(&mut tx).await?;
         tx.txn().reset_checkpoints(P::NAME).await?;
         tx.finish().await?.commit().await?;
-        let saved = self.options.start_from;
-        if saved == StartFrom::Head {
-            tracing::info!(projection = P::NAME, "rebuild starts from the beginning");
-        }
+        // A rebuild covers all history, whatever a fresh worker would start from.
         let worker = ProjectionWorker {
             projection: self.projection.clone(),
             events: self.events.clone(),
