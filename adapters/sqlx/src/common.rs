@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use cqrs_ddd::Error;
-use cqrs_ddd::ports::{CommitBatch, StreamKey};
+use cqrs_ddd::ports::{CommitBatch, Cursor, OutboxStatus, StreamKey};
 
 /// Maps a sqlx error to the framework's store error.
 pub(crate) fn store_err(e: sqlx::Error) -> Error {
@@ -64,4 +64,36 @@ pub(crate) struct Migration {
 /// The conflict error for the first stream of the batch whose actual version differs.
 pub(crate) fn conflict(stream: &StreamKey, expected: u64, actual: u64) -> Error {
     Error::Conflict { stream: stream.to_string(), expected, actual }
+}
+
+/// After a unique violation: the conflict of the first stream whose actual version
+/// (`actuals`, in append order) differs from the expected one. When none differs any
+/// more, the other writer's version is past the expected one all the same.
+pub(crate) fn conflict_in(batch: &CommitBatch, actuals: &[u64]) -> Error {
+    let mut pairs = batch.appends.iter().zip(actuals);
+    if let Some((a, &actual)) = pairs.clone().find(|(a, actual)| **actual != a.expected_version) {
+        return conflict(&a.stream, a.expected_version, actual);
+    }
+    match pairs.next() {
+        Some((a, &actual)) => conflict(&a.stream, a.expected_version, actual.max(a.expected_version + 1)),
+        None => Error::store("unique violation on a batch without events"),
+    }
+}
+
+/// The `status` column of the outbox.
+pub(crate) fn outbox_status(status: &str) -> OutboxStatus {
+    match status {
+        "published" => OutboxStatus::Published,
+        "dead" => OutboxStatus::Dead,
+        _ => OutboxStatus::Pending,
+    }
+}
+
+/// Another worker moved a projection checkpoint first.
+pub(crate) fn checkpoint_conflict(projection: &str, partition: u32, expected: Option<Cursor>) -> Error {
+    Error::Conflict {
+        stream: format!("checkpoint {projection}/{partition}"),
+        expected: expected.map_or(0, |c| c.position),
+        actual: 0,
+    }
 }

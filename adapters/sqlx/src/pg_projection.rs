@@ -10,7 +10,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use crate::common::{store_err, tenant, tenant_from, to_i64, to_u64};
+use crate::common::{checkpoint_conflict, store_err, tenant, tenant_from, to_i64, to_u64};
 use crate::postgres::{PgStore, millis};
 
 pub(crate) struct ProjectionSql {
@@ -119,14 +119,6 @@ fn decode_cursor(row: &PgRow) -> Result<Cursor> {
         commit: to_u64(row.try_get(0).map_err(store_err)?, "checkpoint")?,
         position: to_u64(row.try_get(1).map_err(store_err)?, "checkpoint")?,
     })
-}
-
-fn checkpoint_conflict(projection: &str, partition: u32, expected: Option<Cursor>) -> Error {
-    Error::Conflict {
-        stream: format!("checkpoint {projection}/{partition}"),
-        expected: expected.map_or(0, |c| c.position),
-        actual: 0,
-    }
 }
 
 #[async_trait]

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use async_stream::try_stream;
 use chrono::{DateTime, Utc};
 use cqrs_ddd::ports::{
-    CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, Outbox, OutboxMessage, OutboxRecord, OutboxStatus,
-    Snapshot, SnapshotStore, StoredEvent, StoredState, StreamEvent, StreamKey, async_trait,
+    CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, Outbox, OutboxMessage, OutboxRecord, Snapshot,
+    SnapshotStore, StoredEvent, StoredState, StreamEvent, StreamKey, async_trait,
 };
 use cqrs_ddd::{Error, Metadata, RequestContext, Result};
 use futures::TryStreamExt;
@@ -16,8 +16,8 @@ use sqlx::{Connection, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::common::{
-    Migration, conflict, has_unguarded_states, headers_from, headers_json, is_unique_violation, store_err, tenant,
-    tenant_from, to_i32, to_i64, to_u64,
+    Migration, conflict, conflict_in, has_unguarded_states, headers_from, headers_json, is_unique_violation,
+    outbox_status, store_err, tenant, tenant_from, to_i32, to_i64, to_u64,
 };
 
 const MIGRATIONS: &[Migration] = &[
@@ -245,21 +245,14 @@ impl PgStore {
     /// connection that failed (never a second one from the pool: under load every
     /// connection could be waiting for another).
     async fn find_conflict(&self, conn: &mut PgConnection, batch: &CommitBatch) -> Error {
-        let mut first = None;
+        let mut actuals = Vec::with_capacity(batch.appends.len());
         for a in &batch.appends {
-            let actual = match self.version_on(conn, &a.stream).await {
-                Ok(v) => v,
+            match self.version_on(conn, &a.stream).await {
+                Ok(v) => actuals.push(v),
                 Err(e) => return e,
-            };
-            if actual != a.expected_version {
-                return conflict(&a.stream, a.expected_version, actual);
             }
-            first.get_or_insert((a, actual));
         }
-        match first {
-            Some((a, actual)) => conflict(&a.stream, a.expected_version, actual.max(a.expected_version + 1)),
-            None => Error::store("unique violation on a batch without events"),
-        }
+        conflict_in(batch, &actuals)
     }
 }
 
@@ -573,11 +566,7 @@ fn decode_outbox(row: &PgRow) -> Result<OutboxRecord> {
             headers: headers_from(row.try_get(3).map_err(get)?),
             created_at: row.try_get(4).map_err(get)?,
         },
-        status: match status.as_str() {
-            "published" => OutboxStatus::Published,
-            "dead" => OutboxStatus::Dead,
-            _ => OutboxStatus::Pending,
-        },
+        status: outbox_status(&status),
         attempts: u32::try_from(row.try_get::<i32, _>(6).map_err(get)?).unwrap_or(0),
         last_error: row.try_get(7).map_err(get)?,
     })

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_stream::try_stream;
 use cqrs_ddd::ports::{
-    CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, Outbox, OutboxMessage, OutboxRecord, OutboxStatus,
-    Snapshot, SnapshotStore, StoredEvent, StoredState, StreamEvent, StreamKey, async_trait,
+    CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, Outbox, OutboxMessage, OutboxRecord, Snapshot,
+    SnapshotStore, StoredEvent, StoredState, StreamEvent, StreamKey, async_trait,
 };
 use cqrs_ddd::{Error, Metadata, RequestContext, Result};
 use futures::TryStreamExt;
@@ -16,8 +16,8 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use crate::common::{
-    Migration, conflict, has_unguarded_states, headers_from, headers_json, is_unique_violation, store_err, tenant,
-    tenant_from, to_i32, to_i64, to_u64,
+    Migration, conflict, conflict_in, has_unguarded_states, headers_from, headers_json, is_unique_violation,
+    outbox_status, store_err, tenant, tenant_from, to_i32, to_i64, to_u64,
 };
 
 const MIGRATIONS: &[Migration] = &[
@@ -205,21 +205,14 @@ impl SqliteStore {
     }
 
     async fn find_conflict(&self, conn: &mut SqliteConnection, batch: &CommitBatch) -> Error {
-        let mut first = None;
+        let mut actuals = Vec::with_capacity(batch.appends.len());
         for a in &batch.appends {
-            let actual = match self.version_on(conn, &a.stream).await {
-                Ok(v) => v,
+            match self.version_on(conn, &a.stream).await {
+                Ok(v) => actuals.push(v),
                 Err(e) => return e,
-            };
-            if actual != a.expected_version {
-                return conflict(&a.stream, a.expected_version, actual);
             }
-            first.get_or_insert((a, actual));
         }
-        match first {
-            Some((a, actual)) => conflict(&a.stream, a.expected_version, actual.max(a.expected_version + 1)),
-            None => Error::store("unique violation on a batch without events"),
-        }
+        conflict_in(batch, &actuals)
     }
 }
 
@@ -335,11 +328,7 @@ fn decode_outbox(row: &SqliteRow) -> Result<OutboxRecord> {
             headers: headers_from(row.try_get(3).map_err(get)?),
             created_at: row.try_get(4).map_err(get)?,
         },
-        status: match status.as_str() {
-            "published" => OutboxStatus::Published,
-            "dead" => OutboxStatus::Dead,
-            _ => OutboxStatus::Pending,
-        },
+        status: outbox_status(&status),
         attempts: u32::try_from(row.try_get::<i64, _>(6).map_err(get)?).unwrap_or(0),
         last_error: row.try_get(7).map_err(get)?,
     })

@@ -10,7 +10,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 use uuid::Uuid;
 
-use crate::common::{store_err, tenant, tenant_from, to_i64, to_u64};
+use crate::common::{checkpoint_conflict, store_err, tenant, tenant_from, to_i64, to_u64};
 use crate::sqlite::{SqliteStore, ms, now_ms};
 
 const CHECKPOINT: &str = "SELECT commit_id, position FROM checkpoints WHERE projection = ? AND partition = ?";
@@ -43,14 +43,6 @@ fn decode_doc(row: &SqliteRow) -> Result<Document> {
         version: to_u64(row.try_get(1).map_err(store_err)?, "document version")?,
         json: row.try_get(2).map_err(store_err)?,
     })
-}
-
-fn checkpoint_conflict(projection: &str, partition: u32, expected: Option<Cursor>) -> cqrs_ddd::Error {
-    cqrs_ddd::Error::Conflict {
-        stream: format!("checkpoint {projection}/{partition}"),
-        expected: expected.map_or(0, |c| c.position),
-        actual: 0,
-    }
 }
 
 #[async_trait]
