@@ -128,6 +128,13 @@ pub enum Error {
     /// The unit of work was used after it committed or rolled back.
     #[error("the unit of work is already {0}")]
     UnitOfWorkClosed(&'static str),
+    /// A command sent with an idempotency key (see [`crate::Mediator::send_idempotent`])
+    /// was already committed under that key; nothing was written again.
+    #[error("the command with idempotency key {key} was already processed")]
+    AlreadyProcessed {
+        /// The idempotency key.
+        key: uuid::Uuid,
+    },
     /// A storage backend failed (connection, I/O, constraint other than a version conflict).
     #[error("store error: {0}")]
     Store(#[source] Box<dyn StdError + Send + Sync>),
@@ -172,6 +179,13 @@ impl Error {
     /// Whether this is a version conflict (worth a retry).
     pub fn is_conflict(&self) -> bool {
         matches!(self, Error::Conflict { .. })
+    }
+
+    /// Whether the failure may go away by itself (a version conflict, an unreachable or
+    /// failing store), as opposed to a rejection that will repeat (a domain error, a
+    /// validation error, a missing aggregate, a handler's own error).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Conflict { .. } | Error::Store(_) | Error::UnitOfWorkClosed(_))
     }
 }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use uuid::Uuid;
 
 use crate::context::{self, RequestContext};
 use crate::cqrs::context::{CommandContext, EventContext, QueryContext};
@@ -94,11 +95,12 @@ pub struct Mediator {
 pub struct Root {
     mediator: Mediator,
     request: RequestContext,
+    idempotency_key: Option<Uuid>,
 }
 
 impl Root {
     fn begin(&self, name: &'static str) -> (UnitOfWork, CommandContext) {
-        let uow = UnitOfWork::new();
+        let uow = UnitOfWork::with_idempotency_key(self.idempotency_key);
         let ctx = CommandContext::new(self.mediator.clone(), uow.clone(), self.request.clone(), name);
         (uow, ctx)
     }
@@ -198,12 +200,37 @@ impl Mediator {
 
     /// Sends a command with metadata (correlation id, tenant, principal, headers).
     pub async fn send_with<C: CommandHandler>(&self, cmd: C, metadata: Option<Metadata>) -> Result<C::Response> {
+        self.send_root(cmd, metadata, None).await
+    }
+
+    /// Sends a command at most once per `key`: the key is committed with the command's
+    /// unit of work (even when it writes nothing else), and a later send with the same
+    /// key fails with [`Error::AlreadyProcessed`] having written nothing. Sagas and the
+    /// scheduler send this way, so a command re-sent after a crash is not applied twice.
+    ///
+    /// From inside another command's handler, the command joins that unit of work and
+    /// the key is not recorded.
+    pub async fn send_idempotent<C: CommandHandler>(
+        &self,
+        cmd: C,
+        key: Uuid,
+        metadata: Option<Metadata>,
+    ) -> Result<C::Response> {
+        self.send_root(cmd, metadata, Some(key)).await
+    }
+
+    async fn send_root<C: CommandHandler>(
+        &self,
+        cmd: C,
+        metadata: Option<Metadata>,
+        idempotency_key: Option<Uuid>,
+    ) -> Result<C::Response> {
         if let Some(uow) = context::current_uow() {
             let request = RequestContext::current().unwrap_or_default();
             return self.send_nested(cmd, uow, request).await;
         }
         let request = RequestContext::for_root(metadata.as_ref());
-        let root = Root { mediator: self.clone(), request: request.clone() };
+        let root = Root { mediator: self.clone(), request: request.clone(), idempotency_key };
         if self.rt.middleware.is_empty() {
             return cmd.__run_root(&root).await;
         }
@@ -254,7 +281,7 @@ impl Mediator {
             Some(_) => RequestContext::current().unwrap_or_default(),
             None => RequestContext::for_root(None),
         };
-        let root = Root { mediator: self.clone(), request: request.clone() };
+        let root = Root { mediator: self.clone(), request: request.clone(), idempotency_key: None };
         let msg = message(MessageKind::Command, C::NAME, request, nested.is_some(), cmd);
         let terminal = Box::new(move |msg: Message| -> BoxFuture<'_, Result<Reply>> {
             Box::pin(async move {

@@ -1,8 +1,10 @@
 //! In-memory adapters for every port: tests, examples, and the default store.
 
 mod projection;
+mod sagas;
 
 pub use projection::MemoryProjectionStore;
+pub use sagas::{ManualClock, MemorySagaStore, MemoryScheduleStore};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +36,7 @@ struct Inner {
     log: Vec<Arc<StoredEvent>>,
     states: HashMap<StreamKey, StoredState>,
     outbox: Vec<OutboxRow>,
+    processed: std::collections::HashSet<uuid::Uuid>,
 }
 
 struct OutboxRow {
@@ -75,6 +78,11 @@ impl EventStore for MemoryStore {
             let actual = inner.states.get(&state.stream).map_or(0, |s| s.version);
             if actual != state.expected_version {
                 return Err(conflict(&state.stream, state.expected_version, actual));
+            }
+        }
+        if let Some(key) = batch.idempotency_key {
+            if !inner.processed.insert(key) {
+                return Err(crate::Error::AlreadyProcessed { key });
             }
         }
         let mut positions = Vec::with_capacity(batch.event_count());

@@ -6,8 +6,11 @@ use std::fmt;
 use std::time::Duration;
 
 pub use async_trait::async_trait;
+
+mod sagas;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
+pub use sagas::{Clock, SagaKey, SagaRecord, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand, SystemClock};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -166,12 +169,15 @@ pub struct CommitBatch {
     pub states: Vec<StateWrite>,
     /// Outbox messages.
     pub outbox: Vec<OutboxMessage>,
+    /// Recorded with the batch; a second batch with the same key is refused with
+    /// [`crate::Error::AlreadyProcessed`] and writes nothing (exactly-once commands).
+    pub idempotency_key: Option<Uuid>,
 }
 
 impl CommitBatch {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.appends.is_empty() && self.states.is_empty() && self.outbox.is_empty()
+        self.appends.is_empty() && self.states.is_empty() && self.outbox.is_empty() && self.idempotency_key.is_none()
     }
 
     /// Number of events in the batch.

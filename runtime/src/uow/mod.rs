@@ -36,6 +36,8 @@ struct UowState {
     closed: Option<&'static str>,
     /// Whether an aggregate came from the aggregate cache (a conflict may mean it was stale).
     used_cache: bool,
+    /// Committed with the batch so that the same command is never committed twice.
+    idempotency_key: Option<uuid::Uuid>,
 }
 
 /// An event committed by a unit of work, ready for its handlers.
@@ -70,6 +72,14 @@ impl UnitOfWork {
     /// A new, empty unit of work.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A new unit of work whose commit records `key`: a second commit with the same key
+    /// is refused by the store ([`Error::AlreadyProcessed`]).
+    pub(crate) fn with_idempotency_key(key: Option<uuid::Uuid>) -> Self {
+        let uow = Self::default();
+        uow.state.lock().idempotency_key = key;
+        uow
     }
 
     fn open(&self) -> Result<parking_lot::MutexGuard<'_, UowState>> {
@@ -142,11 +152,15 @@ impl UnitOfWork {
     /// `None` when nothing was staged at all: there is nothing to commit or run.
     pub(crate) fn take_batch(&self, to_outbox: &dyn Fn(TypeId) -> bool) -> Result<Option<Taken>> {
         let mut st = self.open()?;
-        if st.streams.is_empty() && st.outbox.is_empty() && st.hooks.is_empty() {
+        if st.streams.is_empty() && st.outbox.is_empty() && st.hooks.is_empty() && st.idempotency_key.is_none() {
             st.closed = Some("committed");
             return Ok(None);
         }
-        let mut batch = CommitBatch { outbox: std::mem::take(&mut st.outbox), ..CommitBatch::default() };
+        let mut batch = CommitBatch {
+            outbox: std::mem::take(&mut st.outbox),
+            idempotency_key: st.idempotency_key,
+            ..CommitBatch::default()
+        };
         for s in &st.streams {
             s.write(&mut batch, to_outbox)?;
         }

@@ -1,0 +1,193 @@
+//! In-memory saga store, schedule store and a clock tests can move.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use parking_lot::{Mutex, RwLock};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::ports::{Clock, SagaKey, SagaRecord, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand, async_trait};
+
+/// Saga instances in memory. Cheap to clone; clones share the instances.
+#[derive(Clone, Default)]
+pub struct MemorySagaStore {
+    rows: Arc<RwLock<HashMap<SagaKey, SagaRecord>>>,
+}
+
+impl MemorySagaStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl SagaStore for MemorySagaStore {
+    async fn load(&self, key: &SagaKey) -> Result<Option<SagaRecord>> {
+        Ok(self.rows.read().get(key).cloned())
+    }
+
+    async fn save(&self, record: &SagaRecord, expected_version: u64) -> Result<()> {
+        let mut rows = self.rows.write();
+        let actual = rows.get(&record.key).map_or(0, |r| r.version);
+        if actual != expected_version {
+            return Err(Error::Conflict { stream: record.key.to_string(), expected: expected_version, actual });
+        }
+        rows.insert(record.key.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<SagaKey>> {
+        let rows = self.rows.read();
+        let mut due: Vec<_> =
+            rows.values().filter_map(|r| r.wake_at.filter(|w| *w <= now).map(|w| (w, r.key.clone()))).collect();
+        due.sort();
+        Ok(due.into_iter().take(limit).map(|(_, k)| k).collect())
+    }
+
+    async fn list(&self, saga_type: Option<&str>, statuses: &[SagaStatus], limit: usize) -> Result<Vec<SagaRecord>> {
+        let rows = self.rows.read();
+        let mut found: Vec<_> = rows
+            .values()
+            .filter(|r| saga_type.is_none_or(|t| r.key.saga_type == t))
+            .filter(|r| statuses.is_empty() || statuses.contains(&r.status))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (a.created_at, &a.key).cmp(&(b.created_at, &b.key)));
+        found.truncate(limit);
+        Ok(found)
+    }
+}
+
+struct Row {
+    command: ScheduledCommand,
+    claimed_until: Option<DateTime<Utc>>,
+    dead: bool,
+}
+
+/// Scheduled commands in memory. Cheap to clone; clones share the commands.
+#[derive(Clone, Default)]
+pub struct MemoryScheduleStore {
+    rows: Arc<Mutex<HashMap<Uuid, Row>>>,
+}
+
+impl MemoryScheduleStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl ScheduleStore for MemoryScheduleStore {
+    async fn schedule(&self, command: &ScheduledCommand) -> Result<()> {
+        self.rows.lock().insert(command.id, Row { command: command.clone(), claimed_until: None, dead: false });
+        Ok(())
+    }
+
+    async fn cancel(&self, id: Uuid) -> Result<bool> {
+        Ok(self.rows.lock().remove(&id).is_some())
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Option<ScheduledCommand>> {
+        Ok(self.rows.lock().get(&id).map(|r| r.command.clone()))
+    }
+
+    async fn claim_due(
+        &self,
+        _worker: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<ScheduledCommand>> {
+        let mut rows = self.rows.lock();
+        let mut due: Vec<_> = rows
+            .values()
+            .filter(|r| !r.dead && r.command.due_at <= now && r.claimed_until.is_none_or(|c| c <= now))
+            .map(|r| (r.command.due_at, r.command.id))
+            .collect();
+        due.sort();
+        due.truncate(limit);
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        Ok(due
+            .into_iter()
+            .filter_map(|(_, id)| {
+                let row = rows.get_mut(&id)?;
+                row.claimed_until = Some(until);
+                Some(row.command.clone())
+            })
+            .collect())
+    }
+
+    async fn complete(&self, id: Uuid) -> Result<()> {
+        self.rows.lock().remove(&id);
+        Ok(())
+    }
+
+    async fn retry_later(&self, id: Uuid, error: &str, due_at: DateTime<Utc>) -> Result<()> {
+        if let Some(row) = self.rows.lock().get_mut(&id) {
+            row.command.attempts += 1;
+            row.command.last_error = Some(error.to_owned());
+            row.command.due_at = due_at;
+            row.claimed_until = None;
+        }
+        Ok(())
+    }
+
+    async fn mark_dead(&self, id: Uuid, error: &str) -> Result<()> {
+        if let Some(row) = self.rows.lock().get_mut(&id) {
+            row.command.attempts += 1;
+            row.command.last_error = Some(error.to_owned());
+            row.claimed_until = None;
+            row.dead = true;
+        }
+        Ok(())
+    }
+
+    async fn dead(&self, limit: usize) -> Result<Vec<ScheduledCommand>> {
+        let rows = self.rows.lock();
+        let mut dead: Vec<_> = rows.values().filter(|r| r.dead).map(|r| r.command.clone()).collect();
+        dead.sort_by_key(|c| (c.created_at, c.id));
+        dead.truncate(limit);
+        Ok(dead)
+    }
+}
+
+/// A clock that stands still until moved: for tests of timeouts and schedules.
+#[derive(Clone)]
+pub struct ManualClock {
+    now: Arc<Mutex<DateTime<Utc>>>,
+}
+
+impl ManualClock {
+    /// A clock showing `start`.
+    pub fn new(start: DateTime<Utc>) -> Self {
+        ManualClock { now: Arc::new(Mutex::new(start)) }
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.now.lock();
+        *now += chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
+    }
+
+    /// Sets the time.
+    pub fn set(&self, to: DateTime<Utc>) {
+        *self.now.lock() = to;
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new(Utc::now())
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.now.lock()
+    }
+}
