@@ -186,6 +186,8 @@ pub mod outbox;
 pub mod ports;
 pub mod projection;
 pub mod registry;
+pub mod saga;
+pub mod scheduling;
 pub mod uow;
 
 pub use context::RequestContext;
@@ -249,8 +251,13 @@ pub mod __private {
     pub use crate::cqrs::Root;
     pub use crate::registry::{
         AggregateRegistration, CommandRegistration, DepKey, EventHandlerRegistration, EventRegistration,
-        QueryRegistration, UpcasterRegistration, erased_command,
+        QueryRegistration, SagaRegistration, UpcasterRegistration, erased_command,
     };
+    pub use crate::saga::{
+        Step as SagaStep, on_event as saga_on_event, send_command as saga_send_command, send_fn as saga_send_fn,
+        unknown_command as saga_unknown_command,
+    };
+    pub use core::time::Duration;
 
     /// Decodes an `Envelope<E>` from JSON, erased (outbox delivery).
     pub fn decode_envelope_json<E: crate::Event>(json: &str) -> serde_json::Result<Box<dyn Any + Send + Sync>> {

@@ -14,7 +14,9 @@ use crate::domain::{Aggregate, Envelope, Event, Handle, Metadata};
 use crate::error::{Error, Result};
 use crate::es::{AggregateCache, Loaded, Loader};
 use crate::middleware::{Message, MessageKind, Middleware, Next, Reply};
-use crate::ports::{CommitReceipt, EventStore, StreamKey};
+use crate::ports::{Clock, CommitReceipt, EventStore, ScheduleStore, StreamKey};
+use crate::saga::{SagaManager, SagaRuntime};
+use crate::scheduling::{Schedulable, SendJson};
 use crate::uow::{self, UnitOfWork};
 
 /// How a root command on an aggregate is retried after a version conflict: it is
@@ -78,6 +80,8 @@ pub(crate) struct Runtime {
     pub(crate) async_handlers: HashMap<TypeId, Vec<EventHandlerEntry>>,
     /// Stored event name → (type, envelope decoder), for outbox delivery.
     pub(crate) event_decoders: HashMap<&'static str, (TypeId, EventDecoder)>,
+    pub(crate) sagas: SagaRuntime,
+    pub(crate) schedulable: Schedulable,
 }
 
 pub(crate) type EventDecoder = fn(&str) -> serde_json::Result<Box<dyn Any + Send + Sync>>;
@@ -181,6 +185,35 @@ impl Mediator {
     /// workers and outbox relays wait on it instead of polling.
     pub fn commit_signal(&self) -> Arc<tokio::sync::Notify> {
         self.rt.committed.clone()
+    }
+
+    /// The saga runtime: instances, manual control.
+    pub fn sagas(&self) -> SagaManager {
+        SagaManager::new(self.clone())
+    }
+
+    pub(crate) fn saga_runtime(&self) -> &SagaRuntime {
+        &self.rt.sagas
+    }
+
+    /// The clock of saga timeouts and schedules.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.rt.sagas.clock
+    }
+
+    /// Where scheduled commands wait.
+    pub fn schedule_store(&self) -> Arc<dyn ScheduleStore> {
+        self.rt.sagas.schedule.clone()
+    }
+
+    pub(crate) fn register_schedulable(&self, name: &str, send: SendJson) {
+        if !self.rt.schedulable.read().contains_key(name) {
+            self.rt.schedulable.write().insert(name.to_owned(), send);
+        }
+    }
+
+    pub(crate) fn schedulable(&self, name: &str) -> Option<SendJson> {
+        self.rt.schedulable.read().get(name).copied()
     }
 
     /// The aggregate cache, when one is configured.

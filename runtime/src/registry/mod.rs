@@ -19,9 +19,12 @@ use crate::cqrs::{
 use crate::domain::{Aggregate, Envelope, Event};
 use crate::error::{BuildError, Error, Result};
 use crate::es::{AggregateCache, Loader, SnapshotPolicy, UnknownEventPolicy, Upcasters};
-use crate::memory::MemoryStore;
+use crate::memory::{MemorySagaStore, MemoryScheduleStore, MemoryStore};
 use crate::middleware::{Middleware, Reply};
-use crate::ports::{EventStore, SnapshotStore};
+use crate::ports::{Clock, EventStore, SagaStore, ScheduleStore, SnapshotStore, SystemClock};
+use crate::saga::SagaRuntime;
+use crate::saga::{SagaOptions, SagaSendFn};
+use crate::scheduling::{SendJson, send_json};
 
 /// A type a handler needs as `Dep<T>`.
 #[doc(hidden)]
@@ -90,6 +93,15 @@ pub struct EventHandlerRegistration {
     pub asynchronous: bool,
 }
 
+/// Submitted by `#[saga]`.
+#[doc(hidden)]
+pub struct SagaRegistration {
+    pub name: &'static str,
+    pub type_name: fn() -> &'static str,
+    pub send: SagaSendFn,
+}
+
+inventory::collect!(SagaRegistration);
 inventory::collect!(EventRegistration);
 inventory::collect!(AggregateRegistration);
 inventory::collect!(CommandRegistration);
@@ -186,6 +198,11 @@ pub struct AppBuilder {
     policies: HashMap<&'static str, SnapshotPolicy>,
     cache: Option<usize>,
     unknown: UnknownEventPolicy,
+    saga_store: Option<Arc<dyn SagaStore>>,
+    schedule_store: Option<Arc<dyn ScheduleStore>>,
+    clock: Option<Arc<dyn Clock>>,
+    saga_options: SagaOptions,
+    schedulable: HashMap<String, SendJson>,
 }
 
 impl AppBuilder {
@@ -257,6 +274,48 @@ impl AppBuilder {
         self
     }
 
+    /// Where saga instances are kept (default: in memory, when the event store is the
+    /// default in-memory one too).
+    pub fn saga_store(mut self, store: impl SagaStore) -> Self {
+        self.saga_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Where scheduled commands and saga deadlines wait (default: in memory, when the
+    /// event store is the default in-memory one too).
+    pub fn schedule_store(mut self, store: impl ScheduleStore) -> Self {
+        self.schedule_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Keeps saga instances and scheduled commands in `store` (a database adapter
+    /// implements both).
+    pub fn sagas_on<S: SagaStore + ScheduleStore + Clone>(self, store: S) -> Self {
+        self.saga_store(store.clone()).schedule_store(store)
+    }
+
+    /// How sagas send and retry their commands.
+    pub fn saga_options(mut self, options: SagaOptions) -> Self {
+        self.saga_options = options;
+        self
+    }
+
+    /// The clock of saga timeouts, schedules and retries (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Lets the [`crate::scheduling::Scheduler`] of this process send `C` scheduled
+    /// by another process (`Mediator::schedule` registers the types it schedules).
+    pub fn schedulable<C>(mut self) -> Self
+    where
+        C: crate::cqrs::CommandHandler + serde::de::DeserializeOwned,
+    {
+        self.schedulable.insert(C::NAME.to_owned(), send_json::<C>);
+        self
+    }
+
     /// Registers a command handler by hand, reached with `Mediator::dispatch`.
     /// Registering the same handler type twice is harmless; a different second handler
     /// for one command is reported by `build()`.
@@ -313,6 +372,11 @@ impl AppBuilder {
             policies,
             cache,
             unknown,
+            saga_store,
+            schedule_store,
+            clock,
+            saga_options,
+            schedulable,
         } = self;
 
         // Events: one type per stable name.
@@ -443,6 +507,31 @@ impl AppBuilder {
                 )),
             }
         }
+        // Sagas: unique names; persisted where the events are.
+        let mut saga_types: HashMap<&'static str, SagaSendFn> = HashMap::new();
+        let mut saga_names: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for s in inventory::iter::<SagaRegistration> {
+            saga_names.entry(s.name).or_default().push((s.type_name)());
+            saga_types.insert(s.name, s.send);
+        }
+        for (name, types) in &mut saga_names {
+            types.sort_unstable();
+            types.dedup();
+            if types.len() > 1 {
+                problems.push(format!(
+                    "saga name `{name}` is used by {}; give each a unique `#[saga(name = \"..\")]`",
+                    join(types)
+                ));
+            }
+        }
+        if !saga_types.is_empty() && store.is_some() && (saga_store.is_none() || schedule_store.is_none()) {
+            problems.push(
+                "sagas are registered and the event store is not the in-memory one, but saga instances or \
+                 deadlines would be kept in memory; add `.sagas_on(store.clone())` (or `.saga_store(..)` and \
+                 `.schedule_store(..)`)"
+                    .to_owned(),
+            );
+        }
         if !policies.is_empty() && snapshots.is_none() {
             problems.push("snapshot policies are set but no snapshot store; add `.snapshot_store(..)`".to_owned());
         }
@@ -463,6 +552,14 @@ impl AppBuilder {
             committed: Arc::default(),
             async_handlers,
             event_decoders: events.values().flatten().map(|r| (r.name, ((r.type_id)(), r.decode))).collect(),
+            sagas: SagaRuntime {
+                store: saga_store.unwrap_or_else(|| Arc::new(MemorySagaStore::new())),
+                schedule: schedule_store.unwrap_or_else(|| Arc::new(MemoryScheduleStore::new())),
+                clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                options: saga_options,
+                types: saga_types,
+            },
+            schedulable: Arc::new(parking_lot::RwLock::new(schedulable)),
         }))
     }
 }

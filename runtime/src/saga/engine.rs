@@ -1,0 +1,332 @@
+//! The saga runtime: routes events to instances, persists them with their commands
+//! first, then sends the commands and marks them dispatched.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use uuid::Uuid;
+
+use crate::cqrs::Mediator;
+use crate::domain::{Envelope, Event, Metadata};
+use crate::error::{Error, Result};
+use crate::ports::{Clock, SagaKey, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand};
+use crate::saga::instance::{Deadline, Effects, SagaCommand, SagaInstance};
+use crate::saga::{Saga, SagaHandles};
+
+/// The erased `Saga::send` of a saga type.
+pub(crate) type SagaSendFn = for<'a> fn(&'a Mediator, &'a SagaCommand, Metadata) -> BoxFuture<'a, Result<()>>;
+
+/// The command type of scheduled saga deadlines.
+pub(crate) const DEADLINE_COMMAND: &str = "cqrs_ddd.saga_deadline";
+
+/// How sagas send and retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SagaOptions {
+    /// Attempts at sending one command that fails transiently (store unreachable,
+    /// conflicts) before the saga fails and compensates.
+    pub max_retries: u32,
+    /// Delay before the first retry; doubled per attempt.
+    pub backoff: Duration,
+    /// Longest delay between retries.
+    pub max_backoff: Duration,
+    /// How long after storing new commands the recovery worker leaves them to the
+    /// process that stored them.
+    pub grace: Duration,
+    /// Reloads after a concurrent update of one instance before giving up.
+    pub max_conflict_retries: u32,
+}
+
+impl Default for SagaOptions {
+    fn default() -> Self {
+        SagaOptions {
+            max_retries: 5,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+            grace: Duration::from_secs(10),
+            max_conflict_retries: 50,
+        }
+    }
+}
+
+impl SagaOptions {
+    fn backoff(&self, retries: u32) -> Duration {
+        self.backoff.saturating_mul(1 << retries.saturating_sub(1).min(20)).min(self.max_backoff)
+    }
+}
+
+pub(crate) struct SagaRuntime {
+    pub(crate) store: Arc<dyn SagaStore>,
+    pub(crate) schedule: Arc<dyn ScheduleStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) options: SagaOptions,
+    pub(crate) types: HashMap<&'static str, SagaSendFn>,
+}
+
+/// Manages saga instances: event routing, sending, deadlines and manual control.
+/// Reached through [`Mediator::sagas`].
+#[derive(Clone)]
+pub struct SagaManager {
+    mediator: Mediator,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DeadlinePayload {
+    key: SagaKey,
+    id: Uuid,
+}
+
+impl SagaManager {
+    pub(crate) fn new(mediator: Mediator) -> Self {
+        SagaManager { mediator }
+    }
+
+    fn rt(&self) -> &SagaRuntime {
+        self.mediator.saga_runtime()
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.rt().clock.now()
+    }
+
+    /// The instance behind `key`.
+    pub async fn get(&self, key: &SagaKey) -> Result<Option<SagaInstance>> {
+        self.rt().store.load(key).await?.map(SagaInstance::from_record).transpose()
+    }
+
+    /// The instance of saga `S` associated with `id` (in the current tenant).
+    pub async fn find<S: Saga>(&self, id: impl ToString) -> Result<Option<SagaInstance>> {
+        let tenant = crate::RequestContext::current().and_then(|r| r.tenant_id);
+        self.get(&SagaKey::new(S::NAME, id.to_string()).with_tenant(tenant)).await
+    }
+
+    /// Instances still at work (pending, running, suspended, compensating), of one saga
+    /// type or all, oldest first.
+    pub async fn list_active(&self, saga_type: Option<&str>, limit: usize) -> Result<Vec<SagaInstance>> {
+        self.list(saga_type, &SagaStatus::ACTIVE, limit).await
+    }
+
+    /// Instances of one saga type or all, in the given statuses (all when empty).
+    pub async fn list(
+        &self,
+        saga_type: Option<&str>,
+        statuses: &[SagaStatus],
+        limit: usize,
+    ) -> Result<Vec<SagaInstance>> {
+        self.rt().store.list(saga_type, statuses, limit).await?.into_iter().map(SagaInstance::from_record).collect()
+    }
+
+    /// Handles an event for saga `S`: finds (or starts) its instance, records the step
+    /// with its commands, then sends them. An event the instance already processed
+    /// changes and sends nothing.
+    pub async fn handle<S: SagaHandles<E>, E: Event>(&self, event: &Envelope<E>) -> Result<()> {
+        let Some(association) = S::associate(event) else { return Ok(()) };
+        let meta = &event.header.metadata;
+        let key = SagaKey::new(S::NAME, association).with_tenant(meta.tenant_id.clone());
+        let event_id = event.header.event_id;
+        let handled = self
+            .update(&key, |found, now, grace| {
+                let mut inst = match found {
+                    Some(inst) => inst,
+                    None if S::STARTS => SagaInstance::new(key.clone(), meta.correlation_id, now),
+                    None => {
+                        tracing::debug!(saga = %key, event = E::NAME, "no saga instance for this event; ignored");
+                        return Ok(None);
+                    }
+                };
+                if inst.has_processed(event_id) || !inst.accepts_events() {
+                    return Ok(None);
+                }
+                let mut state: S = inst.state()?;
+                let step = state.on_event(event);
+                inst.set_state(&state)?;
+                let fx = inst.apply_step(step, event_id, now, grace);
+                Ok(Some((inst, fx)))
+            })
+            .await?;
+        if handled {
+            self.send_pending(&key).await?;
+        }
+        Ok(())
+    }
+
+    /// Loads, changes and saves one instance, reloading on a concurrent update.
+    /// `change` returns `None` to leave the instance as it is.
+    async fn update<F>(&self, key: &SagaKey, mut change: F) -> Result<bool>
+    where
+        F: FnMut(Option<SagaInstance>, DateTime<Utc>, Duration) -> Result<Option<(SagaInstance, Effects)>>,
+    {
+        let rt = self.rt();
+        let mut attempt = 0;
+        loop {
+            let found = self.get(key).await?;
+            let now = self.now();
+            let Some((mut inst, fx)) = change(found, now, rt.options.grace)? else { return Ok(false) };
+            match self.save(&mut inst, fx, now).await {
+                Ok(()) => return Ok(true),
+                Err(e) if e.is_conflict() && attempt < rt.options.max_conflict_retries => {
+                    attempt += 1;
+                    metrics::counter!("cqrs_ddd_saga_conflicts_total", "saga" => key.saga_type.clone()).increment(1);
+                    tokio::time::sleep(Duration::from_millis(
+                        u64::from(attempt.min(10)) * (1 + u64::from(crate::domain::new_id().as_bytes()[15] % 3)),
+                    ))
+                    .await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn save(&self, inst: &mut SagaInstance, fx: Effects, now: DateTime<Utc>) -> Result<()> {
+        let rt = self.rt();
+        for d in &fx.schedule {
+            rt.schedule.schedule(&deadline_command(d, now)?).await?;
+        }
+        let record = inst.to_record(now)?;
+        rt.store.save(&record, inst.version()).await?;
+        inst.saved(now);
+        for id in fx.cancel {
+            if let Err(e) = rt.schedule.cancel(id).await {
+                tracing::debug!(error = %e, "cannot cancel a saga deadline; it will fire and be ignored");
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the instance's unsent commands, group after group, marking each dispatched
+    /// once handled. A transient failure leaves the rest for the recovery worker (after
+    /// a backoff); a rejection fails the saga and queues its compensations.
+    pub async fn send_pending(&self, key: &SagaKey) -> Result<()> {
+        let rt = self.rt();
+        loop {
+            let Some(inst) = self.get(key).await? else { return Ok(()) };
+            let group = inst.next_group();
+            if group.is_empty()
+                || matches!(inst.status(), SagaStatus::Completed | SagaStatus::Compensated | SagaStatus::Failed)
+            {
+                return Ok(());
+            }
+            let send = *rt
+                .types
+                .get(key.saga_type.as_str())
+                .ok_or_else(|| Error::NoHandler { kind: "saga", name: "unregistered saga type" })?;
+            let metadata = |cmd: &SagaCommand| Metadata {
+                correlation_id: inst.correlation_id(),
+                causation_id: cmd.caused_by,
+                tenant_id: key.tenant_id.clone(),
+                principal: None,
+                headers: std::collections::BTreeMap::from([("saga".to_owned(), key.to_string())]),
+            };
+            let results =
+                futures::future::join_all(group.iter().map(|cmd| send(&self.mediator, cmd, metadata(cmd)))).await;
+            let outcome: Vec<(SagaCommand, Result<()>)> = group.into_iter().zip(results).collect();
+            for (cmd, r) in &outcome {
+                if let Err(e) = r {
+                    if !matches!(e, Error::AlreadyProcessed { .. }) {
+                        tracing::warn!(saga = %key, command = %cmd.command_type, error = %e, "saga command failed");
+                    }
+                }
+            }
+            let options = rt.options;
+            let mut stop = false;
+            self.update(key, |found, now, _| {
+                let Some(mut inst) = found else { return Ok(None) };
+                let mut fx = Effects::default();
+                stop = false;
+                for (cmd, r) in &outcome {
+                    match r {
+                        Ok(()) | Err(Error::AlreadyProcessed { .. }) => inst.dispatched(cmd.id, now, &mut fx),
+                        Err(e) if e.is_transient() => {
+                            inst.failed_attempt(
+                                cmd,
+                                &e.to_string(),
+                                now,
+                                options.max_retries,
+                                options.backoff(inst.retries() + 1),
+                                &mut fx,
+                            );
+                            stop = true;
+                        }
+                        Err(e) => inst.rejected(cmd, &e.to_string(), &mut fx),
+                    }
+                }
+                inst.settle();
+                Ok(Some((inst, fx)))
+            })
+            .await?;
+            if stop {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Handles a fired deadline (scheduled by the runtime): a suspended instance past
+    /// its timeout, or a TCC try past its deadline, fails and compensates. A deadline
+    /// that no longer applies is ignored.
+    pub(crate) async fn fire_deadline(&self, payload: &str) -> Result<()> {
+        let d: DeadlinePayload = serde_json::from_str(payload).map_err(|source| Error::Serialization {
+            stream: "<schedule>".to_owned(),
+            version: 0,
+            event_type: DEADLINE_COMMAND.to_owned(),
+            source,
+        })?;
+        let fired = self
+            .update(&d.key, |found, _, _| {
+                let Some(mut inst) = found else { return Ok(None) };
+                let mut fx = Effects::default();
+                Ok(inst.deadline(d.id, &mut fx).then_some((inst, fx)))
+            })
+            .await?;
+        if fired {
+            self.send_pending(&d.key).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the instance's unsent commands now, with its retry count reset; a failed
+    /// compensation is tried again.
+    pub async fn retry(&self, key: &SagaKey) -> Result<()> {
+        self.update(key, |found, now, _| {
+            let Some(mut inst) = found else { return Err(Error::NotFound { stream: key.to_string() }) };
+            inst.retry_now(now);
+            Ok(Some((inst, Effects::default())))
+        })
+        .await?;
+        self.send_pending(key).await
+    }
+
+    /// Fails the instance and runs its compensations.
+    pub async fn compensate(&self, key: &SagaKey, reason: impl Into<String>) -> Result<()> {
+        let reason = reason.into();
+        self.update(key, |found, _, _| {
+            let Some(mut inst) = found else { return Err(Error::NotFound { stream: key.to_string() }) };
+            let mut fx = Effects::default();
+            inst.fail(format!("compensation forced: {reason}"), &mut fx);
+            Ok(Some((inst, fx)))
+        })
+        .await?;
+        self.send_pending(key).await
+    }
+
+    /// Instances with commands due to be re-sent, earliest first.
+    pub(crate) async fn due(&self, limit: usize) -> Result<Vec<SagaKey>> {
+        self.rt().store.due(self.now(), limit).await
+    }
+}
+
+fn deadline_command(d: &Deadline, now: DateTime<Utc>) -> Result<ScheduledCommand> {
+    let payload = serde_json::to_string(&DeadlinePayload { key: d.key.clone(), id: d.id })
+        .map_err(|source| Error::Encode { what: "saga deadline".to_owned(), source })?;
+    Ok(ScheduledCommand {
+        id: d.id,
+        command_type: DEADLINE_COMMAND.to_owned(),
+        payload,
+        due_at: d.at,
+        metadata: Metadata { tenant_id: d.key.tenant_id.clone(), ..Metadata::default() },
+        attempts: 0,
+        last_error: None,
+        created_at: now,
+    })
+}

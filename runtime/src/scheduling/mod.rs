@@ -1,0 +1,228 @@
+//! Scheduled commands: send a command at a given time, cancel it, and a worker that
+//! sends due commands through the mediator.
+//!
+//! A scheduled command is stored (with its id, type name, JSON payload and metadata)
+//! until it has been sent. The [`Scheduler`] claims due commands (with `SKIP LOCKED` on
+//! Postgres, so workers never share one), sends each with its id as idempotency key
+//! (a command re-sent after a crash is not applied twice), deletes it on success, and
+//! on failure retries it with exponential backoff until it is dead after
+//! [`SchedulerOptions::max_attempts`]. Saga timeouts and TCC deadlines are scheduled
+//! here too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::cqrs::{CommandHandler, Mediator};
+use crate::domain::{Metadata, new_id};
+use crate::error::{Error, Result};
+use crate::ports::ScheduledCommand;
+use crate::saga::DEADLINE_COMMAND;
+
+/// Sends a scheduled command of one type, decoded from JSON.
+pub(crate) type SendJson = for<'a> fn(&'a Mediator, Uuid, &'a str, Metadata) -> BoxFuture<'a, Result<()>>;
+
+pub(crate) fn send_json<'a, C: CommandHandler + DeserializeOwned>(
+    mediator: &'a Mediator,
+    id: Uuid,
+    payload: &'a str,
+    metadata: Metadata,
+) -> BoxFuture<'a, Result<()>> {
+    Box::pin(async move {
+        let cmd: C = serde_json::from_str(payload).map_err(|source| Error::Serialization {
+            stream: format!("scheduled command {id}"),
+            version: 0,
+            event_type: C::NAME.to_owned(),
+            source,
+        })?;
+        mediator.send_idempotent(cmd, id, Some(metadata)).await.map(drop)
+    })
+}
+
+impl Mediator {
+    /// Schedules `cmd` to be sent at `at` by a [`Scheduler`]; returns its id (to cancel it).
+    pub async fn schedule<C>(&self, cmd: &C, at: DateTime<Utc>) -> Result<Uuid>
+    where
+        C: CommandHandler + Serialize + DeserializeOwned,
+    {
+        let id = new_id();
+        self.schedule_with_id(id, cmd, at).await?;
+        Ok(id)
+    }
+
+    /// Schedules `cmd` under a chosen id; scheduling again with the same id replaces it.
+    /// It is sent with the current request's correlation id, tenant and principal.
+    pub async fn schedule_with_id<C>(&self, id: Uuid, cmd: &C, at: DateTime<Utc>) -> Result<()>
+    where
+        C: CommandHandler + Serialize + DeserializeOwned,
+    {
+        self.register_schedulable(C::NAME, send_json::<C>);
+        let payload =
+            serde_json::to_string(cmd).map_err(|source| Error::Encode { what: C::NAME.to_owned(), source })?;
+        let request = crate::RequestContext::current();
+        let metadata = request
+            .map(|r| Metadata {
+                correlation_id: Some(r.correlation_id),
+                causation_id: r.causation_id,
+                tenant_id: r.tenant_id,
+                principal: r.principal,
+                headers: r.headers,
+            })
+            .unwrap_or_default();
+        let now = self.clock().now();
+        let scheduled = ScheduledCommand {
+            id,
+            command_type: C::NAME.to_owned(),
+            payload,
+            due_at: at,
+            metadata,
+            attempts: 0,
+            last_error: None,
+            created_at: now,
+        };
+        self.schedule_store().schedule(&scheduled).await
+    }
+
+    /// Cancels a scheduled command that has not been sent; whether there was one.
+    pub async fn cancel_scheduled(&self, id: Uuid) -> Result<bool> {
+        self.schedule_store().cancel(id).await
+    }
+}
+
+/// How a [`Scheduler`] works.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// Its name in claims.
+    pub worker: String,
+    /// Commands claimed per round.
+    pub batch_size: usize,
+    /// How long a claim lasts (a crashed worker's claims expire after it).
+    pub lease: Duration,
+    /// Sleep between rounds when nothing was due.
+    pub poll_interval: Duration,
+    /// Failed sends before a command is dead.
+    pub max_attempts: u32,
+    /// Delay after the first failure; doubled per attempt.
+    pub backoff: Duration,
+    /// Longest delay between attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        SchedulerOptions {
+            worker: format!("scheduler-{}", new_id()),
+            batch_size: 100,
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(500),
+            max_attempts: 10,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What one round of a [`Scheduler`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchedulerReport {
+    /// Commands sent and deleted (deadlines included).
+    pub sent: usize,
+    /// Commands that failed and were rescheduled.
+    pub retried: usize,
+    /// Commands that failed for the last time.
+    pub dead: usize,
+}
+
+/// Sends due scheduled commands (and fires saga deadlines) through the mediator.
+pub struct Scheduler {
+    mediator: Mediator,
+    options: SchedulerOptions,
+}
+
+impl Scheduler {
+    /// A scheduler with default options.
+    pub fn new(mediator: Mediator) -> Self {
+        Self::with_options(mediator, SchedulerOptions::default())
+    }
+
+    /// A scheduler with the given options.
+    pub fn with_options(mediator: Mediator, options: SchedulerOptions) -> Self {
+        Scheduler { mediator, options }
+    }
+
+    /// Claims and sends what is due now, once.
+    pub async fn run_once(&self) -> Result<SchedulerReport> {
+        let store = self.mediator.schedule_store();
+        let now = self.mediator.clock().now();
+        let o = &self.options;
+        let claimed = store.claim_due(&o.worker, now, o.batch_size, o.lease).await?;
+        let mut report = SchedulerReport::default();
+        for cmd in claimed {
+            match self.send(&cmd).await {
+                Ok(()) | Err(Error::AlreadyProcessed { .. }) => {
+                    store.complete(cmd.id).await?;
+                    report.sent += 1;
+                }
+                Err(e) if cmd.attempts + 1 >= o.max_attempts => {
+                    tracing::error!(command = %cmd.command_type, id = %cmd.id, error = %e, "scheduled command failed for the last time");
+                    store.mark_dead(cmd.id, &e.to_string()).await?;
+                    report.dead += 1;
+                }
+                Err(e) => {
+                    let delay = o.backoff.saturating_mul(1 << cmd.attempts.min(20)).min(o.max_backoff);
+                    tracing::warn!(command = %cmd.command_type, id = %cmd.id, error = %e, ?delay, "scheduled command failed; retrying later");
+                    let due = self.mediator.clock().now()
+                        + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                    store.retry_later(cmd.id, &e.to_string(), due).await?;
+                    report.retried += 1;
+                }
+            }
+        }
+        metrics::counter!("cqrs_ddd_scheduled_sent_total").increment(report.sent as u64);
+        Ok(report)
+    }
+
+    async fn send(&self, cmd: &ScheduledCommand) -> Result<()> {
+        if cmd.command_type == DEADLINE_COMMAND {
+            return self.mediator.sagas().fire_deadline(&cmd.payload).await;
+        }
+        let Some(send) = self.mediator.schedulable(&cmd.command_type) else {
+            return Err(Error::handler(format!(
+                "no scheduled-command sender for `{}` in this process; register it with `AppBuilder::schedulable::<{}>()`",
+                cmd.command_type, cmd.command_type
+            )));
+        };
+        send(&self.mediator, cmd.id, &cmd.payload, cmd.metadata.clone()).await
+    }
+
+    /// Runs rounds until `shutdown` resolves; a round that found work is followed at
+    /// once by the next.
+    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let busy = match self.run_once().await {
+                Ok(r) => r.sent + r.retried + r.dead > 0,
+                Err(e) => {
+                    tracing::warn!(error = %e, "scheduler round failed");
+                    false
+                }
+            };
+            if busy {
+                continue;
+            }
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = tokio::time::sleep(self.options.poll_interval) => {}
+            }
+        }
+    }
+}
+
+/// Shared handle on what the scheduler can send, filled by `AppBuilder::schedulable`
+/// and by every `Mediator::schedule`.
+pub(crate) type Schedulable = Arc<parking_lot::RwLock<std::collections::HashMap<String, SendJson>>>;
