@@ -188,6 +188,7 @@ pub mod projection;
 pub mod registry;
 pub mod saga;
 pub mod scheduling;
+pub mod testing;
 pub mod uow;
 
 pub use context::RequestContext;

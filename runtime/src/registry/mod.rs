@@ -203,6 +203,7 @@ pub struct AppBuilder {
     clock: Option<Arc<dyn Clock>>,
     saga_options: SagaOptions,
     schedulable: HashMap<String, SendJson>,
+    hand_sagas: Vec<SagaRegistration>,
 }
 
 impl AppBuilder {
@@ -294,6 +295,18 @@ impl AppBuilder {
         self.saga_store(store.clone()).schedule_store(store)
     }
 
+    /// Registers a saga written by hand (implementing [`crate::saga::Saga`] without
+    /// `#[saga]`), so that its stored commands can be sent again after a restart.
+    /// Deliver its events with `Mediator::sagas().handle::<S, E>(..)`.
+    pub fn saga<S: crate::saga::Saga>(mut self) -> Self {
+        self.hand_sagas.push(SagaRegistration {
+            name: S::NAME,
+            type_name: std::any::type_name::<S>,
+            send: crate::saga::send_fn::<S>(),
+        });
+        self
+    }
+
     /// How sagas send and retry their commands.
     pub fn saga_options(mut self, options: SagaOptions) -> Self {
         self.saga_options = options;
@@ -377,6 +390,7 @@ impl AppBuilder {
             clock,
             saga_options,
             schedulable,
+            hand_sagas,
         } = self;
 
         // Events: one type per stable name.
@@ -510,9 +524,10 @@ impl AppBuilder {
         // Sagas: unique names; persisted where the events are.
         let mut saga_types: HashMap<&'static str, SagaSendFn> = HashMap::new();
         let mut saga_names: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for s in inventory::iter::<SagaRegistration> {
-            saga_names.entry(s.name).or_default().push((s.type_name)());
-            saga_types.insert(s.name, s.send);
+        let statics = inventory::iter::<SagaRegistration>.into_iter().map(|s| (s.name, s.type_name, s.send));
+        for (name, type_name, send) in statics.chain(hand_sagas.iter().map(|s| (s.name, s.type_name, s.send))) {
+            saga_names.entry(name).or_default().push(type_name());
+            saga_types.insert(name, send);
         }
         for (name, types) in &mut saga_names {
             types.sort_unstable();

@@ -239,18 +239,15 @@ impl SagaManager {
                     match r {
                         Ok(()) | Err(Error::AlreadyProcessed { .. }) => inst.dispatched(cmd.id, now, &mut fx),
                         Err(e) if e.is_transient() => {
-                            inst.failed_attempt(
-                                cmd,
-                                &e.to_string(),
-                                now,
-                                options.max_retries,
-                                options.backoff(inst.retries() + 1),
-                                &mut fx,
-                            );
-                            stop = true;
+                            let backoff = options.backoff(inst.retries() + 1);
+                            stop |=
+                                inst.failed_attempt(cmd, &e.to_string(), now, options.max_retries, backoff, &mut fx);
                         }
                         Err(e) => inst.rejected(cmd, &e.to_string(), &mut fx),
                     }
+                }
+                if !stop {
+                    inst.group_sent();
                 }
                 inst.settle();
                 Ok(Some((inst, fx)))

@@ -270,7 +270,8 @@ impl SagaInstance {
         if self.status.is_finished() || !self.body.commands.iter().any(|c| !c.dispatched) {
             return None;
         }
-        self.body.next_attempt_at
+        // Without a time set (compensations just queued), it is due at once.
+        Some(self.body.next_attempt_at.unwrap_or(DateTime::<Utc>::MIN_UTC))
     }
 
     /// The commands of the next group to send, if any.
@@ -455,8 +456,12 @@ impl SagaInstance {
                 });
             }
         }
-        self.body.retries = 0;
         self.settle();
+    }
+
+    /// Every command of the group was handled: the retry count starts over.
+    pub(crate) fn group_sent(&mut self) {
+        self.body.retries = 0;
     }
 
     /// Records that sending `cmd` failed for good: an action fails the saga, a failing
@@ -480,8 +485,8 @@ impl SagaInstance {
         }
     }
 
-    /// Records a transient failure: retried after `backoff`, or a rejection once
-    /// `max_retries` is reached.
+    /// Records a transient failure: retried after `backoff` (returns `true`), or a
+    /// rejection once `max_retries` is reached (returns `false`).
     pub(crate) fn failed_attempt(
         &mut self,
         cmd: &SagaCommand,
@@ -490,15 +495,17 @@ impl SagaInstance {
         max_retries: u32,
         backoff: Duration,
         fx: &mut Effects,
-    ) {
+    ) -> bool {
         self.body.retries += 1;
         if self.body.retries >= max_retries {
             let msg = format!("gave up after {} attempts: {error}", self.body.retries);
             self.body.retries = 0;
             self.rejected(cmd, &msg, fx);
+            false
         } else {
             self.body.next_attempt_at =
                 Some(now + chrono::Duration::from_std(backoff).unwrap_or(chrono::Duration::MAX));
+            true
         }
     }
 

@@ -15,7 +15,7 @@ use crate::domain::{Envelope, Event, Metadata};
 use crate::error::Result;
 
 mod engine;
-mod instance;
+pub(crate) mod instance;
 mod recovery;
 mod step;
 
