@@ -213,7 +213,7 @@ pub use uow::UnitOfWork;
 
 #[cfg(feature = "macros")]
 pub use cqrs_ddd_macros::{
-    aggregate, command, command_handler, event, event_handler, projection, query, query_handler, upcaster,
+    aggregate, command, command_handler, event, event_handler, projection, query, query_handler, saga, upcaster,
 };
 
 /// Everything a domain module needs: `use cqrs_ddd::prelude::*;`.
@@ -224,7 +224,7 @@ pub mod prelude {
     };
     #[cfg(feature = "macros")]
     pub use cqrs_ddd_macros::{
-        aggregate, command, command_handler, event, event_handler, projection, query, query_handler, upcaster,
+        aggregate, command, command_handler, event, event_handler, projection, query, query_handler, saga, upcaster,
     };
     pub use serde::{Deserialize, Serialize};
 }

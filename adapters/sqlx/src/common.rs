@@ -1,10 +1,14 @@
-//! What both databases share: error mapping, tenant and number conversions, the
-//! migration list, conflict reporting.
+//! What both databases share: error mapping, tenant, number and time conversions, the
+//! migration list, conflict reporting, saga and scheduled-command rows.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use cqrs_ddd::Error;
-use cqrs_ddd::ports::{CommitBatch, Cursor, OutboxStatus, StreamKey};
+use chrono::{DateTime, Utc};
+use cqrs_ddd::ports::{CommitBatch, Cursor, OutboxStatus, SagaKey, SagaRecord, ScheduledCommand, StreamKey};
+use cqrs_ddd::{Error, Metadata};
+use sqlx::{ColumnIndex, Decode, Row, Type};
+use uuid::Uuid;
 
 /// Maps a sqlx error to the framework's store error.
 pub(crate) fn store_err(e: sqlx::Error) -> Error {
@@ -16,8 +20,22 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
 }
 
+/// The primary key of `processed_commands` (named in the PostgreSQL migration), which
+/// tells a repeated idempotency key from a version conflict.
+pub(crate) const PROCESSED_KEY: &str = "processed_commands_key";
+
+/// Whether a database error is a violation of the constraint `name`.
+pub(crate) fn violates(e: &sqlx::Error, name: &str) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.constraint() == Some(name))
+}
+
 /// The tenant column: `''` stands for "no tenant" so the unique key holds for it too.
 pub(crate) fn tenant(key: &StreamKey) -> &str {
+    key.tenant_id.as_deref().unwrap_or("")
+}
+
+/// The tenant column of a saga.
+pub(crate) fn saga_tenant(key: &SagaKey) -> &str {
     key.tenant_id.as_deref().unwrap_or("")
 }
 
@@ -35,6 +53,27 @@ pub(crate) fn to_u64(v: i64, what: &str) -> Result<u64, Error> {
 
 pub(crate) fn to_i32(v: u32, what: &str) -> Result<i32, Error> {
     i32::try_from(v).map_err(|_| Error::store(format!("{what} {v} does not fit the database's INTEGER")))
+}
+
+/// A `LIMIT` argument.
+pub(crate) fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Saga and schedule times are kept to the millisecond on both databases (SQLite stores
+/// milliseconds since the epoch), so a record loads back equal on either.
+pub(crate) fn to_ms_precision(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+/// A time stored as milliseconds since the epoch.
+pub(crate) fn from_ms(ms: i64) -> Result<DateTime<Utc>, Error> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| Error::store(format!("stored time {ms} ms is out of range")))
+}
+
+/// When a claim taken at `now` for `lease` runs out (the end of time for an endless lease).
+pub(crate) fn lease_until(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(lease).ok().and_then(|d| now.checked_add_signed(d)).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Headers as a JSON column: `None` when empty, so the common case stores NULL.
@@ -96,4 +135,111 @@ pub(crate) fn checkpoint_conflict(projection: &str, partition: u32, expected: Op
         expected: expected.map_or(0, |c| c.position),
         actual: 0,
     }
+}
+
+/// A row of either database, with the way that database keeps times (PostgreSQL
+/// `timestamptz`, SQLite milliseconds since the epoch).
+pub(crate) trait TimeRow: Row {
+    /// The time in column `index`; `None` when NULL.
+    fn time(&self, index: usize) -> Result<Option<DateTime<Utc>>, Error>;
+
+    /// The time in a `NOT NULL` column.
+    fn time_required(&self, index: usize) -> Result<DateTime<Utc>, Error> {
+        self.time(index)?.ok_or_else(|| Error::store(format!("stored time in column {index} is NULL")))
+    }
+}
+
+fn get<'r, R, T>(row: &'r R, index: usize) -> Result<T, Error>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    T: Decode<'r, R::Database> + Type<R::Database>,
+{
+    row.try_get(index).map_err(store_err)
+}
+
+/// The saga key of a row starting `tenant_id, saga_type, saga_id`.
+pub(crate) fn decode_saga_key<R>(row: &R) -> Result<SagaKey, Error>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(SagaKey { tenant_id: tenant_from(get(row, 0)?), saga_type: get(row, 1)?, saga_id: get(row, 2)? })
+}
+
+/// A `sagas` row: `tenant_id, saga_type, saga_id, status, version, wake_at, data,
+/// created_at, updated_at`.
+pub(crate) fn decode_saga<R>(row: &R) -> Result<SagaRecord, Error>
+where
+    R: TimeRow,
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let status: String = get(row, 3)?;
+    Ok(SagaRecord {
+        key: decode_saga_key(row)?,
+        status: status.parse()?,
+        version: to_u64(get(row, 4)?, "saga version")?,
+        wake_at: row.time(5)?,
+        data: get(row, 6)?,
+        created_at: row.time_required(7)?,
+        updated_at: row.time_required(8)?,
+    })
+}
+
+/// The metadata columns of a scheduled command, in the order the statements bind them.
+pub(crate) struct MetadataColumns<'a> {
+    pub(crate) correlation_id: Option<Uuid>,
+    pub(crate) causation_id: Option<Uuid>,
+    pub(crate) tenant_id: &'a str,
+    pub(crate) principal: Option<&'a str>,
+    pub(crate) headers: Option<String>,
+}
+
+impl<'a> MetadataColumns<'a> {
+    pub(crate) fn of(m: &'a Metadata) -> Self {
+        MetadataColumns {
+            correlation_id: m.correlation_id,
+            causation_id: m.causation_id,
+            tenant_id: m.tenant_id.as_deref().unwrap_or(""),
+            principal: m.principal.as_deref(),
+            headers: headers_json(&m.headers),
+        }
+    }
+}
+
+/// A `scheduled_commands` row: `id, command_type, payload, due_at, correlation_id,
+/// causation_id, tenant_id, principal, headers, attempts, last_error, created_at`.
+pub(crate) fn decode_scheduled<R>(row: &R) -> Result<ScheduledCommand, Error>
+where
+    R: TimeRow,
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i32: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Uuid: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(ScheduledCommand {
+        id: get(row, 0)?,
+        command_type: get(row, 1)?,
+        payload: get(row, 2)?,
+        due_at: row.time_required(3)?,
+        metadata: Metadata {
+            correlation_id: get(row, 4)?,
+            causation_id: get(row, 5)?,
+            tenant_id: tenant_from(get(row, 6)?),
+            principal: get(row, 7)?,
+            headers: headers_from(get(row, 8)?),
+        },
+        attempts: u32::try_from(get::<_, i32>(row, 9)?).unwrap_or(0),
+        last_error: get(row, 10)?,
+        created_at: row.time_required(11)?,
+    })
+}
+
+/// A saga save found the stored instance at another version (`actual`, 0 when missing).
+pub(crate) fn saga_conflict(key: &SagaKey, expected: u64, actual: Option<i64>) -> Result<(), Error> {
+    let actual = actual.map_or(Ok(0), |v| to_u64(v, "saga version"))?;
+    Err(Error::Conflict { stream: key.to_string(), expected, actual })
 }

@@ -1,5 +1,6 @@
 //! PostgreSQL and SQLite adapters of cqrs-ddd: the event store, state rows of
-//! state-stored aggregates, snapshots and the transactional outbox, on one schema shape.
+//! state-stored aggregates, snapshots, the transactional outbox, saga instances and
+//! scheduled commands, on one schema shape.
 //!
 //! ```no_run
 //! use cqrs_ddd::prelude::*;
@@ -43,6 +44,19 @@
 //! - **Streaming loads.** A stream is read row by row (`fetch`), so loading a stream of a
 //!   million events holds one row at a time; loading selects only version, type, schema
 //!   version and payload.
+//! - **Exactly-once commands.** A batch with an idempotency key
+//!   ([`CommitBatch::idempotency_key`](cqrs_ddd::ports::CommitBatch::idempotency_key))
+//!   records the key in `processed_commands` in the same statement (PostgreSQL) or
+//!   transaction (SQLite) as the rest of the batch, even when there is nothing else. A
+//!   second batch under the key fails with [`cqrs_ddd::Error::AlreadyProcessed`] and
+//!   writes nothing; when it would also conflict, `AlreadyProcessed` wins (the command is
+//!   done). A refused batch does not record its key. Keys are kept until you delete them
+//!   (`processed_at` says when each was recorded).
+//! - **Sagas and scheduled commands.** Both stores implement
+//!   [`SagaStore`](cqrs_ddd::ports::SagaStore) (instances versioned like streams) and
+//!   [`ScheduleStore`](cqrs_ddd::ports::ScheduleStore): claims use the caller's clock and
+//!   `FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent workers take disjoint commands.
+//!   Their times are kept to the millisecond on both databases.
 //! - **Bad data is an error, not a panic**: payloads that do not deserialize, unknown
 //!   event types and negative or oversized numbers are typed errors naming the stream and
 //!   version.
@@ -69,6 +83,8 @@ mod common;
 #[cfg(feature = "postgres")]
 mod pg_projection;
 #[cfg(feature = "postgres")]
+mod pg_saga;
+#[cfg(feature = "postgres")]
 mod postgres;
 
 #[cfg(feature = "postgres")]
@@ -77,6 +93,8 @@ pub use postgres::{PgOptions, PgStore};
 mod sqlite;
 #[cfg(feature = "sqlite")]
 mod sqlite_projection;
+#[cfg(feature = "sqlite")]
+mod sqlite_saga;
 
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;

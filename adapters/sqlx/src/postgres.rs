@@ -16,20 +16,21 @@ use sqlx::{Connection, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::common::{
-    Migration, conflict, conflict_in, has_unguarded_states, headers_from, headers_json, is_unique_violation,
-    outbox_status, store_err, tenant, tenant_from, to_i32, to_i64, to_u64,
+    Migration, PROCESSED_KEY, conflict, conflict_in, has_unguarded_states, headers_from, headers_json,
+    is_unique_violation, outbox_status, store_err, tenant, tenant_from, to_i32, to_i64, to_u64, violates,
 };
 
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("../migrations/postgres/0001_init.sql") },
     Migration { version: 2, sql: include_str!("../migrations/postgres/0002_projections.sql") },
+    Migration { version: 3, sql: include_str!("../migrations/postgres/0003_sagas.sql") },
 ];
 
-/// Event store, state rows, snapshots and outbox on PostgreSQL.
+/// Event store, state rows, snapshots, outbox, sagas and scheduled commands on PostgreSQL.
 ///
 /// Cheap to clone. A command's whole batch (events of every stream, state rows, outbox
-/// rows) is one statement: one round trip, one commit. The pool does not ping connections
-/// on acquire (that would add a round trip to every command).
+/// rows, its idempotency key) is one statement: one round trip, one commit. The pool does
+/// not ping connections on acquire (that would add a round trip to every command).
 #[derive(Clone)]
 pub struct PgStore {
     pub(crate) pool: PgPool,
@@ -137,17 +138,20 @@ impl PgStore {
 
     /// Commits a batch inside a transaction the caller controls, so rows of the caller's
     /// own commit with the events (the unit of work over a sqlx transaction). On a version
-    /// conflict the transaction stays usable: the write is undone to a savepoint.
+    /// conflict or an idempotency key already processed the transaction stays usable: the
+    /// write is undone to a savepoint.
     pub async fn commit_in(&self, tx: &mut PgConnection, batch: CommitBatch) -> Result<CommitReceipt> {
-        if has_unguarded_states(&batch) {
-            self.check_states(tx, &batch).await?;
+        if has_unguarded_states(&batch)
+            && let Err(e) = self.check_states(tx, &batch).await
+        {
+            return Err(self.processed_or(tx, &batch, e).await);
         }
         sqlx::query("SAVEPOINT cqrs_ddd_commit").execute(&mut *tx).await.map_err(store_err)?;
         match self.write(tx, &batch).await {
             Ok(rows) => receipt(&batch, rows),
             Err(e) if is_unique_violation(&e) => {
                 sqlx::query("ROLLBACK TO SAVEPOINT cqrs_ddd_commit").execute(&mut *tx).await.map_err(store_err)?;
-                Err(self.find_conflict(tx, &batch).await)
+                Err(self.refused(tx, &batch, &e).await)
             }
             Err(e) => Err(store_err(e)),
         }
@@ -160,11 +164,20 @@ impl PgStore {
         batch: &CommitBatch,
     ) -> std::result::Result<Vec<PgRow>, sqlx::Error> {
         let events = batch.event_count();
-        if batch.states.is_empty() && batch.outbox.is_empty() && (1..=VALUES_ROWS).contains(&events) {
+        if batch.states.is_empty()
+            && batch.outbox.is_empty()
+            && batch.idempotency_key.is_none()
+            && (1..=VALUES_ROWS).contains(&events)
+        {
             return self.write_values(conn, batch, events).await;
         }
         let cols = Columns::of(batch).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-        let sql = self.sql.commit(!batch.appends.is_empty(), !batch.states.is_empty(), !batch.outbox.is_empty());
+        let sql = self.sql.commit(Parts {
+            events: !batch.appends.is_empty(),
+            states: !batch.states.is_empty(),
+            outbox: !batch.outbox.is_empty(),
+            key: batch.idempotency_key.is_some(),
+        });
         let mut q = sqlx::query(sql);
         if !batch.appends.is_empty() {
             q = q
@@ -187,6 +200,9 @@ impl PgStore {
         }
         if !batch.outbox.is_empty() {
             q = q.bind(cols.o_id).bind(cols.o_topic).bind(cols.o_payload).bind(cols.o_headers).bind(cols.o_created);
+        }
+        if let Some(key) = batch.idempotency_key {
+            q = q.bind(key);
         }
         q.fetch_all(conn).await
     }
@@ -241,9 +257,33 @@ impl PgStore {
         Ok(())
     }
 
-    /// After a unique violation: which stream moved, and to what version. Reads on the
-    /// connection that failed (never a second one from the pool: under load every
-    /// connection could be waiting for another).
+    /// Why the batch statement hit a unique violation: its idempotency key is recorded
+    /// already, or a stream moved. A recorded key wins over a version conflict (the
+    /// command is done; a retry after the conflict would be refused anyway), whichever
+    /// constraint the statement happened to trip first; telling them apart costs a query
+    /// only when both could apply. Reads on the connection that failed (never a second one
+    /// from the pool: under load every connection could be waiting for another).
+    async fn refused(&self, conn: &mut PgConnection, batch: &CommitBatch, e: &sqlx::Error) -> Error {
+        if let Some(key) = batch.idempotency_key
+            && violates(e, PROCESSED_KEY)
+        {
+            return Error::AlreadyProcessed { key };
+        }
+        let conflict = self.find_conflict(conn, batch).await;
+        self.processed_or(conn, batch, conflict).await
+    }
+
+    /// `AlreadyProcessed` instead of a version conflict when the batch's key is recorded.
+    async fn processed_or(&self, conn: &mut PgConnection, batch: &CommitBatch, e: Error) -> Error {
+        let Some(key) = batch.idempotency_key.filter(|_| e.is_conflict()) else { return e };
+        match sqlx::query_scalar::<_, bool>(&self.sql.processed).bind(key).fetch_one(conn).await {
+            Ok(true) => Error::AlreadyProcessed { key },
+            Ok(false) => e,
+            Err(db) => store_err(db),
+        }
+    }
+
+    /// After a unique violation on the events: which stream moved, and to what version.
     async fn find_conflict(&self, conn: &mut PgConnection, batch: &CommitBatch) -> Error {
         let mut actuals = Vec::with_capacity(batch.appends.len());
         for a in &batch.appends {
@@ -348,11 +388,36 @@ impl<'a> Columns<'a> {
     }
 }
 
+/// What a batch holds, which picks its commit statement.
+#[allow(clippy::struct_excessive_bools)] // independent flags: one prepared statement per combination
+#[derive(Clone, Copy)]
+struct Parts {
+    events: bool,
+    states: bool,
+    outbox: bool,
+    key: bool,
+}
+
+impl Parts {
+    fn index(self) -> usize {
+        usize::from(self.events)
+            | usize::from(self.states) << 1
+            | usize::from(self.outbox) << 2
+            | usize::from(self.key) << 3
+    }
+
+    fn of(index: usize) -> Self {
+        Parts { events: index & 1 != 0, states: index & 2 != 0, outbox: index & 4 != 0, key: index & 8 != 0 }
+    }
+}
+
 /// Every statement, with the schema filled in once.
 pub(crate) struct Sql {
     pub(crate) schema: String,
-    /// The commit statement for each combination of (events, states, outbox) present.
-    commit: [String; 8],
+    /// The commit statement for each combination of parts present.
+    commit: [String; 16],
+    /// Whether an idempotency key is recorded.
+    processed: String,
     read_stream: String,
     read_all: String,
     read_all_tenant: String,
@@ -371,6 +436,7 @@ pub(crate) struct Sql {
     insert_values: Vec<String>,
     head: String,
     pub(crate) p: crate::pg_projection::ProjectionSql,
+    pub(crate) saga: crate::pg_saga::SagaSql,
 }
 
 /// Batches of at most this many events (and nothing else) use `INSERT .. VALUES`.
@@ -383,11 +449,12 @@ const EVENT_COLUMNS: &str = "position, transaction_id, tenant_id, stream_type, s
 
 impl Sql {
     fn new(s: &str) -> Self {
-        let commit = std::array::from_fn(|i| Self::commit_statement(s, i & 1 != 0, i & 2 != 0, i & 4 != 0));
+        let commit = std::array::from_fn(|i| Self::commit_statement(s, Parts::of(i)));
         let gap_safe = "transaction_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
         Sql {
             schema: s.to_owned(),
             commit,
+            processed: format!("SELECT EXISTS (SELECT 1 FROM {s}.processed_commands WHERE key = $1)"),
             read_stream: format!(
                 "SELECT version, event_type, schema_version, payload::text FROM {s}.events \
                  WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3 AND version > $4 ORDER BY version"
@@ -446,6 +513,7 @@ impl Sql {
                  ORDER BY transaction_id DESC, position DESC LIMIT 1"
             ),
             p: crate::pg_projection::ProjectionSql::new(s),
+            saga: crate::pg_saga::SagaSql::new(s),
             insert_values: (1..=VALUES_ROWS).map(|n| Self::insert_values(s, n)).collect(),
         }
     }
@@ -471,12 +539,14 @@ impl Sql {
         sql
     }
 
-    fn commit(&self, events: bool, states: bool, outbox: bool) -> &str {
-        &self.commit[usize::from(events) | usize::from(states) << 1 | usize::from(outbox) << 2]
+    fn commit(&self, parts: Parts) -> &str {
+        &self.commit[parts.index()]
     }
 
-    /// Data-modifying CTEs in one statement: atomic, one round trip.
-    fn commit_statement(s: &str, events: bool, states: bool, outbox: bool) -> String {
+    /// Data-modifying CTEs in one statement: atomic, one round trip. PostgreSQL runs
+    /// every one of them even when the final `SELECT` does not read it (a batch of only
+    /// an idempotency key still records it).
+    fn commit_statement(s: &str, Parts { events, states, outbox, key }: Parts) -> String {
         let mut parts = Vec::new();
         let mut n = 0;
         let mut p = |count: usize| {
@@ -514,6 +584,10 @@ impl Sql {
                  {}::timestamptz[]) AS x(i, tp, pl, h, c) RETURNING 1)",
                 a[0], a[1], a[2], a[3], a[4]
             ));
+        }
+        if key {
+            let a = p(1);
+            parts.push(format!("pk AS (INSERT INTO {s}.processed_commands (key) VALUES ({}::uuid))", a[0]));
         }
         let mut sql = String::new();
         if !parts.is_empty() {
@@ -585,7 +659,7 @@ impl EventStore for PgStore {
         // One statement in autocommit: atomic, one round trip, one commit.
         match self.write(&mut conn, &batch).await {
             Ok(rows) => receipt(&batch, rows),
-            Err(e) if is_unique_violation(&e) => Err(self.find_conflict(&mut conn, &batch).await),
+            Err(e) if is_unique_violation(&e) => Err(self.refused(&mut conn, &batch, &e).await),
             Err(e) => Err(store_err(e)),
         }
     }

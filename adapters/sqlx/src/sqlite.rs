@@ -23,12 +23,14 @@ use crate::common::{
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("../migrations/sqlite/0001_init.sql") },
     Migration { version: 2, sql: include_str!("../migrations/sqlite/0002_projections.sql") },
+    Migration { version: 3, sql: include_str!("../migrations/sqlite/0003_sagas.sql") },
 ];
 
 /// Rows per INSERT statement (SQLite limits bound parameters per statement).
 const ROWS_PER_INSERT: usize = 1000;
 
-/// Event store, state rows, snapshots and outbox in one SQLite database file.
+/// Event store, state rows, snapshots, outbox, sagas and scheduled commands in one SQLite
+/// database file.
 ///
 /// Cheap to clone. The database is in WAL mode: readers never block the writer. Writes
 /// take the database's write lock at once (`BEGIN IMMEDIATE`) and wait up to the busy
@@ -36,7 +38,7 @@ const ROWS_PER_INSERT: usize = 1000;
 #[derive(Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
-    sql: Arc<Sql>,
+    pub(crate) sql: Arc<Sql>,
 }
 
 impl SqliteStore {
@@ -93,14 +95,37 @@ impl SqliteStore {
     }
 
     /// Commits a batch inside a transaction the caller controls (`BEGIN IMMEDIATE` is
-    /// best), so rows of the caller's own commit with the events.
+    /// best), so rows of the caller's own commit with the events. When the batch is
+    /// refused (a version conflict, an idempotency key already processed) the transaction
+    /// stays usable: the write is undone to a savepoint.
     pub async fn commit_in(&self, tx: &mut SqliteConnection, batch: CommitBatch) -> Result<CommitReceipt> {
-        if has_unguarded_states(&batch) {
-            self.check_states(tx, &batch).await?;
+        sqlx::query("SAVEPOINT cqrs_ddd_commit").execute(&mut *tx).await.map_err(store_err)?;
+        let result = self.commit_on(tx, &batch).await;
+        if result.is_err() {
+            sqlx::query("ROLLBACK TO SAVEPOINT cqrs_ddd_commit").execute(&mut *tx).await.map_err(store_err)?;
         }
-        match self.write(tx, &batch).await {
+        sqlx::query("RELEASE SAVEPOINT cqrs_ddd_commit").execute(&mut *tx).await.map_err(store_err)?;
+        result
+    }
+
+    /// Writes a batch on a connection in a transaction. The idempotency key goes first, so
+    /// a batch whose key is recorded is refused as [`Error::AlreadyProcessed`] even when
+    /// it would also conflict (the command is done; a retry would be refused anyway).
+    async fn commit_on(&self, conn: &mut SqliteConnection, batch: &CommitBatch) -> Result<CommitReceipt> {
+        if let Some(key) = batch.idempotency_key {
+            sqlx::query(&self.sql.insert_processed)
+                .bind(key)
+                .bind(now_ms())
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| if is_unique_violation(&e) { Error::AlreadyProcessed { key } } else { store_err(e) })?;
+        }
+        if has_unguarded_states(batch) {
+            self.check_states(conn, batch).await?;
+        }
+        match self.write(conn, batch).await {
             Ok(receipt) => Ok(receipt),
-            Err(e) if is_unique_violation(&e) => Err(self.find_conflict(tx, &batch).await),
+            Err(e) if is_unique_violation(&e) => Err(self.find_conflict(conn, batch).await),
             Err(e) => Err(store_err(e)),
         }
     }
@@ -217,6 +242,7 @@ impl SqliteStore {
 }
 
 pub(crate) struct Sql {
+    insert_processed: String,
     read_stream: String,
     read_all: String,
     read_all_tenant: String,
@@ -233,6 +259,7 @@ pub(crate) struct Sql {
     outbox_dead: String,
     outbox_claim: String,
     outbox_retry_dead: String,
+    pub(crate) saga: crate::sqlite_saga::SagaSql,
 }
 
 const EVENT_COLUMNS: &str = "position, tenant_id, stream_type, stream_id, version, event_id, event_type, \
@@ -243,6 +270,7 @@ impl Sql {
     fn new() -> Self {
         let key = "tenant_id = ? AND stream_type = ? AND stream_id = ?";
         Sql {
+            insert_processed: "INSERT INTO processed_commands (key, processed_at_ms) VALUES (?, ?)".to_owned(),
             read_stream: format!(
                 "SELECT version, event_type, schema_version, payload FROM events WHERE {key} AND version > ? ORDER BY version"
             ),
@@ -285,6 +313,7 @@ impl Sql {
                  claimed_until_ms = NULL WHERE status = 'dead' AND id = ?"
                 .to_owned(),
             outbox_dead: format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'dead' ORDER BY position"),
+            saga: crate::sqlite_saga::SagaSql::new(),
         }
     }
 }
@@ -339,7 +368,7 @@ impl EventStore for SqliteStore {
     async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
         // Rolled back on drop, so a cancelled commit never leaves a transaction open.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_err)?;
-        let receipt = self.commit_in(&mut tx, batch).await?;
+        let receipt = self.commit_on(&mut tx, &batch).await?;
         tx.commit().await.map_err(store_err)?;
         Ok(receipt)
     }

@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::projections::*;
+use common::sagas::*;
 use common::*;
 use cqrs_ddd::Result;
-use cqrs_ddd::ports::{CommitBatch, async_trait};
+use cqrs_ddd::ports::{CommitBatch, CommitReceipt, async_trait};
 use cqrs_ddd_sqlx::SqliteStore;
 
 struct Lite {
@@ -62,6 +63,20 @@ impl TestDb for Lite {
         sqlx::query("COMMIT").execute(&mut *conn).await.map_err(cqrs_ddd::Error::store)?;
         Ok(())
     }
+
+    async fn commit_in_one_transaction(
+        &self,
+        store: &SqliteStore,
+        batches: Vec<CommitBatch>,
+    ) -> Vec<Result<CommitReceipt>> {
+        let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
+        let mut results = Vec::new();
+        for batch in batches {
+            results.push(store.commit_in(&mut tx, batch).await);
+        }
+        tx.commit().await.unwrap();
+        results
+    }
 }
 
 /// Messages for the two-relay test.
@@ -101,6 +116,18 @@ sqlite_tests! {
     relay_retries_then_buries => the_relay_retries_then_buries_a_failing_message();
     two_relays_never_publish_a_message_twice => two_relays_publish_each_message_once(MESSAGES);
     async_handlers_fed_by_the_relay => async_handlers_are_fed_by_the_relay();
+    a_repeated_idempotency_key_writes_nothing => a_repeated_idempotency_key_is_refused_and_writes_nothing();
+    a_refused_batch_leaves_its_key_free => a_refused_batch_does_not_record_its_key();
+    racing_commits_under_one_key_apply_once => concurrent_commits_under_one_key_apply_once();
+    saga_records_load_back_equal => saga_records_round_trip();
+    saga_saves_report_the_actual_version => saga_saves_conflict_with_the_actual_version();
+    due_sagas_are_earliest_first => due_sagas_come_earliest_first();
+    sagas_list_by_type_and_status => sagas_are_listed_by_type_and_status();
+    saga_instances_are_per_tenant => saga_keys_are_isolated_by_tenant();
+    a_scheduled_command_is_kept_replaced_or_cancelled => scheduled_commands_are_kept_replaced_and_cancelled();
+    claims_take_only_due_live_unclaimed_commands => claims_take_due_live_unclaimed_commands();
+    failed_scheduled_commands_retry_then_die => failed_commands_retry_later_then_die();
+    two_claimers_never_take_one_command => concurrent_claimers_take_each_command_once(200);
 }
 
 #[tokio::test]

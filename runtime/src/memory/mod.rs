@@ -68,6 +68,13 @@ impl EventStore for MemoryStore {
     async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
         let mut inner = self.inner.write();
         // Check every expectation before writing anything: all or nothing.
+        // A command already committed under its key is refused first: what it would
+        // conflict with is its own earlier commit.
+        if let Some(key) = batch.idempotency_key
+            && inner.processed.contains(&key)
+        {
+            return Err(crate::Error::AlreadyProcessed { key });
+        }
         for append in &batch.appends {
             let actual = inner.streams.get(&append.stream).map_or(0, |s| s.len() as u64);
             if actual != append.expected_version {
@@ -81,9 +88,7 @@ impl EventStore for MemoryStore {
             }
         }
         if let Some(key) = batch.idempotency_key {
-            if !inner.processed.insert(key) {
-                return Err(crate::Error::AlreadyProcessed { key });
-            }
+            inner.processed.insert(key);
         }
         let mut positions = Vec::with_capacity(batch.event_count());
         for append in batch.appends {

@@ -111,7 +111,10 @@ impl ScheduleStore for MemoryScheduleStore {
             .collect();
         due.sort();
         due.truncate(limit);
-        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        let until = chrono::Duration::from_std(lease)
+            .ok()
+            .and_then(|l| now.checked_add_signed(l))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         Ok(due
             .into_iter()
             .filter_map(|(_, id)| {
@@ -171,7 +174,7 @@ impl ManualClock {
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
         let mut now = self.now.lock();
-        *now += chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
+        *now = crate::scheduling::after(*now, by);
     }
 
     /// Sets the time.

@@ -377,7 +377,7 @@ impl SagaInstance {
             Transition::Suspend(timeout) => {
                 self.status = SagaStatus::Suspended;
                 if let Some(t) = timeout {
-                    let at = now + chrono::Duration::from_std(t).unwrap_or(chrono::Duration::MAX);
+                    let at = crate::scheduling::after(now, t);
                     let id = new_id();
                     self.body.timeout = Some(SuspendTimeout { step: step.name.to_owned(), id, at });
                     fx.schedule.push(Deadline { key: self.key.clone(), id, at });
@@ -386,7 +386,7 @@ impl SagaInstance {
             Transition::Fail(reason) => self.fail(reason, &mut fx),
         }
         self.body.retries = 0;
-        self.body.next_attempt_at = Some(now + chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX));
+        self.body.next_attempt_at = Some(crate::scheduling::after(now, grace));
         self.settle();
         fx
     }
@@ -439,7 +439,7 @@ impl SagaInstance {
             }),
             Some(StoredUndo::Tcc { confirm, cancel, deadline_ms }) => {
                 let deadline = deadline_ms
-                    .map(|ms| now + chrono::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX / 1_000_000)));
+                    .map(|ms| crate::scheduling::after(now, Duration::from_millis(ms)));
                 let deadline_id = deadline.map(|at| {
                     let id = new_id();
                     fx.schedule.push(Deadline { key: self.key.clone(), id, at });
@@ -504,7 +504,7 @@ impl SagaInstance {
             false
         } else {
             self.body.next_attempt_at =
-                Some(now + chrono::Duration::from_std(backoff).unwrap_or(chrono::Duration::MAX));
+                Some(crate::scheduling::after(now, backoff));
             true
         }
     }

@@ -1,10 +1,116 @@
 //! Sagas: long-running processes that react to events and send commands, with
 //! compensation, TCC steps, timeouts and recovery.
 //!
-//! A saga is declared with `#[saga]` on a struct (its state) and on an `impl` block
-//! whose `#[step(..)]` methods each react to one event type. See the crate docs for
-//! the attribute syntax; this module holds what the generated code calls into and the
-//! runtime that persists instances and sends their commands.
+//! # Declaring a saga
+//!
+//! `#[saga]` goes on a struct (the saga's state, persisted as JSON between events) and
+//! on an `impl` block whose `#[step(..)]` methods each react to one event type:
+//!
+//! ```
+//! use cqrs_ddd::prelude::*;
+//! use cqrs_ddd::ports::SagaStatus;
+//! use cqrs_ddd::testing::SagaFixture;
+//!
+//! #[event]
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! pub struct OrderPlaced { pub order_id: String, pub amount: u64 }
+//! #[event]
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! pub struct StockReserved { pub order_id: String }
+//! #[event]
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! pub struct PaymentDeclined { pub order_id: String }
+//!
+//! # macro_rules! commands { ($($c:ident),*) => {$(
+//! #     #[command]
+//! #     #[derive(Debug, Clone, Serialize, Deserialize)]
+//! #     pub struct $c { pub order_id: String }
+//! # )*} }
+//! # commands!(ReserveStock, ReleaseStock, ChargePayment);
+//! # #[command_handler] async fn reserve(_c: ReserveStock) -> Result<()> { Ok(()) }
+//! # #[command_handler] async fn release(_c: ReleaseStock) -> Result<()> { Ok(()) }
+//! # #[command_handler] async fn charge(_c: ChargePayment) -> Result<()> { Ok(()) }
+//! #[saga(name = "fulfilment", associate = order_id)]
+//! #[derive(Debug, Default, Serialize, Deserialize)]
+//! pub struct Fulfilment { amount: u64 }
+//!
+//! #[saga]
+//! impl Fulfilment {
+//!     /// A new order starts an instance: reserve stock, released if a later step fails.
+//!     #[step(start, send = ReserveStock, compensate = ReleaseStock)]
+//!     fn placed(&mut self, e: &OrderPlaced) -> (ReserveStock, ReleaseStock) {
+//!         self.amount = e.amount;
+//!         let id = e.order_id.clone();
+//!         (ReserveStock { order_id: id.clone() }, ReleaseStock { order_id: id })
+//!     }
+//!
+//!     #[step(send = ChargePayment)]
+//!     fn reserved(&mut self, e: &StockReserved) -> ChargePayment {
+//!         ChargePayment { order_id: e.order_id.clone() }
+//!     }
+//!
+//!     /// Fails the saga: compensations run, last first.
+//!     #[step(fail)]
+//!     fn declined(&mut self, _e: &PaymentDeclined) {}
+//! }
+//!
+//! // The test kit runs it without a database.
+//! let mut saga = SagaFixture::<Fulfilment>::new();
+//! saga.when(OrderPlaced { order_id: "o1".into(), amount: 40 }).then_sends(&["ReserveStock"]);
+//! saga.when(StockReserved { order_id: "o1".into() }).then_sends(&["ChargePayment"]);
+//! saga.when(PaymentDeclined { order_id: "o1".into() })
+//!     .then_sends(&["ReleaseStock"])
+//!     .then_status(SagaStatus::Compensated);
+//! ```
+//!
+//! Step options:
+//!
+//! | option | the method returns | meaning |
+//! |---|---|---|
+//! | `start` | | the event starts an instance when none exists (other events for no instance are ignored) |
+//! | `associate = field` / `by_correlation` | | which instance: the event's field (default: the struct's `associate`), or the correlation id |
+//! | `send = C` | `C` | send one command |
+//! | `send = C, compensate = K` | `(C, K)` | … and undo it with `K` if the saga fails later |
+//! | `send_all = [A, B]` (`compensate = [KA, KB]`) | `(A, B)` (`((A, B), (KA, KB))`) | send at once |
+//! | `tcc_begin` | | opens a TCC transaction |
+//! | `tcc(try = T, confirm = C, cancel = K, deadline = "30s")` | `(T, C, K)` | a TCC try, cancelled on failure or when its deadline passes unconfirmed |
+//! | `tcc_confirm` | | confirms every try so far, in order |
+//! | `complete` / `fail` | (`()` for `fail`) | complete once sent / fail and compensate |
+//! | `suspend`, `timeout = "1h"` | | wait for the next event; past the timeout, fail and compensate |
+//!
+//! Options that make no sense together (`send` with `send_all`, `suspend` with
+//! `complete`, a `timeout` without `suspend`, two steps for one event, a TCC try with
+//! no `tcc_begin` anywhere) are compile errors, and so is a step that sends a command
+//! without a handler.
+//!
+//! Why an attribute on a struct and an `impl` block rather than a function-like DSL:
+//! the steps are ordinary methods, so rust-analyzer, rustfmt, doc comments and unit
+//! tests work on them unchanged, the saga's state is an ordinary struct, and the
+//! macro still sees every step's options at once to check them against each other.
+//!
+//! # How it runs
+//!
+//! - Events reach sagas like `#[event_handler(async)]`s: through the transactional
+//!   outbox, so an `OutboxRelay` with an `InProcessPublisher` (or a broker) must run.
+//!   Delivery is at least once; an event an instance already processed changes and
+//!   sends nothing.
+//! - An instance is stored per (saga type, association value) with an optimistic
+//!   version; concurrent events for one instance reload and retry, never losing an
+//!   update. Status: pending → running → completed | suspended | compensating →
+//!   compensated | failed.
+//! - A step's commands are stored with the instance first, then sent (each with its id
+//!   as idempotency key: see [`Mediator::send_idempotent`]) and marked dispatched. A
+//!   crash in between leaves them stored; [`SagaRecovery`] sends them later, and a
+//!   command that was in fact committed is refused by the store rather than applied
+//!   twice.
+//! - A command rejected by its handler fails the saga; a transient failure (store
+//!   down, conflicts) is retried with backoff and fails the saga after
+//!   [`SagaOptions::max_retries`]. Failing sends the compensation stack last-first; a
+//!   failing compensation leaves the saga failed with the error recorded.
+//! - Suspension timeouts and TCC deadlines are scheduled commands (see
+//!   [`crate::scheduling`]), fired by [`SagaRecovery`] (or a `Scheduler`).
+//! - [`SagaManager`] (`mediator.sagas()`) reads instances, lists active ones, retries a
+//!   stuck one and forces compensation.
 
 use futures::future::BoxFuture;
 use serde::Serialize;

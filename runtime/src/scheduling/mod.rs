@@ -24,6 +24,11 @@ use crate::error::{Error, Result};
 use crate::ports::ScheduledCommand;
 use crate::saga::DEADLINE_COMMAND;
 
+/// `now + by`, saturating at the end of time instead of overflowing.
+pub(crate) fn after(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(by).ok().and_then(|d| now.checked_add_signed(d)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// Sends a scheduled command of one type, decoded from JSON.
 pub(crate) type SendJson = for<'a> fn(&'a Mediator, Uuid, &'a str, Metadata) -> BoxFuture<'a, Result<()>>;
 
@@ -176,8 +181,7 @@ impl Scheduler {
                 Err(e) => {
                     let delay = o.backoff.saturating_mul(1 << cmd.attempts.min(20)).min(o.max_backoff);
                     tracing::warn!(command = %cmd.command_type, id = %cmd.id, error = %e, ?delay, "scheduled command failed; retrying later");
-                    let due = self.mediator.clock().now()
-                        + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                    let due = crate::scheduling::after(self.mediator.clock().now(), delay);
                     store.retry_later(cmd.id, &e.to_string(), due).await?;
                     report.retried += 1;
                 }

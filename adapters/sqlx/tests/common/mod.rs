@@ -3,13 +3,14 @@
 
 pub mod domain;
 pub mod projections;
+pub mod sagas;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use cqrs_ddd::ports::{
-    CommitBatch, Cursor, EventStore, NewEvent, Outbox, ProjectionStore, Snapshot, SnapshotStore, StateWrite,
-    StreamAppend, StreamKey, async_trait,
+    CommitBatch, CommitReceipt, Cursor, EventStore, NewEvent, Outbox, ProjectionStore, SagaStore, ScheduleStore,
+    Snapshot, SnapshotStore, StateWrite, StreamAppend, StreamKey, async_trait,
 };
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::{AppBuilder, RequestContext, RetryPolicy, SnapshotPolicy};
@@ -21,7 +22,7 @@ use serde_json::json;
 /// One isolated database (its own schema or file) and raw access to it.
 #[async_trait]
 pub trait TestDb: Send + Sync + 'static {
-    type Store: EventStore + SnapshotStore + Outbox + ProjectionStore + Clone;
+    type Store: EventStore + SnapshotStore + Outbox + ProjectionStore + SagaStore + ScheduleStore + Clone;
     /// Which SQL dialect raw statements must use.
     const SQLITE: bool;
     /// A store on this database (a new pool each call: another "process").
@@ -32,6 +33,13 @@ pub trait TestDb: Send + Sync + 'static {
     async fn count(&self, table: &str) -> i64;
     /// Commits `batch` inside an explicit transaction held open for `delay`.
     async fn commit_slowly(&self, store: &Self::Store, batch: CommitBatch, delay: Duration) -> Result<()>;
+    /// Commits each batch with `commit_in` in one transaction, which is then committed
+    /// whatever the batches' results.
+    async fn commit_in_one_transaction(
+        &self,
+        store: &Self::Store,
+        batches: Vec<CommitBatch>,
+    ) -> Vec<Result<CommitReceipt>>;
 }
 
 /// An app on `store` with the services this binary's handlers need.
@@ -208,7 +216,7 @@ pub async fn stale_snapshot_falls_back_to_replay(db: &impl TestDb) {
         state: json!({"cents": 900}).to_string(),
         taken_at: chrono::Utc::now(),
     };
-    store.save(old).await.unwrap();
+    SnapshotStore::save(&store, old).await.unwrap();
     let with = app(store.clone())
         .snapshot_store(store.clone())
         .snapshot::<Account>(SnapshotPolicy::every(100))
@@ -395,6 +403,6 @@ pub async fn outbox_rows_can_be_published_and_die(db: &impl TestDb) {
         store.mark_failed(pending[1].message.id, "broker down", Duration::ZERO, 3).await.unwrap();
     }
     assert!(store.pending(10).await.unwrap().is_empty());
-    let dead = store.dead().await.unwrap();
+    let dead = Outbox::dead(&store).await.unwrap();
     assert_eq!((dead.len(), dead[0].attempts, dead[0].last_error.as_deref()), (1, 3, Some("broker down")));
 }
