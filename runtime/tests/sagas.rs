@@ -32,15 +32,15 @@ impl Log {
         self.sent.lock().clone()
     }
     fn check(&self, name: &str) -> Result<()> {
-        if let Some((left, transient)) = self.failing.lock().get_mut(name) {
-            if *left > 0 {
-                *left -= 1;
-                return Err(if *transient {
-                    Error::store(format!("{name}: connection refused"))
-                } else {
-                    Error::handler(format!("{name} rejected"))
-                });
-            }
+        if let Some((left, transient)) = self.failing.lock().get_mut(name)
+            && *left > 0
+        {
+            *left -= 1;
+            return Err(if *transient {
+                Error::store(format!("{name}: connection refused"))
+            } else {
+                Error::handler(format!("{name} rejected"))
+            });
         }
         Ok(())
     }
@@ -558,7 +558,7 @@ async fn a_failing_scheduled_command_is_retried_with_backoff_then_dead() {
     assert_eq!(s.run_once().await.unwrap().retried, 1);
     // Backoff: not due again before 10 s, then 20 s.
     h.clock.advance(Duration::from_secs(9));
-    assert_eq!(s.run_once().await.unwrap(), Default::default());
+    assert_eq!(s.run_once().await.unwrap(), cqrs_ddd::scheduling::SchedulerReport::default());
     h.clock.advance(Duration::from_secs(1));
     assert_eq!(s.run_once().await.unwrap().retried, 1);
     h.clock.advance(Duration::from_secs(20));

@@ -226,6 +226,6 @@ async fn a_saga_process_killed_between_storing_and_sending_sends_each_command_on
     assert!(shipments.is_empty(), "parcels shipped other than once: {shipments:?}");
     let total: i64 =
         sqlx::query_scalar(&format!("SELECT count(*) FROM \"{schema}\".events")).fetch_one(store.pool()).await.unwrap();
-    assert_eq!(total as u128, SAGAS * 3, "each of the three commands of each saga applied once");
+    assert_eq!(u128::try_from(total).unwrap(), SAGAS * 3, "each of the three commands of each saga applied once");
     sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE")).execute(store.pool()).await.unwrap();
 }

@@ -223,10 +223,10 @@ impl SagaManager {
                 futures::future::join_all(group.iter().map(|cmd| send(&self.mediator, cmd, metadata(cmd)))).await;
             let outcome: Vec<(SagaCommand, Result<()>)> = group.into_iter().zip(results).collect();
             for (cmd, r) in &outcome {
-                if let Err(e) = r {
-                    if !matches!(e, Error::AlreadyProcessed { .. }) {
-                        tracing::warn!(saga = %key, command = %cmd.command_type, error = %e, "saga command failed");
-                    }
+                if let Err(e) = r
+                    && !matches!(e, Error::AlreadyProcessed { .. })
+                {
+                    tracing::warn!(saga = %key, command = %cmd.command_type, error = %e, "saga command failed");
                 }
             }
             let options = rt.options;

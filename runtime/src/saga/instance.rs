@@ -438,8 +438,7 @@ impl SagaInstance {
                 deadline_id: None,
             }),
             Some(StoredUndo::Tcc { confirm, cancel, deadline_ms }) => {
-                let deadline = deadline_ms
-                    .map(|ms| crate::scheduling::after(now, Duration::from_millis(ms)));
+                let deadline = deadline_ms.map(|ms| crate::scheduling::after(now, Duration::from_millis(ms)));
                 let deadline_id = deadline.map(|at| {
                     let id = new_id();
                     fx.schedule.push(Deadline { key: self.key.clone(), id, at });
@@ -503,8 +502,7 @@ impl SagaInstance {
             self.rejected(cmd, &msg, fx);
             false
         } else {
-            self.body.next_attempt_at =
-                Some(crate::scheduling::after(now, backoff));
+            self.body.next_attempt_at = Some(crate::scheduling::after(now, backoff));
             true
         }
     }

@@ -194,7 +194,7 @@ where
 
 /// The error for a stored command type the saga does not send (renamed or removed).
 #[doc(hidden)]
-pub fn unknown_command<'a, S: Saga>(command: &'a SagaCommand) -> BoxFuture<'a, Result<()>> {
+pub fn unknown_command<S: Saga>(command: &SagaCommand) -> BoxFuture<'_, Result<()>> {
     let e = crate::Error::NoHandler { kind: "saga command", name: "unknown" };
     tracing::error!(saga = S::NAME, command = %command.command_type, "a stored saga command has a type this saga does not send");
     Box::pin(async move { Err(e) })
