@@ -14,6 +14,7 @@ mod event;
 mod handler;
 mod projection;
 mod query;
+mod saga;
 mod upcaster;
 
 use proc_macro::TokenStream;
@@ -81,4 +82,54 @@ pub fn upcaster(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn projection(args: TokenStream, item: TokenStream) -> TokenStream {
     projection::projection(args.into(), item.into()).into()
+}
+
+/// A long-running process that reacts to events and sends commands, with compensation,
+/// TCC and timeouts. On the state struct (`Default`, `Serialize`, `Deserialize`):
+/// `#[saga(name = "..", associate = field)]`, both optional (`name` defaults to the type
+/// name; `associate` names the field of the events whose `to_string()` finds the
+/// instance). On its impl block, `#[saga]` and one `#[step(..)]` method per event:
+///
+/// ```text
+/// #[saga(name = "order-fulfilment", associate = order_id)]
+/// #[derive(Debug, Default, Serialize, Deserialize)]
+/// pub struct Fulfilment { reserved: bool }
+///
+/// #[saga]
+/// impl Fulfilment {
+///     #[step(start, send = ReserveStock, compensate = ReleaseStock)]
+///     fn placed(&mut self, e: &OrderPlaced) -> (ReserveStock, ReleaseStock) { .. }
+///     #[step(send_all = [ChargePayment, NotifyWarehouse], suspend, timeout = "30m")]
+///     fn reserved(&mut self, e: &Envelope<StockReserved>) -> (ChargePayment, NotifyWarehouse) { .. }
+///     #[step(complete)]
+///     fn paid(&mut self, e: &PaymentTaken) { .. }
+///     #[step(fail)]
+///     fn declined(&mut self, e: &PaymentDeclined) { .. }
+/// }
+/// ```
+///
+/// A step method takes `&mut self` and `&E` or `&Envelope<E>`, and returns what its
+/// options send:
+///
+/// | option | the method returns |
+/// | --- | --- |
+/// | none | `()` |
+/// | `send = C` | `C` |
+/// | `send = C, compensate = K` (`K` undoes `C` if the saga fails) | `(C, K)` |
+/// | `send_all = [A, B]` (sent at once) | `(A, B)` |
+/// | `send_all = [A, B], compensate = [KA, KB]` | `((A, B), (KA, KB))` |
+/// | `tcc(try = T, confirm = C, cancel = K, deadline = "30s")` (`deadline` optional) | `(T, C, K)` |
+///
+/// Other options: `start` (the event starts an instance when none exists; at least one
+/// step has it), `associate = field` or `by_correlation` (the envelope's correlation id)
+/// instead of the struct's default (a step with neither and no default is an error),
+/// `tcc_begin` (opens the TCC transaction; a saga with `tcc(..)` needs it on some step),
+/// `tcc_confirm` (confirms every try so far), and where the saga goes next: `complete`,
+/// `fail` (sends nothing; compensations run), or `suspend` with an optional
+/// `timeout = ".."`. Durations are `"500ms"`, `"30s"`, `"5m"`, `"2h"`, `"1d"`.
+/// Every command a step names must have a handler and be `Serialize` + `Deserialize`;
+/// the error points at the command in the attribute.
+#[proc_macro_attribute]
+pub fn saga(args: TokenStream, item: TokenStream) -> TokenStream {
+    saga::saga(args.into(), item.into()).into()
 }

@@ -158,11 +158,23 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Sagas and scheduled commands
+//!
+//! A `#[saga]` reacts to events with `#[step]` methods that send commands, compensate
+//! them last-first on failure, run TCC transactions and suspend with timeouts; its
+//! instances, with the commands they still have to send, are kept in a
+//! [`ports::SagaStore`]. [`Mediator::schedule`] sends a command later through a
+//! [`scheduling::Scheduler`]. See [`saga`] for the syntax and the guarantees, and
+//! [`testing::SagaFixture`] to test a saga without a database. On a database, give the
+//! builder the adapter: `App::builder().event_store(db.clone()).sagas_on(db)`.
+//!
 //! # Cargo features
 //!
 //! | feature | default | what it gives |
 //! | --- | --- | --- |
-//! | `macros` | yes | re-exports `#[event]`, `#[aggregate]`, `#[command]`, `#[query]`, `#[command_handler]`, `#[query_handler]`, `#[event_handler]` |
+//! | `macros` | yes | re-exports `#[event]`, `#[aggregate]`, `#[command]`, `#[query]`, `#[command_handler]`, `#[query_handler]`, `#[event_handler]`, `#[upcaster]`, `#[projection]`, `#[saga]` |
+//!
+//! The test kit ([`testing`]) is always compiled: it has no dependencies of its own.
 //!
 //! # Caveats
 //!

@@ -47,6 +47,7 @@ pub(crate) fn expand_struct(model: &AggregateStruct, item: TokenStream) -> Token
 
         #[doc = #doc]
         #[derive(Debug, Clone)]
+        #[allow(clippy::enum_variant_names)] // the variants are the event types' own names
         #vis enum #event_enum {
             #(
                 #[allow(missing_docs)]

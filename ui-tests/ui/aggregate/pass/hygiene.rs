@@ -40,7 +40,7 @@ impl Account {
 }
 
 #[cqrs_ddd::command(aggregate = Account)]
-#[derive(::core::clone::Clone)]
+#[derive(::core::clone::Clone, serde::Serialize, serde::Deserialize)]
 struct Open {
     #[id]
     id: u64,
@@ -67,6 +67,26 @@ struct Mailer;
 #[cqrs_ddd::event_handler]
 async fn mail(_e: &Envelope<Opened>, _ctx: &EventContext, _m: Dep<Mailer>) -> cqrs_ddd::Result<()> {
     ::core::result::Result::Ok(())
+}
+
+#[derive(Debug, ::core::clone::Clone, serde::Serialize, serde::Deserialize)]
+#[cqrs_ddd::event]
+struct Requested {
+    id: u64,
+}
+
+#[cqrs_ddd::saga(crate = ::cqrs_ddd, associate = id)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Opening;
+
+#[cqrs_ddd::saga(crate = ::cqrs_ddd)]
+impl Opening {
+    #[step(start, send_all = [Open], compensate = [Open], suspend, timeout = "1h")]
+    fn requested(&mut self, e: &Requested) -> ((Open,), (Open,)) {
+        ((Open { id: e.id },), (Open { id: e.id },))
+    }
+    #[step(by_correlation, complete)]
+    fn opened(&mut self, _: &Envelope<Opened>) {}
 }
 
 fn main() {}

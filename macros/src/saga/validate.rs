@@ -1,0 +1,151 @@
+use quote::ToTokens;
+use syn::Ident;
+
+use super::model::{Codegen, StepFn};
+use super::parse::{STEP_USAGE, StepOptions, TCC_USAGE};
+use crate::common::Errors;
+use crate::common::args::Types;
+
+/// The options of one `#[step(..)]` that cannot go together, or are incomplete.
+pub(crate) fn options(errors: &mut Errors, o: &StepOptions) {
+    if let (Some(_), Some(key)) = (&o.associate, &o.by_correlation) {
+        errors.spanned(
+            key,
+            "a step finds its instance either by a field of its event (`associate = ..`) or by the correlation id (`by_correlation`); keep one",
+        );
+    }
+    sends(errors, o);
+    if let Some((key, tcc)) = &o.tcc {
+        let missing: Vec<&str> =
+            [("try", tcc.attempt.is_none()), ("confirm", tcc.confirm.is_none()), ("cancel", tcc.cancel.is_none())]
+                .into_iter()
+                .filter_map(|(k, missing)| missing.then_some(k))
+                .collect();
+        if !missing.is_empty() {
+            let missing = missing.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and ");
+            errors.spanned(key, format!("`tcc(..)` needs {missing}; write `#[step({TCC_USAGE})]`"));
+        }
+    }
+    let ends: Vec<&Ident> = [&o.complete, &o.fail, &o.suspend].into_iter().flatten().collect();
+    for extra in ends.iter().skip(1) {
+        errors.spanned(
+            extra,
+            "a step either completes, fails or suspends the saga; keep one of `complete`, `fail` and `suspend`",
+        );
+    }
+    if let Some((key, _)) = &o.timeout
+        && o.suspend.is_none()
+    {
+        errors.spanned(
+            key,
+            "`timeout` is how long a suspended saga waits for its next event; add `suspend`, or remove `timeout`",
+        );
+    }
+    if let Some(key) = &o.fail
+        && (o.send.is_some() || o.send_all.is_some() || o.tcc.is_some())
+    {
+        errors.spanned(
+            key,
+            "a `fail` step sends nothing: the saga fails and the compensations of what it sent run, last first; remove `send`, `send_all` and `tcc(..)`, or `fail`",
+        );
+    }
+}
+
+/// `send`, `send_all`, `tcc(..)` and `compensate`.
+fn sends(errors: &mut Errors, o: &StepOptions) {
+    if let (Some(_), Some((key, _))) = (&o.send, &o.send_all) {
+        errors.spanned(
+            key,
+            "a step sends either one command (`send = ..`) or several at once (`send_all = [..]`); keep one",
+        );
+    }
+    if let Some((key, _)) = &o.tcc
+        && (o.send.is_some() || o.send_all.is_some())
+    {
+        errors.spanned(
+            key,
+            "`tcc(..)` sends its `try` command itself; remove `send`/`send_all`, or give the TCC try a step of its own",
+        );
+    }
+    if let Some((key, list)) = &o.send_all
+        && list.is_empty()
+    {
+        errors.spanned(
+            key,
+            "`send_all = []` lists no command; list the commands sent at once, like `send_all = [ReserveStock, ChargePayment]`",
+        );
+    }
+    let Some((key, compensate)) = &o.compensate else { return };
+    let message = match (&o.send, &o.send_all, compensate) {
+        (None, None, _) if o.tcc.is_some() => {
+            "a TCC try is undone by its `cancel` command, not by `compensate`; remove `compensate`".to_owned()
+        }
+        (None, None, _) => {
+            "`compensate` undoes the command this step sends; add `send = ..` (or `send_all = [..]`), or remove `compensate`"
+                .to_owned()
+        }
+        (Some(_), _, Types::Many(_)) => {
+            "with `send = ..`, `compensate` takes the one command that undoes it, like `compensate = ReleaseStock`"
+                .to_owned()
+        }
+        (None, Some(_), Types::One(_)) => {
+            "with `send_all = [..]`, `compensate` takes a list of the same length, in the same order, like `compensate = [ReleaseStock, RefundPayment]`"
+                .to_owned()
+        }
+        (None, Some((_, sent)), Types::Many(undo)) if sent.len() != undo.len() => format!(
+            "`send_all` lists {} commands but `compensate` lists {}; give one compensation per command, in the same order",
+            sent.len(),
+            undo.len()
+        ),
+        _ => return,
+    };
+    errors.spanned(key, message);
+}
+
+/// The rules across the steps of one saga. Marks a second step for an event as a
+/// duplicate, so that nothing is generated for it.
+pub(crate) fn saga(errors: &mut Errors, steps: &mut [StepFn], self_ty: &syn::Type) {
+    let key = |s: &StepFn| s.event.as_ref().map(|e| e.to_token_stream().to_string());
+    for i in 0..steps.len() {
+        let Some(event) = key(&steps[i]) else { continue };
+        if let Some(first) =
+            steps[..i].iter().find(|s| s.codegen != Codegen::Duplicate && key(s).as_ref() == Some(&event))
+        {
+            let message = format!(
+                "event `{event}` already has the step `{}`; a saga reacts to each event in one step, so merge the two",
+                first.method
+            );
+            errors.spanned(&steps[i].method, message);
+            steps[i].codegen = Codegen::Duplicate;
+        }
+    }
+    if steps.is_empty() {
+        errors.spanned(
+            self_ty,
+            format!("this `#[saga]` impl block has no `#[step]` method; mark each method that reacts to an event, like `{STEP_USAGE}`"),
+        );
+        return;
+    }
+    if !steps.iter().any(|s| s.start) {
+        errors.spanned(
+            self_ty,
+            "no step of this saga starts it, so every event would find no instance and be ignored; add `start` to the step of the event that begins the saga: `#[step(start, ..)]`",
+        );
+    }
+    if !steps.iter().any(|s| s.tcc_begin.is_some()) {
+        for span in steps.iter().filter_map(|s| s.tcc) {
+            errors.at(
+                span,
+                "TCC without a begin: no step of this saga has `tcc_begin`; add `tcc_begin` to the step that opens the transaction (it may be this one)",
+            );
+        }
+    }
+    if !steps.iter().any(|s| s.tcc.is_some()) {
+        for span in steps.iter().filter_map(|s| s.tcc_confirm) {
+            errors.at(
+                span,
+                format!("`tcc_confirm` confirms the saga's TCC tries, but no step has `{TCC_USAGE}`; add one, or remove `tcc_confirm`"),
+            );
+        }
+    }
+}

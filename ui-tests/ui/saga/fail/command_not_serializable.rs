@@ -1,0 +1,26 @@
+use cqrs_ddd::prelude::*;
+
+#[event]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OrderPlaced { order_id: String }
+
+#[command]
+#[derive(Debug, Deserialize)]
+struct ReserveStock;
+
+#[command_handler]
+async fn reserve_stock(_c: ReserveStock, _ctx: &mut CommandContext) -> Result<()> { Ok(()) }
+
+#[saga(associate = order_id)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Fulfilment;
+
+#[saga]
+impl Fulfilment {
+    #[step(start, send = ReserveStock)]
+    fn placed(&mut self, _e: &OrderPlaced) -> ReserveStock {
+        ReserveStock
+    }
+}
+
+fn main() {}

@@ -1,0 +1,21 @@
+use cqrs_ddd::prelude::*;
+
+#[event]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OrderPlaced { order_id: String }
+
+#[saga(associate = order_id)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Fulfilment;
+
+trait Steps {
+    fn placed(&mut self, _e: &OrderPlaced);
+}
+
+#[saga]
+impl Steps for Fulfilment {
+    #[step(start)]
+    fn placed(&mut self, _e: &OrderPlaced) {}
+}
+
+fn main() {}

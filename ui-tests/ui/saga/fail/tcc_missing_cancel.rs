@@ -1,0 +1,27 @@
+use cqrs_ddd::prelude::*;
+
+#[event]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OrderPlaced { order_id: String }
+
+#[command]
+#[derive(Debug, Serialize, Deserialize)]
+struct ReserveSeat;
+
+#[command]
+#[derive(Debug, Serialize, Deserialize)]
+struct ConfirmSeat;
+
+#[saga(associate = order_id)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Fulfilment;
+
+#[saga]
+impl Fulfilment {
+    #[step(start, tcc_begin, tcc(try = ReserveSeat, confirm = ConfirmSeat))]
+    fn placed(&mut self, _e: &OrderPlaced) -> (ReserveSeat, ConfirmSeat) {
+        (ReserveSeat, ConfirmSeat)
+    }
+}
+
+fn main() {}

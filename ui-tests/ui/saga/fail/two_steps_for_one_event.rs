@@ -1,0 +1,20 @@
+use cqrs_ddd::prelude::*;
+
+#[event]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OrderPlaced { order_id: String }
+
+#[saga(associate = order_id)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Fulfilment;
+
+#[saga]
+impl Fulfilment {
+    #[step(start)]
+    fn placed(&mut self, _e: &OrderPlaced) {}
+
+    #[step(complete)]
+    fn placed_again(&mut self, _e: &Envelope<OrderPlaced>) {}
+}
+
+fn main() {}
