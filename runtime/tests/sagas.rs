@@ -593,3 +593,106 @@ impl NowUtc for ManualClock {
         cqrs_ddd::ports::Clock::now(self)
     }
 }
+
+// ---- end to end: events of an aggregate reach a `#[saga]` through the outbox ----
+
+#[event]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TicketOpened {
+    pub id: String,
+}
+
+#[event]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TicketClosed;
+
+#[derive(Debug, thiserror::Error)]
+#[error("ticket already closed")]
+pub struct Closed;
+
+#[aggregate(id = String, events(TicketOpened, TicketClosed), error = Closed)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Ticket {
+    closed: bool,
+}
+
+#[aggregate]
+impl Ticket {
+    #[handle(create)]
+    fn open(&self, c: &OpenTicket) -> std::result::Result<Vec<TicketEvent>, Closed> {
+        Ok(vec![TicketOpened { id: c.id.clone() }.into()])
+    }
+    #[handle]
+    fn close(&self, _c: &CloseTicket) -> std::result::Result<Vec<TicketEvent>, Closed> {
+        if self.closed { Err(Closed) } else { Ok(vec![TicketClosed.into()]) }
+    }
+    #[apply]
+    fn opened(&mut self, _e: &TicketOpened) {}
+    #[apply]
+    fn closed(&mut self, _e: &TicketClosed) {
+        self.closed = true;
+    }
+}
+
+#[command(aggregate = Ticket)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpenTicket {
+    #[id]
+    pub id: String,
+}
+
+#[command(aggregate = Ticket)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CloseTicket {
+    #[id]
+    pub id: String,
+}
+
+/// Closes every ticket as soon as it is opened.
+#[saga(name = "auto-close", associate = id)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct AutoClose;
+
+#[saga]
+impl AutoClose {
+    #[step(start, send = CloseTicket, complete)]
+    fn opened(&mut self, e: &TicketOpened) -> CloseTicket {
+        CloseTicket { id: e.id.clone() }
+    }
+}
+
+#[tokio::test]
+async fn events_reach_a_saga_through_the_outbox_and_its_command_is_handled() {
+    use cqrs_ddd::outbox::{InProcessPublisher, OutboxRelay};
+    let store = cqrs_ddd::MemoryStore::new();
+    let log = Arc::new(Log::default());
+    let app = App::builder()
+        .event_store(store.clone())
+        .provide_arc(log)
+        .saga_store(MemorySagaStore::new())
+        .schedule_store(MemoryScheduleStore::new())
+        .build()
+        .unwrap();
+    app.send(OpenTicket { id: "t1".into() }).await.unwrap();
+    // Committed with the event: one outbox row for the saga, nothing handled yet.
+    assert_eq!(store.outbox_records().len(), 1);
+    assert!(app.sagas().find::<AutoClose>("t1").await.unwrap().is_none());
+
+    let relay = OutboxRelay::new(Arc::new(store.clone()), Arc::new(InProcessPublisher::new(app.clone())));
+    assert_eq!(relay.run_once().await.unwrap().published, 1);
+    let saga = app.sagas().find::<AutoClose>("t1").await.unwrap().unwrap();
+    assert_eq!(saga.status(), SagaStatus::Completed);
+    assert!(app.load::<Ticket>(&"t1".to_owned()).await.unwrap().state.closed);
+    // A redelivery (the relay crashed before marking the row) changes nothing.
+    let mut redelivered = envelope(TicketOpened { id: "t1".into() });
+    redelivered.header.event_id = saga.commands()[0].caused_by.unwrap();
+    app.sagas().handle::<AutoClose, _>(&redelivered).await.unwrap();
+    assert_eq!(app.sagas().find::<AutoClose>("t1").await.unwrap().unwrap().version(), saga.version());
+}
+
+#[test]
+fn a_saga_step_is_checked_with_the_test_kit() {
+    let mut saga = cqrs_ddd::testing::SagaFixture::<AutoClose>::new();
+    saga.when(TicketOpened { id: "t9".into() }).then_sends(&["CloseTicket"]).then_status(SagaStatus::Completed);
+    assert_eq!(saga.sent_of::<CloseTicket>()[0].id, "t9");
+}

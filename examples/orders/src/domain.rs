@@ -377,3 +377,55 @@ impl Fulfilment {
         self.problem = Some(format!("only {} in stock, {} ordered", e.available, e.requested));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The saga's decisions, with the test kit: no database, no mediator.
+
+    use cqrs_ddd::ports::SagaStatus;
+    use cqrs_ddd::testing::SagaFixture;
+
+    use super::*;
+
+    fn placed(quantity: u32, card: &str) -> OrderPlaced {
+        OrderPlaced { order_id: "o1".into(), sku: "lamp".into(), quantity, amount: 75, card: card.into() }
+    }
+
+    #[test]
+    fn a_paid_order_is_reserved_charged_and_confirmed() {
+        let mut saga = SagaFixture::<Fulfilment>::new();
+        saga.when(placed(3, "4242")).then_sends(&["ReserveStock"]);
+        saga.when(StockReserved { order_id: "o1".into(), quantity: 3 }).then_sends(&["ChargePayment"]);
+        assert_eq!(saga.sent_of::<ChargePayment>()[0].amount, 75);
+        saga.when(PaymentCharged { order_id: "o1".into(), amount: 75 })
+            .then_sends(&["ConfirmOrder"])
+            .then_status(SagaStatus::Completed);
+    }
+
+    #[test]
+    fn a_declined_payment_releases_the_stock_then_cancels_the_order() {
+        let mut saga = SagaFixture::<Fulfilment>::new()
+            .given(placed(3, "4000"))
+            .given(StockReserved { order_id: "o1".into(), quantity: 3 });
+        saga.when(PaymentDeclined { order_id: "o1".into(), reason: "declined".into() })
+            .then_sends(&["ReleaseStock", "CancelOrder"])
+            .then_status(SagaStatus::Compensated);
+        assert_eq!(saga.state().problem(), Some("declined"));
+    }
+
+    #[test]
+    fn a_shortage_cancels_the_order() {
+        let mut saga = SagaFixture::<Fulfilment>::new().given(placed(50, "4242"));
+        saga.when(StockShortage { order_id: "o1".into(), available: 7, requested: 50 })
+            .then_sends(&["CancelOrder"])
+            .then_status(SagaStatus::Compensated);
+    }
+
+    #[test]
+    fn a_redelivered_event_sends_nothing_again() {
+        let mut saga = SagaFixture::<Fulfilment>::new();
+        let event = saga.envelope(placed(3, "4242"));
+        saga.when_envelope(&event).then_sends(&["ReserveStock"]);
+        saga.when_envelope(&event).then_sends(&[]);
+    }
+}
