@@ -179,7 +179,7 @@ impl SagaInstance {
             key: self.key.clone(),
             status: self.status,
             version: self.version + 1,
-            wake_at: self.wake_at(),
+            wake_at: self.wake_at(now),
             data,
             created_at: self.created_at,
             updated_at: now,
@@ -266,12 +266,12 @@ impl SagaInstance {
     }
 
     /// When the recovery worker should look at it: while a command waits to be sent.
-    pub(crate) fn wake_at(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn wake_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         if self.status.is_finished() || !self.body.commands.iter().any(|c| !c.dispatched) {
             return None;
         }
         // Without a time set (compensations just queued), it is due at once.
-        Some(self.body.next_attempt_at.unwrap_or(DateTime::<Utc>::MIN_UTC))
+        Some(self.body.next_attempt_at.unwrap_or(now))
     }
 
     /// The commands of the next group to send, if any.
