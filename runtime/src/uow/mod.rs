@@ -78,7 +78,9 @@ impl UnitOfWork {
     /// is refused by the store ([`Error::AlreadyProcessed`]).
     pub(crate) fn with_idempotency_key(key: Option<uuid::Uuid>) -> Self {
         let uow = Self::default();
-        uow.state.lock().idempotency_key = key;
+        if key.is_some() {
+            uow.state.lock().idempotency_key = key;
+        }
         uow
     }
 
