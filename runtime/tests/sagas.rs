@@ -575,6 +575,19 @@ async fn a_failing_scheduled_command_is_retried_with_backoff_then_dead() {
 }
 
 #[tokio::test]
+async fn a_command_scheduled_again_under_its_id_after_it_was_sent_is_sent_again() {
+    let h = harness();
+    let s = scheduler(&h, 3);
+    let id = cqrs_ddd::new_id();
+    h.mediator.schedule_with_id(id, &ConfirmOrder { id: o("daily") }, h.clock.now_utc()).await.unwrap();
+    assert_eq!(s.run_once().await.unwrap().sent, 1);
+    h.clock.advance(Duration::from_secs(86_400));
+    h.mediator.schedule_with_id(id, &ConfirmOrder { id: o("daily") }, h.clock.now_utc()).await.unwrap();
+    assert_eq!(s.run_once().await.unwrap().sent, 1);
+    assert_eq!(h.log.sent(), ["ConfirmOrder(daily)", "ConfirmOrder(daily)"]);
+}
+
+#[tokio::test]
 async fn a_command_sent_twice_with_one_idempotency_key_is_applied_once() {
     let h = harness();
     let key = cqrs_ddd::new_id();

@@ -3,8 +3,10 @@
 //!
 //! A scheduled command is stored (with its id, type name, JSON payload and metadata)
 //! until it has been sent. The [`Scheduler`] claims due commands (with `SKIP LOCKED` on
-//! Postgres, so workers never share one), sends each with its id as idempotency key
-//! (a command re-sent after a crash is not applied twice), deletes it on success, and
+//! Postgres, so workers never share one), sends each with an idempotency key made of
+//! its id and the time it was scheduled (a command re-sent after a crash is not
+//! applied twice; scheduling the same id again is a new command), deletes it on
+//! success, and
 //! on failure retries it with exponential backoff until it is dead after
 //! [`SchedulerOptions::max_attempts`]. Saga timeouts and TCC deadlines are scheduled
 //! here too.
@@ -201,7 +203,7 @@ impl Scheduler {
                 cmd.command_type, cmd.command_type
             )));
         };
-        send(&self.mediator, cmd.id, &cmd.payload, cmd.metadata.clone()).await
+        send(&self.mediator, idempotency_key(cmd), &cmd.payload, cmd.metadata.clone()).await
     }
 
     /// Runs rounds until `shutdown` resolves; a round that found work is followed at
@@ -225,6 +227,14 @@ impl Scheduler {
             }
         }
     }
+}
+
+/// The key a scheduled command is sent with: its id mixed with when it was scheduled,
+/// so a retry after a crash is recognised, but scheduling the same id again (a
+/// recurring job) is a new command.
+fn idempotency_key(cmd: &ScheduledCommand) -> Uuid {
+    let scheduled_ms = u64::try_from(cmd.created_at.timestamp_millis()).unwrap_or_default();
+    Uuid::from_u128(cmd.id.as_u128() ^ u128::from(scheduled_ms))
 }
 
 /// Shared handle on what the scheduler can send, filled by `AppBuilder::schedulable`
