@@ -208,10 +208,13 @@ impl SagaManager {
             {
                 return Ok(());
             }
-            let send = *rt
-                .types
-                .get(key.saga_type.as_str())
-                .ok_or_else(|| Error::NoHandler { kind: "saga", name: "unregistered saga type" })?;
+            let send = *rt.types.get(key.saga_type.as_str()).ok_or_else(|| {
+                Error::handler(format!(
+                    "saga type `{}` is not registered in this program (a `#[saga]` in a crate that is not \
+                         linked, or a hand-written saga missing `AppBuilder::saga`)",
+                    key.saga_type
+                ))
+            })?;
             let metadata = |cmd: &SagaCommand| Metadata {
                 correlation_id: inst.correlation_id(),
                 causation_id: cmd.caused_by,
@@ -237,7 +240,7 @@ impl SagaManager {
                 stop = false;
                 for (cmd, r) in &outcome {
                     match r {
-                        Ok(()) | Err(Error::AlreadyProcessed { .. }) => inst.dispatched(cmd.id, now, &mut fx),
+                        Ok(()) | Err(Error::AlreadyProcessed { .. }) => inst.dispatched(cmd, now, &mut fx),
                         Err(e) if e.is_transient() => {
                             let backoff = options.backoff(inst.retries() + 1);
                             stop |=

@@ -422,8 +422,14 @@ impl SagaInstance {
 
     /// Records that `id` was sent: its undo goes on the stack (TCC deadlines are
     /// returned to be scheduled).
-    pub(crate) fn dispatched(&mut self, id: Uuid, now: DateTime<Utc>, fx: &mut Effects) {
-        let Some(cmd) = self.body.commands.iter_mut().find(|c| c.id == id && !c.dispatched) else { return };
+    pub(crate) fn dispatched(&mut self, sent: &SagaCommand, now: DateTime<Utc>, fx: &mut Effects) {
+        let Some(cmd) = self.body.commands.iter_mut().find(|c| c.id == sent.id) else {
+            self.sent_after_failure(sent);
+            return;
+        };
+        if cmd.dispatched {
+            return;
+        }
         cmd.dispatched = true;
         let step = cmd.step.clone();
         match cmd.undo.take() {
@@ -456,6 +462,25 @@ impl SagaInstance {
             }
         }
         self.settle();
+    }
+
+    /// An action was handled while (in another process) the saga failed and dropped it
+    /// from its queue: what undoes it is sent too.
+    fn sent_after_failure(&mut self, sent: &SagaCommand) {
+        if sent.kind != CommandKind::Action
+            || !matches!(self.status, SagaStatus::Compensating | SagaStatus::Compensated)
+        {
+            return;
+        }
+        let undo = match &sent.undo {
+            Some(StoredUndo::Compensate { command_type, payload }) => {
+                ((command_type.clone(), payload.clone()), CommandKind::Compensation)
+            }
+            Some(StoredUndo::Tcc { cancel, .. }) => (cancel.clone(), CommandKind::Cancel),
+            None => return,
+        };
+        self.queue_raw(&sent.step, undo.0, undo.1);
+        self.status = SagaStatus::Compensating;
     }
 
     /// Every command of the group was handled: the retry count starts over.
@@ -549,5 +574,46 @@ impl SagaInstance {
     /// Whether the instance may react to events (not finished, not compensating).
     pub(crate) fn accepts_events(&self) -> bool {
         !self.status.is_finished() && self.status != SagaStatus::Compensating
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(command_type: &'static str) -> PlannedCommand {
+        PlannedCommand { command_type, payload: "{}".to_owned() }
+    }
+
+    fn running_with_unsent_action() -> (SagaInstance, SagaCommand) {
+        let now = Utc::now();
+        let mut inst = SagaInstance::new(SagaKey::new("s", "1"), None, now);
+        let mut step = Step::new("reserve");
+        step.sends.push((planned("Reserve"), Undo::Compensate(planned("Release"))));
+        inst.apply_step(step, new_id(), now, Duration::ZERO);
+        let action = inst.next_group().remove(0);
+        (inst, action)
+    }
+
+    #[test]
+    fn an_action_handled_after_the_saga_failed_elsewhere_is_compensated_too() {
+        let (mut inst, action) = running_with_unsent_action();
+        let mut fx = Effects::default();
+        inst.fail("failed in another process".to_owned(), &mut fx);
+        assert_eq!(inst.status(), SagaStatus::Compensated, "nothing was sent yet, so nothing to undo");
+        inst.dispatched(&action, Utc::now(), &mut fx);
+        assert_eq!(inst.status(), SagaStatus::Compensating);
+        let queued = inst.next_group();
+        assert_eq!((queued[0].command_type.as_str(), queued[0].kind), ("Release", CommandKind::Compensation));
+    }
+
+    #[test]
+    fn a_handled_action_puts_its_compensation_on_the_stack_once() {
+        let (mut inst, action) = running_with_unsent_action();
+        let mut fx = Effects::default();
+        inst.dispatched(&action, Utc::now(), &mut fx);
+        inst.dispatched(&action, Utc::now(), &mut fx);
+        assert_eq!(inst.undo_stack().len(), 1);
+        assert!(inst.next_group().is_empty());
     }
 }

@@ -205,7 +205,7 @@ impl<S: Saga> SagaFixture<S> {
                 match self.rejecting.get(&cmd.command_type) {
                     Some(reason) => inst.rejected(&cmd, reason, &mut fx),
                     None => {
-                        inst.dispatched(cmd.id, self.now, &mut fx);
+                        inst.dispatched(&cmd, self.now, &mut fx);
                         self.sent.push(cmd);
                     }
                 }
