@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::projections::*;
+use common::saga_engine::*;
 use common::sagas::*;
 use common::*;
 use cqrs_ddd::Result;
@@ -132,6 +133,13 @@ pg_tests! {
     claims_take_only_due_live_unclaimed_commands => claims_take_due_live_unclaimed_commands();
     failed_scheduled_commands_retry_then_die => failed_commands_retry_later_then_die();
     two_claimers_never_take_one_command => concurrent_claimers_take_each_command_once(200);
+    saga_engine_compensates_in_reverse_and_ignores_redelivery => compensations_run_in_reverse_and_a_redelivery_sends_nothing();
+    saga_engine_sends_a_duplicate_event_once => a_duplicate_event_sends_nothing_again();
+    saga_engine_times_out_a_suspended_saga => a_suspended_saga_past_its_timeout_fails_and_compensates();
+    saga_engine_cancels_an_expired_tcc_try => an_expired_tcc_try_is_cancelled();
+    saga_engine_recovers_a_transient_failure => recovery_resends_after_a_transient_failure_and_completes();
+    saga_engine_concurrent_events_lose_no_update => concurrent_events_for_one_instance_lose_no_update();
+    saga_engine_scheduled_command_is_sent_once => a_scheduled_command_is_sent_once_when_due();
 }
 
 #[tokio::test]

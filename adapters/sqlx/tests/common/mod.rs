@@ -3,6 +3,7 @@
 
 pub mod domain;
 pub mod projections;
+pub mod saga_engine;
 pub mod sagas;
 
 use std::collections::HashSet;
@@ -42,9 +43,14 @@ pub trait TestDb: Send + Sync + 'static {
     ) -> Vec<Result<CommitReceipt>>;
 }
 
-/// An app on `store` with the services this binary's handlers need.
-pub fn app(store: impl EventStore) -> AppBuilder {
-    App::builder().event_store(store).provide(projections::Seen::default())
+/// An app on `store` with the services this binary's handlers need; its sagas keep
+/// their instances and deadlines in `store` too.
+pub fn app<S: EventStore + SagaStore + ScheduleStore + Clone>(store: S) -> AppBuilder {
+    App::builder()
+        .event_store(store.clone())
+        .sagas_on(store)
+        .provide(projections::Seen::default())
+        .provide(saga_engine::Faults::default())
 }
 
 pub fn new_event(event_type: &'static str, schema_version: u32, payload: serde_json::Value) -> NewEvent {
