@@ -272,6 +272,21 @@ pub mod __private {
     };
     pub use core::time::Duration;
 
+    /// The steps of a saga, implemented by `#[saga]` on its impl block.
+    #[diagnostic::on_unimplemented(
+        message = "saga `{Self}` has no steps",
+        label = "`#[saga]` is on this struct, but no `#[saga] impl {Self}` block declares its steps",
+        note = "add `#[saga] impl {Self} {{ #[step(start, send = ..)] fn on_it(&mut self, e: &TheEvent) -> .. }}`"
+    )]
+    pub trait SagaSteps {
+        /// Sends a stored command by its type name; `None` for a name no step sends.
+        fn __cqrs_ddd_saga_send<'a>(
+            mediator: &'a crate::Mediator,
+            command: &'a crate::saga::SagaCommand,
+            metadata: crate::Metadata,
+        ) -> Option<BoxFuture<'a, crate::Result<()>>>;
+    }
+
     /// Decodes an `Envelope<E>` from JSON, erased (outbox delivery).
     pub fn decode_envelope_json<E: crate::Event>(json: &str) -> serde_json::Result<Box<dyn Any + Send + Sync>> {
         serde_json::from_str::<crate::Envelope<E>>(json).map(|e| Box::new(e) as Box<dyn Any + Send + Sync>)

@@ -3,7 +3,8 @@
 //! default association to the impl block: a proc macro sees one item, so the field named
 //! in `#[saga(associate = order_id)]` reaches the steps' `associate` functions only this
 //! way. The impl block's `#[saga]` generates one `SagaHandles<E>` per step and the hidden
-//! `__cqrs_ddd_saga_send` that `Saga::send` calls: the commands are known there only.
+//! `SagaSteps` impl that `Saga::send` calls: the commands are known there only (a struct
+//! without its impl block gets the trait's "has no steps" error).
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
@@ -59,7 +60,7 @@ fn saga_impl(model: &SagaStruct) -> TokenStream {
                 command: &'a #k::saga::SagaCommand,
                 metadata: #k::Metadata,
             ) -> #p::BoxFuture<'a, #k::Result<()>> {
-                match <#ident>::__cqrs_ddd_saga_send(mediator, command, metadata) {
+                match <#ident as #p::SagaSteps>::__cqrs_ddd_saga_send(mediator, command, metadata) {
                     #p::Some(sent) => sent,
                     #p::None => #p::saga_unknown_command::<#ident>(command),
                 }
@@ -175,9 +176,9 @@ fn send_fn(model: &SagaImpl, steps: &[&StepFn]) -> TokenStream {
         }
     });
     quote! {
-        impl #self_ty {
-            #[doc(hidden)]
-            pub(crate) fn __cqrs_ddd_saga_send<'a>(
+        #[automatically_derived]
+        impl #p::SagaSteps for #self_ty {
+            fn __cqrs_ddd_saga_send<'a>(
                 mediator: &'a #k::Mediator,
                 command: &'a #k::saga::SagaCommand,
                 metadata: #k::Metadata,
