@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cqrs_ddd::Mediator;
 use cqrs_ddd::memory::{ManualClock, MemorySagaStore, MemoryScheduleStore};
 use cqrs_ddd::ports::{SagaKey, SagaStatus};
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::saga::{Saga, SagaCommand, SagaHandles, SagaOptions, SagaRecovery, Step};
 use cqrs_ddd::scheduling::{Scheduler, SchedulerOptions};
-use cqrs_ddd::{EventHeader, Mediator};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
@@ -228,22 +228,7 @@ fn harness_with(options: SagaOptions) -> Harness {
     Harness { mediator, log, clock }
 }
 
-fn envelope<E: Event>(event: E) -> Envelope<E> {
-    Envelope::new(
-        EventHeader {
-            event_id: cqrs_ddd::new_id(),
-            stream_type: "Order".into(),
-            stream_id: "o".into(),
-            version: 1,
-            position: 0,
-            event_type: E::NAME.into(),
-            schema_version: 1,
-            occurred_at: chrono::Utc::now(),
-            metadata: Metadata::default(),
-        },
-        event,
-    )
-}
+use cqrs_ddd::testing::envelope;
 
 impl Harness {
     async fn on<E: Event>(&self, event: E) -> Envelope<E>

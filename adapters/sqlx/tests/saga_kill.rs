@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use cqrs_ddd::Mediator;
 use cqrs_ddd::ports::{SagaKey, SagaRecord, SagaStatus, SagaStore, async_trait};
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::saga::{Saga, SagaCommand, SagaHandles, SagaOptions, SagaRecovery, Step};
-use cqrs_ddd::{EventHeader, Mediator};
 use cqrs_ddd_sqlx::{PgOptions, PgStore};
 use futures::future::BoxFuture;
 use rand::Rng;
@@ -135,20 +135,9 @@ fn app(store: &PgStore, abort_at: u64) -> Mediator {
 
 /// The same event every time for one order, as a relay redelivers it.
 fn paid(order: u128) -> Envelope<OrderPaid> {
-    Envelope::new(
-        EventHeader {
-            event_id: uuid::Uuid::from_u128(order + 1),
-            stream_type: "Order".into(),
-            stream_id: order.to_string(),
-            version: 1,
-            position: 0,
-            event_type: "OrderPaid".into(),
-            schema_version: 1,
-            occurred_at: Utc::now(),
-            metadata: Metadata::default(),
-        },
-        OrderPaid { order },
-    )
+    let mut envelope = cqrs_ddd::testing::envelope(OrderPaid { order });
+    envelope.header.event_id = uuid::Uuid::from_u128(order + 1);
+    envelope
 }
 
 /// The process the kill test starts and kills; it does nothing when run alone.

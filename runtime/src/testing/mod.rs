@@ -60,6 +60,26 @@ use crate::ports::{SagaKey, SagaStatus};
 use crate::saga::instance::{Deadline, Effects};
 use crate::saga::{Saga, SagaCommand, SagaHandles, SagaInstance};
 
+/// An envelope for `event` as if it had just been committed as the first event of a
+/// stream: a fresh id, the current time, no metadata. To deliver an event by hand
+/// (`mediator.sagas().handle::<S, E>(&envelope)`) or to a handler under test.
+pub fn envelope<E: Event>(event: E) -> Envelope<E> {
+    Envelope::new(
+        EventHeader {
+            event_id: new_id(),
+            stream_type: "test".to_owned(),
+            stream_id: String::new(),
+            version: 1,
+            position: 0,
+            event_type: E::NAME.to_owned(),
+            schema_version: E::VERSION,
+            occurred_at: Utc::now(),
+            metadata: Metadata::default(),
+        },
+        event,
+    )
+}
+
 /// Runs one saga instance in memory: given events, when an event, then the commands
 /// sent and the state. Panics (as test assertions do) on anything unexpected.
 pub struct SagaFixture<S: Saga> {
@@ -106,20 +126,10 @@ impl<S: Saga> SagaFixture<S> {
 
     /// An envelope for `event` with a fresh id and this fixture's correlation id.
     pub fn envelope<E: Event>(&self, event: E) -> Envelope<E> {
-        Envelope::new(
-            EventHeader {
-                event_id: new_id(),
-                stream_type: "test".to_owned(),
-                stream_id: String::new(),
-                version: 1,
-                position: 0,
-                event_type: E::NAME.to_owned(),
-                schema_version: E::VERSION,
-                occurred_at: self.now,
-                metadata: Metadata { correlation_id: Some(self.correlation_id), ..Metadata::default() },
-            },
-            event,
-        )
+        let mut envelope = envelope(event);
+        envelope.header.occurred_at = self.now;
+        envelope.header.metadata.correlation_id = Some(self.correlation_id);
+        envelope
     }
 
     /// Handles `event` as history: what it sends is not kept for [`SagaFixture::sent`].

@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cqrs_ddd::Mediator;
 use cqrs_ddd::memory::ManualClock;
 use cqrs_ddd::outbox::{InProcessPublisher, OutboxRelay};
 use cqrs_ddd::ports::{Clock, Outbox, Publisher, SagaStatus, ScheduleStore};
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::saga::{SagaInstance, SagaOptions, SagaRecovery};
 use cqrs_ddd::scheduling::{Scheduler, SchedulerOptions};
-use cqrs_ddd::{EventHeader, Mediator};
 use parking_lot::Mutex;
 
 use super::{TestDb, app};
@@ -238,22 +238,7 @@ async fn harness<D: TestDb>(db: &D) -> Harness<D::Store> {
     Harness { store, app, clock, faults }
 }
 
-fn envelope<E: Event>(event: E) -> Envelope<E> {
-    Envelope::new(
-        EventHeader {
-            event_id: cqrs_ddd::new_id(),
-            stream_type: "Trip".into(),
-            stream_id: "any".into(),
-            version: 1,
-            position: 0,
-            event_type: E::NAME.into(),
-            schema_version: 1,
-            occurred_at: chrono::Utc::now(),
-            metadata: Metadata::default(),
-        },
-        event,
-    )
-}
+use cqrs_ddd::testing::envelope;
 
 impl<S> Harness<S> {
     async fn on<E: Event>(&self, event: E) -> Envelope<E>
