@@ -146,15 +146,15 @@ impl SagaManager {
                 Ok(Some((inst, fx)))
             })
             .await?;
-        if handled {
-            self.send_pending(&key).await?;
+        match handled {
+            Some(inst) => self.send_from(inst).await,
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    /// Loads, changes and saves one instance, reloading on a concurrent update.
-    /// `change` returns `None` to leave the instance as it is.
-    async fn update<F>(&self, key: &SagaKey, mut change: F) -> Result<bool>
+    /// Loads, changes and saves one instance, reloading on a concurrent update; returns
+    /// the instance as saved. `change` returns `None` to leave the instance as it is.
+    async fn update<F>(&self, key: &SagaKey, mut change: F) -> Result<Option<SagaInstance>>
     where
         F: FnMut(Option<SagaInstance>, DateTime<Utc>, Duration) -> Result<Option<(SagaInstance, Effects)>>,
     {
@@ -163,9 +163,9 @@ impl SagaManager {
         loop {
             let found = self.get(key).await?;
             let now = self.now();
-            let Some((mut inst, fx)) = change(found, now, rt.options.grace)? else { return Ok(false) };
+            let Some((mut inst, fx)) = change(found, now, rt.options.grace)? else { return Ok(None) };
             match self.save(&mut inst, fx, now).await {
-                Ok(()) => return Ok(true),
+                Ok(()) => return Ok(Some(inst)),
                 Err(e) if e.is_conflict() && attempt < rt.options.max_conflict_retries => {
                     attempt += 1;
                     metrics::counter!("cqrs_ddd_saga_conflicts_total", "saga" => key.saga_type.clone()).increment(1);
@@ -199,9 +199,18 @@ impl SagaManager {
     /// once handled. A transient failure leaves the rest for the recovery worker (after
     /// a backoff); a rejection fails the saga and queues its compensations.
     pub async fn send_pending(&self, key: &SagaKey) -> Result<()> {
+        match self.get(key).await? {
+            Some(inst) => self.send_from(inst).await,
+            None => Ok(()),
+        }
+    }
+
+    /// [`SagaManager::send_pending`] from an instance just loaded or saved.
+    async fn send_from(&self, mut inst: SagaInstance) -> Result<()> {
         let rt = self.rt();
+        let key = inst.key().clone();
+        let key = &key;
         loop {
-            let Some(inst) = self.get(key).await? else { return Ok(()) };
             let group = inst.next_group();
             if group.is_empty()
                 || matches!(inst.status(), SagaStatus::Completed | SagaStatus::Compensated | SagaStatus::Failed)
@@ -234,30 +243,38 @@ impl SagaManager {
             }
             let options = rt.options;
             let mut stop = false;
-            self.update(key, |found, now, _| {
-                let Some(mut inst) = found else { return Ok(None) };
-                let mut fx = Effects::default();
-                stop = false;
-                for (cmd, r) in &outcome {
-                    match r {
-                        Ok(()) | Err(Error::AlreadyProcessed { .. }) => inst.dispatched(cmd, now, &mut fx),
-                        Err(e) if e.is_transient() => {
-                            let backoff = options.backoff(inst.retries() + 1);
-                            stop |=
-                                inst.failed_attempt(cmd, &e.to_string(), now, options.max_retries, backoff, &mut fx);
+            let saved = self
+                .update(key, |found, now, _| {
+                    let Some(mut inst) = found else { return Ok(None) };
+                    let mut fx = Effects::default();
+                    stop = false;
+                    for (cmd, r) in &outcome {
+                        match r {
+                            Ok(()) | Err(Error::AlreadyProcessed { .. }) => inst.dispatched(cmd, now, &mut fx),
+                            Err(e) if e.is_transient() => {
+                                let backoff = options.backoff(inst.retries() + 1);
+                                stop |= inst.failed_attempt(
+                                    cmd,
+                                    &e.to_string(),
+                                    now,
+                                    options.max_retries,
+                                    backoff,
+                                    &mut fx,
+                                );
+                            }
+                            Err(e) => inst.rejected(cmd, &e.to_string(), &mut fx),
                         }
-                        Err(e) => inst.rejected(cmd, &e.to_string(), &mut fx),
                     }
-                }
-                if !stop {
-                    inst.group_sent();
-                }
-                inst.settle();
-                Ok(Some((inst, fx)))
-            })
-            .await?;
-            if stop {
-                return Ok(());
+                    if !stop {
+                        inst.group_sent();
+                    }
+                    inst.settle();
+                    Ok(Some((inst, fx)))
+                })
+                .await?;
+            match saved {
+                Some(saved) if !stop => inst = saved,
+                _ => return Ok(()),
             }
         }
     }
@@ -279,35 +296,39 @@ impl SagaManager {
                 Ok(inst.deadline(d.id, &mut fx).then_some((inst, fx)))
             })
             .await?;
-        if fired {
-            self.send_pending(&d.key).await?;
+        match fired {
+            Some(inst) => self.send_from(inst).await,
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Sends the instance's unsent commands now, with its retry count reset; a failed
     /// compensation is tried again.
     pub async fn retry(&self, key: &SagaKey) -> Result<()> {
-        self.update(key, |found, now, _| {
-            let Some(mut inst) = found else { return Err(Error::NotFound { stream: key.to_string() }) };
-            inst.retry_now(now);
-            Ok(Some((inst, Effects::default())))
-        })
-        .await?;
-        self.send_pending(key).await
+        let saved = self
+            .update(key, |found, now, _| {
+                let Some(mut inst) = found else { return Err(Error::NotFound { stream: key.to_string() }) };
+                inst.retry_now(now);
+                Ok(Some((inst, Effects::default())))
+            })
+            .await?
+            .ok_or_else(|| Error::NotFound { stream: key.to_string() })?;
+        self.send_from(saved).await
     }
 
     /// Fails the instance and runs its compensations.
     pub async fn compensate(&self, key: &SagaKey, reason: impl Into<String>) -> Result<()> {
         let reason = reason.into();
-        self.update(key, |found, _, _| {
-            let Some(mut inst) = found else { return Err(Error::NotFound { stream: key.to_string() }) };
-            let mut fx = Effects::default();
-            inst.fail(format!("compensation forced: {reason}"), &mut fx);
-            Ok(Some((inst, fx)))
-        })
-        .await?;
-        self.send_pending(key).await
+        let saved = self
+            .update(key, |found, _, _| {
+                let Some(mut inst) = found else { return Err(Error::NotFound { stream: key.to_string() }) };
+                let mut fx = Effects::default();
+                inst.fail(format!("compensation forced: {reason}"), &mut fx);
+                Ok(Some((inst, fx)))
+            })
+            .await?
+            .ok_or_else(|| Error::NotFound { stream: key.to_string() })?;
+        self.send_from(saved).await
     }
 
     /// Instances with commands due to be re-sent, earliest first.
