@@ -138,6 +138,41 @@ pub enum Error {
     /// A storage backend failed (connection, I/O, constraint other than a version conflict).
     #[error("store error: {0}")]
     Store(#[source] Box<dyn StdError + Send + Sync>),
+    /// A backend cannot be reached or refuses the connection: the cause is the real one
+    /// (connection refused at host:port, database or role missing, timed out).
+    #[error("cannot connect to {backend} at `{target}`: {reason}")]
+    Connect {
+        /// `PostgreSQL`, `SQLite`, ...
+        backend: &'static str,
+        /// Where it tried (host:port, file), without credentials.
+        target: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A value the backend cannot store (for example a `\u0000` escape in JSON, which
+    /// PostgreSQL's `jsonb` refuses). Retrying will not help: every backend refuses it.
+    #[error("cannot store {what}: {reason}")]
+    Unstorable {
+        /// What was refused (event type and stream, outbox message, document).
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// A stored row that cannot be read back as written (a negative or missing version, a
+    /// malformed header, a payload that is not JSON).
+    #[error("corrupt row at version {version} of stream `{stream}`: {reason}")]
+    CorruptRow {
+        /// The stream.
+        stream: String,
+        /// The version as stored (may be out of range).
+        version: i64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A tenant id that cannot be used, or a command naming another tenant than the scope
+    /// it runs in.
+    #[error("tenancy: {0}")]
+    Tenant(TenantError),
     /// A handler failed with an error of its own.
     #[error(transparent)]
     Handler(Box<dyn StdError + Send + Sync>),
@@ -185,7 +220,7 @@ impl Error {
     /// failing store), as opposed to a rejection that will repeat (a domain error, a
     /// validation error, a missing aggregate, a handler's own error).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Conflict { .. } | Error::Store(_) | Error::UnitOfWorkClosed(_))
+        matches!(self, Error::Conflict { .. } | Error::Store(_) | Error::Connect { .. } | Error::UnitOfWorkClosed(_))
     }
 }
 
@@ -228,6 +263,27 @@ impl StdError for DomainError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         self.inner.source()
     }
+}
+
+/// What is wrong with a tenant id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TenantError {
+    /// `Some("")`: an empty tenant id is refused everywhere (it would equal "no tenant"
+    /// on some backends and not on others).
+    #[error("an empty tenant id is not allowed; use no tenant (`None`) instead")]
+    Empty,
+    /// Inside `scope`'s tenant scope, a message named tenant `named`.
+    #[error(
+        "inside tenant `{scope}`'s scope a message names tenant `{named}`; \
+         cross tenants only from a system scope (`RequestContext::system()`)"
+    )]
+    CrossTenant {
+        /// The tenant of the scope.
+        scope: String,
+        /// The tenant the message named.
+        named: String,
+    },
 }
 
 /// Every problem `App::build()` found, reported together.

@@ -212,7 +212,7 @@ pub use domain::{
     Aggregate, AggregateEvent, AggregateId, Apply, CreationPolicy, Envelope, Event, EventHeader, EventOf, Handle,
     Metadata, Storage, new_correlation_id, new_id,
 };
-pub use error::{BuildError, DomainError, Error, Result};
+pub use error::{BuildError, DomainError, Error, Result, TenantError};
 pub use es::{AggregateCache, Loaded, SnapshotPolicy, UnknownEventPolicy};
 pub use memory::{MemoryProjectionStore, MemorySnapshotStore, MemoryStore};
 pub use middleware::{

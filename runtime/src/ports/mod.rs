@@ -240,6 +240,15 @@ pub trait EventStore: Send + Sync + 'static {
     /// The state row of a state-stored aggregate.
     async fn load_state(&self, stream: &StreamKey) -> Result<Option<StoredState>>;
 
+    /// What holds the gap-safe horizon of [`EventStore::read_all`] back, if anything: a
+    /// transaction that may still commit events below it has been open since
+    /// [`ReadStall::since`]. `None` when readers see every committed event (and on stores
+    /// that commit one at a time). Workers report it in their status and log a warning
+    /// when it lasts.
+    async fn read_stall(&self) -> Result<Option<ReadStall>> {
+        Ok(None)
+    }
+
     /// The cursor of the last event a reader of all events can see now.
     async fn head(&self) -> Result<Cursor> {
         let mut cursor = Cursor::START;
@@ -250,6 +259,29 @@ pub trait EventStore: Send + Sync + 'static {
                 None => return Ok(cursor),
             }
         }
+    }
+}
+
+/// An open transaction that holds readers of all events back (see
+/// [`EventStore::read_stall`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadStall {
+    /// The holding transaction's id.
+    pub xid: u64,
+    /// How many transactions started after it (its xid age), when known.
+    pub xid_age: Option<u64>,
+    /// The backend process running it, when visible (a prepared transaction has none).
+    pub pid: Option<i32>,
+    /// Its client's `application_name`, when visible.
+    pub application_name: Option<String>,
+    /// When its transaction started, when visible.
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl ReadStall {
+    /// How long it has held the horizon (zero when its start is unknown).
+    pub fn held_for(&self, now: DateTime<Utc>) -> Duration {
+        self.since.and_then(|s| (now - s).to_std().ok()).unwrap_or_default()
     }
 }
 
