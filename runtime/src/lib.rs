@@ -287,6 +287,8 @@ pub mod __private {
         ) -> Option<BoxFuture<'a, crate::Result<()>>>;
     }
 
+    pub use crate::domain::encode_checked;
+
     /// Decodes an `Envelope<E>` from JSON, erased (outbox delivery).
     pub fn decode_envelope_json<E: crate::Event>(json: &str) -> serde_json::Result<Box<dyn Any + Send + Sync>> {
         serde_json::from_str::<crate::Envelope<E>>(json).map(|e| Box::new(e) as Box<dyn Any + Send + Sync>)

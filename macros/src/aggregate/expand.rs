@@ -79,7 +79,7 @@ pub(crate) fn expand_struct(model: &AggregateStruct, item: TokenStream) -> Token
                     match self { #(#event_enum::#variants(_) => #p::TypeId::of::<#tys>(),)* }
                 }
                 fn to_json(&self) -> #p::serde_json::Result<#p::String> {
-                    match self { #(#event_enum::#variants(event) => #p::serde_json::to_string(event),)* }
+                    match self { #(#event_enum::#variants(event) => #p::encode_checked(event),)* }
                 }
                 fn current_version(event_type: &str) -> #p::Option<u32> {
                     #(#current_version)*

@@ -280,8 +280,10 @@ impl<A: Aggregate> StagedStream for Staged<A> {
         }
         let mut events = Vec::with_capacity(self.pending.len());
         for (i, p) in self.pending.iter().enumerate() {
-            let payload = p.event.to_json().map_err(|source| Error::Encode {
-                what: format!("event `{}` of stream `{}`", p.event.event_type(), self.key),
+            let payload = p.event.to_json().map_err(|source| Error::Serialization {
+                stream: self.key.to_string(),
+                version: self.loaded_version + i as u64 + 1,
+                event_type: p.event.event_type().to_owned(),
                 source,
             })?;
             if to_outbox(p.event.payload_type_id()) {
@@ -297,7 +299,7 @@ impl<A: Aggregate> StagedStream for Staged<A> {
             });
         }
         if A::STORAGE == Storage::StateStored {
-            let state = serde_json::to_string(&self.state)
+            let state = crate::domain::encode_checked(&self.state)
                 .map_err(|source| Error::Encode { what: format!("state of `{}`", self.key), source })?;
             batch.states.push(StateWrite {
                 stream: self.key.clone(),
@@ -321,7 +323,7 @@ impl<A: Aggregate> StagedStream for Staged<A> {
         if A::STORAGE == Storage::EventSourced
             && env.loader.policy(A::TYPE).is_some_and(|p| p.due(loaded_version, version, snapshot_version))
         {
-            match serde_json::to_string(&state) {
+            match crate::domain::encode_checked(&state) {
                 Ok(json) => {
                     snapshot_version = version;
                     out.snapshots.push(Snapshot { stream: key.clone(), version, state: json, taken_at: Utc::now() });
