@@ -208,8 +208,8 @@ async fn rebuild_reproduces_the_read_model_from_scratch() {
     let before = f.balance("a").await;
     // Corrupt the read model, then rebuild it.
     let mut tx = f.store.begin().await.unwrap();
-    tx.put_doc("balances", "a", r#"{"owner":"x","balance":999,"deposits":0}"#.into()).await.unwrap();
-    tx.put_doc("balances", "ghost", "{}".into()).await.unwrap();
+    tx.put_doc(None, "balances", "a", r#"{"owner":"x","balance":999,"deposits":0}"#.into()).await.unwrap();
+    tx.put_doc(None, "balances", "ghost", "{}".into()).await.unwrap();
     tx.commit().await.unwrap();
     let mut progress = Vec::new();
     assert_eq!(worker.rebuild(|n| progress.push(n)).await.unwrap(), 4);

@@ -521,7 +521,7 @@ async fn a_scheduled_command_is_sent_when_due_and_then_deleted() {
     assert_eq!(s.run_once().await.unwrap().sent, 1);
     assert_eq!(s.run_once().await.unwrap().sent, 0);
     assert_eq!(h.log.sent(), ["ConfirmOrder(9)"]);
-    assert!(h.mediator.schedule_store().get(id).await.unwrap().is_none());
+    assert!(h.mediator.schedule_store().get(None, id).await.unwrap().is_none());
 }
 
 #[tokio::test]

@@ -34,6 +34,12 @@ pub(crate) fn tenant(key: &StreamKey) -> &str {
     key.tenant_id.as_deref().unwrap_or("")
 }
 
+/// The tenant column of a document (`''` for none), refusing an empty tenant id.
+pub(crate) fn doc_tenant(tenant: Option<&str>) -> cqrs_ddd::Result<&str> {
+    cqrs_ddd::ports::check_tenant(tenant)?;
+    Ok(tenant.unwrap_or(""))
+}
+
 /// The tenant column of a saga.
 pub(crate) fn saga_tenant(key: &SagaKey) -> &str {
     key.tenant_id.as_deref().unwrap_or("")

@@ -10,7 +10,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use crate::common::{checkpoint_conflict, store_err, tenant, tenant_from, to_i64, to_u64};
+use crate::common::{checkpoint_conflict, doc_tenant, store_err, tenant, tenant_from, to_i64, to_u64};
 use crate::postgres::{PgStore, millis};
 
 pub(crate) struct ProjectionSql {
@@ -64,24 +64,28 @@ impl ProjectionSql {
                  failed_at, commit_id FROM {s}.dead_letters WHERE projection = $1 ORDER BY position"
             ),
             dead_remove: format!("DELETE FROM {s}.dead_letters WHERE projection = $1 AND event_id = $2"),
-            doc_get: format!("SELECT id, version, document::text FROM {s}.documents WHERE collection = $1 AND id = $2"),
+            doc_get: format!(
+                "SELECT id, version, document::text FROM {s}.documents WHERE collection = $1 AND id = $2 AND tenant_id = $3"
+            ),
             doc_put: format!(
-                "INSERT INTO {s}.documents (collection, id, version, document) VALUES ($1, $2, 1, $3::jsonb) \
-                 ON CONFLICT (collection, id) DO UPDATE SET version = {s}.documents.version + 1, \
+                "INSERT INTO {s}.documents (collection, id, version, document, tenant_id) VALUES ($1, $2, 1, $3::jsonb, $4) \
+                 ON CONFLICT (tenant_id, collection, id) DO UPDATE SET version = {s}.documents.version + 1, \
                  document = EXCLUDED.document, updated_at = now() RETURNING version"
             ),
             doc_put_many: format!(
-                "INSERT INTO {s}.documents (collection, id, version, document) \
-                 SELECT $1, i, 1, d::jsonb FROM UNNEST($2::text[], $3::text[]) AS x(i, d) \
-                 ON CONFLICT (collection, id) DO UPDATE SET version = {s}.documents.version + 1, \
+                "INSERT INTO {s}.documents (collection, id, version, document, tenant_id) \
+                 SELECT $1, i, 1, d::jsonb, $4 FROM UNNEST($2::text[], $3::text[]) AS x(i, d) \
+                 ON CONFLICT (tenant_id, collection, id) DO UPDATE SET version = {s}.documents.version + 1, \
                  document = EXCLUDED.document, updated_at = now()"
             ),
             doc_get_many: format!(
-                "SELECT id, version, document::text FROM {s}.documents WHERE collection = $1 AND id = ANY($2)"
+                "SELECT id, version, document::text FROM {s}.documents WHERE collection = $1 AND id = ANY($2) AND tenant_id = $3"
             ),
-            doc_delete: format!("DELETE FROM {s}.documents WHERE collection = $1 AND id = $2"),
+            doc_delete: format!("DELETE FROM {s}.documents WHERE collection = $1 AND id = $2 AND tenant_id = $3"),
             doc_clear: format!("DELETE FROM {s}.documents WHERE collection = $1"),
-            doc_all: format!("SELECT id, version, document::text FROM {s}.documents WHERE collection = $1 ORDER BY id"),
+            doc_all: format!(
+                "SELECT id, version, document::text FROM {s}.documents WHERE collection = $1 AND tenant_id = $2 ORDER BY id"
+            ),
         }
     }
 }
@@ -196,18 +200,24 @@ impl ProjectionStore for PgStore {
         Ok(())
     }
 
-    async fn document(&self, collection: &str, id: &str) -> Result<Option<Document>> {
+    async fn document_of(&self, tenant: Option<&str>, collection: &str, id: &str) -> Result<Option<Document>> {
         let row = sqlx::query(&self.sql.p.doc_get)
             .bind(collection)
             .bind(id)
+            .bind(doc_tenant(tenant)?)
             .fetch_optional(&self.pool)
             .await
             .map_err(store_err)?;
         row.as_ref().map(decode_doc).transpose()
     }
 
-    async fn documents(&self, collection: &str) -> Result<Vec<Document>> {
-        let rows = sqlx::query(&self.sql.p.doc_all).bind(collection).fetch_all(&self.pool).await.map_err(store_err)?;
+    async fn documents_of(&self, tenant: Option<&str>, collection: &str) -> Result<Vec<Document>> {
+        let rows = sqlx::query(&self.sql.p.doc_all)
+            .bind(collection)
+            .bind(doc_tenant(tenant)?)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_err)?;
         rows.iter().map(decode_doc).collect()
     }
 }
@@ -226,40 +236,66 @@ impl PgTxn {
 
 #[async_trait]
 impl ProjectionTxn for PgTxn {
-    async fn get_doc(&mut self, collection: &str, id: &str) -> Result<Option<Document>> {
+    async fn get_doc(&mut self, tenant: Option<&str>, collection: &str, id: &str) -> Result<Option<Document>> {
         let sql = &self.store.sql.p.doc_get;
-        let row = sqlx::query(sql).bind(collection).bind(id).fetch_optional(&mut *self.tx).await.map_err(txn_err)?;
+        let row = sqlx::query(sql)
+            .bind(collection)
+            .bind(id)
+            .bind(doc_tenant(tenant)?)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(txn_err)?;
         row.as_ref().map(decode_doc).transpose()
     }
 
-    async fn put_doc(&mut self, collection: &str, id: &str, json: String) -> Result<u64> {
+    async fn put_doc(&mut self, tenant: Option<&str>, collection: &str, id: &str, json: String) -> Result<u64> {
         let sql = &self.store.sql.p.doc_put;
         let v: i64 = sqlx::query_scalar(sql)
             .bind(collection)
             .bind(id)
             .bind(json)
+            .bind(doc_tenant(tenant)?)
             .fetch_one(&mut *self.tx)
             .await
             .map_err(txn_err)?;
         to_u64(v, "document version")
     }
 
-    async fn get_docs(&mut self, collection: &str, ids: &[String]) -> Result<Vec<Document>> {
+    async fn get_docs(&mut self, tenant: Option<&str>, collection: &str, ids: &[String]) -> Result<Vec<Document>> {
         let sql = &self.store.sql.p.doc_get_many;
-        let rows = sqlx::query(sql).bind(collection).bind(ids).fetch_all(&mut *self.tx).await.map_err(txn_err)?;
+        let rows = sqlx::query(sql)
+            .bind(collection)
+            .bind(ids)
+            .bind(doc_tenant(tenant)?)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(txn_err)?;
         rows.iter().map(decode_doc).collect()
     }
 
-    async fn put_docs(&mut self, collection: &str, docs: Vec<(String, String)>) -> Result<()> {
+    async fn put_docs(&mut self, tenant: Option<&str>, collection: &str, docs: Vec<(String, String)>) -> Result<()> {
         let (ids, jsons): (Vec<String>, Vec<String>) = docs.into_iter().unzip();
         let sql = &self.store.sql.p.doc_put_many;
-        sqlx::query(sql).bind(collection).bind(ids).bind(jsons).execute(&mut *self.tx).await.map_err(txn_err)?;
+        sqlx::query(sql)
+            .bind(collection)
+            .bind(ids)
+            .bind(jsons)
+            .bind(doc_tenant(tenant)?)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(txn_err)?;
         Ok(())
     }
 
-    async fn delete_doc(&mut self, collection: &str, id: &str) -> Result<bool> {
+    async fn delete_doc(&mut self, tenant: Option<&str>, collection: &str, id: &str) -> Result<bool> {
         let sql = &self.store.sql.p.doc_delete;
-        let done = sqlx::query(sql).bind(collection).bind(id).execute(&mut *self.tx).await.map_err(txn_err)?;
+        let done = sqlx::query(sql)
+            .bind(collection)
+            .bind(id)
+            .bind(doc_tenant(tenant)?)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(txn_err)?;
         Ok(done.rows_affected() > 0)
     }
 

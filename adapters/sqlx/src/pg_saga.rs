@@ -10,8 +10,8 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use crate::common::{
-    MetadataColumns, TimeRow, decode_saga, decode_saga_key, decode_scheduled, lease_until, limit, saga_conflict,
-    saga_tenant, store_err, to_i32, to_i64, to_ms_precision,
+    MetadataColumns, TimeRow, decode_saga, decode_saga_key, decode_scheduled, doc_tenant, lease_until, limit,
+    saga_conflict, saga_tenant, store_err, to_i32, to_i64, to_ms_precision,
 };
 use crate::postgres::PgStore;
 
@@ -63,30 +63,30 @@ impl SagaSql {
             schedule: format!(
                 "INSERT INTO {s}.scheduled_commands (id, command_type, payload, due_at, correlation_id, causation_id, \
                  tenant_id, principal, headers, attempts, last_error, created_at) \
-                 VALUES ($1, $2, $3::json, $4, $5, $6, $7, $8, $9::json, $10, $11, $12) ON CONFLICT (id) DO UPDATE \
+                 VALUES ($1, $2, $3::json, $4, $5, $6, $7, $8, $9::json, $10, $11, $12) ON CONFLICT (tenant_id, id) DO UPDATE \
                  SET command_type = EXCLUDED.command_type, payload = EXCLUDED.payload, due_at = EXCLUDED.due_at, \
                  correlation_id = EXCLUDED.correlation_id, causation_id = EXCLUDED.causation_id, \
-                 tenant_id = EXCLUDED.tenant_id, principal = EXCLUDED.principal, headers = EXCLUDED.headers, \
+                 principal = EXCLUDED.principal, headers = EXCLUDED.headers, \
                  attempts = EXCLUDED.attempts, last_error = EXCLUDED.last_error, created_at = EXCLUDED.created_at, \
                  dead = false, claimed_by = NULL, claimed_until = NULL"
             ),
-            cancel: format!("DELETE FROM {s}.scheduled_commands WHERE id = $1"),
-            get: format!("SELECT {SCHEDULED_COLUMNS} FROM {s}.scheduled_commands WHERE id = $1"),
+            cancel: format!("DELETE FROM {s}.scheduled_commands WHERE id = $1 AND tenant_id = $2"),
+            get: format!("SELECT {SCHEDULED_COLUMNS} FROM {s}.scheduled_commands WHERE id = $1 AND tenant_id = $2"),
             // The caller's clock, not the server's, decides what is due and which claims
             // ran out; SKIP LOCKED lets concurrent workers take disjoint rows.
             claim: format!(
-                "UPDATE {s}.scheduled_commands SET claimed_by = $1, claimed_until = $3 WHERE id IN (SELECT id \
+                "UPDATE {s}.scheduled_commands SET claimed_by = $1, claimed_until = $3 WHERE (tenant_id, id) IN (SELECT tenant_id, id \
                  FROM {s}.scheduled_commands WHERE NOT dead AND due_at <= $2 \
                  AND (claimed_until IS NULL OR claimed_until <= $2) ORDER BY due_at, id LIMIT $4 \
                  FOR UPDATE SKIP LOCKED) RETURNING {SCHEDULED_COLUMNS}"
             ),
             retry: format!(
                 "UPDATE {s}.scheduled_commands SET attempts = attempts + 1, last_error = $2, due_at = $3, \
-                 claimed_by = NULL, claimed_until = NULL WHERE id = $1"
+                 claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND tenant_id = $4"
             ),
             kill: format!(
                 "UPDATE {s}.scheduled_commands SET attempts = attempts + 1, last_error = $2, dead = true, \
-                 claimed_by = NULL, claimed_until = NULL WHERE id = $1"
+                 claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND tenant_id = $3"
             ),
             dead: format!(
                 "SELECT {SCHEDULED_COLUMNS} FROM {s}.scheduled_commands WHERE dead ORDER BY created_at, id LIMIT $1"
@@ -169,6 +169,7 @@ impl SagaStore for PgStore {
 #[async_trait]
 impl ScheduleStore for PgStore {
     async fn schedule(&self, command: &ScheduledCommand) -> Result<()> {
+        doc_tenant(command.metadata.tenant_id.as_deref())?;
         let m = MetadataColumns::of(&command.metadata);
         sqlx::query(&self.sql.saga.schedule)
             .bind(command.id)
@@ -189,13 +190,23 @@ impl ScheduleStore for PgStore {
         Ok(())
     }
 
-    async fn cancel(&self, id: Uuid) -> Result<bool> {
-        let done = sqlx::query(&self.sql.saga.cancel).bind(id).execute(&self.pool).await.map_err(store_err)?;
+    async fn cancel(&self, tenant: Option<&str>, id: Uuid) -> Result<bool> {
+        let done = sqlx::query(&self.sql.saga.cancel)
+            .bind(id)
+            .bind(doc_tenant(tenant)?)
+            .execute(&self.pool)
+            .await
+            .map_err(store_err)?;
         Ok(done.rows_affected() > 0)
     }
 
-    async fn get(&self, id: Uuid) -> Result<Option<ScheduledCommand>> {
-        let row = sqlx::query(&self.sql.saga.get).bind(id).fetch_optional(&self.pool).await.map_err(store_err)?;
+    async fn get(&self, tenant: Option<&str>, id: Uuid) -> Result<Option<ScheduledCommand>> {
+        let row = sqlx::query(&self.sql.saga.get)
+            .bind(id)
+            .bind(doc_tenant(tenant)?)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_err)?;
         row.as_ref().map(decode_scheduled).transpose()
     }
 
@@ -220,24 +231,36 @@ impl ScheduleStore for PgStore {
         Ok(claimed)
     }
 
-    async fn complete(&self, id: Uuid) -> Result<()> {
-        sqlx::query(&self.sql.saga.cancel).bind(id).execute(&self.pool).await.map_err(store_err)?;
-        Ok(())
-    }
-
-    async fn retry_later(&self, id: Uuid, error: &str, due_at: DateTime<Utc>) -> Result<()> {
-        sqlx::query(&self.sql.saga.retry)
+    async fn complete(&self, tenant: Option<&str>, id: Uuid) -> Result<()> {
+        sqlx::query(&self.sql.saga.cancel)
             .bind(id)
-            .bind(error)
-            .bind(to_ms_precision(due_at))
+            .bind(doc_tenant(tenant)?)
             .execute(&self.pool)
             .await
             .map_err(store_err)?;
         Ok(())
     }
 
-    async fn mark_dead(&self, id: Uuid, error: &str) -> Result<()> {
-        sqlx::query(&self.sql.saga.kill).bind(id).bind(error).execute(&self.pool).await.map_err(store_err)?;
+    async fn retry_later(&self, tenant: Option<&str>, id: Uuid, error: &str, due_at: DateTime<Utc>) -> Result<()> {
+        sqlx::query(&self.sql.saga.retry)
+            .bind(id)
+            .bind(error)
+            .bind(to_ms_precision(due_at))
+            .bind(doc_tenant(tenant)?)
+            .execute(&self.pool)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn mark_dead(&self, tenant: Option<&str>, id: Uuid, error: &str) -> Result<()> {
+        sqlx::query(&self.sql.saga.kill)
+            .bind(id)
+            .bind(error)
+            .bind(doc_tenant(tenant)?)
+            .execute(&self.pool)
+            .await
+            .map_err(store_err)?;
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use cqrs_ddd::ports::{
     CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, Outbox, OutboxMessage, OutboxRecord, Snapshot,
     SnapshotStore, StoredEvent, StoredState, StreamEvent, StreamKey, async_trait,
 };
-use cqrs_ddd::{Error, Metadata, RequestContext, Result};
+use cqrs_ddd::{Error, Metadata, Result};
 use futures::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Row};
@@ -24,6 +24,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("../migrations/postgres/0001_init.sql") },
     Migration { version: 2, sql: include_str!("../migrations/postgres/0002_projections.sql") },
     Migration { version: 3, sql: include_str!("../migrations/postgres/0003_sagas.sql") },
+    Migration { version: 4, sql: include_str!("../migrations/postgres/0004_tenancy.sql") },
 ];
 
 /// Event store, state rows, snapshots, outbox, sagas and scheduled commands on PostgreSQL.
@@ -141,6 +142,7 @@ impl PgStore {
     /// conflict or an idempotency key already processed the transaction stays usable: the
     /// write is undone to a savepoint.
     pub async fn commit_in(&self, tx: &mut PgConnection, batch: CommitBatch) -> Result<CommitReceipt> {
+        batch.check()?;
         if has_unguarded_states(&batch)
             && let Err(e) = self.check_states(tx, &batch).await
         {
@@ -202,7 +204,7 @@ impl PgStore {
             q = q.bind(cols.o_id).bind(cols.o_topic).bind(cols.o_payload).bind(cols.o_headers).bind(cols.o_created);
         }
         if let Some(key) = batch.idempotency_key {
-            q = q.bind(key);
+            q = q.bind(key).bind(batch.tenant_id.as_deref().unwrap_or(""));
         }
         q.fetch_all(conn).await
     }
@@ -276,7 +278,12 @@ impl PgStore {
     /// `AlreadyProcessed` instead of a version conflict when the batch's key is recorded.
     async fn processed_or(&self, conn: &mut PgConnection, batch: &CommitBatch, e: Error) -> Error {
         let Some(key) = batch.idempotency_key.filter(|_| e.is_conflict()) else { return e };
-        match sqlx::query_scalar::<_, bool>(&self.sql.processed).bind(key).fetch_one(conn).await {
+        let processed = sqlx::query_scalar::<_, bool>(&self.sql.processed)
+            .bind(key)
+            .bind(batch.tenant_id.as_deref().unwrap_or(""))
+            .fetch_one(conn)
+            .await;
+        match processed {
             Ok(true) => Error::AlreadyProcessed { key },
             Ok(false) => e,
             Err(db) => store_err(db),
@@ -454,7 +461,9 @@ impl Sql {
         Sql {
             schema: s.to_owned(),
             commit,
-            processed: format!("SELECT EXISTS (SELECT 1 FROM {s}.processed_commands WHERE key = $1)"),
+            processed: format!(
+                "SELECT EXISTS (SELECT 1 FROM {s}.processed_commands WHERE key = $1 AND tenant_id = $2)"
+            ),
             read_stream: format!(
                 "SELECT version, event_type, schema_version, payload::text FROM {s}.events \
                  WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3 AND version > $4 ORDER BY version"
@@ -586,8 +595,11 @@ impl Sql {
             ));
         }
         if key {
-            let a = p(1);
-            parts.push(format!("pk AS (INSERT INTO {s}.processed_commands (key) VALUES ({}::uuid))", a[0]));
+            let a = p(2);
+            parts.push(format!(
+                "pk AS (INSERT INTO {s}.processed_commands (key, tenant_id) VALUES ({}::uuid, {}))",
+                a[0], a[1]
+            ));
         }
         let mut sql = String::new();
         if !parts.is_empty() {
@@ -649,6 +661,7 @@ fn decode_outbox(row: &PgRow) -> Result<OutboxRecord> {
 #[async_trait]
 impl EventStore for PgStore {
     async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
+        batch.check()?;
         let mut conn = self.pool.acquire().await.map_err(store_err)?;
         if has_unguarded_states(&batch) {
             let mut tx = conn.begin().await.map_err(store_err)?;
@@ -665,6 +678,7 @@ impl EventStore for PgStore {
     }
 
     async fn read_stream(&self, stream: &StreamKey, after_version: u64) -> Result<EventStream<'static>> {
+        stream.check()?;
         let pool = self.pool.clone();
         let sql = self.sql.clone();
         let key = stream.clone();
@@ -690,23 +704,33 @@ impl EventStore for PgStore {
     async fn read_all(&self, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let (commit, position) = (to_i64(after.commit, "cursor")?, to_i64(after.position, "cursor")?);
-        let rows = match RequestContext::current().and_then(|c| c.tenant_id) {
-            Some(t) => {
-                sqlx::query(&self.sql.read_all_tenant)
-                    .bind(commit)
-                    .bind(position)
-                    .bind(limit)
-                    .bind(t)
-                    .fetch_all(&self.pool)
-                    .await
-            }
-            None => sqlx::query(&self.sql.read_all).bind(commit).bind(position).bind(limit).fetch_all(&self.pool).await,
-        }
-        .map_err(store_err)?;
+        let rows = sqlx::query(&self.sql.read_all)
+            .bind(commit)
+            .bind(position)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_err)?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    async fn read_tenant(&self, tenant: Option<&str>, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
+        cqrs_ddd::ports::check_tenant(tenant)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (commit, position) = (to_i64(after.commit, "cursor")?, to_i64(after.position, "cursor")?);
+        let rows = sqlx::query(&self.sql.read_all_tenant)
+            .bind(commit)
+            .bind(position)
+            .bind(limit)
+            .bind(tenant.unwrap_or(""))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_err)?;
         rows.iter().map(decode_event).collect()
     }
 
     async fn stream_version(&self, stream: &StreamKey) -> Result<u64> {
+        stream.check()?;
         let mut conn = self.pool.acquire().await.map_err(store_err)?;
         self.version_on(&mut conn, stream).await
     }
@@ -723,6 +747,7 @@ impl EventStore for PgStore {
     }
 
     async fn load_state(&self, stream: &StreamKey) -> Result<Option<StoredState>> {
+        stream.check()?;
         let row = sqlx::query(&self.sql.load_state)
             .bind(tenant(stream))
             .bind(&stream.stream_type)
@@ -743,6 +768,7 @@ impl EventStore for PgStore {
 #[async_trait]
 impl SnapshotStore for PgStore {
     async fn load(&self, stream: &StreamKey) -> Result<Option<Snapshot>> {
+        stream.check()?;
         let row = sqlx::query(&self.sql.load_snapshot)
             .bind(tenant(stream))
             .bind(&stream.stream_type)
@@ -762,6 +788,7 @@ impl SnapshotStore for PgStore {
     }
 
     async fn save(&self, snapshot: Snapshot) -> Result<()> {
+        snapshot.stream.check()?;
         sqlx::query(&self.sql.save_snapshot)
             .bind(tenant(&snapshot.stream))
             .bind(&snapshot.stream.stream_type)

@@ -9,7 +9,7 @@ use cqrs_ddd::ports::{
     CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, Outbox, OutboxMessage, OutboxRecord, Snapshot,
     SnapshotStore, StoredEvent, StoredState, StreamEvent, StreamKey, async_trait,
 };
-use cqrs_ddd::{Error, Metadata, RequestContext, Result};
+use cqrs_ddd::{Error, Metadata, Result};
 use futures::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
@@ -24,6 +24,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("../migrations/sqlite/0001_init.sql") },
     Migration { version: 2, sql: include_str!("../migrations/sqlite/0002_projections.sql") },
     Migration { version: 3, sql: include_str!("../migrations/sqlite/0003_sagas.sql") },
+    Migration { version: 4, sql: include_str!("../migrations/sqlite/0004_tenancy.sql") },
 ];
 
 /// Rows per INSERT statement (SQLite limits bound parameters per statement).
@@ -99,6 +100,7 @@ impl SqliteStore {
     /// refused (a version conflict, an idempotency key already processed) the transaction
     /// stays usable: the write is undone to a savepoint.
     pub async fn commit_in(&self, tx: &mut SqliteConnection, batch: CommitBatch) -> Result<CommitReceipt> {
+        batch.check()?;
         sqlx::query("SAVEPOINT cqrs_ddd_commit").execute(&mut *tx).await.map_err(store_err)?;
         let result = self.commit_on(tx, &batch).await;
         if result.is_err() {
@@ -116,6 +118,7 @@ impl SqliteStore {
             sqlx::query(&self.sql.insert_processed)
                 .bind(key)
                 .bind(now_ms())
+                .bind(batch.tenant_id.as_deref().unwrap_or(""))
                 .execute(&mut *conn)
                 .await
                 .map_err(|e| if is_unique_violation(&e) { Error::AlreadyProcessed { key } } else { store_err(e) })?;
@@ -270,7 +273,8 @@ impl Sql {
     fn new() -> Self {
         let key = "tenant_id = ? AND stream_type = ? AND stream_id = ?";
         Sql {
-            insert_processed: "INSERT INTO processed_commands (key, processed_at_ms) VALUES (?, ?)".to_owned(),
+            insert_processed: "INSERT INTO processed_commands (key, processed_at_ms, tenant_id) VALUES (?, ?, ?)"
+                .to_owned(),
             read_stream: format!(
                 "SELECT version, event_type, schema_version, payload FROM events WHERE {key} AND version > ? ORDER BY version"
             ),
@@ -366,6 +370,7 @@ fn decode_outbox(row: &SqliteRow) -> Result<OutboxRecord> {
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
+        batch.check()?;
         // Rolled back on drop, so a cancelled commit never leaves a transaction open.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_err)?;
         let receipt = self.commit_on(&mut tx, &batch).await?;
@@ -374,6 +379,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn read_stream(&self, stream: &StreamKey, after_version: u64) -> Result<EventStream<'static>> {
+        stream.check()?;
         let pool = self.pool.clone();
         let sql = self.sql.clone();
         let key = stream.clone();
@@ -399,22 +405,37 @@ impl EventStore for SqliteStore {
     async fn read_all(&self, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let position = to_i64(after.position, "cursor")?;
-        let rows = match RequestContext::current().and_then(|c| c.tenant_id) {
-            Some(t) => {
-                sqlx::query(&self.sql.read_all_tenant).bind(position).bind(t).bind(limit).fetch_all(&self.pool).await
-            }
-            None => sqlx::query(&self.sql.read_all).bind(position).bind(limit).fetch_all(&self.pool).await,
-        }
-        .map_err(store_err)?;
+        let rows = sqlx::query(&self.sql.read_all)
+            .bind(position)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_err)?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    async fn read_tenant(&self, tenant: Option<&str>, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
+        cqrs_ddd::ports::check_tenant(tenant)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let position = to_i64(after.position, "cursor")?;
+        let rows = sqlx::query(&self.sql.read_all_tenant)
+            .bind(position)
+            .bind(tenant.unwrap_or(""))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_err)?;
         rows.iter().map(decode_event).collect()
     }
 
     async fn stream_version(&self, stream: &StreamKey) -> Result<u64> {
+        stream.check()?;
         let mut conn = self.pool.acquire().await.map_err(store_err)?;
         self.version_on(&mut conn, stream).await
     }
 
     async fn load_state(&self, stream: &StreamKey) -> Result<Option<StoredState>> {
+        stream.check()?;
         let row = sqlx::query(&self.sql.load_state)
             .bind(tenant(stream))
             .bind(&stream.stream_type)
@@ -435,6 +456,7 @@ impl EventStore for SqliteStore {
 #[async_trait]
 impl SnapshotStore for SqliteStore {
     async fn load(&self, stream: &StreamKey) -> Result<Option<Snapshot>> {
+        stream.check()?;
         let row = sqlx::query(&self.sql.load_snapshot)
             .bind(tenant(stream))
             .bind(&stream.stream_type)
@@ -454,6 +476,7 @@ impl SnapshotStore for SqliteStore {
     }
 
     async fn save(&self, snapshot: Snapshot) -> Result<()> {
+        snapshot.stream.check()?;
         sqlx::query(&self.sql.save_snapshot)
             .bind(tenant(&snapshot.stream))
             .bind(&snapshot.stream.stream_type)

@@ -10,7 +10,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 use uuid::Uuid;
 
-use crate::common::{checkpoint_conflict, store_err, tenant, tenant_from, to_i64, to_u64};
+use crate::common::{checkpoint_conflict, doc_tenant, store_err, tenant, tenant_from, to_i64, to_u64};
 use crate::sqlite::{SqliteStore, ms, now_ms};
 
 const CHECKPOINT: &str = "SELECT commit_id, position FROM checkpoints WHERE projection = ? AND partition = ?";
@@ -29,13 +29,13 @@ const DEAD_INSERT: &str = "INSERT INTO dead_letters (projection, event_id, posit
 const DEAD_LIST: &str = "SELECT projection, event_id, position, tenant_id, stream_type, stream_id, version, event_type, \
     error, failed_at, commit_id FROM dead_letters WHERE projection = ? ORDER BY position";
 const DEAD_REMOVE: &str = "DELETE FROM dead_letters WHERE projection = ? AND event_id = ?";
-const DOC_GET: &str = "SELECT id, version, document FROM documents WHERE collection = ? AND id = ?";
-const DOC_PUT: &str = "INSERT INTO documents (collection, id, version, document, updated_at) VALUES (?, ?, 1, ?, ?) \
-    ON CONFLICT (collection, id) DO UPDATE SET version = documents.version + 1, document = excluded.document, \
+const DOC_GET: &str = "SELECT id, version, document FROM documents WHERE collection = ? AND id = ? AND tenant_id = ?";
+const DOC_PUT: &str = "INSERT INTO documents (collection, id, version, document, updated_at, tenant_id) \
+    VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (tenant_id, collection, id) DO UPDATE SET version = documents.version + 1, document = excluded.document, \
     updated_at = excluded.updated_at RETURNING version";
-const DOC_DELETE: &str = "DELETE FROM documents WHERE collection = ? AND id = ?";
+const DOC_DELETE: &str = "DELETE FROM documents WHERE collection = ? AND id = ? AND tenant_id = ?";
 const DOC_CLEAR: &str = "DELETE FROM documents WHERE collection = ?";
-const DOC_ALL: &str = "SELECT id, version, document FROM documents WHERE collection = ? ORDER BY id";
+const DOC_ALL: &str = "SELECT id, version, document FROM documents WHERE collection = ? AND tenant_id = ? ORDER BY id";
 
 fn decode_doc(row: &SqliteRow) -> Result<Document> {
     Ok(Document {
@@ -123,13 +123,24 @@ impl ProjectionStore for SqliteStore {
         Ok(())
     }
 
-    async fn document(&self, collection: &str, id: &str) -> Result<Option<Document>> {
-        let row = sqlx::query(DOC_GET).bind(collection).bind(id).fetch_optional(&self.pool).await.map_err(store_err)?;
+    async fn document_of(&self, tenant: Option<&str>, collection: &str, id: &str) -> Result<Option<Document>> {
+        let row = sqlx::query(DOC_GET)
+            .bind(collection)
+            .bind(id)
+            .bind(doc_tenant(tenant)?)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_err)?;
         row.as_ref().map(decode_doc).transpose()
     }
 
-    async fn documents(&self, collection: &str) -> Result<Vec<Document>> {
-        let rows = sqlx::query(DOC_ALL).bind(collection).fetch_all(&self.pool).await.map_err(store_err)?;
+    async fn documents_of(&self, tenant: Option<&str>, collection: &str) -> Result<Vec<Document>> {
+        let rows = sqlx::query(DOC_ALL)
+            .bind(collection)
+            .bind(doc_tenant(tenant)?)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_err)?;
         rows.iter().map(decode_doc).collect()
     }
 }
@@ -141,26 +152,38 @@ struct SqliteTxn {
 
 #[async_trait]
 impl ProjectionTxn for SqliteTxn {
-    async fn get_doc(&mut self, collection: &str, id: &str) -> Result<Option<Document>> {
-        let row =
-            sqlx::query(DOC_GET).bind(collection).bind(id).fetch_optional(&mut *self.tx).await.map_err(store_err)?;
+    async fn get_doc(&mut self, tenant: Option<&str>, collection: &str, id: &str) -> Result<Option<Document>> {
+        let row = sqlx::query(DOC_GET)
+            .bind(collection)
+            .bind(id)
+            .bind(doc_tenant(tenant)?)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(store_err)?;
         row.as_ref().map(decode_doc).transpose()
     }
 
-    async fn put_doc(&mut self, collection: &str, id: &str, json: String) -> Result<u64> {
+    async fn put_doc(&mut self, tenant: Option<&str>, collection: &str, id: &str, json: String) -> Result<u64> {
         let v: i64 = sqlx::query_scalar(DOC_PUT)
             .bind(collection)
             .bind(id)
             .bind(json)
             .bind(chrono::Utc::now())
+            .bind(doc_tenant(tenant)?)
             .fetch_one(&mut *self.tx)
             .await
             .map_err(store_err)?;
         to_u64(v, "document version")
     }
 
-    async fn delete_doc(&mut self, collection: &str, id: &str) -> Result<bool> {
-        let done = sqlx::query(DOC_DELETE).bind(collection).bind(id).execute(&mut *self.tx).await.map_err(store_err)?;
+    async fn delete_doc(&mut self, tenant: Option<&str>, collection: &str, id: &str) -> Result<bool> {
+        let done = sqlx::query(DOC_DELETE)
+            .bind(collection)
+            .bind(id)
+            .bind(doc_tenant(tenant)?)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(store_err)?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -10,7 +10,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
 use crate::common::{
-    MetadataColumns, TimeRow, decode_saga, decode_saga_key, decode_scheduled, from_ms, lease_until, limit,
+    MetadataColumns, TimeRow, decode_saga, decode_saga_key, decode_scheduled, doc_tenant, from_ms, lease_until, limit,
     saga_conflict, saga_tenant, store_err, to_i32, to_i64,
 };
 use crate::sqlite::SqliteStore;
@@ -54,27 +54,27 @@ impl SagaSql {
                 .to_owned(),
             schedule: "INSERT INTO scheduled_commands (id, command_type, payload, due_at_ms, correlation_id, \
                  causation_id, tenant_id, principal, headers, attempts, last_error, created_at_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, id) DO UPDATE \
                  SET command_type = excluded.command_type, payload = excluded.payload, due_at_ms = excluded.due_at_ms, \
                  correlation_id = excluded.correlation_id, causation_id = excluded.causation_id, \
-                 tenant_id = excluded.tenant_id, principal = excluded.principal, headers = excluded.headers, \
+                 principal = excluded.principal, headers = excluded.headers, \
                  attempts = excluded.attempts, last_error = excluded.last_error, created_at_ms = excluded.created_at_ms, \
                  dead = 0, claimed_by = NULL, claimed_until_ms = NULL"
                 .to_owned(),
-            delete: "DELETE FROM scheduled_commands WHERE id = ?".to_owned(),
-            get: format!("SELECT {SCHEDULED_COLUMNS} FROM scheduled_commands WHERE id = ?"),
+            delete: "DELETE FROM scheduled_commands WHERE id = ? AND tenant_id = ?".to_owned(),
+            get: format!("SELECT {SCHEDULED_COLUMNS} FROM scheduled_commands WHERE id = ? AND tenant_id = ?"),
             // The caller's clock decides what is due and which claims ran out.
             claim: format!(
-                "UPDATE scheduled_commands SET claimed_by = ?1, claimed_until_ms = ?3 WHERE id IN (SELECT id \
+                "UPDATE scheduled_commands SET claimed_by = ?1, claimed_until_ms = ?3 WHERE (tenant_id, id) IN (SELECT tenant_id, id \
                  FROM scheduled_commands WHERE dead = 0 AND due_at_ms <= ?2 \
                  AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?2) ORDER BY due_at_ms, id LIMIT ?4) \
                  RETURNING {SCHEDULED_COLUMNS}"
             ),
             retry: "UPDATE scheduled_commands SET attempts = attempts + 1, last_error = ?2, due_at_ms = ?3, \
-                 claimed_by = NULL, claimed_until_ms = NULL WHERE id = ?1"
+                 claimed_by = NULL, claimed_until_ms = NULL WHERE id = ?1 AND tenant_id = ?4"
                 .to_owned(),
             kill: "UPDATE scheduled_commands SET attempts = attempts + 1, last_error = ?2, dead = 1, \
-                 claimed_by = NULL, claimed_until_ms = NULL WHERE id = ?1"
+                 claimed_by = NULL, claimed_until_ms = NULL WHERE id = ?1 AND tenant_id = ?3"
                 .to_owned(),
             dead: format!(
                 "SELECT {SCHEDULED_COLUMNS} FROM scheduled_commands WHERE dead = 1 ORDER BY created_at_ms, id LIMIT ?"
@@ -169,6 +169,7 @@ impl SagaStore for SqliteStore {
 #[async_trait]
 impl ScheduleStore for SqliteStore {
     async fn schedule(&self, command: &ScheduledCommand) -> Result<()> {
+        doc_tenant(command.metadata.tenant_id.as_deref())?;
         let m = MetadataColumns::of(&command.metadata);
         sqlx::query(&self.sql.saga.schedule)
             .bind(command.id)
@@ -189,13 +190,23 @@ impl ScheduleStore for SqliteStore {
         Ok(())
     }
 
-    async fn cancel(&self, id: Uuid) -> Result<bool> {
-        let done = sqlx::query(&self.sql.saga.delete).bind(id).execute(&self.pool).await.map_err(store_err)?;
+    async fn cancel(&self, tenant: Option<&str>, id: Uuid) -> Result<bool> {
+        let done = sqlx::query(&self.sql.saga.delete)
+            .bind(id)
+            .bind(doc_tenant(tenant)?)
+            .execute(&self.pool)
+            .await
+            .map_err(store_err)?;
         Ok(done.rows_affected() > 0)
     }
 
-    async fn get(&self, id: Uuid) -> Result<Option<ScheduledCommand>> {
-        let row = sqlx::query(&self.sql.saga.get).bind(id).fetch_optional(&self.pool).await.map_err(store_err)?;
+    async fn get(&self, tenant: Option<&str>, id: Uuid) -> Result<Option<ScheduledCommand>> {
+        let row = sqlx::query(&self.sql.saga.get)
+            .bind(id)
+            .bind(doc_tenant(tenant)?)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_err)?;
         row.as_ref().map(decode_scheduled).transpose()
     }
 
@@ -221,24 +232,36 @@ impl ScheduleStore for SqliteStore {
         Ok(claimed)
     }
 
-    async fn complete(&self, id: Uuid) -> Result<()> {
-        sqlx::query(&self.sql.saga.delete).bind(id).execute(&self.pool).await.map_err(store_err)?;
-        Ok(())
-    }
-
-    async fn retry_later(&self, id: Uuid, error: &str, due_at: DateTime<Utc>) -> Result<()> {
-        sqlx::query(&self.sql.saga.retry)
+    async fn complete(&self, tenant: Option<&str>, id: Uuid) -> Result<()> {
+        sqlx::query(&self.sql.saga.delete)
             .bind(id)
-            .bind(error)
-            .bind(ms(due_at))
+            .bind(doc_tenant(tenant)?)
             .execute(&self.pool)
             .await
             .map_err(store_err)?;
         Ok(())
     }
 
-    async fn mark_dead(&self, id: Uuid, error: &str) -> Result<()> {
-        sqlx::query(&self.sql.saga.kill).bind(id).bind(error).execute(&self.pool).await.map_err(store_err)?;
+    async fn retry_later(&self, tenant: Option<&str>, id: Uuid, error: &str, due_at: DateTime<Utc>) -> Result<()> {
+        sqlx::query(&self.sql.saga.retry)
+            .bind(id)
+            .bind(error)
+            .bind(ms(due_at))
+            .bind(doc_tenant(tenant)?)
+            .execute(&self.pool)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn mark_dead(&self, tenant: Option<&str>, id: Uuid, error: &str) -> Result<()> {
+        sqlx::query(&self.sql.saga.kill)
+            .bind(id)
+            .bind(error)
+            .bind(doc_tenant(tenant)?)
+            .execute(&self.pool)
+            .await
+            .map_err(store_err)?;
         Ok(())
     }
 

@@ -4,12 +4,24 @@
 //! handler's task) inherit it; when the root call returns the scope ends, so nothing
 //! leaks into the next root call. Spawned tasks do not inherit it: pass
 //! [`RequestContext::current`] along and re-enter with [`RequestContext::scope`].
+//!
+//! # Tenancy
+//!
+//! A context with a tenant is an isolation boundary: a root command sent inside it
+//! runs for that tenant, and one whose [`Metadata`] names another tenant is refused with
+//! [`TenantError::CrossTenant`](crate::TenantError::CrossTenant). Work that must cross
+//! tenants (an operator tool, a migration, a fan-out to every tenant) runs in
+//! [`RequestContext::system`], where each message may name its own tenant. An empty
+//! tenant id (`Some("")`) is refused everywhere ([`TenantError::Empty`](crate::TenantError::Empty)):
+//! some stores would read it as "no tenant", others as a tenant of its own.
 
 use std::future::Future;
 
 use uuid::Uuid;
 
 use crate::domain::{Metadata, new_correlation_id};
+use crate::error::{Error, Result, TenantError};
+use crate::ports::check_tenant;
 use crate::uow::UnitOfWork;
 
 /// The context of one business transaction.
@@ -25,6 +37,9 @@ pub struct RequestContext {
     pub principal: Option<String>,
     /// Headers given with the root message, copied onto every event it causes.
     pub headers: std::collections::BTreeMap<String, String>,
+    /// A system scope (see [`RequestContext::system`]): messages sent inside it may name
+    /// any tenant.
+    pub system: bool,
 }
 
 #[derive(Clone)]
@@ -46,7 +61,15 @@ impl RequestContext {
             tenant_id: None,
             principal: None,
             headers: std::collections::BTreeMap::new(),
+            system: false,
         }
+    }
+
+    /// A system context: no tenant of its own, and the messages sent inside its
+    /// [`RequestContext::scope`] may each name a tenant in their [`Metadata`] (crossing
+    /// tenants is refused everywhere else).
+    pub fn system() -> Self {
+        RequestContext { system: true, ..RequestContext::new() }
     }
 
     /// The context of the running call, if any.
@@ -72,22 +95,32 @@ impl RequestContext {
     }
 
     /// The context for a root call: the message's own metadata wins, then the current
-    /// context, then a fresh correlation id.
-    pub(crate) fn for_root(meta: Option<&Metadata>) -> RequestContext {
+    /// context, then a fresh correlation id. Refuses an empty tenant id, and a tenant
+    /// other than the one of the current (non-system) scope.
+    pub(crate) fn for_root(meta: Option<&Metadata>) -> Result<RequestContext> {
         let outer = RequestContext::current();
+        let named = meta.and_then(|m| m.tenant_id.as_deref());
+        check_tenant(named)?;
+        if let Some(o) = &outer {
+            check_tenant(o.tenant_id.as_deref())?;
+            check_crossing(o, named)?;
+        }
         let meta_corr = meta.and_then(|m| m.correlation_id);
         let correlation_id = meta_corr.or(outer.as_ref().map(|o| o.correlation_id)).unwrap_or_else(new_correlation_id);
         let pick = |m: Option<&String>, o: Option<&String>| m.or(o).cloned();
-        RequestContext {
+        let tenant_id =
+            pick(meta.and_then(|m| m.tenant_id.as_ref()), outer.as_ref().and_then(|o| o.tenant_id.as_ref()));
+        Ok(RequestContext {
             correlation_id,
             causation_id: meta.and_then(|m| m.causation_id).or(outer.as_ref().and_then(|o| o.causation_id)),
-            tenant_id: pick(meta.and_then(|m| m.tenant_id.as_ref()), outer.as_ref().and_then(|o| o.tenant_id.as_ref())),
+            system: tenant_id.is_none() && outer.as_ref().is_some_and(|o| o.system),
+            tenant_id,
             principal: pick(meta.and_then(|m| m.principal.as_ref()), outer.as_ref().and_then(|o| o.principal.as_ref())),
             headers: match meta.filter(|m| !m.headers.is_empty()) {
                 Some(m) => m.headers.clone(),
                 None => outer.map(|o| o.headers).unwrap_or_default(),
             },
-        }
+        })
     }
 
     /// Metadata for a message caused by `causation` in this context.
@@ -105,6 +138,17 @@ impl RequestContext {
 impl Default for RequestContext {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Refuses a message that names `named` from inside `scope`, unless `scope` is a system
+/// scope, has no tenant, or names the same one.
+pub(crate) fn check_crossing(scope: &RequestContext, named: Option<&str>) -> Result<()> {
+    match (scope.tenant_id.as_deref(), named) {
+        (Some(own), Some(other)) if !scope.system && own != other => {
+            Err(Error::Tenant(TenantError::CrossTenant { scope: own.to_owned(), named: other.to_owned() }))
+        }
+        _ => Ok(()),
     }
 }
 

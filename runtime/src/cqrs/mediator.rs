@@ -260,9 +260,13 @@ impl Mediator {
     ) -> Result<C::Response> {
         if let Some(uow) = context::current_uow() {
             let request = RequestContext::current().unwrap_or_default();
+            if let Some(named) = metadata.as_ref().and_then(|m| m.tenant_id.as_deref()) {
+                crate::ports::check_tenant(Some(named))?;
+                context::check_crossing(&request, Some(named))?;
+            }
             return self.send_nested(cmd, uow, request).await;
         }
-        let request = RequestContext::for_root(metadata.as_ref());
+        let request = RequestContext::for_root(metadata.as_ref())?;
         let root = Root { mediator: self.clone(), request: request.clone(), idempotency_key };
         if self.rt.middleware.is_empty() {
             return cmd.__run_root(&root).await;
@@ -312,7 +316,7 @@ impl Mediator {
         let nested = context::current_uow();
         let request = match &nested {
             Some(_) => RequestContext::current().unwrap_or_default(),
-            None => RequestContext::for_root(None),
+            None => RequestContext::for_root(None)?,
         };
         let root = Root { mediator: self.clone(), request: request.clone(), idempotency_key: None };
         let msg = message(MessageKind::Command, C::NAME, request, nested.is_some(), cmd);
@@ -334,7 +338,7 @@ impl Mediator {
 
     /// Runs a query on its one handler (no unit of work).
     pub async fn query<Q: QueryHandler>(&self, query: Q) -> Result<Q::Response> {
-        let request = RequestContext::current().unwrap_or_else(|| RequestContext::for_root(None));
+        let request = RequestContext::current().unwrap_or_default();
         let ctx = QueryContext::new(self.clone(), request.clone(), Q::NAME);
         if self.rt.middleware.is_empty() {
             return query.handle(&ctx).await;
@@ -420,9 +424,11 @@ impl Mediator {
     /// Commits the unit of work, then dispatches its events and runs its hooks.
     async fn commit(&self, uow: &UnitOfWork, request: &RequestContext) -> Result<()> {
         let async_handlers = &self.rt.async_handlers;
-        let Some(uow::Taken { batch, streams, hooks }) = uow.take_batch(&|t| async_handlers.contains_key(&t))? else {
+        let Some(uow::Taken { mut batch, streams, hooks }) = uow.take_batch(&|t| async_handlers.contains_key(&t))?
+        else {
             return Ok(());
         };
+        batch.tenant_id.clone_from(&request.tenant_id);
         let receipt = if batch.is_empty() {
             CommitReceipt::default()
         } else {

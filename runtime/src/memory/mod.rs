@@ -36,7 +36,8 @@ struct Inner {
     log: Vec<Arc<StoredEvent>>,
     states: HashMap<StreamKey, StoredState>,
     outbox: Vec<OutboxRow>,
-    processed: std::collections::HashSet<uuid::Uuid>,
+    /// Idempotency keys, per tenant.
+    processed: std::collections::HashSet<(Option<String>, uuid::Uuid)>,
 }
 
 struct OutboxRow {
@@ -66,14 +67,16 @@ impl MemoryStore {
 #[async_trait]
 impl EventStore for MemoryStore {
     async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
+        batch.check()?;
         let mut inner = self.inner.write();
         // Check every expectation before writing anything: all or nothing.
         // A command already committed under its key is refused first: what it would
         // conflict with is its own earlier commit.
-        if let Some(key) = batch.idempotency_key
-            && inner.processed.contains(&key)
+        let processed = batch.idempotency_key.map(|key| (batch.tenant_id.clone(), key));
+        if let Some(p) = &processed
+            && inner.processed.contains(p)
         {
-            return Err(crate::Error::AlreadyProcessed { key });
+            return Err(crate::Error::AlreadyProcessed { key: p.1 });
         }
         for append in &batch.appends {
             let actual = inner.streams.get(&append.stream).map_or(0, |s| s.len() as u64);
@@ -87,8 +90,8 @@ impl EventStore for MemoryStore {
                 return Err(conflict(&state.stream, state.expected_version, actual));
             }
         }
-        if let Some(key) = batch.idempotency_key {
-            inner.processed.insert(key);
+        if let Some(p) = processed {
+            inner.processed.insert(p);
         }
         let mut positions = Vec::with_capacity(batch.event_count());
         for append in batch.appends {
@@ -127,6 +130,7 @@ impl EventStore for MemoryStore {
     }
 
     async fn read_stream(&self, stream: &StreamKey, after_version: u64) -> Result<EventStream<'static>> {
+        stream.check()?;
         let events: Vec<Arc<StoredEvent>> = {
             let inner = self.inner.read();
             match inner.streams.get(stream) {
@@ -156,10 +160,12 @@ impl EventStore for MemoryStore {
     }
 
     async fn stream_version(&self, stream: &StreamKey) -> Result<u64> {
+        stream.check()?;
         Ok(self.inner.read().streams.get(stream).map_or(0, |s| s.len() as u64))
     }
 
     async fn load_state(&self, stream: &StreamKey) -> Result<Option<StoredState>> {
+        stream.check()?;
         Ok(self.inner.read().states.get(stream).cloned())
     }
 }

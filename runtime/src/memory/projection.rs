@@ -17,9 +17,17 @@ pub struct MemoryProjectionStore {
     inner: Arc<Mutex<State>>,
 }
 
+/// A document's tenant and id within its collection.
+type DocKey = (Option<String>, String);
+
+fn doc_key(tenant: Option<&str>, id: &str) -> DocKey {
+    (tenant.map(str::to_owned), id.to_owned())
+}
+
 #[derive(Default)]
 struct State {
-    docs: HashMap<String, BTreeMap<String, Document>>,
+    /// collection → (tenant, id) → document.
+    docs: HashMap<String, BTreeMap<DocKey, Document>>,
     checkpoints: HashMap<(String, u32), Cursor>,
     leases: HashMap<(String, u32), (String, Instant)>,
     dead: Vec<DeadLetter>,
@@ -73,12 +81,16 @@ impl ProjectionStore for MemoryProjectionStore {
         Ok(())
     }
 
-    async fn document(&self, collection: &str, id: &str) -> Result<Option<Document>> {
-        Ok(self.inner.lock().docs.get(collection).and_then(|c| c.get(id)).cloned())
+    async fn document_of(&self, tenant: Option<&str>, collection: &str, id: &str) -> Result<Option<Document>> {
+        crate::ports::check_tenant(tenant)?;
+        Ok(self.inner.lock().docs.get(collection).and_then(|c| c.get(&doc_key(tenant, id))).cloned())
     }
 
-    async fn documents(&self, collection: &str) -> Result<Vec<Document>> {
-        Ok(self.inner.lock().docs.get(collection).map(|c| c.values().cloned().collect()).unwrap_or_default())
+    async fn documents_of(&self, tenant: Option<&str>, collection: &str) -> Result<Vec<Document>> {
+        crate::ports::check_tenant(tenant)?;
+        let st = self.inner.lock();
+        let Some(c) = st.docs.get(collection) else { return Ok(Vec::new()) };
+        Ok(c.iter().filter(|((t, _), _)| t.as_deref() == tenant).map(|(_, d)| d.clone()).collect())
     }
 }
 
@@ -86,7 +98,7 @@ impl ProjectionStore for MemoryProjectionStore {
 struct MemoryTxn {
     store: Arc<Mutex<State>>,
     /// `None` value: deleted in this transaction.
-    writes: HashMap<(String, String), Option<Document>>,
+    writes: HashMap<(String, DocKey), Option<Document>>,
     cleared: HashSet<String>,
     checkpoints: Vec<(String, u32, Option<Cursor>, Cursor)>,
     reset: Vec<String>,
@@ -96,33 +108,35 @@ struct MemoryTxn {
 }
 
 impl MemoryTxn {
-    fn read(&self, collection: &str, id: &str) -> Option<Document> {
-        if let Some(w) = self.writes.get(&(collection.to_owned(), id.to_owned())) {
-            return w.clone();
+    fn read(&self, tenant: Option<&str>, collection: &str, id: &str) -> Result<Option<Document>> {
+        crate::ports::check_tenant(tenant)?;
+        let key = doc_key(tenant, id);
+        if let Some(w) = self.writes.get(&(collection.to_owned(), key.clone())) {
+            return Ok(w.clone());
         }
         if self.cleared.contains(collection) {
-            return None;
+            return Ok(None);
         }
-        self.store.lock().docs.get(collection).and_then(|c| c.get(id)).cloned()
+        Ok(self.store.lock().docs.get(collection).and_then(|c| c.get(&key)).cloned())
     }
 }
 
 #[async_trait]
 impl ProjectionTxn for MemoryTxn {
-    async fn get_doc(&mut self, collection: &str, id: &str) -> Result<Option<Document>> {
-        Ok(self.read(collection, id))
+    async fn get_doc(&mut self, tenant: Option<&str>, collection: &str, id: &str) -> Result<Option<Document>> {
+        self.read(tenant, collection, id)
     }
 
-    async fn put_doc(&mut self, collection: &str, id: &str, json: String) -> Result<u64> {
-        let version = self.read(collection, id).map_or(1, |d| d.version + 1);
+    async fn put_doc(&mut self, tenant: Option<&str>, collection: &str, id: &str, json: String) -> Result<u64> {
+        let version = self.read(tenant, collection, id)?.map_or(1, |d| d.version + 1);
         let doc = Document { id: id.to_owned(), version, json };
-        self.writes.insert((collection.to_owned(), id.to_owned()), Some(doc));
+        self.writes.insert((collection.to_owned(), doc_key(tenant, id)), Some(doc));
         Ok(version)
     }
 
-    async fn delete_doc(&mut self, collection: &str, id: &str) -> Result<bool> {
-        let existed = self.read(collection, id).is_some();
-        self.writes.insert((collection.to_owned(), id.to_owned()), None);
+    async fn delete_doc(&mut self, tenant: Option<&str>, collection: &str, id: &str) -> Result<bool> {
+        let existed = self.read(tenant, collection, id)?.is_some();
+        self.writes.insert((collection.to_owned(), doc_key(tenant, id)), None);
         Ok(existed)
     }
 

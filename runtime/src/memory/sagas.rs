@@ -9,7 +9,9 @@ use parking_lot::{Mutex, RwLock};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::ports::{Clock, SagaKey, SagaRecord, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand, async_trait};
+use crate::ports::{
+    Clock, SagaKey, SagaRecord, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand, async_trait, check_tenant,
+};
 
 /// Saga instances in memory. Cheap to clone; clones share the instances.
 #[derive(Clone, Default)]
@@ -36,7 +38,13 @@ impl SagaStore for MemorySagaStore {
         if actual != expected_version {
             return Err(Error::Conflict { stream: record.key.to_string(), expected: expected_version, actual });
         }
-        rows.insert(record.key.clone(), record.clone());
+        crate::ports::check_tenant(record.key.tenant_id.as_deref())?;
+        // Millisecond precision, as on every SQL store.
+        let mut record = record.clone();
+        record.wake_at = record.wake_at.map(to_ms_precision);
+        record.created_at = to_ms_precision(record.created_at);
+        record.updated_at = to_ms_precision(record.updated_at);
+        rows.insert(record.key.clone(), record);
         Ok(())
     }
 
@@ -71,7 +79,8 @@ struct Row {
 /// Scheduled commands in memory. Cheap to clone; clones share the commands.
 #[derive(Clone, Default)]
 pub struct MemoryScheduleStore {
-    rows: Arc<Mutex<HashMap<Uuid, Row>>>,
+    /// Keyed by tenant and id.
+    rows: Arc<Mutex<HashMap<(Option<String>, Uuid), Row>>>,
 }
 
 impl MemoryScheduleStore {
@@ -84,16 +93,18 @@ impl MemoryScheduleStore {
 #[async_trait]
 impl ScheduleStore for MemoryScheduleStore {
     async fn schedule(&self, command: &ScheduledCommand) -> Result<()> {
-        self.rows.lock().insert(command.id, Row { command: command.clone(), claimed_until: None, dead: false });
+        check_tenant(command.metadata.tenant_id.as_deref())?;
+        let key = (command.metadata.tenant_id.clone(), command.id);
+        self.rows.lock().insert(key, Row { command: command.clone(), claimed_until: None, dead: false });
         Ok(())
     }
 
-    async fn cancel(&self, id: Uuid) -> Result<bool> {
-        Ok(self.rows.lock().remove(&id).is_some())
+    async fn cancel(&self, tenant: Option<&str>, id: Uuid) -> Result<bool> {
+        Ok(self.rows.lock().remove(&key(tenant, id)?).is_some())
     }
 
-    async fn get(&self, id: Uuid) -> Result<Option<ScheduledCommand>> {
-        Ok(self.rows.lock().get(&id).map(|r| r.command.clone()))
+    async fn get(&self, tenant: Option<&str>, id: Uuid) -> Result<Option<ScheduledCommand>> {
+        Ok(self.rows.lock().get(&key(tenant, id)?).map(|r| r.command.clone()))
     }
 
     async fn claim_due(
@@ -107,7 +118,7 @@ impl ScheduleStore for MemoryScheduleStore {
         let mut due: Vec<_> = rows
             .values()
             .filter(|r| !r.dead && r.command.due_at <= now && r.claimed_until.is_none_or(|c| c <= now))
-            .map(|r| (r.command.due_at, r.command.id))
+            .map(|r| (r.command.due_at, r.command.id, r.command.metadata.tenant_id.clone()))
             .collect();
         due.sort();
         due.truncate(limit);
@@ -117,21 +128,21 @@ impl ScheduleStore for MemoryScheduleStore {
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
         Ok(due
             .into_iter()
-            .filter_map(|(_, id)| {
-                let row = rows.get_mut(&id)?;
+            .filter_map(|(_, id, tenant)| {
+                let row = rows.get_mut(&(tenant, id))?;
                 row.claimed_until = Some(until);
                 Some(row.command.clone())
             })
             .collect())
     }
 
-    async fn complete(&self, id: Uuid) -> Result<()> {
-        self.rows.lock().remove(&id);
+    async fn complete(&self, tenant: Option<&str>, id: Uuid) -> Result<()> {
+        self.rows.lock().remove(&key(tenant, id)?);
         Ok(())
     }
 
-    async fn retry_later(&self, id: Uuid, error: &str, due_at: DateTime<Utc>) -> Result<()> {
-        if let Some(row) = self.rows.lock().get_mut(&id) {
+    async fn retry_later(&self, tenant: Option<&str>, id: Uuid, error: &str, due_at: DateTime<Utc>) -> Result<()> {
+        if let Some(row) = self.rows.lock().get_mut(&key(tenant, id)?) {
             row.command.attempts += 1;
             row.command.last_error = Some(error.to_owned());
             row.command.due_at = due_at;
@@ -140,8 +151,8 @@ impl ScheduleStore for MemoryScheduleStore {
         Ok(())
     }
 
-    async fn mark_dead(&self, id: Uuid, error: &str) -> Result<()> {
-        if let Some(row) = self.rows.lock().get_mut(&id) {
+    async fn mark_dead(&self, tenant: Option<&str>, id: Uuid, error: &str) -> Result<()> {
+        if let Some(row) = self.rows.lock().get_mut(&key(tenant, id)?) {
             row.command.attempts += 1;
             row.command.last_error = Some(error.to_owned());
             row.claimed_until = None;
@@ -157,6 +168,17 @@ impl ScheduleStore for MemoryScheduleStore {
         dead.truncate(limit);
         Ok(dead)
     }
+}
+
+/// A time truncated to whole milliseconds (what every store keeps).
+fn to_ms_precision(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+/// The key of a scheduled command: its tenant and id.
+fn key(tenant: Option<&str>, id: Uuid) -> Result<(Option<String>, Uuid)> {
+    check_tenant(tenant)?;
+    Ok((tenant.map(str::to_owned), id))
 }
 
 /// A clock that stands still until moved: for tests of timeouts and schedules.

@@ -50,6 +50,23 @@ impl fmt::Display for StreamKey {
     }
 }
 
+/// Refuses an empty tenant id ([`TenantError::Empty`](crate::TenantError::Empty)).
+/// Every store checks the tenants it is given with it, so `Some("")` means the same
+/// (nothing) everywhere.
+pub fn check_tenant(tenant: Option<&str>) -> Result<()> {
+    match tenant {
+        Some("") => Err(crate::Error::Tenant(crate::TenantError::Empty)),
+        _ => Ok(()),
+    }
+}
+
+impl StreamKey {
+    /// Refuses an empty tenant id.
+    pub fn check(&self) -> Result<()> {
+        check_tenant(self.tenant_id.as_deref())
+    }
+}
+
 /// An event as it goes into the store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
@@ -172,12 +189,22 @@ pub struct CommitBatch {
     /// Recorded with the batch; a second batch with the same key is refused with
     /// [`crate::Error::AlreadyProcessed`] and writes nothing (exactly-once commands).
     pub idempotency_key: Option<Uuid>,
+    /// The tenant the batch was written for: idempotency keys are per tenant (tenant B
+    /// may use a key tenant A used).
+    pub tenant_id: Option<String>,
 }
 
 impl CommitBatch {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
         self.appends.is_empty() && self.states.is_empty() && self.outbox.is_empty() && self.idempotency_key.is_none()
+    }
+
+    /// Refuses an empty tenant id anywhere in the batch (every store calls it first).
+    pub fn check(&self) -> Result<()> {
+        check_tenant(self.tenant_id.as_deref())?;
+        self.appends.iter().try_for_each(|a| a.stream.check())?;
+        self.states.iter().try_for_each(|s| s.stream.check())
     }
 
     /// Number of events in the batch.
@@ -230,9 +257,31 @@ pub trait EventStore: Send + Sync + 'static {
     /// The events of one stream with version > `after_version`, in order, read lazily.
     async fn read_stream(&self, stream: &StreamKey, after_version: u64) -> Result<EventStream<'static>>;
 
-    /// Up to `limit` events after `after`, in [`Cursor`] order, of every stream and tenant.
+    /// Up to `limit` events after `after`, in [`Cursor`] order, of every stream and every
+    /// tenant, whatever the tenant of the current [`crate::RequestContext`]: readers of
+    /// all events (projections, relays, sagas) see every tenant unless they ask for one
+    /// with [`EventStore::read_tenant`].
     /// Gap-safe: an event that commits later never sorts before one already returned.
     async fn read_all(&self, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>>;
+
+    /// Like [`EventStore::read_all`], only the events of `tenant` (`None`: the events
+    /// without a tenant). The cursor is the same global one, so a reader of one tenant
+    /// needs a checkpoint of its own. By default it filters pages of `read_all`; SQL
+    /// stores filter in the query.
+    async fn read_tenant(&self, tenant: Option<&str>, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
+        check_tenant(tenant)?;
+        let mut cursor = after;
+        loop {
+            let page = self.read_all(cursor, limit.max(1)).await?;
+            let Some(last) = page.last() else { return Ok(Vec::new()) };
+            cursor = last.cursor();
+            let full = page.len() >= limit.max(1);
+            let mine: Vec<StoredEvent> = page.into_iter().filter(|e| e.stream.tenant_id.as_deref() == tenant).collect();
+            if !mine.is_empty() || !full {
+                return Ok(mine);
+            }
+        }
+    }
 
     /// The current version of a stream (0 when it has no events).
     async fn stream_version(&self, stream: &StreamKey) -> Result<u64>;
@@ -409,40 +458,54 @@ pub trait ProjectionStore: Send + Sync + 'static {
     async fn dead_letters(&self, projection: &str) -> Result<Vec<DeadLetter>>;
     /// Removes a dead letter (after it was dealt with).
     async fn remove_dead_letter(&self, projection: &str, event_id: Uuid) -> Result<()>;
-    /// A document, outside any transaction.
-    async fn document(&self, collection: &str, id: &str) -> Result<Option<Document>>;
-    /// Every document of a collection, by id.
-    async fn documents(&self, collection: &str) -> Result<Vec<Document>>;
+    /// A document of `tenant` (`None`: a document without tenant), outside any transaction.
+    async fn document_of(&self, tenant: Option<&str>, collection: &str, id: &str) -> Result<Option<Document>>;
+    /// Every document of `tenant` in a collection, by id.
+    async fn documents_of(&self, tenant: Option<&str>, collection: &str) -> Result<Vec<Document>>;
+    /// A document of the current [`crate::RequestContext`]'s tenant (documents are kept
+    /// per tenant: inside a tenant's scope only that tenant's documents are visible).
+    async fn document(&self, collection: &str, id: &str) -> Result<Option<Document>> {
+        let tenant = crate::RequestContext::current().and_then(|r| r.tenant_id);
+        self.document_of(tenant.as_deref(), collection, id).await
+    }
+    /// Every document of the current context's tenant in a collection, by id.
+    async fn documents(&self, collection: &str) -> Result<Vec<Document>> {
+        let tenant = crate::RequestContext::current().and_then(|r| r.tenant_id);
+        self.documents_of(tenant.as_deref(), collection).await
+    }
 }
 
 /// One projection transaction: document writes, dead letters and the checkpoint move
 /// commit together or not at all.
+///
+/// Documents are kept per tenant: `tenant` is the tenant of the event being applied
+/// (`None`: an event without tenant), so two tenants' documents with one id never meet.
 #[async_trait]
 pub trait ProjectionTxn: Send {
     /// A document as this transaction sees it.
-    async fn get_doc(&mut self, collection: &str, id: &str) -> Result<Option<Document>>;
+    async fn get_doc(&mut self, tenant: Option<&str>, collection: &str, id: &str) -> Result<Option<Document>>;
     /// Inserts or replaces a document; returns its new version.
-    async fn put_doc(&mut self, collection: &str, id: &str, json: String) -> Result<u64>;
+    async fn put_doc(&mut self, tenant: Option<&str>, collection: &str, id: &str, json: String) -> Result<u64>;
     /// The documents with these ids that exist (by default one at a time; stores override
     /// it with one query).
-    async fn get_docs(&mut self, collection: &str, ids: &[String]) -> Result<Vec<Document>> {
+    async fn get_docs(&mut self, tenant: Option<&str>, collection: &str, ids: &[String]) -> Result<Vec<Document>> {
         let mut found = Vec::new();
         for id in ids {
-            found.extend(self.get_doc(collection, id).await?);
+            found.extend(self.get_doc(tenant, collection, id).await?);
         }
         Ok(found)
     }
     /// Inserts or replaces several documents of one collection (by default one at a time;
     /// stores override it with one statement).
-    async fn put_docs(&mut self, collection: &str, docs: Vec<(String, String)>) -> Result<()> {
+    async fn put_docs(&mut self, tenant: Option<&str>, collection: &str, docs: Vec<(String, String)>) -> Result<()> {
         for (id, json) in docs {
-            self.put_doc(collection, &id, json).await?;
+            self.put_doc(tenant, collection, &id, json).await?;
         }
         Ok(())
     }
     /// Deletes a document; whether it existed.
-    async fn delete_doc(&mut self, collection: &str, id: &str) -> Result<bool>;
-    /// Deletes every document of a collection.
+    async fn delete_doc(&mut self, tenant: Option<&str>, collection: &str, id: &str) -> Result<bool>;
+    /// Deletes every document of a collection, of every tenant.
     async fn clear_docs(&mut self, collection: &str) -> Result<()>;
     /// Moves a checkpoint from `expected` to `to`; [`crate::Error::Conflict`] when another
     /// worker moved it meanwhile (so no event is applied twice).

@@ -181,13 +181,14 @@ pub struct ScheduledCommand {
 /// Where scheduled commands wait.
 #[async_trait]
 pub trait ScheduleStore: Send + Sync + 'static {
-    /// Stores `command`; one with the same id is replaced (attempts, claim and dead
-    /// mark reset).
+    /// Stores `command`; one with the same id in the same tenant (its metadata's) is
+    /// replaced (attempts, claim and dead mark reset). Ids are per tenant: tenant B may
+    /// schedule under an id tenant A uses.
     async fn schedule(&self, command: &ScheduledCommand) -> Result<()>;
-    /// Removes a scheduled command that has not been sent; whether there was one.
-    async fn cancel(&self, id: Uuid) -> Result<bool>;
-    /// The scheduled (or dead) command with this id.
-    async fn get(&self, id: Uuid) -> Result<Option<ScheduledCommand>>;
+    /// Removes a scheduled command of `tenant` that has not been sent; whether there was one.
+    async fn cancel(&self, tenant: Option<&str>, id: Uuid) -> Result<bool>;
+    /// The scheduled (or dead) command of `tenant` with this id.
+    async fn get(&self, tenant: Option<&str>, id: Uuid) -> Result<Option<ScheduledCommand>>;
     /// Claims up to `limit` commands due at `now`, earliest first, for `lease`: not
     /// dead and not claimed by a worker whose claim is still live. Two workers never
     /// hold a claim on one command at once (`SKIP LOCKED` on Postgres).
@@ -199,12 +200,12 @@ pub trait ScheduleStore: Send + Sync + 'static {
         lease: Duration,
     ) -> Result<Vec<ScheduledCommand>>;
     /// Deletes a command that was sent.
-    async fn complete(&self, id: Uuid) -> Result<()>;
+    async fn complete(&self, tenant: Option<&str>, id: Uuid) -> Result<()>;
     /// Records a failed attempt; the command is due again at `due_at`, unclaimed.
-    async fn retry_later(&self, id: Uuid, error: &str, due_at: DateTime<Utc>) -> Result<()>;
+    async fn retry_later(&self, tenant: Option<&str>, id: Uuid, error: &str, due_at: DateTime<Utc>) -> Result<()>;
     /// Records a last failed attempt: the command stays, dead, until [`ScheduleStore::schedule`]
     /// replaces it or it is cancelled.
-    async fn mark_dead(&self, id: Uuid, error: &str) -> Result<()>;
+    async fn mark_dead(&self, tenant: Option<&str>, id: Uuid, error: &str) -> Result<()>;
     /// Up to `limit` dead commands, oldest first.
     async fn dead(&self, limit: usize) -> Result<Vec<ScheduledCommand>>;
 }

@@ -42,6 +42,12 @@ pub trait Projection: Send + Sync + 'static {
     }
 }
 
+/// Applies `event` with the transaction's documents scoped to the event's tenant.
+pub(crate) async fn apply_in<P: Projection>(projection: &P, event: &StoredEvent, tx: &mut ProjectionTx) -> Result<()> {
+    tx.set_tenant(event.stream.tenant_id.as_deref());
+    projection.apply(event, tx).await
+}
+
 /// Decodes a stored event into a typed envelope, upcasting its payload to `E::VERSION`.
 #[doc(hidden)]
 pub fn decode_envelope<E: Event>(stored: &StoredEvent) -> Result<Envelope<E>> {

@@ -14,10 +14,17 @@ use crate::ports::{Document, ProjectionTxn};
 /// one account per event thus costs one read and one write per account per batch, not
 /// per event. Raw SQL on [`ProjectionTx::connection`] does not see unflushed documents;
 /// call [`ProjectionTx::flush`] first when mixing the two.
+///
+/// Documents are kept per tenant: [`ProjectionTx::docs`] reads and writes the documents
+/// of the tenant of the event being applied, so a projection written for one tenant
+/// serves many without mixing them ([`ProjectionTx::docs_of`] names a tenant).
 pub struct ProjectionTx {
     inner: Box<dyn ProjectionTxn>,
-    /// (collection, id) → the document as this batch sees it (`None`: absent or deleted).
-    cache: HashMap<String, HashMap<String, Slot>>,
+    /// The tenant of the event being applied.
+    tenant: Option<String>,
+    /// (tenant, collection) → id → the document as this batch sees it (`None`: absent
+    /// or deleted).
+    cache: HashMap<(Option<String>, String), HashMap<String, Slot>>,
 }
 
 struct Slot {
@@ -27,7 +34,7 @@ struct Slot {
 
 impl ProjectionTx {
     pub(crate) fn new(inner: Box<dyn ProjectionTxn>) -> Self {
-        ProjectionTx { inner, cache: HashMap::new() }
+        ProjectionTx { inner, tenant: None, cache: HashMap::new() }
     }
 
     /// Flushes the cached documents and hands the transaction back.
@@ -45,21 +52,42 @@ impl ProjectionTx {
         &mut *self.inner
     }
 
-    /// The JSON documents of `collection`.
-    pub fn docs<'a>(&'a mut self, collection: &'a str) -> Docs<'a> {
-        Docs { tx: self, collection }
+    /// Scopes the documents to the tenant of the event about to be applied.
+    pub(crate) fn set_tenant(&mut self, tenant: Option<&str>) {
+        if self.tenant.as_deref() != tenant {
+            self.tenant = tenant.map(str::to_owned);
+        }
     }
 
-    /// Loads the documents `ids` of `collection` into the batch's cache with one query
-    /// (absent ones are remembered as absent), so the projection's reads hit the cache.
+    /// The tenant whose documents [`ProjectionTx::docs`] reaches (the tenant of the
+    /// event being applied).
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+
+    /// The JSON documents of `collection`, of the tenant of the event being applied.
+    pub fn docs<'a>(&'a mut self, collection: &'a str) -> Docs<'a> {
+        let tenant = self.tenant.clone();
+        Docs { tx: self, tenant, collection }
+    }
+
+    /// The JSON documents of `collection` of another tenant (`None`: without tenant).
+    pub fn docs_of<'a>(&'a mut self, tenant: Option<&str>, collection: &'a str) -> Docs<'a> {
+        Docs { tx: self, tenant: tenant.map(str::to_owned), collection }
+    }
+
+    /// Loads the documents `ids` of `collection` (of the current tenant) into the batch's
+    /// cache with one query (absent ones are remembered as absent), so the projection's
+    /// reads hit the cache.
     pub async fn prefetch(&mut self, collection: &str, ids: Vec<String>) -> Result<()> {
-        let cached = self.cache.entry(collection.to_owned()).or_default();
+        let key = (self.tenant.clone(), collection.to_owned());
+        let cached = self.cache.entry(key.clone()).or_default();
         let missing: Vec<String> = ids.into_iter().filter(|id| !cached.contains_key(id)).collect();
         if missing.is_empty() {
             return Ok(());
         }
-        let found = self.inner.get_docs(collection, &missing).await?;
-        let cached = self.cache.entry(collection.to_owned()).or_default();
+        let found = self.inner.get_docs(key.0.as_deref(), collection, &missing).await?;
+        let cached = self.cache.entry(key).or_default();
         for id in missing {
             cached.entry(id).or_insert(Slot { doc: None, dirty: false });
         }
@@ -71,7 +99,7 @@ impl ProjectionTx {
 
     /// Writes the documents changed so far to the transaction.
     pub async fn flush(&mut self) -> Result<()> {
-        for (collection, slots) in &mut self.cache {
+        for ((tenant, collection), slots) in &mut self.cache {
             let mut puts = Vec::new();
             let mut deletes = Vec::new();
             for (id, slot) in slots.iter_mut().filter(|(_, s)| s.dirty) {
@@ -85,10 +113,10 @@ impl ProjectionTx {
                 // One order for every writer: two workers racing on a batch lock the
                 // same documents in the same order, so they queue instead of deadlocking.
                 puts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                self.inner.put_docs(collection, puts).await?;
+                self.inner.put_docs(tenant.as_deref(), collection, puts).await?;
             }
             for id in deletes {
-                self.inner.delete_doc(collection, &id).await?;
+                self.inner.delete_doc(tenant.as_deref(), collection, &id).await?;
             }
         }
         Ok(())
@@ -100,22 +128,21 @@ impl ProjectionTx {
         self.inner.connection().downcast_mut::<C>()
     }
 
-    async fn slot(&mut self, collection: &str, id: &str) -> Result<&mut Slot> {
-        let cached = self.cache.get(collection).is_some_and(|c| c.contains_key(id));
+    async fn slot(&mut self, tenant: &Option<String>, collection: &str, id: &str) -> Result<&mut Slot> {
+        let key = (tenant.clone(), collection.to_owned());
+        let cached = self.cache.get(&key).is_some_and(|c| c.contains_key(id));
         if !cached {
-            let doc = self.inner.get_doc(collection, id).await?;
-            self.cache.entry(collection.to_owned()).or_default().insert(id.to_owned(), Slot { doc, dirty: false });
+            let doc = self.inner.get_doc(tenant.as_deref(), collection, id).await?;
+            self.cache.entry(key.clone()).or_default().insert(id.to_owned(), Slot { doc, dirty: false });
         }
-        self.cache
-            .get_mut(collection)
-            .and_then(|c| c.get_mut(id))
-            .ok_or_else(|| Error::store("document cache lost an entry"))
+        self.cache.get_mut(&key).and_then(|c| c.get_mut(id)).ok_or_else(|| Error::store("document cache lost an entry"))
     }
 }
 
 /// One collection of the JSON document store, inside a projection transaction.
 pub struct Docs<'a> {
     tx: &'a mut ProjectionTx,
+    tenant: Option<String>,
     collection: &'a str,
 }
 
@@ -130,14 +157,14 @@ impl Docs<'_> {
 
     /// The raw document `id` (JSON and version).
     pub async fn get_raw(&mut self, id: &str) -> Result<Option<Document>> {
-        Ok(self.tx.slot(self.collection, id).await?.doc.clone())
+        Ok(self.tx.slot(&self.tenant, self.collection, id).await?.doc.clone())
     }
 
     /// Inserts or replaces the document `id`; returns its new version.
     pub async fn put<T: Serialize>(&mut self, id: &str, value: &T) -> Result<u64> {
         let json = serde_json::to_string(value)
             .map_err(|source| Error::Encode { what: format!("document `{}/{id}`", self.collection), source })?;
-        let slot = self.tx.slot(self.collection, id).await?;
+        let slot = self.tx.slot(&self.tenant, self.collection, id).await?;
         let version = slot.doc.as_ref().map_or(1, |d| d.version + 1);
         slot.doc = Some(Document { id: id.to_owned(), version, json });
         slot.dirty = true;
@@ -157,15 +184,15 @@ impl Docs<'_> {
 
     /// Deletes the document `id`; whether it existed.
     pub async fn delete(&mut self, id: &str) -> Result<bool> {
-        let slot = self.tx.slot(self.collection, id).await?;
+        let slot = self.tx.slot(&self.tenant, self.collection, id).await?;
         let existed = slot.doc.take().is_some();
         slot.dirty = true;
         Ok(existed)
     }
 
-    /// Deletes every document of the collection.
+    /// Deletes every document of the collection, of every tenant (a reset).
     pub async fn clear(&mut self) -> Result<()> {
-        self.tx.cache.remove(self.collection);
+        self.tx.cache.retain(|(_, c), _| c != self.collection);
         self.tx.inner.clear_docs(self.collection).await
     }
 }

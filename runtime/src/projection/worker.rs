@@ -245,7 +245,7 @@ impl<P: Projection> ProjectionWorker<P> {
             .find(|e| e.event_id == event_id)
             .ok_or_else(|| Error::handler(format!("event {event_id} is no longer in the store")))?;
         let mut tx = ProjectionTx::new(self.store.begin().await?);
-        if let Err(e) = self.projection.apply(&event, &mut tx).await {
+        if let Err(e) = super::apply_in(&*self.projection, &event, &mut tx).await {
             tx.abandon().rollback().await?;
             return Err(e);
         }
@@ -314,17 +314,26 @@ impl<P: Projection> ProjectionWorker<P> {
         let mut skipped: HashSet<Uuid> = HashSet::new();
         let mut letters: Vec<DeadLetter> = Vec::new();
         let mut failures: HashMap<Uuid, u32> = HashMap::new();
-        let mut streams: Vec<String> = mine.iter().map(|e| e.stream.stream_id.clone()).collect();
-        streams.sort_unstable();
-        streams.dedup();
+        // Stream ids per tenant: documents keyed by stream id are kept per tenant.
+        let mut streams: HashMap<Option<&str>, Vec<String>> = HashMap::new();
+        for e in &mine {
+            streams.entry(e.stream.tenant_id.as_deref()).or_default().push(e.stream.stream_id.clone());
+        }
+        for ids in streams.values_mut() {
+            ids.sort_unstable();
+            ids.dedup();
+        }
         loop {
             let mut tx = ProjectionTx::new(self.store.begin().await?);
             for collection in P::PREFETCH {
-                tx.prefetch(collection, streams.clone()).await?;
+                for (tenant, ids) in &streams {
+                    tx.set_tenant(*tenant);
+                    tx.prefetch(collection, ids.clone()).await?;
+                }
             }
             let mut failed = None;
             for e in mine.iter().filter(|e| !skipped.contains(&e.event_id)) {
-                if let Err(err) = self.projection.apply(e, &mut tx).await {
+                if let Err(err) = super::apply_in(&*self.projection, e, &mut tx).await {
                     failed = Some((*e, err));
                     break;
                 }

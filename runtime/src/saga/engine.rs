@@ -188,7 +188,7 @@ impl SagaManager {
         rt.store.save(&record, inst.version()).await?;
         inst.saved(now);
         for id in fx.cancel {
-            if let Err(e) = rt.schedule.cancel(id).await {
+            if let Err(e) = rt.schedule.cancel(inst.key().tenant_id.as_deref(), id).await {
                 tracing::debug!(error = %e, "cannot cancel a saga deadline; it will fire and be ignored");
             }
         }

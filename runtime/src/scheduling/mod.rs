@@ -95,9 +95,11 @@ impl Mediator {
         self.schedule_store().schedule(&scheduled).await
     }
 
-    /// Cancels a scheduled command that has not been sent; whether there was one.
+    /// Cancels a scheduled command of the current tenant that has not been sent; whether
+    /// there was one.
     pub async fn cancel_scheduled(&self, id: Uuid) -> Result<bool> {
-        self.schedule_store().cancel(id).await
+        let tenant = crate::RequestContext::current().and_then(|r| r.tenant_id);
+        self.schedule_store().cancel(tenant.as_deref(), id).await
     }
 }
 
@@ -172,19 +174,19 @@ impl Scheduler {
         for cmd in claimed {
             match self.send(&cmd).await {
                 Ok(()) | Err(Error::AlreadyProcessed { .. }) => {
-                    store.complete(cmd.id).await?;
+                    store.complete(cmd.metadata.tenant_id.as_deref(), cmd.id).await?;
                     report.sent += 1;
                 }
                 Err(e) if cmd.attempts + 1 >= o.max_attempts => {
                     tracing::error!(command = %cmd.command_type, id = %cmd.id, error = %e, "scheduled command failed for the last time");
-                    store.mark_dead(cmd.id, &e.to_string()).await?;
+                    store.mark_dead(cmd.metadata.tenant_id.as_deref(), cmd.id, &e.to_string()).await?;
                     report.dead += 1;
                 }
                 Err(e) => {
                     let delay = o.backoff.saturating_mul(1 << cmd.attempts.min(20)).min(o.max_backoff);
                     tracing::warn!(command = %cmd.command_type, id = %cmd.id, error = %e, ?delay, "scheduled command failed; retrying later");
                     let due = crate::scheduling::after(self.mediator.clock().now(), delay);
-                    store.retry_later(cmd.id, &e.to_string(), due).await?;
+                    store.retry_later(cmd.metadata.tenant_id.as_deref(), cmd.id, &e.to_string(), due).await?;
                     report.retried += 1;
                 }
             }

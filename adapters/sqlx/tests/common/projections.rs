@@ -11,7 +11,7 @@ use cqrs_ddd::projection::{ProjectionWorker, StartFrom, WorkerOptions};
 use parking_lot::Mutex;
 
 use super::domain::*;
-use super::{TestDb, app};
+use super::{TestDb, app, visible};
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Balance {
@@ -68,6 +68,7 @@ pub async fn a_projection_keeps_its_read_model_with_its_checkpoint(db: &impl Tes
     let app = app(store.clone()).build().unwrap();
     history(&app, 5).await;
     app.send(Rename { id: "p".into(), name: "not projected".into() }).await.unwrap();
+    visible(&store, 16).await;
     let w = worker(&store).with_options(WorkerOptions { batch_size: 4, ..WorkerOptions::default() });
     assert_eq!(w.catch_up().await.unwrap(), 15);
     assert_eq!(balance(&store, "acc-3").await, Some(Balance { owner: "owner-3".into(), balance: 13 }));
@@ -83,6 +84,7 @@ pub async fn rebuild_reproduces_the_read_model(db: &impl TestDb) {
     let store = db.store().await;
     let app = app(store.clone()).build().unwrap();
     history(&app, 4).await;
+    visible(&store, 12).await;
     let w = worker(&store);
     w.catch_up().await.unwrap();
     let before = store.documents("balances").await.unwrap();
@@ -96,11 +98,13 @@ pub async fn a_new_projection_starts_at_the_beginning_or_at_the_head(db: &impl T
     let store = db.store().await;
     let app = app(store.clone()).build().unwrap();
     history(&app, 2).await;
+    visible(&store, 6).await;
     let from_head =
         worker(&store).with_options(WorkerOptions { start_from: StartFrom::Head, ..WorkerOptions::default() });
     assert_eq!(from_head.catch_up().await.unwrap(), 0);
     assert_eq!(balance(&store, "acc-1").await, None);
     app.send(Deposit { account: "acc-1".into(), amount: 5 }).await.unwrap();
+    visible(&store, 7).await;
     assert_eq!(from_head.catch_up().await.unwrap(), 1);
     assert_eq!(balance(&store, "acc-1").await.unwrap().balance, 5);
 }
@@ -109,6 +113,7 @@ pub async fn racing_workers_apply_each_event_once(db: &impl TestDb) {
     let store = db.store().await;
     let app = app(store.clone()).build().unwrap();
     history(&app, 20).await;
+    visible(&store, 60).await;
     let a = worker(&db.store().await).with_options(WorkerOptions { batch_size: 5, ..WorkerOptions::default() });
     let b = worker(&db.store().await).with_options(WorkerOptions { batch_size: 5, ..WorkerOptions::default() });
     let (ra, rb) = tokio::join!(a.catch_up(), b.catch_up());

@@ -426,5 +426,5 @@ pub async fn a_scheduled_command_is_sent_once_when_due(db: &impl TestDb) {
     let (ra, rb) = tokio::join!(sa.run_once(), sb.run_once());
     assert_eq!((ra.unwrap().sent, rb.unwrap().sent), (0, 0));
     assert_eq!(a.journal("9").await, ["Deliver"]);
-    assert!(ScheduleStore::get(&a.store, id).await.unwrap().is_none(), "a sent command is deleted");
+    assert!(ScheduleStore::get(&a.store, None, id).await.unwrap().is_none(), "a sent command is deleted");
 }

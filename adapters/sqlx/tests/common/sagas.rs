@@ -341,22 +341,27 @@ pub async fn scheduled_commands_are_kept_replaced_and_cancelled(db: &impl TestDb
         },
         ..command(secs(60))
     };
-    assert_eq!(store.get(cmd.id).await.unwrap(), None);
+    assert_eq!(store.get(cmd.metadata.tenant_id.as_deref(), cmd.id).await.unwrap(), None);
     store.schedule(&cmd).await.unwrap();
-    assert_eq!(store.get(cmd.id).await.unwrap().as_ref(), Some(&cmd), "payload and metadata as written");
+    assert_eq!(
+        store.get(cmd.metadata.tenant_id.as_deref(), cmd.id).await.unwrap().as_ref(),
+        Some(&cmd),
+        "payload and metadata as written"
+    );
     let replaced = ScheduledCommand {
         command_type: "SendNotice".into(),
         payload: r#"{"order":"o-2"}"#.into(),
         due_at: secs(120),
-        metadata: Metadata::default(),
+        // Ids are per tenant: the same id in the same tenant replaces.
+        metadata: Metadata { tenant_id: cmd.metadata.tenant_id.clone(), ..Metadata::default() },
         ..cmd.clone()
     };
     store.schedule(&replaced).await.unwrap();
-    assert_eq!(store.get(cmd.id).await.unwrap(), Some(replaced));
+    assert_eq!(store.get(cmd.metadata.tenant_id.as_deref(), cmd.id).await.unwrap(), Some(replaced));
     assert_eq!(db.count("scheduled_commands").await, 1);
-    assert!(store.cancel(cmd.id).await.unwrap());
-    assert_eq!(store.get(cmd.id).await.unwrap(), None);
-    assert!(!store.cancel(cmd.id).await.unwrap(), "nothing left to cancel");
+    assert!(store.cancel(cmd.metadata.tenant_id.as_deref(), cmd.id).await.unwrap());
+    assert_eq!(store.get(cmd.metadata.tenant_id.as_deref(), cmd.id).await.unwrap(), None);
+    assert!(!store.cancel(cmd.metadata.tenant_id.as_deref(), cmd.id).await.unwrap(), "nothing left to cancel");
 }
 
 pub async fn claims_take_due_live_unclaimed_commands(db: &impl TestDb) {
@@ -365,7 +370,7 @@ pub async fn claims_take_due_live_unclaimed_commands(db: &impl TestDb) {
     for c in [&a, &b, &later, &dead] {
         store.schedule(c).await.unwrap();
     }
-    store.mark_dead(dead.id, "gone").await.unwrap();
+    store.mark_dead(dead.metadata.tenant_id.as_deref(), dead.id, "gone").await.unwrap();
     let lease = Duration::from_secs(30);
     assert_eq!(store.claim_due("w1", t0(), 10, lease).await.unwrap(), [a.clone(), b.clone()]);
     assert_eq!(store.claim_due("w2", t0(), 10, lease).await.unwrap(), [], "claims are live");
@@ -384,19 +389,19 @@ pub async fn failed_commands_retry_later_then_die(db: &impl TestDb) {
     store.schedule(&cmd).await.unwrap();
     let lease = Duration::from_secs(60);
     assert_eq!(ids(&store.claim_due("w", t0(), 10, lease).await.unwrap()), [cmd.id]);
-    store.retry_later(cmd.id, "broker down", secs(10)).await.unwrap();
-    let retried = store.get(cmd.id).await.unwrap().unwrap();
+    store.retry_later(cmd.metadata.tenant_id.as_deref(), cmd.id, "broker down", secs(10)).await.unwrap();
+    let retried = store.get(cmd.metadata.tenant_id.as_deref(), cmd.id).await.unwrap().unwrap();
     assert_eq!((retried.attempts, retried.last_error.as_deref(), retried.due_at), (1, Some("broker down"), secs(10)));
     assert_eq!(store.claim_due("w", secs(5), 10, lease).await.unwrap(), [], "not due again yet");
     assert_eq!(store.claim_due("w", secs(10), 10, lease).await.unwrap(), [retried], "the claim was let go");
 
-    store.mark_dead(cmd.id, "fatal").await.unwrap();
-    let dead = store.get(cmd.id).await.unwrap().unwrap();
+    store.mark_dead(cmd.metadata.tenant_id.as_deref(), cmd.id, "fatal").await.unwrap();
+    let dead = store.get(cmd.metadata.tenant_id.as_deref(), cmd.id).await.unwrap().unwrap();
     assert_eq!((dead.attempts, dead.last_error.as_deref()), (2, Some("fatal")));
     assert_eq!(store.claim_due("w", secs(1_000), 10, lease).await.unwrap(), [], "dead commands are not claimed");
     let older = ScheduledCommand { created_at: secs(-1), ..command(t0()) };
     store.schedule(&older).await.unwrap();
-    store.mark_dead(older.id, "fatal too").await.unwrap();
+    store.mark_dead(older.metadata.tenant_id.as_deref(), older.id, "fatal too").await.unwrap();
     assert_eq!(ids(&ScheduleStore::dead(&store, 10).await.unwrap()), [older.id, cmd.id], "oldest first");
     assert_eq!(ids(&ScheduleStore::dead(&store, 1).await.unwrap()), [older.id]);
 
@@ -405,8 +410,8 @@ pub async fn failed_commands_retry_later_then_die(db: &impl TestDb) {
     store.schedule(&revived).await.unwrap();
     assert_eq!(ids(&ScheduleStore::dead(&store, 10).await.unwrap()), [older.id]);
     assert_eq!(store.claim_due("w", secs(20), 10, lease).await.unwrap(), [revived]);
-    store.complete(cmd.id).await.unwrap();
-    assert_eq!(store.get(cmd.id).await.unwrap(), None);
+    store.complete(cmd.metadata.tenant_id.as_deref(), cmd.id).await.unwrap();
+    assert_eq!(store.get(cmd.metadata.tenant_id.as_deref(), cmd.id).await.unwrap(), None);
     assert_eq!(db.count("scheduled_commands").await, 1);
 }
 

@@ -1,0 +1,181 @@
+//! Tenancy has one meaning on every store: readers of all events see every tenant,
+//! idempotency keys, documents and scheduled ids are per tenant, an empty tenant id is
+//! refused, and a command cannot cross tenants outside a system scope.
+
+use std::sync::Arc;
+
+use cqrs_ddd::ports::{
+    CommitBatch, Cursor, EventStore, ProjectionStore, ScheduleStore, ScheduledCommand, StreamAppend, StreamKey,
+};
+use cqrs_ddd::prelude::*;
+use cqrs_ddd::projection::ProjectionWorker;
+use cqrs_ddd::{RequestContext, TenantError};
+
+use super::domain::*;
+use super::projections::{Balance, Balances};
+use super::{TestDb, app, new_event, visible};
+
+fn is_empty_tenant(e: &Error) -> bool {
+    matches!(e, Error::Tenant(TenantError::Empty))
+}
+
+async fn in_tenant<F: std::future::Future>(tenant: &str, fut: F) -> F::Output {
+    RequestContext::new().with_tenant(tenant).scope(fut).await
+}
+
+/// Readers of all events see every tenant, whatever scope they run in; a reader of one
+/// tenant asks for it; loads stay inside the tenant of the scope.
+pub async fn readers_of_all_events_see_every_tenant<D: TestDb>(db: &D) {
+    let store = db.store().await;
+    let app = app(store.clone()).build().unwrap();
+    for tenant in ["t1", "t2"] {
+        in_tenant(tenant, async { app.send(Open { account: "same".into(), owner: tenant.into() }).await.unwrap() })
+            .await;
+    }
+    app.send(Open { account: "same".into(), owner: "nobody".into() }).await.unwrap();
+    visible(&store, 3).await;
+    let in_scope = in_tenant("t1", store.read_all(Cursor::START, 100)).await.unwrap();
+    assert_eq!(in_scope.len(), 3, "read_all inside a tenant scope still reads every tenant");
+    let t1 = store.read_tenant(Some("t1"), Cursor::START, 100).await.unwrap();
+    assert_eq!(t1.iter().map(|e| e.stream.tenant_id.as_deref()).collect::<Vec<_>>(), [Some("t1")]);
+    let untenanted = store.read_tenant(None, Cursor::START, 100).await.unwrap();
+    assert_eq!(untenanted.len(), 1);
+    assert_eq!(untenanted[0].stream.tenant_id, None);
+    let owner = in_tenant("t2", async { app.load::<Account>(&"same".to_owned()).await.unwrap().state.owner }).await;
+    assert_eq!(owner, "t2");
+}
+
+/// Tenant B may use an idempotency key tenant A used; each tenant gets it once.
+pub async fn idempotency_keys_are_per_tenant<D: TestDb>(db: &D) {
+    let store = db.store().await;
+    let app = app(store.clone()).build().unwrap();
+    for tenant in ["t1", "t2"] {
+        in_tenant(tenant, app.send(Open { account: "a".into(), owner: tenant.into() })).await.unwrap();
+    }
+    let key = cqrs_ddd::new_id();
+    let send = |tenant: &'static str| {
+        let app = app.clone();
+        let meta = Metadata { tenant_id: Some(tenant.to_owned()), ..Metadata::default() };
+        async move { app.send_idempotent(Deposit { account: "a".into(), amount: 1 }, key, Some(meta)).await }
+    };
+    send("t1").await.unwrap();
+    send("t2").await.unwrap();
+    assert!(matches!(send("t1").await, Err(Error::AlreadyProcessed { .. })));
+    assert!(matches!(send("t2").await, Err(Error::AlreadyProcessed { .. })));
+    for tenant in ["t1", "t2"] {
+        let stream = StreamKey::new("Account", "a").with_tenant(Some(tenant.to_owned()));
+        assert_eq!(store.stream_version(&stream).await.unwrap(), 2, "{tenant}: one deposit applied");
+    }
+}
+
+/// `Some("")` is refused by every port instead of meaning "no tenant" on some stores.
+pub async fn an_empty_tenant_id_is_refused_everywhere<D: TestDb>(db: &D) {
+    let store = db.store().await;
+    let app = app(store.clone()).build().unwrap();
+    let empty = StreamKey::new("Account", "a").with_tenant(Some(String::new()));
+    let batch = CommitBatch {
+        appends: vec![StreamAppend {
+            stream: empty.clone(),
+            expected_version: 0,
+            events: vec![new_event("Opened", 1, serde_json::json!({"owner": "x"}))],
+        }],
+        ..CommitBatch::default()
+    };
+    assert!(is_empty_tenant(&store.commit(batch).await.unwrap_err()));
+    assert!(is_empty_tenant(&store.stream_version(&empty).await.unwrap_err()));
+    assert!(is_empty_tenant(&store.read_stream(&empty, 0).await.err().unwrap()));
+    assert!(is_empty_tenant(&store.read_tenant(Some(""), Cursor::START, 10).await.unwrap_err()));
+    assert!(is_empty_tenant(&store.document_of(Some(""), "balances", "a").await.unwrap_err()));
+    let scheduled = ScheduledCommand {
+        id: cqrs_ddd::new_id(),
+        command_type: "Open".into(),
+        payload: "{}".into(),
+        due_at: chrono::Utc::now(),
+        metadata: Metadata { tenant_id: Some(String::new()), ..Metadata::default() },
+        attempts: 0,
+        last_error: None,
+        created_at: chrono::Utc::now(),
+    };
+    assert!(is_empty_tenant(&store.schedule(&scheduled).await.unwrap_err()));
+    let meta = Metadata { tenant_id: Some(String::new()), ..Metadata::default() };
+    let err = app.send_with(Open { account: "a".into(), owner: "x".into() }, Some(meta)).await.unwrap_err();
+    assert!(is_empty_tenant(&err), "{err}");
+    let err = in_tenant("", app.send(Open { account: "a".into(), owner: "x".into() })).await.unwrap_err();
+    assert!(is_empty_tenant(&err), "{err}");
+    assert_eq!(store.read_all(Cursor::START, 10).await.unwrap().len(), 0, "nothing was written");
+}
+
+/// Inside tenant A's scope a command naming tenant B is refused; a system scope may
+/// name any tenant.
+pub async fn commands_cannot_cross_tenants_outside_a_system_scope<D: TestDb>(db: &D) {
+    let store = db.store().await;
+    let app = app(store.clone()).build().unwrap();
+    let to_b = || Some(Metadata { tenant_id: Some("b".to_owned()), ..Metadata::default() });
+    let err = in_tenant("a", app.send_with(Open { account: "x".into(), owner: "o".into() }, to_b())).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Tenant(TenantError::CrossTenant { scope, named }) if scope == "a" && named == "b"),
+        "{err}"
+    );
+    assert_eq!(store.stream_version(&StreamKey::new("Account", "x").with_tenant(Some("b".into()))).await.unwrap(), 0);
+    // The same tenant named again is fine; so is a system scope naming any tenant.
+    let to_a = Some(Metadata { tenant_id: Some("a".to_owned()), ..Metadata::default() });
+    in_tenant("a", app.send_with(Open { account: "x".into(), owner: "o".into() }, to_a)).await.unwrap();
+    RequestContext::system()
+        .scope(app.send_with(Open { account: "x".into(), owner: "o".into() }, to_b()))
+        .await
+        .unwrap();
+    assert_eq!(store.stream_version(&StreamKey::new("Account", "x").with_tenant(Some("b".into()))).await.unwrap(), 1);
+}
+
+/// A projection writes each event's documents under that event's tenant: two tenants'
+/// accounts with one id never overwrite each other, and a tenant scope reads its own.
+pub async fn documents_are_kept_per_tenant<D: TestDb>(db: &D) {
+    let store = db.store().await;
+    let app = app(store.clone()).build().unwrap();
+    for (tenant, amount) in [("t1", 10), ("t2", 20)] {
+        in_tenant(tenant, async {
+            app.send(Open { account: "acc".into(), owner: tenant.into() }).await.unwrap();
+            app.send(Deposit { account: "acc".into(), amount }).await.unwrap();
+        })
+        .await;
+    }
+    app.send(Open { account: "acc".into(), owner: "plain".into() }).await.unwrap();
+    visible(&store, 5).await;
+    let worker = ProjectionWorker::new(Balances, Arc::new(store.clone()), Arc::new(store.clone()));
+    // Run inside a tenant scope on purpose: the worker still reads every tenant.
+    assert_eq!(in_tenant("t1", worker.catch_up()).await.unwrap(), 5);
+    let read =
+        |doc: Option<cqrs_ddd::ports::Document>| -> Balance { serde_json::from_str(&doc.unwrap().json).unwrap() };
+    let t1 = read(in_tenant("t1", store.document("balances", "acc")).await.unwrap());
+    let t2 = read(in_tenant("t2", store.document("balances", "acc")).await.unwrap());
+    let plain = read(store.document("balances", "acc").await.unwrap());
+    assert_eq!((t1.owner.as_str(), t1.balance), ("t1", 10));
+    assert_eq!((t2.owner.as_str(), t2.balance), ("t2", 20));
+    assert_eq!((plain.owner.as_str(), plain.balance), ("plain", 0));
+    assert_eq!(in_tenant("t2", store.documents("balances")).await.unwrap().len(), 1);
+    assert_eq!(store.documents_of(Some("t1"), "balances").await.unwrap().len(), 1);
+}
+
+/// Tenant B may schedule under an id tenant A uses; each cancels only its own.
+pub async fn scheduled_ids_are_per_tenant<D: TestDb>(db: &D) {
+    let store = db.store().await;
+    let id = cqrs_ddd::new_id();
+    let scheduled = |tenant: &str| ScheduledCommand {
+        id,
+        command_type: format!("for-{tenant}"),
+        payload: "{}".into(),
+        due_at: chrono::Utc::now(),
+        metadata: Metadata { tenant_id: Some(tenant.to_owned()), ..Metadata::default() },
+        attempts: 0,
+        last_error: None,
+        created_at: chrono::Utc::now(),
+    };
+    store.schedule(&scheduled("a")).await.unwrap();
+    store.schedule(&scheduled("b")).await.unwrap();
+    assert_eq!(store.get(Some("a"), id).await.unwrap().unwrap().command_type, "for-a");
+    assert_eq!(store.get(Some("b"), id).await.unwrap().unwrap().command_type, "for-b");
+    assert!(store.get(None, id).await.unwrap().is_none());
+    assert!(store.cancel(Some("a"), id).await.unwrap());
+    assert!(store.get(Some("a"), id).await.unwrap().is_none());
+    assert_eq!(store.get(Some("b"), id).await.unwrap().unwrap().command_type, "for-b");
+}
