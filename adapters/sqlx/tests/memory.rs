@@ -5,162 +5,14 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use common::mem::Mem;
 use common::projections::*;
 use common::saga_engine::*;
 use common::sagas::*;
 use common::tenancy::*;
 use common::*;
 use cqrs_ddd::Result;
-use cqrs_ddd::memory::{MemoryProjectionStore, MemorySagaStore, MemoryScheduleStore, MemorySnapshotStore, MemoryStore};
-use cqrs_ddd::ports::{
-    CommitBatch, CommitReceipt, Cursor, DeadLetter, Document, EventStore, EventStream, Outbox, OutboxRecord,
-    ProjectionStore, ProjectionTxn, SagaKey, SagaRecord, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand,
-    Snapshot, SnapshotStore, StoredEvent, StoredState, StreamKey, async_trait,
-};
-use uuid::Uuid;
-
-/// Every in-memory store behind one handle, as the SQL stores are.
-#[derive(Clone, Default)]
-struct Mem {
-    events: MemoryStore,
-    snapshots: MemorySnapshotStore,
-    projections: MemoryProjectionStore,
-    sagas: MemorySagaStore,
-    schedules: MemoryScheduleStore,
-}
-
-#[async_trait]
-impl EventStore for Mem {
-    async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
-        self.events.commit(batch).await
-    }
-    async fn read_stream(&self, stream: &StreamKey, after_version: u64) -> Result<EventStream<'static>> {
-        self.events.read_stream(stream, after_version).await
-    }
-    async fn read_all(&self, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
-        self.events.read_all(after, limit).await
-    }
-    async fn read_tenant(&self, tenant: Option<&str>, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
-        self.events.read_tenant(tenant, after, limit).await
-    }
-    async fn stream_version(&self, stream: &StreamKey) -> Result<u64> {
-        self.events.stream_version(stream).await
-    }
-    async fn load_state(&self, stream: &StreamKey) -> Result<Option<StoredState>> {
-        self.events.load_state(stream).await
-    }
-}
-
-#[async_trait]
-impl SnapshotStore for Mem {
-    async fn load(&self, stream: &StreamKey) -> Result<Option<Snapshot>> {
-        self.snapshots.load(stream).await
-    }
-    async fn save(&self, snapshot: Snapshot) -> Result<()> {
-        self.snapshots.save(snapshot).await
-    }
-}
-
-#[async_trait]
-impl Outbox for Mem {
-    async fn claim(&self, relay: &str, limit: usize, lease: Duration) -> Result<Vec<OutboxRecord>> {
-        self.events.claim(relay, limit, lease).await
-    }
-    async fn mark_published(&self, id: Uuid) -> Result<()> {
-        self.events.mark_published(id).await
-    }
-    async fn mark_failed(&self, id: Uuid, error: &str, retry_after: Duration, max_attempts: u32) -> Result<()> {
-        self.events.mark_failed(id, error, retry_after, max_attempts).await
-    }
-    async fn pending(&self, limit: usize) -> Result<Vec<OutboxRecord>> {
-        self.events.pending(limit).await
-    }
-    async fn dead(&self) -> Result<Vec<OutboxRecord>> {
-        self.events.dead().await
-    }
-    async fn retry_dead(&self, ids: &[Uuid]) -> Result<u64> {
-        self.events.retry_dead(ids).await
-    }
-}
-
-#[async_trait]
-impl ProjectionStore for Mem {
-    async fn begin(&self) -> Result<Box<dyn ProjectionTxn>> {
-        self.projections.begin().await
-    }
-    async fn checkpoint(&self, projection: &str, partition: u32) -> Result<Option<Cursor>> {
-        self.projections.checkpoint(projection, partition).await
-    }
-    async fn acquire_lease(&self, projection: &str, partition: u32, owner: &str, ttl: Duration) -> Result<bool> {
-        self.projections.acquire_lease(projection, partition, owner, ttl).await
-    }
-    async fn release_lease(&self, projection: &str, partition: u32, owner: &str) -> Result<()> {
-        self.projections.release_lease(projection, partition, owner).await
-    }
-    async fn dead_letters(&self, projection: &str) -> Result<Vec<DeadLetter>> {
-        self.projections.dead_letters(projection).await
-    }
-    async fn remove_dead_letter(&self, projection: &str, event_id: Uuid) -> Result<()> {
-        self.projections.remove_dead_letter(projection, event_id).await
-    }
-    async fn document_of(&self, tenant: Option<&str>, collection: &str, id: &str) -> Result<Option<Document>> {
-        self.projections.document_of(tenant, collection, id).await
-    }
-    async fn documents_of(&self, tenant: Option<&str>, collection: &str) -> Result<Vec<Document>> {
-        self.projections.documents_of(tenant, collection).await
-    }
-}
-
-#[async_trait]
-impl SagaStore for Mem {
-    async fn load(&self, key: &SagaKey) -> Result<Option<SagaRecord>> {
-        self.sagas.load(key).await
-    }
-    async fn save(&self, record: &SagaRecord, expected_version: u64) -> Result<()> {
-        self.sagas.save(record, expected_version).await
-    }
-    async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<SagaKey>> {
-        self.sagas.due(now, limit).await
-    }
-    async fn list(&self, saga_type: Option<&str>, statuses: &[SagaStatus], limit: usize) -> Result<Vec<SagaRecord>> {
-        self.sagas.list(saga_type, statuses, limit).await
-    }
-}
-
-#[async_trait]
-impl ScheduleStore for Mem {
-    async fn schedule(&self, command: &ScheduledCommand) -> Result<()> {
-        self.schedules.schedule(command).await
-    }
-    async fn cancel(&self, tenant: Option<&str>, id: Uuid) -> Result<bool> {
-        self.schedules.cancel(tenant, id).await
-    }
-    async fn get(&self, tenant: Option<&str>, id: Uuid) -> Result<Option<ScheduledCommand>> {
-        self.schedules.get(tenant, id).await
-    }
-    async fn claim_due(
-        &self,
-        worker: &str,
-        now: DateTime<Utc>,
-        limit: usize,
-        lease: Duration,
-    ) -> Result<Vec<ScheduledCommand>> {
-        self.schedules.claim_due(worker, now, limit, lease).await
-    }
-    async fn complete(&self, tenant: Option<&str>, id: Uuid) -> Result<()> {
-        self.schedules.complete(tenant, id).await
-    }
-    async fn retry_later(&self, tenant: Option<&str>, id: Uuid, error: &str, due_at: DateTime<Utc>) -> Result<()> {
-        self.schedules.retry_later(tenant, id, error, due_at).await
-    }
-    async fn mark_dead(&self, tenant: Option<&str>, id: Uuid, error: &str) -> Result<()> {
-        self.schedules.mark_dead(tenant, id, error).await
-    }
-    async fn dead(&self, limit: usize) -> Result<Vec<ScheduledCommand>> {
-        self.schedules.dead(limit).await
-    }
-}
+use cqrs_ddd::ports::{CommitBatch, CommitReceipt, async_trait};
 
 /// One set of in-memory stores; every `store()` is another handle onto it.
 #[derive(Default)]
@@ -237,4 +89,5 @@ memory_tests! {
     tenancy_commands_cannot_cross_tenants_outside_a_system_scope => commands_cannot_cross_tenants_outside_a_system_scope();
     tenancy_documents_are_kept_per_tenant => documents_are_kept_per_tenant();
     tenancy_scheduled_ids_are_per_tenant => scheduled_ids_are_per_tenant();
+    tenancy_random_interleavings_agree_with_memory => random_two_tenant_interleavings_agree_with_memory(8, 40);
 }
