@@ -176,6 +176,30 @@ pub enum Error {
     /// A handler failed with an error of its own.
     #[error(transparent)]
     Handler(Box<dyn StdError + Send + Sync>),
+    /// A message known only by its stored name (a scheduled command, a message from a
+    /// broker or an HTTP request) whose name no type of this program registers: the type
+    /// was renamed or removed, or the crate that defines it is not linked.
+    #[error(
+        "no {kind} named `{name}` is registered in this program; mark its type `#[{kind}]` \
+         (`#[{kind}(name = \"{name}\")]` if it was renamed) and make sure the crate defining it is linked \
+         (`use that_crate as _;`)"
+    )]
+    UnknownMessage {
+        /// `command`.
+        kind: &'static str,
+        /// The stored name.
+        name: String,
+    },
+    /// A message known only by its stored name whose payload does not decode into its type.
+    #[error("cannot decode {kind} `{name}` from its stored payload: {reason}")]
+    Decode {
+        /// `command`.
+        kind: &'static str,
+        /// The stored name.
+        name: String,
+        /// What serde said, or why the type cannot be decoded at all.
+        reason: String,
+    },
 }
 
 impl Error {

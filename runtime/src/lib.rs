@@ -168,6 +168,18 @@
 //! [`testing::SagaFixture`] to test a saga without a database. On a database, give the
 //! builder the adapter: `App::builder().event_store(db.clone()).sagas_on(db)`.
 //!
+//! # Dispatch by name
+//!
+//! Every `#[command]` registers its stored name (`name = ".."`, default the type name)
+//! with a function that decodes it from JSON and sends it, so
+//! [`Mediator::dispatch_by_name`] sends a command known only by name, in a program that
+//! never mentions its type. The scheduler sends due commands this way: a command
+//! scheduled before a restart is sent by the new process. A name no type registers is
+//! [`Error::UnknownMessage`]; two command types with one name are a [`AppBuilder::build`]
+//! problem. A command must derive `Deserialize` to be sent by name (else
+//! [`Error::Decode`] names the type); one implementing `Command` by hand is registered
+//! with [`AppBuilder::schedulable`].
+//!
 //! # Cargo features
 //!
 //! | feature | default | what it gives |
@@ -262,9 +274,13 @@ pub mod __private {
     pub use serde_json;
 
     pub use crate::cqrs::Root;
+    pub use crate::cqrs::by_name::{
+        DispatchJson, NotDecodable as DispatchNotDecodable, Probe as DispatchProbe,
+        ViaDynHandler as DispatchViaDynHandler, ViaHandler as DispatchViaHandler,
+    };
     pub use crate::registry::{
-        AggregateRegistration, CommandRegistration, DepKey, EventHandlerRegistration, EventRegistration,
-        QueryRegistration, SagaRegistration, UpcasterRegistration, erased_command,
+        AggregateRegistration, CommandRegistration, CommandTypeRegistration, DepKey, EventHandlerRegistration,
+        EventRegistration, QueryRegistration, SagaRegistration, UpcasterRegistration, erased_command,
     };
     pub use crate::saga::{
         Step as SagaStep, on_event as saga_on_event, send_command as saga_send_command, send_fn as saga_send_fn,

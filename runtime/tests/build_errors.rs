@@ -47,6 +47,15 @@ struct ChargeV1;
 #[command(name = "Charge")]
 struct ChargeV2;
 
+/// Two command types with one stored name and no handler: sent by name (scheduled, from
+/// a broker), the name could not say which one is meant.
+#[command(name = "Refund")]
+#[derive(Serialize, Deserialize)]
+struct RefundV1;
+#[command(name = "Refund")]
+#[derive(Serialize, Deserialize)]
+struct RefundV2;
+
 #[command_handler]
 async fn charge_v1(_c: ChargeV1, _clock: Dep<Clock>) -> Result<()> {
     Ok(())
@@ -79,7 +88,8 @@ fn build_lists_every_problem_at_once() {
     let text = err.to_string();
     let expect = [
         "event name `Paid` is used by `build_errors::billing::Paid` and `build_errors::shipping::Paid`",
-        "command name `Charge` is used by 2 types",
+        "command name `Charge` is used by `build_errors::ChargeV1` and `build_errors::ChargeV2`",
+        "command name `Refund` is used by `build_errors::RefundV1` and `build_errors::RefundV2`",
         "`build_errors::charge_v1` needs `Dep<build_errors::Clock>`, which was never provided",
         "`build_errors::mail_receipt` needs `Dep<build_errors::Mailer>`, which was never provided",
         "event handler `build_errors::on_unregistered` handles `Unregistered`, which is not registered",
@@ -97,5 +107,5 @@ fn build_lists_every_problem_at_once() {
 fn providing_the_services_removes_those_problems() {
     let err = App::builder().provide(Mailer).provide(Clock).build().err().unwrap();
     let Error::Build(b) = err else { panic!() };
-    assert_eq!(b.problems.len(), 6, "{b}");
+    assert_eq!(b.problems.len(), 7, "{b}");
 }

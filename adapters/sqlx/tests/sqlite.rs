@@ -143,6 +143,7 @@ sqlite_tests! {
     saga_engine_recovers_a_transient_failure => recovery_resends_after_a_transient_failure_and_completes();
     saga_engine_concurrent_events_lose_no_update => concurrent_events_for_one_instance_lose_no_update();
     saga_engine_scheduled_command_is_sent_once => a_scheduled_command_is_sent_once_when_due();
+    saga_engine_scheduled_command_survives_a_restart => a_command_scheduled_before_a_restart_is_sent_by_a_fresh_process();
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use super::model::{CommandModel, Target};
 pub(crate) fn expand(model: &CommandModel, item: TokenStream) -> TokenStream {
     let CommandModel { krate: k, ident, name, response, target } = model;
     let response = response.as_ref().map_or_else(|| quote!(()), |r| quote!(#r));
+    let by_name = by_name(model);
     let routed = target.as_ref().map(|t| routed(model, t));
     quote! {
         #item
@@ -17,8 +18,34 @@ pub(crate) fn expand(model: &CommandModel, item: TokenStream) -> TokenStream {
                 const NAME: &'static str = #name;
                 type Response = #response;
             }
+            #by_name
             #routed
         };
+    }
+}
+
+/// The registration of the stored name, for dispatch by name. Which way the command is
+/// sent (its compile-time handler, a handler registered by hand, or an error when it is
+/// not `Deserialize`) is chosen by method resolution on the concrete type: the first of
+/// the three traits whose impl applies wins.
+fn by_name(model: &CommandModel) -> TokenStream {
+    let CommandModel { krate: k, ident, name, .. } = model;
+    let p = quote!(#k::__private);
+    quote! {
+        fn __cqrs_ddd_dispatch_json() -> #p::DispatchJson {
+            #[allow(unused_imports)]
+            use #p::{DispatchNotDecodable as _, DispatchViaDynHandler as _, DispatchViaHandler as _};
+            (&&&#p::DispatchProbe::<#ident>::new()).__cqrs_ddd_dispatch_json()
+        }
+
+        #p::inventory::submit! {
+            #p::CommandTypeRegistration {
+                name: #name,
+                type_id: #p::TypeId::of::<#ident>,
+                type_name: #p::type_name::<#ident>,
+                dispatch: __cqrs_ddd_dispatch_json,
+            }
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,6 +7,7 @@ use futures::future::BoxFuture;
 use uuid::Uuid;
 
 use crate::context::{self, RequestContext};
+use crate::cqrs::by_name::{DispatchJson, SendOptions};
 use crate::cqrs::context::{CommandContext, EventContext, QueryContext};
 use crate::cqrs::deps::{Dep, Deps};
 use crate::cqrs::message::{AggregateCommand, Command, CommandHandler, QueryHandler};
@@ -16,7 +17,6 @@ use crate::es::{AggregateCache, Loaded, Loader};
 use crate::middleware::{Message, MessageKind, Middleware, Next, Reply};
 use crate::ports::{Clock, CommitReceipt, EventStore, ScheduleStore, StreamKey};
 use crate::saga::{SagaManager, SagaRuntime};
-use crate::scheduling::{Schedulable, SendJson};
 use crate::uow::{self, UnitOfWork};
 
 /// How a root command on an aggregate is retried after a version conflict: it is
@@ -81,7 +81,15 @@ pub(crate) struct Runtime {
     /// Stored event name → (type, envelope decoder), for outbox delivery.
     pub(crate) event_decoders: HashMap<&'static str, (TypeId, EventDecoder)>,
     pub(crate) sagas: SagaRuntime,
-    pub(crate) schedulable: Schedulable,
+    /// Stored command name → its type and how to send it decoded from JSON.
+    pub(crate) commands_by_name: BTreeMap<&'static str, NamedCommand>,
+}
+
+/// A command that can be sent by its stored name.
+#[derive(Clone, Copy)]
+pub(crate) struct NamedCommand {
+    pub(crate) type_id: TypeId,
+    pub(crate) dispatch: DispatchJson,
 }
 
 pub(crate) type EventDecoder = fn(&str) -> serde_json::Result<Box<dyn Any + Send + Sync>>;
@@ -206,14 +214,67 @@ impl Mediator {
         self.rt.sagas.schedule.clone()
     }
 
-    pub(crate) fn register_schedulable(&self, name: &str, send: SendJson) {
-        if !self.rt.schedulable.read().contains_key(name) {
-            self.rt.schedulable.write().insert(name.to_owned(), send);
-        }
+    /// The command registered under `name` for dispatch by name.
+    pub(crate) fn named_command(&self, name: &str) -> Option<NamedCommand> {
+        self.rt.commands_by_name.get(name).copied()
     }
 
-    pub(crate) fn schedulable(&self, name: &str) -> Option<SendJson> {
-        self.rt.schedulable.read().get(name).copied()
+    /// The stored names of every command this program can send by name (sorted): every
+    /// `#[command]` type, and those registered with `AppBuilder::schedulable`.
+    pub fn command_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.rt.commands_by_name.keys().copied()
+    }
+
+    /// Sends a command known only by its stored name (its `Command::NAME`), with its
+    /// payload as JSON, as [`Mediator::send_with`] would send the decoded command; the
+    /// reply is the handler's response, boxed (downcast it to the command's
+    /// `Response`). This is how scheduled commands are sent, and how a broker, an HTTP
+    /// endpoint or a CLI sends what it received.
+    ///
+    /// A name no type registers is [`Error::UnknownMessage`]; a payload that does not
+    /// decode (or a command type that is not `Deserialize`) is [`Error::Decode`].
+    ///
+    /// ```rust,standalone_crate
+    /// # use cqrs_ddd::prelude::*;
+    /// #[command(response = u64)]
+    /// #[derive(Serialize, Deserialize)]
+    /// pub struct Double { pub n: u64 }
+    ///
+    /// #[command_handler]
+    /// async fn double(cmd: Double, _ctx: &mut CommandContext) -> Result<u64> {
+    ///     Ok(cmd.n * 2)
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> cqrs_ddd::Result<()> {
+    /// let app = App::builder().build()?;
+    /// let reply = app.dispatch_by_name("Double", r#"{"n": 21}"#, None).await?;
+    /// assert_eq!(reply.downcast_ref::<u64>(), Some(&42));
+    ///
+    /// let err = app.dispatch_by_name("Triple", "{}", None).await.unwrap_err();
+    /// assert!(matches!(err, Error::UnknownMessage { .. }), "{err}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn dispatch_by_name(&self, name: &str, payload: &str, metadata: Option<Metadata>) -> Result<Reply> {
+        self.send_by_name(name, payload, SendOptions { metadata, idempotency_key: None }).await
+    }
+
+    /// [`Mediator::dispatch_by_name`], sent at most once per `key` (see
+    /// [`Mediator::send_idempotent`]).
+    pub async fn dispatch_by_name_idempotent(
+        &self,
+        name: &str,
+        payload: &str,
+        key: Uuid,
+        metadata: Option<Metadata>,
+    ) -> Result<Reply> {
+        self.send_by_name(name, payload, SendOptions { metadata, idempotency_key: Some(key) }).await
+    }
+
+    async fn send_by_name(&self, name: &str, payload: &str, options: SendOptions) -> Result<Reply> {
+        let Some(command) = self.named_command(name) else {
+            return Err(Error::UnknownMessage { kind: "command", name: name.to_owned() });
+        };
+        (command.dispatch)(self, payload, options).await
     }
 
     /// The aggregate cache, when one is configured.
@@ -252,7 +313,7 @@ impl Mediator {
         self.send_root(cmd, metadata, Some(key)).await
     }
 
-    async fn send_root<C: CommandHandler>(
+    pub(crate) async fn send_root<C: CommandHandler>(
         &self,
         cmd: C,
         metadata: Option<Metadata>,
@@ -307,19 +368,34 @@ impl Mediator {
     /// Sends a command to a handler registered by hand (`AppBuilder::command_handler`) or
     /// by a macro, looked up at run time: [`Error::NoHandler`] when there is none.
     pub async fn dispatch<C: Command>(&self, cmd: C) -> Result<C::Response> {
-        let handler = self
-            .rt
-            .dyn_commands
-            .get(&TypeId::of::<C>())
-            .cloned()
-            .ok_or(Error::NoHandler { kind: "command", name: C::NAME })?;
+        let reply = self.dispatch_erased(TypeId::of::<C>(), C::NAME, Box::new(cmd), SendOptions::default()).await;
+        downcast_reply::<C::Response>(reply, C::NAME)
+    }
+
+    /// [`Mediator::dispatch`] of a command already boxed: `payload` is a value of the
+    /// type `type_id`.
+    pub(crate) async fn dispatch_erased(
+        &self,
+        type_id: TypeId,
+        name: &'static str,
+        payload: Box<dyn Any + Send>,
+        options: SendOptions,
+    ) -> Result<Reply> {
+        let handler = self.rt.dyn_commands.get(&type_id).cloned().ok_or(Error::NoHandler { kind: "command", name })?;
         let nested = context::current_uow();
         let request = match &nested {
-            Some(_) => RequestContext::current().unwrap_or_default(),
-            None => RequestContext::for_root(None)?,
+            Some(_) => {
+                let request = RequestContext::current().unwrap_or_default();
+                if let Some(named) = options.metadata.as_ref().and_then(|m| m.tenant_id.as_deref()) {
+                    crate::ports::check_tenant(Some(named))?;
+                    context::check_crossing(&request, Some(named))?;
+                }
+                request
+            }
+            None => RequestContext::for_root(options.metadata.as_ref())?,
         };
-        let root = Root { mediator: self.clone(), request: request.clone(), idempotency_key: None };
-        let msg = message(MessageKind::Command, C::NAME, request, nested.is_some(), cmd);
+        let root = Root { mediator: self.clone(), request: request.clone(), idempotency_key: options.idempotency_key };
+        let msg = Message { kind: MessageKind::Command, name, type_id, nested: nested.is_some(), request, payload };
         let terminal = Box::new(move |msg: Message| -> BoxFuture<'_, Result<Reply>> {
             Box::pin(async move {
                 let name = msg.name;
@@ -333,7 +409,7 @@ impl Mediator {
                 root.finish(&uow, result).await
             })
         });
-        downcast_reply::<C::Response>(Next::new(&self.rt.middleware, terminal).run(msg).await, C::NAME)
+        Next::new(&self.rt.middleware, terminal).run(msg).await
     }
 
     /// Runs a query on its one handler (no unit of work).

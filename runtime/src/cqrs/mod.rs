@@ -1,5 +1,6 @@
 //! Commands, queries, their handlers, and the mediator that routes them.
 
+pub(crate) mod by_name;
 mod context;
 mod deps;
 pub(crate) mod mediator;

@@ -3,6 +3,8 @@
 //! The macros submit one registration per event, aggregate, command, query and event
 //! handler. These back the run-time checks of [`AppBuilder::build`]; what can be checked
 //! at compile time (a missing `#[apply]`, a command without handler) never gets here.
+//! They also back dispatch by name: every `#[command]` registers its stored name and
+//! how to send it decoded from JSON ([`Mediator::dispatch_by_name`]).
 
 use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -11,7 +13,8 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::cqrs::mediator::{ErasedCommandHandler, ErasedEventHandler, EventHandlerEntry, Runtime};
+use crate::cqrs::by_name::DispatchJson;
+use crate::cqrs::mediator::{ErasedCommandHandler, ErasedEventHandler, EventHandlerEntry, NamedCommand, Runtime};
 use crate::cqrs::{
     Command, CommandContext, CommandHandler, Deps, DynCommandHandler, DynEventHandler, EventContext, Mediator,
     RetryPolicy,
@@ -24,7 +27,6 @@ use crate::middleware::{Middleware, Reply};
 use crate::ports::{Clock, EventStore, SagaStore, ScheduleStore, SnapshotStore, SystemClock};
 use crate::saga::SagaRuntime;
 use crate::saga::{SagaOptions, SagaSendFn};
-use crate::scheduling::{SendJson, send_json};
 
 /// A type a handler needs as `Dep<T>`.
 #[doc(hidden)]
@@ -60,6 +62,24 @@ pub struct CommandRegistration {
     pub handler: &'static str,
     pub deps: &'static [DepKey],
     pub call: for<'a> fn(Box<dyn Any + Send>, &'a mut CommandContext) -> BoxFuture<'a, Result<Reply>>,
+}
+
+/// Submitted by every `#[command]`: its stored name and how to send it by that name.
+#[doc(hidden)]
+pub struct CommandTypeRegistration {
+    pub name: &'static str,
+    pub type_id: fn() -> TypeId,
+    pub type_name: fn() -> &'static str,
+    /// Chooses the sending function for the concrete type (see `cqrs::by_name`).
+    pub dispatch: fn() -> DispatchJson,
+}
+
+/// A command sendable by name, resolved.
+struct NamedRegistration {
+    name: &'static str,
+    type_id: TypeId,
+    type_name: &'static str,
+    dispatch: DispatchJson,
 }
 
 /// Submitted by `#[query_handler]`.
@@ -105,6 +125,7 @@ inventory::collect!(SagaRegistration);
 inventory::collect!(EventRegistration);
 inventory::collect!(AggregateRegistration);
 inventory::collect!(CommandRegistration);
+inventory::collect!(CommandTypeRegistration);
 inventory::collect!(QueryRegistration);
 inventory::collect!(EventHandlerRegistration);
 inventory::collect!(UpcasterRegistration);
@@ -179,6 +200,7 @@ impl App {
 
 struct HandRegistered {
     message: &'static str,
+    message_type: &'static str,
     handler_type: TypeId,
     handler_name: &'static str,
 }
@@ -202,7 +224,7 @@ pub struct AppBuilder {
     schedule_store: Option<Arc<dyn ScheduleStore>>,
     clock: Option<Arc<dyn Clock>>,
     saga_options: SagaOptions,
-    schedulable: HashMap<String, SendJson>,
+    named_commands: Vec<NamedRegistration>,
     hand_sagas: Vec<SagaRegistration>,
 }
 
@@ -319,13 +341,20 @@ impl AppBuilder {
         self
     }
 
-    /// Lets the [`crate::scheduling::Scheduler`] of this process send `C` scheduled
-    /// by another process (`Mediator::schedule` registers the types it schedules).
+    /// Makes a command that implements [`Command`] by hand (without `#[command]`)
+    /// sendable by name, so it can be scheduled ([`Mediator::schedule`]) and sent by
+    /// [`Mediator::dispatch_by_name`]. Every `#[command]` type registers itself: it
+    /// needs no call (one is harmless).
     pub fn schedulable<C>(mut self) -> Self
     where
         C: crate::cqrs::CommandHandler + serde::de::DeserializeOwned,
     {
-        self.schedulable.insert(C::NAME.to_owned(), send_json::<C>);
+        self.named_commands.push(NamedRegistration {
+            name: C::NAME,
+            type_id: TypeId::of::<C>(),
+            type_name: std::any::type_name::<C>(),
+            dispatch: crate::cqrs::by_name::via_handler::<C>,
+        });
         self
     }
 
@@ -335,6 +364,7 @@ impl AppBuilder {
     pub fn command_handler<C: Command, H: DynCommandHandler<C>>(mut self, handler: H) -> Self {
         let reg = HandRegistered {
             message: C::NAME,
+            message_type: std::any::type_name::<C>(),
             handler_type: TypeId::of::<H>(),
             handler_name: std::any::type_name::<H>(),
         };
@@ -369,7 +399,8 @@ impl AppBuilder {
     }
 
     /// Verifies the registries and builds the mediator. Every problem found is listed in
-    /// one [`Error::Build`]: duplicate event, command or aggregate names, handlers whose
+    /// one [`Error::Build`]: duplicate event, command or aggregate names (two command
+    /// types with one stored name could not be told apart when sent by name), handlers whose
     /// `Dep<T>` was never provided, handlers for types that are not registered, and
     /// commands with two handlers.
     pub fn build(self) -> Result<Mediator> {
@@ -389,7 +420,7 @@ impl AppBuilder {
             schedule_store,
             clock,
             saga_options,
-            schedulable,
+            named_commands,
             hand_sagas,
         } = self;
 
@@ -434,8 +465,22 @@ impl AppBuilder {
         }
 
         // Commands: one handler each, unique names, dependencies provided.
+        let mut named: Vec<NamedRegistration> = inventory::iter::<CommandTypeRegistration>
+            .into_iter()
+            .map(|c| NamedRegistration {
+                name: c.name,
+                type_id: (c.type_id)(),
+                type_name: (c.type_name)(),
+                dispatch: (c.dispatch)(),
+            })
+            .collect();
+        named.extend(named_commands);
+        let mut command_types: HashMap<TypeId, &str> = named.iter().map(|c| (c.type_id, c.type_name)).collect();
         let mut dyn_commands: HashMap<TypeId, Arc<dyn ErasedCommandHandler>> = HashMap::new();
         let mut command_names: BTreeMap<&str, HashSet<TypeId>> = BTreeMap::new();
+        for c in &named {
+            command_names.entry(c.name).or_default().insert(c.type_id);
+        }
         let mut static_handlers: HashMap<TypeId, &str> = HashMap::new();
         for c in inventory::iter::<CommandRegistration> {
             let type_id = (c.type_id)();
@@ -452,17 +497,25 @@ impl AppBuilder {
                 ));
             } else {
                 command_names.entry(reg.message).or_default().insert(type_id);
+                command_types.entry(type_id).or_insert(reg.message_type);
                 dyn_commands.insert(type_id, handler);
             }
         }
         for (name, types) in &command_names {
             if types.len() > 1 {
+                let mut types: Vec<&str> = types
+                    .iter()
+                    .map(|t| command_types.get(t).copied().unwrap_or("a type without `#[command]`"))
+                    .collect();
+                types.sort_unstable();
                 problems.push(format!(
-                    "command name `{name}` is used by {} types; give each a unique `#[command(name = \"..\")]`",
-                    types.len()
+                    "command name `{name}` is used by {}; give each a unique `#[command(name = \"..\")]`",
+                    join(&types)
                 ));
             }
         }
+        let commands_by_name =
+            named.into_iter().map(|c| (c.name, NamedCommand { type_id: c.type_id, dispatch: c.dispatch })).collect();
 
         // Queries: unique names, dependencies provided.
         let mut query_names: BTreeMap<&str, HashSet<TypeId>> = BTreeMap::new();
@@ -574,7 +627,7 @@ impl AppBuilder {
                 options: saga_options,
                 types: saga_types,
             },
-            schedulable: Arc::new(parking_lot::RwLock::new(schedulable)),
+            commands_by_name,
         }))
     }
 }

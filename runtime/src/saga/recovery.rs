@@ -14,6 +14,11 @@ pub struct RecoveryReport {
     pub resumed: usize,
     /// Deadlines and scheduled commands sent.
     pub scheduled: usize,
+    /// Deadlines and scheduled commands that failed and were rescheduled (an unknown
+    /// command name included).
+    pub retried: usize,
+    /// Deadlines and scheduled commands that failed for the last time (dead rows).
+    pub dead: usize,
 }
 
 /// Re-sends undispatched saga commands (skipping those already sent), counting retries
@@ -50,7 +55,8 @@ impl SagaRecovery {
         let scheduled = self.scheduler.run_once().await?;
         let sagas = self.mediator.sagas();
         let due = sagas.due(self.batch_size).await?;
-        let mut report = RecoveryReport { resumed: 0, scheduled: scheduled.sent };
+        let mut report =
+            RecoveryReport { resumed: 0, scheduled: scheduled.sent, retried: scheduled.retried, dead: scheduled.dead };
         for key in due {
             match sagas.send_pending(&key).await {
                 Ok(()) => report.resumed += 1,

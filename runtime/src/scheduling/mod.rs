@@ -10,12 +10,19 @@
 //! on failure retries it with exponential backoff until it is dead after
 //! [`SchedulerOptions::max_attempts`]. Saga timeouts and TCC deadlines are scheduled
 //! here too.
+//!
+//! A due command is sent by its stored name ([`Mediator::dispatch_by_name`]): any
+//! process whose program has the `#[command]` type sends it, whether or not it ever
+//! scheduled one. A name the program does not know ([`Error::UnknownMessage`]: the type
+//! was renamed or removed, or its crate is not linked) is logged at ERROR and retried
+//! like any failure, since during a rolling deployment another process may know it; it
+//! is dead after the last attempt, its error naming the type. Dead commands are listed
+//! by `ScheduleStore::dead` and sent again by scheduling them under their id.
 
-use std::sync::Arc;
+use std::any::TypeId;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -31,26 +38,6 @@ pub(crate) fn after(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
     chrono::Duration::from_std(by).ok().and_then(|d| now.checked_add_signed(d)).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// Sends a scheduled command of one type, decoded from JSON.
-pub(crate) type SendJson = for<'a> fn(&'a Mediator, Uuid, &'a str, Metadata) -> BoxFuture<'a, Result<()>>;
-
-pub(crate) fn send_json<'a, C: CommandHandler + DeserializeOwned>(
-    mediator: &'a Mediator,
-    id: Uuid,
-    payload: &'a str,
-    metadata: Metadata,
-) -> BoxFuture<'a, Result<()>> {
-    Box::pin(async move {
-        let cmd: C = serde_json::from_str(payload).map_err(|source| Error::Serialization {
-            stream: format!("scheduled command {id}"),
-            version: 0,
-            event_type: C::NAME.to_owned(),
-            source,
-        })?;
-        mediator.send_idempotent(cmd, id, Some(metadata)).await.map(drop)
-    })
-}
-
 impl Mediator {
     /// Schedules `cmd` to be sent at `at` by a [`Scheduler`]; returns its id (to cancel it).
     pub async fn schedule<C>(&self, cmd: &C, at: DateTime<Utc>) -> Result<Uuid>
@@ -64,11 +51,26 @@ impl Mediator {
 
     /// Schedules `cmd` under a chosen id; scheduling again with the same id replaces it.
     /// It is sent with the current request's correlation id, tenant and principal.
+    ///
+    /// The command is stored by name, so it must be sendable by name: a `#[command]`
+    /// type always is; a type implementing `Command` by hand must be registered with
+    /// `AppBuilder::schedulable`, else this fails with [`Error::UnknownMessage`] (rather
+    /// than storing a command no scheduler could send).
     pub async fn schedule_with_id<C>(&self, id: Uuid, cmd: &C, at: DateTime<Utc>) -> Result<()>
     where
         C: CommandHandler + Serialize + DeserializeOwned,
     {
-        self.register_schedulable(C::NAME, send_json::<C>);
+        match self.named_command(C::NAME) {
+            Some(named) if named.type_id == TypeId::of::<C>() => {}
+            Some(_) => {
+                return Err(Error::handler(format!(
+                    "cannot schedule `{}`: its name `{}` is registered by another command type; give it a unique name",
+                    std::any::type_name::<C>(),
+                    C::NAME
+                )));
+            }
+            None => return Err(Error::UnknownMessage { kind: "command", name: C::NAME.to_owned() }),
+        }
         let payload =
             serde_json::to_string(cmd).map_err(|source| Error::Encode { what: C::NAME.to_owned(), source })?;
         let request = crate::RequestContext::current();
@@ -141,9 +143,9 @@ impl Default for SchedulerOptions {
 pub struct SchedulerReport {
     /// Commands sent and deleted (deadlines included).
     pub sent: usize,
-    /// Commands that failed and were rescheduled.
+    /// Commands that failed and were rescheduled (an unknown command name included).
     pub retried: usize,
-    /// Commands that failed for the last time.
+    /// Commands that failed for the last time and are kept as dead rows.
     pub dead: usize,
 }
 
@@ -178,13 +180,18 @@ impl Scheduler {
                     report.sent += 1;
                 }
                 Err(e) if cmd.attempts + 1 >= o.max_attempts => {
-                    tracing::error!(command = %cmd.command_type, id = %cmd.id, error = %e, "scheduled command failed for the last time");
+                    tracing::error!(command = %cmd.command_type, id = %cmd.id, attempts = cmd.attempts + 1, error = %e, "scheduled command failed for the last time; it is dead");
                     store.mark_dead(cmd.metadata.tenant_id.as_deref(), cmd.id, &e.to_string()).await?;
                     report.dead += 1;
                 }
                 Err(e) => {
                     let delay = o.backoff.saturating_mul(1 << cmd.attempts.min(20)).min(o.max_backoff);
-                    tracing::warn!(command = %cmd.command_type, id = %cmd.id, error = %e, ?delay, "scheduled command failed; retrying later");
+                    if matches!(e, Error::UnknownMessage { .. }) {
+                        // A wiring problem of this program, not a passing failure.
+                        tracing::error!(command = %cmd.command_type, id = %cmd.id, error = %e, ?delay, "scheduled command has an unknown name; retrying later");
+                    } else {
+                        tracing::warn!(command = %cmd.command_type, id = %cmd.id, error = %e, ?delay, "scheduled command failed; retrying later");
+                    }
                     let due = crate::scheduling::after(self.mediator.clock().now(), delay);
                     store.retry_later(cmd.metadata.tenant_id.as_deref(), cmd.id, &e.to_string(), due).await?;
                     report.retried += 1;
@@ -192,20 +199,19 @@ impl Scheduler {
             }
         }
         metrics::counter!("cqrs_ddd_scheduled_sent_total").increment(report.sent as u64);
+        metrics::counter!("cqrs_ddd_scheduled_retried_total").increment(report.retried as u64);
+        metrics::counter!("cqrs_ddd_scheduled_dead_total").increment(report.dead as u64);
         Ok(report)
     }
 
+    /// Fires a saga deadline, or sends the command by its stored name.
     async fn send(&self, cmd: &ScheduledCommand) -> Result<()> {
         if cmd.command_type == DEADLINE_COMMAND {
             return self.mediator.sagas().fire_deadline(&cmd.payload).await;
         }
-        let Some(send) = self.mediator.schedulable(&cmd.command_type) else {
-            return Err(Error::handler(format!(
-                "no scheduled-command sender for `{}` in this process; register it with `AppBuilder::schedulable::<{}>()`",
-                cmd.command_type, cmd.command_type
-            )));
-        };
-        send(&self.mediator, idempotency_key(cmd), &cmd.payload, cmd.metadata.clone()).await
+        let key = idempotency_key(cmd);
+        let metadata = Some(cmd.metadata.clone());
+        self.mediator.dispatch_by_name_idempotent(&cmd.command_type, &cmd.payload, key, metadata).await.map(drop)
     }
 
     /// Runs rounds until `shutdown` resolves; a round that found work is followed at
@@ -238,7 +244,3 @@ fn idempotency_key(cmd: &ScheduledCommand) -> Uuid {
     let scheduled_ms = u64::try_from(cmd.created_at.timestamp_millis()).unwrap_or_default();
     Uuid::from_u128(cmd.id.as_u128() ^ u128::from(scheduled_ms))
 }
-
-/// Shared handle on what the scheduler can send, filled by `AppBuilder::schedulable`
-/// and by every `Mediator::schedule`.
-pub(crate) type Schedulable = Arc<parking_lot::RwLock<std::collections::HashMap<String, SendJson>>>;

@@ -12,7 +12,7 @@ use cqrs_ddd::outbox::{InProcessPublisher, OutboxRelay};
 use cqrs_ddd::ports::{Clock, Outbox, Publisher, SagaStatus, ScheduleStore};
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::saga::{SagaInstance, SagaOptions, SagaRecovery};
-use cqrs_ddd::scheduling::{Scheduler, SchedulerOptions};
+use cqrs_ddd::scheduling::{Scheduler, SchedulerOptions, SchedulerReport};
 use parking_lot::Mutex;
 
 use super::{TestDb, app};
@@ -228,13 +228,8 @@ async fn harness<D: TestDb>(db: &D) -> Harness<D::Store> {
     let store = db.store().await;
     let clock = ManualClock::default();
     let faults = Arc::new(Faults::default());
-    let app = app(store.clone())
-        .provide_arc(faults.clone())
-        .clock(clock.clone())
-        .saga_options(options())
-        .schedulable::<Deliver>()
-        .build()
-        .unwrap();
+    let app =
+        app(store.clone()).provide_arc(faults.clone()).clock(clock.clone()).saga_options(options()).build().unwrap();
     Harness { store, app, clock, faults }
 }
 
@@ -406,8 +401,7 @@ pub async fn a_scheduled_command_is_sent_once_when_due(db: &impl TestDb) {
     let a = harness(db).await;
     // Another process on the same database, sharing the clock.
     let other = db.store().await;
-    let b =
-        app(other.clone()).provide(Faults::default()).clock(a.clock.clone()).schedulable::<Deliver>().build().unwrap();
+    let b = app(other.clone()).provide(Faults::default()).clock(a.clock.clone()).build().unwrap();
     let at = Clock::now(&a.clock) + chrono::Duration::minutes(5);
     let id = a.app.schedule(&Deliver { order: o("9") }, at).await.unwrap();
     let scheduler = |app: &Mediator, worker: &str| {
@@ -427,4 +421,28 @@ pub async fn a_scheduled_command_is_sent_once_when_due(db: &impl TestDb) {
     assert_eq!((ra.unwrap().sent, rb.unwrap().sent), (0, 0));
     assert_eq!(a.journal("9").await, ["Deliver"]);
     assert!(ScheduleStore::get(&a.store, None, id).await.unwrap().is_none(), "a sent command is deleted");
+}
+
+/// A restart: one process schedules a command and stops; a fresh one, built over the
+/// same database without naming the command's type, sends it when it is due.
+pub async fn a_command_scheduled_before_a_restart_is_sent_by_a_fresh_process(db: &impl TestDb) {
+    let clock = ManualClock::default();
+    let store = db.store().await;
+    let before = app(store.clone()).clock(clock.clone()).build().unwrap();
+    let at = Clock::now(&clock) + chrono::Duration::minutes(5);
+    let id = before.schedule(&Deliver { order: o("restart") }, at).await.unwrap();
+    drop(before);
+
+    let after = app(db.store().await).clock(clock.clone()).build().unwrap();
+    let scheduler = Scheduler::with_options(
+        after.clone(),
+        SchedulerOptions { worker: "after-restart".into(), max_attempts: 1, ..SchedulerOptions::default() },
+    );
+    assert_eq!(scheduler.run_once().await.unwrap(), SchedulerReport::default(), "not due yet");
+    clock.advance(Duration::from_secs(300));
+    assert_eq!(scheduler.run_once().await.unwrap(), SchedulerReport { sent: 1, retried: 0, dead: 0 });
+    let journal = after.load::<Journal>(&o("restart")).await.unwrap();
+    assert_eq!(journal.state.entries, ["Deliver"]);
+    assert!(ScheduleStore::get(&store, None, id).await.unwrap().is_none(), "a sent command is deleted");
+    assert!(ScheduleStore::dead(&store, 10).await.unwrap().is_empty());
 }
