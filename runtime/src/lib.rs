@@ -84,6 +84,64 @@
 //! else from the surrounding context, else fresh; every event records them, with the
 //! command's id as causation id. With a tenant in context, streams are per tenant.
 //!
+//! # Tenancy
+//!
+//! The tenant of the [`RequestContext`] is an isolation boundary, the same on every store
+//! (in memory, SQLite, PostgreSQL; one contract suite checks all three):
+//!
+//! - streams, state rows, snapshots, idempotency keys, projection documents, saga
+//!   instances and scheduled command ids are kept per tenant: tenant B may use an id or
+//!   a key tenant A uses, and never sees A's;
+//! - readers of all events ([`ports::EventStore::read_all`]: projections, relays, sagas)
+//!   read every tenant whatever scope they run in; [`ports::EventStore::read_tenant`]
+//!   reads one. A projection writes each event's documents under that event's tenant,
+//!   and [`ports::ProjectionStore::document`] inside a tenant's scope reads that tenant's;
+//! - an empty tenant id (`Some("")`) is refused everywhere with [`TenantError::Empty`];
+//! - inside a tenant's scope, a command whose [`Metadata`] names another tenant is
+//!   refused with [`TenantError::CrossTenant`]; work that crosses tenants on purpose runs
+//!   in [`RequestContext::system`].
+//!
+//! ```rust,standalone_crate
+//! use cqrs_ddd::prelude::*;
+//! use cqrs_ddd::{RequestContext, TenantError};
+//!
+//! #[event]
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! pub struct Noted { pub text: String }
+//! # #[derive(Debug, thiserror::Error)] #[error("never")] pub struct Never;
+//! #[aggregate(id = String, events(Noted), error = Never)]
+//! #[derive(Debug, Default, Serialize, Deserialize)]
+//! pub struct Pad { notes: Vec<String> }
+//! #[aggregate]
+//! impl Pad {
+//!     #[handle(create_if_missing)]
+//!     fn note(&self, cmd: &Note) -> Result<Vec<PadEvent>, Never> { Ok(vec![Noted { text: cmd.text.clone() }.into()]) }
+//!     #[apply]
+//!     fn noted(&mut self, e: &Noted) { self.notes.push(e.text.clone()) }
+//! }
+//! #[command(aggregate = Pad)]
+//! pub struct Note { #[id] pub pad: String, pub text: String }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> cqrs_ddd::Result<()> {
+//! let app = App::builder().build()?;
+//! let acme = RequestContext::new().with_tenant("acme");
+//! acme.clone().scope(app.send(Note { pad: "p".into(), text: "acme's".into() })).await?;
+//! // One id, two tenants, two aggregates.
+//! RequestContext::new().with_tenant("globex").scope(app.send(Note { pad: "p".into(), text: "globex's".into() })).await?;
+//! let notes = acme.clone().scope(app.load::<Pad>(&"p".to_owned())).await?.state.notes;
+//! assert_eq!(notes, ["acme's"]);
+//!
+//! // Naming another tenant from inside acme's scope is refused...
+//! let to_globex = Metadata { tenant_id: Some("globex".into()), ..Metadata::default() };
+//! let err = acme.scope(app.send_with(Note { pad: "p".into(), text: "x".into() }, Some(to_globex.clone()))).await;
+//! assert!(matches!(err, Err(Error::Tenant(TenantError::CrossTenant { .. }))));
+//! // ...and allowed from a system scope.
+//! RequestContext::system().scope(app.send_with(Note { pad: "p".into(), text: "ops".into() }, Some(to_globex))).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Loading: snapshots, upcasters, cache
 //!
 //! An event-sourced aggregate is rebuilt by streaming its events (bounded memory). With

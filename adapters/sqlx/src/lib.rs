@@ -57,6 +57,12 @@
 //!   [`ScheduleStore`](cqrs_ddd::ports::ScheduleStore): claims use the caller's clock and
 //!   `FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent workers take disjoint commands.
 //!   Their times are kept to the millisecond on both databases.
+//! - **Tenancy in every key.** Every table that holds per-tenant rows has a `tenant_id`
+//!   column (`''` for no tenant) in its primary key: events, states, snapshots, idempotency
+//!   keys, documents, sagas and scheduled commands (migration 0004 moved the last three
+//!   into it; SQLite copies those tables into their new shape once). An empty tenant id is
+//!   refused before any statement runs, so `Some("")` never aliases "no tenant".
+//!   `read_all` reads every tenant; `read_tenant` filters in the query.
 //! - **Bad data is an error, not a panic**: payloads that do not deserialize, unknown
 //!   event types and negative or oversized numbers are typed errors naming the stream and
 //!   version.
