@@ -3,6 +3,7 @@
 
 pub mod domain;
 pub mod projections;
+pub mod proxy;
 pub mod saga_engine;
 pub mod sagas;
 
@@ -51,6 +52,15 @@ pub fn app<S: EventStore + SagaStore + ScheduleStore + Clone>(store: S) -> AppBu
         .sagas_on(store)
         .provide(projections::Seen::default())
         .provide(saga_engine::Faults::default())
+}
+
+/// Polls `check` every 10 ms until it holds; fails naming `what` after `within`.
+pub async fn eventually<F: Future<Output = bool>>(what: &str, within: Duration, mut check: impl FnMut() -> F) {
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < within, "timed out after {within:?} waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 pub fn new_event(event_type: &'static str, schema_version: u32, payload: serde_json::Value) -> NewEvent {

@@ -49,7 +49,7 @@ fn worker<S: EventStore + ProjectionStore + Clone>(store: &S) -> ProjectionWorke
     ProjectionWorker::new(Balances, Arc::new(store.clone()), Arc::new(store.clone()))
 }
 
-async fn balance(store: &impl ProjectionStore, id: &str) -> Option<Balance> {
+pub async fn balance(store: &impl ProjectionStore, id: &str) -> Option<Balance> {
     let doc = store.document("balances", id).await.unwrap()?;
     Some(serde_json::from_str(&doc.json).unwrap())
 }
