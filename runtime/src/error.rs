@@ -73,9 +73,11 @@ pub enum Error {
         /// What is missing or failed, with the schema versions involved.
         reason: String,
     },
-    /// A projection failed on an event (and its error policy says stop).
+    /// A projection failed on an event (and its error policy says stop): applying it, or
+    /// writing what it changed.
     #[error(
-        "projection `{projection}` failed on event `{event_type}` at version {version} of stream `{stream}`: {reason}"
+        "projection `{projection}` failed on event `{event_type}` at version {version} of stream `{stream}` \
+         (position {position}): {reason}"
     )]
     Projection {
         /// The projection.
@@ -84,6 +86,8 @@ pub enum Error {
         stream: String,
         /// The event's version in its stream.
         version: u64,
+        /// The event's global position.
+        position: u64,
         /// The event's type.
         event_type: String,
         /// What went wrong.

@@ -164,6 +164,12 @@
 //! [`ProjectionWorker::status`], [`ProjectionWorker::rebuild`] and
 //! [`ProjectionWorker::retry_dead_letter`] are the operations a CLI needs.
 //!
+//! Every long-running loop (projection worker, outbox relay, scheduler, saga recovery)
+//! survives transient failures such as a database restart: it retries with capped
+//! exponential backoff and jitter ([`Backoff`]), reports a [`WorkerHealth`] (running, or
+//! retrying since when, with the last error) that any task can read while it runs, and
+//! returns only on shutdown or on an error retrying cannot heal; see [`worker`].
+//!
 //! Outbox messages (`CommandContext::outbox`, and the events of `#[event_handler(async)]`
 //! handlers) commit with the command. An [`OutboxRelay`] claims them, hands them to a
 //! [`ports::Publisher`] ([`outbox::InProcessPublisher`] for async handlers), retries with
@@ -272,6 +278,7 @@ pub mod saga;
 pub mod scheduling;
 pub mod testing;
 pub mod uow;
+pub mod worker;
 
 pub use context::RequestContext;
 pub use cqrs::{
@@ -288,10 +295,11 @@ pub use memory::{MemoryProjectionStore, MemorySnapshotStore, MemoryStore};
 pub use middleware::{
     Message, MessageKind, MetricsMiddleware, Middleware, Next, Reply, TracingMiddleware, ValidationMiddleware,
 };
-pub use outbox::{InProcessPublisher, OutboxRelay, RelayOptions};
+pub use outbox::{InProcessPublisher, OutboxRelay, RelayOptions, RelayStatus};
 pub use projection::{Projection, ProjectionTx, ProjectionWorker};
 pub use registry::{App, AppBuilder};
 pub use uow::UnitOfWork;
+pub use worker::{Backoff, WorkerHealth, WorkerState};
 
 #[cfg(feature = "macros")]
 pub use cqrs_ddd_macros::{

@@ -15,7 +15,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
-use crate::ports::{Outbox, OutboxMessage, Publisher, async_trait};
+use crate::ports::{EventStore, Outbox, OutboxMessage, Publisher, ReadStall, async_trait};
+use crate::worker::{Backoff, Pace, StallWatch, Supervisor, WorkerHealth, idle};
 
 /// How a relay runs.
 #[derive(Debug, Clone)]
@@ -36,6 +37,13 @@ pub struct RelayOptions {
     pub poll_interval: Duration,
     /// Notified after local commits (see [`crate::Mediator::commit_signal`]).
     pub wake: Option<Arc<Notify>>,
+    /// How long [`OutboxRelay::run`] waits before its next round after one failed with a
+    /// transient error (the outbox unreachable, a connection lost). Not to be confused
+    /// with `base_backoff`, which spaces the attempts at publishing one message.
+    pub outage_backoff: Backoff,
+    /// How long the event log's read horizon may be held before the relay logs a warning
+    /// (only with [`OutboxRelay::watch_read_horizon`]).
+    pub stall_warning: Duration,
 }
 
 impl Default for RelayOptions {
@@ -49,6 +57,8 @@ impl Default for RelayOptions {
             max_backoff: Duration::from_secs(300),
             poll_interval: Duration::from_millis(500),
             wake: None,
+            outage_backoff: Backoff::default(),
+            stall_warning: Duration::from_secs(30),
         }
     }
 }
@@ -79,25 +89,76 @@ pub struct RelayReport {
     pub dead: usize,
 }
 
+/// Where a relay stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayStatus {
+    /// How [`OutboxRelay::run`] is doing.
+    pub health: WorkerHealth,
+    /// What holds the event log's read horizon back now, if the relay watches it (see
+    /// [`OutboxRelay::watch_read_horizon`]).
+    pub read_stall: Option<ReadStall>,
+}
+
 /// Publishes outbox rows.
 pub struct OutboxRelay {
     outbox: Arc<dyn Outbox>,
     publisher: Arc<dyn Publisher>,
     options: RelayOptions,
+    events: Option<Arc<dyn EventStore>>,
+    supervisor: Supervisor,
+    stall: StallWatch,
 }
 
 impl OutboxRelay {
     /// A relay from `outbox` to `publisher`.
     pub fn new(outbox: Arc<dyn Outbox>, publisher: Arc<dyn Publisher>) -> Self {
-        OutboxRelay { outbox, publisher, options: RelayOptions::default() }
+        Self::assemble(outbox, publisher, RelayOptions::default(), None)
+    }
+
+    fn assemble(
+        outbox: Arc<dyn Outbox>,
+        publisher: Arc<dyn Publisher>,
+        options: RelayOptions,
+        events: Option<Arc<dyn EventStore>>,
+    ) -> Self {
+        let supervisor = Supervisor::new("outbox_relay", options.name.clone());
+        let stall = StallWatch::new(("relay", options.name.clone()), options.poll_interval, options.stall_warning);
+        OutboxRelay { outbox, publisher, options, events, supervisor, stall }
     }
 
     /// Sets the options.
-    pub fn with_options(mut self, options: RelayOptions) -> Self {
-        self.options = options;
-        self.options.batch_size = self.options.batch_size.max(1);
-        self.options.max_attempts = self.options.max_attempts.max(1);
-        self
+    pub fn with_options(self, mut options: RelayOptions) -> Self {
+        options.batch_size = options.batch_size.max(1);
+        options.max_attempts = options.max_attempts.max(1);
+        Self::assemble(self.outbox, self.publisher, options, self.events)
+    }
+
+    /// Also watches `events`' gap-safe read horizon (see [`EventStore::read_stall`]) while
+    /// idle: [`OutboxRelay::status`] reports what holds it, the gauge
+    /// `cqrs_ddd_read_horizon_held_seconds{relay}` how long, and a warning names it after
+    /// [`RelayOptions::stall_warning`]. Useful where the relayed messages follow events
+    /// that readers of all events must see first.
+    pub fn watch_read_horizon(self, events: Arc<dyn EventStore>) -> Self {
+        Self::assemble(self.outbox, self.publisher, self.options, Some(events))
+    }
+
+    /// How [`OutboxRelay::run`] is doing, now (readable from any task while it runs).
+    pub fn health(&self) -> WorkerHealth {
+        self.supervisor.health()
+    }
+
+    /// Every change of [`OutboxRelay::health`], to await.
+    pub fn watch_health(&self) -> tokio::sync::watch::Receiver<WorkerHealth> {
+        self.supervisor.watch()
+    }
+
+    /// Its health, and what holds the read horizon back when it watches one.
+    pub async fn status(&self) -> Result<RelayStatus> {
+        let read_stall = match &self.events {
+            Some(events) => events.read_stall().await?,
+            None => None,
+        };
+        Ok(RelayStatus { health: self.health(), read_stall })
     }
 
     /// Claims one batch and publishes it.
@@ -113,7 +174,8 @@ impl OutboxRelay {
                 }
                 Err(e) => {
                     let failures = row.attempts + 1;
-                    let error = e.to_string();
+                    // A NUL cannot be stored in a text column; keep it visible, escaped.
+                    let error = e.to_string().replace('\0', "\\u0000");
                     self.outbox
                         .mark_failed(id, &error, self.options.backoff(failures), self.options.max_attempts)
                         .await?;
@@ -133,25 +195,33 @@ impl OutboxRelay {
     }
 
     /// Relays until `shutdown` completes, waking on local commits and polling otherwise.
+    ///
+    /// A round that fails with a transient error (see [`Error::is_transient`]: the outbox
+    /// unreachable, a lost connection) is retried after [`RelayOptions::outage_backoff`],
+    /// and [`OutboxRelay::health`] says so; a message that fails to publish is retried on
+    /// its own schedule and never stops the relay. It returns early only with an error
+    /// the outbox does not call transient (such as [`Error::CorruptRow`] for a row that
+    /// cannot be decoded): retrying would fail the same way.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
-        tokio::pin!(shutdown);
-        loop {
-            let report = self.run_once().await?;
-            if report.claimed == self.options.batch_size {
-                continue;
-            }
-            let wake = async {
-                match &self.options.wake {
-                    Some(n) => n.notified().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                () = &mut shutdown => return Ok(()),
-                () = tokio::time::sleep(self.options.poll_interval) => {}
-                () = wake => {}
-            }
+        self.supervisor
+            .run(
+                &self.options.outage_backoff,
+                shutdown,
+                || Box::pin(idle(self.options.poll_interval, self.options.wake.as_deref())),
+                || Box::pin(self.round()),
+            )
+            .await
+    }
+
+    async fn round(&self) -> Result<Pace> {
+        let report = self.run_once().await?;
+        if report.claimed == self.options.batch_size {
+            return Ok(Pace::Busy);
         }
+        if let Some(events) = &self.events {
+            self.stall.check(&**events).await;
+        }
+        Ok(Pace::Idle)
     }
 }
 

@@ -372,6 +372,23 @@ async fn recovery_skips_dispatched_commands_and_fails_the_saga_at_the_maximum() 
 }
 
 #[tokio::test]
+async fn a_saga_that_gives_up_with_nothing_to_compensate_is_failed() {
+    let h = harness();
+    // The first command never gets through: nothing was handled, so nothing is undone.
+    h.log.fail("ReserveStock", 100, true);
+    h.on(OrderPlaced { order: o("1") }).await;
+    for _ in 0..2 {
+        h.clock.advance(Duration::from_secs(600));
+        h.recover().await;
+    }
+    let inst = h.instance("1").await;
+    assert_eq!(inst.status(), SagaStatus::Failed, "{:?}", inst.error());
+    assert!(inst.error().unwrap().contains("gave up after 3 attempts"), "{:?}", inst.error());
+    assert!(inst.commands().iter().all(|c| c.command_type != "ReleaseStock"), "no compensation is queued");
+    assert!(h.log.sent().is_empty());
+}
+
+#[tokio::test]
 async fn recovery_sends_what_a_transient_failure_left_and_completes() {
     let h = harness();
     h.on(OrderPlaced { order: o("1") }).await;

@@ -121,6 +121,7 @@ sqlite_tests! {
     projection_starts_at_beginning_or_head => a_new_projection_starts_at_the_beginning_or_at_the_head();
     racing_projection_workers_apply_each_event_once => racing_workers_apply_each_event_once();
     projection_leases_exclude_and_expire => leases_let_one_worker_run_and_another_take_over();
+    projection_refused_write_goes_through_the_error_policy => a_write_the_read_model_refuses_goes_through_the_error_policy();
     relay_retries_then_buries => the_relay_retries_then_buries_a_failing_message();
     two_relays_never_publish_a_message_twice => two_relays_publish_each_message_once(MESSAGES);
     async_handlers_fed_by_the_relay => async_handlers_are_fed_by_the_relay();

@@ -51,7 +51,9 @@ impl fmt::Display for SagaKey {
 /// `Pending` (created, its first step not yet recorded) → `Running` → `Completed`, or
 /// `Suspended` (waiting for an event, with a timeout) and back to `Running`, or on a
 /// failure `Compensating` → `Compensated` (every compensation sent) or `Failed` (a
-/// compensation failed; the error is recorded).
+/// compensation failed; the error is recorded). A saga that fails with nothing to
+/// compensate (no command of it was handled yet) goes straight to `Failed`, the reason
+/// recorded too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SagaStatus {

@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::{Projection, ProjectionTx};
 use crate::error::{Error, Result};
-use crate::ports::{Cursor, DeadLetter, EventStore, ProjectionStore, StoredEvent};
+use crate::ports::{Cursor, DeadLetter, EventStore, ProjectionStore, ReadStall, StoredEvent};
+use crate::worker::{Backoff, Pace, StallWatch, Supervisor, WorkerHealth, idle};
 
 /// Where a projection without a checkpoint starts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -21,13 +22,22 @@ pub enum StartFrom {
     Head,
 }
 
-/// What a worker does when the projection fails on an event.
+/// What a worker does when the projection fails on an event: when applying it fails,
+/// or when writing what it changed does (a value the read-model store refuses). A batch
+/// whose writes fail is applied again one event per transaction, so the policy acts on
+/// the one event at fault and the events before it are kept.
+///
+/// A failure the store calls transient ([`Error::is_transient`]) while the store cannot
+/// be reached is no event's: the batch is retried later, whatever the policy. While the
+/// store answers, such a failure counts against the event once it has repeated three
+/// times.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ErrorPolicy {
-    /// Stop with the error (the default); the checkpoint stays before the event.
+    /// Stop with [`Error::Projection`] naming the event (the default); the checkpoint
+    /// stays before the event.
     #[default]
     Stop,
-    /// Retry the batch up to `attempts` more times, waiting `backoff` × attempt, then stop.
+    /// Retry the event up to `attempts` more times, waiting `backoff` × attempt, then stop.
     Retry {
         /// Retries after the first failure.
         attempts: u32,
@@ -56,7 +66,7 @@ pub struct WorkerOptions {
     pub poll_interval: Duration,
     /// Where to start without a checkpoint.
     pub start_from: StartFrom,
-    /// What to do when the projection fails.
+    /// What to do when the projection fails on an event.
     pub error_policy: ErrorPolicy,
     /// Partitions by stream: each has its own checkpoint and lease, so several workers
     /// share one projection. Changing it needs a rebuild.
@@ -67,6 +77,12 @@ pub struct WorkerOptions {
     pub owner: String,
     /// Notified after local commits.
     pub wake: Option<Arc<Notify>>,
+    /// How long [`ProjectionWorker::run`] waits before its next round after one failed
+    /// with a transient error (the stores unreachable, a connection lost).
+    pub outage_backoff: Backoff,
+    /// How long the event log's read horizon may be held (see
+    /// [`EventStore::read_stall`]) before the worker logs a warning naming what holds it.
+    pub stall_warning: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -80,6 +96,8 @@ impl Default for WorkerOptions {
             lease_ttl: Duration::from_secs(10),
             owner: format!("worker-{}", crate::domain::new_id().simple()),
             wake: None,
+            outage_backoff: Backoff::default(),
+            stall_warning: Duration::from_secs(30),
         }
     }
 }
@@ -105,6 +123,11 @@ pub struct ProjectionStatus {
     pub lag: u64,
     /// Events given up on.
     pub dead_letters: usize,
+    /// What holds the event log's read horizon back now, if anything: events committed
+    /// after it started stay invisible to the worker until it ends.
+    pub read_stall: Option<ReadStall>,
+    /// How this worker's [`ProjectionWorker::run`] is doing.
+    pub health: WorkerHealth,
 }
 
 /// What one batch did.
@@ -116,26 +139,69 @@ struct Step {
     applied: usize,
 }
 
+/// How an attempt at applying and writing events in one transaction failed.
+enum Attempt<'e> {
+    /// Opening the transaction or prefetching failed: the store's failure, not an event's.
+    Store(Error),
+    /// The projection failed on this event.
+    Apply(&'e StoredEvent, Error),
+    /// Writing the changes, the dead letters or the checkpoint, or the commit, failed.
+    Write(Error),
+    /// Another worker moved the checkpoint first: nothing was applied twice.
+    Lost,
+}
+
+/// The events of a batch the policy gave up on, and the failures of each so far.
+#[derive(Default)]
+struct GivenUp {
+    skipped: HashSet<Uuid>,
+    letters: Vec<DeadLetter>,
+    failures: HashMap<Uuid, u32>,
+}
+
+/// A failure the store calls transient is an event's own only if it repeats this many
+/// times for the event while the store answers in between (a connection that died in
+/// an outage fails once, then the pool replaces it).
+const TRANSIENT_REPEATS: u32 = 3;
+
 /// Runs one projection: catch-up in batches, then tailing, under leases.
 pub struct ProjectionWorker<P> {
     projection: Arc<P>,
     events: Arc<dyn EventStore>,
     store: Arc<dyn ProjectionStore>,
     options: WorkerOptions,
+    supervisor: Supervisor,
+    stall: StallWatch,
 }
 
 impl<P: Projection> ProjectionWorker<P> {
     /// A worker reading `events` and writing through `store`.
     pub fn new(projection: P, events: Arc<dyn EventStore>, store: Arc<dyn ProjectionStore>) -> Self {
-        ProjectionWorker { projection: Arc::new(projection), events, store, options: WorkerOptions::default() }
+        Self::assemble(Arc::new(projection), events, store, WorkerOptions::default())
+    }
+
+    fn assemble(
+        projection: Arc<P>,
+        events: Arc<dyn EventStore>,
+        store: Arc<dyn ProjectionStore>,
+        options: WorkerOptions,
+    ) -> Self {
+        let stall = StallWatch::new(("projection", P::NAME.to_owned()), options.poll_interval, options.stall_warning);
+        ProjectionWorker {
+            projection,
+            events,
+            store,
+            options,
+            supervisor: Supervisor::new("projection", P::NAME),
+            stall,
+        }
     }
 
     /// Sets the options.
-    pub fn with_options(mut self, options: WorkerOptions) -> Self {
-        self.options = options;
-        self.options.partitions = self.options.partitions.max(1);
-        self.options.batch_size = self.options.batch_size.max(1);
-        self
+    pub fn with_options(self, mut options: WorkerOptions) -> Self {
+        options.partitions = options.partitions.max(1);
+        options.batch_size = options.batch_size.max(1);
+        Self::assemble(self.projection, self.events, self.store, options)
     }
 
     /// The options in force.
@@ -143,52 +209,75 @@ impl<P: Projection> ProjectionWorker<P> {
         &self.options
     }
 
+    /// How [`ProjectionWorker::run`] is doing, now (readable from any task while it runs).
+    pub fn health(&self) -> WorkerHealth {
+        self.supervisor.health()
+    }
+
+    /// Every change of [`ProjectionWorker::health`], to await.
+    pub fn watch_health(&self) -> tokio::sync::watch::Receiver<WorkerHealth> {
+        self.supervisor.watch()
+    }
+
     /// Runs until `shutdown` completes: takes the lease of each partition it can, applies
-    /// batches while it holds it, and waits for new events when caught up. An error under
-    /// [`ErrorPolicy::Stop`] ends the run (leases are released first).
+    /// batches while it holds it, and waits for new events when caught up. Leases are
+    /// released when it returns.
+    ///
+    /// A round that fails with a transient error (see [`Error::is_transient`]: a store
+    /// that cannot be reached, a lost connection) is retried after
+    /// [`WorkerOptions::outage_backoff`], and [`ProjectionWorker::health`] says so. It
+    /// returns early only with an error that retrying cannot heal:
+    /// - [`Error::Projection`]: the projection failed on an event (applying it, or
+    ///   writing what it changed) and the error policy is [`ErrorPolicy::Stop`], or
+    ///   [`ErrorPolicy::Retry`] ran out of attempts;
+    /// - an error the store does not call transient while reading events or
+    ///   checkpoints, such as [`Error::CorruptRow`] for a row that cannot be decoded.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
-        tokio::pin!(shutdown);
-        let result = async {
-            loop {
-                let mut worked = false;
-                for partition in 0..self.options.partitions {
-                    worked |= self.drain_with_lease(partition).await?;
-                }
-                self.report_lag().await;
-                if worked {
-                    continue;
-                }
-                let wake = async {
-                    match &self.options.wake {
-                        Some(n) => n.notified().await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    () = &mut shutdown => return Ok(()),
-                    () = tokio::time::sleep(self.options.poll_interval) => {}
-                    () = wake => {}
-                }
-            }
-        }
-        .await;
+        let result = self
+            .supervisor
+            .run(
+                &self.options.outage_backoff,
+                shutdown,
+                || Box::pin(idle(self.options.poll_interval, self.options.wake.as_deref())),
+                || Box::pin(self.round()),
+            )
+            .await;
         for partition in 0..self.options.partitions {
             let _ = self.store.release_lease(P::NAME, partition, &self.options.owner).await;
         }
         result
     }
 
-    /// Applies batches of one partition while this worker holds (and renews) its lease.
-    async fn drain_with_lease(&self, partition: u32) -> Result<bool> {
+    /// Drains every partition whose lease it can take; busy when it applied anything
+    /// (events may have come in meanwhile), idle otherwise.
+    async fn round(&self) -> Result<Pace> {
+        let mut worked = false;
+        let mut short_read = false;
+        for partition in 0..self.options.partitions {
+            let (w, s) = self.drain_with_lease(partition).await?;
+            worked |= w;
+            short_read |= s;
+        }
+        self.report_lag().await;
+        if short_read {
+            self.stall.check(&*self.events).await;
+        }
+        Ok(if worked { Pace::Busy } else { Pace::Idle })
+    }
+
+    /// Applies batches of one partition while this worker holds (and renews) its lease,
+    /// until a read comes back short. Returns whether it read anything and whether the
+    /// last read was short (caught up, or held back by the read horizon).
+    async fn drain_with_lease(&self, partition: u32) -> Result<(bool, bool)> {
         let mut worked = false;
         while self.store.acquire_lease(P::NAME, partition, &self.options.owner, self.options.lease_ttl).await? {
             let step = self.step(partition).await?;
-            if step.read == 0 {
-                break;
+            worked |= step.read > 0;
+            if step.read < self.options.batch_size {
+                return Ok((worked, true));
             }
-            worked = true;
         }
-        Ok(worked)
+        Ok((worked, false))
     }
 
     /// Applies everything up to the head, on every partition, without leases (for tests,
@@ -220,12 +309,12 @@ impl<P: Projection> ProjectionWorker<P> {
         tx.txn().reset_checkpoints(P::NAME).await?;
         tx.finish().await?.commit().await?;
         // A rebuild covers all history, whatever a fresh worker would start from.
-        let worker = ProjectionWorker {
-            projection: self.projection.clone(),
-            events: self.events.clone(),
-            store: self.store.clone(),
-            options: WorkerOptions { start_from: StartFrom::Beginning, ..self.options.clone() },
-        };
+        let worker = Self::assemble(
+            self.projection.clone(),
+            self.events.clone(),
+            self.store.clone(),
+            WorkerOptions { start_from: StartFrom::Beginning, ..self.options.clone() },
+        );
         worker.catch_up_with(progress).await
     }
 
@@ -253,30 +342,39 @@ impl<P: Projection> ProjectionWorker<P> {
         self.store.remove_dead_letter(P::NAME, event_id).await
     }
 
-    /// Checkpoints, head, lag and dead letters.
+    /// Checkpoints, head, lag, dead letters, what holds the read horizon back, and the
+    /// health of [`ProjectionWorker::run`].
     pub async fn status(&self) -> Result<ProjectionStatus> {
-        let mut checkpoints = Vec::new();
-        for partition in 0..self.options.partitions {
-            checkpoints.push(self.store.checkpoint(P::NAME, partition).await?);
-        }
-        let head = self.events.head().await?;
-        let slowest = checkpoints.iter().map(|c| c.map_or(0, |c| c.position)).min().unwrap_or(0);
+        let (checkpoints, head, lag) = self.positions().await?;
         Ok(ProjectionStatus {
             name: P::NAME,
             checkpoints,
             head,
-            lag: head.position.saturating_sub(slowest),
+            lag,
             dead_letters: self.store.dead_letters(P::NAME).await?.len(),
+            read_stall: self.events.read_stall().await?,
+            health: self.health(),
         })
     }
 
     /// Events between the slowest checkpoint and the head; also set as the
     /// `cqrs_ddd_projection_lag` gauge.
     pub async fn lag(&self) -> Result<u64> {
-        let lag = self.status().await?.lag;
+        let (_, _, lag) = self.positions().await?;
         #[allow(clippy::cast_precision_loss)] // a gauge
         metrics::gauge!("cqrs_ddd_projection_lag", "projection" => P::NAME).set(lag as f64);
         Ok(lag)
+    }
+
+    /// The checkpoints, the head, and the lag between the slowest and the head.
+    async fn positions(&self) -> Result<(Vec<Option<Cursor>>, Cursor, u64)> {
+        let mut checkpoints = Vec::new();
+        for partition in 0..self.options.partitions {
+            checkpoints.push(self.store.checkpoint(P::NAME, partition).await?);
+        }
+        let head = self.events.head().await?;
+        let slowest = checkpoints.iter().map(|c| c.map_or(0, |c| c.position)).min().unwrap_or(0);
+        Ok((checkpoints, head, head.position.saturating_sub(slowest)))
     }
 
     async fn report_lag(&self) {
@@ -289,7 +387,9 @@ impl<P: Projection> ProjectionWorker<P> {
         partition_of(event, self.options.partitions)
     }
 
-    /// One batch of one partition, in one transaction with its checkpoint.
+    /// One batch of one partition, in one transaction with its checkpoint. When writing
+    /// the batch fails, it is applied again one event per transaction, to find the event
+    /// whose writes fail and hand it to the error policy.
     async fn step(&self, partition: u32) -> Result<Step> {
         let expected = self.store.checkpoint(P::NAME, partition).await?;
         let from = match (expected, self.options.start_from) {
@@ -310,121 +410,204 @@ impl<P: Projection> ProjectionWorker<P> {
             .iter()
             .filter(|e| P::EVENT_TYPES.contains(&e.event_type.as_str()) && self.in_partition(e) == partition)
             .collect();
+        let lost = |applied| {
+            tracing::info!(projection = P::NAME, partition, "another worker applied this batch");
+            Ok(Step { read: batch.len(), applied })
+        };
 
-        let mut skipped: HashSet<Uuid> = HashSet::new();
-        let mut letters: Vec<DeadLetter> = Vec::new();
-        let mut failures: HashMap<Uuid, u32> = HashMap::new();
-        // Stream ids per tenant: documents keyed by stream id are kept per tenant.
-        let mut streams: HashMap<Option<&str>, Vec<String>> = HashMap::new();
-        for e in &mine {
-            streams.entry(e.stream.tenant_id.as_deref()).or_default().push(e.stream.stream_id.clone());
-        }
-        for ids in streams.values_mut() {
-            ids.sort_unstable();
-            ids.dedup();
-        }
+        let mut given_up = GivenUp::default();
         loop {
-            let mut tx = ProjectionTx::new(self.store.begin().await?);
-            for collection in P::PREFETCH {
-                for (tenant, ids) in &streams {
-                    tx.set_tenant(*tenant);
-                    tx.prefetch(collection, ids.clone()).await?;
-                }
-            }
-            let mut failed = None;
-            for e in mine.iter().filter(|e| !skipped.contains(&e.event_id)) {
-                if let Err(err) = super::apply_in(&*self.projection, e, &mut tx).await {
-                    failed = Some((*e, err));
+            let todo: Vec<&StoredEvent> =
+                mine.iter().copied().filter(|e| !given_up.skipped.contains(&e.event_id)).collect();
+            match self.attempt(&todo, given_up.letters.clone(), partition, expected, to).await {
+                Ok(()) => return Ok(Step { read: batch.len(), applied: todo.len() }),
+                Err(Attempt::Lost) => return lost(0),
+                Err(Attempt::Store(e)) => return Err(e),
+                Err(Attempt::Apply(event, e)) => self.failed_on(event, e, &mut given_up).await?,
+                Err(Attempt::Write(e)) => {
+                    if e.is_transient() && !self.store_answers().await {
+                        return Err(e);
+                    }
+                    tracing::info!(
+                        projection = P::NAME, partition, error = %e,
+                        "writing a batch failed; applying it one event per transaction to find the event at fault"
+                    );
                     break;
                 }
             }
-            let Some((event, err)) = failed else {
-                // The checkpoint moves only from where this worker found it: a store
-                // reports a race at the flush, the move or the commit.
-                return match self.finish_batch(tx, letters, partition, expected, to).await {
-                    Ok(()) => Ok(Step { read: batch.len(), applied: mine.len() - skipped.len() }),
-                    // Another worker moved the checkpoint: nothing was applied twice.
-                    Err(Error::Conflict { .. }) => {
-                        tracing::info!(projection = P::NAME, partition, "another worker applied this batch");
-                        Ok(Step { read: batch.len(), applied: 0 })
+        }
+
+        // One event per transaction, each moving the checkpoint past itself.
+        let mut at = expected;
+        let mut applied = 0;
+        for &event in &mine {
+            loop {
+                if let Some(i) = given_up.letters.iter().position(|l| l.event_id == event.event_id) {
+                    let letter = given_up.letters.swap_remove(i);
+                    match self.attempt(&[], vec![letter], partition, at, event.cursor()).await {
+                        Ok(()) => at = Some(event.cursor()),
+                        Err(Attempt::Lost) => return lost(applied),
+                        Err(Attempt::Store(e) | Attempt::Write(e) | Attempt::Apply(_, e)) => return Err(e),
                     }
-                    Err(e) => Err(e),
-                };
-            };
-            tx.abandon().rollback().await?;
-            let failures = failures.entry(event.event_id).or_insert(0);
-            *failures += 1;
-            let reason = err.to_string();
-            let error = || Error::Projection {
-                projection: P::NAME,
-                stream: event.stream.to_string(),
-                version: event.version,
-                event_type: event.event_type.clone(),
-                reason: reason.clone(),
-            };
-            metrics::counter!("cqrs_ddd_projection_failures_total", "projection" => P::NAME).increment(1);
-            match self.options.error_policy {
-                ErrorPolicy::Skip => {
-                    tracing::warn!(projection = P::NAME, event = %event.event_id, error = %reason, "skipping an event the projection failed on");
-                    skipped.insert(event.event_id);
                 }
-                ErrorPolicy::Retry { attempts, backoff } | ErrorPolicy::RetryThenDeadLetter { attempts, backoff }
-                    if *failures <= attempts =>
-                {
-                    tokio::time::sleep(backoff.saturating_mul(*failures)).await;
+                if given_up.skipped.contains(&event.event_id) {
+                    break;
                 }
-                ErrorPolicy::Stop | ErrorPolicy::Retry { .. } => return Err(error()),
-                ErrorPolicy::RetryThenDeadLetter { .. } => {
-                    tracing::warn!(projection = P::NAME, event = %event.event_id, error = %reason, "dead-lettering an event");
-                    skipped.insert(event.event_id);
-                    letters.push(DeadLetter {
-                        projection: P::NAME.to_owned(),
-                        event_id: event.event_id,
-                        position: event.position,
-                        commit: event.commit,
-                        stream: event.stream.clone(),
-                        version: event.version,
-                        event_type: event.event_type.clone(),
-                        error: reason,
-                        failed_at: Utc::now(),
-                    });
+                match self.attempt(&[event], Vec::new(), partition, at, event.cursor()).await {
+                    Ok(()) => {
+                        at = Some(event.cursor());
+                        applied += 1;
+                        break;
+                    }
+                    Err(Attempt::Lost) => return lost(applied),
+                    Err(Attempt::Store(e)) => return Err(e),
+                    Err(Attempt::Apply(_, e) | Attempt::Write(e)) => self.failed_on(event, e, &mut given_up).await?,
                 }
             }
         }
+        if at == Some(to) {
+            return Ok(Step { read: batch.len(), applied });
+        }
+        // The rest of the batch holds no event of this partition's projection.
+        match self.attempt(&[], Vec::new(), partition, at, to).await {
+            Ok(()) => Ok(Step { read: batch.len(), applied }),
+            Err(Attempt::Lost) => lost(applied),
+            Err(Attempt::Store(e) | Attempt::Write(e) | Attempt::Apply(_, e)) => Err(e),
+        }
     }
-}
 
-impl<P: Projection> ProjectionWorker<P> {
-    /// Flushes the read model, records dead letters, moves the checkpoint and commits;
-    /// rolls back if any of it fails.
-    async fn finish_batch(
+    /// Applies `events` in one transaction, then writes their documents and `letters` and
+    /// moves the checkpoint from `expected` to `to`; rolls back if any of it fails.
+    async fn attempt<'e>(
         &self,
-        tx: ProjectionTx,
+        events: &[&'e StoredEvent],
         letters: Vec<DeadLetter>,
         partition: u32,
         expected: Option<Cursor>,
         to: Cursor,
-    ) -> Result<()> {
-        let mut tx = tx;
-        let flushed = tx.flush().await;
-        let mut txn = tx.abandon();
-        let written = async {
-            flushed?;
-            for letter in letters {
-                txn.dead_letter(letter).await?;
+    ) -> Result<(), Attempt<'e>> {
+        let mut tx = ProjectionTx::new(self.store.begin().await.map_err(Attempt::Store)?);
+        let mut applied = async {
+            if !P::PREFETCH.is_empty() {
+                // Stream ids per tenant: documents keyed by stream id are kept per tenant.
+                let mut streams: HashMap<Option<&str>, Vec<String>> = HashMap::new();
+                for e in events {
+                    streams.entry(e.stream.tenant_id.as_deref()).or_default().push(e.stream.stream_id.clone());
+                }
+                for (tenant, ids) in &mut streams {
+                    ids.sort_unstable();
+                    ids.dedup();
+                    tx.set_tenant(*tenant);
+                    for collection in P::PREFETCH {
+                        tx.prefetch(collection, ids.clone()).await.map_err(Attempt::Store)?;
+                    }
+                }
             }
-            txn.save_checkpoint(P::NAME, partition, expected, to).await
+            for &event in events {
+                super::apply_in(&*self.projection, event, &mut tx).await.map_err(|e| Attempt::Apply(event, e))?;
+            }
+            Ok(())
         }
         .await;
-        match written {
-            Ok(()) => txn.commit().await,
-            Err(e) => {
+        if applied.is_ok() {
+            applied = tx.flush().await.map_err(Attempt::Write);
+        }
+        let mut txn = tx.abandon();
+        let written = async {
+            applied?;
+            for letter in letters {
+                txn.dead_letter(letter).await.map_err(Attempt::Write)?;
+            }
+            // The checkpoint moves only from where this worker found it: a store reports
+            // a race at the flush, the move or the commit.
+            txn.save_checkpoint(P::NAME, partition, expected, to).await.map_err(Attempt::Write)
+        }
+        .await;
+        let outcome = match written {
+            Ok(()) => txn.commit().await.map_err(Attempt::Write),
+            Err(failure) => {
                 if let Err(rollback) = txn.rollback().await {
-                    tracing::warn!(projection = P::NAME, error = %rollback, "rollback failed");
+                    tracing::debug!(projection = P::NAME, error = %rollback, "rollback failed");
                 }
-                Err(e)
+                Err(failure)
+            }
+        };
+        outcome.map_err(|failure| match failure {
+            Attempt::Write(Error::Conflict { .. }) => Attempt::Lost,
+            other => other,
+        })
+    }
+
+    /// Whether the projection store answers (a transaction opens and rolls back).
+    async fn store_answers(&self) -> bool {
+        match self.store.begin().await {
+            Ok(tx) => tx.rollback().await.is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Decides whose failure `error` on `event` is. The store's (it is transient and the
+    /// store does not answer) is returned, for the caller to retry the batch later; the
+    /// event's goes to the error policy, which retries, gives the event up (recorded in
+    /// `given_up`), or stops with [`Error::Projection`] naming the event.
+    async fn failed_on(&self, event: &StoredEvent, error: Error, given_up: &mut GivenUp) -> Result<()> {
+        if error.is_transient() && !self.store_answers().await {
+            return Err(error);
+        }
+        let failures = given_up.failures.entry(event.event_id).or_insert(0);
+        *failures += 1;
+        let failures = *failures;
+        if error.is_transient() && failures < TRANSIENT_REPEATS {
+            tracing::debug!(projection = P::NAME, event = %event.event_id, error = %error, "retrying an event after a transient failure");
+            tokio::time::sleep(self.options.outage_backoff.delay(failures)).await;
+            return Ok(());
+        }
+        metrics::counter!("cqrs_ddd_projection_failures_total", "projection" => P::NAME).increment(1);
+        let reason = error.to_string();
+        let named = || {
+            format!(
+                "event `{}` {} (version {} of `{}`, position {})",
+                event.event_type, event.event_id, event.version, event.stream, event.position
+            )
+        };
+        match self.options.error_policy {
+            ErrorPolicy::Skip => {
+                tracing::warn!(projection = P::NAME, event = %named(), error = %reason, "skipping an event the projection failed on");
+                given_up.skipped.insert(event.event_id);
+            }
+            ErrorPolicy::Retry { attempts, backoff } | ErrorPolicy::RetryThenDeadLetter { attempts, backoff }
+                if failures <= attempts =>
+            {
+                tokio::time::sleep(backoff.saturating_mul(failures)).await;
+            }
+            ErrorPolicy::Stop | ErrorPolicy::Retry { .. } => {
+                return Err(Error::Projection {
+                    projection: P::NAME,
+                    stream: event.stream.to_string(),
+                    version: event.version,
+                    position: event.position,
+                    event_type: event.event_type.clone(),
+                    reason,
+                });
+            }
+            ErrorPolicy::RetryThenDeadLetter { .. } => {
+                tracing::warn!(projection = P::NAME, event = %named(), error = %reason, "dead-lettering an event");
+                given_up.skipped.insert(event.event_id);
+                given_up.letters.push(DeadLetter {
+                    projection: P::NAME.to_owned(),
+                    event_id: event.event_id,
+                    position: event.position,
+                    commit: event.commit,
+                    stream: event.stream.clone(),
+                    version: event.version,
+                    event_type: event.event_type.clone(),
+                    // A NUL cannot be stored in a text column; keep it visible, escaped.
+                    error: reason.replace('\0', "\\u0000"),
+                    failed_at: Utc::now(),
+                });
             }
         }
+        Ok(())
     }
 }
 

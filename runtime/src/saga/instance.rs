@@ -392,7 +392,8 @@ impl SagaInstance {
     }
 
     /// Starts compensating: unsent actions are dropped, the compensation stack is queued
-    /// last-first. With nothing to undo the instance is compensated at once.
+    /// last-first. With nothing to undo the instance is `Failed` at once (there is
+    /// nothing for `Compensated` to say was undone).
     pub(crate) fn fail(&mut self, reason: String, fx: &mut Effects) {
         if matches!(self.status, SagaStatus::Compensating) || self.status.is_finished() {
             return;
@@ -416,7 +417,8 @@ impl SagaInstance {
         self.body.complete_when_sent = false;
         self.body.retries = 0;
         self.body.next_attempt_at = None;
-        self.status = SagaStatus::Compensating;
+        let undoing = self.body.commands.iter().any(|c| !c.dispatched && c.kind.undoes());
+        self.status = if undoing { SagaStatus::Compensating } else { SagaStatus::Failed };
         self.settle();
     }
 
@@ -465,13 +467,16 @@ impl SagaInstance {
     }
 
     /// An action was handled while (in another process) the saga failed and dropped it
-    /// from its queue: what undoes it is sent too.
+    /// from its queue: what undoes it is sent too. A saga that failed on a compensation
+    /// keeps that status: the undo waits in its queue for a manual retry.
     fn sent_after_failure(&mut self, sent: &SagaCommand) {
         if sent.kind != CommandKind::Action
-            || !matches!(self.status, SagaStatus::Compensating | SagaStatus::Compensated)
+            || !matches!(self.status, SagaStatus::Compensating | SagaStatus::Compensated | SagaStatus::Failed)
         {
             return;
         }
+        let failed_compensation =
+            self.status == SagaStatus::Failed && self.body.commands.iter().any(|c| !c.dispatched && c.kind.undoes());
         let undo = match &sent.undo {
             Some(StoredUndo::Compensate { command_type, payload }) => {
                 ((command_type.clone(), payload.clone()), CommandKind::Compensation)
@@ -480,7 +485,9 @@ impl SagaInstance {
             None => return,
         };
         self.queue_raw(&sent.step, undo.0, undo.1);
-        self.status = SagaStatus::Compensating;
+        if !failed_compensation {
+            self.status = SagaStatus::Compensating;
+        }
     }
 
     /// Every command of the group was handled: the retry count starts over.
@@ -600,7 +607,7 @@ mod tests {
         let (mut inst, action) = running_with_unsent_action();
         let mut fx = Effects::default();
         inst.fail("failed in another process".to_owned(), &mut fx);
-        assert_eq!(inst.status(), SagaStatus::Compensated, "nothing was sent yet, so nothing to undo");
+        assert_eq!(inst.status(), SagaStatus::Failed, "nothing was sent yet, so nothing to undo");
         inst.dispatched(&action, Utc::now(), &mut fx);
         assert_eq!(inst.status(), SagaStatus::Compensating);
         let queued = inst.next_group();

@@ -105,8 +105,9 @@
 //!   twice.
 //! - A command rejected by its handler fails the saga; a transient failure (store
 //!   down, conflicts) is retried with backoff and fails the saga after
-//!   [`SagaOptions::max_retries`]. Failing sends the compensation stack last-first; a
-//!   failing compensation leaves the saga failed with the error recorded.
+//!   [`SagaOptions::max_retries`]. Failing sends the compensation stack last-first and
+//!   ends compensated; a failing compensation leaves the saga failed with the error
+//!   recorded, and so does failing with nothing to compensate.
 //! - Suspension timeouts and TCC deadlines are scheduled commands (see
 //!   [`crate::scheduling`]), fired by [`SagaRecovery`] (or a `Scheduler`).
 //! - [`SagaManager`] (`mediator.sagas()`) reads instances, lists active ones, retries a

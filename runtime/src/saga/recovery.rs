@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::cqrs::Mediator;
 use crate::error::Result;
 use crate::scheduling::{Scheduler, SchedulerOptions};
+use crate::worker::{Backoff, Pace, Supervisor, WorkerHealth};
 
 /// What one recovery round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,13 +30,39 @@ pub struct SagaRecovery {
     scheduler: Scheduler,
     batch_size: usize,
     poll_interval: Duration,
+    outage_backoff: Backoff,
+    supervisor: Supervisor,
 }
 
 impl SagaRecovery {
     /// A recovery worker with default options.
     pub fn new(mediator: Mediator) -> Self {
         let scheduler = Scheduler::with_options(mediator.clone(), SchedulerOptions::default());
-        SagaRecovery { mediator, scheduler, batch_size: 100, poll_interval: Duration::from_secs(1) }
+        SagaRecovery {
+            mediator,
+            scheduler,
+            batch_size: 100,
+            poll_interval: Duration::from_secs(1),
+            outage_backoff: Backoff::default(),
+            supervisor: Supervisor::new("saga_recovery", "saga-recovery"),
+        }
+    }
+
+    /// Sets how long [`SagaRecovery::run`] waits before its next round after one failed
+    /// with a transient error (the stores unreachable, a connection lost).
+    pub fn outage_backoff(mut self, backoff: Backoff) -> Self {
+        self.outage_backoff = backoff;
+        self
+    }
+
+    /// How [`SagaRecovery::run`] is doing, now (readable from any task while it runs).
+    pub fn health(&self) -> WorkerHealth {
+        self.supervisor.health()
+    }
+
+    /// Every change of [`SagaRecovery::health`], to await.
+    pub fn watch_health(&self) -> tokio::sync::watch::Receiver<WorkerHealth> {
+        self.supervisor.watch()
     }
 
     /// Sets the sleep between rounds that found nothing.
@@ -67,23 +94,27 @@ impl SagaRecovery {
     }
 
     /// Runs rounds until `shutdown` resolves.
+    ///
+    /// A round that fails with a transient error (see [`crate::Error::is_transient`]: a
+    /// store unreachable, a lost connection) is retried after the
+    /// [`SagaRecovery::outage_backoff`], and [`SagaRecovery::health`] says so; a saga that
+    /// cannot be resumed is logged and tried again in a later round. It returns early only
+    /// with an error the stores do not call transient (such as
+    /// [`crate::Error::CorruptRow`] for a row that cannot be decoded).
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            let busy = match self.run_once().await {
-                Ok(r) => r.resumed + r.scheduled > 0,
-                Err(e) => {
-                    tracing::warn!(error = %e, "saga recovery round failed");
-                    false
-                }
-            };
-            if busy {
-                continue;
-            }
-            tokio::select! {
-                () = &mut shutdown => return Ok(()),
-                () = tokio::time::sleep(self.poll_interval) => {}
-            }
-        }
+        let poll = self.poll_interval;
+        self.supervisor
+            .run(
+                &self.outage_backoff,
+                shutdown,
+                || Box::pin(tokio::time::sleep(poll)),
+                || {
+                    Box::pin(async {
+                        let r = self.run_once().await?;
+                        Ok(if r.resumed + r.scheduled > 0 { Pace::Busy } else { Pace::Idle })
+                    })
+                },
+            )
+            .await
     }
 }

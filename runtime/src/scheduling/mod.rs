@@ -32,6 +32,7 @@ use crate::domain::{Metadata, new_id};
 use crate::error::{Error, Result};
 use crate::ports::ScheduledCommand;
 use crate::saga::DEADLINE_COMMAND;
+use crate::worker::{Backoff, Pace, Supervisor, WorkerHealth};
 
 /// `now + by`, saturating at the end of time instead of overflowing.
 pub(crate) fn after(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
@@ -122,6 +123,10 @@ pub struct SchedulerOptions {
     pub backoff: Duration,
     /// Longest delay between attempts.
     pub max_backoff: Duration,
+    /// How long [`Scheduler::run`] waits before its next round after one failed with a
+    /// transient error (the schedule store unreachable, a connection lost). Not to be
+    /// confused with `backoff`, which spaces the attempts at sending one command.
+    pub outage_backoff: Backoff,
 }
 
 impl Default for SchedulerOptions {
@@ -134,6 +139,7 @@ impl Default for SchedulerOptions {
             max_attempts: 10,
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(600),
+            outage_backoff: Backoff::default(),
         }
     }
 }
@@ -153,6 +159,7 @@ pub struct SchedulerReport {
 pub struct Scheduler {
     mediator: Mediator,
     options: SchedulerOptions,
+    supervisor: Supervisor,
 }
 
 impl Scheduler {
@@ -163,7 +170,18 @@ impl Scheduler {
 
     /// A scheduler with the given options.
     pub fn with_options(mediator: Mediator, options: SchedulerOptions) -> Self {
-        Scheduler { mediator, options }
+        let supervisor = Supervisor::new("scheduler", options.worker.clone());
+        Scheduler { mediator, options, supervisor }
+    }
+
+    /// How [`Scheduler::run`] is doing, now (readable from any task while it runs).
+    pub fn health(&self) -> WorkerHealth {
+        self.supervisor.health()
+    }
+
+    /// Every change of [`Scheduler::health`], to await.
+    pub fn watch_health(&self) -> tokio::sync::watch::Receiver<WorkerHealth> {
+        self.supervisor.watch()
     }
 
     /// Claims and sends what is due now, once.
@@ -181,7 +199,7 @@ impl Scheduler {
                 }
                 Err(e) if cmd.attempts + 1 >= o.max_attempts => {
                     tracing::error!(command = %cmd.command_type, id = %cmd.id, attempts = cmd.attempts + 1, error = %e, "scheduled command failed for the last time; it is dead");
-                    store.mark_dead(cmd.metadata.tenant_id.as_deref(), cmd.id, &e.to_string()).await?;
+                    store.mark_dead(cmd.metadata.tenant_id.as_deref(), cmd.id, &storable(&e)).await?;
                     report.dead += 1;
                 }
                 Err(e) => {
@@ -193,7 +211,7 @@ impl Scheduler {
                         tracing::warn!(command = %cmd.command_type, id = %cmd.id, error = %e, ?delay, "scheduled command failed; retrying later");
                     }
                     let due = crate::scheduling::after(self.mediator.clock().now(), delay);
-                    store.retry_later(cmd.metadata.tenant_id.as_deref(), cmd.id, &e.to_string(), due).await?;
+                    store.retry_later(cmd.metadata.tenant_id.as_deref(), cmd.id, &storable(&e), due).await?;
                     report.retried += 1;
                 }
             }
@@ -216,25 +234,35 @@ impl Scheduler {
 
     /// Runs rounds until `shutdown` resolves; a round that found work is followed at
     /// once by the next.
+    ///
+    /// A round that fails with a transient error (see [`Error::is_transient`]: the store
+    /// unreachable, a lost connection) is retried after
+    /// [`SchedulerOptions::outage_backoff`], and [`Scheduler::health`] says so; a command
+    /// that fails to send is retried on its own schedule and never stops the scheduler.
+    /// It returns early only with an error the store does not call transient (such as
+    /// [`Error::CorruptRow`] for a row that cannot be decoded): retrying would fail the
+    /// same way.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            let busy = match self.run_once().await {
-                Ok(r) => r.sent + r.retried + r.dead > 0,
-                Err(e) => {
-                    tracing::warn!(error = %e, "scheduler round failed");
-                    false
-                }
-            };
-            if busy {
-                continue;
-            }
-            tokio::select! {
-                () = &mut shutdown => return Ok(()),
-                () = tokio::time::sleep(self.options.poll_interval) => {}
-            }
-        }
+        let poll = self.options.poll_interval;
+        self.supervisor
+            .run(
+                &self.options.outage_backoff,
+                shutdown,
+                || Box::pin(tokio::time::sleep(poll)),
+                || {
+                    Box::pin(async {
+                        let r = self.run_once().await?;
+                        Ok(if r.sent + r.retried + r.dead > 0 { Pace::Busy } else { Pace::Idle })
+                    })
+                },
+            )
+            .await
     }
+}
+
+/// An error's text as a text column can keep it (a NUL escaped).
+fn storable(error: &Error) -> String {
+    error.to_string().replace('\0', "\\u0000")
 }
 
 /// The key a scheduled command is sent with: its id mixed with when it was scheduled,

@@ -4,6 +4,7 @@
 pub mod domain;
 pub mod mem;
 pub mod projections;
+pub mod proxy;
 pub mod saga_engine;
 pub mod sagas;
 pub mod tenancy;
@@ -71,6 +72,15 @@ pub async fn visible(store: &impl EventStore, n: usize) {
             panic!("readers see {seen} of {n} events after 60 s; horizon held by {stall:?}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls `check` every 10 ms until it holds; fails naming `what` after `within`.
+pub async fn eventually<F: Future<Output = bool>>(what: &str, within: Duration, mut check: impl FnMut() -> F) {
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < within, "timed out after {within:?} waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

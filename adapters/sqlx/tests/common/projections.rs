@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_ddd::outbox::{InProcessPublisher, OutboxRelay, RelayOptions};
-use cqrs_ddd::ports::{EventStore, Outbox, OutboxMessage, ProjectionStore, Publisher, async_trait};
+use cqrs_ddd::ports::{Cursor, EventStore, Outbox, OutboxMessage, ProjectionStore, Publisher, async_trait};
 use cqrs_ddd::prelude::*;
-use cqrs_ddd::projection::{ProjectionWorker, StartFrom, WorkerOptions};
+use cqrs_ddd::projection::{ErrorPolicy, ProjectionWorker, StartFrom, WorkerOptions};
 use parking_lot::Mutex;
 
 use super::domain::*;
-use super::{TestDb, app, visible};
+use super::{TestDb, app, db_now_expr, db_uuid_expr, visible};
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Balance {
@@ -49,7 +49,7 @@ fn worker<S: EventStore + ProjectionStore + Clone>(store: &S) -> ProjectionWorke
     ProjectionWorker::new(Balances, Arc::new(store.clone()), Arc::new(store.clone()))
 }
 
-async fn balance(store: &impl ProjectionStore, id: &str) -> Option<Balance> {
+pub async fn balance(store: &impl ProjectionStore, id: &str) -> Option<Balance> {
     let doc = store.document("balances", id).await.unwrap()?;
     Some(serde_json::from_str(&doc.json).unwrap())
 }
@@ -138,6 +138,89 @@ pub async fn leases_let_one_worker_run_and_another_take_over(db: &impl TestDb) {
     assert!(!store.acquire_lease("balances", 0, "a", ttl).await.unwrap());
     store.release_lease("balances", 0, "b").await.unwrap();
     assert!(store.acquire_lease("balances", 0, "a", ttl).await.unwrap(), "a released lease is free at once");
+}
+
+/// An event already in the log whose payload holds a `\u0000` escape (`events.payload`
+/// keeps JSON as written): the document the projection writes from it is refused by
+/// PostgreSQL's `jsonb`, while SQLite may store it. A refused write goes through the
+/// error policy like a failing `apply`, naming the event: Stop keeps what came before it
+/// and stops there, Skip and RetryThenDeadLetter go on without it.
+pub async fn a_write_the_read_model_refuses_goes_through_the_error_policy<D: TestDb>(db: &D) {
+    let store = db.store().await;
+    let app = app(store.clone()).build().unwrap();
+    app.send(Open { account: "a".into(), owner: "ann".into() }).await.unwrap();
+    app.send(Deposit { account: "a".into(), amount: 5 }).await.unwrap();
+    db.exec(&format!(
+        "INSERT INTO {{t}}events (stream_type, stream_id, version, event_id, event_type, schema_version, payload, \
+         occurred_at) VALUES ('Account', 'p', 1, {uuid}, 'Opened', 1, '{{\"owner\":\"nul\\u0000here\"}}', {now})",
+        uuid = db_uuid_expr(db),
+        now = db_now_expr(db),
+    ))
+    .await;
+    app.send(Deposit { account: "p".into(), amount: 1 }).await.unwrap();
+    app.send(Open { account: "b".into(), owner: "bob".into() }).await.unwrap();
+    app.send(Deposit { account: "b".into(), amount: 7 }).await.unwrap();
+    let log = store.read_all(Cursor::START, 100).await.unwrap();
+    assert_eq!(log.len(), 6);
+    let at = log.iter().position(|e| e.stream.stream_id == "p" && e.version == 1).unwrap();
+    let poison = &log[at];
+    let before = log[at - 1].cursor();
+    let refuses = !D::SQLITE;
+
+    let fresh = || async {
+        db.exec("DELETE FROM {t}checkpoints; DELETE FROM {t}documents; DELETE FROM {t}dead_letters").await;
+    };
+    let worker = |policy| {
+        worker(&store).with_options(WorkerOptions {
+            error_policy: policy,
+            outage_backoff: cqrs_ddd::Backoff::new(Duration::from_millis(5), Duration::from_millis(50)),
+            ..WorkerOptions::default()
+        })
+    };
+    let names_it = |stream: &str, version, position, event_type: &str| {
+        (stream, version, position, event_type) == ("Account/p", 1, poison.position, "Opened")
+    };
+
+    // Stop: the events before it are kept, the checkpoint stays before it.
+    let stop = worker(ErrorPolicy::Stop);
+    match stop.catch_up().await {
+        Err(Error::Projection { stream, version, position, event_type, reason, .. }) => {
+            assert!(names_it(&stream, version, position, &event_type), "{stream} v{version} @{position}: {reason}");
+            assert_eq!(balance(&store, "a").await, Some(Balance { owner: "ann".into(), balance: 5 }));
+            assert_eq!(balance(&store, "b").await, None);
+            assert_eq!(stop.status().await.unwrap().checkpoints[0], Some(before));
+        }
+        Err(other) => panic!("not a projection error naming the event: {other}"),
+        Ok(applied) => assert!(!refuses && applied == 6, "the refused write went unnoticed ({applied} applied)"),
+    }
+
+    // Skip and RetryThenDeadLetter: later events are applied.
+    for policy in [ErrorPolicy::Skip, ErrorPolicy::RetryThenDeadLetter { attempts: 1, backoff: Duration::ZERO }] {
+        fresh().await;
+        let w = worker(policy);
+        let applied = w.catch_up().await.unwrap_or_else(|e| panic!("{policy:?}: {e}"));
+        if refuses {
+            assert_eq!(applied, 5, "{policy:?}: all but the refused event");
+        } else {
+            assert!(applied >= 5, "{policy:?}: {applied} applied");
+        }
+        assert_eq!(balance(&store, "a").await, Some(Balance { owner: "ann".into(), balance: 5 }), "{policy:?}");
+        assert_eq!(balance(&store, "b").await, Some(Balance { owner: "bob".into(), balance: 7 }), "{policy:?}");
+        assert_eq!(balance(&store, "p").await.map(|b| b.balance), Some(1), "{policy:?}");
+        let status = w.status().await.unwrap();
+        assert_eq!((status.lag, status.checkpoints[0]), (0, Some(log[5].cursor())), "{policy:?}");
+        let letters = store.dead_letters("balances").await.unwrap();
+        match policy {
+            ErrorPolicy::Skip => assert!(letters.is_empty()),
+            _ if refuses || !letters.is_empty() => {
+                assert_eq!(letters.len(), 1, "{letters:?}");
+                let l = &letters[0];
+                assert!(names_it(&l.stream.to_string(), l.version, l.position, &l.event_type), "{l:?}");
+                assert_eq!(l.event_id, poison.event_id);
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Fails on given topics a number of times, records what it published.

@@ -1,0 +1,398 @@
+//! What every long-running loop shares ([`ProjectionWorker`](crate::ProjectionWorker),
+//! [`OutboxRelay`](crate::OutboxRelay), [`Scheduler`](crate::scheduling::Scheduler),
+//! [`SagaRecovery`](crate::saga::SagaRecovery)): it survives transient failures, waiting a
+//! [`Backoff`] between attempts, and reports a [`WorkerHealth`] that another task can read
+//! at any time while `run` goes on.
+//!
+//! A round that fails with an error [`Error::is_transient`] calls transient (a store that
+//! cannot be reached, a dropped connection, a conflict) is logged at `warn`, counted in
+//! `cqrs_ddd_worker_retries_total{worker, name}`, and tried again after the backoff; the
+//! health says [`WorkerState::Retrying`] since the first failure of the streak, with the
+//! last error and the number of consecutive failures, until a round succeeds. Any other
+//! error ends `run` with that error (health [`WorkerState::Failed`]): it would fail the
+//! same way on every retry. Each loop's docs list those errors.
+//!
+//! Every loop also watches the event log's gap-safe read horizon when it reads events
+//! (see [`EventStore::read_stall`]): checked only while it is idle or its last read came
+//! back short, at most once per poll interval, published as the gauge
+//! `cqrs_ddd_read_horizon_held_seconds`, and logged at `warn` once it has been held
+//! longer than the loop's `stall_warning`.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tokio::sync::{Notify, watch};
+
+use crate::error::{Error, Result};
+use crate::ports::{EventStore, ReadStall};
+
+/// How long a loop waits after consecutive transient failures: `initial`, doubled per
+/// further failure up to `max`, less a random part of up to `jitter` of it (so workers
+/// that failed together do not all come back at the same instant).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    /// The wait after the first failure.
+    pub initial: Duration,
+    /// The longest wait.
+    pub max: Duration,
+    /// The part of each wait (0.0 to 1.0) that is taken off at random; 0 waits exactly.
+    pub jitter: f64,
+}
+
+impl Default for Backoff {
+    /// 100 ms, doubling up to 30 s, a quarter of it random.
+    fn default() -> Self {
+        Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(30), jitter: 0.25 }
+    }
+}
+
+impl Backoff {
+    /// `initial` doubling up to `max`, with the default jitter.
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        Backoff { initial, max, ..Backoff::default() }
+    }
+
+    /// The same with `jitter` (clamped to 0.0..=1.0).
+    pub fn with_jitter(mut self, jitter: f64) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// The longest wait after `failures` consecutive failures (1 for the first).
+    pub fn ceiling(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(31);
+        self.initial.saturating_mul(1 << doublings).min(self.max)
+    }
+
+    /// The wait after `failures` consecutive failures: [`Backoff::ceiling`] less a random
+    /// part of up to `jitter` of it.
+    pub fn delay(&self, failures: u32) -> Duration {
+        let jitter = if self.jitter.is_finite() { self.jitter.clamp(0.0, 1.0) } else { 0.0 };
+        self.ceiling(failures).mul_f64(1.0 - jitter * random_unit())
+    }
+}
+
+/// A number in `0.0..1.0` from the standard library's randomly keyed hasher (no
+/// dependency for a jitter).
+fn random_unit() -> f64 {
+    use std::hash::BuildHasher;
+    let bits = std::collections::hash_map::RandomState::new().hash_one(Instant::now()) >> 11;
+    #[allow(clippy::cast_precision_loss)] // 53 bits: exact in an f64
+    let unit = bits as f64 / (1u64 << 53) as f64;
+    unit
+}
+
+/// Where a loop stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerState {
+    /// `run` has not been called.
+    NotStarted,
+    /// Its last round succeeded (or it has just started).
+    Running,
+    /// Its rounds fail with transient errors and are retried; `since` the first failure of
+    /// this streak.
+    Retrying {
+        /// When the first failure of the streak happened.
+        since: DateTime<Utc>,
+    },
+    /// `run` returned on shutdown.
+    Stopped,
+    /// `run` returned with an error that retrying cannot heal ([`WorkerHealth::last_error`]).
+    Failed,
+}
+
+/// A loop's health, as another task sees it while the loop runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerHealth {
+    /// Running, retrying since when, stopped or failed.
+    pub state: WorkerState,
+    /// Failed rounds in a row (0 once a round succeeds).
+    pub consecutive_failures: u32,
+    /// Rounds retried after a transient failure since `run` started.
+    pub retries: u64,
+    /// The last error (kept after the loop recovered, for the record).
+    pub last_error: Option<String>,
+    /// When the last error happened.
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+impl WorkerHealth {
+    fn new() -> Self {
+        WorkerHealth {
+            state: WorkerState::NotStarted,
+            consecutive_failures: 0,
+            retries: 0,
+            last_error: None,
+            last_error_at: None,
+        }
+    }
+
+    /// When the current streak of failures started, if the loop is retrying.
+    pub fn retrying_since(&self) -> Option<DateTime<Utc>> {
+        match self.state {
+            WorkerState::Retrying { since } => Some(since),
+            _ => None,
+        }
+    }
+}
+
+/// What a round found: more work at once, or nothing until the next poll or wake-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pace {
+    Busy,
+    Idle,
+}
+
+/// Runs a loop's rounds with backoff on transient failures and keeps its health.
+pub(crate) struct Supervisor {
+    /// The kind of loop (`projection`, `outbox_relay`, ...), a metrics label.
+    worker: &'static str,
+    /// Which one (a projection's name, a relay's name), a metrics label.
+    name: String,
+    health: watch::Sender<WorkerHealth>,
+}
+
+impl Supervisor {
+    pub(crate) fn new(worker: &'static str, name: impl Into<String>) -> Self {
+        Supervisor { worker, name: name.into(), health: watch::Sender::new(WorkerHealth::new()) }
+    }
+
+    pub(crate) fn health(&self) -> WorkerHealth {
+        self.health.borrow().clone()
+    }
+
+    pub(crate) fn watch(&self) -> watch::Receiver<WorkerHealth> {
+        self.health.subscribe()
+    }
+
+    /// Runs `round` until `shutdown` completes: at once again after a busy round, after
+    /// `idle` otherwise, after `backoff` when it failed with a transient error. Returns
+    /// `Ok` on shutdown and the error of a round that failed with any other error.
+    pub(crate) async fn run<'a>(
+        &self,
+        backoff: &Backoff,
+        shutdown: impl Future<Output = ()>,
+        mut idle: impl FnMut() -> BoxFuture<'a, ()>,
+        mut round: impl FnMut() -> BoxFuture<'a, Result<Pace>>,
+    ) -> Result<()> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        self.health.send_modify(|h| {
+            h.state = WorkerState::Running;
+            h.consecutive_failures = 0;
+        });
+        loop {
+            match round().await {
+                Ok(pace) => {
+                    self.succeeded();
+                    if pace == Pace::Busy {
+                        if (&mut shutdown).now_or_never().is_some() {
+                            break;
+                        }
+                        continue;
+                    }
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = idle() => {}
+                    }
+                }
+                Err(e) if e.is_transient() => {
+                    let delay = backoff.delay(self.failed(&e));
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(worker = self.worker, name = %self.name, error = %e, "stopping: the error will not heal by retrying");
+                    self.health.send_modify(|h| {
+                        h.state = WorkerState::Failed;
+                        h.last_error = Some(e.to_string());
+                        h.last_error_at = Some(Utc::now());
+                    });
+                    return Err(e);
+                }
+            }
+        }
+        self.health.send_modify(|h| h.state = WorkerState::Stopped);
+        Ok(())
+    }
+
+    fn succeeded(&self) {
+        let failures = self.health.borrow().consecutive_failures;
+        if failures > 0 {
+            tracing::info!(worker = self.worker, name = %self.name, failures, "recovered");
+        }
+        self.health.send_if_modified(|h| {
+            let changed = h.state != WorkerState::Running || h.consecutive_failures != 0;
+            h.state = WorkerState::Running;
+            h.consecutive_failures = 0;
+            changed
+        });
+    }
+
+    /// Records a transient failure; returns the number of failures in a row.
+    fn failed(&self, error: &Error) -> u32 {
+        let now = Utc::now();
+        let mut failures = 0;
+        self.health.send_modify(|h| {
+            if !matches!(h.state, WorkerState::Retrying { .. }) {
+                h.state = WorkerState::Retrying { since: now };
+            }
+            h.consecutive_failures = h.consecutive_failures.saturating_add(1);
+            h.retries = h.retries.saturating_add(1);
+            h.last_error = Some(error.to_string());
+            h.last_error_at = Some(now);
+            failures = h.consecutive_failures;
+        });
+        tracing::warn!(worker = self.worker, name = %self.name, error = %error, failures, "round failed; retrying after a backoff");
+        metrics::counter!("cqrs_ddd_worker_retries_total", "worker" => self.worker, "name" => self.name.clone())
+            .increment(1);
+        failures
+    }
+}
+
+/// Waits `poll` or until `wake` is notified.
+pub(crate) async fn idle(poll: Duration, wake: Option<&Notify>) {
+    let woken = async {
+        match wake {
+            Some(n) => n.notified().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = tokio::time::sleep(poll) => {}
+        () = woken => {}
+    }
+}
+
+/// Watches the gap-safe read horizon for one loop (see the module docs).
+pub(crate) struct StallWatch {
+    /// The gauge's label: (`projection` | `relay`, its name).
+    label: (&'static str, String),
+    /// Checks no more often than this.
+    every: Duration,
+    /// Warns once the horizon has been held this long, and again after as long.
+    warn_after: Duration,
+    checked: parking_lot::Mutex<Option<Instant>>,
+    warned: parking_lot::Mutex<Option<(u64, Instant)>>,
+}
+
+impl StallWatch {
+    pub(crate) fn new(label: (&'static str, String), every: Duration, warn_after: Duration) -> Self {
+        StallWatch {
+            label,
+            every,
+            warn_after,
+            checked: parking_lot::Mutex::new(None),
+            warned: parking_lot::Mutex::new(None),
+        }
+    }
+
+    /// Asks `events` what holds its horizon back, unless it was asked less than a poll
+    /// interval ago; sets the gauge and warns past the threshold. A failing question is
+    /// logged at `debug` and otherwise ignored (the loop's own reads report outages).
+    pub(crate) async fn check(&self, events: &dyn EventStore) {
+        {
+            let mut checked = self.checked.lock();
+            let now = Instant::now();
+            if checked.is_some_and(|at| now.duration_since(at) < self.every) {
+                return;
+            }
+            *checked = Some(now);
+        }
+        let stall = match events.read_stall().await {
+            Ok(stall) => stall,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot ask the event store what holds its read horizon");
+                return;
+            }
+        };
+        let held = stall.as_ref().map(|s| s.held_for(Utc::now())).unwrap_or_default();
+        let (key, name) = &self.label;
+        metrics::gauge!("cqrs_ddd_read_horizon_held_seconds", *key => name.clone()).set(held.as_secs_f64());
+        let Some(stall) = stall.filter(|_| held >= self.warn_after) else {
+            *self.warned.lock() = None;
+            return;
+        };
+        {
+            let mut warned = self.warned.lock();
+            let now = Instant::now();
+            if warned.is_some_and(|(xid, at)| xid == stall.xid && now.duration_since(at) < self.warn_after) {
+                return;
+            }
+            *warned = Some((stall.xid, now));
+        }
+        warn_held(key, name, &stall, held);
+    }
+}
+
+fn warn_held(key: &str, name: &str, stall: &ReadStall, held: Duration) {
+    tracing::warn!(
+        worker = key,
+        name,
+        pid = stall.pid,
+        xid = stall.xid,
+        xid_age = stall.xid_age,
+        application_name = stall.application_name.as_deref(),
+        held_secs = held.as_secs(),
+        "an open transaction holds the event log's read horizon back: readers of all events wait for it \
+         (find it by pid and application_name; commit or end it)"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_jitter_only_shortens() {
+        let b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1)).with_jitter(0.0);
+        let ms: Vec<u128> = (1..=6).map(|f| b.delay(f).as_millis()).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(b.delay(u32::MAX), Duration::from_secs(1), "no overflow for long streaks");
+        let jittered = b.with_jitter(0.5);
+        let delays: Vec<Duration> = (0..200).map(|_| jittered.delay(3)).collect();
+        assert!(delays.iter().all(|d| *d >= Duration::from_millis(200) && *d <= Duration::from_millis(400)));
+        assert!(delays.iter().any(|d| *d != delays[0]), "jitter varies the waits");
+        assert_eq!(b.with_jitter(f64::NAN).delay(1), Duration::from_millis(100), "a nonsense jitter is none");
+    }
+
+    #[tokio::test]
+    async fn a_supervised_loop_retries_transient_errors_and_stops_on_others() {
+        let sup = Supervisor::new("test", "t");
+        let backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(2));
+        let rounds = std::sync::atomic::AtomicU32::new(0);
+        let seen = parking_lot::Mutex::new(Vec::new());
+        let result = sup
+            .run(
+                &backoff,
+                std::future::pending(),
+                || Box::pin(async {}),
+                || {
+                    let n = rounds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    seen.lock().push(sup.health());
+                    Box::pin(async move {
+                        match n {
+                            0 | 1 => Err(Error::store("connection reset")),
+                            2 => Ok(Pace::Busy),
+                            _ => Err(Error::handler("bad configuration")),
+                        }
+                    })
+                },
+            )
+            .await;
+        assert!(matches!(result, Err(Error::Handler(_))));
+        let seen = seen.lock();
+        assert_eq!(seen[0].state, WorkerState::Running);
+        assert_eq!(seen[2].consecutive_failures, 2);
+        assert!(seen[2].retrying_since().is_some());
+        assert_eq!(seen[3].state, WorkerState::Running, "a good round ends the streak");
+        assert_eq!(seen[3].last_error.as_deref(), Some("store error: connection reset"));
+        let end = sup.health();
+        assert_eq!((end.state, end.retries), (WorkerState::Failed, 2));
+        assert_eq!(end.last_error.as_deref(), Some("bad configuration"));
+    }
+}
