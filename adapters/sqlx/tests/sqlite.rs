@@ -113,6 +113,7 @@ sqlite_tests! {
     tenancy_commands_cannot_cross_tenants_outside_a_system_scope => commands_cannot_cross_tenants_outside_a_system_scope();
     tenancy_documents_are_kept_per_tenant => documents_are_kept_per_tenant();
     tenancy_scheduled_ids_are_per_tenant => scheduled_ids_are_per_tenant();
+    tenancy_a_worker_of_one_tenant_keeps_its_own_checkpoint => a_worker_of_one_tenant_keeps_its_own_checkpoint();
     tenancy_random_interleavings_agree_with_memory => random_two_tenant_interleavings_agree_with_memory(8, 40);
     metadata_round_trips => envelopes_carry_metadata_through_the_store();
     outbox_rows_are_published_or_die => outbox_rows_can_be_published_and_die();

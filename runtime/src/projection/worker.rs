@@ -83,6 +83,11 @@ pub struct WorkerOptions {
     /// How long the event log's read horizon may be held (see
     /// [`EventStore::read_stall`]) before the worker logs a warning naming what holds it.
     pub stall_warning: Duration,
+    /// Reads only this tenant's events (`None`, the default: every tenant). A worker of
+    /// one tenant keeps checkpoints, leases and dead letters of its own, under
+    /// `"{projection}@{tenant}"`, so two read scopes never share a checkpoint; see
+    /// [`ProjectionWorker::scope`].
+    pub tenant: Option<String>,
 }
 
 impl Default for WorkerOptions {
@@ -98,6 +103,7 @@ impl Default for WorkerOptions {
             wake: None,
             outage_backoff: Backoff::default(),
             stall_warning: Duration::from_secs(30),
+            tenant: None,
         }
     }
 }
@@ -172,6 +178,8 @@ pub struct ProjectionWorker<P> {
     options: WorkerOptions,
     supervisor: Supervisor,
     stall: StallWatch,
+    /// The name its checkpoints, leases and dead letters are stored under.
+    scope: String,
 }
 
 impl<P: Projection> ProjectionWorker<P> {
@@ -187,6 +195,10 @@ impl<P: Projection> ProjectionWorker<P> {
         options: WorkerOptions,
     ) -> Self {
         let stall = StallWatch::new(("projection", P::NAME.to_owned()), options.poll_interval, options.stall_warning);
+        let scope = match &options.tenant {
+            Some(tenant) => format!("{}@{tenant}", P::NAME),
+            None => P::NAME.to_owned(),
+        };
         ProjectionWorker {
             projection,
             events,
@@ -194,6 +206,7 @@ impl<P: Projection> ProjectionWorker<P> {
             options,
             supervisor: Supervisor::new("projection", P::NAME),
             stall,
+            scope,
         }
     }
 
@@ -207,6 +220,20 @@ impl<P: Projection> ProjectionWorker<P> {
     /// The options in force.
     pub fn options(&self) -> &WorkerOptions {
         &self.options
+    }
+
+    /// The name this worker's checkpoints, leases and dead letters are stored under: the
+    /// projection's name, or `"{name}@{tenant}"` for a worker of one tenant.
+    pub fn scope(&self) -> &str {
+        &self.scope
+    }
+
+    /// Events after `after` in this worker's read scope (every tenant, or one).
+    async fn read(&self, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
+        match &self.options.tenant {
+            Some(tenant) => self.events.read_tenant(Some(tenant), after, limit).await,
+            None => self.events.read_all(after, limit).await,
+        }
     }
 
     /// How [`ProjectionWorker::run`] is doing, now (readable from any task while it runs).
@@ -243,7 +270,7 @@ impl<P: Projection> ProjectionWorker<P> {
             )
             .await;
         for partition in 0..self.options.partitions {
-            let _ = self.store.release_lease(P::NAME, partition, &self.options.owner).await;
+            let _ = self.store.release_lease(&self.scope, partition, &self.options.owner).await;
         }
         result
     }
@@ -270,7 +297,7 @@ impl<P: Projection> ProjectionWorker<P> {
     /// last read was short (caught up, or held back by the read horizon).
     async fn drain_with_lease(&self, partition: u32) -> Result<(bool, bool)> {
         let mut worked = false;
-        while self.store.acquire_lease(P::NAME, partition, &self.options.owner, self.options.lease_ttl).await? {
+        while self.store.acquire_lease(&self.scope, partition, &self.options.owner, self.options.lease_ttl).await? {
             let step = self.step(partition).await?;
             worked |= step.read > 0;
             if step.read < self.options.batch_size {
@@ -306,7 +333,7 @@ impl<P: Projection> ProjectionWorker<P> {
     pub async fn rebuild(&self, progress: impl FnMut(u64)) -> Result<u64> {
         let mut tx = ProjectionTx::new(self.store.begin().await?);
         self.projection.reset(&mut tx).await?;
-        tx.txn().reset_checkpoints(P::NAME).await?;
+        tx.txn().reset_checkpoints(&self.scope).await?;
         tx.finish().await?.commit().await?;
         // A rebuild covers all history, whatever a fresh worker would start from.
         let worker = Self::assemble(
@@ -321,14 +348,13 @@ impl<P: Projection> ProjectionWorker<P> {
     /// Applies a dead-lettered event again (after the projection or the data was fixed)
     /// and removes its letter. On failure the letter stays and the error is returned.
     pub async fn retry_dead_letter(&self, event_id: Uuid) -> Result<()> {
-        let letters = self.store.dead_letters(P::NAME).await?;
+        let letters = self.store.dead_letters(&self.scope).await?;
         let letter = letters.iter().find(|l| l.event_id == event_id).ok_or_else(|| {
             Error::handler(format!("projection `{}` has no dead letter for event {event_id}", P::NAME))
         })?;
         let before = Cursor { commit: letter.commit, position: letter.position.saturating_sub(1) };
         let event = self
-            .events
-            .read_all(before, 1)
+            .read(before, 1)
             .await?
             .into_iter()
             .find(|e| e.event_id == event_id)
@@ -339,7 +365,7 @@ impl<P: Projection> ProjectionWorker<P> {
             return Err(e);
         }
         tx.finish().await?.commit().await?;
-        self.store.remove_dead_letter(P::NAME, event_id).await
+        self.store.remove_dead_letter(&self.scope, event_id).await
     }
 
     /// Checkpoints, head, lag, dead letters, what holds the read horizon back, and the
@@ -351,7 +377,7 @@ impl<P: Projection> ProjectionWorker<P> {
             checkpoints,
             head,
             lag,
-            dead_letters: self.store.dead_letters(P::NAME).await?.len(),
+            dead_letters: self.store.dead_letters(&self.scope).await?.len(),
             read_stall: self.events.read_stall().await?,
             health: self.health(),
         })
@@ -370,7 +396,7 @@ impl<P: Projection> ProjectionWorker<P> {
     async fn positions(&self) -> Result<(Vec<Option<Cursor>>, Cursor, u64)> {
         let mut checkpoints = Vec::new();
         for partition in 0..self.options.partitions {
-            checkpoints.push(self.store.checkpoint(P::NAME, partition).await?);
+            checkpoints.push(self.store.checkpoint(&self.scope, partition).await?);
         }
         let head = self.events.head().await?;
         let slowest = checkpoints.iter().map(|c| c.map_or(0, |c| c.position)).min().unwrap_or(0);
@@ -391,19 +417,19 @@ impl<P: Projection> ProjectionWorker<P> {
     /// the batch fails, it is applied again one event per transaction, to find the event
     /// whose writes fail and hand it to the error policy.
     async fn step(&self, partition: u32) -> Result<Step> {
-        let expected = self.store.checkpoint(P::NAME, partition).await?;
+        let expected = self.store.checkpoint(&self.scope, partition).await?;
         let from = match (expected, self.options.start_from) {
             (Some(c), _) => c,
             (None, StartFrom::Beginning) => Cursor::START,
             (None, StartFrom::Head) => {
                 let head = self.events.head().await?;
                 let mut tx = self.store.begin().await?;
-                tx.save_checkpoint(P::NAME, partition, None, head).await?;
+                tx.save_checkpoint(&self.scope, partition, None, head).await?;
                 tx.commit().await?;
                 return Ok(Step::default());
             }
         };
-        let batch = self.events.read_all(from, self.options.batch_size).await?;
+        let batch = self.read(from, self.options.batch_size).await?;
         let Some(last) = batch.last() else { return Ok(Step::default()) };
         let to = last.cursor();
         let mine: Vec<&StoredEvent> = batch
@@ -520,7 +546,7 @@ impl<P: Projection> ProjectionWorker<P> {
             }
             // The checkpoint moves only from where this worker found it: a store reports
             // a race at the flush, the move or the commit.
-            txn.save_checkpoint(P::NAME, partition, expected, to).await.map_err(Attempt::Write)
+            txn.save_checkpoint(&self.scope, partition, expected, to).await.map_err(Attempt::Write)
         }
         .await;
         let outcome = match written {
@@ -594,7 +620,7 @@ impl<P: Projection> ProjectionWorker<P> {
                 tracing::warn!(projection = P::NAME, event = %named(), error = %reason, "dead-lettering an event");
                 given_up.skipped.insert(event.event_id);
                 given_up.letters.push(DeadLetter {
-                    projection: P::NAME.to_owned(),
+                    projection: self.scope.clone(),
                     event_id: event.event_id,
                     position: event.position,
                     commit: event.commit,

@@ -324,3 +324,33 @@ pub async fn random_two_tenant_interleavings_agree_with_memory<D: TestDb>(db: &D
         assert_eq!(actual.len(), expected.len(), "seed {seed:#x}");
     }
 }
+
+/// A worker of one tenant reads only that tenant's events and keeps a checkpoint of its
+/// own: it never moves the checkpoint of the worker that reads every tenant (which
+/// would skip the other tenants' events for ever).
+pub async fn a_worker_of_one_tenant_keeps_its_own_checkpoint<D: TestDb>(db: &D) {
+    use cqrs_ddd::projection::WorkerOptions;
+    let store = db.store().await;
+    let app = app(store.clone()).build().unwrap();
+    for tenant in ["t1", "t2"] {
+        in_tenant(tenant, async {
+            app.send(Open { account: "acc".into(), owner: tenant.into() }).await.unwrap();
+            app.send(Deposit { account: "acc".into(), amount: 1 }).await.unwrap();
+        })
+        .await;
+    }
+    app.send(Open { account: "acc".into(), owner: "plain".into() }).await.unwrap();
+    visible(&store, 5).await;
+    let worker = |tenant: Option<&str>| {
+        ProjectionWorker::new(Balances, Arc::new(store.clone()), Arc::new(store.clone()))
+            .with_options(WorkerOptions { tenant: tenant.map(str::to_owned), ..WorkerOptions::default() })
+    };
+    let t1 = worker(Some("t1"));
+    assert_eq!(t1.scope(), "balances@t1");
+    assert_eq!(t1.catch_up().await.unwrap(), 2, "only t1's events");
+    assert_eq!(t1.catch_up().await.unwrap(), 0);
+    assert!(store.checkpoint("balances@t1", 0).await.unwrap().is_some());
+    assert_eq!(store.checkpoint("balances", 0).await.unwrap(), None, "the all-tenant checkpoint did not move");
+    assert_eq!(worker(None).catch_up().await.unwrap(), 5, "the all-tenant worker still sees every event");
+    assert_eq!(worker(Some("t2")).catch_up().await.unwrap(), 2);
+}
