@@ -1,6 +1,7 @@
 //! Payloads that would not read back are refused when they are staged, before anything
 //! is written: non-finite floats (serde_json writes them as `null`), and any
 //! serialization that its own deserialization refuses.
+#![allow(clippy::float_cmp)] // the values compared are exact binary fractions
 
 use cqrs_ddd::memory::MemoryStore;
 use cqrs_ddd::ports::{EventStore, StreamKey};

@@ -80,7 +80,7 @@ struct Row {
 #[derive(Clone, Default)]
 pub struct MemoryScheduleStore {
     /// Keyed by tenant and id.
-    rows: Arc<Mutex<HashMap<(Option<String>, Uuid), Row>>>,
+    rows: Arc<Mutex<HashMap<ScheduleKey, Row>>>,
 }
 
 impl MemoryScheduleStore {
@@ -175,8 +175,11 @@ fn to_ms_precision(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
 }
 
+/// A scheduled command's tenant and id.
+type ScheduleKey = (Option<String>, Uuid);
+
 /// The key of a scheduled command: its tenant and id.
-fn key(tenant: Option<&str>, id: Uuid) -> Result<(Option<String>, Uuid)> {
+fn key(tenant: Option<&str>, id: Uuid) -> Result<ScheduleKey> {
     check_tenant(tenant)?;
     Ok((tenant.map(str::to_owned), id))
 }

@@ -128,11 +128,11 @@ impl ProjectionTx {
         self.inner.connection().downcast_mut::<C>()
     }
 
-    async fn slot(&mut self, tenant: &Option<String>, collection: &str, id: &str) -> Result<&mut Slot> {
-        let key = (tenant.clone(), collection.to_owned());
+    async fn slot(&mut self, tenant: Option<&str>, collection: &str, id: &str) -> Result<&mut Slot> {
+        let key = (tenant.map(str::to_owned), collection.to_owned());
         let cached = self.cache.get(&key).is_some_and(|c| c.contains_key(id));
         if !cached {
-            let doc = self.inner.get_doc(tenant.as_deref(), collection, id).await?;
+            let doc = self.inner.get_doc(tenant, collection, id).await?;
             self.cache.entry(key.clone()).or_default().insert(id.to_owned(), Slot { doc, dirty: false });
         }
         self.cache.get_mut(&key).and_then(|c| c.get_mut(id)).ok_or_else(|| Error::store("document cache lost an entry"))
@@ -157,14 +157,14 @@ impl Docs<'_> {
 
     /// The raw document `id` (JSON and version).
     pub async fn get_raw(&mut self, id: &str) -> Result<Option<Document>> {
-        Ok(self.tx.slot(&self.tenant, self.collection, id).await?.doc.clone())
+        Ok(self.tx.slot(self.tenant.as_deref(), self.collection, id).await?.doc.clone())
     }
 
     /// Inserts or replaces the document `id`; returns its new version.
     pub async fn put<T: Serialize>(&mut self, id: &str, value: &T) -> Result<u64> {
         let json = serde_json::to_string(value)
             .map_err(|source| Error::Encode { what: format!("document `{}/{id}`", self.collection), source })?;
-        let slot = self.tx.slot(&self.tenant, self.collection, id).await?;
+        let slot = self.tx.slot(self.tenant.as_deref(), self.collection, id).await?;
         let version = slot.doc.as_ref().map_or(1, |d| d.version + 1);
         slot.doc = Some(Document { id: id.to_owned(), version, json });
         slot.dirty = true;
@@ -184,7 +184,7 @@ impl Docs<'_> {
 
     /// Deletes the document `id`; whether it existed.
     pub async fn delete(&mut self, id: &str) -> Result<bool> {
-        let slot = self.tx.slot(&self.tenant, self.collection, id).await?;
+        let slot = self.tx.slot(self.tenant.as_deref(), self.collection, id).await?;
         let existed = slot.doc.take().is_some();
         slot.dirty = true;
         Ok(existed)
