@@ -1,18 +1,92 @@
 //! What both databases share: error mapping, tenant, number and time conversions, the
 //! migration list, conflict reporting, saga and scheduled-command rows.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use cqrs_ddd::ports::{CommitBatch, Cursor, OutboxStatus, SagaKey, SagaRecord, ScheduledCommand, StreamKey};
 use cqrs_ddd::{Error, Metadata};
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use sqlx::pool::PoolConnection;
+use sqlx::{ColumnIndex, Database, Decode, Pool, Row, TransactionManager, Type};
 use uuid::Uuid;
 
 /// Maps a sqlx error to the framework's store error.
 pub(crate) fn store_err(e: sqlx::Error) -> Error {
     Error::store(e)
+}
+
+/// A pooled connection inside a transaction this crate opened, safe to drop at any await
+/// point.
+///
+/// sqlx's own `Transaction` rolls back on drop only once it exists: a future dropped
+/// while `BEGIN` is on the wire (or between `BEGIN` and its bookkeeping) returns the
+/// connection to the pool inside a transaction nobody will end, and every later user of
+/// that connection fails ("non-zero transaction depth", "database is locked") or, on
+/// PostgreSQL, writes into a transaction that never commits. This guard marks its
+/// connection to be closed instead of reused unless the transaction was seen to end
+/// (committed or rolled back): closing ends the transaction on the server, so the pool
+/// only ever holds clean connections. The cost is one new connection after a cancelled or
+/// failed transaction.
+pub(crate) struct Txn<DB: Database> {
+    conn: PoolConnection<DB>,
+    ended: bool,
+}
+
+impl<DB: Database> Txn<DB> {
+    /// Takes a connection from `pool` and begins a transaction on it (`statement`, like
+    /// `BEGIN IMMEDIATE`, or the database's plain `BEGIN`).
+    pub(crate) async fn begin(pool: &Pool<DB>, statement: Option<&'static str>) -> Result<Self, Error> {
+        let conn = pool.acquire().await.map_err(store_err)?;
+        let mut txn = Txn { conn, ended: false };
+        DB::TransactionManager::begin(&mut txn.conn, statement.map(Cow::Borrowed)).await.map_err(store_err)?;
+        Ok(txn)
+    }
+
+    /// Commits; the connection goes back to the pool.
+    pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
+        DB::TransactionManager::commit(&mut self.conn).await?;
+        self.ended = true;
+        Ok(())
+    }
+
+    /// Rolls back; the connection goes back to the pool.
+    pub(crate) async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        DB::TransactionManager::rollback(&mut self.conn).await?;
+        self.ended = true;
+        Ok(())
+    }
+
+    /// Rolls back, then returns `e` (the error that made the transaction fail).
+    pub(crate) async fn fail<T>(self, e: Error) -> Result<T, Error> {
+        // A rollback that fails leaves the connection to be closed on drop.
+        let _ = self.rollback().await;
+        Err(e)
+    }
+}
+
+impl<DB: Database> Deref for Txn<DB> {
+    type Target = DB::Connection;
+
+    fn deref(&self) -> &DB::Connection {
+        &self.conn
+    }
+}
+
+impl<DB: Database> DerefMut for Txn<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.conn
+    }
+}
+
+impl<DB: Database> Drop for Txn<DB> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 /// Whether a database error is a unique-key violation (a version already taken).

@@ -61,6 +61,21 @@
 //!   event types and negative or oversized numbers are typed errors naming the stream and
 //!   version.
 //!
+//! # Cancellation
+//!
+//! Every future of these stores may be dropped at any await point (a `tokio::time::timeout`
+//! around a command, a client that went away) without harming later work. sqlx rolls a
+//! transaction back on drop only once its `Transaction` exists; a future dropped while
+//! `BEGIN` is on the wire returns its connection to the pool inside a transaction nobody
+//! ends (on SQLite every later write then fails with "non-zero transaction depth" or
+//! "database is locked"; on PostgreSQL later statements on that connection never
+//! commit). So each transaction these stores open (commits that check state rows,
+//! SQLite's commits and claims, projection batches, migrations) marks its pooled
+//! connection to be closed, not reused, unless it was seen to commit or roll back; closing
+//! ends the transaction on the server. What it costs: a new connection after each
+//! cancelled or failed transaction. What a cancelled write did is unknown to its caller:
+//! it may still commit (a later command then meets a version conflict and retries).
+//!
 //! # Your own rows in the same transaction
 //!
 //! [`PgStore::commit_in`] and [`SqliteStore::commit_in`] write a batch inside a

@@ -7,10 +7,10 @@ use std::time::Duration;
 use cqrs_ddd::ports::{Cursor, DeadLetter, Document, ProjectionStore, ProjectionTxn, StreamKey, async_trait};
 use cqrs_ddd::{Error, Result};
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Postgres, Row, Transaction};
+use sqlx::{PgConnection, Postgres, Row};
 use uuid::Uuid;
 
-use crate::common::{checkpoint_conflict, store_err, tenant, tenant_from, to_i64, to_u64};
+use crate::common::{Txn, checkpoint_conflict, store_err, tenant, tenant_from, to_i64, to_u64};
 use crate::postgres::{PgStore, millis};
 
 pub(crate) struct ProjectionSql {
@@ -124,7 +124,7 @@ fn decode_cursor(row: &PgRow) -> Result<Cursor> {
 #[async_trait]
 impl ProjectionStore for PgStore {
     async fn begin(&self) -> Result<Box<dyn ProjectionTxn>> {
-        let tx = self.pool.begin().await.map_err(store_err)?;
+        let tx = Txn::begin(&self.pool, None).await?;
         Ok(Box::new(PgTxn { tx, store: self.clone() }))
     }
 
@@ -212,9 +212,10 @@ impl ProjectionStore for PgStore {
     }
 }
 
-/// A projection transaction on PostgreSQL; its connection is a `PgConnection`.
+/// A projection transaction on PostgreSQL; its connection is a `PgConnection`. Dropped
+/// without `commit` or `rollback` (a cancelled batch), its connection is closed.
 struct PgTxn {
-    tx: Transaction<'static, Postgres>,
+    tx: Txn<Postgres>,
     store: PgStore,
 }
 

@@ -12,11 +12,11 @@ use cqrs_ddd::ports::{
 use cqrs_ddd::{Error, Metadata, RequestContext, Result};
 use futures::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{Connection, PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::common::{
-    Migration, PROCESSED_KEY, conflict, conflict_in, has_unguarded_states, headers_from, headers_json,
+    Migration, PROCESSED_KEY, Txn, conflict, conflict_in, has_unguarded_states, headers_from, headers_json,
     is_unique_violation, outbox_status, store_err, tenant, tenant_from, to_i32, to_i64, to_u64, violates,
 };
 
@@ -107,8 +107,7 @@ impl PgStore {
     /// Creates the schema and tables, or brings them up to date. Safe to run from
     /// several processes at once (an advisory lock serializes them).
     pub async fn migrate(&self) -> Result<()> {
-        let mut conn = self.pool.acquire().await.map_err(store_err)?;
-        let mut tx = conn.begin().await.map_err(store_err)?;
+        let mut tx = Txn::begin(&self.pool, None).await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('cqrs_ddd_migrate'))")
             .execute(&mut *tx)
             .await
@@ -649,13 +648,18 @@ fn decode_outbox(row: &PgRow) -> Result<OutboxRecord> {
 #[async_trait]
 impl EventStore for PgStore {
     async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
-        let mut conn = self.pool.acquire().await.map_err(store_err)?;
         if has_unguarded_states(&batch) {
-            let mut tx = conn.begin().await.map_err(store_err)?;
-            let receipt = self.commit_in(&mut tx, batch).await?;
-            tx.commit().await.map_err(store_err)?;
-            return Ok(receipt);
+            // A cancelled commit closes its connection (see `Txn`).
+            let mut tx = Txn::begin(&self.pool, None).await?;
+            return match self.commit_in(&mut tx, batch).await {
+                Ok(receipt) => {
+                    tx.commit().await.map_err(store_err)?;
+                    Ok(receipt)
+                }
+                Err(e) => tx.fail(e).await,
+            };
         }
+        let mut conn = self.pool.acquire().await.map_err(store_err)?;
         // One statement in autocommit: atomic, one round trip, one commit.
         match self.write(&mut conn, &batch).await {
             Ok(rows) => receipt(&batch, rows),

@@ -16,7 +16,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use crate::common::{
-    Migration, conflict, conflict_in, has_unguarded_states, headers_from, headers_json, is_unique_violation,
+    Migration, Txn, conflict, conflict_in, has_unguarded_states, headers_from, headers_json, is_unique_violation,
     outbox_status, store_err, tenant, tenant_from, to_i32, to_i64, to_u64,
 };
 
@@ -71,7 +71,7 @@ impl SqliteStore {
 
     /// Creates the tables, or brings them up to date.
     pub async fn migrate(&self) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_err)?;
+        let mut tx = Txn::begin(&self.pool, Some("BEGIN IMMEDIATE")).await?;
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS cqrs_ddd_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
         )
@@ -366,11 +366,16 @@ fn decode_outbox(row: &SqliteRow) -> Result<OutboxRecord> {
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
-        // Rolled back on drop, so a cancelled commit never leaves a transaction open.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_err)?;
-        let receipt = self.commit_on(&mut tx, &batch).await?;
-        tx.commit().await.map_err(store_err)?;
-        Ok(receipt)
+        // A cancelled commit closes its connection (see `Txn`), so none is left in a
+        // transaction.
+        let mut tx = Txn::begin(&self.pool, Some("BEGIN IMMEDIATE")).await?;
+        match self.commit_on(&mut tx, &batch).await {
+            Ok(receipt) => {
+                tx.commit().await.map_err(store_err)?;
+                Ok(receipt)
+            }
+            Err(e) => tx.fail(e).await,
+        }
     }
 
     async fn read_stream(&self, stream: &StreamKey, after_version: u64) -> Result<EventStream<'static>> {
@@ -490,15 +495,18 @@ impl Outbox for SqliteStore {
     }
 
     async fn claim(&self, relay: &str, limit: usize, lease: Duration) -> Result<Vec<OutboxRecord>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_err)?;
-        let rows = sqlx::query(&self.sql.outbox_claim)
+        let mut tx = Txn::begin(&self.pool, Some("BEGIN IMMEDIATE")).await?;
+        let rows = match sqlx::query(&self.sql.outbox_claim)
             .bind(relay)
             .bind(now_ms())
             .bind(ms(lease))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&mut *tx)
             .await
-            .map_err(store_err)?;
+        {
+            Ok(rows) => rows,
+            Err(e) => return tx.fail(store_err(e)).await,
+        };
         tx.commit().await.map_err(store_err)?;
         let mut claimed = rows
             .iter()

@@ -7,10 +7,10 @@ use std::time::Duration;
 use cqrs_ddd::Result;
 use cqrs_ddd::ports::{Cursor, DeadLetter, Document, ProjectionStore, ProjectionTxn, StreamKey, async_trait};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
+use sqlx::{Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
-use crate::common::{checkpoint_conflict, store_err, tenant, tenant_from, to_i64, to_u64};
+use crate::common::{Txn, checkpoint_conflict, store_err, tenant, tenant_from, to_i64, to_u64};
 use crate::sqlite::{SqliteStore, ms, now_ms};
 
 const CHECKPOINT: &str = "SELECT commit_id, position FROM checkpoints WHERE projection = ? AND partition = ?";
@@ -48,7 +48,7 @@ fn decode_doc(row: &SqliteRow) -> Result<Document> {
 #[async_trait]
 impl ProjectionStore for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn ProjectionTxn>> {
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_err)?;
+        let tx = Txn::begin(&self.pool, Some("BEGIN IMMEDIATE")).await?;
         Ok(Box::new(SqliteTxn { tx }))
     }
 
@@ -69,8 +69,8 @@ impl ProjectionStore for SqliteStore {
     }
 
     async fn acquire_lease(&self, projection: &str, partition: u32, owner: &str, ttl: Duration) -> Result<bool> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_err)?;
-        let row = sqlx::query(LEASE_ACQUIRE)
+        let mut tx = Txn::begin(&self.pool, Some("BEGIN IMMEDIATE")).await?;
+        let row = match sqlx::query(LEASE_ACQUIRE)
             .bind(projection)
             .bind(i64::from(partition))
             .bind(owner)
@@ -78,7 +78,10 @@ impl ProjectionStore for SqliteStore {
             .bind(ms(ttl))
             .fetch_optional(&mut *tx)
             .await
-            .map_err(store_err)?;
+        {
+            Ok(row) => row,
+            Err(e) => return tx.fail(store_err(e)).await,
+        };
         tx.commit().await.map_err(store_err)?;
         Ok(row.is_some())
     }
@@ -134,9 +137,10 @@ impl ProjectionStore for SqliteStore {
     }
 }
 
-/// A projection transaction on SQLite; its connection is a `SqliteConnection`.
+/// A projection transaction on SQLite; its connection is a `SqliteConnection`. Dropped
+/// without `commit` or `rollback` (a cancelled batch), its connection is closed.
 struct SqliteTxn {
-    tx: Transaction<'static, Sqlite>,
+    tx: Txn<Sqlite>,
 }
 
 #[async_trait]

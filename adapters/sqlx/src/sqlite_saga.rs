@@ -10,7 +10,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
 use crate::common::{
-    MetadataColumns, TimeRow, decode_saga, decode_saga_key, decode_scheduled, from_ms, lease_until, limit,
+    MetadataColumns, TimeRow, Txn, decode_saga, decode_saga_key, decode_scheduled, from_ms, lease_until, limit,
     saga_conflict, saga_tenant, store_err, to_i32, to_i64,
 };
 use crate::sqlite::SqliteStore;
@@ -206,15 +206,18 @@ impl ScheduleStore for SqliteStore {
         max: usize,
         lease: Duration,
     ) -> Result<Vec<ScheduledCommand>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_err)?;
-        let rows = sqlx::query(&self.sql.saga.claim)
+        let mut tx = Txn::begin(&self.pool, Some("BEGIN IMMEDIATE")).await?;
+        let rows = match sqlx::query(&self.sql.saga.claim)
             .bind(worker)
             .bind(ms(now))
             .bind(ms(lease_until(now, lease)))
             .bind(limit(max))
             .fetch_all(&mut *tx)
             .await
-            .map_err(store_err)?;
+        {
+            Ok(rows) => rows,
+            Err(e) => return tx.fail(store_err(e)).await,
+        };
         tx.commit().await.map_err(store_err)?;
         let mut claimed = rows.iter().map(decode_scheduled).collect::<Result<Vec<_>>>()?;
         claimed.sort_by_key(|c| (c.due_at, c.id));

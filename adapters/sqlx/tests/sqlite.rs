@@ -6,6 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use common::hardening::*;
 use common::projections::*;
 use common::saga_engine::*;
 use common::sagas::*;
@@ -136,6 +137,7 @@ sqlite_tests! {
     saga_engine_recovers_a_transient_failure => recovery_resends_after_a_transient_failure_and_completes();
     saga_engine_concurrent_events_lose_no_update => concurrent_events_for_one_instance_lose_no_update();
     saga_engine_scheduled_command_is_sent_once => a_scheduled_command_is_sent_once_when_due();
+    cancelled_sends_leave_the_pool_clean => cancelled_writes_leave_every_path_working();
 }
 
 #[tokio::test]
