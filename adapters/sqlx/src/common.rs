@@ -13,9 +13,11 @@ use sqlx::pool::PoolConnection;
 use sqlx::{ColumnIndex, Database, Decode, Pool, Row, TransactionManager, Type};
 use uuid::Uuid;
 
-/// Maps a sqlx error to the framework's store error.
+/// Maps a sqlx error to the framework's store error ([`Error::Unstorable`] when the
+/// database refused a value; the callers that know which value use
+/// [`crate::storable::write_err`]).
 pub(crate) fn store_err(e: sqlx::Error) -> Error {
-    Error::store(e)
+    crate::storable::write_err(e, || "a value".to_owned())
 }
 
 /// A pooled connection inside a transaction this crate opened, safe to drop at any await

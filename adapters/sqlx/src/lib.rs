@@ -61,6 +61,30 @@
 //!   event types and negative or oversized numbers are typed errors naming the stream and
 //!   version.
 //!
+//! # Values a database cannot store
+//!
+//! Both databases accept and refuse the same values, and a refusal is
+//! [`cqrs_ddd::Error::Unstorable`] naming what was refused (the event's type, version and
+//! stream; the outbox message's id and topic; the document's collection and id; the
+//! state, snapshot, saga or scheduled command), never a store error a worker would retry.
+//!
+//! - JSON text with the escape `\u0000` or a lone UTF-16 surrogate (`\ud800`) is refused
+//!   before the write, in every JSON column. PostgreSQL's `jsonb` cannot hold either;
+//!   its `json` (events) and SQLite take both, and serde cannot read a lone surrogate
+//!   back, so such an event would be stored only to break every reader of it. The check
+//!   is a scan for backslashes, done before the write; the same text with its backslash
+//!   escaped (`"\\u0000"`) is an ordinary string and is stored.
+//! - A NUL character in text (a stream id, a header, a topic) is refused on both: PostgreSQL's
+//!   `text` cannot hold it.
+//! - Text that is not JSON, in a JSON column, is refused by the database at the write:
+//!   by type on PostgreSQL (SQLSTATE 22P02), by the triggers of SQLite's migration 5
+//!   (`json_valid`). PostgreSQL's refusals 22P02, 22P05 and 22021 all map to
+//!   `Unstorable`. [`PgStore::commit_in`] rolls a refused batch back to its savepoint, so
+//!   the caller's transaction stays usable.
+//! - Error messages the stores keep (an outbox message's or scheduled command's last
+//!   error, a dead letter's error) are diagnostics: a NUL character in them is replaced
+//!   by U+FFFD rather than failing the write.
+//!
 //! # Cancellation
 //!
 //! Every future of these stores may be dropped at any await point (a `tokio::time::timeout`
@@ -101,6 +125,7 @@ mod pg_projection;
 mod pg_saga;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod storable;
 
 #[cfg(feature = "postgres")]
 pub use postgres::{PgOptions, PgStore};

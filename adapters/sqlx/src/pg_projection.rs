@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::common::{Txn, checkpoint_conflict, store_err, tenant, tenant_from, to_i64, to_u64};
 use crate::postgres::{PgStore, millis};
+use crate::storable::{check_document, lossy, refusal};
 
 pub(crate) struct ProjectionSql {
     checkpoint: String,
@@ -100,6 +101,18 @@ fn txn_err(e: sqlx::Error) -> Error {
         };
     }
     store_err(e)
+}
+
+/// A document write failed: [`Error::Unstorable`] naming it when PostgreSQL refused its
+/// value (text that is not JSON), else as [`txn_err`].
+fn doc_err(e: sqlx::Error, collection: &str, id: &str) -> Error {
+    match refusal(&e) {
+        Some(reason) => Error::Unstorable {
+            what: format!("document `{}/{}`", collection.escape_default(), id.escape_default()),
+            reason,
+        },
+        None => txn_err(e),
+    }
 }
 
 fn partition(p: u32) -> i32 {
@@ -234,6 +247,7 @@ impl ProjectionTxn for PgTxn {
     }
 
     async fn put_doc(&mut self, collection: &str, id: &str, json: String) -> Result<u64> {
+        check_document(collection, id, &json)?;
         let sql = &self.store.sql.p.doc_put;
         let v: i64 = sqlx::query_scalar(sql)
             .bind(collection)
@@ -241,7 +255,7 @@ impl ProjectionTxn for PgTxn {
             .bind(json)
             .fetch_one(&mut *self.tx)
             .await
-            .map_err(txn_err)?;
+            .map_err(|e| doc_err(e, collection, id))?;
         to_u64(v, "document version")
     }
 
@@ -252,9 +266,17 @@ impl ProjectionTxn for PgTxn {
     }
 
     async fn put_docs(&mut self, collection: &str, docs: Vec<(String, String)>) -> Result<()> {
+        for (id, json) in &docs {
+            check_document(collection, id, json)?;
+        }
         let (ids, jsons): (Vec<String>, Vec<String>) = docs.into_iter().unzip();
         let sql = &self.store.sql.p.doc_put_many;
-        sqlx::query(sql).bind(collection).bind(ids).bind(jsons).execute(&mut *self.tx).await.map_err(txn_err)?;
+        let done = sqlx::query(sql).bind(collection).bind(&ids).bind(&jsons).execute(&mut *self.tx).await;
+        if let Err(e) = done {
+            // Which document PostgreSQL refused: the first that is not JSON.
+            let refused = jsons.iter().position(|j| serde_json::from_str::<&serde_json::value::RawValue>(j).is_err());
+            return Err(doc_err(e, collection, refused.map_or("(one of the batch)", |i| ids[i].as_str())));
+        }
         Ok(())
     }
 
@@ -316,7 +338,7 @@ impl ProjectionTxn for PgTxn {
             .bind(&l.stream.stream_id)
             .bind(to_i64(l.version, "version")?)
             .bind(&l.event_type)
-            .bind(&l.error)
+            .bind(lossy(&l.error))
             .bind(l.failed_at)
             .bind(to_i64(l.commit, "commit")?)
             .execute(&mut *self.tx)

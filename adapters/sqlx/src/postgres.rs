@@ -19,6 +19,7 @@ use crate::common::{
     Migration, PROCESSED_KEY, Txn, conflict, conflict_in, has_unguarded_states, headers_from, headers_json,
     is_unique_violation, outbox_status, store_err, tenant, tenant_from, to_i32, to_i64, to_u64, violates,
 };
+use crate::storable::{check_batch, check_snapshot, lossy, refusal, refused_in_batch, write_err};
 
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("../migrations/postgres/0001_init.sql") },
@@ -140,6 +141,7 @@ impl PgStore {
     /// conflict or an idempotency key already processed the transaction stays usable: the
     /// write is undone to a savepoint.
     pub async fn commit_in(&self, tx: &mut PgConnection, batch: CommitBatch) -> Result<CommitReceipt> {
+        check_batch(&batch)?;
         if has_unguarded_states(&batch)
             && let Err(e) = self.check_states(tx, &batch).await
         {
@@ -152,7 +154,13 @@ impl PgStore {
                 sqlx::query("ROLLBACK TO SAVEPOINT cqrs_ddd_commit").execute(&mut *tx).await.map_err(store_err)?;
                 Err(self.refused(tx, &batch, &e).await)
             }
-            Err(e) => Err(store_err(e)),
+            Err(e) => match refusal(&e) {
+                Some(reason) => {
+                    sqlx::query("ROLLBACK TO SAVEPOINT cqrs_ddd_commit").execute(&mut *tx).await.map_err(store_err)?;
+                    Err(refused_in_batch(&batch, reason))
+                }
+                None => Err(store_err(e)),
+            },
         }
     }
 
@@ -648,6 +656,7 @@ fn decode_outbox(row: &PgRow) -> Result<OutboxRecord> {
 #[async_trait]
 impl EventStore for PgStore {
     async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
+        check_batch(&batch)?;
         if has_unguarded_states(&batch) {
             // A cancelled commit closes its connection (see `Txn`).
             let mut tx = Txn::begin(&self.pool, None).await?;
@@ -664,7 +673,7 @@ impl EventStore for PgStore {
         match self.write(&mut conn, &batch).await {
             Ok(rows) => receipt(&batch, rows),
             Err(e) if is_unique_violation(&e) => Err(self.refused(&mut conn, &batch, &e).await),
-            Err(e) => Err(store_err(e)),
+            Err(e) => Err(refusal(&e).map_or_else(|| store_err(e), |reason| refused_in_batch(&batch, reason))),
         }
     }
 
@@ -766,6 +775,7 @@ impl SnapshotStore for PgStore {
     }
 
     async fn save(&self, snapshot: Snapshot) -> Result<()> {
+        check_snapshot(&snapshot)?;
         sqlx::query(&self.sql.save_snapshot)
             .bind(tenant(&snapshot.stream))
             .bind(&snapshot.stream.stream_type)
@@ -775,7 +785,7 @@ impl SnapshotStore for PgStore {
             .bind(snapshot.taken_at)
             .execute(&self.pool)
             .await
-            .map_err(store_err)?;
+            .map_err(|e| write_err(e, || format!("the snapshot of `{}`", snapshot.stream)))?;
         Ok(())
     }
 }
@@ -826,7 +836,7 @@ impl Outbox for PgStore {
     ) -> Result<()> {
         sqlx::query(&self.sql.outbox_failed)
             .bind(id)
-            .bind(error)
+            .bind(lossy(error))
             .bind(millis(retry_after))
             .bind(to_i32(max_attempts, "max attempts")?)
             .execute(&self.pool)

@@ -19,11 +19,13 @@ use crate::common::{
     Migration, Txn, conflict, conflict_in, has_unguarded_states, headers_from, headers_json, is_unique_violation,
     outbox_status, store_err, tenant, tenant_from, to_i32, to_i64, to_u64,
 };
+use crate::storable::{check_batch, check_snapshot, lossy, refusal, refused_in_batch, write_err};
 
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("../migrations/sqlite/0001_init.sql") },
     Migration { version: 2, sql: include_str!("../migrations/sqlite/0002_projections.sql") },
     Migration { version: 3, sql: include_str!("../migrations/sqlite/0003_sagas.sql") },
+    Migration { version: 5, sql: include_str!("../migrations/sqlite/0005_json.sql") },
 ];
 
 /// Rows per INSERT statement (SQLite limits bound parameters per statement).
@@ -99,6 +101,7 @@ impl SqliteStore {
     /// refused (a version conflict, an idempotency key already processed) the transaction
     /// stays usable: the write is undone to a savepoint.
     pub async fn commit_in(&self, tx: &mut SqliteConnection, batch: CommitBatch) -> Result<CommitReceipt> {
+        check_batch(&batch)?;
         sqlx::query("SAVEPOINT cqrs_ddd_commit").execute(&mut *tx).await.map_err(store_err)?;
         let result = self.commit_on(tx, &batch).await;
         if result.is_err() {
@@ -126,7 +129,7 @@ impl SqliteStore {
         match self.write(conn, batch).await {
             Ok(receipt) => Ok(receipt),
             Err(e) if is_unique_violation(&e) => Err(self.find_conflict(conn, batch).await),
-            Err(e) => Err(store_err(e)),
+            Err(e) => Err(refusal(&e).map_or_else(|| store_err(e), |reason| refused_in_batch(batch, reason))),
         }
     }
 
@@ -366,6 +369,7 @@ fn decode_outbox(row: &SqliteRow) -> Result<OutboxRecord> {
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
+        check_batch(&batch)?;
         // A cancelled commit closes its connection (see `Txn`), so none is left in a
         // transaction.
         let mut tx = Txn::begin(&self.pool, Some("BEGIN IMMEDIATE")).await?;
@@ -459,6 +463,7 @@ impl SnapshotStore for SqliteStore {
     }
 
     async fn save(&self, snapshot: Snapshot) -> Result<()> {
+        check_snapshot(&snapshot)?;
         sqlx::query(&self.sql.save_snapshot)
             .bind(tenant(&snapshot.stream))
             .bind(&snapshot.stream.stream_type)
@@ -468,7 +473,7 @@ impl SnapshotStore for SqliteStore {
             .bind(snapshot.taken_at)
             .execute(&self.pool)
             .await
-            .map_err(store_err)?;
+            .map_err(|e| write_err(e, || format!("the snapshot of `{}`", snapshot.stream)))?;
         Ok(())
     }
 }
@@ -518,7 +523,7 @@ impl Outbox for SqliteStore {
 
     async fn mark_failed(&self, id: Uuid, error: &str, retry_after: Duration, max_attempts: u32) -> Result<()> {
         sqlx::query(&self.sql.outbox_failed)
-            .bind(error)
+            .bind(lossy(error))
             .bind(now_ms().saturating_add(ms(retry_after)))
             .bind(to_i32(max_attempts, "max attempts")?)
             .bind(id)

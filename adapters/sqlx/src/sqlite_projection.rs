@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::common::{Txn, checkpoint_conflict, store_err, tenant, tenant_from, to_i64, to_u64};
 use crate::sqlite::{SqliteStore, ms, now_ms};
+use crate::storable::{check_document, lossy, write_err};
 
 const CHECKPOINT: &str = "SELECT commit_id, position FROM checkpoints WHERE projection = ? AND partition = ?";
 const CHECKPOINT_INSERT: &str = "INSERT INTO checkpoints (projection, partition, commit_id, position, updated_at) \
@@ -152,6 +153,7 @@ impl ProjectionTxn for SqliteTxn {
     }
 
     async fn put_doc(&mut self, collection: &str, id: &str, json: String) -> Result<u64> {
+        check_document(collection, id, &json)?;
         let v: i64 = sqlx::query_scalar(DOC_PUT)
             .bind(collection)
             .bind(id)
@@ -159,7 +161,9 @@ impl ProjectionTxn for SqliteTxn {
             .bind(chrono::Utc::now())
             .fetch_one(&mut *self.tx)
             .await
-            .map_err(store_err)?;
+            .map_err(|e| {
+                write_err(e, || format!("document `{}/{}`", collection.escape_default(), id.escape_default()))
+            })?;
         to_u64(v, "document version")
     }
 
@@ -225,7 +229,7 @@ impl ProjectionTxn for SqliteTxn {
             .bind(&l.stream.stream_id)
             .bind(to_i64(l.version, "version")?)
             .bind(&l.event_type)
-            .bind(&l.error)
+            .bind(lossy(&l.error))
             .bind(l.failed_at)
             .bind(to_i64(l.commit, "commit")?)
             .execute(&mut *self.tx)

@@ -14,6 +14,7 @@ use crate::common::{
     saga_conflict, saga_tenant, store_err, to_i32, to_i64,
 };
 use crate::sqlite::SqliteStore;
+use crate::storable::{check_saga, check_scheduled, lossy, write_err};
 
 const SAGA_COLUMNS: &str =
     "tenant_id, saga_type, saga_id, status, version, wake_at_ms, data, created_at_ms, updated_at_ms";
@@ -108,6 +109,7 @@ impl SagaStore for SqliteStore {
     }
 
     async fn save(&self, record: &SagaRecord, expected_version: u64) -> Result<()> {
+        check_saga(record)?;
         let key = &record.key;
         let sql = if expected_version == 0 { &self.sql.saga.insert } else { &self.sql.saga.update };
         let mut q = sqlx::query(sql)
@@ -123,7 +125,8 @@ impl SagaStore for SqliteStore {
         if expected_version != 0 {
             q = q.bind(to_i64(expected_version, "saga version")?);
         }
-        if q.execute(&self.pool).await.map_err(store_err)?.rows_affected() == 1 {
+        let done = q.execute(&self.pool).await.map_err(|e| write_err(e, || format!("saga `{key}`")))?;
+        if done.rows_affected() == 1 {
             return Ok(());
         }
         let actual: Option<i64> = sqlx::query_scalar(&self.sql.saga.version)
@@ -169,6 +172,7 @@ impl SagaStore for SqliteStore {
 #[async_trait]
 impl ScheduleStore for SqliteStore {
     async fn schedule(&self, command: &ScheduledCommand) -> Result<()> {
+        check_scheduled(command)?;
         let m = MetadataColumns::of(&command.metadata);
         sqlx::query(&self.sql.saga.schedule)
             .bind(command.id)
@@ -185,7 +189,7 @@ impl ScheduleStore for SqliteStore {
             .bind(ms(command.created_at))
             .execute(&self.pool)
             .await
-            .map_err(store_err)?;
+            .map_err(|e| write_err(e, || format!("scheduled command `{}`", command.id)))?;
         Ok(())
     }
 
@@ -232,7 +236,7 @@ impl ScheduleStore for SqliteStore {
     async fn retry_later(&self, id: Uuid, error: &str, due_at: DateTime<Utc>) -> Result<()> {
         sqlx::query(&self.sql.saga.retry)
             .bind(id)
-            .bind(error)
+            .bind(lossy(error))
             .bind(ms(due_at))
             .execute(&self.pool)
             .await
@@ -241,7 +245,7 @@ impl ScheduleStore for SqliteStore {
     }
 
     async fn mark_dead(&self, id: Uuid, error: &str) -> Result<()> {
-        sqlx::query(&self.sql.saga.kill).bind(id).bind(error).execute(&self.pool).await.map_err(store_err)?;
+        sqlx::query(&self.sql.saga.kill).bind(id).bind(lossy(error)).execute(&self.pool).await.map_err(store_err)?;
         Ok(())
     }
 

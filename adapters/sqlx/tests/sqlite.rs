@@ -138,6 +138,8 @@ sqlite_tests! {
     saga_engine_concurrent_events_lose_no_update => concurrent_events_for_one_instance_lose_no_update();
     saga_engine_scheduled_command_is_sent_once => a_scheduled_command_is_sent_once_when_due();
     cancelled_sends_leave_the_pool_clean => cancelled_writes_leave_every_path_working();
+    unstorable_json_is_refused_alike => values_no_backend_stores_are_refused_alike();
+    non_json_is_refused_alike => text_that_is_not_json_is_refused_alike();
 }
 
 #[tokio::test]

@@ -160,3 +160,124 @@ pub async fn cancelled_writes_leave_every_path_working(db: &impl TestDb) {
     assert_eq!(balance.version, version);
     assert_eq!(balance.state.balance, version - 1, "every committed deposit is in the stream once");
 }
+
+fn one_event(stream: &StreamKey, payload: &str) -> CommitBatch {
+    let mut event = super::new_event("Deposited", 1, json!({}));
+    payload.clone_into(&mut event.payload);
+    CommitBatch {
+        appends: vec![cqrs_ddd::ports::StreamAppend {
+            stream: stream.clone(),
+            expected_version: 0,
+            events: vec![event],
+        }],
+        ..CommitBatch::default()
+    }
+}
+
+#[track_caller]
+fn assert_unstorable<T: std::fmt::Debug>(result: Result<T>, names: &[&str]) {
+    match result {
+        Err(e @ Error::Unstorable { .. }) => {
+            assert!(!e.is_transient(), "a value no backend stores is not worth a retry: {e}");
+            let Error::Unstorable { what, .. } = &e else { unreachable!() };
+            for name in names {
+                assert!(what.contains(name), "`{what}` should name {name}");
+            }
+        }
+        other => panic!("expected Error::Unstorable naming {names:?}, got {other:?}"),
+    }
+}
+
+/// Every write of `json` into a JSON column: an event, its headers, a state row, an
+/// outbox message, a snapshot, a document, a saga instance, a scheduled command. Each
+/// must be refused as `Unstorable`, naming what it was.
+async fn every_json_column_refuses<D: TestDb>(db: &D, store: &D::Store, json: &str, tag: &str) {
+    let stream = StreamKey::new("Account", format!("bad-{tag}"));
+    assert_unstorable(store.commit(one_event(&stream, json)).await, &["Deposited", &stream.to_string()]);
+    let mut headed = one_event(&stream, "{}");
+    headed.appends[0].events[0].metadata.headers.insert("h".into(), "a\0b".into());
+    assert_unstorable(store.commit(headed).await, &["Deposited", &stream.to_string()]);
+
+    let state = StateWrite {
+        stream: StreamKey::new("Profile", format!("bad-{tag}")),
+        expected_version: 0,
+        version: 1,
+        state: json.to_owned(),
+    };
+    assert_unstorable(
+        store.commit(CommitBatch { states: vec![state], ..CommitBatch::default() }).await,
+        &[&format!("Profile/bad-{tag}")],
+    );
+
+    let (id, mut outbox) = outbox_batch();
+    json.clone_into(&mut outbox.outbox[0].payload);
+    assert_unstorable(store.commit(outbox).await, &[&id.to_string(), "cancel"]);
+
+    let snapshot =
+        cqrs_ddd::ports::Snapshot { stream: stream.clone(), version: 1, state: json.to_owned(), taken_at: Utc::now() };
+    assert_unstorable(cqrs_ddd::ports::SnapshotStore::save(store, snapshot).await, &[&stream.to_string()]);
+
+    let mut tx = store.begin().await.unwrap();
+    assert_unstorable(tx.put_doc("docs", &format!("bad-{tag}"), json.to_owned()).await, &[&format!("docs/bad-{tag}")]);
+    tx.rollback().await.unwrap();
+
+    let saga = SagaRecord { data: json.to_owned(), ..saga_record(&format!("bad-{tag}")) };
+    assert_unstorable(SagaStore::save(store, &saga, 0).await, &[&format!("Cancel/bad-{tag}")]);
+
+    let command = ScheduledCommand { payload: json.to_owned(), ..due_command() };
+    assert_unstorable(store.schedule(&command).await, &[&command.id.to_string()]);
+
+    assert_eq!(
+        (db.count("events").await, db.count("states").await, db.count("outbox").await, db.count("snapshots").await),
+        (0, 0, 0, 0),
+        "nothing refused is written"
+    );
+    assert_eq!((db.count("documents").await, db.count("sagas").await, db.count("scheduled_commands").await), (0, 0, 0));
+}
+
+/// JSON with the escape `\u0000` (PostgreSQL's jsonb cannot hold it) or a lone surrogate
+/// (jsonb refuses it, serde cannot read it back), and a NUL character in text, are
+/// refused by both databases alike, before the write, in every JSON column (events
+/// too, so no event that would poison its readers gets in), as a non-transient
+/// `Unstorable` naming the refused value. The same text with the backslash escaped is
+/// plain JSON and is stored.
+pub async fn values_no_backend_stores_are_refused_alike(db: &impl TestDb) {
+    let store = db.store().await;
+    every_json_column_refuses(db, &store, r#"{"note": "a\u0000b"}"#, "nul").await;
+    every_json_column_refuses(db, &store, r#"{"note": "\ud800"}"#, "surrogate").await;
+
+    // Through a command: a string with a NUL character serializes to `\u0000`.
+    let app = app(store.clone()).build().unwrap();
+    assert_unstorable(app.send(Open { account: "nul".into(), owner: "a\0b".into() }).await, &["Opened", "Account/nul"]);
+    assert_eq!(db.count("events").await, 0);
+    let err = store.commit(one_event(&StreamKey::new("Account\0x", "1"), "{}")).await.unwrap_err();
+    assert!(matches!(err, Error::Unstorable { .. }), "a NUL character in a stream id: {err}");
+
+    // An escaped backslash before `u0000` is a plain string.
+    let fine = r#"{"note": "\\u0000 and \ud83d\ude00"}"#;
+    let stream = StreamKey::new("Account", "fine");
+    store.commit(one_event(&stream, fine)).await.unwrap();
+    let all = store.read_all(cqrs_ddd::ports::Cursor::START, 10).await.unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&all[0].payload).unwrap(),
+        serde_json::from_str::<serde_json::Value>(fine).unwrap()
+    );
+    let mut tx = store.begin().await.unwrap();
+    tx.put_doc("docs", "fine", fine.to_owned()).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// Text that is not JSON is refused by every JSON column of both databases (SQLite by
+/// the triggers of migration 5) as a non-transient `Unstorable` naming what it was; the
+/// stream it was meant for stays readable.
+pub async fn text_that_is_not_json_is_refused_alike(db: &impl TestDb) {
+    let store = db.store().await;
+    every_json_column_refuses(db, &store, "not json", "text").await;
+    let app = app(store.clone()).build().unwrap();
+    app.send(Open { account: "a".into(), owner: "x".into() }).await.unwrap();
+    let mut deposit = one_event(&StreamKey::new("Account", "a"), "{\"amount\": 1");
+    deposit.appends[0].expected_version = 1;
+    assert_unstorable(store.commit(deposit).await, &["Deposited", "version 2", "Account/a"]);
+    let loaded = app.load::<Account>(&"a".to_owned()).await.unwrap();
+    assert_eq!(loaded.version, 1, "the stream stays readable");
+}
