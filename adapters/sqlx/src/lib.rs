@@ -59,7 +59,30 @@
 //!   Their times are kept to the millisecond on both databases.
 //! - **Bad data is an error, not a panic**: payloads that do not deserialize, unknown
 //!   event types and negative or oversized numbers are typed errors naming the stream and
-//!   version.
+//!   version. See [Corrupt rows](#corrupt-rows).
+//!
+//! # Corrupt rows
+//!
+//! The stores never write these rows, but a hand edit, a restore or another program can.
+//! Reading one is [`cqrs_ddd::Error::CorruptRow`] naming the stream and the version as
+//! stored (a negative version is reported as such, never clamped to 0):
+//!
+//! - **Loading a stream** (`read_stream`): versions must run on from the starting version
+//!   without a gap or a repeat, be 1 or more (a row below 1 is found whatever the starting
+//!   version: one index probe per load) and have a schema version within `u32`.
+//! - **Reading all events** (`read_all`): a version below 1, a negative position or
+//!   commit key, a schema version out of range, headers that are not a JSON object of
+//!   strings, or a column that does not decode. A page stops before its first corrupt
+//!   row: readers get every good event before it, and the next read, starting at the
+//!   corrupt row, fails with its `CorruptRow`, whose reason ends with where the row sits
+//!   (`row at position P, commit C`). The error is not transient: a projection worker's
+//!   error policy decides whether to stop or to step past the row (its cursor is
+//!   `Cursor { commit: C, position: P }`); the row stays until repaired, and readers
+//!   read on once it is. Version gaps across streams are not checked here (a page sees
+//!   pieces of many streams); loading the stream reports them.
+//! - Outbox messages and scheduled commands with malformed headers are `CorruptRow`
+//!   naming the message (`stream` is `outbox message <id>` or `scheduled command <id>`,
+//!   `version` 0).
 //!
 //! # Values a database cannot store
 //!

@@ -7,17 +7,17 @@ use std::time::Duration;
 use async_stream::try_stream;
 use cqrs_ddd::ports::{
     CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, Outbox, OutboxMessage, OutboxRecord, Snapshot,
-    SnapshotStore, StoredEvent, StoredState, StreamEvent, StreamKey, async_trait,
+    SnapshotStore, StoredEvent, StoredState, StreamKey, async_trait,
 };
-use cqrs_ddd::{Error, Metadata, RequestContext, Result};
+use cqrs_ddd::{Error, RequestContext, Result};
 use futures::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use crate::common::{
-    Migration, Txn, conflict, conflict_in, has_unguarded_states, headers_from, headers_json, is_unique_violation,
-    outbox_status, store_err, tenant, tenant_from, to_i32, to_i64, to_u64,
+    EventRow, Migration, StreamCheck, Txn, conflict, conflict_in, decode_event, decode_page, has_unguarded_states,
+    headers_json, is_unique_violation, outbox_status, row_headers, store_err, tenant, to_i32, to_i64, to_u64,
 };
 use crate::storable::{check_batch, check_snapshot, lossy, refusal, refused_in_batch, write_err};
 
@@ -274,9 +274,13 @@ impl Sql {
         let key = "tenant_id = ? AND stream_type = ? AND stream_id = ?";
         Sql {
             insert_processed: "INSERT INTO processed_commands (key, processed_at_ms) VALUES (?, ?)".to_owned(),
-            read_stream: format!(
-                "SELECT version, event_type, schema_version, payload FROM events WHERE {key} AND version > ? ORDER BY version"
-            ),
+            // A row below version 1 (which no writer makes) is read first, whatever the
+            // starting version, so that loading the stream reports it: one index probe.
+            read_stream: "SELECT version, event_type, schema_version, payload FROM events \
+                 WHERE tenant_id = ?1 AND stream_type = ?2 AND stream_id = ?3 AND version > CASE WHEN EXISTS \
+                 (SELECT 1 FROM events WHERE tenant_id = ?1 AND stream_type = ?2 AND stream_id = ?3 AND version < 1) \
+                 THEN ?5 ELSE ?4 END ORDER BY version"
+                .to_owned(),
             read_all: format!("SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"),
             read_all_tenant: format!(
                 "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? AND tenant_id = ? ORDER BY position LIMIT ?"
@@ -321,32 +325,14 @@ impl Sql {
     }
 }
 
-fn decode_event(row: &SqliteRow) -> Result<StoredEvent> {
-    let get = |e: sqlx::Error| store_err(e);
-    let tenant_id: String = row.try_get(1).map_err(get)?;
-    let position = to_u64(row.try_get(0).map_err(get)?, "position")?;
-    Ok(StoredEvent {
-        position,
-        commit: position,
-        stream: StreamKey {
-            tenant_id: tenant_from(tenant_id.clone()),
-            stream_type: row.try_get(2).map_err(get)?,
-            stream_id: row.try_get(3).map_err(get)?,
-        },
-        version: to_u64(row.try_get(4).map_err(get)?, "version")?,
-        event_id: row.try_get(5).map_err(get)?,
-        event_type: row.try_get(6).map_err(get)?,
-        schema_version: u32::try_from(row.try_get::<i64, _>(7).map_err(get)?).unwrap_or(0),
-        payload: row.try_get(8).map_err(get)?,
-        metadata: Metadata {
-            correlation_id: row.try_get(9).map_err(get)?,
-            causation_id: row.try_get(10).map_err(get)?,
-            tenant_id: tenant_from(tenant_id),
-            principal: row.try_get(11).map_err(get)?,
-            headers: headers_from(row.try_get(12).map_err(get)?),
-        },
-        occurred_at: row.try_get(13).map_err(get)?,
-    })
+impl EventRow for SqliteRow {
+    fn commit_key(&self) -> std::result::Result<i64, sqlx::Error> {
+        self.try_get("position")
+    }
+
+    fn schema_version(&self) -> std::result::Result<i64, sqlx::Error> {
+        self.try_get("schema_version")
+    }
 }
 
 fn decode_outbox(row: &SqliteRow) -> Result<OutboxRecord> {
@@ -357,7 +343,9 @@ fn decode_outbox(row: &SqliteRow) -> Result<OutboxRecord> {
             id: row.try_get(0).map_err(get)?,
             topic: row.try_get(1).map_err(get)?,
             payload: row.try_get(2).map_err(get)?,
-            headers: headers_from(row.try_get(3).map_err(get)?),
+            headers: row_headers(row.try_get(3).map_err(get)?, || {
+                format!("outbox message {}", row.try_get::<Uuid, _>(0).unwrap_or_default())
+            })?,
             created_at: row.try_get(4).map_err(get)?,
         },
         status: outbox_status(&status),
@@ -393,14 +381,11 @@ impl EventStore for SqliteStore {
                 .bind(&key.stream_type)
                 .bind(&key.stream_id)
                 .bind(after)
+                .bind(i64::MIN)
                 .fetch(&pool);
+            let mut check = StreamCheck::new(&key, after_version);
             while let Some(row) = rows.try_next().await.map_err(store_err)? {
-                yield StreamEvent {
-                    version: to_u64(row.try_get(0).map_err(store_err)?, "version")?,
-                    event_type: row.try_get(1).map_err(store_err)?,
-                    schema_version: u32::try_from(row.try_get::<i64, _>(2).map_err(store_err)?).unwrap_or(0),
-                    payload: row.try_get(3).map_err(store_err)?,
-                };
+                yield check.row(&row)?;
             }
         }))
     }
@@ -415,7 +400,7 @@ impl EventStore for SqliteStore {
             None => sqlx::query(&self.sql.read_all).bind(position).bind(limit).fetch_all(&self.pool).await,
         }
         .map_err(store_err)?;
-        rows.iter().map(decode_event).collect()
+        decode_page(&rows, decode_event)
     }
 
     async fn stream_version(&self, stream: &StreamKey) -> Result<u64> {

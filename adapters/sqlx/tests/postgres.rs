@@ -144,6 +144,7 @@ pg_tests! {
     cancelled_sends_leave_the_pool_clean => cancelled_writes_leave_every_path_working();
     unstorable_json_is_refused_alike => values_no_backend_stores_are_refused_alike();
     non_json_is_refused_alike => text_that_is_not_json_is_refused_alike();
+    bad_rows_are_corrupt_row_errors => corrupt_rows_are_named_errors();
 }
 
 #[tokio::test]

@@ -5,8 +5,8 @@ use std::time::Duration;
 use chrono::Utc;
 use cqrs_ddd::RetryPolicy;
 use cqrs_ddd::ports::{
-    CommitBatch, EventStore, Outbox, OutboxMessage, ProjectionStore, SagaKey, SagaRecord, SagaStatus, SagaStore,
-    ScheduleStore, ScheduledCommand, StateWrite, StreamKey,
+    CommitBatch, Cursor, EventStore, Outbox, OutboxMessage, ProjectionStore, SagaKey, SagaRecord, SagaStatus,
+    SagaStore, ScheduleStore, ScheduledCommand, StateWrite, StreamKey,
 };
 use cqrs_ddd::prelude::*;
 use rand::Rng;
@@ -257,7 +257,7 @@ pub async fn values_no_backend_stores_are_refused_alike(db: &impl TestDb) {
     let fine = r#"{"note": "\\u0000 and \ud83d\ude00"}"#;
     let stream = StreamKey::new("Account", "fine");
     store.commit(one_event(&stream, fine)).await.unwrap();
-    let all = store.read_all(cqrs_ddd::ports::Cursor::START, 10).await.unwrap();
+    let all = store.read_all(Cursor::START, 10).await.unwrap();
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&all[0].payload).unwrap(),
         serde_json::from_str::<serde_json::Value>(fine).unwrap()
@@ -280,4 +280,77 @@ pub async fn text_that_is_not_json_is_refused_alike(db: &impl TestDb) {
     assert_unstorable(store.commit(deposit).await, &["Deposited", "version 2", "Account/a"]);
     let loaded = app.load::<Account>(&"a".to_owned()).await.unwrap();
     assert_eq!(loaded.version, 1, "the stream stays readable");
+}
+
+/// Reads all events after `cursor` until the page holds `n` events or fails, waiting for
+/// PostgreSQL's gap-safe horizon to pass commits of tests running alongside.
+async fn page_of(store: &impl EventStore, cursor: Cursor, n: usize) -> Result<Vec<cqrs_ddd::ports::StoredEvent>> {
+    let started = std::time::Instant::now();
+    loop {
+        let page = store.read_all(cursor, 100).await;
+        match &page {
+            Ok(events) if events.len() < n && started.elapsed() < STUCK => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            _ => return page,
+        }
+    }
+}
+
+#[track_caller]
+fn assert_corrupt<T: std::fmt::Debug>(result: Result<T>, stream: &str, version: i64, reason: &str) {
+    match result {
+        Err(Error::CorruptRow { stream: s, version: v, reason: r }) => {
+            assert_eq!((s.as_str(), v), (stream, version), "{r}");
+            assert!(r.contains(reason), "the reason `{r}` should say `{reason}`");
+        }
+        other => panic!("expected a corrupt row at version {version} of `{stream}`, got {other:?}"),
+    }
+}
+
+/// Rows no writer of this crate makes are typed errors naming the stream and the version
+/// as stored: a gap in a stream's versions, a negative version (never clamped to 0), a
+/// negative schema version, headers that are not a JSON object of strings. A reader of
+/// all events gets every good event before a bad row, then the bad row's error (which
+/// names where it sits); once the row is repaired, it reads on.
+pub async fn corrupt_rows_are_named_errors(db: &impl TestDb) {
+    let store = db.store().await;
+    let app = app(store.clone()).build().unwrap();
+    for id in ["a", "n", "b", "h", "c", "s", "g"] {
+        app.send(Open { account: id.into(), owner: "x".into() }).await.unwrap();
+    }
+    for _ in 0..2 {
+        app.send(Deposit { account: "g".into(), amount: 1 }).await.unwrap();
+    }
+    db.exec("UPDATE {t}events SET version = -1 WHERE stream_id = 'n'").await;
+    db.exec(r#"UPDATE {t}events SET headers = '{"n": 1}' WHERE stream_id = 'h'"#).await;
+    db.exec("UPDATE {t}events SET schema_version = -3 WHERE stream_id = 's'").await;
+    db.exec("DELETE FROM {t}events WHERE stream_id = 'g' AND version = 2").await;
+
+    // Loading a stream checks its versions and numbers.
+    assert_corrupt(app.load::<Account>(&"g".to_owned()).await, "Account/g", 3, "gap");
+    assert_corrupt(app.load::<Account>(&"s".to_owned()).await, "Account/s", 1, "schema version -3");
+    assert_corrupt(app.load::<Account>(&"n".to_owned()).await, "Account/n", -1, "version -1 is below 1");
+    assert!(!Error::CorruptRow { stream: String::new(), version: 0, reason: String::new() }.is_transient());
+
+    // Reading all events: the good ones before each bad row, then the bad row's error.
+    let first = page_of(&store, Cursor::START, 1).await.unwrap();
+    assert_eq!(
+        first.iter().map(|e| e.stream.stream_id.as_str()).collect::<Vec<_>>(),
+        ["a"],
+        "the page stops before the bad row"
+    );
+    let cursor = first[0].cursor();
+    assert_corrupt(store.read_all(cursor, 100).await, "Account/n", -1, "position");
+    db.exec("DELETE FROM {t}events WHERE stream_id = 'n'").await;
+
+    let page = page_of(&store, cursor, 1).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.stream.stream_id.as_str()).collect::<Vec<_>>(), ["b"]);
+    let cursor = page[0].cursor();
+    assert_corrupt(store.read_all(cursor, 100).await, "Account/h", 1, "headers");
+    db.exec("UPDATE {t}events SET headers = NULL WHERE stream_id = 'h'").await;
+
+    let page = page_of(&store, cursor, 2).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.stream.stream_id.as_str()).collect::<Vec<_>>(), ["h", "c"]);
+    assert_corrupt(store.read_all(page[1].cursor(), 100).await, "Account/s", 1, "schema version");
 }
