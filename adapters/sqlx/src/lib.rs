@@ -37,10 +37,12 @@
 //! - **Gap-safe global order.** [`EventStore::read_all`](cqrs_ddd::ports::EventStore::read_all)
 //!   never returns an event while one that sorts before it may still commit. PostgreSQL
 //!   assigns positions at insert, not at commit, so rows are ordered by
-//!   `(transaction id, position)` and only transactions older than the oldest one still
-//!   running (`pg_snapshot_xmin`) are read. A long-running transaction anywhere on the
-//!   server delays readers (never skips events). SQLite commits one writer at a time, so
-//!   position order is already commit order.
+//!   `(transaction id, position)` and only rows below a horizon are read: the oldest
+//!   transaction still running that could write this database's events (see
+//!   [The read horizon on PostgreSQL](#the-read-horizon-on-postgresql)). A long
+//!   transaction of this database delays readers (never makes them skip an event), and
+//!   [`EventStore::read_stall`](cqrs_ddd::ports::EventStore::read_stall) names it. SQLite
+//!   commits one writer at a time, so position order is already commit order.
 //! - **Streaming loads.** A stream is read row by row (`fetch`), so loading a stream of a
 //!   million events holds one row at a time; loading selects only version, type, schema
 //!   version and payload.
@@ -60,6 +62,46 @@
 //! - **Bad data is an error, not a panic**: payloads that do not deserialize, unknown
 //!   event types and negative or oversized numbers are typed errors naming the stream and
 //!   version. See [Corrupt rows](#corrupt-rows).
+//!
+//! # The read horizon on PostgreSQL
+//!
+//! Readers of all events (`read_all`, `head`) read the rows whose transaction id is
+//! below a horizon computed in the same statement, from the statement's own snapshot
+//! (`pg_current_snapshot()`): the smallest transaction id the snapshot lists as running
+//! (`pg_snapshot_xip`) that is not positively known to belong to a backend of another
+//! database, else the snapshot's `xmax`. Every transaction below it has committed or
+//! rolled back, or runs in another database and so cannot write these events: no event
+//! can still appear below it, and none is skipped.
+//!
+//! - **Why not `pg_snapshot_xmin`.** A snapshot is cluster-wide: with the xmin alone, any
+//!   write transaction on the server (another application's database, a long batch job)
+//!   stops every projection, relay and saga feed of this database for as long as it
+//!   stays open, and nothing says why.
+//! - **How "another database" is known.** A running transaction is matched to
+//!   `pg_stat_activity` by `backend_xid` (a 32-bit xid, compared with the low 32 bits of
+//!   the `xid8`: unambiguous among running transactions) and skipped only if that backend's
+//!   `datname` is another database. A running transaction that matches no such row holds
+//!   the horizon: a prepared transaction (`pg_stat_activity` does not list them), a
+//!   backend without a database, a transaction whose row is not visible. Conservative:
+//!   an unknown holder delays readers, it never makes them skip.
+//! - **Privileges.** `datname` and `backend_xid` are shown to every role (checked on
+//!   PostgreSQL 15), so the horizon needs no privilege: a reader without
+//!   `pg_read_all_stats` passes other databases' transactions too. `read_stall` reports the
+//!   holding transaction's id, `age`, process id and `application_name` to every role;
+//!   its start (`xact_start`) only to a superuser, a member of `pg_read_all_stats`, or the
+//!   holder's own role, else `since` is `None`. If a server hid `backend_xid` from a role,
+//!   that role's readers would fall back to waiting for every running transaction, as
+//!   with the xmin.
+//! - **Standbys.** A snapshot taken during recovery lists no running transactions, so on
+//!   a standby the horizon is the snapshot's xmin.
+//! - **Cost.** Still one statement. The horizon is an uncorrelated subquery, evaluated
+//!   once per statement (an `InitPlan`) and used as an index condition, so `read_all`
+//!   remains a range scan of `events_commit_order`. It reads `pg_stat_activity` only when
+//!   the snapshot lists running transactions: a scan of the server's backend table,
+//!   microseconds for hundreds of connections.
+//! - **`read_stall`** returns the holding transaction when the horizon is below the
+//!   snapshot's `xmax` (a transaction of this database, or an unknown one, is running and
+//!   older than some committed ones), else `None`. Workers can log it when a stall lasts.
 //!
 //! # Corrupt rows
 //!

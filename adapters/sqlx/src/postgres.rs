@@ -6,8 +6,8 @@ use std::sync::Arc;
 use async_stream::try_stream;
 use chrono::{DateTime, Utc};
 use cqrs_ddd::ports::{
-    CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, Outbox, OutboxMessage, OutboxRecord, Snapshot,
-    SnapshotStore, StoredEvent, StoredState, StreamKey, async_trait,
+    CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, Outbox, OutboxMessage, OutboxRecord, ReadStall,
+    Snapshot, SnapshotStore, StoredEvent, StoredState, StreamKey, async_trait,
 };
 use cqrs_ddd::{Error, RequestContext, Result};
 use futures::TryStreamExt;
@@ -443,8 +443,32 @@ pub(crate) struct Sql {
     /// `INSERT .. VALUES` of 1..=VALUES_ROWS events.
     insert_values: Vec<String>,
     head: String,
+    /// The horizon and, when it is below the snapshot's xmax, the transaction holding it.
+    read_stall: String,
     pub(crate) p: crate::pg_projection::ProjectionSql,
     pub(crate) saga: crate::pg_saga::SagaSql,
+}
+
+/// The gap-safe horizon of the snapshot `s` (a `pg_snapshot` expression), as a `bigint`
+/// transaction id: every event row whose transaction id is below it is committed or will
+/// never be (see the crate docs, "Gap-safe global order").
+///
+/// It is the oldest transaction still running in the snapshot (`pg_snapshot_xip`) that
+/// is not positively known to run in another database, else the snapshot's xmax. A
+/// transaction of another database cannot write this database's events, so it does not
+/// hold readers back; one whose database is unknown does (a prepared transaction, a
+/// backend whose `pg_stat_activity` row hides its `backend_xid` for lack of privilege).
+/// `backend_xid` is a 32-bit xid: it is matched with the low 32 bits of the `xid8`,
+/// unambiguous among running transactions. On a standby the snapshot lists no running
+/// transactions, so the horizon stays the snapshot's xmin there.
+fn horizon(s: &str) -> String {
+    format!(
+        "CASE WHEN pg_is_in_recovery() THEN pg_snapshot_xmin({s})::text::bigint ELSE COALESCE(\
+         (SELECT min(x::text::bigint) FROM pg_snapshot_xip({s}) AS x WHERE NOT EXISTS (SELECT 1 \
+         FROM pg_stat_activity a WHERE a.datname <> current_database() \
+         AND a.backend_xid::text::bigint = x::text::bigint % 4294967296)), \
+         pg_snapshot_xmax({s})::text::bigint) END"
+    )
 }
 
 /// Batches of at most this many events (and nothing else) use `INSERT .. VALUES`.
@@ -458,7 +482,7 @@ const EVENT_COLUMNS: &str = "position, transaction_id, tenant_id, stream_type, s
 impl Sql {
     fn new(s: &str) -> Self {
         let commit = std::array::from_fn(|i| Self::commit_statement(s, Parts::of(i)));
-        let gap_safe = "transaction_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+        let gap_safe = format!("transaction_id < (SELECT {} FROM pg_current_snapshot() AS snap(s))", horizon("snap.s"));
         Sql {
             schema: s.to_owned(),
             commit,
@@ -523,6 +547,14 @@ impl Sql {
             head: format!(
                 "SELECT transaction_id, position FROM {s}.events WHERE {gap_safe} \
                  ORDER BY transaction_id DESC, position DESC LIMIT 1"
+            ),
+            read_stall: format!(
+                "SELECT h.xid, age((h.xid % 4294967296)::text::xid), a.pid, a.application_name, a.xact_start \
+                 FROM (SELECT {} AS xid, pg_snapshot_xmax(snap.s)::text::bigint AS xmax \
+                 FROM pg_current_snapshot() AS snap(s)) AS h \
+                 LEFT JOIN pg_stat_activity a ON a.backend_xid::text::bigint = h.xid % 4294967296 \
+                 WHERE h.xid < h.xmax ORDER BY a.xact_start LIMIT 1",
+                horizon("snap.s")
             ),
             p: crate::pg_projection::ProjectionSql::new(s),
             saga: crate::pg_saga::SagaSql::new(s),
@@ -709,6 +741,22 @@ impl EventStore for PgStore {
     async fn stream_version(&self, stream: &StreamKey) -> Result<u64> {
         let mut conn = self.pool.acquire().await.map_err(store_err)?;
         self.version_on(&mut conn, stream).await
+    }
+
+    async fn read_stall(&self) -> Result<Option<ReadStall>> {
+        let row = sqlx::query(&self.sql.read_stall).fetch_optional(&self.pool).await.map_err(store_err)?;
+        row.map(|r| {
+            let xid: i64 = r.try_get(0).map_err(store_err)?;
+            let age: Option<i32> = r.try_get(1).map_err(store_err)?;
+            Ok(ReadStall {
+                xid: to_u64(xid, "transaction id")?,
+                xid_age: age.and_then(|a| u64::try_from(a).ok()),
+                pid: r.try_get(2).map_err(store_err)?,
+                application_name: r.try_get::<Option<String>, _>(3).map_err(store_err)?.filter(|n| !n.is_empty()),
+                since: r.try_get(4).map_err(store_err)?,
+            })
+        })
+        .transpose()
     }
 
     async fn head(&self) -> Result<Cursor> {

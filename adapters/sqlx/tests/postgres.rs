@@ -12,7 +12,7 @@ use common::saga_engine::*;
 use common::sagas::*;
 use common::*;
 use cqrs_ddd::Result;
-use cqrs_ddd::ports::{CommitBatch, CommitReceipt, async_trait};
+use cqrs_ddd::ports::{CommitBatch, CommitReceipt, Cursor, EventStore, async_trait};
 use cqrs_ddd_sqlx::{PgOptions, PgStore};
 use sqlx::Connection;
 
@@ -169,4 +169,199 @@ async fn an_unreachable_server_is_a_clear_error() {
 async fn a_bad_schema_name_is_rejected() {
     let pool = sqlx::PgPool::connect_lazy(&url()).unwrap();
     assert!(PgStore::from_pool(pool, "x; DROP TABLE y").is_err());
+}
+
+/// A connection to `url` (another database: replace the path) holding a write
+/// transaction open: it has a transaction id and runs until dropped or committed.
+struct Holder {
+    conn: sqlx::PgConnection,
+    xid: u64,
+    pid: i32,
+}
+
+impl Holder {
+    async fn open(options: sqlx::postgres::PgConnectOptions) -> Self {
+        let mut conn = sqlx::PgConnection::connect_with(&options).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+        let (xid, pid): (i64, i32) = sqlx::query_as("SELECT pg_current_xact_id()::text::bigint, pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        Holder { conn, xid: u64::try_from(xid).unwrap(), pid }
+    }
+
+    /// Whether its transaction is still the one it opened.
+    async fn still_open(&mut self) -> bool {
+        let xid: Option<i64> = sqlx::query_scalar("SELECT pg_current_xact_id_if_assigned()::text::bigint")
+            .fetch_one(&mut self.conn)
+            .await
+            .unwrap();
+        xid.and_then(|x| u64::try_from(x).ok()) == Some(self.xid)
+    }
+}
+
+fn options() -> sqlx::postgres::PgConnectOptions {
+    url().parse().unwrap()
+}
+
+/// A database of its own for this test run, dropped afterwards.
+struct ScratchDb {
+    name: String,
+}
+
+impl ScratchDb {
+    async fn create(admin: &PgStore) -> Self {
+        let name = format!("cqrs_ddd_scratch_{}", uuid::Uuid::now_v7().simple());
+        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(admin.pool()).await.unwrap();
+        ScratchDb { name }
+    }
+
+    async fn drop(self, admin: &PgStore) {
+        sqlx::query(&format!("DROP DATABASE \"{}\" WITH (FORCE)", self.name)).execute(admin.pool()).await.unwrap();
+    }
+}
+
+fn one_deposit(id: &str) -> CommitBatch {
+    CommitBatch {
+        appends: vec![cqrs_ddd::ports::StreamAppend {
+            stream: cqrs_ddd::ports::StreamKey::new("Account", id),
+            expected_version: 0,
+            events: vec![new_event("Deposited", 1, serde_json::json!({"amount": 1}))],
+        }],
+        ..CommitBatch::default()
+    }
+}
+
+/// Reads all events until `wanted` are among them, within `limit`; returns what it read.
+async fn read_until(store: &PgStore, wanted: &[uuid::Uuid], limit: Duration) -> Vec<uuid::Uuid> {
+    let started = std::time::Instant::now();
+    loop {
+        let seen: Vec<uuid::Uuid> =
+            store.read_all(Cursor::START, 1000).await.unwrap().iter().map(|e| e.event_id).collect();
+        if wanted.iter().all(|w| seen.contains(w)) || started.elapsed() > limit {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A write transaction held open in another database of the server (a batch job, another
+/// application) does not delay readers of this database's events, nor is it reported as
+/// what holds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_in_another_database_does_not_hold_readers() {
+    let db = Pg::new().await;
+    let scratch = ScratchDb::create(&db.admin).await;
+    let mut other = Holder::open(options().database(&scratch.name)).await;
+    let store = db.store().await;
+    let receipt_id = one_deposit("after-other");
+    let event = receipt_id.appends[0].events[0].event_id;
+    store.commit(receipt_id).await.unwrap();
+
+    let seen = read_until(&store, &[event], Duration::from_secs(15)).await;
+    assert!(seen.contains(&event), "a transaction of another database held the reader back");
+    assert!(other.still_open().await, "the other database's transaction was open all along");
+    assert!(store.head().await.unwrap() > Cursor::START, "head moves past it too");
+    if let Some(stall) = store.read_stall().await.unwrap() {
+        assert_ne!(stall.xid, other.xid, "another database's transaction is not what holds readers: {stall:?}");
+    }
+    drop(other);
+    scratch.drop(&db.admin).await;
+    db.drop().await;
+}
+
+/// A write transaction held open in this database holds readers (it may still commit
+/// events below what they would read next), `read_stall` reports it with its process,
+/// application name and start, and once it commits readers catch up in order, skipping
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_in_this_database_holds_readers_and_is_reported() {
+    let db = Pg::new().await;
+    let store = db.store().await;
+    let app_name = format!("holder-{}", uuid::Uuid::now_v7().simple());
+    let mut holder = Holder::open(options().application_name(&app_name)).await;
+    let held = one_deposit("held");
+    let held_id = held.appends[0].events[0].event_id;
+    store.commit_in(&mut holder.conn, held).await.unwrap();
+    let after = one_deposit("after");
+    let after_id = after.appends[0].events[0].event_id;
+    store.commit(after).await.unwrap();
+
+    let page = store.read_all(Cursor::START, 100).await.unwrap();
+    assert!(page.is_empty(), "nothing after the open transaction is read while it runs: {page:?}");
+
+    // Other tests of this database may hold older transactions for a moment; ours is
+    // reported once it is the oldest.
+    let started = std::time::Instant::now();
+    let stall = loop {
+        let stall = store.read_stall().await.unwrap();
+        if stall.as_ref().is_some_and(|s| s.pid == Some(holder.pid)) || started.elapsed() > Duration::from_secs(15) {
+            break stall;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let stall = stall.expect("the open transaction is reported");
+    assert_eq!(
+        (stall.xid, stall.pid, stall.application_name.as_deref()),
+        (holder.xid, Some(holder.pid), Some(app_name.as_str()))
+    );
+    assert!(stall.since.is_some_and(|t| t <= chrono::Utc::now()), "{stall:?}");
+    assert!(stall.xid_age.is_some_and(|age| age >= 1), "a transaction started after it: {stall:?}");
+    assert!(holder.still_open().await);
+
+    sqlx::query("COMMIT").execute(&mut holder.conn).await.unwrap();
+    let seen = read_until(&store, &[held_id, after_id], Duration::from_secs(15)).await;
+    assert_eq!(seen, [held_id, after_id], "the held event comes first, each once");
+    db.drop().await;
+}
+
+/// A reader whose role may not see other roles' activity (no `pg_read_all_stats`) still
+/// passes another database's transactions (`backend_xid` and `datname` are visible to
+/// every role), and `read_stall` still names a holder of this database by transaction id,
+/// process and application name, without its start time (hidden from other roles).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unprivileged_reader_passes_other_databases_and_sees_holders() {
+    let db = Pg::new().await;
+    let role = format!("reader_{}", uuid::Uuid::now_v7().simple());
+    db.exec(&format!(
+        "CREATE ROLE \"{role}\" LOGIN; GRANT USAGE ON SCHEMA \"{s}\" TO \"{role}\"; \
+         GRANT SELECT ON ALL TABLES IN SCHEMA \"{s}\" TO \"{role}\"",
+        s = db.schema
+    ))
+    .await;
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_with(options().username(&role)).await;
+    let reader = PgStore::from_pool(pool.unwrap(), &db.schema).unwrap();
+    let scratch = ScratchDb::create(&db.admin).await;
+    let mut other = Holder::open(options().database(&scratch.name)).await;
+    let batch = one_deposit("unprivileged");
+    let event = batch.appends[0].events[0].event_id;
+    db.store().await.commit(batch).await.unwrap();
+    let started = std::time::Instant::now();
+    while !reader.read_all(Cursor::START, 10).await.unwrap().iter().any(|e| e.event_id == event) {
+        assert!(started.elapsed() < Duration::from_secs(15), "another database's transaction held the reader");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(other.still_open().await);
+
+    let app_name = format!("holder-{}", uuid::Uuid::now_v7().simple());
+    let mut holder = Holder::open(options().application_name(&app_name)).await;
+    let started = std::time::Instant::now();
+    let stall = loop {
+        let stall = reader.read_stall().await.unwrap();
+        if stall.as_ref().is_some_and(|s| s.pid == Some(holder.pid)) || started.elapsed() > Duration::from_secs(15) {
+            break stall.expect("the holder is reported");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        (stall.xid, stall.application_name.as_deref(), stall.since),
+        (holder.xid, Some(app_name.as_str()), None)
+    );
+    sqlx::query("ROLLBACK").execute(&mut holder.conn).await.unwrap();
+    drop(other);
+    reader.pool().close().await;
+    scratch.drop(&db.admin).await;
+    let admin = db.admin.clone();
+    db.drop().await;
+    sqlx::query(&format!("DROP ROLE \"{role}\"")).execute(admin.pool()).await.unwrap();
 }
