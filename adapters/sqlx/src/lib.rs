@@ -180,7 +180,15 @@
 //! # Connection pools
 //!
 //! [`PgStore::connect`] builds a pool that does not ping a connection on every acquire
-//! (sqlx's default does, which costs a round trip per command). Tables are created and
+//! (sqlx's default does, which costs a round trip per command).
+//!
+//! `connect` opens one connection first, within [`PgOptions::connect_timeout`] (5 s by
+//! default), and fails with [`cqrs_ddd::Error::Connect`] giving the real cause: connection
+//! refused at host:port, no answer in time, database or role missing (SQLSTATE 3D000,
+//! 28000), password refused (28P01). A pool left to itself retries a refused connection
+//! for its whole acquire timeout (30 s) and then says only "pool timed out". The cost is
+//! one extra connection, closed at once, per `connect`. [`SqliteStore::connect`] names the
+//! file it could not open and why (its directory does not exist or is not writable). Tables are created and
 //! upgraded by `migrate()`, which is safe to run from several processes at once.
 
 mod common;

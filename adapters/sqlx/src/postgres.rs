@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_stream::try_stream;
 use chrono::{DateTime, Utc};
@@ -12,7 +13,7 @@ use cqrs_ddd::ports::{
 use cqrs_ddd::{Error, RequestContext, Result};
 use futures::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{Connection, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::common::{
@@ -48,12 +49,19 @@ pub struct PgOptions {
     pub schema: String,
     /// Pool size.
     pub max_connections: u32,
+    /// How long `connect` waits for the server's answer before it gives up; default 5 s.
+    pub connect_timeout: Duration,
 }
 
 impl PgOptions {
-    /// Options for `url`, schema `public`, 16 connections.
+    /// Options for `url`, schema `public`, 16 connections, a connect timeout of 5 s.
     pub fn new(url: impl Into<String>) -> Self {
-        PgOptions { url: url.into(), schema: "public".to_owned(), max_connections: 16 }
+        PgOptions {
+            url: url.into(),
+            schema: "public".to_owned(),
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(5),
+        }
     }
 
     /// Puts the tables in `schema` (letters, digits and `_` only).
@@ -67,6 +75,12 @@ impl PgOptions {
         self.max_connections = n.max(1);
         self
     }
+
+    /// Sets how long `connect` waits for the server's answer.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
 }
 
 impl PgStore {
@@ -76,21 +90,42 @@ impl PgStore {
     }
 
     /// Connects with `options`.
+    ///
+    /// One connection is opened first, within [`PgOptions::connect_timeout`], so that a
+    /// server that cannot be used fails at once with its real cause as
+    /// [`Error::Connect`]: connection refused at host:port, no answer in time, database
+    /// or role missing, password refused. (A pool alone retries a refused connection until
+    /// its acquire timeout, 30 s, and then reports only that it timed out.) That
+    /// connection is closed and the pool opens its own on demand: one extra connection
+    /// per `connect`.
     pub async fn connect_with(options: PgOptions) -> Result<Self> {
-        let connect: PgConnectOptions =
-            options.url.parse().map_err(|e| Error::store(format!("invalid PostgreSQL url `{}`: {e}", options.url)))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections)
-            .test_before_acquire(false)
-            .connect_with(connect)
-            .await
-            .map_err(|e| {
-                Error::store(format!(
-                    "PostgreSQL at `{}` is not reachable: {e}; start it (scripts/services.sh) or set DATABASE_URL",
-                    options.url
-                ))
-            })?;
-        Self::from_pool(pool, &options.schema)
+        let connect: PgConnectOptions = options.url.parse().map_err(|e| Error::Connect {
+            backend: "PostgreSQL",
+            target: "(the url)".to_owned(),
+            reason: format!("the url does not parse: {e}"),
+        })?;
+        let store = Self::from_pool(
+            PgPoolOptions::new()
+                .max_connections(options.max_connections)
+                .test_before_acquire(false)
+                .connect_lazy_with(connect.clone()),
+            &options.schema,
+        )?;
+        match tokio::time::timeout(options.connect_timeout, PgConnection::connect_with(&connect)).await {
+            Ok(Ok(first)) => {
+                let _ = first.close().await;
+                Ok(store)
+            }
+            Ok(Err(e)) => Err(connect_error(&connect, &e)),
+            Err(_) => Err(Error::Connect {
+                backend: "PostgreSQL",
+                target: target(&connect),
+                reason: format!(
+                    "no answer within {:?} (PgOptions::connect_timeout): is this a PostgreSQL server, reachable from here?",
+                    options.connect_timeout
+                ),
+            }),
+        }
     }
 
     /// Uses an existing pool; tables live in `schema`.
@@ -315,6 +350,41 @@ impl PgStore {
             .map_err(store_err)?;
         to_u64(v, "version")
     }
+}
+
+/// Where a connection goes, without credentials: `host:port/database`.
+fn target(options: &PgConnectOptions) -> String {
+    let database = options.get_database().unwrap_or(options.get_username());
+    match options.get_socket() {
+        Some(socket) => format!("{}/{database}", socket.display()),
+        None => format!("{}:{}/{database}", options.get_host(), options.get_port()),
+    }
+}
+
+/// Why a first connection failed, in the words a user can act on.
+fn connect_error(options: &PgConnectOptions, e: &sqlx::Error) -> Error {
+    let (host, port) = (options.get_host(), options.get_port());
+    let reason = match e {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!("connection refused at {host}:{port}: is PostgreSQL running and listening there?")
+        }
+        sqlx::Error::Io(io) => format!("cannot reach {host}:{port}: {io}"),
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            let database = options.get_database().unwrap_or(options.get_username());
+            let user = options.get_username();
+            match &*code {
+                "3D000" => format!("database `{database}` does not exist (SQLSTATE 3D000)"),
+                "28000" if db.message().contains("does not exist") => {
+                    format!("role `{user}` does not exist (SQLSTATE 28000)")
+                }
+                "28P01" => format!("password authentication failed for user `{user}` (SQLSTATE 28P01)"),
+                _ => format!("{} (SQLSTATE {code})", db.message()),
+            }
+        }
+        other => other.to_string(),
+    };
+    Error::Connect { backend: "PostgreSQL", target: target(options), reason }
 }
 
 /// Positions in batch order, matched by event id (RETURNING order is not guaranteed).
@@ -841,7 +911,7 @@ impl Outbox for PgStore {
         Ok(())
     }
 
-    async fn claim(&self, relay: &str, limit: usize, lease: std::time::Duration) -> Result<Vec<OutboxRecord>> {
+    async fn claim(&self, relay: &str, limit: usize, lease: Duration) -> Result<Vec<OutboxRecord>> {
         let rows = sqlx::query(&self.sql.outbox_claim)
             .bind(relay)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -862,13 +932,7 @@ impl Outbox for PgStore {
         Ok(done.rows_affected())
     }
 
-    async fn mark_failed(
-        &self,
-        id: Uuid,
-        error: &str,
-        retry_after: std::time::Duration,
-        max_attempts: u32,
-    ) -> Result<()> {
+    async fn mark_failed(&self, id: Uuid, error: &str, retry_after: Duration, max_attempts: u32) -> Result<()> {
         sqlx::query(&self.sql.outbox_failed)
             .bind(id)
             .bind(lossy(error))
@@ -887,6 +951,6 @@ impl Outbox for PgStore {
 }
 
 /// A duration in whole milliseconds, for `interval` arithmetic.
-pub(crate) fn millis(d: std::time::Duration) -> i64 {
+pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

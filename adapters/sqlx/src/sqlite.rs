@@ -46,18 +46,24 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url`, like `sqlite://bank.db` or
     /// `sqlite:///var/lib/app/events.db`.
+    ///
+    /// A file that cannot be opened is [`Error::Connect`] naming it and why: its
+    /// directory does not exist or is not writable, or what SQLite said.
     pub async fn connect(url: &str) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| Error::store(format!("invalid SQLite url `{url}`: {e}")))?
+            .map_err(|e| Error::Connect {
+                backend: "SQLite",
+                target: url.to_owned(),
+                reason: format!("the url does not parse: {e}"),
+            })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(|e| Error::store(format!("cannot open SQLite database `{url}`: {e}")))?;
+        let file = options.get_filename().to_path_buf();
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(|e| {
+            Error::Connect { backend: "SQLite", target: file.display().to_string(), reason: open_failure(&file, &e) }
+        })?;
         Ok(Self::from_pool(pool))
     }
 
@@ -534,6 +540,21 @@ impl Outbox for SqliteStore {
     async fn dead(&self) -> Result<Vec<OutboxRecord>> {
         let rows = sqlx::query(&self.sql.outbox_dead).fetch_all(&self.pool).await.map_err(store_err)?;
         rows.iter().map(decode_outbox).collect()
+    }
+}
+
+/// Why the database file could not be opened: what the file system says about its
+/// directory when that is the cause, else SQLite's error.
+fn open_failure(file: &std::path::Path, e: &sqlx::Error) -> String {
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Err(_) => format!("its directory `{}` does not exist ({e})", dir.display()),
+        Ok(m) if !m.is_dir() => format!("`{}` is not a directory ({e})", dir.display()),
+        Ok(m) if m.permissions().readonly() => format!("its directory `{}` is not writable ({e})", dir.display()),
+        Ok(_) => e.to_string(),
     }
 }
 

@@ -158,11 +158,65 @@ async fn migrations_are_idempotent_and_safe_in_parallel() {
     db.drop().await;
 }
 
+/// The reason of a connect error to PostgreSQL, or a panic saying what came instead.
+fn connect_reason(result: cqrs_ddd::Result<PgStore>, target: &str) -> String {
+    match result {
+        Err(cqrs_ddd::Error::Connect { backend: "PostgreSQL", target: t, reason }) => {
+            assert!(t.contains(target), "`{t}` should name {target}");
+            reason
+        }
+        Err(other) => panic!("expected a connect error, got {other}"),
+        Ok(_) => panic!("expected a connect error, got a store"),
+    }
+}
+
+fn url_with(edit: impl FnOnce(&mut sqlx::postgres::PgConnectOptions) -> String) -> String {
+    let mut options = options();
+    edit(&mut options)
+}
+
+/// With nothing listening on the port, `connect` fails at once with the real cause, not
+/// after the pool's 30 s with "pool timed out".
 #[tokio::test]
-async fn an_unreachable_server_is_a_clear_error() {
-    let err = PgStore::connect_with(PgOptions::new("postgres://postgres@127.0.0.1:1/postgres")).await.err().unwrap();
-    let text = err.to_string();
-    assert!(text.contains("PostgreSQL at `postgres://postgres@127.0.0.1:1/postgres` is not reachable"), "{text}");
+async fn a_server_that_is_down_fails_fast_with_connection_refused() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let started = std::time::Instant::now();
+    let result = PgStore::connect(&format!("postgres://postgres@127.0.0.1:{port}/postgres")).await;
+    let reason = connect_reason(result, &format!("127.0.0.1:{port}"));
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(reason.contains("connection refused"), "{reason}");
+}
+
+/// A server that accepts the connection and never answers is given up on after the
+/// connect timeout.
+#[tokio::test]
+async fn a_server_that_does_not_answer_times_out_after_the_connect_timeout() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let started = std::time::Instant::now();
+    let options = PgOptions::new(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+        .connect_timeout(Duration::from_millis(300));
+    let reason = connect_reason(PgStore::connect_with(options).await, &format!("127.0.0.1:{port}"));
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "took {took:?}");
+    assert!(reason.contains("no answer within 300ms"), "{reason}");
+    drop(silent);
+}
+
+#[tokio::test]
+async fn a_missing_database_is_named() {
+    let name = format!("cqrs_ddd_missing_{}", uuid::Uuid::now_v7().simple());
+    let url = url_with(|o| format!("postgres://{}@{}:{}/{name}", o.get_username(), o.get_host(), o.get_port()));
+    let reason = connect_reason(PgStore::connect(&url).await, &name);
+    assert!(reason.contains(&format!("database `{name}` does not exist")), "{reason}");
+}
+
+#[tokio::test]
+async fn a_missing_role_is_named() {
+    let role = format!("cqrs_ddd_nobody_{}", uuid::Uuid::now_v7().simple());
+    let url = url_with(|o| format!("postgres://{role}@{}:{}/postgres", o.get_host(), o.get_port()));
+    let reason = connect_reason(PgStore::connect(&url).await, "/postgres");
+    assert!(reason.contains(&format!("role `{role}` does not exist")), "{reason}");
 }
 
 #[tokio::test]

@@ -152,7 +152,15 @@ async fn migrations_are_idempotent() {
 }
 
 #[tokio::test]
-async fn an_unopenable_database_is_a_clear_error() {
-    let err = SqliteStore::connect("sqlite:///nonexistent-dir/sub/x.db").await.err().unwrap();
-    assert!(err.to_string().contains("cannot open SQLite database `sqlite:///nonexistent-dir/sub/x.db`"), "{err}");
+async fn an_unopenable_database_names_the_file_and_the_cause() {
+    let missing = std::env::temp_dir().join(format!("cqrs-ddd-missing-{}", uuid::Uuid::now_v7().simple()));
+    let file = missing.join("sub").join("x.db");
+    let err = SqliteStore::connect(&format!("sqlite://{}", file.display())).await.err().unwrap();
+    match &err {
+        cqrs_ddd::Error::Connect { backend: "SQLite", target, reason } => {
+            assert_eq!(target, &file.display().to_string());
+            assert!(reason.contains("does not exist") && reason.contains(&missing.display().to_string()), "{reason}");
+        }
+        other => panic!("expected a connect error naming the file, got {other:?}"),
+    }
 }
