@@ -216,7 +216,8 @@ where
     };
     let position: i64 = row.try_get("position").map_err(|e| unreadable("position", e))?;
     let commit = row.commit_key().map_err(|e| unreadable("commit key", e))?;
-    let at = format!("row at position {position}, commit {commit}");
+    // Only formatted for an error: decoding a good row allocates nothing more.
+    let at = || format!("row at position {position}, commit {commit}");
     let text = |name: &str| row.try_get::<String, _>(name);
     let stream = match (text("tenant_id"), text("stream_type"), text("stream_id")) {
         (Ok(t), Ok(st), Ok(id)) => StreamKey { tenant_id: tenant_from(t), stream_type: st, stream_id: id },
@@ -224,18 +225,20 @@ where
             return Err(Error::CorruptRow {
                 stream: "(unreadable)".to_owned(),
                 version: 0,
-                reason: format!("its stream does not decode ({e}); {at}"),
+                reason: format!("its stream does not decode ({e}); {}", at()),
             });
         }
     };
-    let name = stream.to_string();
     let version: i64 = row.try_get("version").map_err(|e| Error::CorruptRow {
-        stream: name.clone(),
+        stream: stream.to_string(),
         version: 0,
-        reason: format!("its version does not decode ({e}); {at}"),
+        reason: format!("its version does not decode ({e}); {}", at()),
     })?;
-    let corrupt =
-        |reason: String| Error::CorruptRow { stream: name.clone(), version, reason: format!("{reason}; {at}") };
+    let corrupt = |reason: String| Error::CorruptRow {
+        stream: stream.to_string(),
+        version,
+        reason: format!("{reason}; {}", at()),
+    };
     let column = |what: &str, e: sqlx::Error| corrupt(format!("its {what} does not decode ({e})"));
     let metadata = Metadata {
         correlation_id: row.try_get("correlation_id").map_err(|e| column("correlation id", e))?,
@@ -284,13 +287,13 @@ pub(crate) fn decode_page<R>(
 /// `after + 1` without a gap, and numbers are in range. Errors are
 /// [`Error::CorruptRow`] naming the stream and the version as stored.
 pub(crate) struct StreamCheck {
-    stream: String,
+    stream: StreamKey,
     next: u64,
 }
 
 impl StreamCheck {
     pub(crate) fn new(stream: &StreamKey, after: u64) -> Self {
-        StreamCheck { stream: stream.to_string(), next: after.saturating_add(1) }
+        StreamCheck { stream: stream.clone(), next: after.saturating_add(1) }
     }
 
     /// The next row of the stream (`version, event_type, schema_version, payload`).
@@ -302,11 +305,11 @@ impl StreamCheck {
         for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     {
         let version: i64 = row.try_get("version").map_err(|e| Error::CorruptRow {
-            stream: self.stream.clone(),
+            stream: self.stream.to_string(),
             version: 0,
             reason: format!("its version does not decode ({e}); version {} was expected", self.next),
         })?;
-        let corrupt = |reason: String| Error::CorruptRow { stream: self.stream.clone(), version, reason };
+        let corrupt = |reason: String| Error::CorruptRow { stream: self.stream.to_string(), version, reason };
         let column = |what: &str, e: sqlx::Error| corrupt(format!("its {what} does not decode ({e})"));
         let v = at_least(version, 1, "version").map_err(corrupt)?;
         if v != self.next {

@@ -526,8 +526,8 @@ pub(crate) struct Sql {
 /// It is the oldest transaction still running in the snapshot (`pg_snapshot_xip`) that
 /// is not positively known to run in another database, else the snapshot's xmax. A
 /// transaction of another database cannot write this database's events, so it does not
-/// hold readers back; one whose database is unknown does (a prepared transaction, a
-/// backend whose `pg_stat_activity` row hides its `backend_xid` for lack of privilege).
+/// hold readers back; one whose database is unknown does (a prepared transaction, which
+/// `pg_stat_activity` does not list; a backend without a database).
 /// `backend_xid` is a 32-bit xid: it is matched with the low 32 bits of the `xid8`,
 /// unambiguous among running transactions. On a standby the snapshot lists no running
 /// transactions, so the horizon stays the snapshot's xmin there.
