@@ -258,7 +258,9 @@ fn options() -> sqlx::postgres::PgConnectOptions {
     url().parse().unwrap()
 }
 
-/// A database of its own for this test run, dropped afterwards.
+/// A database of its own, dropped afterwards. The tests that hold transactions open
+/// hold them in databases like this one, so that readers of the database the other
+/// tests share are never held by them.
 struct ScratchDb {
     name: String,
 }
@@ -268,6 +270,20 @@ impl ScratchDb {
         let name = format!("cqrs_ddd_scratch_{}", uuid::Uuid::now_v7().simple());
         sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(admin.pool()).await.unwrap();
         ScratchDb { name }
+    }
+
+    fn options(&self) -> sqlx::postgres::PgConnectOptions {
+        options().database(&self.name)
+    }
+
+    /// A migrated store in this database, connecting as `role` (default: the url's).
+    async fn store(&self, role: Option<&str>) -> PgStore {
+        let options = match role {
+            Some(role) => self.options().username(role),
+            None => self.options(),
+        };
+        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect_with(options).await.unwrap();
+        PgStore::from_pool(pool, "public").unwrap()
     }
 
     async fn drop(self, admin: &PgStore) {
@@ -299,18 +315,32 @@ async fn read_until(store: &PgStore, wanted: &[uuid::Uuid], limit: Duration) -> 
     }
 }
 
+/// Polls `read_stall` until it names the process `pid`, within 15 s.
+async fn stall_of(store: &PgStore, pid: i32) -> cqrs_ddd::ports::ReadStall {
+    let started = std::time::Instant::now();
+    loop {
+        let stall = store.read_stall().await.unwrap();
+        match stall {
+            Some(s) if s.pid == Some(pid) => return s,
+            other if started.elapsed() > Duration::from_secs(15) => panic!("the holder is not reported: {other:?}"),
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
 /// A write transaction held open in another database of the server (a batch job, another
 /// application) does not delay readers of this database's events, nor is it reported as
 /// what holds them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_in_another_database_does_not_hold_readers() {
-    let db = Pg::new().await;
-    let scratch = ScratchDb::create(&db.admin).await;
-    let mut other = Holder::open(options().database(&scratch.name)).await;
-    let store = db.store().await;
-    let receipt_id = one_deposit("after-other");
-    let event = receipt_id.appends[0].events[0].event_id;
-    store.commit(receipt_id).await.unwrap();
+    let admin = Pg::new().await;
+    let (mine, theirs) = (ScratchDb::create(&admin.admin).await, ScratchDb::create(&admin.admin).await);
+    let store = mine.store(None).await;
+    store.migrate().await.unwrap();
+    let mut other = Holder::open(theirs.options()).await;
+    let batch = one_deposit("after-other");
+    let event = batch.appends[0].events[0].event_id;
+    store.commit(batch).await.unwrap();
 
     let seen = read_until(&store, &[event], Duration::from_secs(15)).await;
     assert!(seen.contains(&event), "a transaction of another database held the reader back");
@@ -320,8 +350,10 @@ async fn a_transaction_in_another_database_does_not_hold_readers() {
         assert_ne!(stall.xid, other.xid, "another database's transaction is not what holds readers: {stall:?}");
     }
     drop(other);
-    scratch.drop(&db.admin).await;
-    db.drop().await;
+    store.pool().close().await;
+    mine.drop(&admin.admin).await;
+    theirs.drop(&admin.admin).await;
+    admin.drop().await;
 }
 
 /// A write transaction held open in this database holds readers (it may still commit
@@ -330,10 +362,12 @@ async fn a_transaction_in_another_database_does_not_hold_readers() {
 /// nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_in_this_database_holds_readers_and_is_reported() {
-    let db = Pg::new().await;
-    let store = db.store().await;
+    let admin = Pg::new().await;
+    let scratch = ScratchDb::create(&admin.admin).await;
+    let store = scratch.store(None).await;
+    store.migrate().await.unwrap();
     let app_name = format!("holder-{}", uuid::Uuid::now_v7().simple());
-    let mut holder = Holder::open(options().application_name(&app_name)).await;
+    let mut holder = Holder::open(scratch.options().application_name(&app_name)).await;
     let held = one_deposit("held");
     let held_id = held.appends[0].events[0].event_id;
     store.commit_in(&mut holder.conn, held).await.unwrap();
@@ -343,22 +377,8 @@ async fn a_transaction_in_this_database_holds_readers_and_is_reported() {
 
     let page = store.read_all(Cursor::START, 100).await.unwrap();
     assert!(page.is_empty(), "nothing after the open transaction is read while it runs: {page:?}");
-
-    // Other tests of this database may hold older transactions for a moment; ours is
-    // reported once it is the oldest.
-    let started = std::time::Instant::now();
-    let stall = loop {
-        let stall = store.read_stall().await.unwrap();
-        if stall.as_ref().is_some_and(|s| s.pid == Some(holder.pid)) || started.elapsed() > Duration::from_secs(15) {
-            break stall;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let stall = stall.expect("the open transaction is reported");
-    assert_eq!(
-        (stall.xid, stall.pid, stall.application_name.as_deref()),
-        (holder.xid, Some(holder.pid), Some(app_name.as_str()))
-    );
+    let stall = stall_of(&store, holder.pid).await;
+    assert_eq!((stall.xid, stall.application_name.as_deref()), (holder.xid, Some(app_name.as_str())));
     assert!(stall.since.is_some_and(|t| t <= chrono::Utc::now()), "{stall:?}");
     assert!(stall.xid_age.is_some_and(|age| age >= 1), "a transaction started after it: {stall:?}");
     assert!(holder.still_open().await);
@@ -366,56 +386,52 @@ async fn a_transaction_in_this_database_holds_readers_and_is_reported() {
     sqlx::query("COMMIT").execute(&mut holder.conn).await.unwrap();
     let seen = read_until(&store, &[held_id, after_id], Duration::from_secs(15)).await;
     assert_eq!(seen, [held_id, after_id], "the held event comes first, each once");
-    db.drop().await;
+    assert_eq!(store.read_stall().await.unwrap(), None, "nothing holds readers any more");
+    drop(holder);
+    store.pool().close().await;
+    scratch.drop(&admin.admin).await;
+    admin.drop().await;
 }
 
 /// A reader whose role may not see other roles' activity (no `pg_read_all_stats`) still
 /// passes another database's transactions (`backend_xid` and `datname` are visible to
-/// every role), and `read_stall` still names a holder of this database by transaction id,
+/// every role), and `read_stall` still names a holder of its database by transaction id,
 /// process and application name, without its start time (hidden from other roles).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unprivileged_reader_passes_other_databases_and_sees_holders() {
-    let db = Pg::new().await;
+    let admin = Pg::new().await;
+    let (mine, theirs) = (ScratchDb::create(&admin.admin).await, ScratchDb::create(&admin.admin).await);
+    let owner = mine.store(None).await;
+    owner.migrate().await.unwrap();
     let role = format!("reader_{}", uuid::Uuid::now_v7().simple());
-    db.exec(&format!(
-        "CREATE ROLE \"{role}\" LOGIN; GRANT USAGE ON SCHEMA \"{s}\" TO \"{role}\"; \
-         GRANT SELECT ON ALL TABLES IN SCHEMA \"{s}\" TO \"{role}\"",
-        s = db.schema
-    ))
-    .await;
-    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_with(options().username(&role)).await;
-    let reader = PgStore::from_pool(pool.unwrap(), &db.schema).unwrap();
-    let scratch = ScratchDb::create(&db.admin).await;
-    let mut other = Holder::open(options().database(&scratch.name)).await;
+    sqlx::raw_sql(&format!("CREATE ROLE \"{role}\" LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"{role}\""))
+        .execute(owner.pool())
+        .await
+        .unwrap();
+    let reader = mine.store(Some(&role)).await;
+    let mut other = Holder::open(theirs.options()).await;
     let batch = one_deposit("unprivileged");
     let event = batch.appends[0].events[0].event_id;
-    db.store().await.commit(batch).await.unwrap();
-    let started = std::time::Instant::now();
-    while !reader.read_all(Cursor::START, 10).await.unwrap().iter().any(|e| e.event_id == event) {
-        assert!(started.elapsed() < Duration::from_secs(15), "another database's transaction held the reader");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    owner.commit(batch).await.unwrap();
+    let seen = read_until(&reader, &[event], Duration::from_secs(15)).await;
+    assert!(seen.contains(&event), "another database's transaction held the reader");
     assert!(other.still_open().await);
 
     let app_name = format!("holder-{}", uuid::Uuid::now_v7().simple());
-    let mut holder = Holder::open(options().application_name(&app_name)).await;
-    let started = std::time::Instant::now();
-    let stall = loop {
-        let stall = reader.read_stall().await.unwrap();
-        if stall.as_ref().is_some_and(|s| s.pid == Some(holder.pid)) || started.elapsed() > Duration::from_secs(15) {
-            break stall.expect("the holder is reported");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let mut holder = Holder::open(mine.options().application_name(&app_name)).await;
+    // It holds readers once a later transaction has committed.
+    owner.commit(one_deposit("after-holder")).await.unwrap();
+    let stall = stall_of(&reader, holder.pid).await;
     assert_eq!(
         (stall.xid, stall.application_name.as_deref(), stall.since),
         (holder.xid, Some(app_name.as_str()), None)
     );
     sqlx::query("ROLLBACK").execute(&mut holder.conn).await.unwrap();
-    drop(other);
+    drop((holder, other));
     reader.pool().close().await;
-    scratch.drop(&db.admin).await;
-    let admin = db.admin.clone();
-    db.drop().await;
-    sqlx::query(&format!("DROP ROLE \"{role}\"")).execute(admin.pool()).await.unwrap();
+    owner.pool().close().await;
+    mine.drop(&admin.admin).await;
+    theirs.drop(&admin.admin).await;
+    sqlx::query(&format!("DROP ROLE \"{role}\"")).execute(admin.admin.pool()).await.unwrap();
+    admin.drop().await;
 }
