@@ -1,18 +1,96 @@
 //! What both databases share: error mapping, tenant, number and time conversions, the
 //! migration list, conflict reporting, saga and scheduled-command rows.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use cqrs_ddd::ports::{CommitBatch, Cursor, OutboxStatus, SagaKey, SagaRecord, ScheduledCommand, StreamKey};
+use cqrs_ddd::ports::{
+    CommitBatch, Cursor, OutboxStatus, SagaKey, SagaRecord, ScheduledCommand, StoredEvent, StreamEvent, StreamKey,
+};
 use cqrs_ddd::{Error, Metadata};
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use sqlx::pool::PoolConnection;
+use sqlx::{ColumnIndex, Database, Decode, Pool, Row, TransactionManager, Type};
 use uuid::Uuid;
 
-/// Maps a sqlx error to the framework's store error.
+/// Maps a sqlx error to the framework's store error ([`Error::Unstorable`] when the
+/// database refused a value; the callers that know which value use
+/// [`crate::storable::write_err`]).
 pub(crate) fn store_err(e: sqlx::Error) -> Error {
-    Error::store(e)
+    crate::storable::write_err(e, || "a value".to_owned())
+}
+
+/// A pooled connection inside a transaction this crate opened, safe to drop at any await
+/// point.
+///
+/// sqlx's own `Transaction` rolls back on drop only once it exists: a future dropped
+/// while `BEGIN` is on the wire (or between `BEGIN` and its bookkeeping) returns the
+/// connection to the pool inside a transaction nobody will end, and every later user of
+/// that connection fails ("non-zero transaction depth", "database is locked") or, on
+/// PostgreSQL, writes into a transaction that never commits. This guard marks its
+/// connection to be closed instead of reused unless the transaction was seen to end
+/// (committed or rolled back): closing ends the transaction on the server, so the pool
+/// only ever holds clean connections. The cost is one new connection after a cancelled or
+/// failed transaction.
+pub(crate) struct Txn<DB: Database> {
+    conn: PoolConnection<DB>,
+    ended: bool,
+}
+
+impl<DB: Database> Txn<DB> {
+    /// Takes a connection from `pool` and begins a transaction on it (`statement`, like
+    /// `BEGIN IMMEDIATE`, or the database's plain `BEGIN`).
+    pub(crate) async fn begin(pool: &Pool<DB>, statement: Option<&'static str>) -> Result<Self, Error> {
+        let conn = pool.acquire().await.map_err(store_err)?;
+        let mut txn = Txn { conn, ended: false };
+        DB::TransactionManager::begin(&mut txn.conn, statement.map(Cow::Borrowed)).await.map_err(store_err)?;
+        Ok(txn)
+    }
+
+    /// Commits; the connection goes back to the pool.
+    pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
+        DB::TransactionManager::commit(&mut self.conn).await?;
+        self.ended = true;
+        Ok(())
+    }
+
+    /// Rolls back; the connection goes back to the pool.
+    pub(crate) async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        DB::TransactionManager::rollback(&mut self.conn).await?;
+        self.ended = true;
+        Ok(())
+    }
+
+    /// Rolls back, then returns `e` (the error that made the transaction fail).
+    pub(crate) async fn fail<T>(self, e: Error) -> Result<T, Error> {
+        // A rollback that fails leaves the connection to be closed on drop.
+        let _ = self.rollback().await;
+        Err(e)
+    }
+}
+
+impl<DB: Database> Deref for Txn<DB> {
+    type Target = DB::Connection;
+
+    fn deref(&self) -> &DB::Connection {
+        &self.conn
+    }
+}
+
+impl<DB: Database> DerefMut for Txn<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.conn
+    }
+}
+
+impl<DB: Database> Drop for Txn<DB> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 /// Whether a database error is a unique-key violation (a version already taken).
@@ -87,8 +165,173 @@ pub(crate) fn headers_json(headers: &BTreeMap<String, String>) -> Option<String>
     if headers.is_empty() { None } else { serde_json::to_string(headers).ok() }
 }
 
-pub(crate) fn headers_from(json: Option<String>) -> BTreeMap<String, String> {
-    json.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default()
+/// Headers from their JSON column: NULL is none; anything but a JSON object of strings is
+/// refused with the reason.
+pub(crate) fn headers_from(json: Option<String>) -> Result<BTreeMap<String, String>, String> {
+    match json {
+        None => Ok(BTreeMap::new()),
+        Some(j) => serde_json::from_str(&j).map_err(|e| format!("its headers are not a JSON object of strings ({e})")),
+    }
+}
+
+/// The headers of a row that is not an event (an outbox message, a scheduled command),
+/// as [`Error::CorruptRow`] naming it when they are malformed.
+pub(crate) fn row_headers(
+    json: Option<String>,
+    row: impl FnOnce() -> String,
+) -> Result<BTreeMap<String, String>, Error> {
+    headers_from(json).map_err(|reason| Error::CorruptRow { stream: row(), version: 0, reason })
+}
+
+/// The columns of an events row whose encoding differs between the databases.
+pub(crate) trait EventRow: Row {
+    /// The commit-order key: PostgreSQL's transaction id, SQLite's position.
+    fn commit_key(&self) -> Result<i64, sqlx::Error>;
+    /// The schema version, widened to `i64` (PostgreSQL keeps an `int4`).
+    fn schema_version(&self) -> Result<i64, sqlx::Error>;
+}
+
+/// A stored number that must be at least `min`: never clamped.
+fn at_least(v: i64, min: i64, what: &str) -> Result<u64, String> {
+    if v < min { Err(format!("its {what} {v} is below {min}")) } else { Ok(v.unsigned_abs()) }
+}
+
+/// A stored schema version: within `u32`.
+pub(crate) fn schema_version_of(v: i64) -> Result<u32, String> {
+    u32::try_from(v).map_err(|_| format!("its schema version {v} is out of range"))
+}
+
+/// One row of `read_all`, checked: a negative or zero version, a negative position or
+/// commit key, a schema version out of range, headers that are not a JSON object of
+/// strings or a column that does not decode are [`Error::CorruptRow`] naming the stream,
+/// the version as stored, and where the row sits (position and commit key), never a
+/// clamped value.
+pub(crate) fn decode_event<R>(row: &R) -> Result<StoredEvent, Error>
+where
+    R: EventRow,
+    for<'n> &'n str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Uuid: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let unreadable = |what: &str, e: sqlx::Error| Error::CorruptRow {
+        stream: "(unreadable)".to_owned(),
+        version: 0,
+        reason: format!("its {what} does not decode ({e})"),
+    };
+    let position: i64 = row.try_get("position").map_err(|e| unreadable("position", e))?;
+    let commit = row.commit_key().map_err(|e| unreadable("commit key", e))?;
+    // Only formatted for an error: decoding a good row allocates nothing more.
+    let at = || format!("row at position {position}, commit {commit}");
+    let text = |name: &str| row.try_get::<String, _>(name);
+    let stream = match (text("tenant_id"), text("stream_type"), text("stream_id")) {
+        (Ok(t), Ok(st), Ok(id)) => StreamKey { tenant_id: tenant_from(t), stream_type: st, stream_id: id },
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
+            return Err(Error::CorruptRow {
+                stream: "(unreadable)".to_owned(),
+                version: 0,
+                reason: format!("its stream does not decode ({e}); {}", at()),
+            });
+        }
+    };
+    let version: i64 = row.try_get("version").map_err(|e| Error::CorruptRow {
+        stream: stream.to_string(),
+        version: 0,
+        reason: format!("its version does not decode ({e}); {}", at()),
+    })?;
+    let corrupt = |reason: String| Error::CorruptRow {
+        stream: stream.to_string(),
+        version,
+        reason: format!("{reason}; {}", at()),
+    };
+    let column = |what: &str, e: sqlx::Error| corrupt(format!("its {what} does not decode ({e})"));
+    let metadata = Metadata {
+        correlation_id: row.try_get("correlation_id").map_err(|e| column("correlation id", e))?,
+        causation_id: row.try_get("causation_id").map_err(|e| column("causation id", e))?,
+        tenant_id: stream.tenant_id.clone(),
+        principal: row.try_get("principal").map_err(|e| column("principal", e))?,
+        headers: headers_from(row.try_get("headers").map_err(|e| column("headers", e))?).map_err(&corrupt)?,
+    };
+    Ok(StoredEvent {
+        version: at_least(version, 1, "version").map_err(&corrupt)?,
+        position: at_least(position, 1, "position").map_err(&corrupt)?,
+        commit: at_least(commit, 0, "commit key").map_err(&corrupt)?,
+        event_id: row.try_get("event_id").map_err(|e| column("event id", e))?,
+        event_type: text("event_type").map_err(|e| column("event type", e))?,
+        schema_version: schema_version_of(row.schema_version().map_err(|e| column("schema version", e))?)
+            .map_err(&corrupt)?,
+        payload: text("payload").map_err(|e| column("payload", e))?,
+        metadata,
+        occurred_at: row.try_get("occurred_at").map_err(|e| column("time", e))?,
+        stream,
+    })
+}
+
+/// A page of `read_all`: the rows up to the first one that is corrupt. A corrupt first
+/// row is the page's error, so a reader gets every good event before it and then an
+/// [`Error::CorruptRow`] naming it (and where it sits), instead of no events at all.
+pub(crate) fn decode_page<R>(
+    rows: &[R],
+    decode: impl Fn(&R) -> Result<StoredEvent, Error>,
+) -> Result<Vec<StoredEvent>, Error> {
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        match decode(row) {
+            Ok(e) => events.push(e),
+            Err(e) if events.is_empty() => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "read_all stops its page before a corrupt row");
+                break;
+            }
+        }
+    }
+    Ok(events)
+}
+
+/// Checks the rows of one stream as `read_stream` yields them: versions run on from
+/// `after + 1` without a gap, and numbers are in range. Errors are
+/// [`Error::CorruptRow`] naming the stream and the version as stored.
+pub(crate) struct StreamCheck {
+    stream: StreamKey,
+    next: u64,
+}
+
+impl StreamCheck {
+    pub(crate) fn new(stream: &StreamKey, after: u64) -> Self {
+        StreamCheck { stream: stream.clone(), next: after.saturating_add(1) }
+    }
+
+    /// The next row of the stream (`version, event_type, schema_version, payload`).
+    pub(crate) fn row<R>(&mut self, row: &R) -> Result<StreamEvent, Error>
+    where
+        R: EventRow,
+        for<'n> &'n str: ColumnIndex<R>,
+        for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+        for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    {
+        let version: i64 = row.try_get("version").map_err(|e| Error::CorruptRow {
+            stream: self.stream.to_string(),
+            version: 0,
+            reason: format!("its version does not decode ({e}); version {} was expected", self.next),
+        })?;
+        let corrupt = |reason: String| Error::CorruptRow { stream: self.stream.to_string(), version, reason };
+        let column = |what: &str, e: sqlx::Error| corrupt(format!("its {what} does not decode ({e})"));
+        let v = at_least(version, 1, "version").map_err(corrupt)?;
+        if v != self.next {
+            let what = if v < self.next { "does not increase" } else { "leaves a gap" };
+            return Err(corrupt(format!("version {v} {what}: version {} was expected", self.next)));
+        }
+        let event = StreamEvent {
+            version: v,
+            event_type: row.try_get("event_type").map_err(|e| column("event type", e))?,
+            schema_version: schema_version_of(row.schema_version().map_err(|e| column("schema version", e))?)
+                .map_err(corrupt)?,
+            payload: row.try_get("payload").map_err(|e| column("payload", e))?,
+        };
+        self.next = v.saturating_add(1);
+        Ok(event)
+    }
 }
 
 /// State writes that no event append of the same stream guards: they need an explicit
@@ -236,7 +479,9 @@ where
             causation_id: get(row, 5)?,
             tenant_id: tenant_from(get(row, 6)?),
             principal: get(row, 7)?,
-            headers: headers_from(get(row, 8)?),
+            headers: row_headers(get(row, 8)?, || {
+                format!("scheduled command {}", get::<_, Uuid>(row, 0).unwrap_or_default())
+            })?,
         },
         attempts: u32::try_from(get::<_, i32>(row, 9)?).unwrap_or(0),
         last_error: get(row, 10)?,

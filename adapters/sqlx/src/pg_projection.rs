@@ -7,11 +7,12 @@ use std::time::Duration;
 use cqrs_ddd::ports::{Cursor, DeadLetter, Document, ProjectionStore, ProjectionTxn, StreamKey, async_trait};
 use cqrs_ddd::{Error, Result};
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Postgres, Row, Transaction};
+use sqlx::{PgConnection, Postgres, Row};
 use uuid::Uuid;
 
-use crate::common::{checkpoint_conflict, doc_tenant, store_err, tenant, tenant_from, to_i64, to_u64};
+use crate::common::{Txn, checkpoint_conflict, doc_tenant, store_err, tenant, tenant_from, to_i64, to_u64};
 use crate::postgres::{PgStore, millis};
+use crate::storable::{check_document, lossy, refusal};
 
 pub(crate) struct ProjectionSql {
     checkpoint: String,
@@ -106,6 +107,18 @@ fn txn_err(e: sqlx::Error) -> Error {
     store_err(e)
 }
 
+/// A document write failed: [`Error::Unstorable`] naming it when PostgreSQL refused its
+/// value (text that is not JSON), else as [`txn_err`].
+fn doc_err(e: sqlx::Error, collection: &str, id: &str) -> Error {
+    match refusal(&e) {
+        Some(reason) => Error::Unstorable {
+            what: format!("document `{}/{}`", collection.escape_default(), id.escape_default()),
+            reason,
+        },
+        None => txn_err(e),
+    }
+}
+
 fn partition(p: u32) -> i32 {
     i32::try_from(p).unwrap_or(i32::MAX)
 }
@@ -128,7 +141,7 @@ fn decode_cursor(row: &PgRow) -> Result<Cursor> {
 #[async_trait]
 impl ProjectionStore for PgStore {
     async fn begin(&self) -> Result<Box<dyn ProjectionTxn>> {
-        let tx = self.pool.begin().await.map_err(store_err)?;
+        let tx = Txn::begin(&self.pool, None).await?;
         Ok(Box::new(PgTxn { tx, store: self.clone() }))
     }
 
@@ -222,9 +235,10 @@ impl ProjectionStore for PgStore {
     }
 }
 
-/// A projection transaction on PostgreSQL; its connection is a `PgConnection`.
+/// A projection transaction on PostgreSQL; its connection is a `PgConnection`. Dropped
+/// without `commit` or `rollback` (a cancelled batch), its connection is closed.
 struct PgTxn {
-    tx: Transaction<'static, Postgres>,
+    tx: Txn<Postgres>,
     store: PgStore,
 }
 
@@ -249,6 +263,7 @@ impl ProjectionTxn for PgTxn {
     }
 
     async fn put_doc(&mut self, tenant: Option<&str>, collection: &str, id: &str, json: String) -> Result<u64> {
+        check_document(collection, id, &json)?;
         let sql = &self.store.sql.p.doc_put;
         let v: i64 = sqlx::query_scalar(sql)
             .bind(collection)
@@ -257,7 +272,7 @@ impl ProjectionTxn for PgTxn {
             .bind(doc_tenant(tenant)?)
             .fetch_one(&mut *self.tx)
             .await
-            .map_err(txn_err)?;
+            .map_err(|e| doc_err(e, collection, id))?;
         to_u64(v, "document version")
     }
 
@@ -274,16 +289,23 @@ impl ProjectionTxn for PgTxn {
     }
 
     async fn put_docs(&mut self, tenant: Option<&str>, collection: &str, docs: Vec<(String, String)>) -> Result<()> {
+        for (id, json) in &docs {
+            check_document(collection, id, json)?;
+        }
         let (ids, jsons): (Vec<String>, Vec<String>) = docs.into_iter().unzip();
         let sql = &self.store.sql.p.doc_put_many;
-        sqlx::query(sql)
+        let done = sqlx::query(sql)
             .bind(collection)
-            .bind(ids)
-            .bind(jsons)
+            .bind(&ids)
+            .bind(&jsons)
             .bind(doc_tenant(tenant)?)
             .execute(&mut *self.tx)
-            .await
-            .map_err(txn_err)?;
+            .await;
+        if let Err(e) = done {
+            // Which document PostgreSQL refused: the first that is not JSON.
+            let refused = jsons.iter().position(|j| serde_json::from_str::<&serde_json::value::RawValue>(j).is_err());
+            return Err(doc_err(e, collection, refused.map_or("(one of the batch)", |i| ids[i].as_str())));
+        }
         Ok(())
     }
 
@@ -351,7 +373,7 @@ impl ProjectionTxn for PgTxn {
             .bind(&l.stream.stream_id)
             .bind(to_i64(l.version, "version")?)
             .bind(&l.event_type)
-            .bind(&l.error)
+            .bind(lossy(&l.error))
             .bind(l.failed_at)
             .bind(to_i64(l.commit, "commit")?)
             .execute(&mut *self.tx)

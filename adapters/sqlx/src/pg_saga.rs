@@ -14,6 +14,7 @@ use crate::common::{
     saga_conflict, saga_tenant, store_err, to_i32, to_i64, to_ms_precision,
 };
 use crate::postgres::PgStore;
+use crate::storable::{check_saga, check_scheduled, lossy, write_err};
 
 const SAGA_COLUMNS: &str =
     "tenant_id, saga_type, saga_id, status, version, wake_at, data::text, created_at, updated_at";
@@ -115,6 +116,7 @@ impl SagaStore for PgStore {
     }
 
     async fn save(&self, record: &SagaRecord, expected_version: u64) -> Result<()> {
+        check_saga(record)?;
         let key = &record.key;
         let sql = if expected_version == 0 { &self.sql.saga.insert } else { &self.sql.saga.update };
         let mut q = sqlx::query(sql)
@@ -130,7 +132,8 @@ impl SagaStore for PgStore {
         if expected_version != 0 {
             q = q.bind(to_i64(expected_version, "saga version")?);
         }
-        if q.execute(&self.pool).await.map_err(store_err)?.rows_affected() == 1 {
+        let done = q.execute(&self.pool).await.map_err(|e| write_err(e, || format!("saga `{key}`")))?;
+        if done.rows_affected() == 1 {
             return Ok(());
         }
         let actual: Option<i64> = sqlx::query_scalar(&self.sql.saga.version)
@@ -170,6 +173,7 @@ impl SagaStore for PgStore {
 impl ScheduleStore for PgStore {
     async fn schedule(&self, command: &ScheduledCommand) -> Result<()> {
         doc_tenant(command.metadata.tenant_id.as_deref())?;
+        check_scheduled(command)?;
         let m = MetadataColumns::of(&command.metadata);
         sqlx::query(&self.sql.saga.schedule)
             .bind(command.id)
@@ -186,7 +190,7 @@ impl ScheduleStore for PgStore {
             .bind(to_ms_precision(command.created_at))
             .execute(&self.pool)
             .await
-            .map_err(store_err)?;
+            .map_err(|e| write_err(e, || format!("scheduled command `{}`", command.id)))?;
         Ok(())
     }
 
@@ -244,7 +248,7 @@ impl ScheduleStore for PgStore {
     async fn retry_later(&self, tenant: Option<&str>, id: Uuid, error: &str, due_at: DateTime<Utc>) -> Result<()> {
         sqlx::query(&self.sql.saga.retry)
             .bind(id)
-            .bind(error)
+            .bind(lossy(error))
             .bind(to_ms_precision(due_at))
             .bind(doc_tenant(tenant)?)
             .execute(&self.pool)
@@ -256,7 +260,7 @@ impl ScheduleStore for PgStore {
     async fn mark_dead(&self, tenant: Option<&str>, id: Uuid, error: &str) -> Result<()> {
         sqlx::query(&self.sql.saga.kill)
             .bind(id)
-            .bind(error)
+            .bind(lossy(error))
             .bind(doc_tenant(tenant)?)
             .execute(&self.pool)
             .await

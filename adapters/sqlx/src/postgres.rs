@@ -2,23 +2,26 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_stream::try_stream;
 use chrono::{DateTime, Utc};
 use cqrs_ddd::ports::{
-    CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, Outbox, OutboxMessage, OutboxRecord, Snapshot,
-    SnapshotStore, StoredEvent, StoredState, StreamEvent, StreamKey, async_trait,
+    CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, Outbox, OutboxMessage, OutboxRecord, ReadStall,
+    Snapshot, SnapshotStore, StoredEvent, StoredState, StreamKey, async_trait,
 };
-use cqrs_ddd::{Error, Metadata, Result};
+use cqrs_ddd::{Error, Result};
 use futures::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::common::{
-    Migration, PROCESSED_KEY, conflict, conflict_in, has_unguarded_states, headers_from, headers_json,
-    is_unique_violation, outbox_status, store_err, tenant, tenant_from, to_i32, to_i64, to_u64, violates,
+    EventRow, Migration, PROCESSED_KEY, StreamCheck, Txn, conflict, conflict_in, decode_event, decode_page,
+    has_unguarded_states, headers_json, is_unique_violation, outbox_status, row_headers, store_err, tenant, to_i32,
+    to_i64, to_u64, violates,
 };
+use crate::storable::{check_batch, check_snapshot, lossy, refusal, refused_in_batch, write_err};
 
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("../migrations/postgres/0001_init.sql") },
@@ -47,12 +50,19 @@ pub struct PgOptions {
     pub schema: String,
     /// Pool size.
     pub max_connections: u32,
+    /// How long `connect` waits for the server's answer before it gives up; default 5 s.
+    pub connect_timeout: Duration,
 }
 
 impl PgOptions {
-    /// Options for `url`, schema `public`, 16 connections.
+    /// Options for `url`, schema `public`, 16 connections, a connect timeout of 5 s.
     pub fn new(url: impl Into<String>) -> Self {
-        PgOptions { url: url.into(), schema: "public".to_owned(), max_connections: 16 }
+        PgOptions {
+            url: url.into(),
+            schema: "public".to_owned(),
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(5),
+        }
     }
 
     /// Puts the tables in `schema` (letters, digits and `_` only).
@@ -66,6 +76,12 @@ impl PgOptions {
         self.max_connections = n.max(1);
         self
     }
+
+    /// Sets how long `connect` waits for the server's answer.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
 }
 
 impl PgStore {
@@ -75,21 +91,42 @@ impl PgStore {
     }
 
     /// Connects with `options`.
+    ///
+    /// One connection is opened first, within [`PgOptions::connect_timeout`], so that a
+    /// server that cannot be used fails at once with its real cause as
+    /// [`Error::Connect`]: connection refused at host:port, no answer in time, database
+    /// or role missing, password refused. (A pool alone retries a refused connection until
+    /// its acquire timeout, 30 s, and then reports only that it timed out.) That
+    /// connection is closed and the pool opens its own on demand: one extra connection
+    /// per `connect`.
     pub async fn connect_with(options: PgOptions) -> Result<Self> {
-        let connect: PgConnectOptions =
-            options.url.parse().map_err(|e| Error::store(format!("invalid PostgreSQL url `{}`: {e}", options.url)))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections)
-            .test_before_acquire(false)
-            .connect_with(connect)
-            .await
-            .map_err(|e| {
-                Error::store(format!(
-                    "PostgreSQL at `{}` is not reachable: {e}; start it (scripts/services.sh) or set DATABASE_URL",
-                    options.url
-                ))
-            })?;
-        Self::from_pool(pool, &options.schema)
+        let connect: PgConnectOptions = options.url.parse().map_err(|e| Error::Connect {
+            backend: "PostgreSQL",
+            target: "(the url)".to_owned(),
+            reason: format!("the url does not parse: {e}"),
+        })?;
+        let store = Self::from_pool(
+            PgPoolOptions::new()
+                .max_connections(options.max_connections)
+                .test_before_acquire(false)
+                .connect_lazy_with(connect.clone()),
+            &options.schema,
+        )?;
+        match tokio::time::timeout(options.connect_timeout, PgConnection::connect_with(&connect)).await {
+            Ok(Ok(first)) => {
+                let _ = first.close().await;
+                Ok(store)
+            }
+            Ok(Err(e)) => Err(connect_error(&connect, &e)),
+            Err(_) => Err(Error::Connect {
+                backend: "PostgreSQL",
+                target: target(&connect),
+                reason: format!(
+                    "no answer within {:?} (PgOptions::connect_timeout): is this a PostgreSQL server, reachable from here?",
+                    options.connect_timeout
+                ),
+            }),
+        }
     }
 
     /// Uses an existing pool; tables live in `schema`.
@@ -108,8 +145,7 @@ impl PgStore {
     /// Creates the schema and tables, or brings them up to date. Safe to run from
     /// several processes at once (an advisory lock serializes them).
     pub async fn migrate(&self) -> Result<()> {
-        let mut conn = self.pool.acquire().await.map_err(store_err)?;
-        let mut tx = conn.begin().await.map_err(store_err)?;
+        let mut tx = Txn::begin(&self.pool, None).await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('cqrs_ddd_migrate'))")
             .execute(&mut *tx)
             .await
@@ -143,6 +179,7 @@ impl PgStore {
     /// write is undone to a savepoint.
     pub async fn commit_in(&self, tx: &mut PgConnection, batch: CommitBatch) -> Result<CommitReceipt> {
         batch.check()?;
+        check_batch(&batch)?;
         if has_unguarded_states(&batch)
             && let Err(e) = self.check_states(tx, &batch).await
         {
@@ -155,7 +192,13 @@ impl PgStore {
                 sqlx::query("ROLLBACK TO SAVEPOINT cqrs_ddd_commit").execute(&mut *tx).await.map_err(store_err)?;
                 Err(self.refused(tx, &batch, &e).await)
             }
-            Err(e) => Err(store_err(e)),
+            Err(e) => match refusal(&e) {
+                Some(reason) => {
+                    sqlx::query("ROLLBACK TO SAVEPOINT cqrs_ddd_commit").execute(&mut *tx).await.map_err(store_err)?;
+                    Err(refused_in_batch(&batch, reason))
+                }
+                None => Err(store_err(e)),
+            },
         }
     }
 
@@ -316,6 +359,41 @@ impl PgStore {
     }
 }
 
+/// Where a connection goes, without credentials: `host:port/database`.
+fn target(options: &PgConnectOptions) -> String {
+    let database = options.get_database().unwrap_or(options.get_username());
+    match options.get_socket() {
+        Some(socket) => format!("{}/{database}", socket.display()),
+        None => format!("{}:{}/{database}", options.get_host(), options.get_port()),
+    }
+}
+
+/// Why a first connection failed, in the words a user can act on.
+fn connect_error(options: &PgConnectOptions, e: &sqlx::Error) -> Error {
+    let (host, port) = (options.get_host(), options.get_port());
+    let reason = match e {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!("connection refused at {host}:{port}: is PostgreSQL running and listening there?")
+        }
+        sqlx::Error::Io(io) => format!("cannot reach {host}:{port}: {io}"),
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            let database = options.get_database().unwrap_or(options.get_username());
+            let user = options.get_username();
+            match &*code {
+                "3D000" => format!("database `{database}` does not exist (SQLSTATE 3D000)"),
+                "28000" if db.message().contains("does not exist") => {
+                    format!("role `{user}` does not exist (SQLSTATE 28000)")
+                }
+                "28P01" => format!("password authentication failed for user `{user}` (SQLSTATE 28P01)"),
+                _ => format!("{} (SQLSTATE {code})", db.message()),
+            }
+        }
+        other => other.to_string(),
+    };
+    Error::Connect { backend: "PostgreSQL", target: target(options), reason }
+}
+
 /// Positions in batch order, matched by event id (RETURNING order is not guaranteed).
 fn receipt(batch: &CommitBatch, rows: Vec<PgRow>) -> Result<CommitReceipt> {
     let ids = batch.appends.iter().flat_map(|a| a.events.iter().map(|e| e.event_id));
@@ -442,8 +520,32 @@ pub(crate) struct Sql {
     /// `INSERT .. VALUES` of 1..=VALUES_ROWS events.
     insert_values: Vec<String>,
     head: String,
+    /// The horizon and, when it is below the snapshot's xmax, the transaction holding it.
+    read_stall: String,
     pub(crate) p: crate::pg_projection::ProjectionSql,
     pub(crate) saga: crate::pg_saga::SagaSql,
+}
+
+/// The gap-safe horizon of the snapshot `s` (a `pg_snapshot` expression), as a `bigint`
+/// transaction id: every event row whose transaction id is below it is committed or will
+/// never be (see the crate docs, "Gap-safe global order").
+///
+/// It is the oldest transaction still running in the snapshot (`pg_snapshot_xip`) that
+/// is not positively known to run in another database, else the snapshot's xmax. A
+/// transaction of another database cannot write this database's events, so it does not
+/// hold readers back; one whose database is unknown does (a prepared transaction, which
+/// `pg_stat_activity` does not list; a backend without a database).
+/// `backend_xid` is a 32-bit xid: it is matched with the low 32 bits of the `xid8`,
+/// unambiguous among running transactions. On a standby the snapshot lists no running
+/// transactions, so the horizon stays the snapshot's xmin there.
+fn horizon(s: &str) -> String {
+    format!(
+        "CASE WHEN pg_is_in_recovery() THEN pg_snapshot_xmin({s})::text::bigint ELSE COALESCE(\
+         (SELECT min(x::text::bigint) FROM pg_snapshot_xip({s}) AS x WHERE NOT EXISTS (SELECT 1 \
+         FROM pg_stat_activity a WHERE a.datname <> current_database() \
+         AND a.backend_xid::text::bigint = x::text::bigint % 4294967296)), \
+         pg_snapshot_xmax({s})::text::bigint) END"
+    )
 }
 
 /// Batches of at most this many events (and nothing else) use `INSERT .. VALUES`.
@@ -457,16 +559,20 @@ const EVENT_COLUMNS: &str = "position, transaction_id, tenant_id, stream_type, s
 impl Sql {
     fn new(s: &str) -> Self {
         let commit = std::array::from_fn(|i| Self::commit_statement(s, Parts::of(i)));
-        let gap_safe = "transaction_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+        let gap_safe = format!("transaction_id < (SELECT {} FROM pg_current_snapshot() AS snap(s))", horizon("snap.s"));
         Sql {
             schema: s.to_owned(),
             commit,
             processed: format!(
                 "SELECT EXISTS (SELECT 1 FROM {s}.processed_commands WHERE key = $1 AND tenant_id = $2)"
             ),
+            // A row below version 1 (which no writer makes) is read first, whatever the
+            // starting version, so that loading the stream reports it: one index probe.
             read_stream: format!(
                 "SELECT version, event_type, schema_version, payload::text FROM {s}.events \
-                 WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3 AND version > $4 ORDER BY version"
+                 WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3 AND version > CASE WHEN EXISTS \
+                 (SELECT 1 FROM {s}.events WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3 AND version < 1) \
+                 THEN $5 ELSE $4 END ORDER BY version"
             ),
             read_all: format!(
                 "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE (transaction_id, position) > ($1, $2) AND {gap_safe} \
@@ -520,6 +626,14 @@ impl Sql {
             head: format!(
                 "SELECT transaction_id, position FROM {s}.events WHERE {gap_safe} \
                  ORDER BY transaction_id DESC, position DESC LIMIT 1"
+            ),
+            read_stall: format!(
+                "SELECT h.xid, age((h.xid % 4294967296)::text::xid), a.pid, a.application_name, a.xact_start \
+                 FROM (SELECT {} AS xid, pg_snapshot_xmax(snap.s)::text::bigint AS xmax \
+                 FROM pg_current_snapshot() AS snap(s)) AS h \
+                 LEFT JOIN pg_stat_activity a ON a.backend_xid::text::bigint = h.xid % 4294967296 \
+                 WHERE h.xid < h.xmax ORDER BY a.xact_start LIMIT 1",
+                horizon("snap.s")
             ),
             p: crate::pg_projection::ProjectionSql::new(s),
             saga: crate::pg_saga::SagaSql::new(s),
@@ -614,31 +728,14 @@ impl Sql {
     }
 }
 
-fn decode_event(row: &PgRow) -> Result<StoredEvent> {
-    let get = |e: sqlx::Error| store_err(e);
-    let tenant_id: String = row.try_get(2).map_err(get)?;
-    Ok(StoredEvent {
-        position: to_u64(row.try_get(0).map_err(get)?, "position")?,
-        commit: to_u64(row.try_get(1).map_err(get)?, "transaction id")?,
-        stream: StreamKey {
-            tenant_id: tenant_from(tenant_id.clone()),
-            stream_type: row.try_get(3).map_err(get)?,
-            stream_id: row.try_get(4).map_err(get)?,
-        },
-        version: to_u64(row.try_get(5).map_err(get)?, "version")?,
-        event_id: row.try_get(6).map_err(get)?,
-        event_type: row.try_get(7).map_err(get)?,
-        schema_version: u32::try_from(row.try_get::<i32, _>(8).map_err(get)?).unwrap_or(0),
-        payload: row.try_get(9).map_err(get)?,
-        metadata: Metadata {
-            correlation_id: row.try_get(10).map_err(get)?,
-            causation_id: row.try_get(11).map_err(get)?,
-            tenant_id: tenant_from(tenant_id),
-            principal: row.try_get(12).map_err(get)?,
-            headers: headers_from(row.try_get(13).map_err(get)?),
-        },
-        occurred_at: row.try_get(14).map_err(get)?,
-    })
+impl EventRow for PgRow {
+    fn commit_key(&self) -> std::result::Result<i64, sqlx::Error> {
+        self.try_get("transaction_id")
+    }
+
+    fn schema_version(&self) -> std::result::Result<i64, sqlx::Error> {
+        self.try_get::<i32, _>("schema_version").map(i64::from)
+    }
 }
 
 fn decode_outbox(row: &PgRow) -> Result<OutboxRecord> {
@@ -649,7 +746,9 @@ fn decode_outbox(row: &PgRow) -> Result<OutboxRecord> {
             id: row.try_get(0).map_err(get)?,
             topic: row.try_get(1).map_err(get)?,
             payload: row.try_get(2).map_err(get)?,
-            headers: headers_from(row.try_get(3).map_err(get)?),
+            headers: row_headers(row.try_get(3).map_err(get)?, || {
+                format!("outbox message {}", row.try_get::<Uuid, _>(0).unwrap_or_default())
+            })?,
             created_at: row.try_get(4).map_err(get)?,
         },
         status: outbox_status(&status),
@@ -662,18 +761,24 @@ fn decode_outbox(row: &PgRow) -> Result<OutboxRecord> {
 impl EventStore for PgStore {
     async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
         batch.check()?;
-        let mut conn = self.pool.acquire().await.map_err(store_err)?;
+        check_batch(&batch)?;
         if has_unguarded_states(&batch) {
-            let mut tx = conn.begin().await.map_err(store_err)?;
-            let receipt = self.commit_in(&mut tx, batch).await?;
-            tx.commit().await.map_err(store_err)?;
-            return Ok(receipt);
+            // A cancelled commit closes its connection (see `Txn`).
+            let mut tx = Txn::begin(&self.pool, None).await?;
+            return match self.commit_in(&mut tx, batch).await {
+                Ok(receipt) => {
+                    tx.commit().await.map_err(store_err)?;
+                    Ok(receipt)
+                }
+                Err(e) => tx.fail(e).await,
+            };
         }
+        let mut conn = self.pool.acquire().await.map_err(store_err)?;
         // One statement in autocommit: atomic, one round trip, one commit.
         match self.write(&mut conn, &batch).await {
             Ok(rows) => receipt(&batch, rows),
             Err(e) if is_unique_violation(&e) => Err(self.refused(&mut conn, &batch, &e).await),
-            Err(e) => Err(store_err(e)),
+            Err(e) => Err(refusal(&e).map_or_else(|| store_err(e), |reason| refused_in_batch(&batch, reason))),
         }
     }
 
@@ -689,14 +794,11 @@ impl EventStore for PgStore {
                 .bind(&key.stream_type)
                 .bind(&key.stream_id)
                 .bind(after)
+                .bind(i64::MIN)
                 .fetch(&pool);
+            let mut check = StreamCheck::new(&key, after_version);
             while let Some(row) = rows.try_next().await.map_err(store_err)? {
-                yield StreamEvent {
-                    version: to_u64(row.try_get(0).map_err(store_err)?, "version")?,
-                    event_type: row.try_get(1).map_err(store_err)?,
-                    schema_version: u32::try_from(row.try_get::<i32, _>(2).map_err(store_err)?).unwrap_or(0),
-                    payload: row.try_get(3).map_err(store_err)?,
-                };
+                yield check.row(&row)?;
             }
         }))
     }
@@ -711,7 +813,7 @@ impl EventStore for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(store_err)?;
-        rows.iter().map(decode_event).collect()
+        decode_page(&rows, decode_event)
     }
 
     async fn read_tenant(&self, tenant: Option<&str>, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
@@ -726,13 +828,29 @@ impl EventStore for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(store_err)?;
-        rows.iter().map(decode_event).collect()
+        decode_page(&rows, decode_event)
     }
 
     async fn stream_version(&self, stream: &StreamKey) -> Result<u64> {
         stream.check()?;
         let mut conn = self.pool.acquire().await.map_err(store_err)?;
         self.version_on(&mut conn, stream).await
+    }
+
+    async fn read_stall(&self) -> Result<Option<ReadStall>> {
+        let row = sqlx::query(&self.sql.read_stall).fetch_optional(&self.pool).await.map_err(store_err)?;
+        row.map(|r| {
+            let xid: i64 = r.try_get(0).map_err(store_err)?;
+            let age: Option<i32> = r.try_get(1).map_err(store_err)?;
+            Ok(ReadStall {
+                xid: to_u64(xid, "transaction id")?,
+                xid_age: age.and_then(|a| u64::try_from(a).ok()),
+                pid: r.try_get(2).map_err(store_err)?,
+                application_name: r.try_get::<Option<String>, _>(3).map_err(store_err)?.filter(|n| !n.is_empty()),
+                since: r.try_get(4).map_err(store_err)?,
+            })
+        })
+        .transpose()
     }
 
     async fn head(&self) -> Result<Cursor> {
@@ -789,6 +907,7 @@ impl SnapshotStore for PgStore {
 
     async fn save(&self, snapshot: Snapshot) -> Result<()> {
         snapshot.stream.check()?;
+        check_snapshot(&snapshot)?;
         sqlx::query(&self.sql.save_snapshot)
             .bind(tenant(&snapshot.stream))
             .bind(&snapshot.stream.stream_type)
@@ -798,7 +917,7 @@ impl SnapshotStore for PgStore {
             .bind(snapshot.taken_at)
             .execute(&self.pool)
             .await
-            .map_err(store_err)?;
+            .map_err(|e| write_err(e, || format!("the snapshot of `{}`", snapshot.stream)))?;
         Ok(())
     }
 }
@@ -819,7 +938,7 @@ impl Outbox for PgStore {
         Ok(())
     }
 
-    async fn claim(&self, relay: &str, limit: usize, lease: std::time::Duration) -> Result<Vec<OutboxRecord>> {
+    async fn claim(&self, relay: &str, limit: usize, lease: Duration) -> Result<Vec<OutboxRecord>> {
         let rows = sqlx::query(&self.sql.outbox_claim)
             .bind(relay)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -840,16 +959,10 @@ impl Outbox for PgStore {
         Ok(done.rows_affected())
     }
 
-    async fn mark_failed(
-        &self,
-        id: Uuid,
-        error: &str,
-        retry_after: std::time::Duration,
-        max_attempts: u32,
-    ) -> Result<()> {
+    async fn mark_failed(&self, id: Uuid, error: &str, retry_after: Duration, max_attempts: u32) -> Result<()> {
         sqlx::query(&self.sql.outbox_failed)
             .bind(id)
-            .bind(error)
+            .bind(lossy(error))
             .bind(millis(retry_after))
             .bind(to_i32(max_attempts, "max attempts")?)
             .execute(&self.pool)
@@ -865,6 +978,6 @@ impl Outbox for PgStore {
 }
 
 /// A duration in whole milliseconds, for `interval` arithmetic.
-pub(crate) fn millis(d: std::time::Duration) -> i64 {
+pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

@@ -7,24 +7,26 @@ use std::time::Duration;
 use async_stream::try_stream;
 use cqrs_ddd::ports::{
     CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, Outbox, OutboxMessage, OutboxRecord, Snapshot,
-    SnapshotStore, StoredEvent, StoredState, StreamEvent, StreamKey, async_trait,
+    SnapshotStore, StoredEvent, StoredState, StreamKey, async_trait,
 };
-use cqrs_ddd::{Error, Metadata, Result};
+use cqrs_ddd::{Error, Result};
 use futures::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use crate::common::{
-    Migration, conflict, conflict_in, has_unguarded_states, headers_from, headers_json, is_unique_violation,
-    outbox_status, store_err, tenant, tenant_from, to_i32, to_i64, to_u64,
+    EventRow, Migration, StreamCheck, Txn, conflict, conflict_in, decode_event, decode_page, has_unguarded_states,
+    headers_json, is_unique_violation, outbox_status, row_headers, store_err, tenant, to_i32, to_i64, to_u64,
 };
+use crate::storable::{check_batch, check_snapshot, lossy, refusal, refused_in_batch, write_err};
 
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("../migrations/sqlite/0001_init.sql") },
     Migration { version: 2, sql: include_str!("../migrations/sqlite/0002_projections.sql") },
     Migration { version: 3, sql: include_str!("../migrations/sqlite/0003_sagas.sql") },
     Migration { version: 4, sql: include_str!("../migrations/sqlite/0004_tenancy.sql") },
+    Migration { version: 5, sql: include_str!("../migrations/sqlite/0005_json.sql") },
 ];
 
 /// Rows per INSERT statement (SQLite limits bound parameters per statement).
@@ -45,18 +47,24 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url`, like `sqlite://bank.db` or
     /// `sqlite:///var/lib/app/events.db`.
+    ///
+    /// A file that cannot be opened is [`Error::Connect`] naming it and why: its
+    /// directory does not exist or is not writable, or what SQLite said.
     pub async fn connect(url: &str) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| Error::store(format!("invalid SQLite url `{url}`: {e}")))?
+            .map_err(|e| Error::Connect {
+                backend: "SQLite",
+                target: url.to_owned(),
+                reason: format!("the url does not parse: {e}"),
+            })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(|e| Error::store(format!("cannot open SQLite database `{url}`: {e}")))?;
+        let file = options.get_filename().to_path_buf();
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(|e| {
+            Error::Connect { backend: "SQLite", target: file.display().to_string(), reason: open_failure(&file, &e) }
+        })?;
         Ok(Self::from_pool(pool))
     }
 
@@ -72,7 +80,7 @@ impl SqliteStore {
 
     /// Creates the tables, or brings them up to date.
     pub async fn migrate(&self) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_err)?;
+        let mut tx = Txn::begin(&self.pool, Some("BEGIN IMMEDIATE")).await?;
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS cqrs_ddd_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
         )
@@ -101,6 +109,7 @@ impl SqliteStore {
     /// stays usable: the write is undone to a savepoint.
     pub async fn commit_in(&self, tx: &mut SqliteConnection, batch: CommitBatch) -> Result<CommitReceipt> {
         batch.check()?;
+        check_batch(&batch)?;
         sqlx::query("SAVEPOINT cqrs_ddd_commit").execute(&mut *tx).await.map_err(store_err)?;
         let result = self.commit_on(tx, &batch).await;
         if result.is_err() {
@@ -129,7 +138,7 @@ impl SqliteStore {
         match self.write(conn, batch).await {
             Ok(receipt) => Ok(receipt),
             Err(e) if is_unique_violation(&e) => Err(self.find_conflict(conn, batch).await),
-            Err(e) => Err(store_err(e)),
+            Err(e) => Err(refusal(&e).map_or_else(|| store_err(e), |reason| refused_in_batch(batch, reason))),
         }
     }
 
@@ -275,9 +284,13 @@ impl Sql {
         Sql {
             insert_processed: "INSERT INTO processed_commands (key, processed_at_ms, tenant_id) VALUES (?, ?, ?)"
                 .to_owned(),
-            read_stream: format!(
-                "SELECT version, event_type, schema_version, payload FROM events WHERE {key} AND version > ? ORDER BY version"
-            ),
+            // A row below version 1 (which no writer makes) is read first, whatever the
+            // starting version, so that loading the stream reports it: one index probe.
+            read_stream: "SELECT version, event_type, schema_version, payload FROM events \
+                 WHERE tenant_id = ?1 AND stream_type = ?2 AND stream_id = ?3 AND version > CASE WHEN EXISTS \
+                 (SELECT 1 FROM events WHERE tenant_id = ?1 AND stream_type = ?2 AND stream_id = ?3 AND version < 1) \
+                 THEN ?5 ELSE ?4 END ORDER BY version"
+                .to_owned(),
             read_all: format!("SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"),
             read_all_tenant: format!(
                 "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? AND tenant_id = ? ORDER BY position LIMIT ?"
@@ -322,32 +335,14 @@ impl Sql {
     }
 }
 
-fn decode_event(row: &SqliteRow) -> Result<StoredEvent> {
-    let get = |e: sqlx::Error| store_err(e);
-    let tenant_id: String = row.try_get(1).map_err(get)?;
-    let position = to_u64(row.try_get(0).map_err(get)?, "position")?;
-    Ok(StoredEvent {
-        position,
-        commit: position,
-        stream: StreamKey {
-            tenant_id: tenant_from(tenant_id.clone()),
-            stream_type: row.try_get(2).map_err(get)?,
-            stream_id: row.try_get(3).map_err(get)?,
-        },
-        version: to_u64(row.try_get(4).map_err(get)?, "version")?,
-        event_id: row.try_get(5).map_err(get)?,
-        event_type: row.try_get(6).map_err(get)?,
-        schema_version: u32::try_from(row.try_get::<i64, _>(7).map_err(get)?).unwrap_or(0),
-        payload: row.try_get(8).map_err(get)?,
-        metadata: Metadata {
-            correlation_id: row.try_get(9).map_err(get)?,
-            causation_id: row.try_get(10).map_err(get)?,
-            tenant_id: tenant_from(tenant_id),
-            principal: row.try_get(11).map_err(get)?,
-            headers: headers_from(row.try_get(12).map_err(get)?),
-        },
-        occurred_at: row.try_get(13).map_err(get)?,
-    })
+impl EventRow for SqliteRow {
+    fn commit_key(&self) -> std::result::Result<i64, sqlx::Error> {
+        self.try_get("position")
+    }
+
+    fn schema_version(&self) -> std::result::Result<i64, sqlx::Error> {
+        self.try_get("schema_version")
+    }
 }
 
 fn decode_outbox(row: &SqliteRow) -> Result<OutboxRecord> {
@@ -358,7 +353,9 @@ fn decode_outbox(row: &SqliteRow) -> Result<OutboxRecord> {
             id: row.try_get(0).map_err(get)?,
             topic: row.try_get(1).map_err(get)?,
             payload: row.try_get(2).map_err(get)?,
-            headers: headers_from(row.try_get(3).map_err(get)?),
+            headers: row_headers(row.try_get(3).map_err(get)?, || {
+                format!("outbox message {}", row.try_get::<Uuid, _>(0).unwrap_or_default())
+            })?,
             created_at: row.try_get(4).map_err(get)?,
         },
         status: outbox_status(&status),
@@ -371,11 +368,17 @@ fn decode_outbox(row: &SqliteRow) -> Result<OutboxRecord> {
 impl EventStore for SqliteStore {
     async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
         batch.check()?;
-        // Rolled back on drop, so a cancelled commit never leaves a transaction open.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_err)?;
-        let receipt = self.commit_on(&mut tx, &batch).await?;
-        tx.commit().await.map_err(store_err)?;
-        Ok(receipt)
+        check_batch(&batch)?;
+        // A cancelled commit closes its connection (see `Txn`), so none is left in a
+        // transaction.
+        let mut tx = Txn::begin(&self.pool, Some("BEGIN IMMEDIATE")).await?;
+        match self.commit_on(&mut tx, &batch).await {
+            Ok(receipt) => {
+                tx.commit().await.map_err(store_err)?;
+                Ok(receipt)
+            }
+            Err(e) => tx.fail(e).await,
+        }
     }
 
     async fn read_stream(&self, stream: &StreamKey, after_version: u64) -> Result<EventStream<'static>> {
@@ -390,14 +393,11 @@ impl EventStore for SqliteStore {
                 .bind(&key.stream_type)
                 .bind(&key.stream_id)
                 .bind(after)
+                .bind(i64::MIN)
                 .fetch(&pool);
+            let mut check = StreamCheck::new(&key, after_version);
             while let Some(row) = rows.try_next().await.map_err(store_err)? {
-                yield StreamEvent {
-                    version: to_u64(row.try_get(0).map_err(store_err)?, "version")?,
-                    event_type: row.try_get(1).map_err(store_err)?,
-                    schema_version: u32::try_from(row.try_get::<i64, _>(2).map_err(store_err)?).unwrap_or(0),
-                    payload: row.try_get(3).map_err(store_err)?,
-                };
+                yield check.row(&row)?;
             }
         }))
     }
@@ -411,7 +411,7 @@ impl EventStore for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(store_err)?;
-        rows.iter().map(decode_event).collect()
+        decode_page(&rows, decode_event)
     }
 
     async fn read_tenant(&self, tenant: Option<&str>, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
@@ -425,7 +425,7 @@ impl EventStore for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(store_err)?;
-        rows.iter().map(decode_event).collect()
+        decode_page(&rows, decode_event)
     }
 
     async fn stream_version(&self, stream: &StreamKey) -> Result<u64> {
@@ -477,6 +477,7 @@ impl SnapshotStore for SqliteStore {
 
     async fn save(&self, snapshot: Snapshot) -> Result<()> {
         snapshot.stream.check()?;
+        check_snapshot(&snapshot)?;
         sqlx::query(&self.sql.save_snapshot)
             .bind(tenant(&snapshot.stream))
             .bind(&snapshot.stream.stream_type)
@@ -486,7 +487,7 @@ impl SnapshotStore for SqliteStore {
             .bind(snapshot.taken_at)
             .execute(&self.pool)
             .await
-            .map_err(store_err)?;
+            .map_err(|e| write_err(e, || format!("the snapshot of `{}`", snapshot.stream)))?;
         Ok(())
     }
 }
@@ -513,15 +514,18 @@ impl Outbox for SqliteStore {
     }
 
     async fn claim(&self, relay: &str, limit: usize, lease: Duration) -> Result<Vec<OutboxRecord>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_err)?;
-        let rows = sqlx::query(&self.sql.outbox_claim)
+        let mut tx = Txn::begin(&self.pool, Some("BEGIN IMMEDIATE")).await?;
+        let rows = match sqlx::query(&self.sql.outbox_claim)
             .bind(relay)
             .bind(now_ms())
             .bind(ms(lease))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&mut *tx)
             .await
-            .map_err(store_err)?;
+        {
+            Ok(rows) => rows,
+            Err(e) => return tx.fail(store_err(e)).await,
+        };
         tx.commit().await.map_err(store_err)?;
         let mut claimed = rows
             .iter()
@@ -533,7 +537,7 @@ impl Outbox for SqliteStore {
 
     async fn mark_failed(&self, id: Uuid, error: &str, retry_after: Duration, max_attempts: u32) -> Result<()> {
         sqlx::query(&self.sql.outbox_failed)
-            .bind(error)
+            .bind(lossy(error))
             .bind(now_ms().saturating_add(ms(retry_after)))
             .bind(to_i32(max_attempts, "max attempts")?)
             .bind(id)
@@ -559,6 +563,21 @@ impl Outbox for SqliteStore {
     async fn dead(&self) -> Result<Vec<OutboxRecord>> {
         let rows = sqlx::query(&self.sql.outbox_dead).fetch_all(&self.pool).await.map_err(store_err)?;
         rows.iter().map(decode_outbox).collect()
+    }
+}
+
+/// Why the database file could not be opened: what the file system says about its
+/// directory when that is the cause, else SQLite's error.
+fn open_failure(file: &std::path::Path, e: &sqlx::Error) -> String {
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Err(_) => format!("its directory `{}` does not exist ({e})", dir.display()),
+        Ok(m) if !m.is_dir() => format!("`{}` is not a directory ({e})", dir.display()),
+        Ok(m) if m.permissions().readonly() => format!("its directory `{}` is not writable ({e})", dir.display()),
+        Ok(_) => e.to_string(),
     }
 }
 

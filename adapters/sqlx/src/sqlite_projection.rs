@@ -7,11 +7,12 @@ use std::time::Duration;
 use cqrs_ddd::Result;
 use cqrs_ddd::ports::{Cursor, DeadLetter, Document, ProjectionStore, ProjectionTxn, StreamKey, async_trait};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
+use sqlx::{Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
-use crate::common::{checkpoint_conflict, doc_tenant, store_err, tenant, tenant_from, to_i64, to_u64};
+use crate::common::{Txn, checkpoint_conflict, doc_tenant, store_err, tenant, tenant_from, to_i64, to_u64};
 use crate::sqlite::{SqliteStore, ms, now_ms};
+use crate::storable::{check_document, lossy, write_err};
 
 const CHECKPOINT: &str = "SELECT commit_id, position FROM checkpoints WHERE projection = ? AND partition = ?";
 const CHECKPOINT_INSERT: &str = "INSERT INTO checkpoints (projection, partition, commit_id, position, updated_at) \
@@ -48,7 +49,7 @@ fn decode_doc(row: &SqliteRow) -> Result<Document> {
 #[async_trait]
 impl ProjectionStore for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn ProjectionTxn>> {
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_err)?;
+        let tx = Txn::begin(&self.pool, Some("BEGIN IMMEDIATE")).await?;
         Ok(Box::new(SqliteTxn { tx }))
     }
 
@@ -69,8 +70,8 @@ impl ProjectionStore for SqliteStore {
     }
 
     async fn acquire_lease(&self, projection: &str, partition: u32, owner: &str, ttl: Duration) -> Result<bool> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_err)?;
-        let row = sqlx::query(LEASE_ACQUIRE)
+        let mut tx = Txn::begin(&self.pool, Some("BEGIN IMMEDIATE")).await?;
+        let row = match sqlx::query(LEASE_ACQUIRE)
             .bind(projection)
             .bind(i64::from(partition))
             .bind(owner)
@@ -78,7 +79,10 @@ impl ProjectionStore for SqliteStore {
             .bind(ms(ttl))
             .fetch_optional(&mut *tx)
             .await
-            .map_err(store_err)?;
+        {
+            Ok(row) => row,
+            Err(e) => return tx.fail(store_err(e)).await,
+        };
         tx.commit().await.map_err(store_err)?;
         Ok(row.is_some())
     }
@@ -145,9 +149,10 @@ impl ProjectionStore for SqliteStore {
     }
 }
 
-/// A projection transaction on SQLite; its connection is a `SqliteConnection`.
+/// A projection transaction on SQLite; its connection is a `SqliteConnection`. Dropped
+/// without `commit` or `rollback` (a cancelled batch), its connection is closed.
 struct SqliteTxn {
-    tx: Transaction<'static, Sqlite>,
+    tx: Txn<Sqlite>,
 }
 
 #[async_trait]
@@ -164,6 +169,7 @@ impl ProjectionTxn for SqliteTxn {
     }
 
     async fn put_doc(&mut self, tenant: Option<&str>, collection: &str, id: &str, json: String) -> Result<u64> {
+        check_document(collection, id, &json)?;
         let v: i64 = sqlx::query_scalar(DOC_PUT)
             .bind(collection)
             .bind(id)
@@ -172,7 +178,9 @@ impl ProjectionTxn for SqliteTxn {
             .bind(doc_tenant(tenant)?)
             .fetch_one(&mut *self.tx)
             .await
-            .map_err(store_err)?;
+            .map_err(|e| {
+                write_err(e, || format!("document `{}/{}`", collection.escape_default(), id.escape_default()))
+            })?;
         to_u64(v, "document version")
     }
 
@@ -244,7 +252,7 @@ impl ProjectionTxn for SqliteTxn {
             .bind(&l.stream.stream_id)
             .bind(to_i64(l.version, "version")?)
             .bind(&l.event_type)
-            .bind(&l.error)
+            .bind(lossy(&l.error))
             .bind(l.failed_at)
             .bind(to_i64(l.commit, "commit")?)
             .execute(&mut *self.tx)

@@ -10,10 +10,12 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
 use crate::common::{
-    MetadataColumns, TimeRow, decode_saga, decode_saga_key, decode_scheduled, doc_tenant, from_ms, lease_until, limit,
+    MetadataColumns, TimeRow, Txn, decode_saga, decode_saga_key, decode_scheduled, doc_tenant, from_ms, lease_until,
+    limit,
     saga_conflict, saga_tenant, store_err, to_i32, to_i64,
 };
 use crate::sqlite::SqliteStore;
+use crate::storable::{check_saga, check_scheduled, lossy, write_err};
 
 const SAGA_COLUMNS: &str =
     "tenant_id, saga_type, saga_id, status, version, wake_at_ms, data, created_at_ms, updated_at_ms";
@@ -108,6 +110,7 @@ impl SagaStore for SqliteStore {
     }
 
     async fn save(&self, record: &SagaRecord, expected_version: u64) -> Result<()> {
+        check_saga(record)?;
         let key = &record.key;
         let sql = if expected_version == 0 { &self.sql.saga.insert } else { &self.sql.saga.update };
         let mut q = sqlx::query(sql)
@@ -123,7 +126,8 @@ impl SagaStore for SqliteStore {
         if expected_version != 0 {
             q = q.bind(to_i64(expected_version, "saga version")?);
         }
-        if q.execute(&self.pool).await.map_err(store_err)?.rows_affected() == 1 {
+        let done = q.execute(&self.pool).await.map_err(|e| write_err(e, || format!("saga `{key}`")))?;
+        if done.rows_affected() == 1 {
             return Ok(());
         }
         let actual: Option<i64> = sqlx::query_scalar(&self.sql.saga.version)
@@ -170,6 +174,7 @@ impl SagaStore for SqliteStore {
 impl ScheduleStore for SqliteStore {
     async fn schedule(&self, command: &ScheduledCommand) -> Result<()> {
         doc_tenant(command.metadata.tenant_id.as_deref())?;
+        check_scheduled(command)?;
         let m = MetadataColumns::of(&command.metadata);
         sqlx::query(&self.sql.saga.schedule)
             .bind(command.id)
@@ -186,7 +191,7 @@ impl ScheduleStore for SqliteStore {
             .bind(ms(command.created_at))
             .execute(&self.pool)
             .await
-            .map_err(store_err)?;
+            .map_err(|e| write_err(e, || format!("scheduled command `{}`", command.id)))?;
         Ok(())
     }
 
@@ -217,15 +222,18 @@ impl ScheduleStore for SqliteStore {
         max: usize,
         lease: Duration,
     ) -> Result<Vec<ScheduledCommand>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_err)?;
-        let rows = sqlx::query(&self.sql.saga.claim)
+        let mut tx = Txn::begin(&self.pool, Some("BEGIN IMMEDIATE")).await?;
+        let rows = match sqlx::query(&self.sql.saga.claim)
             .bind(worker)
             .bind(ms(now))
             .bind(ms(lease_until(now, lease)))
             .bind(limit(max))
             .fetch_all(&mut *tx)
             .await
-            .map_err(store_err)?;
+        {
+            Ok(rows) => rows,
+            Err(e) => return tx.fail(store_err(e)).await,
+        };
         tx.commit().await.map_err(store_err)?;
         let mut claimed = rows.iter().map(decode_scheduled).collect::<Result<Vec<_>>>()?;
         claimed.sort_by_key(|c| (c.due_at, c.id));
@@ -245,7 +253,7 @@ impl ScheduleStore for SqliteStore {
     async fn retry_later(&self, tenant: Option<&str>, id: Uuid, error: &str, due_at: DateTime<Utc>) -> Result<()> {
         sqlx::query(&self.sql.saga.retry)
             .bind(id)
-            .bind(error)
+            .bind(lossy(error))
             .bind(ms(due_at))
             .bind(doc_tenant(tenant)?)
             .execute(&self.pool)
@@ -257,7 +265,7 @@ impl ScheduleStore for SqliteStore {
     async fn mark_dead(&self, tenant: Option<&str>, id: Uuid, error: &str) -> Result<()> {
         sqlx::query(&self.sql.saga.kill)
             .bind(id)
-            .bind(error)
+            .bind(lossy(error))
             .bind(doc_tenant(tenant)?)
             .execute(&self.pool)
             .await

@@ -6,13 +6,14 @@ mod common;
 
 use std::time::Duration;
 
+use common::hardening::*;
 use common::projections::*;
 use common::saga_engine::*;
 use common::sagas::*;
 use common::tenancy::*;
 use common::*;
 use cqrs_ddd::Result;
-use cqrs_ddd::ports::{CommitBatch, CommitReceipt, async_trait};
+use cqrs_ddd::ports::{CommitBatch, CommitReceipt, Cursor, EventStore, async_trait};
 use cqrs_ddd_sqlx::{PgOptions, PgStore};
 use sqlx::Connection;
 
@@ -150,6 +151,10 @@ pg_tests! {
     saga_engine_concurrent_events_lose_no_update => concurrent_events_for_one_instance_lose_no_update();
     saga_engine_scheduled_command_is_sent_once => a_scheduled_command_is_sent_once_when_due();
     saga_engine_scheduled_command_survives_a_restart => a_command_scheduled_before_a_restart_is_sent_by_a_fresh_process();
+    cancelled_sends_leave_the_pool_clean => cancelled_writes_leave_every_path_working();
+    unstorable_json_is_refused_alike => values_no_backend_stores_are_refused_alike();
+    non_json_is_refused_alike => text_that_is_not_json_is_refused_alike();
+    bad_rows_are_corrupt_row_errors => corrupt_rows_are_named_errors();
 }
 
 /// The stores of the workers connect through a proxy that cuts every connection
@@ -377,15 +382,280 @@ async fn migrations_are_idempotent_and_safe_in_parallel() {
     db.drop().await;
 }
 
+/// The reason of a connect error to PostgreSQL, or a panic saying what came instead.
+fn connect_reason(result: cqrs_ddd::Result<PgStore>, target: &str) -> String {
+    match result {
+        Err(cqrs_ddd::Error::Connect { backend: "PostgreSQL", target: t, reason }) => {
+            assert!(t.contains(target), "`{t}` should name {target}");
+            reason
+        }
+        Err(other) => panic!("expected a connect error, got {other}"),
+        Ok(_) => panic!("expected a connect error, got a store"),
+    }
+}
+
+fn url_with(edit: impl FnOnce(&mut sqlx::postgres::PgConnectOptions) -> String) -> String {
+    let mut options = options();
+    edit(&mut options)
+}
+
+/// With nothing listening on the port, `connect` fails at once with the real cause, not
+/// after the pool's 30 s with "pool timed out".
 #[tokio::test]
-async fn an_unreachable_server_is_a_clear_error() {
-    let err = PgStore::connect_with(PgOptions::new("postgres://postgres@127.0.0.1:1/postgres")).await.err().unwrap();
-    let text = err.to_string();
-    assert!(text.contains("PostgreSQL at `postgres://postgres@127.0.0.1:1/postgres` is not reachable"), "{text}");
+async fn a_server_that_is_down_fails_fast_with_connection_refused() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let started = std::time::Instant::now();
+    let result = PgStore::connect(&format!("postgres://postgres@127.0.0.1:{port}/postgres")).await;
+    let reason = connect_reason(result, &format!("127.0.0.1:{port}"));
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(reason.contains("connection refused"), "{reason}");
+}
+
+/// A server that accepts the connection and never answers is given up on after the
+/// connect timeout.
+#[tokio::test]
+async fn a_server_that_does_not_answer_times_out_after_the_connect_timeout() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let started = std::time::Instant::now();
+    let options = PgOptions::new(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+        .connect_timeout(Duration::from_millis(300));
+    let reason = connect_reason(PgStore::connect_with(options).await, &format!("127.0.0.1:{port}"));
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "took {took:?}");
+    assert!(reason.contains("no answer within 300ms"), "{reason}");
+    drop(silent);
+}
+
+#[tokio::test]
+async fn a_missing_database_is_named() {
+    let name = format!("cqrs_ddd_missing_{}", uuid::Uuid::now_v7().simple());
+    let url = url_with(|o| format!("postgres://{}@{}:{}/{name}", o.get_username(), o.get_host(), o.get_port()));
+    let reason = connect_reason(PgStore::connect(&url).await, &name);
+    assert!(reason.contains(&format!("database `{name}` does not exist")), "{reason}");
+}
+
+#[tokio::test]
+async fn a_missing_role_is_named() {
+    let role = format!("cqrs_ddd_nobody_{}", uuid::Uuid::now_v7().simple());
+    let url = url_with(|o| format!("postgres://{role}@{}:{}/postgres", o.get_host(), o.get_port()));
+    let reason = connect_reason(PgStore::connect(&url).await, "/postgres");
+    assert!(reason.contains(&format!("role `{role}` does not exist")), "{reason}");
 }
 
 #[tokio::test]
 async fn a_bad_schema_name_is_rejected() {
     let pool = sqlx::PgPool::connect_lazy(&url()).unwrap();
     assert!(PgStore::from_pool(pool, "x; DROP TABLE y").is_err());
+}
+
+/// A connection to `url` (another database: replace the path) holding a write
+/// transaction open: it has a transaction id and runs until dropped or committed.
+struct Holder {
+    conn: sqlx::PgConnection,
+    xid: u64,
+    pid: i32,
+}
+
+impl Holder {
+    async fn open(options: sqlx::postgres::PgConnectOptions) -> Self {
+        let mut conn = sqlx::PgConnection::connect_with(&options).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+        let (xid, pid): (i64, i32) = sqlx::query_as("SELECT pg_current_xact_id()::text::bigint, pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        Holder { conn, xid: u64::try_from(xid).unwrap(), pid }
+    }
+
+    /// Whether its transaction is still the one it opened.
+    async fn still_open(&mut self) -> bool {
+        let xid: Option<i64> = sqlx::query_scalar("SELECT pg_current_xact_id_if_assigned()::text::bigint")
+            .fetch_one(&mut self.conn)
+            .await
+            .unwrap();
+        xid.and_then(|x| u64::try_from(x).ok()) == Some(self.xid)
+    }
+}
+
+fn options() -> sqlx::postgres::PgConnectOptions {
+    url().parse().unwrap()
+}
+
+/// A database of its own, dropped afterwards. The tests that hold transactions open
+/// hold them in databases like this one, so that readers of the database the other
+/// tests share are never held by them.
+struct ScratchDb {
+    name: String,
+}
+
+impl ScratchDb {
+    async fn create(admin: &PgStore) -> Self {
+        let name = format!("cqrs_ddd_scratch_{}", uuid::Uuid::now_v7().simple());
+        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(admin.pool()).await.unwrap();
+        ScratchDb { name }
+    }
+
+    fn options(&self) -> sqlx::postgres::PgConnectOptions {
+        options().database(&self.name)
+    }
+
+    /// A migrated store in this database, connecting as `role` (default: the url's).
+    async fn store(&self, role: Option<&str>) -> PgStore {
+        let options = match role {
+            Some(role) => self.options().username(role),
+            None => self.options(),
+        };
+        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect_with(options).await.unwrap();
+        PgStore::from_pool(pool, "public").unwrap()
+    }
+
+    async fn drop(self, admin: &PgStore) {
+        sqlx::query(&format!("DROP DATABASE \"{}\" WITH (FORCE)", self.name)).execute(admin.pool()).await.unwrap();
+    }
+}
+
+fn one_deposit(id: &str) -> CommitBatch {
+    CommitBatch {
+        appends: vec![cqrs_ddd::ports::StreamAppend {
+            stream: cqrs_ddd::ports::StreamKey::new("Account", id),
+            expected_version: 0,
+            events: vec![new_event("Deposited", 1, serde_json::json!({"amount": 1}))],
+        }],
+        ..CommitBatch::default()
+    }
+}
+
+/// Reads all events until `wanted` are among them, within `limit`; returns what it read.
+async fn read_until(store: &PgStore, wanted: &[uuid::Uuid], limit: Duration) -> Vec<uuid::Uuid> {
+    let started = std::time::Instant::now();
+    loop {
+        let seen: Vec<uuid::Uuid> =
+            store.read_all(Cursor::START, 1000).await.unwrap().iter().map(|e| e.event_id).collect();
+        if wanted.iter().all(|w| seen.contains(w)) || started.elapsed() > limit {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls `read_stall` until it names the process `pid`, within 15 s.
+async fn stall_of(store: &PgStore, pid: i32) -> cqrs_ddd::ports::ReadStall {
+    let started = std::time::Instant::now();
+    loop {
+        let stall = store.read_stall().await.unwrap();
+        match stall {
+            Some(s) if s.pid == Some(pid) => return s,
+            other if started.elapsed() > Duration::from_secs(15) => panic!("the holder is not reported: {other:?}"),
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// A write transaction held open in another database of the server (a batch job, another
+/// application) does not delay readers of this database's events, nor is it reported as
+/// what holds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_in_another_database_does_not_hold_readers() {
+    let admin = Pg::new().await;
+    let (mine, theirs) = (ScratchDb::create(&admin.admin).await, ScratchDb::create(&admin.admin).await);
+    let store = mine.store(None).await;
+    store.migrate().await.unwrap();
+    let mut other = Holder::open(theirs.options()).await;
+    let batch = one_deposit("after-other");
+    let event = batch.appends[0].events[0].event_id;
+    store.commit(batch).await.unwrap();
+
+    let seen = read_until(&store, &[event], Duration::from_secs(15)).await;
+    assert!(seen.contains(&event), "a transaction of another database held the reader back");
+    assert!(other.still_open().await, "the other database's transaction was open all along");
+    assert!(store.head().await.unwrap() > Cursor::START, "head moves past it too");
+    if let Some(stall) = store.read_stall().await.unwrap() {
+        assert_ne!(stall.xid, other.xid, "another database's transaction is not what holds readers: {stall:?}");
+    }
+    drop(other);
+    store.pool().close().await;
+    mine.drop(&admin.admin).await;
+    theirs.drop(&admin.admin).await;
+    admin.drop().await;
+}
+
+/// A write transaction held open in this database holds readers (it may still commit
+/// events below what they would read next), `read_stall` reports it with its process,
+/// application name and start, and once it commits readers catch up in order, skipping
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_in_this_database_holds_readers_and_is_reported() {
+    let admin = Pg::new().await;
+    let scratch = ScratchDb::create(&admin.admin).await;
+    let store = scratch.store(None).await;
+    store.migrate().await.unwrap();
+    let app_name = format!("holder-{}", uuid::Uuid::now_v7().simple());
+    let mut holder = Holder::open(scratch.options().application_name(&app_name)).await;
+    let held = one_deposit("held");
+    let held_id = held.appends[0].events[0].event_id;
+    store.commit_in(&mut holder.conn, held).await.unwrap();
+    let after = one_deposit("after");
+    let after_id = after.appends[0].events[0].event_id;
+    store.commit(after).await.unwrap();
+
+    let page = store.read_all(Cursor::START, 100).await.unwrap();
+    assert!(page.is_empty(), "nothing after the open transaction is read while it runs: {page:?}");
+    let stall = stall_of(&store, holder.pid).await;
+    assert_eq!((stall.xid, stall.application_name.as_deref()), (holder.xid, Some(app_name.as_str())));
+    assert!(stall.since.is_some_and(|t| t <= chrono::Utc::now()), "{stall:?}");
+    assert!(stall.xid_age.is_some_and(|age| age >= 1), "a transaction started after it: {stall:?}");
+    assert!(holder.still_open().await);
+
+    sqlx::query("COMMIT").execute(&mut holder.conn).await.unwrap();
+    let seen = read_until(&store, &[held_id, after_id], Duration::from_secs(15)).await;
+    assert_eq!(seen, [held_id, after_id], "the held event comes first, each once");
+    assert_eq!(store.read_stall().await.unwrap(), None, "nothing holds readers any more");
+    drop(holder);
+    store.pool().close().await;
+    scratch.drop(&admin.admin).await;
+    admin.drop().await;
+}
+
+/// A reader whose role may not see other roles' activity (no `pg_read_all_stats`) still
+/// passes another database's transactions (`backend_xid` and `datname` are visible to
+/// every role), and `read_stall` still names a holder of its database by transaction id,
+/// process and application name, without its start time (hidden from other roles).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unprivileged_reader_passes_other_databases_and_sees_holders() {
+    let admin = Pg::new().await;
+    let (mine, theirs) = (ScratchDb::create(&admin.admin).await, ScratchDb::create(&admin.admin).await);
+    let owner = mine.store(None).await;
+    owner.migrate().await.unwrap();
+    let role = format!("reader_{}", uuid::Uuid::now_v7().simple());
+    sqlx::raw_sql(&format!("CREATE ROLE \"{role}\" LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"{role}\""))
+        .execute(owner.pool())
+        .await
+        .unwrap();
+    let reader = mine.store(Some(&role)).await;
+    let mut other = Holder::open(theirs.options()).await;
+    let batch = one_deposit("unprivileged");
+    let event = batch.appends[0].events[0].event_id;
+    owner.commit(batch).await.unwrap();
+    let seen = read_until(&reader, &[event], Duration::from_secs(15)).await;
+    assert!(seen.contains(&event), "another database's transaction held the reader");
+    assert!(other.still_open().await);
+
+    let app_name = format!("holder-{}", uuid::Uuid::now_v7().simple());
+    let mut holder = Holder::open(mine.options().application_name(&app_name)).await;
+    // It holds readers once a later transaction has committed.
+    owner.commit(one_deposit("after-holder")).await.unwrap();
+    let stall = stall_of(&reader, holder.pid).await;
+    assert_eq!(
+        (stall.xid, stall.application_name.as_deref(), stall.since),
+        (holder.xid, Some(app_name.as_str()), None)
+    );
+    sqlx::query("ROLLBACK").execute(&mut holder.conn).await.unwrap();
+    drop((holder, other));
+    reader.pool().close().await;
+    owner.pool().close().await;
+    mine.drop(&admin.admin).await;
+    theirs.drop(&admin.admin).await;
+    sqlx::query(&format!("DROP ROLE \"{role}\"")).execute(admin.admin.pool()).await.unwrap();
+    admin.drop().await;
 }

@@ -6,6 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use common::hardening::*;
 use common::projections::*;
 use common::saga_engine::*;
 use common::sagas::*;
@@ -146,6 +147,10 @@ sqlite_tests! {
     saga_engine_concurrent_events_lose_no_update => concurrent_events_for_one_instance_lose_no_update();
     saga_engine_scheduled_command_is_sent_once => a_scheduled_command_is_sent_once_when_due();
     saga_engine_scheduled_command_survives_a_restart => a_command_scheduled_before_a_restart_is_sent_by_a_fresh_process();
+    cancelled_sends_leave_the_pool_clean => cancelled_writes_leave_every_path_working();
+    unstorable_json_is_refused_alike => values_no_backend_stores_are_refused_alike();
+    non_json_is_refused_alike => text_that_is_not_json_is_refused_alike();
+    bad_rows_are_corrupt_row_errors => corrupt_rows_are_named_errors();
 }
 
 #[tokio::test]
@@ -157,7 +162,15 @@ async fn migrations_are_idempotent() {
 }
 
 #[tokio::test]
-async fn an_unopenable_database_is_a_clear_error() {
-    let err = SqliteStore::connect("sqlite:///nonexistent-dir/sub/x.db").await.err().unwrap();
-    assert!(err.to_string().contains("cannot open SQLite database `sqlite:///nonexistent-dir/sub/x.db`"), "{err}");
+async fn an_unopenable_database_names_the_file_and_the_cause() {
+    let missing = std::env::temp_dir().join(format!("cqrs-ddd-missing-{}", uuid::Uuid::now_v7().simple()));
+    let file = missing.join("sub").join("x.db");
+    let err = SqliteStore::connect(&format!("sqlite://{}", file.display())).await.err().unwrap();
+    match &err {
+        cqrs_ddd::Error::Connect { backend: "SQLite", target, reason } => {
+            assert_eq!(target, &file.display().to_string());
+            assert!(reason.contains("does not exist") && reason.contains(&missing.display().to_string()), "{reason}");
+        }
+        other => panic!("expected a connect error naming the file, got {other:?}"),
+    }
 }

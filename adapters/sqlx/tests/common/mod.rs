@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 pub mod domain;
+pub mod hardening;
 pub mod mem;
 pub mod projections;
 pub mod proxy;
