@@ -172,6 +172,9 @@ pub enum Error {
         version: i64,
         /// What is wrong with it.
         reason: String,
+        /// Where the row sits in the global order, when a reader of all events met it
+        /// (so a projection's error policy can skip past it); `None` when unknown.
+        at: Option<crate::ports::Cursor>,
     },
     /// A tenant id that cannot be used, or a command naming another tenant than the scope
     /// it runs in.

@@ -180,7 +180,7 @@ pub(crate) fn row_headers(
     json: Option<String>,
     row: impl FnOnce() -> String,
 ) -> Result<BTreeMap<String, String>, Error> {
-    headers_from(json).map_err(|reason| Error::CorruptRow { stream: row(), version: 0, reason })
+    headers_from(json).map_err(|reason| Error::CorruptRow { stream: row(), version: 0, reason, at: None })
 }
 
 /// The columns of an events row whose encoding differs between the databases.
@@ -219,11 +219,17 @@ where
         stream: "(unreadable)".to_owned(),
         version: 0,
         reason: format!("its {what} does not decode ({e})"),
+        at: None,
     };
     let position: i64 = row.try_get("position").map_err(|e| unreadable("position", e))?;
     let commit = row.commit_key().map_err(|e| unreadable("commit key", e))?;
     // Only formatted for an error: decoding a good row allocates nothing more.
     let at = || format!("row at position {position}, commit {commit}");
+    // Where a reader of all events can resume past this row, when its place is valid.
+    let cursor = match (u64::try_from(commit), u64::try_from(position)) {
+        (Ok(commit), Ok(position)) if position >= 1 => Some(Cursor { commit, position }),
+        _ => None,
+    };
     let text = |name: &str| row.try_get::<String, _>(name);
     let stream = match (text("tenant_id"), text("stream_type"), text("stream_id")) {
         (Ok(t), Ok(st), Ok(id)) => StreamKey { tenant_id: tenant_from(t), stream_type: st, stream_id: id },
@@ -232,6 +238,7 @@ where
                 stream: "(unreadable)".to_owned(),
                 version: 0,
                 reason: format!("its stream does not decode ({e}); {}", at()),
+                at: cursor,
             });
         }
     };
@@ -239,11 +246,13 @@ where
         stream: stream.to_string(),
         version: 0,
         reason: format!("its version does not decode ({e}); {}", at()),
+        at: cursor,
     })?;
     let corrupt = |reason: String| Error::CorruptRow {
         stream: stream.to_string(),
         version,
         reason: format!("{reason}; {}", at()),
+        at: cursor,
     };
     let column = |what: &str, e: sqlx::Error| corrupt(format!("its {what} does not decode ({e})"));
     let metadata = Metadata {
@@ -314,8 +323,9 @@ impl StreamCheck {
             stream: self.stream.to_string(),
             version: 0,
             reason: format!("its version does not decode ({e}); version {} was expected", self.next),
+            at: None,
         })?;
-        let corrupt = |reason: String| Error::CorruptRow { stream: self.stream.to_string(), version, reason };
+        let corrupt = |reason: String| Error::CorruptRow { stream: self.stream.to_string(), version, reason, at: None };
         let column = |what: &str, e: sqlx::Error| corrupt(format!("its {what} does not decode ({e})"));
         let v = at_least(version, 1, "version").map_err(corrupt)?;
         if v != self.next {

@@ -123,10 +123,10 @@
 //!   strings, or a column that does not decode. A page stops before its first corrupt
 //!   row: readers get every good event before it, and the next read, starting at the
 //!   corrupt row, fails with its `CorruptRow`, whose reason ends with where the row sits
-//!   (`row at position P, commit C`). The error is not transient: a projection worker's
-//!   error policy decides whether to stop or to step past the row (its cursor is
-//!   `Cursor { commit: C, position: P }`); the row stays until repaired, and readers
-//!   read on once it is. Version gaps across streams are not checked here (a page sees
+//!   (`row at position P, commit C`) and whose `at` field is that cursor. The error is
+//!   not transient: a projection worker's error policy decides whether to stop or to
+//!   step past the row (`Skip`, or `RetryThenDeadLetter`, which leaves a dead letter of
+//!   type `(corrupt row)`); the row stays until repaired, and readers read on once it is. Version gaps across streams are not checked here (a page sees
 //!   pieces of many streams); loading the stream reports them.
 //! - Outbox messages and scheduled commands with malformed headers are `CorruptRow`
 //!   naming the message (`stream` is `outbox message <id>` or `scheduled command <id>`,

@@ -11,8 +11,7 @@ use uuid::Uuid;
 
 use crate::common::{
     MetadataColumns, TimeRow, Txn, decode_saga, decode_saga_key, decode_scheduled, doc_tenant, from_ms, lease_until,
-    limit,
-    saga_conflict, saga_tenant, store_err, to_i32, to_i64,
+    limit, saga_conflict, saga_tenant, store_err, to_i32, to_i64,
 };
 use crate::sqlite::SqliteStore;
 use crate::storable::{check_saga, check_scheduled, lossy, write_err};

@@ -151,6 +151,7 @@ sqlite_tests! {
     unstorable_json_is_refused_alike => values_no_backend_stores_are_refused_alike();
     non_json_is_refused_alike => text_that_is_not_json_is_refused_alike();
     bad_rows_are_corrupt_row_errors => corrupt_rows_are_named_errors();
+    bad_rows_go_through_the_projection_error_policy => corrupt_rows_go_through_the_projection_error_policy();
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{Projection, ProjectionTx};
 use crate::error::{Error, Result};
-use crate::ports::{Cursor, DeadLetter, EventStore, ProjectionStore, ReadStall, StoredEvent};
+use crate::ports::{Cursor, DeadLetter, EventStore, ProjectionStore, ReadStall, StoredEvent, StreamKey};
 use crate::worker::{Backoff, Pace, StallWatch, Supervisor, WorkerHealth, idle};
 
 /// Where a projection without a checkpoint starts.
@@ -429,7 +429,13 @@ impl<P: Projection> ProjectionWorker<P> {
                 return Ok(Step::default());
             }
         };
-        let batch = self.read(from, self.options.batch_size).await?;
+        let batch = match self.read(from, self.options.batch_size).await {
+            Ok(batch) => batch,
+            Err(Error::CorruptRow { stream, version, reason, at: Some(at) }) if at > from => {
+                return self.past_corrupt_row(partition, expected, at, CorruptRow { stream, version, reason }).await;
+            }
+            Err(e) => return Err(e),
+        };
         let Some(last) = batch.last() else { return Ok(Step::default()) };
         let to = last.cursor();
         let mine: Vec<&StoredEvent> = batch
@@ -572,6 +578,60 @@ impl<P: Projection> ProjectionWorker<P> {
         }
     }
 
+    /// A row the store cannot decode sits next in the global order (the store read every
+    /// good event before it). Under [`ErrorPolicy::Stop`] and [`ErrorPolicy::Retry`] the
+    /// run stops with the row's [`Error::CorruptRow`] (a retry would read the same bytes);
+    /// under [`ErrorPolicy::Skip`] the checkpoint moves past it; under
+    /// [`ErrorPolicy::RetryThenDeadLetter`] it also leaves a dead letter naming the row
+    /// (event id derived from its place, type `(corrupt row)`).
+    async fn past_corrupt_row(
+        &self,
+        partition: u32,
+        expected: Option<Cursor>,
+        at: Cursor,
+        row: CorruptRow,
+    ) -> Result<Step> {
+        let CorruptRow { stream, version, reason } = row;
+        let letter = match self.options.error_policy {
+            ErrorPolicy::Stop | ErrorPolicy::Retry { .. } => {
+                return Err(Error::CorruptRow { stream, version, reason, at: Some(at) });
+            }
+            ErrorPolicy::Skip => None,
+            ErrorPolicy::RetryThenDeadLetter { .. } => Some(DeadLetter {
+                projection: self.scope.clone(),
+                event_id: Uuid::from_u64_pair(at.commit, at.position),
+                position: at.position,
+                commit: at.commit,
+                stream: StreamKey::new("(corrupt row)", stream.clone()),
+                version: u64::try_from(version).unwrap_or(0),
+                event_type: "(corrupt row)".to_owned(),
+                error: reason.replace('\0', "\\u0000"),
+                failed_at: Utc::now(),
+            }),
+        };
+        tracing::warn!(
+            projection = P::NAME, partition, %stream, version, position = at.position, error = %reason,
+            "passing a corrupt row"
+        );
+        metrics::counter!("cqrs_ddd_projection_failures_total", "projection" => P::NAME).increment(1);
+        let mut tx = self.store.begin().await?;
+        let moved = async {
+            if let Some(letter) = letter {
+                tx.dead_letter(letter).await?;
+            }
+            tx.save_checkpoint(&self.scope, partition, expected, at).await
+        }
+        .await;
+        match moved {
+            Ok(()) => tx.commit().await?,
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return Err(e);
+            }
+        }
+        Ok(Step { read: 1, applied: 0 })
+    }
+
     /// Decides whose failure `error` on `event` is. The store's (it is transient and the
     /// store does not answer) is returned, for the caller to retry the batch later; the
     /// event's goes to the error policy, which retries, gives the event up (recorded in
@@ -635,6 +695,13 @@ impl<P: Projection> ProjectionWorker<P> {
         }
         Ok(())
     }
+}
+
+/// What the store said of a row it cannot decode.
+struct CorruptRow {
+    stream: String,
+    version: i64,
+    reason: String,
 }
 
 /// The partition of an event: a stable hash (FNV-1a) of its stream, so every event of a

@@ -218,7 +218,10 @@ async fn every_json_column_refuses<D: TestDb>(db: &D, store: &D::Store, json: &s
     assert_unstorable(cqrs_ddd::ports::SnapshotStore::save(store, snapshot).await, &[&stream.to_string()]);
 
     let mut tx = store.begin().await.unwrap();
-    assert_unstorable(tx.put_doc(None, "docs", &format!("bad-{tag}"), json.to_owned()).await, &[&format!("docs/bad-{tag}")]);
+    assert_unstorable(
+        tx.put_doc(None, "docs", &format!("bad-{tag}"), json.to_owned()).await,
+        &[&format!("docs/bad-{tag}")],
+    );
     tx.rollback().await.unwrap();
 
     let saga = SagaRecord { data: json.to_owned(), ..saga_record(&format!("bad-{tag}")) };
@@ -300,7 +303,7 @@ async fn page_of(store: &impl EventStore, cursor: Cursor, n: usize) -> Result<Ve
 #[track_caller]
 fn assert_corrupt<T: std::fmt::Debug>(result: Result<T>, stream: &str, version: i64, reason: &str) {
     match result {
-        Err(Error::CorruptRow { stream: s, version: v, reason: r }) => {
+        Err(Error::CorruptRow { stream: s, version: v, reason: r, .. }) => {
             assert_eq!((s.as_str(), v), (stream, version), "{r}");
             assert!(r.contains(reason), "the reason `{r}` should say `{reason}`");
         }
@@ -331,7 +334,7 @@ pub async fn corrupt_rows_are_named_errors(db: &impl TestDb) {
     assert_corrupt(app.load::<Account>(&"g".to_owned()).await, "Account/g", 3, "gap");
     assert_corrupt(app.load::<Account>(&"s".to_owned()).await, "Account/s", 1, "schema version -3");
     assert_corrupt(app.load::<Account>(&"n".to_owned()).await, "Account/n", -1, "version -1 is below 1");
-    assert!(!Error::CorruptRow { stream: String::new(), version: 0, reason: String::new() }.is_transient());
+    assert!(!Error::CorruptRow { stream: String::new(), version: 0, reason: String::new(), at: None }.is_transient());
 
     // Reading all events: the good ones before each bad row, then the bad row's error.
     let first = page_of(&store, Cursor::START, 1).await.unwrap();
@@ -353,4 +356,52 @@ pub async fn corrupt_rows_are_named_errors(db: &impl TestDb) {
     let page = page_of(&store, cursor, 2).await.unwrap();
     assert_eq!(page.iter().map(|e| e.stream.stream_id.as_str()).collect::<Vec<_>>(), ["h", "c"]);
     assert_corrupt(store.read_all(page[1].cursor(), 100).await, "Account/s", 1, "schema version");
+}
+
+/// A row the store cannot decode goes through the projection's error policy: `Stop`
+/// ends with the row's `CorruptRow` (naming where it sits) after applying every good
+/// event before it; `Skip` moves past it and applies what follows; a rebuild under
+/// `RetryThenDeadLetter` leaves a dead letter naming it.
+pub async fn corrupt_rows_go_through_the_projection_error_policy(db: &impl TestDb) {
+    use std::sync::Arc;
+
+    use cqrs_ddd::projection::{ErrorPolicy, ProjectionWorker, WorkerOptions};
+
+    use super::projections::Balances;
+    let store = db.store().await;
+    let app = app(store.clone()).build().unwrap();
+    for id in ["a", "bad", "c"] {
+        app.send(Open { account: id.into(), owner: "x".into() }).await.unwrap();
+    }
+    super::visible(&store, 3).await;
+    db.exec(r#"UPDATE {t}events SET headers = '{"n": 1}' WHERE stream_id = 'bad'"#).await;
+    let worker = |policy| {
+        ProjectionWorker::new(Balances, Arc::new(store.clone()), Arc::new(store.clone()))
+            .with_options(WorkerOptions { error_policy: policy, ..WorkerOptions::default() })
+    };
+    let doc = |id: &'static str| {
+        let store = store.clone();
+        async move { store.document("balances", id).await.unwrap().is_some() }
+    };
+
+    let err = worker(ErrorPolicy::Stop).catch_up().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::CorruptRow { stream, at: Some(_), .. } if stream == "Account/bad"),
+        "stop names the row: {err:?}"
+    );
+    assert!(doc("a").await && !doc("c").await, "the events before the row are applied, none after");
+
+    assert_eq!(worker(ErrorPolicy::Skip).catch_up().await.unwrap(), 1, "skip passes the row and applies `c`");
+    assert!(doc("c").await);
+
+    let dead_lettering = worker(ErrorPolicy::RetryThenDeadLetter { attempts: 0, backoff: Duration::ZERO });
+    assert_eq!(dead_lettering.rebuild(|_| {}).await.unwrap(), 2);
+    let letters = store.dead_letters("balances").await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(
+        (letters[0].event_type.as_str(), letters[0].stream.stream_id.as_str()),
+        ("(corrupt row)", "Account/bad")
+    );
+    assert!(letters[0].error.contains("header"), "{}", letters[0].error);
+    assert!(doc("a").await && doc("c").await);
 }
