@@ -260,6 +260,7 @@ pub async fn values_no_backend_stores_are_refused_alike(db: &impl TestDb) {
     let fine = r#"{"note": "\\u0000 and \ud83d\ude00"}"#;
     let stream = StreamKey::new("Account", "fine");
     store.commit(one_event(&stream, fine)).await.unwrap();
+    super::visible(&store, 1).await;
     let all = store.read_all(Cursor::START, 10).await.unwrap();
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&all[0].payload).unwrap(),
@@ -325,6 +326,7 @@ pub async fn corrupt_rows_are_named_errors(db: &impl TestDb) {
     for _ in 0..2 {
         app.send(Deposit { account: "g".into(), amount: 1 }).await.unwrap();
     }
+    super::visible(&store, 9).await;
     db.exec("UPDATE {t}events SET version = -1 WHERE stream_id = 'n'").await;
     db.exec(r#"UPDATE {t}events SET headers = '{"n": 1}' WHERE stream_id = 'h'"#).await;
     db.exec("UPDATE {t}events SET schema_version = -3 WHERE stream_id = 's'").await;

@@ -160,6 +160,7 @@ pub async fn a_write_the_read_model_refuses_goes_through_the_error_policy<D: Tes
     app.send(Deposit { account: "p".into(), amount: 1 }).await.unwrap();
     app.send(Open { account: "b".into(), owner: "bob".into() }).await.unwrap();
     app.send(Deposit { account: "b".into(), amount: 7 }).await.unwrap();
+    visible(&store, 6).await;
     let log = store.read_all(Cursor::START, 100).await.unwrap();
     assert_eq!(log.len(), 6);
     let at = log.iter().position(|e| e.stream.stream_id == "p" && e.version == 1).unwrap();
