@@ -75,6 +75,7 @@ impl Sensor {
 }
 
 #[command(aggregate = Sensor)]
+#[derive(Serialize, Deserialize)]
 struct Measure {
     #[id]
     sensor: String,
@@ -165,4 +166,14 @@ async fn a_state_row_that_would_not_read_back_is_refused() {
     assert!(err.to_string().contains("field `ratio`"), "{err}");
     assert_eq!(store.stream_version(&StreamKey::new("Gauge", "g")).await.unwrap(), 1);
     assert_eq!(app.load::<Gauge>(&"g".to_owned()).await.unwrap().state.ratio, 0.25);
+}
+
+#[tokio::test]
+async fn a_command_that_would_not_read_back_is_not_scheduled() {
+    let (app, _) = app();
+    let at = chrono::Utc::now();
+    let err = app.schedule(&Measure { sensor: "s3".into(), value: f64::NAN }, at).await.unwrap_err();
+    assert!(matches!(&err, Error::Encode { what, .. } if what == "Measure"), "{err:?}");
+    assert!(err.to_string().contains("field `value`"), "{err}");
+    app.schedule(&Measure { sensor: "s3".into(), value: 1.0 }, at).await.unwrap();
 }

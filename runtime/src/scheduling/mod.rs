@@ -73,7 +73,7 @@ impl Mediator {
             None => return Err(Error::UnknownMessage { kind: "command", name: C::NAME.to_owned() }),
         }
         let payload =
-            serde_json::to_string(cmd).map_err(|source| Error::Encode { what: C::NAME.to_owned(), source })?;
+            crate::domain::encode_checked(cmd).map_err(|source| Error::Encode { what: C::NAME.to_owned(), source })?;
         let request = crate::RequestContext::current();
         let metadata = request
             .map(|r| Metadata {
