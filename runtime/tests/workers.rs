@@ -579,3 +579,44 @@ async fn a_relay_watching_the_read_horizon_reports_it() {
     assert!(capture.gauge("cqrs_ddd_read_horizon_held_seconds{relay=watching}").unwrap() >= 120.0);
     assert_eq!(relay.health().state, WorkerState::Running);
 }
+
+// ---- a race lost to another worker is not the event's fault ----
+
+/// Fails its first event the way a typed table does when another worker committed the
+/// same batch meanwhile: that worker moved the checkpoint, this one trips a unique key.
+struct Racing {
+    store: MemoryProjectionStore,
+    raced: AtomicBool,
+}
+
+#[projection(name = "racing")]
+impl Racing {
+    #[on]
+    async fn opened(&self, e: &Envelope<common::Opened>, _tx: &mut ProjectionTx) -> Result<()> {
+        if !self.raced.swap(true, Ordering::SeqCst) {
+            let mut other = self.store.begin().await?;
+            other.save_checkpoint("racing", 0, None, Cursor { commit: 2, position: 2 }).await?;
+            other.commit().await?;
+        }
+        // The other worker's rows are there for good: every retry trips the key again.
+        if e.header.position <= 2 {
+            return Err(Error::store("duplicate key value violates unique constraint \"applied_pkey\""));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_batch_another_worker_applied_meanwhile_is_a_lost_race_not_a_failed_event() {
+    let events = MemoryStore::new();
+    let app = App::builder().event_store(events.clone()).build().unwrap();
+    for account in ["a", "b", "c"] {
+        app.send(Open { account: account.into(), owner: "o".into() }).await.unwrap();
+    }
+    let store = MemoryProjectionStore::new();
+    let projection = Racing { store: store.clone(), raced: AtomicBool::new(false) };
+    let worker = ProjectionWorker::new(projection, Arc::new(events), Arc::new(store.clone()))
+        .with_options(WorkerOptions { error_policy: ErrorPolicy::Stop, ..WorkerOptions::default() });
+    assert_eq!(worker.catch_up().await.unwrap(), 1, "the worker reads on from where the other one left");
+    assert_eq!(store.checkpoint("racing", 0).await.unwrap(), Some(Cursor { commit: 3, position: 3 }));
+}

@@ -455,6 +455,12 @@ impl<P: Projection> ProjectionWorker<P> {
                 Ok(()) => return Ok(Step { read: batch.len(), applied: todo.len() }),
                 Err(Attempt::Lost) => return lost(0),
                 Err(Attempt::Store(e)) => return Err(e),
+                // A batch that failed while another worker moved the checkpoint failed
+                // for that race (its typed tables may hold the other worker's rows, so a
+                // unique key trips before the checkpoint move would): not the event's fault.
+                Err(Attempt::Apply(..) | Attempt::Write(_)) if self.moved_since(partition, expected).await => {
+                    return lost(0);
+                }
                 Err(Attempt::Apply(event, e)) => self.failed_on(event, e, &mut given_up).await?,
                 Err(Attempt::Write(e)) => {
                     if e.is_transient() && !self.store_answers().await {
@@ -493,6 +499,9 @@ impl<P: Projection> ProjectionWorker<P> {
                     }
                     Err(Attempt::Lost) => return lost(applied),
                     Err(Attempt::Store(e)) => return Err(e),
+                    Err(Attempt::Apply(..) | Attempt::Write(_)) if self.moved_since(partition, at).await => {
+                        return lost(applied);
+                    }
                     Err(Attempt::Apply(_, e) | Attempt::Write(e)) => self.failed_on(event, e, &mut given_up).await?,
                 }
             }
@@ -576,6 +585,12 @@ impl<P: Projection> ProjectionWorker<P> {
             Ok(tx) => tx.rollback().await.is_ok(),
             Err(_) => false,
         }
+    }
+
+    /// Whether the checkpoint of `partition` is no longer `expected` (another worker
+    /// applied the batch); `false` when the store cannot tell.
+    async fn moved_since(&self, partition: u32, expected: Option<Cursor>) -> bool {
+        self.store.checkpoint(&self.scope, partition).await.is_ok_and(|now| now != expected)
     }
 
     /// A row the store cannot decode sits next in the global order (the store read every
