@@ -174,8 +174,7 @@ impl OutboxRelay {
                 }
                 Err(e) => {
                     let failures = row.attempts + 1;
-                    // A NUL cannot be stored in a text column; keep it visible, escaped.
-                    let error = e.to_string().replace('\0', "\\u0000");
+                    let error = e.to_string();
                     self.outbox
                         .mark_failed(id, &error, self.options.backoff(failures), self.options.max_attempts)
                         .await?;

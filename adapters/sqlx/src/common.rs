@@ -112,8 +112,9 @@ pub(crate) fn tenant(key: &StreamKey) -> &str {
     key.tenant_id.as_deref().unwrap_or("")
 }
 
-/// The tenant column of a document (`''` for none), refusing an empty tenant id.
-pub(crate) fn doc_tenant(tenant: Option<&str>) -> cqrs_ddd::Result<&str> {
+/// The tenant column of a row (`''` for none: documents, scheduled commands), refusing
+/// an empty tenant id.
+pub(crate) fn tenant_column(tenant: Option<&str>) -> cqrs_ddd::Result<&str> {
     cqrs_ddd::ports::check_tenant(tenant)?;
     Ok(tenant.unwrap_or(""))
 }

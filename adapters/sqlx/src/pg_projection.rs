@@ -10,7 +10,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, Row};
 use uuid::Uuid;
 
-use crate::common::{Txn, checkpoint_conflict, doc_tenant, store_err, tenant, tenant_from, to_i64, to_u64};
+use crate::common::{Txn, checkpoint_conflict, store_err, tenant, tenant_column, tenant_from, to_i64, to_u64};
 use crate::postgres::{PgStore, millis};
 use crate::storable::{check_document, lossy, refusal};
 
@@ -217,7 +217,7 @@ impl ProjectionStore for PgStore {
         let row = sqlx::query(&self.sql.p.doc_get)
             .bind(collection)
             .bind(id)
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .fetch_optional(&self.pool)
             .await
             .map_err(store_err)?;
@@ -227,7 +227,7 @@ impl ProjectionStore for PgStore {
     async fn documents_of(&self, tenant: Option<&str>, collection: &str) -> Result<Vec<Document>> {
         let rows = sqlx::query(&self.sql.p.doc_all)
             .bind(collection)
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .fetch_all(&self.pool)
             .await
             .map_err(store_err)?;
@@ -255,7 +255,7 @@ impl ProjectionTxn for PgTxn {
         let row = sqlx::query(sql)
             .bind(collection)
             .bind(id)
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .fetch_optional(&mut *self.tx)
             .await
             .map_err(txn_err)?;
@@ -269,7 +269,7 @@ impl ProjectionTxn for PgTxn {
             .bind(collection)
             .bind(id)
             .bind(json)
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .fetch_one(&mut *self.tx)
             .await
             .map_err(|e| doc_err(e, collection, id))?;
@@ -281,7 +281,7 @@ impl ProjectionTxn for PgTxn {
         let rows = sqlx::query(sql)
             .bind(collection)
             .bind(ids)
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .fetch_all(&mut *self.tx)
             .await
             .map_err(txn_err)?;
@@ -298,7 +298,7 @@ impl ProjectionTxn for PgTxn {
             .bind(collection)
             .bind(&ids)
             .bind(&jsons)
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .execute(&mut *self.tx)
             .await;
         if let Err(e) = done {
@@ -314,7 +314,7 @@ impl ProjectionTxn for PgTxn {
         let done = sqlx::query(sql)
             .bind(collection)
             .bind(id)
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .execute(&mut *self.tx)
             .await
             .map_err(txn_err)?;

@@ -10,8 +10,8 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use crate::common::{
-    MetadataColumns, TimeRow, decode_saga, decode_saga_key, decode_scheduled, doc_tenant, lease_until, limit,
-    saga_conflict, saga_tenant, store_err, to_i32, to_i64, to_ms_precision,
+    MetadataColumns, TimeRow, decode_saga, decode_saga_key, decode_scheduled, lease_until, limit, saga_conflict,
+    saga_tenant, store_err, tenant_column, to_i32, to_i64, to_ms_precision,
 };
 use crate::postgres::PgStore;
 use crate::storable::{check_saga, check_scheduled, lossy, write_err};
@@ -172,7 +172,7 @@ impl SagaStore for PgStore {
 #[async_trait]
 impl ScheduleStore for PgStore {
     async fn schedule(&self, command: &ScheduledCommand) -> Result<()> {
-        doc_tenant(command.metadata.tenant_id.as_deref())?;
+        tenant_column(command.metadata.tenant_id.as_deref())?;
         check_scheduled(command)?;
         let m = MetadataColumns::of(&command.metadata);
         sqlx::query(&self.sql.saga.schedule)
@@ -197,7 +197,7 @@ impl ScheduleStore for PgStore {
     async fn cancel(&self, tenant: Option<&str>, id: Uuid) -> Result<bool> {
         let done = sqlx::query(&self.sql.saga.cancel)
             .bind(id)
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .execute(&self.pool)
             .await
             .map_err(store_err)?;
@@ -207,7 +207,7 @@ impl ScheduleStore for PgStore {
     async fn get(&self, tenant: Option<&str>, id: Uuid) -> Result<Option<ScheduledCommand>> {
         let row = sqlx::query(&self.sql.saga.get)
             .bind(id)
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .fetch_optional(&self.pool)
             .await
             .map_err(store_err)?;
@@ -238,7 +238,7 @@ impl ScheduleStore for PgStore {
     async fn complete(&self, tenant: Option<&str>, id: Uuid) -> Result<()> {
         sqlx::query(&self.sql.saga.cancel)
             .bind(id)
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .execute(&self.pool)
             .await
             .map_err(store_err)?;
@@ -250,7 +250,7 @@ impl ScheduleStore for PgStore {
             .bind(id)
             .bind(lossy(error))
             .bind(to_ms_precision(due_at))
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .execute(&self.pool)
             .await
             .map_err(store_err)?;
@@ -261,7 +261,7 @@ impl ScheduleStore for PgStore {
         sqlx::query(&self.sql.saga.kill)
             .bind(id)
             .bind(lossy(error))
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .execute(&self.pool)
             .await
             .map_err(store_err)?;

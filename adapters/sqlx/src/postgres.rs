@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use crate::common::{
     EventRow, Migration, PROCESSED_KEY, StreamCheck, Txn, conflict, conflict_in, decode_event, decode_page,
-    has_unguarded_states, headers_json, is_unique_violation, outbox_status, row_headers, store_err, tenant, to_i32,
-    to_i64, to_u64, violates,
+    has_unguarded_states, headers_json, is_unique_violation, outbox_status, row_headers, store_err, tenant,
+    tenant_column, to_i32, to_i64, to_u64, violates,
 };
 use crate::storable::{check_batch, check_snapshot, lossy, refusal, refused_in_batch, write_err};
 
@@ -347,6 +347,18 @@ impl PgStore {
 }
 
 impl PgStore {
+    /// A page of all events after `after`, of every tenant or of one tenant column.
+    async fn page(&self, tenant: Option<&str>, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (commit, position) = (to_i64(after.commit, "cursor")?, to_i64(after.position, "cursor")?);
+        let query = match tenant {
+            Some(t) => sqlx::query(&self.sql.read_all_tenant).bind(commit).bind(position).bind(limit).bind(t),
+            None => sqlx::query(&self.sql.read_all).bind(commit).bind(position).bind(limit),
+        };
+        let rows = query.fetch_all(&self.pool).await.map_err(store_err)?;
+        decode_page(&rows, decode_event)
+    }
+
     async fn version_on(&self, conn: &mut PgConnection, stream: &StreamKey) -> Result<u64> {
         let v: i64 = sqlx::query_scalar(&self.sql.stream_version)
             .bind(tenant(stream))
@@ -804,31 +816,11 @@ impl EventStore for PgStore {
     }
 
     async fn read_all(&self, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let (commit, position) = (to_i64(after.commit, "cursor")?, to_i64(after.position, "cursor")?);
-        let rows = sqlx::query(&self.sql.read_all)
-            .bind(commit)
-            .bind(position)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_err)?;
-        decode_page(&rows, decode_event)
+        self.page(None, after, limit).await
     }
 
     async fn read_tenant(&self, tenant: Option<&str>, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
-        cqrs_ddd::ports::check_tenant(tenant)?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let (commit, position) = (to_i64(after.commit, "cursor")?, to_i64(after.position, "cursor")?);
-        let rows = sqlx::query(&self.sql.read_all_tenant)
-            .bind(commit)
-            .bind(position)
-            .bind(limit)
-            .bind(tenant.unwrap_or(""))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_err)?;
-        decode_page(&rows, decode_event)
+        self.page(Some(tenant_column(tenant)?), after, limit).await
     }
 
     async fn stream_version(&self, stream: &StreamKey) -> Result<u64> {

@@ -17,7 +17,8 @@ use uuid::Uuid;
 
 use crate::common::{
     EventRow, Migration, StreamCheck, Txn, conflict, conflict_in, decode_event, decode_page, has_unguarded_states,
-    headers_json, is_unique_violation, outbox_status, row_headers, store_err, tenant, to_i32, to_i64, to_u64,
+    headers_json, is_unique_violation, outbox_status, row_headers, store_err, tenant, tenant_column, to_i32, to_i64,
+    to_u64,
 };
 use crate::storable::{check_batch, check_snapshot, lossy, refusal, refused_in_batch, write_err};
 
@@ -45,6 +46,18 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// A page of all events after `after`, of every tenant or of one tenant column.
+    async fn page(&self, tenant: Option<&str>, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let position = to_i64(after.position, "cursor")?;
+        let query = match tenant {
+            Some(t) => sqlx::query(&self.sql.read_all_tenant).bind(position).bind(limit).bind(t),
+            None => sqlx::query(&self.sql.read_all).bind(position).bind(limit),
+        };
+        let rows = query.fetch_all(&self.pool).await.map_err(store_err)?;
+        decode_page(&rows, decode_event)
+    }
+
     /// Opens (creating if missing) the database at `url`, like `sqlite://bank.db` or
     /// `sqlite:///var/lib/app/events.db`.
     ///
@@ -293,7 +306,7 @@ impl Sql {
                 .to_owned(),
             read_all: format!("SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"),
             read_all_tenant: format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? AND tenant_id = ? ORDER BY position LIMIT ?"
+                "SELECT {EVENT_COLUMNS} FROM events WHERE position > ?1 AND tenant_id = ?3 ORDER BY position LIMIT ?2"
             ),
             stream_version: format!("SELECT COALESCE(MAX(version), 0) FROM events WHERE {key}"),
             load_state: format!("SELECT version, state FROM states WHERE {key}"),
@@ -403,29 +416,11 @@ impl EventStore for SqliteStore {
     }
 
     async fn read_all(&self, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let position = to_i64(after.position, "cursor")?;
-        let rows = sqlx::query(&self.sql.read_all)
-            .bind(position)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_err)?;
-        decode_page(&rows, decode_event)
+        self.page(None, after, limit).await
     }
 
     async fn read_tenant(&self, tenant: Option<&str>, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
-        cqrs_ddd::ports::check_tenant(tenant)?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let position = to_i64(after.position, "cursor")?;
-        let rows = sqlx::query(&self.sql.read_all_tenant)
-            .bind(position)
-            .bind(tenant.unwrap_or(""))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_err)?;
-        decode_page(&rows, decode_event)
+        self.page(Some(tenant_column(tenant)?), after, limit).await
     }
 
     async fn stream_version(&self, stream: &StreamKey) -> Result<u64> {

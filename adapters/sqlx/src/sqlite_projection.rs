@@ -10,7 +10,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
-use crate::common::{Txn, checkpoint_conflict, doc_tenant, store_err, tenant, tenant_from, to_i64, to_u64};
+use crate::common::{Txn, checkpoint_conflict, store_err, tenant, tenant_column, tenant_from, to_i64, to_u64};
 use crate::sqlite::{SqliteStore, ms, now_ms};
 use crate::storable::{check_document, lossy, write_err};
 
@@ -131,7 +131,7 @@ impl ProjectionStore for SqliteStore {
         let row = sqlx::query(DOC_GET)
             .bind(collection)
             .bind(id)
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .fetch_optional(&self.pool)
             .await
             .map_err(store_err)?;
@@ -141,7 +141,7 @@ impl ProjectionStore for SqliteStore {
     async fn documents_of(&self, tenant: Option<&str>, collection: &str) -> Result<Vec<Document>> {
         let rows = sqlx::query(DOC_ALL)
             .bind(collection)
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .fetch_all(&self.pool)
             .await
             .map_err(store_err)?;
@@ -161,7 +161,7 @@ impl ProjectionTxn for SqliteTxn {
         let row = sqlx::query(DOC_GET)
             .bind(collection)
             .bind(id)
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .fetch_optional(&mut *self.tx)
             .await
             .map_err(store_err)?;
@@ -175,7 +175,7 @@ impl ProjectionTxn for SqliteTxn {
             .bind(id)
             .bind(json)
             .bind(chrono::Utc::now())
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .fetch_one(&mut *self.tx)
             .await
             .map_err(|e| {
@@ -188,7 +188,7 @@ impl ProjectionTxn for SqliteTxn {
         let done = sqlx::query(DOC_DELETE)
             .bind(collection)
             .bind(id)
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .execute(&mut *self.tx)
             .await
             .map_err(store_err)?;

@@ -10,8 +10,8 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
 use crate::common::{
-    MetadataColumns, TimeRow, Txn, decode_saga, decode_saga_key, decode_scheduled, doc_tenant, from_ms, lease_until,
-    limit, saga_conflict, saga_tenant, store_err, to_i32, to_i64,
+    MetadataColumns, TimeRow, Txn, decode_saga, decode_saga_key, decode_scheduled, from_ms, lease_until, limit,
+    saga_conflict, saga_tenant, store_err, tenant_column, to_i32, to_i64,
 };
 use crate::sqlite::SqliteStore;
 use crate::storable::{check_saga, check_scheduled, lossy, write_err};
@@ -172,7 +172,7 @@ impl SagaStore for SqliteStore {
 #[async_trait]
 impl ScheduleStore for SqliteStore {
     async fn schedule(&self, command: &ScheduledCommand) -> Result<()> {
-        doc_tenant(command.metadata.tenant_id.as_deref())?;
+        tenant_column(command.metadata.tenant_id.as_deref())?;
         check_scheduled(command)?;
         let m = MetadataColumns::of(&command.metadata);
         sqlx::query(&self.sql.saga.schedule)
@@ -197,7 +197,7 @@ impl ScheduleStore for SqliteStore {
     async fn cancel(&self, tenant: Option<&str>, id: Uuid) -> Result<bool> {
         let done = sqlx::query(&self.sql.saga.delete)
             .bind(id)
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .execute(&self.pool)
             .await
             .map_err(store_err)?;
@@ -207,7 +207,7 @@ impl ScheduleStore for SqliteStore {
     async fn get(&self, tenant: Option<&str>, id: Uuid) -> Result<Option<ScheduledCommand>> {
         let row = sqlx::query(&self.sql.saga.get)
             .bind(id)
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .fetch_optional(&self.pool)
             .await
             .map_err(store_err)?;
@@ -242,7 +242,7 @@ impl ScheduleStore for SqliteStore {
     async fn complete(&self, tenant: Option<&str>, id: Uuid) -> Result<()> {
         sqlx::query(&self.sql.saga.delete)
             .bind(id)
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .execute(&self.pool)
             .await
             .map_err(store_err)?;
@@ -254,7 +254,7 @@ impl ScheduleStore for SqliteStore {
             .bind(id)
             .bind(lossy(error))
             .bind(ms(due_at))
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .execute(&self.pool)
             .await
             .map_err(store_err)?;
@@ -265,7 +265,7 @@ impl ScheduleStore for SqliteStore {
         sqlx::query(&self.sql.saga.kill)
             .bind(id)
             .bind(lossy(error))
-            .bind(doc_tenant(tenant)?)
+            .bind(tenant_column(tenant)?)
             .execute(&self.pool)
             .await
             .map_err(store_err)?;

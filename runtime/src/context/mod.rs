@@ -100,10 +100,12 @@ impl RequestContext {
     pub(crate) fn for_root(meta: Option<&Metadata>) -> Result<RequestContext> {
         let outer = RequestContext::current();
         let named = meta.and_then(|m| m.tenant_id.as_deref());
-        check_tenant(named)?;
-        if let Some(o) = &outer {
-            check_tenant(o.tenant_id.as_deref())?;
-            check_crossing(o, named)?;
+        match &outer {
+            Some(o) => {
+                check_tenant(o.tenant_id.as_deref())?;
+                check_named(o, named)?;
+            }
+            None => check_tenant(named)?,
         }
         let meta_corr = meta.and_then(|m| m.correlation_id);
         let correlation_id = meta_corr.or(outer.as_ref().map(|o| o.correlation_id)).unwrap_or_else(new_correlation_id);
@@ -121,6 +123,15 @@ impl RequestContext {
                 None => outer.map(|o| o.headers).unwrap_or_default(),
             },
         })
+    }
+
+    /// The context for a command joining the current unit of work: the current one (the
+    /// nested command's own metadata does not replace it), after refusing an empty or
+    /// another tenant named in that metadata.
+    pub(crate) fn for_nested(meta: Option<&Metadata>) -> Result<RequestContext> {
+        let request = RequestContext::current().unwrap_or_default();
+        check_named(&request, meta.and_then(|m| m.tenant_id.as_deref()))?;
+        Ok(request)
     }
 
     /// Metadata for a message caused by `causation` in this context.
@@ -141,9 +152,10 @@ impl Default for RequestContext {
     }
 }
 
-/// Refuses a message that names `named` from inside `scope`, unless `scope` is a system
-/// scope, has no tenant, or names the same one.
-pub(crate) fn check_crossing(scope: &RequestContext, named: Option<&str>) -> Result<()> {
+/// Refuses an empty tenant id, and a message that names `named` from inside `scope`
+/// unless `scope` is a system scope, has no tenant, or names the same one.
+fn check_named(scope: &RequestContext, named: Option<&str>) -> Result<()> {
+    check_tenant(named)?;
     match (scope.tenant_id.as_deref(), named) {
         (Some(own), Some(other)) if !scope.system && own != other => {
             Err(Error::Tenant(TenantError::CrossTenant { scope: own.to_owned(), named: other.to_owned() }))

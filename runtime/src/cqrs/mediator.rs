@@ -320,11 +320,7 @@ impl Mediator {
         idempotency_key: Option<Uuid>,
     ) -> Result<C::Response> {
         if let Some(uow) = context::current_uow() {
-            let request = RequestContext::current().unwrap_or_default();
-            if let Some(named) = metadata.as_ref().and_then(|m| m.tenant_id.as_deref()) {
-                crate::ports::check_tenant(Some(named))?;
-                context::check_crossing(&request, Some(named))?;
-            }
+            let request = RequestContext::for_nested(metadata.as_ref())?;
             return self.send_nested(cmd, uow, request).await;
         }
         let request = RequestContext::for_root(metadata.as_ref())?;
@@ -384,14 +380,7 @@ impl Mediator {
         let handler = self.rt.dyn_commands.get(&type_id).cloned().ok_or(Error::NoHandler { kind: "command", name })?;
         let nested = context::current_uow();
         let request = match &nested {
-            Some(_) => {
-                let request = RequestContext::current().unwrap_or_default();
-                if let Some(named) = options.metadata.as_ref().and_then(|m| m.tenant_id.as_deref()) {
-                    crate::ports::check_tenant(Some(named))?;
-                    context::check_crossing(&request, Some(named))?;
-                }
-                request
-            }
+            Some(_) => RequestContext::for_nested(options.metadata.as_ref())?,
             None => RequestContext::for_root(options.metadata.as_ref())?,
         };
         let root = Root { mediator: self.clone(), request: request.clone(), idempotency_key: options.idempotency_key };

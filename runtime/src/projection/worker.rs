@@ -620,7 +620,7 @@ impl<P: Projection> ProjectionWorker<P> {
                 stream: StreamKey::new("(corrupt row)", stream.clone()),
                 version: u64::try_from(version).unwrap_or(0),
                 event_type: "(corrupt row)".to_owned(),
-                error: reason.replace('\0', "\\u0000"),
+                error: reason.clone(),
                 failed_at: Utc::now(),
             }),
         };
@@ -702,8 +702,7 @@ impl<P: Projection> ProjectionWorker<P> {
                     stream: event.stream.clone(),
                     version: event.version,
                     event_type: event.event_type.clone(),
-                    // A NUL cannot be stored in a text column; keep it visible, escaped.
-                    error: reason.replace('\0', "\\u0000"),
+                    error: reason,
                     failed_at: Utc::now(),
                 });
             }

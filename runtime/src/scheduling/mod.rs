@@ -199,7 +199,7 @@ impl Scheduler {
                 }
                 Err(e) if cmd.attempts + 1 >= o.max_attempts => {
                     tracing::error!(command = %cmd.command_type, id = %cmd.id, attempts = cmd.attempts + 1, error = %e, "scheduled command failed for the last time; it is dead");
-                    store.mark_dead(cmd.metadata.tenant_id.as_deref(), cmd.id, &storable(&e)).await?;
+                    store.mark_dead(cmd.metadata.tenant_id.as_deref(), cmd.id, &e.to_string()).await?;
                     report.dead += 1;
                 }
                 Err(e) => {
@@ -211,7 +211,7 @@ impl Scheduler {
                         tracing::warn!(command = %cmd.command_type, id = %cmd.id, error = %e, ?delay, "scheduled command failed; retrying later");
                     }
                     let due = crate::scheduling::after(self.mediator.clock().now(), delay);
-                    store.retry_later(cmd.metadata.tenant_id.as_deref(), cmd.id, &storable(&e), due).await?;
+                    store.retry_later(cmd.metadata.tenant_id.as_deref(), cmd.id, &e.to_string(), due).await?;
                     report.retried += 1;
                 }
             }
@@ -258,11 +258,6 @@ impl Scheduler {
             )
             .await
     }
-}
-
-/// An error's text as a text column can keep it (a NUL escaped).
-fn storable(error: &Error) -> String {
-    error.to_string().replace('\0', "\\u0000")
 }
 
 /// The key a scheduled command is sent with: its id mixed with when it was scheduled,
