@@ -198,22 +198,27 @@
 //! upgraded by `migrate()`, which is safe to run from several processes at once.
 
 mod common;
-#[cfg(feature = "postgres")]
-mod pg_projection;
-#[cfg(feature = "postgres")]
-mod pg_saga;
+pub mod dialect;
+#[doc(hidden)]
+pub mod exec;
+#[cfg(feature = "mysql")]
+mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
-mod storable;
-
-#[cfg(feature = "postgres")]
-pub use postgres::{PgOptions, PgStore};
+mod projection;
+mod rows;
+mod saga;
+mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
-#[cfg(feature = "sqlite")]
-mod sqlite_projection;
-#[cfg(feature = "sqlite")]
-mod sqlite_saga;
+mod storable;
+mod store;
 
+pub use dialect::Dialect;
+#[cfg(feature = "mysql")]
+pub use mysql::{MySql, MySqlStore};
+#[cfg(feature = "postgres")]
+pub use postgres::{PgOptions, PgStore, Postgres};
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
+pub use sqlite::{Sqlite, SqliteStore};
+pub use store::SqlStore;

@@ -1,27 +1,26 @@
-//! The PostgreSQL store.
+//! The PostgreSQL dialect: the commit in one statement, the gap-safe horizon of
+//! `read_all`, the read stall, migrations under an advisory lock.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_stream::try_stream;
 use chrono::{DateTime, Utc};
-use cqrs_ddd::ports::{
-    CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, Outbox, OutboxMessage, OutboxRecord, ReadStall,
-    Snapshot, SnapshotStore, StoredEvent, StoredState, StreamKey, async_trait,
-};
+use cqrs_ddd::ports::{CommitBatch, CommitReceipt, ReadStall};
 use cqrs_ddd::{Error, Result};
-use futures::TryStreamExt;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{Connection, PgConnection, PgPool, Row};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgConnection, Row};
 use uuid::Uuid;
 
 use crate::common::{
-    EventRow, Migration, PROCESSED_KEY, StreamCheck, Txn, conflict, conflict_in, decode_event, decode_page,
-    has_unguarded_states, headers_json, is_unique_violation, outbox_status, row_headers, store_err, tenant,
-    tenant_column, to_i32, to_i64, to_u64, violates,
+    Migration, PROCESSED_KEY, Txn, has_unguarded_states, headers_json, is_unique_violation, store_err, tenant,
+    to_i32, to_i64, to_ms_precision, to_u64, violates,
 };
-use crate::storable::{check_batch, check_snapshot, lossy, refusal, refused_in_batch, write_err};
+use crate::dialect::{Dialect, number_placeholders, sealed};
+use crate::exec::{SqlConn, Stmt};
+use crate::rows::EVENT_COLUMNS;
+use crate::storable::{refusal, refused_in_batch};
+use crate::store::SqlStore;
 
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("../migrations/postgres/0001_init.sql") },
@@ -30,16 +29,22 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, sql: include_str!("../migrations/postgres/0004_tenancy.sql") },
 ];
 
-/// Event store, state rows, snapshots, outbox, sagas and scheduled commands on PostgreSQL.
+/// Event store, state rows, snapshots, outbox, projections, sagas and scheduled commands
+/// on PostgreSQL.
 ///
-/// Cheap to clone. A command's whole batch (events of every stream, state rows, outbox
-/// rows, its idempotency key) is one statement: one round trip, one commit. The pool does
-/// not ping connections on acquire (that would add a round trip to every command).
+/// A command's whole batch (events of every stream, state rows, outbox rows, its
+/// idempotency key) is one statement: one round trip, one commit. The pool does not
+/// ping connections on acquire (that would add a round trip to every command).
+pub type PgStore = SqlStore<Postgres>;
+
+/// The PostgreSQL [`Dialect`]: tables in a schema of their own.
 #[derive(Clone)]
-pub struct PgStore {
-    pub(crate) pool: PgPool,
-    pub(crate) sql: Arc<Sql>,
+pub struct Postgres {
+    prefix: String,
+    sql: Arc<PgSql>,
 }
+
+impl sealed::Sealed for Postgres {}
 
 /// How to connect.
 #[derive(Debug, Clone)]
@@ -84,7 +89,7 @@ impl PgOptions {
     }
 }
 
-impl PgStore {
+impl SqlStore<Postgres> {
     /// Connects to `url` with the default options.
     pub async fn connect(url: &str) -> Result<Self> {
         Self::connect_with(PgOptions::new(url)).await
@@ -134,77 +139,135 @@ impl PgStore {
         if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(Error::store(format!("schema name `{schema}` must be letters, digits and `_`")));
         }
-        Ok(PgStore { pool, sql: Arc::new(Sql::new(&format!("\"{schema}\""))) })
+        let s = format!("\"{schema}\"");
+        Ok(SqlStore::with(pool, Postgres { prefix: format!("{s}."), sql: Arc::new(PgSql::new(&s)) }))
     }
 
-    /// The pool, for the application's own queries.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+    /// The schema, quoted.
+    fn schema(&self) -> &str {
+        self.dialect.prefix.trim_end_matches('.')
+    }
+}
+
+impl Dialect for Postgres {
+    type Db = sqlx::Postgres;
+    type Conn = PgConnection;
+    type Row = PgRow;
+
+    const NAME: &'static str = "PostgreSQL";
+    const COMMIT_ORDER: bool = true;
+
+    fn prefix(&self) -> &str {
+        &self.prefix
     }
 
-    /// Creates the schema and tables, or brings them up to date. Safe to run from
-    /// several processes at once (an advisory lock serializes them).
-    pub async fn migrate(&self) -> Result<()> {
-        let mut tx = Txn::begin(&self.pool, None).await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('cqrs_ddd_migrate'))")
-            .execute(&mut *tx)
-            .await
-            .map_err(store_err)?;
-        let s = &self.sql.schema;
-        sqlx::raw_sql(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {s}; CREATE TABLE IF NOT EXISTS {s}.cqrs_ddd_migrations \
-             (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+    fn render(&self, template: &str) -> String {
+        number_placeholders(&template.replace("{t}", &self.prefix))
+    }
+
+    fn read_all_sql(&self, tenant: bool) -> String {
+        let tenant = if tenant { " AND tenant_id = ?" } else { "" };
+        self.render(&format!(
+            "SELECT transaction_id AS commit_key, {EVENT_COLUMNS} FROM {{t}}events \
+             WHERE (transaction_id, position) > (?, ?) AND {}{tenant} ORDER BY transaction_id, position LIMIT ?",
+            gap_safe()
         ))
-        .execute(&mut *tx)
-        .await
-        .map_err(store_err)?;
-        let applied: Vec<i64> = sqlx::query_scalar(&format!("SELECT version FROM {s}.cqrs_ddd_migrations"))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(store_err)?;
-        for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
-            sqlx::raw_sql(&m.sql.replace("{schema}", s)).execute(&mut *tx).await.map_err(store_err)?;
-            sqlx::query(&format!("INSERT INTO {s}.cqrs_ddd_migrations (version) VALUES ($1)"))
-                .bind(m.version)
-                .execute(&mut *tx)
-                .await
-                .map_err(store_err)?;
-        }
-        tx.commit().await.map_err(store_err)
     }
 
-    /// Commits a batch inside a transaction the caller controls, so rows of the caller's
-    /// own commit with the events (the unit of work over a sqlx transaction). On a version
-    /// conflict or an idempotency key already processed the transaction stays usable: the
-    /// write is undone to a savepoint.
-    pub async fn commit_in(&self, tx: &mut PgConnection, batch: CommitBatch) -> Result<CommitReceipt> {
-        batch.check()?;
-        check_batch(&batch)?;
-        if has_unguarded_states(&batch)
-            && let Err(e) = self.check_states(tx, &batch).await
+    fn head_sql(&self) -> String {
+        self.render(&format!(
+            "SELECT transaction_id AS commit_key, position FROM {{t}}events WHERE {} \
+             ORDER BY transaction_id DESC, position DESC LIMIT 1",
+            gap_safe()
+        ))
+    }
+
+    /// Migrations run in one transaction under an advisory lock, so processes take turns.
+    async fn migrate(store: &PgStore) -> Result<()> {
+        let mut tx = Txn::begin(&store.pool, None).await?;
+        let s = store.schema();
+        let setup = format!(
+            "SELECT pg_advisory_xact_lock(hashtext('cqrs_ddd_migrate')); CREATE SCHEMA IF NOT EXISTS {s}; \
+             CREATE TABLE IF NOT EXISTS {s}.cqrs_ddd_migrations \
+             (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        );
+        let table = format!("{s}.cqrs_ddd_migrations");
+        match crate::common::migrate_on(store, &mut tx, &setup, &table, MIGRATIONS, |sql: &str| sql.replace("{schema}", s))
+            .await
         {
-            return Err(self.processed_or(tx, &batch, e).await);
+            Ok(()) => tx.commit().await.map_err(store_err),
+            Err(e) => tx.fail(e).await,
         }
-        sqlx::query("SAVEPOINT cqrs_ddd_commit").execute(&mut *tx).await.map_err(store_err)?;
-        match self.write(tx, &batch).await {
+    }
+
+    async fn commit(store: &PgStore, batch: CommitBatch) -> Result<CommitReceipt> {
+        if has_unguarded_states(&batch) {
+            // A cancelled commit closes its connection (see `Txn`).
+            let mut tx = Txn::begin(&store.pool, None).await?;
+            return match Self::commit_in(store, &mut tx, &batch).await {
+                Ok(receipt) => {
+                    tx.commit().await.map_err(store_err)?;
+                    Ok(receipt)
+                }
+                Err(e) => tx.fail(e).await,
+            };
+        }
+        let mut conn = store.conn().await?;
+        // One statement in autocommit: atomic, one round trip, one commit.
+        match Self::write(&store.dialect.sql, &mut conn, &batch).await {
             Ok(rows) => receipt(&batch, rows),
+            Err(e) if is_unique_violation(&e) => Err(Self::refused(store, &mut conn, &batch, &e).await),
+            Err(e) => Err(refusal(&e).map_or_else(|| store_err(e), |reason| refused_in_batch(&batch, reason))),
+        }
+    }
+
+    /// State rows no event append guards are checked (and locked) first; the batch
+    /// statement runs behind a savepoint.
+    async fn commit_in(store: &PgStore, conn: &mut PgConnection, batch: &CommitBatch) -> Result<CommitReceipt> {
+        if has_unguarded_states(batch)
+            && let Err(e) = store.check_states(conn, batch).await
+        {
+            return Err(store.processed_or(conn, batch, e).await);
+        }
+        conn.script("SAVEPOINT cqrs_ddd_commit").await.map_err(store_err)?;
+        let result = match Self::write(&store.dialect.sql, conn, batch).await {
+            Ok(rows) => return receipt(batch, rows),
             Err(e) if is_unique_violation(&e) => {
-                sqlx::query("ROLLBACK TO SAVEPOINT cqrs_ddd_commit").execute(&mut *tx).await.map_err(store_err)?;
-                Err(self.refused(tx, &batch, &e).await)
+                conn.script("ROLLBACK TO SAVEPOINT cqrs_ddd_commit").await.map_err(store_err)?;
+                Self::refused(store, conn, batch, &e).await
             }
             Err(e) => match refusal(&e) {
                 Some(reason) => {
-                    sqlx::query("ROLLBACK TO SAVEPOINT cqrs_ddd_commit").execute(&mut *tx).await.map_err(store_err)?;
-                    Err(refused_in_batch(&batch, reason))
+                    conn.script("ROLLBACK TO SAVEPOINT cqrs_ddd_commit").await.map_err(store_err)?;
+                    refused_in_batch(batch, reason)
                 }
-                None => Err(store_err(e)),
+                None => store_err(e),
             },
-        }
+        };
+        Err(result)
     }
 
+    async fn read_stall(store: &PgStore) -> Result<Option<ReadStall>> {
+        let row = store.conn().await?.row(Stmt::new(&store.dialect.sql.read_stall)).await.map_err(store_err)?;
+        row.map(|r| {
+            let xid: i64 = r.try_get(0).map_err(store_err)?;
+            let age: Option<i32> = r.try_get(1).map_err(store_err)?;
+            Ok(ReadStall {
+                xid: to_u64(xid, "transaction id")?,
+                xid_age: age.and_then(|a| u64::try_from(a).ok()),
+                pid: r.try_get(2).map_err(store_err)?,
+                application_name: r.try_get::<Option<String>, _>(3).map_err(store_err)?.filter(|n| !n.is_empty()),
+                since: r.try_get(4).map_err(store_err)?,
+            })
+        })
+        .transpose()
+    }
+}
+
+impl Postgres {
     /// The one statement that writes a batch.
     async fn write(
-        &self,
+        sql: &PgSql,
         conn: &mut PgConnection,
         batch: &CommitBatch,
     ) -> std::result::Result<Vec<PgRow>, sqlx::Error> {
@@ -214,16 +277,16 @@ impl PgStore {
             && batch.idempotency_key.is_none()
             && (1..=VALUES_ROWS).contains(&events)
         {
-            return self.write_values(conn, batch, events).await;
+            return Self::write_values(sql, conn, batch, events).await;
         }
         let cols = Columns::of(batch).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-        let sql = self.sql.commit(Parts {
+        let statement = sql.commit(Parts {
             events: !batch.appends.is_empty(),
             states: !batch.states.is_empty(),
             outbox: !batch.outbox.is_empty(),
             key: batch.idempotency_key.is_some(),
         });
-        let mut q = sqlx::query(sql);
+        let mut q = sqlx::query(statement);
         if !batch.appends.is_empty() {
             q = q
                 .bind(cols.tenant)
@@ -241,13 +304,19 @@ impl PgStore {
                 .bind(cols.occurred_at);
         }
         if !batch.states.is_empty() {
-            q = q.bind(cols.s_tenant).bind(cols.s_type).bind(cols.s_id).bind(cols.s_version).bind(cols.s_state);
+            q = q
+                .bind(cols.s_tenant)
+                .bind(cols.s_type)
+                .bind(cols.s_id)
+                .bind(cols.s_version)
+                .bind(cols.s_state)
+                .bind(to_ms_precision(Utc::now()));
         }
         if !batch.outbox.is_empty() {
             q = q.bind(cols.o_id).bind(cols.o_topic).bind(cols.o_payload).bind(cols.o_headers).bind(cols.o_created);
         }
         if let Some(key) = batch.idempotency_key {
-            q = q.bind(key).bind(batch.tenant_id.as_deref().unwrap_or(""));
+            q = q.bind(key).bind(batch.tenant_id.as_deref().unwrap_or("")).bind(to_ms_precision(Utc::now()));
         }
         q.fetch_all(conn).await
     }
@@ -255,12 +324,12 @@ impl PgStore {
     /// The common case, a few events and nothing else: a plain multi-row `INSERT ..
     /// VALUES`, cheaper to bind and to plan than arrays.
     async fn write_values(
-        &self,
+        sql: &PgSql,
         conn: &mut PgConnection,
         batch: &CommitBatch,
         events: usize,
     ) -> std::result::Result<Vec<PgRow>, sqlx::Error> {
-        let mut q = sqlx::query(&self.sql.insert_values[events - 1]);
+        let mut q = sqlx::query(&sql.insert_values[events - 1]);
         for a in &batch.appends {
             for (version, e) in (a.expected_version + 1..).zip(&a.events) {
                 let version = i64::try_from(version)
@@ -272,34 +341,16 @@ impl PgStore {
                     .bind(version)
                     .bind(e.event_id)
                     .bind(e.event_type)
-                    .bind(i32::try_from(e.schema_version).unwrap_or(i32::MAX))
+                    .bind(to_i32(e.schema_version, "schema version").map_err(|e| sqlx::Error::Protocol(e.to_string()))?)
                     .bind(&e.payload)
                     .bind(e.metadata.correlation_id)
                     .bind(e.metadata.causation_id)
                     .bind(e.metadata.principal.as_deref())
                     .bind(headers_json(&e.metadata.headers))
-                    .bind(e.occurred_at);
+                    .bind(to_ms_precision(e.occurred_at));
             }
         }
         q.fetch_all(conn).await
-    }
-
-    /// Checks state rows that no event append guards, inside the caller's transaction.
-    async fn check_states(&self, conn: &mut PgConnection, batch: &CommitBatch) -> Result<()> {
-        for s in &batch.states {
-            let actual: Option<i64> = sqlx::query_scalar(&self.sql.state_version_for_update)
-                .bind(tenant(&s.stream))
-                .bind(&s.stream.stream_type)
-                .bind(&s.stream.stream_id)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(store_err)?;
-            let actual = actual.map_or(Ok(0), |v| to_u64(v, "state version"))?;
-            if actual != s.expected_version {
-                return Err(conflict(&s.stream, s.expected_version, actual));
-            }
-        }
-        Ok(())
     }
 
     /// Why the batch statement hit a unique violation: its idempotency key is recorded
@@ -308,67 +359,16 @@ impl PgStore {
     /// constraint the statement happened to trip first; telling them apart costs a query
     /// only when both could apply. Reads on the connection that failed (never a second one
     /// from the pool: under load every connection could be waiting for another).
-    async fn refused(&self, conn: &mut PgConnection, batch: &CommitBatch, e: &sqlx::Error) -> Error {
+    async fn refused(store: &PgStore, conn: &mut PgConnection, batch: &CommitBatch, e: &sqlx::Error) -> Error {
         if let Some(key) = batch.idempotency_key
             && violates(e, PROCESSED_KEY)
         {
             return Error::AlreadyProcessed { key };
         }
-        let conflict = self.find_conflict(conn, batch).await;
-        self.processed_or(conn, batch, conflict).await
+        let conflict = store.find_conflict(conn, batch).await;
+        store.processed_or(conn, batch, conflict).await
     }
 
-    /// `AlreadyProcessed` instead of a version conflict when the batch's key is recorded.
-    async fn processed_or(&self, conn: &mut PgConnection, batch: &CommitBatch, e: Error) -> Error {
-        let Some(key) = batch.idempotency_key.filter(|_| e.is_conflict()) else { return e };
-        let processed = sqlx::query_scalar::<_, bool>(&self.sql.processed)
-            .bind(key)
-            .bind(batch.tenant_id.as_deref().unwrap_or(""))
-            .fetch_one(conn)
-            .await;
-        match processed {
-            Ok(true) => Error::AlreadyProcessed { key },
-            Ok(false) => e,
-            Err(db) => store_err(db),
-        }
-    }
-
-    /// After a unique violation on the events: which stream moved, and to what version.
-    async fn find_conflict(&self, conn: &mut PgConnection, batch: &CommitBatch) -> Error {
-        let mut actuals = Vec::with_capacity(batch.appends.len());
-        for a in &batch.appends {
-            match self.version_on(conn, &a.stream).await {
-                Ok(v) => actuals.push(v),
-                Err(e) => return e,
-            }
-        }
-        conflict_in(batch, &actuals)
-    }
-}
-
-impl PgStore {
-    /// A page of all events after `after`, of every tenant or of one tenant column.
-    async fn page(&self, tenant: Option<&str>, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let (commit, position) = (to_i64(after.commit, "cursor")?, to_i64(after.position, "cursor")?);
-        let query = match tenant {
-            Some(t) => sqlx::query(&self.sql.read_all_tenant).bind(commit).bind(position).bind(limit).bind(t),
-            None => sqlx::query(&self.sql.read_all).bind(commit).bind(position).bind(limit),
-        };
-        let rows = query.fetch_all(&self.pool).await.map_err(store_err)?;
-        decode_page(&rows, decode_event)
-    }
-
-    async fn version_on(&self, conn: &mut PgConnection, stream: &StreamKey) -> Result<u64> {
-        let v: i64 = sqlx::query_scalar(&self.sql.stream_version)
-            .bind(tenant(stream))
-            .bind(&stream.stream_type)
-            .bind(&stream.stream_id)
-            .fetch_one(conn)
-            .await
-            .map_err(store_err)?;
-        to_u64(v, "version")
-    }
 }
 
 /// Where a connection goes, without credentials: `host:port/database`.
@@ -464,7 +464,7 @@ impl<'a> Columns<'a> {
                 c.causation.push(e.metadata.causation_id);
                 c.principal.push(e.metadata.principal.as_deref());
                 c.headers.push(headers_json(&e.metadata.headers));
-                c.occurred_at.push(e.occurred_at);
+                c.occurred_at.push(to_ms_precision(e.occurred_at));
             }
         }
         for s in &batch.states {
@@ -479,7 +479,7 @@ impl<'a> Columns<'a> {
             c.o_topic.push(&o.topic);
             c.o_payload.push(&o.payload);
             c.o_headers.push(serde_json::to_string(&o.headers).unwrap_or_else(|_| "{}".to_owned()));
-            c.o_created.push(o.created_at);
+            c.o_created.push(to_ms_precision(o.created_at));
         }
         Ok(c)
     }
@@ -508,34 +508,14 @@ impl Parts {
     }
 }
 
-/// Every statement, with the schema filled in once.
-pub(crate) struct Sql {
-    pub(crate) schema: String,
+/// The statements only PostgreSQL has, with the schema filled in once.
+struct PgSql {
     /// The commit statement for each combination of parts present.
     commit: [String; 16],
-    /// Whether an idempotency key is recorded.
-    processed: String,
-    read_stream: String,
-    read_all: String,
-    read_all_tenant: String,
-    stream_version: String,
-    load_state: String,
-    state_version_for_update: String,
-    load_snapshot: String,
-    save_snapshot: String,
-    outbox_pending: String,
-    outbox_published: String,
-    outbox_failed: String,
-    outbox_dead: String,
-    outbox_claim: String,
-    outbox_retry_dead: String,
     /// `INSERT .. VALUES` of 1..=VALUES_ROWS events.
     insert_values: Vec<String>,
-    head: String,
     /// The horizon and, when it is below the snapshot's xmax, the transaction holding it.
     read_stall: String,
-    pub(crate) p: crate::pg_projection::ProjectionSql,
-    pub(crate) saga: crate::pg_saga::SagaSql,
 }
 
 /// The gap-safe horizon of the snapshot `s` (a `pg_snapshot` expression), as a `bigint`
@@ -560,85 +540,20 @@ fn horizon(s: &str) -> String {
     )
 }
 
+/// The condition on an events row that it is below the horizon of the statement's own
+/// snapshot.
+fn gap_safe() -> String {
+    format!("transaction_id < (SELECT {} FROM pg_current_snapshot() AS snap(s))", horizon("snap.s"))
+}
+
 /// Batches of at most this many events (and nothing else) use `INSERT .. VALUES`.
 const VALUES_ROWS: usize = 32;
 
-const OUTBOX_COLUMNS: &str =
-    "id, topic, payload::text, headers::text, created_at, status, attempts, last_error, position";
-const EVENT_COLUMNS: &str = "position, transaction_id, tenant_id, stream_type, stream_id, version, event_id, \
-    event_type, schema_version, payload::text, correlation_id, causation_id, principal, headers::text, occurred_at";
-
-impl Sql {
+impl PgSql {
     fn new(s: &str) -> Self {
-        let commit = std::array::from_fn(|i| Self::commit_statement(s, Parts::of(i)));
-        let gap_safe = format!("transaction_id < (SELECT {} FROM pg_current_snapshot() AS snap(s))", horizon("snap.s"));
-        Sql {
-            schema: s.to_owned(),
-            commit,
-            processed: format!(
-                "SELECT EXISTS (SELECT 1 FROM {s}.processed_commands WHERE key = $1 AND tenant_id = $2)"
-            ),
-            // A row below version 1 (which no writer makes) is read first, whatever the
-            // starting version, so that loading the stream reports it: one index probe.
-            read_stream: format!(
-                "SELECT version, event_type, schema_version, payload::text FROM {s}.events \
-                 WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3 AND version > CASE WHEN EXISTS \
-                 (SELECT 1 FROM {s}.events WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3 AND version < 1) \
-                 THEN $5 ELSE $4 END ORDER BY version"
-            ),
-            read_all: format!(
-                "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE (transaction_id, position) > ($1, $2) AND {gap_safe} \
-                 ORDER BY transaction_id, position LIMIT $3"
-            ),
-            read_all_tenant: format!(
-                "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE (transaction_id, position) > ($1, $2) AND {gap_safe} \
-                 AND tenant_id = $4 ORDER BY transaction_id, position LIMIT $3"
-            ),
-            stream_version: format!(
-                "SELECT COALESCE(MAX(version), 0) FROM {s}.events WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3"
-            ),
-            load_state: format!(
-                "SELECT version, state::text FROM {s}.states WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3"
-            ),
-            state_version_for_update: format!(
-                "SELECT version FROM {s}.states WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3 FOR UPDATE"
-            ),
-            load_snapshot: format!(
-                "SELECT version, state::text, taken_at FROM {s}.snapshots \
-                 WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3"
-            ),
-            save_snapshot: format!(
-                "INSERT INTO {s}.snapshots (tenant_id, stream_type, stream_id, version, state, taken_at) \
-                 VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON CONFLICT (tenant_id, stream_type, stream_id) DO UPDATE \
-                 SET version = EXCLUDED.version, state = EXCLUDED.state, taken_at = EXCLUDED.taken_at \
-                 WHERE {s}.snapshots.version < EXCLUDED.version"
-            ),
-            outbox_pending: format!(
-                "SELECT {OUTBOX_COLUMNS} FROM {s}.outbox WHERE status = 'pending' ORDER BY position LIMIT $1"
-            ),
-            outbox_published: format!(
-                "UPDATE {s}.outbox SET status = 'published', published_at = now(), claimed_until = NULL WHERE id = $1"
-            ),
-            outbox_failed: format!(
-                "UPDATE {s}.outbox SET attempts = attempts + 1, last_error = $2, claimed_until = NULL, \
-                 next_attempt_at = now() + $3 * interval '1 millisecond', \
-                 status = CASE WHEN attempts + 1 >= $4 THEN 'dead' ELSE status END WHERE id = $1"
-            ),
-            outbox_dead: format!("SELECT {OUTBOX_COLUMNS} FROM {s}.outbox WHERE status = 'dead' ORDER BY position"),
-            outbox_claim: format!(
-                "UPDATE {s}.outbox SET claimed_by = $1, claimed_until = now() + $3 * interval '1 millisecond' \
-                 WHERE position IN (SELECT position FROM {s}.outbox WHERE status = 'pending' AND next_attempt_at <= now() \
-                 AND (claimed_until IS NULL OR claimed_until < now()) ORDER BY position LIMIT $2 FOR UPDATE SKIP LOCKED) \
-                 RETURNING {OUTBOX_COLUMNS}"
-            ),
-            outbox_retry_dead: format!(
-                "UPDATE {s}.outbox SET status = 'pending', attempts = 0, next_attempt_at = now(), claimed_until = NULL \
-                 WHERE status = 'dead' AND id = ANY($1)"
-            ),
-            head: format!(
-                "SELECT transaction_id, position FROM {s}.events WHERE {gap_safe} \
-                 ORDER BY transaction_id DESC, position DESC LIMIT 1"
-            ),
+        PgSql {
+            commit: std::array::from_fn(|i| Self::commit_statement(s, Parts::of(i))),
+            insert_values: (1..=VALUES_ROWS).map(|n| Self::insert_values(s, n)).collect(),
             read_stall: format!(
                 "SELECT h.xid, age((h.xid % 4294967296)::text::xid), a.pid, a.application_name, a.xact_start \
                  FROM (SELECT {} AS xid, pg_snapshot_xmax(snap.s)::text::bigint AS xmax \
@@ -647,10 +562,11 @@ impl Sql {
                  WHERE h.xid < h.xmax ORDER BY a.xact_start LIMIT 1",
                 horizon("snap.s")
             ),
-            p: crate::pg_projection::ProjectionSql::new(s),
-            saga: crate::pg_saga::SagaSql::new(s),
-            insert_values: (1..=VALUES_ROWS).map(|n| Self::insert_values(s, n)).collect(),
         }
+    }
+
+    fn commit(&self, parts: Parts) -> &str {
+        &self.commit[parts.index()]
     }
 
     fn insert_values(s: &str, rows: usize) -> String {
@@ -674,9 +590,6 @@ impl Sql {
         sql
     }
 
-    fn commit(&self, parts: Parts) -> &str {
-        &self.commit[parts.index()]
-    }
 
     /// Data-modifying CTEs in one statement: atomic, one round trip. PostgreSQL runs
     /// every one of them even when the final `SELECT` does not read it (a batch of only
@@ -702,29 +615,30 @@ impl Sql {
             ));
         }
         if states {
-            let a = p(5);
+            let a = p(6);
             parts.push(format!(
-                "st AS (INSERT INTO {s}.states (tenant_id, stream_type, stream_id, version, state) \
-                 SELECT t, st, sid, v, j::jsonb FROM UNNEST({}::text[], {}::text[], {}::text[], {}::int8[], {}::text[]) \
-                 AS x(t, st, sid, v, j) ON CONFLICT (tenant_id, stream_type, stream_id) DO UPDATE \
-                 SET version = EXCLUDED.version, state = EXCLUDED.state, updated_at = now() RETURNING 1)",
-                a[0], a[1], a[2], a[3], a[4]
+                "st AS (INSERT INTO {s}.states (tenant_id, stream_type, stream_id, version, state, updated_at) \
+                 SELECT t, st, sid, v, j::jsonb, {}::timestamptz FROM UNNEST({}::text[], {}::text[], {}::text[], \
+                 {}::int8[], {}::text[]) AS x(t, st, sid, v, j) ON CONFLICT (tenant_id, stream_type, stream_id) DO UPDATE \
+                 SET version = EXCLUDED.version, state = EXCLUDED.state, updated_at = EXCLUDED.updated_at RETURNING 1)",
+                a[5], a[0], a[1], a[2], a[3], a[4]
             ));
         }
         if outbox {
             let a = p(5);
             parts.push(format!(
-                "ob AS (INSERT INTO {s}.outbox (id, topic, payload, headers, created_at) \
-                 SELECT i, tp, pl::jsonb, h::jsonb, c FROM UNNEST({}::uuid[], {}::text[], {}::text[], {}::text[], \
+                "ob AS (INSERT INTO {s}.outbox (id, topic, payload, headers, created_at, next_attempt_at) \
+                 SELECT i, tp, pl::jsonb, h::jsonb, c, c FROM UNNEST({}::uuid[], {}::text[], {}::text[], {}::text[], \
                  {}::timestamptz[]) AS x(i, tp, pl, h, c) RETURNING 1)",
                 a[0], a[1], a[2], a[3], a[4]
             ));
         }
         if key {
-            let a = p(2);
+            let a = p(3);
             parts.push(format!(
-                "pk AS (INSERT INTO {s}.processed_commands (key, tenant_id) VALUES ({}::uuid, {}))",
-                a[0], a[1]
+                "pk AS (INSERT INTO {s}.processed_commands (key, tenant_id, processed_at) \
+                 VALUES ({}::uuid, {}, {}::timestamptz))",
+                a[0], a[1], a[2]
             ));
         }
         let mut sql = String::new();
@@ -740,236 +654,3 @@ impl Sql {
     }
 }
 
-impl EventRow for PgRow {
-    fn commit_key(&self) -> std::result::Result<i64, sqlx::Error> {
-        self.try_get("transaction_id")
-    }
-
-    fn schema_version(&self) -> std::result::Result<i64, sqlx::Error> {
-        self.try_get::<i32, _>("schema_version").map(i64::from)
-    }
-}
-
-fn decode_outbox(row: &PgRow) -> Result<OutboxRecord> {
-    let get = |e: sqlx::Error| store_err(e);
-    let status: String = row.try_get(5).map_err(get)?;
-    Ok(OutboxRecord {
-        message: OutboxMessage {
-            id: row.try_get(0).map_err(get)?,
-            topic: row.try_get(1).map_err(get)?,
-            payload: row.try_get(2).map_err(get)?,
-            headers: row_headers(row.try_get(3).map_err(get)?, || {
-                format!("outbox message {}", row.try_get::<Uuid, _>(0).unwrap_or_default())
-            })?,
-            created_at: row.try_get(4).map_err(get)?,
-        },
-        status: outbox_status(&status),
-        attempts: u32::try_from(row.try_get::<i32, _>(6).map_err(get)?).unwrap_or(0),
-        last_error: row.try_get(7).map_err(get)?,
-    })
-}
-
-#[async_trait]
-impl EventStore for PgStore {
-    async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
-        batch.check()?;
-        check_batch(&batch)?;
-        if has_unguarded_states(&batch) {
-            // A cancelled commit closes its connection (see `Txn`).
-            let mut tx = Txn::begin(&self.pool, None).await?;
-            return match self.commit_in(&mut tx, batch).await {
-                Ok(receipt) => {
-                    tx.commit().await.map_err(store_err)?;
-                    Ok(receipt)
-                }
-                Err(e) => tx.fail(e).await,
-            };
-        }
-        let mut conn = self.pool.acquire().await.map_err(store_err)?;
-        // One statement in autocommit: atomic, one round trip, one commit.
-        match self.write(&mut conn, &batch).await {
-            Ok(rows) => receipt(&batch, rows),
-            Err(e) if is_unique_violation(&e) => Err(self.refused(&mut conn, &batch, &e).await),
-            Err(e) => Err(refusal(&e).map_or_else(|| store_err(e), |reason| refused_in_batch(&batch, reason))),
-        }
-    }
-
-    async fn read_stream(&self, stream: &StreamKey, after_version: u64) -> Result<EventStream<'static>> {
-        stream.check()?;
-        let pool = self.pool.clone();
-        let sql = self.sql.clone();
-        let key = stream.clone();
-        let after = to_i64(after_version, "version")?;
-        Ok(Box::pin(try_stream! {
-            let mut rows = sqlx::query(&sql.read_stream)
-                .bind(tenant(&key))
-                .bind(&key.stream_type)
-                .bind(&key.stream_id)
-                .bind(after)
-                .bind(i64::MIN)
-                .fetch(&pool);
-            let mut check = StreamCheck::new(&key, after_version);
-            while let Some(row) = rows.try_next().await.map_err(store_err)? {
-                yield check.row(&row)?;
-            }
-        }))
-    }
-
-    async fn read_all(&self, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
-        self.page(None, after, limit).await
-    }
-
-    async fn read_tenant(&self, tenant: Option<&str>, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
-        self.page(Some(tenant_column(tenant)?), after, limit).await
-    }
-
-    async fn stream_version(&self, stream: &StreamKey) -> Result<u64> {
-        stream.check()?;
-        let mut conn = self.pool.acquire().await.map_err(store_err)?;
-        self.version_on(&mut conn, stream).await
-    }
-
-    async fn read_stall(&self) -> Result<Option<ReadStall>> {
-        let row = sqlx::query(&self.sql.read_stall).fetch_optional(&self.pool).await.map_err(store_err)?;
-        row.map(|r| {
-            let xid: i64 = r.try_get(0).map_err(store_err)?;
-            let age: Option<i32> = r.try_get(1).map_err(store_err)?;
-            Ok(ReadStall {
-                xid: to_u64(xid, "transaction id")?,
-                xid_age: age.and_then(|a| u64::try_from(a).ok()),
-                pid: r.try_get(2).map_err(store_err)?,
-                application_name: r.try_get::<Option<String>, _>(3).map_err(store_err)?.filter(|n| !n.is_empty()),
-                since: r.try_get(4).map_err(store_err)?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn head(&self) -> Result<Cursor> {
-        let row = sqlx::query(&self.sql.head).fetch_optional(&self.pool).await.map_err(store_err)?;
-        match row {
-            Some(r) => Ok(Cursor {
-                commit: to_u64(r.try_get(0).map_err(store_err)?, "transaction id")?,
-                position: to_u64(r.try_get(1).map_err(store_err)?, "position")?,
-            }),
-            None => Ok(Cursor::START),
-        }
-    }
-
-    async fn load_state(&self, stream: &StreamKey) -> Result<Option<StoredState>> {
-        stream.check()?;
-        let row = sqlx::query(&self.sql.load_state)
-            .bind(tenant(stream))
-            .bind(&stream.stream_type)
-            .bind(&stream.stream_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_err)?;
-        row.map(|r| {
-            Ok(StoredState {
-                version: to_u64(r.try_get(0).map_err(store_err)?, "version")?,
-                state: r.try_get(1).map_err(store_err)?,
-            })
-        })
-        .transpose()
-    }
-}
-
-#[async_trait]
-impl SnapshotStore for PgStore {
-    async fn load(&self, stream: &StreamKey) -> Result<Option<Snapshot>> {
-        stream.check()?;
-        let row = sqlx::query(&self.sql.load_snapshot)
-            .bind(tenant(stream))
-            .bind(&stream.stream_type)
-            .bind(&stream.stream_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_err)?;
-        row.map(|r| {
-            Ok(Snapshot {
-                stream: stream.clone(),
-                version: to_u64(r.try_get(0).map_err(store_err)?, "version")?,
-                state: r.try_get(1).map_err(store_err)?,
-                taken_at: r.try_get(2).map_err(store_err)?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn save(&self, snapshot: Snapshot) -> Result<()> {
-        snapshot.stream.check()?;
-        check_snapshot(&snapshot)?;
-        sqlx::query(&self.sql.save_snapshot)
-            .bind(tenant(&snapshot.stream))
-            .bind(&snapshot.stream.stream_type)
-            .bind(&snapshot.stream.stream_id)
-            .bind(to_i64(snapshot.version, "version")?)
-            .bind(&snapshot.state)
-            .bind(snapshot.taken_at)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| write_err(e, || format!("the snapshot of `{}`", snapshot.stream)))?;
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Outbox for PgStore {
-    async fn pending(&self, limit: usize) -> Result<Vec<OutboxRecord>> {
-        let rows = sqlx::query(&self.sql.outbox_pending)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_err)?;
-        rows.iter().map(decode_outbox).collect()
-    }
-
-    async fn mark_published(&self, id: Uuid) -> Result<()> {
-        sqlx::query(&self.sql.outbox_published).bind(id).execute(&self.pool).await.map_err(store_err)?;
-        Ok(())
-    }
-
-    async fn claim(&self, relay: &str, limit: usize, lease: Duration) -> Result<Vec<OutboxRecord>> {
-        let rows = sqlx::query(&self.sql.outbox_claim)
-            .bind(relay)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .bind(millis(lease))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_err)?;
-        let mut claimed = rows
-            .iter()
-            .map(|r| Ok((r.try_get::<i64, _>(8).map_err(store_err)?, decode_outbox(r)?)))
-            .collect::<Result<Vec<_>>>()?;
-        claimed.sort_by_key(|(position, _)| *position);
-        Ok(claimed.into_iter().map(|(_, r)| r).collect())
-    }
-
-    async fn retry_dead(&self, ids: &[Uuid]) -> Result<u64> {
-        let done = sqlx::query(&self.sql.outbox_retry_dead).bind(ids).execute(&self.pool).await.map_err(store_err)?;
-        Ok(done.rows_affected())
-    }
-
-    async fn mark_failed(&self, id: Uuid, error: &str, retry_after: Duration, max_attempts: u32) -> Result<()> {
-        sqlx::query(&self.sql.outbox_failed)
-            .bind(id)
-            .bind(lossy(error))
-            .bind(millis(retry_after))
-            .bind(to_i32(max_attempts, "max attempts")?)
-            .execute(&self.pool)
-            .await
-            .map_err(store_err)?;
-        Ok(())
-    }
-
-    async fn dead(&self) -> Result<Vec<OutboxRecord>> {
-        let rows = sqlx::query(&self.sql.outbox_dead).fetch_all(&self.pool).await.map_err(store_err)?;
-        rows.iter().map(decode_outbox).collect()
-    }
-}
-
-/// A duration in whole milliseconds, for `interval` arithmetic.
-pub(crate) fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}

@@ -1,0 +1,209 @@
+//! What differs between the databases, and nothing else.
+//!
+//! [`SqlStore`] is written once, generic over a [`Dialect`]. A dialect names its sqlx
+//! database and says how it differs: how SQL text is spelled (placeholders, casts,
+//! upserts, row locks), how a time that is compared in SQL is encoded, and the few
+//! operations whose shape really differs: the commit of PostgreSQL (one statement), the
+//! gap-safe order of `read_all` (PostgreSQL's transaction horizon; MariaDB's position
+//! lock), the positions MariaDB reports for a multi-row insert, migrations.
+//!
+//! The trait is sealed: the three dialects are [`Postgres`](crate::Postgres),
+//! [`Sqlite`](crate::Sqlite) and [`MySql`](crate::MySql), each behind its cargo feature.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use cqrs_ddd::Result;
+use cqrs_ddd::ports::{CommitBatch, CommitReceipt, ReadStall};
+use sqlx::{Connection, Database, Row};
+
+use crate::exec::{SqlConn, SqlRow, Stmt, Value};
+use crate::store::SqlStore;
+
+pub(crate) mod sealed {
+    /// Only this crate's dialects.
+    #[allow(unreachable_pub)]
+    pub trait Sealed {}
+}
+
+/// A database the [`SqlStore`] runs on (sealed).
+pub trait Dialect: sealed::Sealed + Clone + Send + Sync + Sized + 'static {
+    /// The sqlx database.
+    type Db: Database<Connection = Self::Conn, Row = Self::Row>;
+    /// Its connection.
+    type Conn: SqlConn<Row = Self::Row> + Connection<Database = Self::Db> + 'static;
+    /// Its row.
+    type Row: SqlRow + Row<Database = Self::Db>;
+
+    /// The database's name in errors.
+    const NAME: &'static str;
+    /// The statement that begins a transaction that will write (SQLite takes its write
+    /// lock at once with `BEGIN IMMEDIATE`, so two writers queue instead of deadlocking).
+    const BEGIN_WRITE: Option<&'static str> = None;
+    /// Appended to a `SELECT` whose rows the transaction will update.
+    const LOCK_ROWS: &'static str = " FOR UPDATE";
+    /// Appended to a claim's `SELECT`, so concurrent claimers take disjoint rows.
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    /// Whether `INSERT`, `UPDATE` and `DELETE` take `RETURNING`.
+    const RETURNING: bool = true;
+    /// Whether readers of all events order by `(commit, position)`; else by position.
+    const COMMIT_ORDER: bool = false;
+    /// Whether times compared in SQL (due times, claims, leases) are stored as
+    /// milliseconds since the epoch rather than in a timestamp type.
+    const MILLIS: bool = false;
+    /// Whether text columns are read without sqlx's type check.
+    const TEXT_UNCHECKED: bool = false;
+
+    /// The table prefix (`"schema".` on PostgreSQL).
+    fn prefix(&self) -> &str;
+
+    /// SQL text of this dialect from the crate's one spelling of it: `{t}` is the table
+    /// prefix, `?` a placeholder, `::type` a PostgreSQL cast (dropped elsewhere).
+    fn render(&self, template: &str) -> String {
+        strip_casts(&template.replace("{t}", self.prefix()))
+    }
+
+    /// The clause that turns an `INSERT` into an upsert on the unique key `key`, setting
+    /// each column of `set` to its inserted value, or to an expression (`{t}` rendered).
+    fn upsert(&self, key: &str, set: &[(&str, Option<&str>)]) -> String {
+        let set: Vec<String> = set
+            .iter()
+            .map(|(col, expr)| match expr {
+                Some(e) => format!("{col} = {e}"),
+                None => format!("{col} = EXCLUDED.{col}"),
+            })
+            .collect();
+        format!(" ON CONFLICT ({key}) DO UPDATE SET {}", set.join(", "))
+    }
+
+    /// `read_all`'s page: the rows after the cursor (its arguments first), of one tenant
+    /// when `tenant`, then `LIMIT ?`; columns [`crate::rows::EVENT_COLUMNS`] and
+    /// `commit_key`.
+    fn read_all_sql(&self, tenant: bool) -> String {
+        let tenant = if tenant { " AND tenant_id = ?" } else { "" };
+        self.render(&format!(
+            "SELECT position AS commit_key, {} FROM {{t}}events WHERE position > ?{tenant} ORDER BY position LIMIT ?",
+            crate::rows::EVENT_COLUMNS
+        ))
+    }
+
+    /// The newest event a reader of all events can see: columns `commit_key`, `position`.
+    fn head_sql(&self) -> String {
+        self.render("SELECT position AS commit_key, position FROM {t}events ORDER BY position DESC LIMIT 1")
+    }
+
+    /// Creates or upgrades the tables.
+    fn migrate(store: &SqlStore<Self>) -> impl Future<Output = Result<()>> + Send;
+
+    /// Commits a batch (the store has checked it).
+    fn commit(store: &SqlStore<Self>, batch: CommitBatch) -> impl Future<Output = Result<CommitReceipt>> + Send {
+        store.commit_txn(batch)
+    }
+
+    /// Commits a checked batch inside the caller's transaction; a refused batch leaves
+    /// the transaction usable.
+    fn commit_in<'a>(
+        store: &'a SqlStore<Self>,
+        conn: &'a mut Self::Conn,
+        batch: &'a CommitBatch,
+    ) -> impl Future<Output = Result<CommitReceipt>> + Send + 'a {
+        store.commit_in_savepoint(conn, batch)
+    }
+
+    /// Inside a commit that appends events, before the first insert: what makes the
+    /// positions of this commit sort after every committed one (MariaDB locks a row).
+    fn lock_positions(_conn: &mut Self::Conn) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Runs a multi-row insert of events (rendered with `RETURNING position` where the
+    /// dialect has it) and returns their positions in insertion order.
+    fn insert_events<'a>(
+        conn: &'a mut Self::Conn,
+        stmt: Stmt<'a>,
+        rows: usize,
+    ) -> impl Future<Output = Result<Vec<u64>, sqlx::Error>> + Send + 'a {
+        async move {
+            let returned = conn.rows(stmt).await?;
+            debug_assert_eq!(returned.len(), rows);
+            returned
+                .iter()
+                .map(|r| {
+                    let p = r.int("position")?;
+                    u64::try_from(p).map_err(|_| sqlx::Error::Protocol(format!("position {p} is negative")))
+                })
+                .collect()
+        }
+    }
+
+    /// The transaction that holds readers of all events back, if one does.
+    fn read_stall(_store: &SqlStore<Self>) -> impl Future<Output = Result<Option<ReadStall>>> + Send {
+        async { Ok(None) }
+    }
+}
+
+/// Drops PostgreSQL casts (`::jsonb`, `::text[]`) from SQL text for the other
+/// databases. The crate's SQL uses `::` for nothing else.
+pub(crate) fn strip_casts(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find("::") {
+        out.push_str(&rest[..at]);
+        rest = rest[at + 2..].trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '[' || c == ']');
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Numbers `?` placeholders `$1, $2, ..` (PostgreSQL), outside quoted text.
+pub(crate) fn number_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let (mut n, mut quoted) = (0, false);
+    for c in sql.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            '?' if !quoted => {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A time the database compares (due times, claims, leases), in this dialect's encoding,
+/// kept to the millisecond.
+pub(crate) fn at<D: Dialect>(t: DateTime<Utc>) -> Value<'static> {
+    if D::MILLIS { Value::Int(t.timestamp_millis()) } else { Value::Time(crate::common::to_ms_precision(t)) }
+}
+
+/// An optional compared time.
+pub(crate) fn at_opt<D: Dialect>(t: Option<DateTime<Utc>>) -> Value<'static> {
+    match t {
+        Some(t) => at::<D>(t),
+        None if D::MILLIS => Value::OptInt(None),
+        None => Value::OptTime(None),
+    }
+}
+
+/// A time the database only keeps (when an event occurred, a snapshot was taken), in
+/// its timestamp type, kept to the millisecond.
+pub(crate) fn instant(t: DateTime<Utc>) -> Value<'static> {
+    Value::Time(crate::common::to_ms_precision(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{number_placeholders, strip_casts};
+
+    #[test]
+    fn casts_are_dropped_and_placeholders_numbered() {
+        assert_eq!(strip_casts("SELECT a::text, ?::jsonb, ?::text[] FROM t"), "SELECT a, ?, ? FROM t");
+        assert_eq!(number_placeholders("a = ? AND b = '?' AND c = ?"), "a = $1 AND b = '?' AND c = $2");
+    }
+}

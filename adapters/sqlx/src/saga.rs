@@ -1,0 +1,205 @@
+//! Saga instances and scheduled commands. The caller's clock decides what is due and
+//! which claims ran out; times are kept to the millisecond.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use cqrs_ddd::Result;
+use cqrs_ddd::ports::{SagaKey, SagaRecord, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand, async_trait};
+use uuid::Uuid;
+
+use crate::common::{
+    MetadataColumns, is_unique_violation, lease_until, limit, saga_conflict, saga_tenant, store_err, tenant_column,
+    to_i32, to_i64,
+};
+use crate::dialect::{Dialect, at, at_opt};
+use crate::exec::{SqlConn, Stmt, Value};
+use crate::rows::{self, Cols, SAGA_COLUMNS};
+use crate::sql::with_list;
+use crate::storable::{check_saga, check_scheduled, lossy, write_err};
+use crate::store::SqlStore;
+
+#[async_trait]
+impl<D: Dialect> SagaStore for SqlStore<D> {
+    async fn load(&self, key: &SagaKey) -> Result<Option<SagaRecord>> {
+        let stmt = Stmt::new(&self.sql.saga_load).str(saga_tenant(key)).str(&key.saga_type).str(&key.saga_id);
+        let row = self.conn().await?.row(stmt).await.map_err(store_err)?;
+        row.as_ref().map(rows::saga::<D>).transpose()
+    }
+
+    async fn save(&self, record: &SagaRecord, expected_version: u64) -> Result<()> {
+        check_saga(record)?;
+        let key = &record.key;
+        let sql = if expected_version == 0 { &self.sql.saga_insert } else { &self.sql.saga_update };
+        let mut stmt = Stmt::new(sql)
+            .str(record.status.as_str())
+            .int(to_i64(record.version, "saga version")?)
+            .arg(at_opt::<D>(record.wake_at))
+            .str(&record.data)
+            .arg(at::<D>(record.created_at))
+            .arg(at::<D>(record.updated_at))
+            .str(saga_tenant(key))
+            .str(&key.saga_type)
+            .str(&key.saga_id);
+        if expected_version != 0 {
+            stmt = stmt.int(to_i64(expected_version, "saga version")?);
+        }
+        let mut conn = self.conn().await?;
+        match conn.run(stmt).await {
+            Ok(1) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {}
+            Err(e) => return Err(write_err(e, || format!("saga `{key}`"))),
+        }
+        let stmt = Stmt::new(&self.sql.saga_version).str(saga_tenant(key)).str(&key.saga_type).str(&key.saga_id);
+        let actual = match conn.row(stmt).await.map_err(store_err)? {
+            Some(r) => Some(Cols::<D>::of(&r).int("version").map_err(store_err)?),
+            None => None,
+        };
+        saga_conflict(key, expected_version, actual)
+    }
+
+    async fn due(&self, now: DateTime<Utc>, max: usize) -> Result<Vec<SagaKey>> {
+        let stmt = Stmt::new(&self.sql.saga_due).arg(at::<D>(now)).int(limit(max));
+        let rows = self.conn().await?.rows(stmt).await.map_err(store_err)?;
+        rows.iter().map(rows::saga_key::<D>).collect()
+    }
+
+    async fn list(&self, saga_type: Option<&str>, statuses: &[SagaStatus], max: usize) -> Result<Vec<SagaRecord>> {
+        let mut sql = format!("SELECT {SAGA_COLUMNS} FROM {{t}}sagas WHERE 1 = 1");
+        if saga_type.is_some() {
+            sql.push_str(" AND saga_type = ?");
+        }
+        if !statuses.is_empty() {
+            sql.push_str(" AND status IN ({in})");
+        }
+        sql.push_str(" ORDER BY created_at, tenant_id, saga_type, saga_id LIMIT ?");
+        let sql = with_list(&self.dialect, &sql, "?", statuses.len());
+        let mut stmt = Stmt::new(&sql);
+        if let Some(t) = saga_type {
+            stmt = stmt.str(t);
+        }
+        for s in statuses {
+            stmt = stmt.str(s.as_str());
+        }
+        let rows = self.conn().await?.rows(stmt.int(limit(max))).await.map_err(store_err)?;
+        rows.iter().map(rows::saga::<D>).collect()
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> ScheduleStore for SqlStore<D> {
+    async fn schedule(&self, command: &ScheduledCommand) -> Result<()> {
+        tenant_column(command.metadata.tenant_id.as_deref())?;
+        check_scheduled(command)?;
+        let m = MetadataColumns::of(&command.metadata);
+        let stmt = Stmt::new(&self.sql.schedule)
+            .uuid(command.id)
+            .str(&command.command_type)
+            .str(&command.payload)
+            .arg(at::<D>(command.due_at))
+            .arg(Value::OptUuid(m.correlation_id))
+            .arg(Value::OptUuid(m.causation_id))
+            .str(m.tenant_id)
+            .arg(Value::OptStr(m.principal))
+            .arg(Value::OptString(m.headers))
+            .int(i64::from(to_i32(command.attempts, "attempts")?))
+            .arg(Value::OptStr(command.last_error.as_deref()))
+            .arg(at::<D>(command.created_at));
+        self.conn()
+            .await?
+            .run(stmt)
+            .await
+            .map_err(|e| write_err(e, || format!("scheduled command `{}`", command.id)))?;
+        Ok(())
+    }
+
+    async fn cancel(&self, tenant: Option<&str>, id: Uuid) -> Result<bool> {
+        let stmt = Stmt::new(&self.sql.schedule_delete).uuid(id).str(tenant_column(tenant)?);
+        Ok(self.conn().await?.run(stmt).await.map_err(store_err)? > 0)
+    }
+
+    async fn get(&self, tenant: Option<&str>, id: Uuid) -> Result<Option<ScheduledCommand>> {
+        let stmt = Stmt::new(&self.sql.schedule_get).uuid(id).str(tenant_column(tenant)?);
+        let row = self.conn().await?.row(stmt).await.map_err(store_err)?;
+        row.as_ref().map(rows::scheduled::<D>).transpose()
+    }
+
+    async fn claim_due(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<ScheduledCommand>> {
+        let until = at::<D>(lease_until(now, lease));
+        let mut tx = self.begin_write().await?;
+        let claimed: Result<Vec<ScheduledCommand>> = async {
+            if D::RETURNING {
+                let stmt = Stmt::new(&self.sql.schedule_claim)
+                    .str(worker)
+                    .arg(until)
+                    .arg(at::<D>(now))
+                    .arg(at::<D>(now))
+                    .int(limit(max));
+                return tx.rows(stmt).await.map_err(store_err)?.iter().map(rows::scheduled::<D>).collect();
+            }
+            let stmt = Stmt::new(&self.sql.schedule_claim).arg(at::<D>(now)).arg(at::<D>(now)).int(limit(max));
+            let claimed: Vec<ScheduledCommand> =
+                tx.rows(stmt).await.map_err(store_err)?.iter().map(rows::scheduled::<D>).collect::<Result<_>>()?;
+            if !claimed.is_empty() {
+                let sql = with_list(
+                    &self.dialect,
+                    "UPDATE {t}scheduled_commands SET claimed_by = ?, claimed_until = ? WHERE (tenant_id, id) IN ({in})",
+                    "(?, ?)",
+                    claimed.len(),
+                );
+                let mut stmt = Stmt::new(&sql).str(worker).arg(until);
+                for c in &claimed {
+                    stmt = stmt.str(c.metadata.tenant_id.as_deref().unwrap_or("")).uuid(c.id);
+                }
+                tx.run(stmt).await.map_err(store_err)?;
+            }
+            Ok(claimed)
+        }
+        .await;
+        let mut claimed = match claimed {
+            Ok(c) => {
+                tx.commit().await.map_err(store_err)?;
+                c
+            }
+            Err(e) => return tx.fail(e).await,
+        };
+        // RETURNING order is not guaranteed.
+        claimed.sort_by_key(|c| (c.due_at, c.id));
+        Ok(claimed)
+    }
+
+    async fn complete(&self, tenant: Option<&str>, id: Uuid) -> Result<()> {
+        self.cancel(tenant, id).await.map(|_| ())
+    }
+
+    async fn retry_later(&self, tenant: Option<&str>, id: Uuid, error: &str, due_at: DateTime<Utc>) -> Result<()> {
+        let stmt = Stmt::new(&self.sql.schedule_retry)
+            .arg(Value::String(lossy(error).into_owned()))
+            .arg(at::<D>(due_at))
+            .uuid(id)
+            .str(tenant_column(tenant)?);
+        self.conn().await?.run(stmt).await.map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn mark_dead(&self, tenant: Option<&str>, id: Uuid, error: &str) -> Result<()> {
+        let stmt = Stmt::new(&self.sql.schedule_kill)
+            .arg(Value::String(lossy(error).into_owned()))
+            .uuid(id)
+            .str(tenant_column(tenant)?);
+        self.conn().await?.run(stmt).await.map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn dead(&self, max: usize) -> Result<Vec<ScheduledCommand>> {
+        let rows = self.conn().await?.rows(Stmt::new(&self.sql.schedule_dead).int(limit(max))).await.map_err(store_err)?;
+        rows.iter().map(rows::scheduled::<D>).collect()
+    }
+}
