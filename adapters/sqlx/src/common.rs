@@ -230,7 +230,7 @@ pub(crate) async fn migrate_on<D: Dialect>(
     let record = store.dialect.render(&format!("INSERT INTO {table} (version, applied_at) VALUES (?, ?)"));
     for m in list.iter().filter(|m| !applied.contains(&m.version)) {
         conn.script(&render(m.sql)).await.map_err(|e| Error::store(format!("migration {}: {e}", m.version)))?;
-        conn.run(Stmt::new(&record).int(m.version).arg(instant(Utc::now()))).await.map_err(store_err)?;
+        conn.run(Stmt::new(&record).int(m.version).arg(instant::<D>(Utc::now()))).await.map_err(store_err)?;
     }
     Ok(())
 }

@@ -54,6 +54,11 @@ pub trait Dialect: sealed::Sealed + Clone + Send + Sync + Sized + 'static {
     /// Whether text columns are read without sqlx's type check.
     const TEXT_UNCHECKED: bool = false;
 
+    /// A time in the database's timestamp type, kept to the millisecond.
+    fn time(t: DateTime<Utc>) -> Value<'static> {
+        Value::Time(crate::common::to_ms_precision(t))
+    }
+
     /// The table prefix (`"schema".` on PostgreSQL).
     fn prefix(&self) -> &str;
 
@@ -179,7 +184,7 @@ pub(crate) fn number_placeholders(sql: &str) -> String {
 /// A time the database compares (due times, claims, leases), in this dialect's encoding,
 /// kept to the millisecond.
 pub(crate) fn at<D: Dialect>(t: DateTime<Utc>) -> Value<'static> {
-    if D::MILLIS { Value::Int(t.timestamp_millis()) } else { Value::Time(crate::common::to_ms_precision(t)) }
+    if D::MILLIS { Value::Int(t.timestamp_millis()) } else { D::time(t) }
 }
 
 /// An optional compared time.
@@ -193,8 +198,8 @@ pub(crate) fn at_opt<D: Dialect>(t: Option<DateTime<Utc>>) -> Value<'static> {
 
 /// A time the database only keeps (when an event occurred, a snapshot was taken), in
 /// its timestamp type, kept to the millisecond.
-pub(crate) fn instant(t: DateTime<Utc>) -> Value<'static> {
-    Value::Time(crate::common::to_ms_precision(t))
+pub(crate) fn instant<D: Dialect>(t: DateTime<Utc>) -> Value<'static> {
+    D::time(t)
 }
 
 #[cfg(test)]

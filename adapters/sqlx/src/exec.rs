@@ -12,7 +12,7 @@
 //! Arguments are collected as [`Value`]s and bound in order when the statement runs:
 //! one small vector per statement, nothing per row returned.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -42,6 +42,8 @@ pub enum Value<'q> {
     Time(DateTime<Utc>),
     /// A time, or NULL.
     OptTime(Option<DateTime<Utc>>),
+    /// A time in UTC, sent without a zone (MariaDB's `DATETIME`).
+    Naive(NaiveDateTime),
 }
 
 /// A statement and its arguments, in placeholder order.
@@ -120,6 +122,7 @@ where
     Option<Uuid>: for<'v> Encode<'v, DB> + Type<DB>,
     DateTime<Utc>: for<'v> Encode<'v, DB> + Type<DB>,
     Option<DateTime<Utc>>: for<'v> Encode<'v, DB> + Type<DB>,
+    NaiveDateTime: for<'v> Encode<'v, DB> + Type<DB>,
 {
     fn bind_value<'q>(q: Query<'q, Self>, v: Value<'q>) -> Query<'q, Self> {
         match v {
@@ -133,11 +136,12 @@ where
             Value::OptUuid(v) => q.bind(v),
             Value::Time(v) => q.bind(v),
             Value::OptTime(v) => q.bind(v),
+            Value::Naive(v) => q.bind(v),
         }
     }
 }
 
-fn bind<DB: Binds>(s: Stmt<'_>) -> Query<'_, DB> {
+pub(crate) fn bind<DB: Binds>(s: Stmt<'_>) -> Query<'_, DB> {
     s.args.into_iter().fold(sqlx::query::<DB>(s.sql), DB::bind_value)
 }
 

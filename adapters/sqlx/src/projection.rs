@@ -133,7 +133,7 @@ impl<D: Dialect> ProjectionTxn for SqlTxn<D> {
             .str(collection)
             .str(id)
             .arg(Value::String(json))
-            .arg(instant(Utc::now()));
+            .arg(instant::<D>(Utc::now()));
         let tenant = tenant_column(tenant)?;
         let stmt = stmt.str(tenant);
         let row = if D::RETURNING {
@@ -199,7 +199,7 @@ impl<D: Dialect> ProjectionTxn for SqlTxn<D> {
             );
             let mut stmt = Stmt::new(&sql);
             for (id, json) in chunk {
-                stmt = stmt.str(collection).str(id).str(json).arg(instant(now)).str(tenant);
+                stmt = stmt.str(collection).str(id).str(json).arg(instant::<D>(now)).str(tenant);
             }
             if let Err(e) = self.tx.run(stmt).await {
                 // Which document the database refused: the first that is not JSON.
@@ -222,7 +222,7 @@ impl<D: Dialect> ProjectionTxn for SqlTxn<D> {
 
     async fn save_checkpoint(&mut self, projection: &str, p: u32, expected: Option<Cursor>, to: Cursor) -> Result<()> {
         let (commit, position) = (to_i64(to.commit, "cursor")?, to_i64(to.position, "cursor")?);
-        let now = instant(Utc::now());
+        let now = instant::<D>(Utc::now());
         let sql = &self.store.sql;
         let done = match expected {
             None => {
@@ -266,7 +266,7 @@ impl<D: Dialect> ProjectionTxn for SqlTxn<D> {
             .int(to_i64(l.version, "version")?)
             .str(&l.event_type)
             .arg(Value::String(lossy(&l.error).into_owned()))
-            .arg(instant(l.failed_at));
+            .arg(instant::<D>(l.failed_at));
         self.tx.run(stmt).await.map_err(txn_err)?;
         Ok(())
     }

@@ -3,7 +3,8 @@
 //!
 //! Conventions of the one spelling: `{t}` is the table prefix, `?` a placeholder (bound
 //! in order: no statement refers to one argument twice, as MariaDB cannot), `::type` a
-//! PostgreSQL cast the other dialects drop. Upserts come from [`Dialect::upsert`].
+//! PostgreSQL cast the other dialects drop, `"name"` a quoted identifier (the columns
+//! `key` and `partition`, reserved words in MariaDB). Upserts come from [`Dialect::upsert`].
 //! Assignments never read a column an earlier assignment of the same `SET` wrote
 //! (MariaDB evaluates them left to right, the others all against the old row).
 
@@ -110,8 +111,8 @@ impl Statements {
                  VALUES (?, ?, ?, ?, ?::jsonb, ?){}",
                 d.upsert("tenant_id, stream_type, stream_id", &[("version", None), ("state", None), ("updated_at", None)])
             )),
-            insert_processed: r("INSERT INTO {t}processed_commands (key, tenant_id, processed_at) VALUES (?, ?, ?)"),
-            processed: r("SELECT 1 AS found FROM {t}processed_commands WHERE key = ? AND tenant_id = ?"),
+            insert_processed: r("INSERT INTO {t}processed_commands (\"key\", tenant_id, processed_at) VALUES (?, ?, ?)"),
+            processed: r("SELECT 1 AS found FROM {t}processed_commands WHERE \"key\" = ? AND tenant_id = ?"),
             insert_outbox: r("INSERT INTO {t}outbox (id, topic, payload, headers, created_at, next_attempt_at) \
                  VALUES (?, ?, ?::jsonb, ?::jsonb, ?, ?)"),
             insert_events: (1..=CACHED_INSERTS).map(|n| insert_events(d, n)).collect(),
@@ -141,17 +142,17 @@ impl Statements {
             } else {
                 claim_outbox(OUTBOX_COLUMNS)
             }),
-            checkpoint: r("SELECT commit_id, position FROM {t}checkpoints WHERE projection = ? AND partition = ?"),
+            checkpoint: r("SELECT commit_id, position FROM {t}checkpoints WHERE projection = ? AND \"partition\" = ?"),
             checkpoint_insert: r(
-                "INSERT INTO {t}checkpoints (projection, partition, commit_id, position, updated_at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO {t}checkpoints (projection, \"partition\", commit_id, position, updated_at) VALUES (?, ?, ?, ?, ?)",
             ),
             checkpoint_update: r("UPDATE {t}checkpoints SET commit_id = ?, position = ?, updated_at = ? \
-                 WHERE projection = ? AND partition = ? AND commit_id = ? AND position = ?"),
+                 WHERE projection = ? AND \"partition\" = ? AND commit_id = ? AND position = ?"),
             checkpoints_reset: r("DELETE FROM {t}checkpoints WHERE projection = ?"),
             lease_renew: r("UPDATE {t}leases SET owner = ?, expires_at = ? \
-                 WHERE projection = ? AND partition = ? AND (owner = ? OR expires_at < ?)"),
-            lease_insert: r("INSERT INTO {t}leases (owner, expires_at, projection, partition) VALUES (?, ?, ?, ?)"),
-            lease_release: r("DELETE FROM {t}leases WHERE projection = ? AND partition = ? AND owner = ?"),
+                 WHERE projection = ? AND \"partition\" = ? AND (owner = ? OR expires_at < ?)"),
+            lease_insert: r("INSERT INTO {t}leases (owner, expires_at, projection, \"partition\") VALUES (?, ?, ?, ?)"),
+            lease_release: r("DELETE FROM {t}leases WHERE projection = ? AND \"partition\" = ? AND owner = ?"),
             dead_insert: r(&format!(
                 "INSERT INTO {{t}}dead_letters ({DEAD_LETTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?){}",
                 d.upsert("projection, event_id", &[("error", None), ("failed_at", None)])

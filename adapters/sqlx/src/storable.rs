@@ -177,11 +177,13 @@ pub(crate) fn lossy(text: &str) -> Cow<'_, str> {
 /// What the database said when it refused a value it cannot store, if that is why it
 /// failed: PostgreSQL's invalid text for a type (22P02, such as text that is not JSON),
 /// untranslatable character (22P05, `\u0000` in `jsonb`), character not in repertoire
-/// (22021, a NUL byte); SQLite's JSON triggers.
+/// (22021, a NUL byte); SQLite's JSON triggers; MariaDB's data too long (22001), out of
+/// range (22003, 22007) and the CHECK constraints of its JSON columns.
 pub(crate) fn refusal(e: &sqlx::Error) -> Option<String> {
     let sqlx::Error::Database(db) = e else { return None };
-    let refused =
-        matches!(db.code().as_deref(), Some("22P02" | "22P05" | "22021")) || db.message().starts_with(TRIGGER_PREFIX);
+    let refused = matches!(db.code().as_deref(), Some("22P02" | "22P05" | "22021" | "22001" | "22003" | "22007"))
+        || db.message().starts_with(TRIGGER_PREFIX)
+        || db.kind() == sqlx::error::ErrorKind::CheckViolation;
     if !refused {
         return None;
     }

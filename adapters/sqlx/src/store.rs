@@ -162,7 +162,7 @@ impl<D: Dialect> SqlStore<D> {
                     .arg(Value::OptUuid(e.metadata.causation_id))
                     .arg(Value::OptStr(e.metadata.principal.as_deref()))
                     .arg(Value::OptString(headers_json(&e.metadata.headers)))
-                    .arg(instant(e.occurred_at));
+                    .arg(instant::<D>(e.occurred_at));
             }
             positions.extend(D::insert_events(conn, stmt, chunk.len()).await?);
         }
@@ -174,7 +174,7 @@ impl<D: Dialect> SqlStore<D> {
                 .str(&s.stream.stream_id)
                 .int(to_i64(s.version, "version").map_err(protocol)?)
                 .str(&s.state)
-                .arg(instant(now));
+                .arg(instant::<D>(now));
             conn.run(stmt).await?;
         }
         for o in &batch.outbox {
@@ -183,7 +183,7 @@ impl<D: Dialect> SqlStore<D> {
                 .str(&o.topic)
                 .str(&o.payload)
                 .arg(Value::String(serde_json::to_string(&o.headers).unwrap_or_else(|_| "{}".to_owned())))
-                .arg(instant(o.created_at))
+                .arg(instant::<D>(o.created_at))
                 .arg(at::<D>(o.created_at));
             conn.run(stmt).await?;
         }
@@ -366,7 +366,7 @@ impl<D: Dialect> SnapshotStore for SqlStore<D> {
         let fields = |sql| {
             Stmt::new(sql)
                 .str(&snapshot.state)
-                .arg(instant(snapshot.taken_at))
+                .arg(instant::<D>(snapshot.taken_at))
                 .int(version)
                 .str(tenant(s))
                 .str(&s.stream_type)
@@ -398,7 +398,7 @@ impl<D: Dialect> Outbox for SqlStore<D> {
     }
 
     async fn mark_published(&self, id: Uuid) -> Result<()> {
-        let stmt = Stmt::new(&self.sql.outbox_published).arg(instant(Utc::now())).uuid(id);
+        let stmt = Stmt::new(&self.sql.outbox_published).arg(instant::<D>(Utc::now())).uuid(id);
         self.conn().await?.run(stmt).await.map_err(store_err)?;
         Ok(())
     }

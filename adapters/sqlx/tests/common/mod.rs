@@ -68,12 +68,44 @@ macro_rules! every_store_contract {
     };
 }
 
+/// Runs `$runner!` over the contracts every SQL store must pass (raw SQL, sizes of the
+/// calling file: `MESSAGES`).
+#[allow(unused_macros)] // not on the memory store
+macro_rules! every_sql_contract {
+    ($runner:ident) => {
+        $runner! {
+            concurrent_commands_on_one_aggregate_lose_no_update => concurrent_commands_lose_no_update(16, 200);
+            tailing_reader_sees_every_event_exactly_once => tailing_reader_never_skips_a_late_commit(8, 25);
+            a_corrupted_payload_names_stream_and_version => corrupted_payload_is_a_serialization_error();
+            a_failed_command_leaves_no_event_state_or_outbox_row => rollback_leaves_no_trace();
+            events_state_and_outbox_commit_together => one_command_commits_events_state_and_outbox_together();
+            a_long_stream_is_streamed => long_streams_are_read_as_a_stream(200_000);
+            projection_rebuild_reproduces_the_read_model => rebuild_reproduces_the_read_model();
+            projection_refused_write_goes_through_the_error_policy => a_write_the_read_model_refuses_goes_through_the_error_policy();
+            two_relays_never_publish_a_message_twice => two_relays_publish_each_message_once(MESSAGES);
+            a_repeated_idempotency_key_writes_nothing => a_repeated_idempotency_key_is_refused_and_writes_nothing();
+            a_refused_batch_leaves_its_key_free => a_refused_batch_does_not_record_its_key();
+            racing_commits_under_one_key_apply_once => concurrent_commits_under_one_key_apply_once();
+            a_scheduled_command_is_kept_replaced_or_cancelled => scheduled_commands_are_kept_replaced_and_cancelled();
+            failed_scheduled_commands_retry_then_die => failed_commands_retry_later_then_die();
+            saga_engine_compensates_in_reverse_and_ignores_redelivery => compensations_run_in_reverse_and_a_redelivery_sends_nothing();
+            cancelled_sends_leave_the_pool_clean => cancelled_writes_leave_every_path_working();
+            unstorable_json_is_refused_alike => values_no_backend_stores_are_refused_alike();
+            non_json_is_refused_alike => text_that_is_not_json_is_refused_alike();
+            bad_rows_are_corrupt_row_errors => corrupt_rows_are_named_errors();
+            bad_rows_go_through_the_projection_error_policy => corrupt_rows_go_through_the_projection_error_policy();
+        }
+    };
+}
+
 /// One isolated database (its own schema or file) and raw access to it.
 #[async_trait]
 pub trait TestDb: Send + Sync + 'static {
     type Store: EventStore + SnapshotStore + Outbox + ProjectionStore + SagaStore + ScheduleStore + Clone;
-    /// Which SQL dialect raw statements must use.
+    /// Which SQL dialect raw statements must use: SQLite's,
     const SQLITE: bool;
+    /// MariaDB's (else PostgreSQL's).
+    const MYSQL: bool = false;
     /// A store on this database (a new pool each call: another "process").
     async fn store(&self) -> Self::Store;
     /// Runs raw SQL; `{t}` stands for the table prefix (schema-qualified on PostgreSQL).
@@ -418,17 +450,29 @@ pub async fn long_streams_are_read_as_a_stream(db: &impl TestDb, n: u64) {
 }
 
 fn db_uuid_expr<D: TestDb>(_db: &D) -> &'static str {
-    if D::SQLITE { "randomblob(16)" } else { "gen_random_uuid()" }
+    if D::SQLITE {
+        "randomblob(16)"
+    } else if D::MYSQL {
+        "UNHEX(REPLACE(UUID(), '-', ''))"
+    } else {
+        "gen_random_uuid()"
+    }
 }
 fn db_json_cast<D: TestDb>(_db: &D) -> &'static str {
-    if D::SQLITE { "" } else { "::jsonb" }
+    if D::SQLITE || D::MYSQL { "" } else { "::jsonb" }
 }
 fn db_now_expr<D: TestDb>(_db: &D) -> &'static str {
-    if D::SQLITE { "'2026-01-01T00:00:00Z'" } else { "now()" }
+    if D::SQLITE {
+        "'2026-01-01T00:00:00Z'"
+    } else if D::MYSQL {
+        "NOW(3)"
+    } else {
+        "now()"
+    }
 }
 fn db_series<D: TestDb>(_db: &D, n: u64) -> String {
-    if D::SQLITE {
-        format!("(WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < {n}) SELECT g FROM s)")
+    if D::SQLITE || D::MYSQL {
+        format!("(WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < {n}) SELECT g FROM s) AS s")
     } else {
         format!("generate_series(1, {n}) AS g")
     }

@@ -166,7 +166,8 @@ pub async fn a_write_the_read_model_refuses_goes_through_the_error_policy<D: Tes
     let at = log.iter().position(|e| e.stream.stream_id == "p" && e.version == 1).unwrap();
     let poison = &log[at];
     let before = log[at - 1].cursor();
-    let refuses = !D::SQLITE;
+    // Only PostgreSQL's `jsonb` refuses the escape.
+    let refuses = !D::SQLITE && !D::MYSQL;
 
     let fresh = || async {
         db.exec("DELETE FROM {t}checkpoints; DELETE FROM {t}documents; DELETE FROM {t}dead_letters").await;

@@ -1,0 +1,156 @@
+//! The adapter contract on MariaDB / MySQL (MYSQL_URL, default the loopback MariaDB as
+//! root); each test works in a database of its own.
+#![cfg(feature = "mysql")]
+
+#[macro_use]
+mod common;
+
+use std::time::Duration;
+
+use common::hardening::*;
+use common::projections::*;
+use common::saga_engine::*;
+use common::sagas::*;
+use common::tenancy::*;
+use common::*;
+use cqrs_ddd::Result;
+use cqrs_ddd::ports::{CommitBatch, CommitReceipt, async_trait};
+use cqrs_ddd_sqlx::MySqlStore;
+use sqlx::Connection;
+
+/// The server, without a database.
+fn server() -> String {
+    std::env::var("MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".to_owned())
+}
+
+struct My {
+    database: String,
+    admin: MySqlStore,
+}
+
+impl My {
+    async fn new() -> Self {
+        let database = format!("t_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = sqlx::MySqlConnection::connect(&server()).await.unwrap_or_else(|e| {
+            panic!("MariaDB is not reachable at {} ({e}); start it with scripts/services.sh", server())
+        });
+        sqlx::raw_sql(&format!("CREATE DATABASE `{database}`")).execute(&mut conn).await.unwrap();
+        let _ = conn.close().await;
+        let admin = MySqlStore::connect(&format!("{}/{database}", server())).await.unwrap_or_else(|e| panic!("{e}"));
+        admin.migrate().await.unwrap();
+        My { database, admin }
+    }
+
+    async fn drop(self) {
+        let _ = sqlx::raw_sql(&format!("DROP DATABASE `{}`", self.database)).execute(self.admin.pool()).await;
+        self.admin.pool().close().await;
+    }
+}
+
+#[async_trait]
+impl TestDb for My {
+    type Store = MySqlStore;
+    const SQLITE: bool = false;
+    const MYSQL: bool = true;
+
+    async fn store(&self) -> MySqlStore {
+        MySqlStore::connect(&format!("{}/{}", server(), self.database)).await.unwrap()
+    }
+
+    async fn exec(&self, sql: &str) {
+        // Long generated series recurse more than MariaDB's default 1000 times.
+        let sql = format!("SET SESSION max_recursive_iterations = 4294967295; {}", sql.replace("{t}", ""));
+        sqlx::raw_sql(&sql).execute(self.admin.pool()).await.unwrap();
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(self.admin.pool()).await.unwrap()
+    }
+
+    async fn commit_slowly(&self, store: &MySqlStore, batch: CommitBatch, delay: Duration) -> Result<()> {
+        let mut tx = store.pool().begin().await.map_err(cqrs_ddd::Error::store)?;
+        store.commit_in(&mut tx, batch).await?;
+        tokio::time::sleep(delay).await;
+        tx.commit().await.map_err(cqrs_ddd::Error::store)
+    }
+
+    async fn commit_in_one_transaction(
+        &self,
+        store: &MySqlStore,
+        batches: Vec<CommitBatch>,
+    ) -> Vec<Result<CommitReceipt>> {
+        let mut tx = store.pool().begin().await.unwrap();
+        let mut results = Vec::new();
+        for batch in batches {
+            results.push(store.commit_in(&mut tx, batch).await);
+        }
+        tx.commit().await.unwrap();
+        results
+    }
+}
+
+/// Messages for the two-relay test.
+const MESSAGES: usize = 2_000;
+
+macro_rules! mysql_tests {
+    ($($name:ident => $contract:ident($($arg:expr),*);)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let db = My::new().await;
+            $contract(&db $(, $arg)*).await;
+            db.drop().await;
+        }
+    )*};
+}
+
+every_store_contract!(mysql_tests);
+every_sql_contract!(mysql_tests);
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    let db = My::new().await;
+    db.admin.migrate().await.unwrap();
+    db.store().await.migrate().await.unwrap();
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn identifiers_differing_in_case_or_trailing_space_are_distinct_streams() {
+    use cqrs_ddd::ports::{EventStore, StreamAppend, StreamKey};
+    let db = My::new().await;
+    let store = db.store().await;
+    for id in ["acc", "ACC", "acc "] {
+        let append = StreamAppend {
+            stream: StreamKey::new("Account", id),
+            expected_version: 0,
+            events: vec![new_event("Opened", 1, serde_json::json!({"owner": "x"}))],
+        };
+        let batch = CommitBatch { appends: vec![append], ..CommitBatch::default() };
+        store.commit(batch).await.unwrap_or_else(|e| panic!("stream `{id}`: {e}"));
+    }
+    for id in ["acc", "ACC", "acc "] {
+        assert_eq!(store.stream_version(&StreamKey::new("Account", id)).await.unwrap(), 1, "stream `{id}`");
+    }
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_server_that_is_down_fails_fast_with_connection_refused() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let err = MySqlStore::connect(&format!("mysql://root@127.0.0.1:{port}/test")).await.err().unwrap();
+    match err {
+        cqrs_ddd::Error::Connect { reason, .. } => assert!(reason.contains("connection refused"), "{reason}"),
+        other => panic!("expected a connect error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_missing_database_is_named() {
+    let err = MySqlStore::connect(&format!("{}/no_such_database_here", server())).await.err().unwrap();
+    match err {
+        cqrs_ddd::Error::Connect { reason, .. } => {
+            assert!(reason.contains("`no_such_database_here` does not exist"), "{reason}");
+        }
+        other => panic!("expected a connect error, got {other:?}"),
+    }
+}
