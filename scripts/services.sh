@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts any loopback service the test suites use that is not answering, then waits for
-# it: PostgreSQL 5432, Redis 6379, RabbitMQ 5672, NATS (JetStream) 4222.
+# it: PostgreSQL 5432, MariaDB 3306, Redis 6379, RabbitMQ 5672, NATS (JetStream) 4222.
 # The start commands are those of the development machines (Debian packages); elsewhere,
 # start the services yourself (see README) and this script only checks them.
 # Exit status: the number of services that are still down.
@@ -29,6 +29,8 @@ ensure() { # name, check command, start command, seconds
 down=0
 ensure postgres "pg_isready -q -h 127.0.0.1 -p 5432 || tcp_up 5432" \
   'pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start' 60 || down=$((down + 1))
+ensure mariadb "mysqladmin --protocol=tcp -h 127.0.0.1 -P 3306 -u root ping || tcp_up 3306" \
+  'start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd' 60 || down=$((down + 1))
 ensure redis "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG || tcp_up 6379" \
   'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log' 30 || down=$((down + 1))
 ensure rabbitmq "tcp_up 5672" 'rabbitmq-server -detached' 120 || down=$((down + 1))

@@ -8,10 +8,12 @@
 //! every JSON column on both databases: such JSON text is refused before the write, as is
 //! a NUL character in any text (PostgreSQL's `text` cannot hold it). Text that is not
 //! JSON at all is refused by the database at the write (PostgreSQL's types, SQLite's
-//! triggers of migration 5) and reported the same way.
+//! triggers of migration 5, MariaDB's CHECK constraints) and reported the same way. Times
+//! must lie in the years 1 to 9999 and schema versions fit an `i32` on every backend.
 
 use std::borrow::Cow;
 
+use chrono::{DateTime, Datelike, Utc};
 use cqrs_ddd::Error;
 use cqrs_ddd::ports::{CommitBatch, SagaRecord, ScheduledCommand, Snapshot, StreamKey};
 use serde_json::value::RawValue;
@@ -86,6 +88,25 @@ pub(crate) fn check_text(text: &str, what: impl FnOnce() -> String) -> Result<()
     }
 }
 
+/// Refuses a time outside the years 1 to 9999, the range every database stores
+/// (MariaDB's `DATETIME` ends with year 9999).
+pub(crate) fn check_time(t: DateTime<Utc>, what: impl FnOnce() -> String) -> Result<(), Error> {
+    if (1..=9999).contains(&t.year()) {
+        Ok(())
+    } else {
+        Err(Error::Unstorable { what: what(), reason: format!("its time {t} is outside the years 1 to 9999") })
+    }
+}
+
+/// Refuses a schema version above `i32::MAX` (PostgreSQL keeps it in an `integer`).
+fn check_schema_version(v: u32, what: impl FnOnce() -> String) -> Result<(), Error> {
+    if i32::try_from(v).is_ok() {
+        Ok(())
+    } else {
+        Err(Error::Unstorable { what: what(), reason: format!("its schema version {v} is above {}", i32::MAX) })
+    }
+}
+
 fn check_key(key: &StreamKey, what: impl Fn() -> String) -> Result<(), Error> {
     check_text(&key.stream_type, &what)?;
     check_text(&key.stream_id, &what)?;
@@ -110,6 +131,8 @@ pub(crate) fn check_batch(batch: &CommitBatch) -> Result<(), Error> {
             let what = || format!("event `{}` at version {version} of stream `{}`", e.event_type, a.stream);
             check_key(&a.stream, what)?;
             check_text(e.event_type, what)?;
+            check_schema_version(e.schema_version, what)?;
+            check_time(e.occurred_at, what)?;
             check_json(&e.payload, what)?;
             check_headers(&e.metadata.headers, what)?;
             e.metadata.principal.as_deref().map_or(Ok(()), |p| check_text(p, what))?;
@@ -123,6 +146,7 @@ pub(crate) fn check_batch(batch: &CommitBatch) -> Result<(), Error> {
     for o in &batch.outbox {
         let what = || format!("outbox message `{}` (topic `{}`)", o.id, o.topic.escape_default());
         check_text(&o.topic, what)?;
+        check_time(o.created_at, what)?;
         check_json(&o.payload, what)?;
         check_headers(&o.headers, what)?;
     }
@@ -133,6 +157,7 @@ pub(crate) fn check_batch(batch: &CommitBatch) -> Result<(), Error> {
 pub(crate) fn check_snapshot(s: &Snapshot) -> Result<(), Error> {
     let what = || format!("the snapshot of `{}` at version {}", s.stream, s.version);
     check_key(&s.stream, what)?;
+    check_time(s.taken_at, what)?;
     check_json(&s.state, what)
 }
 
@@ -150,6 +175,9 @@ pub(crate) fn check_saga(record: &SagaRecord) -> Result<(), Error> {
     check_text(&record.key.saga_type, what)?;
     check_text(&record.key.saga_id, what)?;
     record.key.tenant_id.as_deref().map_or(Ok(()), |t| check_text(t, what))?;
+    for t in [Some(record.created_at), Some(record.updated_at), record.wake_at].into_iter().flatten() {
+        check_time(t, what)?;
+    }
     check_json(&record.data, what)
 }
 
@@ -157,6 +185,8 @@ pub(crate) fn check_saga(record: &SagaRecord) -> Result<(), Error> {
 pub(crate) fn check_scheduled(c: &ScheduledCommand) -> Result<(), Error> {
     let what = || format!("scheduled command `{}` (`{}`)", c.id, c.command_type.escape_default());
     check_text(&c.command_type, what)?;
+    check_time(c.due_at, what)?;
+    check_time(c.created_at, what)?;
     check_json(&c.payload, what)?;
     check_headers(&c.metadata.headers, what)?;
     for t in [c.metadata.tenant_id.as_deref(), c.metadata.principal.as_deref(), c.last_error.as_deref()]

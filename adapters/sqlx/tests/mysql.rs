@@ -135,6 +135,24 @@ async fn identifiers_differing_in_case_or_trailing_space_are_distinct_streams() 
 }
 
 #[tokio::test]
+async fn an_id_longer_than_its_column_is_unstorable_and_writes_nothing() {
+    use cqrs_ddd::ports::{EventStore, StreamAppend, StreamKey};
+    let db = My::new().await;
+    let store = db.store().await;
+    let long = "x".repeat(256);
+    let append = StreamAppend {
+        stream: StreamKey::new("Account", &long),
+        expected_version: 0,
+        events: vec![new_event("Opened", 1, serde_json::json!({"owner": "x"}))],
+    };
+    let err = store.commit(CommitBatch { appends: vec![append], ..CommitBatch::default() }).await.unwrap_err();
+    assert!(matches!(err, cqrs_ddd::Error::Unstorable { .. }), "{err:?}");
+    assert!(!err.is_transient());
+    assert_eq!(db.count("events").await, 0);
+    db.drop().await;
+}
+
+#[tokio::test]
 async fn a_server_that_is_down_fails_fast_with_connection_refused() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let err = MySqlStore::connect(&format!("mysql://root@127.0.0.1:{port}/test")).await.err().unwrap();

@@ -271,6 +271,46 @@ pub async fn values_no_backend_stores_are_refused_alike(db: &impl TestDb) {
     tx.commit().await.unwrap();
 }
 
+/// Times outside the years 1 to 9999 and schema versions above `i32::MAX` are refused
+/// by every backend alike, naming what was refused, and write nothing; the limits
+/// themselves are stored and read back.
+pub async fn out_of_range_times_and_schema_versions_are_refused_alike(db: &impl TestDb) {
+    use chrono::{DateTime, TimeZone};
+    let store = db.store().await;
+    let far = Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap();
+    let early = DateTime::<Utc>::MIN_UTC;
+    for (n, t) in [far, early].into_iter().enumerate() {
+        let mut batch = one_event(&StreamKey::new("Account", &format!("t{n}")), "{}");
+        batch.appends[0].events[0].occurred_at = t;
+        assert_unstorable(store.commit(batch).await, &["Deposited", "Account/t"]);
+        let command = ScheduledCommand {
+            id: cqrs_ddd::new_id(),
+            command_type: "Deposit".to_owned(),
+            payload: "{}".to_owned(),
+            due_at: t,
+            metadata: cqrs_ddd::Metadata::default(),
+            attempts: 0,
+            last_error: None,
+            created_at: Utc::now(),
+        };
+        assert_unstorable(store.schedule(&command).await, &["scheduled command"]);
+    }
+    let mut batch = one_event(&StreamKey::new("Account", "sv"), "{}");
+    batch.appends[0].events[0].schema_version = u32::MAX;
+    assert_unstorable(store.commit(batch).await, &["Deposited", "Account/sv"]);
+    assert_eq!(db.count("events").await, 0);
+    assert_eq!(db.count("scheduled_commands").await, 0);
+
+    let last = Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap();
+    let mut batch = one_event(&StreamKey::new("Account", "last"), "{}");
+    batch.appends[0].events[0].occurred_at = last;
+    batch.appends[0].events[0].schema_version = u32::try_from(i32::MAX).unwrap();
+    store.commit(batch).await.unwrap();
+    super::visible(&store, 1).await;
+    let all = store.read_all(Cursor::START, 10).await.unwrap();
+    assert_eq!((all[0].occurred_at, all[0].schema_version), (last, u32::try_from(i32::MAX).unwrap()));
+}
+
 /// Text that is not JSON is refused by every JSON column of both databases (SQLite by
 /// the triggers of migration 5) as a non-transient `Unstorable` naming what it was; the
 /// stream it was meant for stays readable.

@@ -92,6 +92,7 @@ macro_rules! every_sql_contract {
             cancelled_sends_leave_the_pool_clean => cancelled_writes_leave_every_path_working();
             unstorable_json_is_refused_alike => values_no_backend_stores_are_refused_alike();
             non_json_is_refused_alike => text_that_is_not_json_is_refused_alike();
+            times_and_schema_versions_out_of_range_are_refused => out_of_range_times_and_schema_versions_are_refused_alike();
             bad_rows_are_corrupt_row_errors => corrupt_rows_are_named_errors();
             bad_rows_go_through_the_projection_error_policy => corrupt_rows_go_through_the_projection_error_policy();
         }
