@@ -16,7 +16,6 @@ use common::*;
 use cqrs_ddd::Result;
 use cqrs_ddd::ports::{CommitBatch, CommitReceipt, async_trait};
 use cqrs_ddd_sqlx::MySqlStore;
-use sqlx::Connection;
 
 /// The server, without a database.
 fn server() -> String {
@@ -31,11 +30,11 @@ struct My {
 impl My {
     async fn new() -> Self {
         let database = format!("t_{}", uuid::Uuid::now_v7().simple());
-        let mut conn = sqlx::MySqlConnection::connect(&server()).await.unwrap_or_else(|e| {
+        let root = sqlx::MySqlPool::connect(&server()).await.unwrap_or_else(|e| {
             panic!("MariaDB is not reachable at {} ({e}); start it with scripts/services.sh", server())
         });
-        sqlx::raw_sql(&format!("CREATE DATABASE `{database}`")).execute(&mut conn).await.unwrap();
-        let _ = conn.close().await;
+        sqlx::raw_sql(&format!("CREATE DATABASE `{database}`")).execute(&root).await.unwrap();
+        root.close().await;
         let admin = MySqlStore::connect(&format!("{}/{database}", server())).await.unwrap_or_else(|e| panic!("{e}"));
         admin.migrate().await.unwrap();
         My { database, admin }
@@ -88,6 +87,41 @@ impl TestDb for My {
         results
     }
 }
+
+#[async_trait]
+impl common::kill::Reopen for My {
+    const APPLIED: &'static str = "CREATE TABLE {t}applied (event_id BINARY(16) PRIMARY KEY)";
+    const RECORD: common::kill::Record = |tx, _, id| {
+        Box::pin(async move {
+            let conn = tx.connection::<sqlx::MySqlConnection>().ok_or_else(|| cqrs_ddd::Error::handler("not on MariaDB"))?;
+            sqlx::query("INSERT INTO applied (event_id) VALUES (?)")
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(cqrs_ddd::Error::store)?;
+            Ok(())
+        })
+    };
+
+    async fn create() -> Self {
+        My::new().await
+    }
+
+    fn place(&self) -> String {
+        self.database.clone()
+    }
+
+    async fn reopen(database: &str) -> Self {
+        let admin = MySqlStore::connect(&format!("{}/{database}", server())).await.unwrap();
+        My { database: database.to_owned(), admin }
+    }
+
+    async fn destroy(self) {
+        self.drop().await;
+    }
+}
+
+kill_tests!(My);
 
 /// Messages for the two-relay test.
 const MESSAGES: usize = 2_000;

@@ -87,6 +87,41 @@ impl TestDb for Pg {
     }
 }
 
+#[async_trait]
+impl common::kill::Reopen for Pg {
+    const APPLIED: &'static str = "CREATE TABLE {t}applied (event_id UUID PRIMARY KEY)";
+    const RECORD: common::kill::Record = |tx, schema, id| {
+        Box::pin(async move {
+            let conn = tx.connection::<sqlx::PgConnection>().ok_or_else(|| cqrs_ddd::Error::handler("not on PostgreSQL"))?;
+            sqlx::query(&format!("INSERT INTO \"{schema}\".applied (event_id) VALUES ($1)"))
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(cqrs_ddd::Error::store)?;
+            Ok(())
+        })
+    };
+
+    async fn create() -> Self {
+        Pg::new().await
+    }
+
+    fn place(&self) -> String {
+        self.schema.clone()
+    }
+
+    async fn reopen(schema: &str) -> Self {
+        let admin = PgStore::connect_with(PgOptions::new(url()).schema(schema).max_connections(4)).await.unwrap();
+        Pg { schema: schema.to_owned(), admin }
+    }
+
+    async fn destroy(self) {
+        self.drop().await;
+    }
+}
+
+kill_tests!(Pg);
+
 /// Messages for the two-relay test.
 const MESSAGES: usize = 10_000;
 

@@ -83,6 +83,42 @@ impl TestDb for Lite {
     }
 }
 
+#[async_trait]
+impl common::kill::Reopen for Lite {
+    const APPLIED: &'static str = "CREATE TABLE {t}applied (event_id BLOB PRIMARY KEY)";
+    const RECORD: common::kill::Record = |tx, _, id| {
+        Box::pin(async move {
+            let conn = tx.connection::<sqlx::SqliteConnection>().ok_or_else(|| cqrs_ddd::Error::handler("not on SQLite"))?;
+            sqlx::query("INSERT INTO applied (event_id) VALUES (?)")
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(cqrs_ddd::Error::store)?;
+            Ok(())
+        })
+    };
+
+    async fn create() -> Self {
+        Lite::new().await
+    }
+
+    fn place(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    async fn reopen(path: &str) -> Self {
+        let path = PathBuf::from(path);
+        let admin = SqliteStore::connect(&Self::url_of(&path)).await.unwrap();
+        Lite { path, admin }
+    }
+
+    async fn destroy(self) {
+        self.drop().await;
+    }
+}
+
+kill_tests!(Lite);
+
 /// Messages for the two-relay test.
 const MESSAGES: usize = 2_000;
 

@@ -3,6 +3,8 @@
 
 pub mod domain;
 pub mod hardening;
+#[macro_use]
+pub mod kill;
 pub mod mem;
 pub mod projections;
 pub mod proxy;
