@@ -7,7 +7,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use cqrs_ddd::ports::{CommitBatch, Cursor, OutboxStatus, SagaKey, StreamKey};
+use cqrs_ddd::ports::{CommitBatch, Cursor, OutboxStatus, SagaKey, StateWrite, StreamKey};
 use cqrs_ddd::{Error, Metadata};
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Pool, TransactionManager};
@@ -92,6 +92,36 @@ impl<DB: Database> Drop for Txn<DB> {
     fn drop(&mut self) {
         if !self.ended {
             self.conn.close_on_drop();
+        }
+    }
+}
+
+/// Whether a transaction failed because the database chose it as a deadlock victim or
+/// could not serialize it (SQLSTATE 40001, 40P01): the database rolled all of it back,
+/// and running it again can succeed.
+pub(crate) fn is_deadlock(e: &Error) -> bool {
+    let Error::Store(inner) = e else { return false };
+    matches!(inner.downcast_ref::<sqlx::Error>(), Some(sqlx::Error::Database(db))
+        if matches!(db.code().as_deref(), Some("40001" | "40P01")))
+}
+
+/// Runs a transaction of the store's own up to four times while it fails as a deadlock
+/// victim ([`is_deadlock`]), after a short random pause; any other outcome is returned.
+pub(crate) async fn retry_deadlocks<T, F, Fut>(mut run: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let mut attempt = 0u64;
+    loop {
+        match run().await {
+            Err(e) if is_deadlock(&e) && attempt < 3 => {
+                attempt += 1;
+                let pause = Duration::from_millis(attempt * 5 + u64::from(Uuid::now_v7().as_bytes()[15] % 10));
+                tracing::debug!(error = %e, attempt, "a deadlocked transaction runs again");
+                tokio::time::sleep(pause).await;
+            }
+            other => return other,
         }
     }
 }
@@ -191,13 +221,16 @@ pub(crate) fn row_headers(
     headers_from(json).map_err(|reason| Error::CorruptRow { stream: row(), version: 0, reason, at: None })
 }
 
-/// State writes that no event append of the same stream guards: they need an explicit
-/// version check in a transaction.
+/// Whether an event append of the same stream at the same version guards a state
+/// write: the events' unique key then lets one writer through.
+pub(crate) fn is_guarded(batch: &CommitBatch, s: &StateWrite) -> bool {
+    batch.appends.iter().any(|a| a.stream == s.stream && a.expected_version == s.expected_version)
+}
+
+/// State writes that no event append of the same stream guards: they are written with
+/// their own version condition.
 pub(crate) fn has_unguarded_states(batch: &CommitBatch) -> bool {
-    batch
-        .states
-        .iter()
-        .any(|s| !batch.appends.iter().any(|a| a.stream == s.stream && a.expected_version == s.expected_version))
+    batch.states.iter().any(|s| !is_guarded(batch, s))
 }
 
 /// A migration: its number and its SQL.

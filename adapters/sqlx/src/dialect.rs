@@ -40,10 +40,14 @@ pub trait Dialect: sealed::Sealed + Clone + Send + Sync + Sized + 'static {
     /// The statement that begins a transaction that will write (SQLite takes its write
     /// lock at once with `BEGIN IMMEDIATE`, so two writers queue instead of deadlocking).
     const BEGIN_WRITE: Option<&'static str> = None;
-    /// Appended to a `SELECT` whose rows the transaction will update.
-    const LOCK_ROWS: &'static str = " FOR UPDATE";
     /// Appended to a claim's `SELECT`, so concurrent claimers take disjoint rows.
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    /// Appended to an `INSERT` that must not fail when its key is taken (it then inserts
+    /// nothing): PostgreSQL would abort the transaction on the error. MariaDB has no
+    /// such clause short of `INSERT IGNORE`, which would also turn a value too long into
+    /// a truncated one; there the key's error is met instead (it leaves the
+    /// transaction usable).
+    const ON_CONFLICT_SKIP: &'static str = " ON CONFLICT DO NOTHING";
     /// Whether `INSERT`, `UPDATE` and `DELETE` take `RETURNING`.
     const RETURNING: bool = true;
     /// Whether readers of all events order by `(commit, position)`; else by position.
@@ -154,7 +158,8 @@ pub(crate) fn strip_casts(sql: &str) -> String {
     let mut rest = sql;
     while let Some(at) = rest.find("::") {
         out.push_str(&rest[..at]);
-        rest = rest[at + 2..].trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '[' || c == ']');
+        rest =
+            rest[at + 2..].trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '[' || c == ']');
     }
     out.push_str(rest);
     out

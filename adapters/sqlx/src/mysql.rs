@@ -35,8 +35,16 @@ pub struct MySql;
 impl sealed::Sealed for MySql {}
 
 /// What every connection of the pool sets: strict mode (a value that does not fit is an
-/// error, never truncated) and UTC for `NOW()`.
-const SESSION: &str = "SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES,NO_ZERO_DATE'), time_zone = '+00:00'";
+/// error, never truncated), UTC for `NOW()`, and `READ COMMITTED`, under which a locking
+/// read takes no gap locks: a relay's claim (`FOR UPDATE SKIP LOCKED`) then never holds
+/// up a commit inserting outbox rows, which under `REPEATABLE READ` deadlock each other.
+/// Nothing here relies on gap locks: every conditional write states its condition in
+/// the statement (a unique key, `WHERE version = ?`), and global order relies on a row
+/// lock.
+pub(crate) const SESSION: [&str; 2] = [
+    "SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES,NO_ZERO_DATE'), time_zone = '+00:00'",
+    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+];
 
 impl SqlStore<MySql> {
     /// Connects to `url` (`mysql://user:password@host:port/database`) with 16 connections.
@@ -60,21 +68,32 @@ impl SqlStore<MySql> {
                 return Err(Error::Connect {
                     backend: MySql::NAME,
                     target: target(&options),
-                    reason: format!("no answer within {timeout:?}: is this a MariaDB or MySQL server, reachable from here?"),
+                    reason: format!(
+                        "no answer within {timeout:?}: is this a MariaDB or MySQL server, reachable from here?"
+                    ),
                 });
             }
         }
         let pool = MySqlPoolOptions::new()
             .max_connections(16)
             .test_before_acquire(false)
-            .after_connect(|conn, _| Box::pin(async move { conn.execute(SESSION).await.map(|_| ()) }))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    for statement in SESSION {
+                        conn.execute(statement).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_lazy_with(options);
         Ok(Self::from_pool(pool))
     }
 
-    /// Uses an existing pool. Its connections should be in strict mode
-    /// (`STRICT_ALL_TABLES`), as [`connect`](Self::connect) sets them, or MariaDB
-    /// truncates a value that does not fit instead of refusing it.
+    /// Uses an existing pool. Its connections should be set up as
+    /// [`connect`](Self::connect) sets them up: strict mode (`STRICT_ALL_TABLES`, or
+    /// MariaDB truncates a value that does not fit instead of refusing it) and
+    /// `READ COMMITTED` (under `REPEATABLE READ` claims and commits can deadlock more
+    /// often; a deadlocked commit is run again, up to four times).
     pub fn from_pool(pool: MySqlPool) -> Self {
         SqlStore::with(pool, MySql)
     }
@@ -87,6 +106,7 @@ impl Dialect for MySql {
 
     const NAME: &'static str = "MariaDB/MySQL";
     const RETURNING: bool = false;
+    const ON_CONFLICT_SKIP: &'static str = "";
     const TEXT_UNCHECKED: bool = true;
 
     /// Times go as `DATETIME` (UTC, no zone): sent as a `TIMESTAMP`, a time after 2038

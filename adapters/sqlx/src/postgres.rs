@@ -13,8 +13,8 @@ use sqlx::{Connection, PgConnection, Row};
 use uuid::Uuid;
 
 use crate::common::{
-    Migration, PROCESSED_KEY, Txn, has_unguarded_states, headers_json, is_unique_violation, store_err, tenant,
-    to_i32, to_i64, to_ms_precision, to_u64, violates,
+    Migration, PROCESSED_KEY, Txn, has_unguarded_states, headers_json, is_guarded, is_unique_violation,
+    retry_deadlocks, store_err, tenant, to_i32, to_i64, to_ms_precision, to_u64, violates,
 };
 use crate::dialect::{Dialect, number_placeholders, sealed};
 use crate::exec::{SqlConn, Stmt};
@@ -192,8 +192,10 @@ impl Dialect for Postgres {
              (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
         );
         let table = format!("{s}.cqrs_ddd_migrations");
-        match crate::common::migrate_on(store, &mut tx, &setup, &table, MIGRATIONS, |sql: &str| sql.replace("{schema}", s))
-            .await
+        match crate::common::migrate_on(store, &mut tx, &setup, &table, MIGRATIONS, |sql: &str| {
+            sql.replace("{schema}", s)
+        })
+        .await
         {
             Ok(()) => tx.commit().await.map_err(store_err),
             Err(e) => tx.fail(e).await,
@@ -202,15 +204,18 @@ impl Dialect for Postgres {
 
     async fn commit(store: &PgStore, batch: CommitBatch) -> Result<CommitReceipt> {
         if has_unguarded_states(&batch) {
-            // A cancelled commit closes its connection (see `Txn`).
-            let mut tx = Txn::begin(&store.pool, None).await?;
-            return match Self::commit_in(store, &mut tx, &batch).await {
-                Ok(receipt) => {
-                    tx.commit().await.map_err(store_err)?;
-                    Ok(receipt)
+            return retry_deadlocks(|| async {
+                // A cancelled commit closes its connection (see `Txn`).
+                let mut tx = Txn::begin(&store.pool, None).await?;
+                match Self::commit_in(store, &mut tx, &batch).await {
+                    Ok(receipt) => {
+                        tx.commit().await.map_err(store_err)?;
+                        Ok(receipt)
+                    }
+                    Err(e) => tx.fail(e).await,
                 }
-                Err(e) => tx.fail(e).await,
-            };
+            })
+            .await;
         }
         let mut conn = store.conn().await?;
         // One statement in autocommit: atomic, one round trip, one commit.
@@ -221,30 +226,21 @@ impl Dialect for Postgres {
         }
     }
 
-    /// State rows no event append guards are checked (and locked) first; the batch
-    /// statement runs behind a savepoint.
+    /// The batch behind a savepoint: state rows no event append guards first, each with
+    /// its version condition, then the one statement for the rest. A refused batch is
+    /// undone to the savepoint, so the caller's transaction stays usable.
     async fn commit_in(store: &PgStore, conn: &mut PgConnection, batch: &CommitBatch) -> Result<CommitReceipt> {
-        if has_unguarded_states(batch)
-            && let Err(e) = store.check_states(conn, batch).await
-        {
-            return Err(store.processed_or(conn, batch, e).await);
-        }
         conn.script("SAVEPOINT cqrs_ddd_commit").await.map_err(store_err)?;
-        let result = match Self::write(&store.dialect.sql, conn, batch).await {
+        let failure = match Self::write_all(store, conn, batch).await {
             Ok(rows) => return receipt(batch, rows),
-            Err(e) if is_unique_violation(&e) => {
-                conn.script("ROLLBACK TO SAVEPOINT cqrs_ddd_commit").await.map_err(store_err)?;
-                Self::refused(store, conn, batch, &e).await
-            }
-            Err(e) => match refusal(&e) {
-                Some(reason) => {
-                    conn.script("ROLLBACK TO SAVEPOINT cqrs_ddd_commit").await.map_err(store_err)?;
-                    refused_in_batch(batch, reason)
-                }
-                None => store_err(e),
-            },
+            Err(failure) => failure,
         };
-        Err(result)
+        conn.script("ROLLBACK TO SAVEPOINT cqrs_ddd_commit").await.map_err(store_err)?;
+        Err(match failure {
+            Failure::State(e) => store.processed_or(conn, batch, e).await,
+            Failure::Sql(e) if is_unique_violation(&e) => Self::refused(store, conn, batch, &e).await,
+            Failure::Sql(e) => refusal(&e).map_or_else(|| store_err(e), |reason| refused_in_batch(batch, reason)),
+        })
     }
 
     async fn read_stall(store: &PgStore) -> Result<Option<ReadStall>> {
@@ -264,7 +260,32 @@ impl Dialect for Postgres {
     }
 }
 
+/// Why a batch inside a transaction failed.
+enum Failure {
+    /// A state row no event append guards was refused (a conflict, a value).
+    State(Error),
+    /// The batch statement failed.
+    Sql(sqlx::Error),
+}
+
 impl Postgres {
+    /// Unguarded state rows, then the batch statement for everything else.
+    async fn write_all(
+        store: &PgStore,
+        conn: &mut PgConnection,
+        batch: &CommitBatch,
+    ) -> std::result::Result<Vec<PgRow>, Failure> {
+        if !has_unguarded_states(batch) {
+            return Self::write(&store.dialect.sql, conn, batch).await.map_err(Failure::Sql);
+        }
+        store.write_unguarded_states(conn, batch).await.map_err(Failure::State)?;
+        let rest = CommitBatch {
+            states: batch.states.iter().filter(|s| is_guarded(batch, s)).cloned().collect(),
+            ..batch.clone()
+        };
+        Self::write(&store.dialect.sql, conn, &rest).await.map_err(Failure::Sql)
+    }
+
     /// The one statement that writes a batch.
     async fn write(
         sql: &PgSql,
@@ -368,7 +389,6 @@ impl Postgres {
         let conflict = store.find_conflict(conn, batch).await;
         store.processed_or(conn, batch, conflict).await
     }
-
 }
 
 /// Where a connection goes, without credentials: `host:port/database`.
@@ -590,7 +610,6 @@ impl PgSql {
         sql
     }
 
-
     /// Data-modifying CTEs in one statement: atomic, one round trip. PostgreSQL runs
     /// every one of them even when the final `SELECT` does not read it (a batch of only
     /// an idempotency key still records it).
@@ -653,4 +672,3 @@ impl PgSql {
         sql
     }
 }
-

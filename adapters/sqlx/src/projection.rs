@@ -8,7 +8,9 @@ use chrono::Utc;
 use cqrs_ddd::ports::{Cursor, DeadLetter, Document, ProjectionStore, ProjectionTxn, async_trait};
 use cqrs_ddd::{Error, Result};
 
-use crate::common::{Txn, checkpoint_conflict, is_unique_violation, lease_until, store_err, tenant, tenant_column, to_i64};
+use crate::common::{
+    Txn, checkpoint_conflict, is_unique_violation, lease_until, store_err, tenant, tenant_column, to_i64,
+};
 use crate::dialect::{Dialect, at, instant};
 use crate::exec::{SqlConn, Stmt, Value};
 use crate::rows::{self, Cols, DOCUMENT_COLUMNS};
@@ -23,7 +25,11 @@ fn txn_err(e: sqlx::Error) -> Error {
     if let sqlx::Error::Database(db) = &e
         && matches!(db.code().as_deref(), Some("40P01" | "40001"))
     {
-        return Error::Conflict { stream: format!("projection transaction ({})", db.message()), expected: 0, actual: 0 };
+        return Error::Conflict {
+            stream: format!("projection transaction ({})", db.message()),
+            expected: 0,
+            actual: 0,
+        };
     }
     store_err(e)
 }
@@ -203,7 +209,8 @@ impl<D: Dialect> ProjectionTxn for SqlTxn<D> {
             }
             if let Err(e) = self.tx.run(stmt).await {
                 // Which document the database refused: the first that is not JSON.
-                let refused = chunk.iter().find(|(_, j)| serde_json::from_str::<&serde_json::value::RawValue>(j).is_err());
+                let refused =
+                    chunk.iter().find(|(_, j)| serde_json::from_str::<&serde_json::value::RawValue>(j).is_err());
                 return Err(doc_err(e, collection, refused.map_or("(one of the batch)", |(id, _)| id.as_str())));
             }
         }
@@ -226,7 +233,8 @@ impl<D: Dialect> ProjectionTxn for SqlTxn<D> {
         let sql = &self.store.sql;
         let done = match expected {
             None => {
-                let stmt = Stmt::new(&sql.checkpoint_insert).str(projection).int(partition(p)).int(commit).int(position);
+                let stmt =
+                    Stmt::new(&sql.checkpoint_insert).str(projection).int(partition(p)).int(commit).int(position);
                 self.tx.run(stmt.arg(now)).await
             }
             Some(e) => {

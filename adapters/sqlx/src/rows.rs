@@ -31,8 +31,7 @@ pub(crate) const SCHEDULED_COLUMNS: &str = "id, command_type, payload::text AS p
 /// The columns of a document row.
 pub(crate) const DOCUMENT_COLUMNS: &str = "id, version, document::text AS document";
 /// The columns of a dead letter row.
-pub(crate) const DEAD_LETTER_COLUMNS: &str =
-    "projection, event_id, position, commit_id, tenant_id, stream_type, stream_id, version, event_type, error, failed_at";
+pub(crate) const DEAD_LETTER_COLUMNS: &str = "projection, event_id, position, commit_id, tenant_id, stream_type, stream_id, version, event_type, error, failed_at";
 
 /// A row's columns, read by name the way the dialect stores them.
 pub(crate) struct Cols<'r, D: Dialect> {

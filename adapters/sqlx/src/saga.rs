@@ -199,7 +199,8 @@ impl<D: Dialect> ScheduleStore for SqlStore<D> {
     }
 
     async fn dead(&self, max: usize) -> Result<Vec<ScheduledCommand>> {
-        let rows = self.conn().await?.rows(Stmt::new(&self.sql.schedule_dead).int(limit(max))).await.map_err(store_err)?;
+        let rows =
+            self.conn().await?.rows(Stmt::new(&self.sql.schedule_dead).int(limit(max))).await.map_err(store_err)?;
         rows.iter().map(rows::scheduled::<D>).collect()
     }
 }

@@ -32,6 +32,8 @@ pub(crate) struct Statements {
     pub(crate) stream_version: String,
     pub(crate) load_state: String,
     pub(crate) state_version: String,
+    pub(crate) insert_state: String,
+    pub(crate) update_state: String,
     pub(crate) upsert_state: String,
     pub(crate) insert_processed: String,
     pub(crate) processed: String,
@@ -82,16 +84,20 @@ impl Statements {
     pub(crate) fn new<D: Dialect>(d: &D) -> Self {
         let r = |t: &str| d.render(t);
         let returning = |cols: &str| if D::RETURNING { format!(" RETURNING {cols}") } else { String::new() };
-        let claim_outbox = |cols: &str| format!(
-            "SELECT {cols} FROM {{t}}outbox WHERE status = 'pending' AND next_attempt_at <= ? \
+        let claim_outbox = |cols: &str| {
+            format!(
+                "SELECT {cols} FROM {{t}}outbox WHERE status = 'pending' AND next_attempt_at <= ? \
              AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY position LIMIT ?{}",
-            D::SKIP_LOCKED
-        );
-        let claim_schedule = |cols: &str| format!(
-            "SELECT {cols} FROM {{t}}scheduled_commands WHERE dead = false AND due_at <= ? \
+                D::SKIP_LOCKED
+            )
+        };
+        let claim_schedule = |cols: &str| {
+            format!(
+                "SELECT {cols} FROM {{t}}scheduled_commands WHERE dead = false AND due_at <= ? \
              AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY due_at, id LIMIT ?{}",
-            D::SKIP_LOCKED
-        );
+                D::SKIP_LOCKED
+            )
+        };
         Statements {
             // A row below version 1 (which no writer makes) is read first, whatever the
             // starting version, so that loading the stream reports it: one index probe.
@@ -105,13 +111,26 @@ impl Statements {
             head: d.head_sql(),
             stream_version: r(&format!("SELECT COALESCE(MAX(version), 0) AS version FROM {{t}}events WHERE {KEY}")),
             load_state: r(&format!("SELECT version, state::text AS state FROM {{t}}states WHERE {KEY}")),
-            state_version: r(&format!("SELECT version FROM {{t}}states WHERE {KEY}{}", D::LOCK_ROWS)),
+            state_version: r(&format!("SELECT version FROM {{t}}states WHERE {KEY}")),
+            insert_state: r(&format!(
+                "INSERT INTO {{t}}states (version, state, updated_at, tenant_id, stream_type, stream_id) \
+                 VALUES (?, ?::jsonb, ?, ?, ?, ?){}",
+                D::ON_CONFLICT_SKIP
+            )),
+            update_state: r(&format!(
+                "UPDATE {{t}}states SET version = ?, state = ?::jsonb, updated_at = ? WHERE {KEY} AND version = ?"
+            )),
             upsert_state: r(&format!(
                 "INSERT INTO {{t}}states (tenant_id, stream_type, stream_id, version, state, updated_at) \
                  VALUES (?, ?, ?, ?, ?::jsonb, ?){}",
-                d.upsert("tenant_id, stream_type, stream_id", &[("version", None), ("state", None), ("updated_at", None)])
+                d.upsert(
+                    "tenant_id, stream_type, stream_id",
+                    &[("version", None), ("state", None), ("updated_at", None)]
+                )
             )),
-            insert_processed: r("INSERT INTO {t}processed_commands (\"key\", tenant_id, processed_at) VALUES (?, ?, ?)"),
+            insert_processed: r(
+                "INSERT INTO {t}processed_commands (\"key\", tenant_id, processed_at) VALUES (?, ?, ?)",
+            ),
             processed: r("SELECT 1 AS found FROM {t}processed_commands WHERE \"key\" = ? AND tenant_id = ?"),
             insert_outbox: r("INSERT INTO {t}outbox (id, topic, payload, headers, created_at, next_attempt_at) \
                  VALUES (?, ?, ?::jsonb, ?::jsonb, ?, ?)"),
@@ -122,8 +141,10 @@ impl Statements {
             update_snapshot: r(&format!(
                 "UPDATE {{t}}snapshots SET state = ?::jsonb, taken_at = ?, version = ? WHERE {KEY} AND version < ?"
             )),
-            insert_snapshot: r("INSERT INTO {t}snapshots (state, taken_at, version, tenant_id, stream_type, stream_id) \
-                 VALUES (?::jsonb, ?, ?, ?, ?, ?)"),
+            insert_snapshot: r(
+                "INSERT INTO {t}snapshots (state, taken_at, version, tenant_id, stream_type, stream_id) \
+                 VALUES (?::jsonb, ?, ?, ?, ?, ?)",
+            ),
             outbox_pending: r(&format!(
                 "SELECT {OUTBOX_COLUMNS} FROM {{t}}outbox WHERE status = 'pending' ORDER BY position LIMIT ?"
             )),
@@ -132,7 +153,9 @@ impl Statements {
             ),
             outbox_failed: r("UPDATE {t}outbox SET status = CASE WHEN attempts + 1 >= ? THEN 'dead' ELSE status END, \
                  attempts = attempts + 1, last_error = ?, claimed_until = NULL, next_attempt_at = ? WHERE id = ?"),
-            outbox_dead: r(&format!("SELECT {OUTBOX_COLUMNS} FROM {{t}}outbox WHERE status = 'dead' ORDER BY position")),
+            outbox_dead: r(&format!(
+                "SELECT {OUTBOX_COLUMNS} FROM {{t}}outbox WHERE status = 'dead' ORDER BY position"
+            )),
             outbox_claim: r(&if D::RETURNING {
                 format!(
                     "UPDATE {{t}}outbox SET claimed_by = ?, claimed_until = ? WHERE position IN ({}){}",
@@ -169,7 +192,11 @@ impl Statements {
                  VALUES (?, ?, 1, ?::jsonb, ?, ?){}{}",
                 d.upsert(
                     "tenant_id, collection, id",
-                    &[("version", Some(&d.render("{t}documents.version + 1"))), ("document", None), ("updated_at", None)]
+                    &[
+                        ("version", Some(&d.render("{t}documents.version + 1"))),
+                        ("document", None),
+                        ("updated_at", None)
+                    ]
                 ),
                 returning("version")
             )),

@@ -6,8 +6,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use cqrs_ddd::{Error, Result};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::SqliteConnection;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 
 use crate::common::{Migration, migrate_on, store_err};
 use crate::dialect::{Dialect, sealed};
@@ -73,7 +75,6 @@ impl Dialect for Sqlite {
 
     const NAME: &'static str = "SQLite";
     const BEGIN_WRITE: Option<&'static str> = Some("BEGIN IMMEDIATE");
-    const LOCK_ROWS: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
     const MILLIS: bool = true;
 
@@ -84,7 +85,8 @@ impl Dialect for Sqlite {
     /// Migrations run in one `BEGIN IMMEDIATE` transaction, so processes take turns.
     async fn migrate(store: &SqliteStore) -> Result<()> {
         let mut tx = store.begin_write().await?;
-        let setup = "CREATE TABLE IF NOT EXISTS cqrs_ddd_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)";
+        let setup =
+            "CREATE TABLE IF NOT EXISTS cqrs_ddd_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)";
         match migrate_on(store, &mut tx, setup, "cqrs_ddd_migrations", MIGRATIONS, str::to_owned).await {
             Ok(()) => tx.commit().await.map_err(store_err),
             Err(e) => tx.fail(e).await,

@@ -18,8 +18,8 @@ use sqlx::pool::PoolConnection;
 use uuid::Uuid;
 
 use crate::common::{
-    Txn, conflict, conflict_in, has_unguarded_states, headers_json, is_unique_violation, limit, store_err, tenant,
-    tenant_column, to_i32, to_i64,
+    Txn, conflict, conflict_in, headers_json, is_guarded, is_unique_violation, limit, retry_deadlocks, store_err,
+    tenant, tenant_column, to_i32, to_i64,
 };
 use crate::dialect::{Dialect, at, instant};
 use crate::exec::{SqlConn, Stmt, Value};
@@ -88,25 +88,31 @@ impl<D: Dialect> SqlStore<D> {
         Txn::begin(&self.pool, D::BEGIN_WRITE).await
     }
 
-    /// The generic commit: one transaction.
+    /// The generic commit: one transaction, run again when the database picked it as a
+    /// deadlock victim (it then wrote nothing).
     pub(crate) async fn commit_txn(&self, batch: CommitBatch) -> Result<CommitReceipt> {
-        // A cancelled commit closes its connection (see `Txn`).
-        let mut tx = self.begin_write().await?;
-        match self.write_batch(&mut tx, &batch).await {
-            Ok(receipt) => {
-                tx.commit().await.map_err(store_err)?;
-                Ok(receipt)
+        retry_deadlocks(|| async {
+            // A cancelled commit closes its connection (see `Txn`).
+            let mut tx = self.begin_write().await?;
+            match self.write_batch(&mut tx, &batch).await {
+                Ok(receipt) => {
+                    tx.commit().await.map_err(store_err)?;
+                    Ok(receipt)
+                }
+                Err(e) => tx.fail(e).await,
             }
-            Err(e) => tx.fail(e).await,
-        }
+        })
+        .await
     }
 
-    /// The generic `commit_in`: the batch between a savepoint and its release.
+    /// The generic `commit_in`: the batch between a savepoint and its release. When the
+    /// savepoint is gone (the database rolled the whole transaction back, as MariaDB does
+    /// to a deadlock victim), the batch's own error is returned.
     pub(crate) async fn commit_in_savepoint(&self, conn: &mut D::Conn, batch: &CommitBatch) -> Result<CommitReceipt> {
         conn.script("SAVEPOINT cqrs_ddd_commit").await.map_err(store_err)?;
         let result = self.write_batch(conn, batch).await;
-        if result.is_err() {
-            conn.script("ROLLBACK TO SAVEPOINT cqrs_ddd_commit").await.map_err(store_err)?;
+        if result.is_err() && conn.script("ROLLBACK TO SAVEPOINT cqrs_ddd_commit").await.is_err() {
+            return result;
         }
         conn.script("RELEASE SAVEPOINT cqrs_ddd_commit").await.map_err(store_err)?;
         result
@@ -125,9 +131,7 @@ impl<D: Dialect> SqlStore<D> {
                 .await
                 .map_err(|e| if is_unique_violation(&e) { Error::AlreadyProcessed { key } } else { store_err(e) })?;
         }
-        if has_unguarded_states(batch) {
-            self.check_states(conn, batch).await?;
-        }
+        self.write_unguarded_states(conn, batch).await?;
         match self.write_rows(conn, batch).await {
             Ok(receipt) => Ok(receipt),
             Err(e) if is_unique_violation(&e) => Err(self.find_conflict(conn, batch).await),
@@ -135,7 +139,11 @@ impl<D: Dialect> SqlStore<D> {
         }
     }
 
-    async fn write_rows(&self, conn: &mut D::Conn, batch: &CommitBatch) -> std::result::Result<CommitReceipt, sqlx::Error> {
+    async fn write_rows(
+        &self,
+        conn: &mut D::Conn,
+        batch: &CommitBatch,
+    ) -> std::result::Result<CommitReceipt, sqlx::Error> {
         let rows: Vec<(&StreamKey, u64, &NewEvent)> = batch
             .appends
             .iter()
@@ -167,7 +175,7 @@ impl<D: Dialect> SqlStore<D> {
             positions.extend(D::insert_events(conn, stmt, chunk.len()).await?);
         }
         let now = Utc::now();
-        for s in &batch.states {
+        for s in batch.states.iter().filter(|s| is_guarded(batch, s)) {
             let stmt = Stmt::new(&self.sql.upsert_state)
                 .str(tenant(&s.stream))
                 .str(&s.stream.stream_type)
@@ -198,19 +206,51 @@ impl<D: Dialect> SqlStore<D> {
         }
     }
 
-    /// Checks state rows that no event append guards, inside the transaction.
-    pub(crate) async fn check_states(&self, conn: &mut D::Conn, batch: &CommitBatch) -> Result<()> {
-        for s in &batch.states {
-            let row = conn.row(key_stmt(&self.sql.state_version, &s.stream)).await.map_err(store_err)?;
-            let actual = match row {
-                Some(r) => Cols::<D>::of(&r).count("version", "state version")?,
-                None => 0,
+    /// Writes the state rows no event append guards, each only if it is at the version
+    /// the writer loaded: a new row is inserted (the key refuses a second), an existing
+    /// one updated where its version is still the expected one. Either way a concurrent
+    /// writer of the same row is a conflict, never a lost update.
+    pub(crate) async fn write_unguarded_states(&self, conn: &mut D::Conn, batch: &CommitBatch) -> Result<()> {
+        let now = Utc::now();
+        for s in batch.states.iter().filter(|s| !is_guarded(batch, s)) {
+            let version = to_i64(s.version, "version")?;
+            let fields = |sql| {
+                Stmt::new(sql)
+                    .int(version)
+                    .str(&s.state)
+                    .arg(instant::<D>(now))
+                    .str(tenant(&s.stream))
+                    .str(&s.stream.stream_type)
+                    .str(&s.stream.stream_id)
             };
-            if actual != s.expected_version {
-                return Err(conflict(&s.stream, s.expected_version, actual));
+            let written = if s.expected_version == 0 {
+                conn.run(fields(&self.sql.insert_state)).await
+            } else {
+                conn.run(fields(&self.sql.update_state).int(to_i64(s.expected_version, "version")?)).await
+            };
+            match written {
+                Ok(1) => {}
+                Ok(_) => return Err(self.state_conflict(conn, s.stream.clone(), s.expected_version).await),
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(self.state_conflict(conn, s.stream.clone(), s.expected_version).await);
+                }
+                Err(e) => return Err(write_err(e, || format!("the state of `{}` at version {}", s.stream, s.version))),
             }
         }
         Ok(())
+    }
+
+    /// The conflict of a state row found at another version than `expected`.
+    async fn state_conflict(&self, conn: &mut D::Conn, stream: StreamKey, expected: u64) -> Error {
+        let actual = match conn.row(key_stmt(&self.sql.state_version, &stream)).await {
+            Ok(Some(r)) => Cols::<D>::of(&r).count("version", "state version"),
+            Ok(None) => Ok(0),
+            Err(e) => Err(store_err(e)),
+        };
+        match actual {
+            Ok(actual) => conflict(&stream, expected, actual),
+            Err(e) => e,
+        }
     }
 
     pub(crate) async fn version_on(&self, conn: &mut D::Conn, stream: &StreamKey) -> Result<u64> {
@@ -246,7 +286,8 @@ impl<D: Dialect> SqlStore<D> {
 
     /// A page of all events after `after`, of every tenant or of one tenant column.
     async fn page(&self, tenant: Option<&str>, after: Cursor, max: usize) -> Result<Vec<StoredEvent>> {
-        let (sql, position) = (tenant.map_or(&self.sql.read_all, |_| &self.sql.read_all_tenant), to_i64(after.position, "cursor")?);
+        let (sql, position) =
+            (tenant.map_or(&self.sql.read_all, |_| &self.sql.read_all_tenant), to_i64(after.position, "cursor")?);
         let mut stmt = Stmt::new(sql);
         if D::COMMIT_ORDER {
             stmt = stmt.int(to_i64(after.commit, "cursor")?);

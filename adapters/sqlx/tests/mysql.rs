@@ -93,7 +93,8 @@ impl common::kill::Reopen for My {
     const APPLIED: &'static str = "CREATE TABLE {t}applied (event_id BINARY(16) PRIMARY KEY)";
     const RECORD: common::kill::Record = |tx, _, id| {
         Box::pin(async move {
-            let conn = tx.connection::<sqlx::MySqlConnection>().ok_or_else(|| cqrs_ddd::Error::handler("not on MariaDB"))?;
+            let conn =
+                tx.connection::<sqlx::MySqlConnection>().ok_or_else(|| cqrs_ddd::Error::handler("not on MariaDB"))?;
             sqlx::query("INSERT INTO applied (event_id) VALUES (?)")
                 .bind(id)
                 .execute(conn)
@@ -122,6 +123,48 @@ impl common::kill::Reopen for My {
 }
 
 kill_tests!(My);
+
+#[async_trait]
+impl common::outage::Proxied for My {
+    async fn upstream(&self) -> std::net::SocketAddr {
+        let options: sqlx::mysql::MySqlConnectOptions = server().parse().unwrap();
+        tokio::net::lookup_host((options.get_host(), options.get_port()))
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .unwrap_or_else(|| panic!("cannot resolve the MariaDB host of {}", server()))
+    }
+
+    async fn store_via(&self, addr: std::net::SocketAddr) -> MySqlStore {
+        let options: sqlx::mysql::MySqlConnectOptions = server().parse().unwrap();
+        let pool = sqlx::mysql::MySqlPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(2))
+            .test_before_acquire(false)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(
+                        &mut *conn,
+                        "SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')",
+                    )
+                    .await?;
+                    sqlx::Executor::execute(conn, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED").await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options.host(&addr.ip().to_string()).port(addr.port()).database(&self.database))
+            .await
+            .unwrap();
+        MySqlStore::from_pool(pool)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_ride_out_a_database_outage() {
+    let db = My::new().await;
+    common::outage::workers_ride_out_a_database_outage(&db).await;
+    db.drop().await;
+}
 
 /// Messages for the two-relay test.
 const MESSAGES: usize = 2_000;

@@ -88,7 +88,8 @@ impl common::kill::Reopen for Lite {
     const APPLIED: &'static str = "CREATE TABLE {t}applied (event_id BLOB PRIMARY KEY)";
     const RECORD: common::kill::Record = |tx, _, id| {
         Box::pin(async move {
-            let conn = tx.connection::<sqlx::SqliteConnection>().ok_or_else(|| cqrs_ddd::Error::handler("not on SQLite"))?;
+            let conn =
+                tx.connection::<sqlx::SqliteConnection>().ok_or_else(|| cqrs_ddd::Error::handler("not on SQLite"))?;
             sqlx::query("INSERT INTO applied (event_id) VALUES (?)")
                 .bind(id)
                 .execute(conn)

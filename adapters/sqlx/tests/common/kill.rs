@@ -66,10 +66,8 @@ macro_rules! kill_tests {
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn a_projection_killed_twenty_times_applies_every_event_once() {
-            common::kill::a_projection_killed_twenty_times_applies_every_event_once::<$db>(
-                "projection_worker_process",
-            )
-            .await;
+            common::kill::a_projection_killed_twenty_times_applies_every_event_once::<$db>("projection_worker_process")
+                .await;
         }
 
         /// The saga process the kill test starts and kills; it does nothing alone.
@@ -340,7 +338,11 @@ where
         .saga_store(sagas)
         .schedule_store(store.clone())
         .saga::<Shipping>()
-        .saga_options(SagaOptions { grace: Duration::ZERO, backoff: Duration::from_millis(10), ..SagaOptions::default() })
+        .saga_options(SagaOptions {
+            grace: Duration::ZERO,
+            backoff: Duration::from_millis(10),
+            ..SagaOptions::default()
+        })
         .build()
         .unwrap()
 }

@@ -6,6 +6,7 @@ pub mod hardening;
 #[macro_use]
 pub mod kill;
 pub mod mem;
+pub mod outage;
 pub mod projections;
 pub mod proxy;
 pub mod saga_engine;
@@ -36,6 +37,7 @@ macro_rules! every_store_contract {
             a_stale_snapshot_falls_back_to_replay => stale_snapshot_falls_back_to_replay();
             upcaster_chain_runs_on_load => upcasters_run_on_load();
             state_rows_are_versioned => state_rows_have_optimistic_versions();
+            racing_state_writers_let_one_win => racing_writers_of_one_state_row_let_one_win(8);
             metadata_round_trips => envelopes_carry_metadata_through_the_store();
             outbox_rows_are_published_or_die => outbox_rows_can_be_published_and_die();
             projection_read_model_moves_with_its_checkpoint => a_projection_keeps_its_read_model_with_its_checkpoint();
@@ -424,6 +426,37 @@ pub async fn state_rows_have_optimistic_versions(db: &impl TestDb) {
     store.commit(CommitBatch { states: vec![fresh], ..CommitBatch::default() }).await.unwrap();
     let row = store.load_state(&StreamKey::new("Profile", "p")).await.unwrap().unwrap();
     assert_eq!(row.version, 2);
+}
+
+/// Writers racing on one state row, each from its own store (another process): of the
+/// writers creating it one wins, of the writers moving it from one version one wins; the
+/// others get a conflict naming the version they met, and no write is lost.
+pub async fn racing_writers_of_one_state_row_let_one_win(db: &impl TestDb, writers: usize) {
+    let stores: Vec<_> = futures::future::join_all((0..writers).map(|_| db.store())).await;
+    let key = StreamKey::new("Profile", "race");
+    for (expected, round) in [(0u64, "create"), (1, "update")] {
+        let attempts = stores.iter().enumerate().map(|(w, store)| {
+            let write = StateWrite {
+                stream: key.clone(),
+                expected_version: expected,
+                version: expected + 1,
+                state: json!({ "round": round, "writer": w }).to_string(),
+            };
+            async move { store.commit(CommitBatch { states: vec![write], ..CommitBatch::default() }).await }
+        });
+        let results = futures::future::join_all(attempts).await;
+        let winners: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.is_ok()).map(|(w, _)| w).collect();
+        assert_eq!(winners.len(), 1, "{round}: one writer wins: {results:?}");
+        for r in results.iter().filter(|r| r.is_err()) {
+            assert!(
+                matches!(r, Err(Error::Conflict { expected: e, actual, .. }) if *e == expected && *actual == expected + 1),
+                "{round}: the others conflict with the winner's version: {r:?}"
+            );
+        }
+        let row = stores[0].load_state(&key).await.unwrap().unwrap();
+        let state: serde_json::Value = serde_json::from_str(&row.state).unwrap();
+        assert_eq!((row.version, state["writer"].as_u64()), (expected + 1, Some(winners[0] as u64)), "{round}");
+    }
 }
 
 pub async fn long_streams_are_read_as_a_stream(db: &impl TestDb, n: u64) {
