@@ -233,6 +233,55 @@ pub(crate) fn has_unguarded_states(batch: &CommitBatch) -> bool {
     batch.states.iter().any(|s| !is_guarded(batch, s))
 }
 
+/// Opens one connection within `timeout` and closes it, so that a server that cannot be
+/// used fails at once with its real cause as [`Error::Connect`] (a pool alone retries a
+/// refused connection until its acquire timeout, 30 s, and then says only that it timed
+/// out). `reason` words a failed attempt; `target` is where it went, without
+/// credentials.
+pub(crate) async fn first_connection<C: sqlx::Connection>(
+    options: &C::Options,
+    timeout: Duration,
+    backend: &'static str,
+    target: String,
+    reason: impl FnOnce(&sqlx::Error) -> String,
+) -> Result<(), Error> {
+    let reason = match tokio::time::timeout(timeout, C::connect_with(options)).await {
+        Ok(Ok(first)) => {
+            let _ = first.close().await;
+            return Ok(());
+        }
+        Ok(Err(e)) => reason(&e),
+        Err(_) => format!("no answer within {timeout:?}: is this a {backend} server, reachable from here?"),
+    };
+    Err(Error::Connect { backend, target, reason })
+}
+
+/// Why a connection to `host:port` failed, when the network says why.
+pub(crate) fn network_reason(e: &sqlx::Error, host: &str, port: u16, server: &str) -> Option<String> {
+    match e {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Some(format!("connection refused at {host}:{port}: is {server} running and listening there?"))
+        }
+        sqlx::Error::Io(io) => Some(format!("cannot reach {host}:{port}: {io}")),
+        _ => None,
+    }
+}
+
+/// Runs the migrations of `list` in one write transaction (see [`migrate_on`]).
+pub(crate) async fn migrate_in_txn<D: Dialect>(
+    store: &SqlStore<D>,
+    setup: &str,
+    table: &str,
+    list: &[Migration],
+    render: impl Fn(&str) -> String,
+) -> Result<(), Error> {
+    let mut tx = store.begin_write().await?;
+    match migrate_on(store, &mut tx, setup, table, list, render).await {
+        Ok(()) => tx.commit().await.map_err(store_err),
+        Err(e) => tx.fail(e).await,
+    }
+}
+
 /// A migration: its number and its SQL.
 pub(crate) struct Migration {
     pub(crate) version: i64,

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use cqrs_ddd::{Error, Result};
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
-use sqlx::{Connection, Executor, MySqlConnection};
+use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::{Executor, MySqlConnection};
 
-use crate::common::{Migration, migrate_on, store_err, to_ms_precision};
+use crate::common::{Migration, first_connection, migrate_on, network_reason, store_err, to_ms_precision};
 use crate::dialect::{Dialect, sealed, strip_casts};
 use crate::exec::{Stmt, Value, bind};
 use crate::store::SqlStore;
@@ -58,22 +58,11 @@ impl SqlStore<MySql> {
             target: "(the url)".to_owned(),
             reason: format!("the url does not parse: {e}"),
         })?;
-        let timeout = Duration::from_secs(5);
-        match tokio::time::timeout(timeout, MySqlConnection::connect_with(&options)).await {
-            Ok(Ok(first)) => {
-                let _ = first.close().await;
-            }
-            Ok(Err(e)) => return Err(connect_error(&options, &e)),
-            Err(_) => {
-                return Err(Error::Connect {
-                    backend: MySql::NAME,
-                    target: target(&options),
-                    reason: format!(
-                        "no answer within {timeout:?}: is this a MariaDB or MySQL server, reachable from here?"
-                    ),
-                });
-            }
-        }
+        let target = target(&options);
+        first_connection::<MySqlConnection>(&options, Duration::from_secs(5), "MariaDB/MySQL", target, |e| {
+            connect_error(&options, e)
+        })
+        .await?;
         let pool = MySqlPoolOptions::new()
             .max_connections(16)
             .test_before_acquire(false)
@@ -115,7 +104,7 @@ impl Dialect for MySql {
         Value::Naive(to_ms_precision(t).naive_utc())
     }
 
-    fn prefix(&self) -> &str {
+    fn prefix(&self) -> &'static str {
         ""
     }
 
@@ -176,15 +165,13 @@ fn target(options: &MySqlConnectOptions) -> String {
 }
 
 /// Why a first connection failed, in the words a user can act on.
-fn connect_error(options: &MySqlConnectOptions, e: &sqlx::Error) -> Error {
-    let (host, port) = (options.get_host(), options.get_port());
-    let reason = match e {
-        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-            format!("connection refused at {host}:{port}: is MariaDB or MySQL running and listening there?")
-        }
-        sqlx::Error::Io(io) => format!("cannot reach {host}:{port}: {io}"),
+fn connect_error(options: &MySqlConnectOptions, e: &sqlx::Error) -> String {
+    if let Some(reason) = network_reason(e, options.get_host(), options.get_port(), "MariaDB or MySQL") {
+        return reason;
+    }
+    match e {
         sqlx::Error::Database(db) => {
-            let number = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().map_or(0, |m| m.number());
+            let number = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().map_or(0, MySqlDatabaseError::number);
             match number {
                 1049 => format!("database `{}` does not exist (error 1049)", options.get_database().unwrap_or("")),
                 1045 => format!("access denied for user `{}` (error 1045)", options.get_username()),
@@ -192,6 +179,5 @@ fn connect_error(options: &MySqlConnectOptions, e: &sqlx::Error) -> Error {
             }
         }
         other => other.to_string(),
-    };
-    Error::Connect { backend: MySql::NAME, target: target(options), reason }
+    }
 }

@@ -9,12 +9,13 @@ use chrono::{DateTime, Utc};
 use cqrs_ddd::ports::{CommitBatch, CommitReceipt, ReadStall};
 use cqrs_ddd::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Connection, PgConnection, Row};
+use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use crate::common::{
-    Migration, PROCESSED_KEY, Txn, has_unguarded_states, headers_json, is_guarded, is_unique_violation,
-    retry_deadlocks, store_err, tenant, to_i32, to_i64, to_ms_precision, to_u64, violates,
+    Migration, PROCESSED_KEY, Txn, first_connection, has_unguarded_states, headers_json, is_guarded,
+    is_unique_violation, migrate_in_txn, network_reason, retry_deadlocks, store_err, tenant, to_i32, to_i64,
+    to_ms_precision, to_u64, violates,
 };
 use crate::dialect::{Dialect, number_placeholders, sealed};
 use crate::exec::{SqlConn, Stmt};
@@ -117,21 +118,11 @@ impl SqlStore<Postgres> {
                 .connect_lazy_with(connect.clone()),
             &options.schema,
         )?;
-        match tokio::time::timeout(options.connect_timeout, PgConnection::connect_with(&connect)).await {
-            Ok(Ok(first)) => {
-                let _ = first.close().await;
-                Ok(store)
-            }
-            Ok(Err(e)) => Err(connect_error(&connect, &e)),
-            Err(_) => Err(Error::Connect {
-                backend: "PostgreSQL",
-                target: target(&connect),
-                reason: format!(
-                    "no answer within {:?} (PgOptions::connect_timeout): is this a PostgreSQL server, reachable from here?",
-                    options.connect_timeout
-                ),
-            }),
-        }
+        first_connection::<PgConnection>(&connect, options.connect_timeout, "PostgreSQL", target(&connect), |e| {
+            connect_error(&connect, e)
+        })
+        .await?;
+        Ok(store)
     }
 
     /// Uses an existing pool; tables live in `schema`.
@@ -184,7 +175,6 @@ impl Dialect for Postgres {
 
     /// Migrations run in one transaction under an advisory lock, so processes take turns.
     async fn migrate(store: &PgStore) -> Result<()> {
-        let mut tx = Txn::begin(&store.pool, None).await?;
         let s = store.schema();
         let setup = format!(
             "SELECT pg_advisory_xact_lock(hashtext('cqrs_ddd_migrate')); CREATE SCHEMA IF NOT EXISTS {s}; \
@@ -192,14 +182,7 @@ impl Dialect for Postgres {
              (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
         );
         let table = format!("{s}.cqrs_ddd_migrations");
-        match crate::common::migrate_on(store, &mut tx, &setup, &table, MIGRATIONS, |sql: &str| {
-            sql.replace("{schema}", s)
-        })
-        .await
-        {
-            Ok(()) => tx.commit().await.map_err(store_err),
-            Err(e) => tx.fail(e).await,
-        }
+        migrate_in_txn(store, &setup, &table, MIGRATIONS, |sql: &str| sql.replace("{schema}", s)).await
     }
 
     async fn commit(store: &PgStore, batch: CommitBatch) -> Result<CommitReceipt> {
@@ -401,13 +384,11 @@ fn target(options: &PgConnectOptions) -> String {
 }
 
 /// Why a first connection failed, in the words a user can act on.
-fn connect_error(options: &PgConnectOptions, e: &sqlx::Error) -> Error {
-    let (host, port) = (options.get_host(), options.get_port());
-    let reason = match e {
-        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-            format!("connection refused at {host}:{port}: is PostgreSQL running and listening there?")
-        }
-        sqlx::Error::Io(io) => format!("cannot reach {host}:{port}: {io}"),
+fn connect_error(options: &PgConnectOptions, e: &sqlx::Error) -> String {
+    if let Some(reason) = network_reason(e, options.get_host(), options.get_port(), "PostgreSQL") {
+        return reason;
+    }
+    match e {
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
             let database = options.get_database().unwrap_or(options.get_username());
@@ -422,8 +403,7 @@ fn connect_error(options: &PgConnectOptions, e: &sqlx::Error) -> Error {
             }
         }
         other => other.to_string(),
-    };
-    Error::Connect { backend: "PostgreSQL", target: target(options), reason }
+    }
 }
 
 /// Positions in batch order, matched by event id (RETURNING order is not guaranteed).

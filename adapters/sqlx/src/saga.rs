@@ -133,7 +133,7 @@ impl<D: Dialect> ScheduleStore for SqlStore<D> {
         lease: Duration,
     ) -> Result<Vec<ScheduledCommand>> {
         let until = at::<D>(lease_until(now, lease));
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.claimer().await?;
         let claimed: Result<Vec<ScheduledCommand>> = async {
             if D::RETURNING {
                 let stmt = Stmt::new(&self.sql.schedule_claim)
@@ -165,7 +165,7 @@ impl<D: Dialect> ScheduleStore for SqlStore<D> {
         .await;
         let mut claimed = match claimed {
             Ok(c) => {
-                tx.commit().await.map_err(store_err)?;
+                tx.done().await?;
                 c
             }
             Err(e) => return tx.fail(e).await,

@@ -11,7 +11,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 
-use crate::common::{Migration, migrate_on, store_err};
+use crate::common::{Migration, migrate_in_txn};
 use crate::dialect::{Dialect, sealed};
 use crate::store::SqlStore;
 
@@ -78,19 +78,15 @@ impl Dialect for Sqlite {
     const SKIP_LOCKED: &'static str = "";
     const MILLIS: bool = true;
 
-    fn prefix(&self) -> &str {
+    fn prefix(&self) -> &'static str {
         ""
     }
 
     /// Migrations run in one `BEGIN IMMEDIATE` transaction, so processes take turns.
     async fn migrate(store: &SqliteStore) -> Result<()> {
-        let mut tx = store.begin_write().await?;
         let setup =
             "CREATE TABLE IF NOT EXISTS cqrs_ddd_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)";
-        match migrate_on(store, &mut tx, setup, "cqrs_ddd_migrations", MIGRATIONS, str::to_owned).await {
-            Ok(()) => tx.commit().await.map_err(store_err),
-            Err(e) => tx.fail(e).await,
-        }
+        migrate_in_txn(store, setup, "cqrs_ddd_migrations", MIGRATIONS, str::to_owned).await
     }
 }
 

@@ -47,7 +47,11 @@ impl<D: Dialect> Clone for SqlStore<D> {
 
 impl<D: Dialect> std::fmt::Debug for SqlStore<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlStore").field("database", &D::NAME).field("prefix", &self.dialect.prefix()).finish()
+        f.debug_struct("SqlStore")
+            .field("database", &D::NAME)
+            .field("prefix", &self.dialect.prefix())
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
     }
 }
 
@@ -86,6 +90,16 @@ impl<D: Dialect> SqlStore<D> {
     /// Begins a transaction that will write.
     pub(crate) async fn begin_write(&self) -> Result<Txn<D::Db>> {
         Txn::begin(&self.pool, D::BEGIN_WRITE).await
+    }
+
+    /// Where a claim runs: in autocommit when it is one statement and the dialect needs
+    /// no write lock (PostgreSQL: one round trip), else in a write transaction.
+    pub(crate) async fn claimer(&self) -> Result<Claim<D>> {
+        if D::RETURNING && D::BEGIN_WRITE.is_none() {
+            Ok(Claim::Auto(self.conn().await?))
+        } else {
+            Ok(Claim::Txn(self.begin_write().await?))
+        }
     }
 
     /// The generic commit: one transaction, run again when the database picked it as a
@@ -301,6 +315,50 @@ impl<D: Dialect> SqlStore<D> {
     }
 }
 
+/// The connection of a claim ([`SqlStore::claimer`]).
+pub(crate) enum Claim<D: Dialect> {
+    Auto(PoolConnection<D::Db>),
+    Txn(Txn<D::Db>),
+}
+
+impl<D: Dialect> Claim<D> {
+    /// Commits the transaction, if there is one.
+    pub(crate) async fn done(self) -> Result<()> {
+        match self {
+            Claim::Auto(_) => Ok(()),
+            Claim::Txn(tx) => tx.commit().await.map_err(store_err),
+        }
+    }
+
+    /// Rolls the transaction back, if there is one, then returns `e`.
+    pub(crate) async fn fail<T>(self, e: Error) -> Result<T> {
+        match self {
+            Claim::Auto(_) => Err(e),
+            Claim::Txn(tx) => tx.fail(e).await,
+        }
+    }
+}
+
+impl<D: Dialect> std::ops::Deref for Claim<D> {
+    type Target = D::Conn;
+
+    fn deref(&self) -> &D::Conn {
+        match self {
+            Claim::Auto(c) => c,
+            Claim::Txn(t) => t,
+        }
+    }
+}
+
+impl<D: Dialect> std::ops::DerefMut for Claim<D> {
+    fn deref_mut(&mut self) -> &mut D::Conn {
+        match self {
+            Claim::Auto(c) => c,
+            Claim::Txn(t) => t,
+        }
+    }
+}
+
 /// A statement whose first arguments are a stream's key.
 pub(crate) fn key_stmt<'q>(sql: &'q str, stream: &'q StreamKey) -> Stmt<'q> {
     Stmt::new(sql).str(tenant(stream)).str(&stream.stream_type).str(&stream.stream_id)
@@ -448,7 +506,7 @@ impl<D: Dialect> Outbox for SqlStore<D> {
         let now = Utc::now();
         let until = at::<D>(crate::common::lease_until(now, lease));
         let mut claimed: Vec<(i64, OutboxRecord)> = Vec::new();
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.claimer().await?;
         let done: Result<()> = async {
             if D::RETURNING {
                 let stmt = Stmt::new(&self.sql.outbox_claim)
@@ -483,7 +541,7 @@ impl<D: Dialect> Outbox for SqlStore<D> {
         }
         .await;
         match done {
-            Ok(()) => tx.commit().await.map_err(store_err)?,
+            Ok(()) => tx.done().await?,
             Err(e) => return tx.fail(e).await,
         }
         claimed.sort_by_key(|(position, _)| *position);

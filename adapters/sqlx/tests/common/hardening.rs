@@ -280,7 +280,7 @@ pub async fn out_of_range_times_and_schema_versions_are_refused_alike(db: &impl 
     let far = Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap();
     let early = DateTime::<Utc>::MIN_UTC;
     for (n, t) in [far, early].into_iter().enumerate() {
-        let mut batch = one_event(&StreamKey::new("Account", &format!("t{n}")), "{}");
+        let mut batch = one_event(&StreamKey::new("Account", format!("t{n}")), "{}");
         batch.appends[0].events[0].occurred_at = t;
         assert_unstorable(store.commit(batch).await, &["Deposited", "Account/t"]);
         let command = ScheduledCommand {
