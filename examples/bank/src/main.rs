@@ -6,7 +6,8 @@
 //! handler fed by the transactional outbox.
 //!
 //! The events go to SQLite (`bank.db` in the working directory) unless `DATABASE_URL`
-//! names a PostgreSQL database (`postgres://postgres@127.0.0.1:5432/postgres`).
+//! names a PostgreSQL database (`postgres://postgres@127.0.0.1:5432/postgres`) or a
+//! MariaDB/MySQL one (`mysql://root@127.0.0.1:3306/test`).
 
 mod domain;
 
@@ -16,7 +17,7 @@ use cqrs_ddd::outbox::{InProcessPublisher, OutboxRelay};
 use cqrs_ddd::ports::{Cursor, EventStore, Outbox, ProjectionStore, SnapshotStore};
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::{ProjectionWorker, SnapshotPolicy, TracingMiddleware};
-use cqrs_ddd_sqlx::{PgStore, SqliteStore};
+use cqrs_ddd_sqlx::{MySqlStore, PgStore, SqliteStore};
 use domain::{Account, AccountError, BalanceView, Balances, Deposit, GetBalance, Notifier, OpenAccount, Withdraw};
 
 /// The ports the example uses, all on one database.
@@ -103,9 +104,21 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// SQLite next to the working directory, or PostgreSQL when `DATABASE_URL` says so.
+/// SQLite next to the working directory, or PostgreSQL or MariaDB when `DATABASE_URL`
+/// says so.
 async fn open_stores() -> Result<Stores> {
     match std::env::var("DATABASE_URL") {
+        Ok(url) if url.starts_with("mysql") || url.starts_with("mariadb") => {
+            let store = MySqlStore::connect(&url.replacen("mariadb", "mysql", 1)).await?;
+            store.migrate().await?;
+            Ok(Stores {
+                events: Arc::new(store.clone()),
+                snapshots: Arc::new(store.clone()),
+                projections: Arc::new(store.clone()),
+                outbox: Arc::new(store),
+                place: "MariaDB",
+            })
+        }
         Ok(url) if url.starts_with("postgres") => {
             let store = PgStore::connect(&url).await?;
             store.migrate().await?;

@@ -10,7 +10,8 @@
 //! sends whatever a crash left unsent.
 //!
 //! Everything is kept in SQLite (`orders.db` in the working directory) unless
-//! `DATABASE_URL` names a PostgreSQL database (`postgres://postgres@127.0.0.1:5432/postgres`).
+//! `DATABASE_URL` names a PostgreSQL database (`postgres://postgres@127.0.0.1:5432/postgres`)
+//! or a MariaDB/MySQL one (`mysql://root@127.0.0.1:3306/test`).
 
 mod domain;
 
@@ -21,7 +22,7 @@ use cqrs_ddd::outbox::{InProcessPublisher, OutboxRelay};
 use cqrs_ddd::ports::{EventStore, Outbox, SagaStore, ScheduleStore};
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::saga::{CommandKind, SagaInstance, SagaRecovery};
-use cqrs_ddd_sqlx::{PgStore, SqliteStore};
+use cqrs_ddd_sqlx::{MySqlStore, PgStore, SqliteStore};
 use domain::{Fulfilment, Order, PlaceOrder, Restock, Stock};
 
 #[tokio::main]
@@ -31,6 +32,11 @@ async fn main() -> Result<()> {
             let store = PgStore::connect(&url).await?;
             store.migrate().await?;
             run(store, "PostgreSQL").await
+        }
+        Ok(url) if url.starts_with("mysql") || url.starts_with("mariadb") => {
+            let store = MySqlStore::connect(&url.replacen("mariadb", "mysql", 1)).await?;
+            store.migrate().await?;
+            run(store, "MariaDB").await
         }
         _ => {
             let store = SqliteStore::connect("sqlite://orders.db").await?;
