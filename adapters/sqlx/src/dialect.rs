@@ -12,10 +12,13 @@
 
 use std::future::Future;
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use cqrs_ddd::Result;
 use cqrs_ddd::ports::{CommitBatch, CommitReceipt, ReadStall};
 use sqlx::{Connection, Database, Row};
+use uuid::Uuid;
 
 use crate::exec::{SqlConn, SqlRow, Stmt, Value};
 use crate::store::SqlStore;
@@ -125,21 +128,24 @@ pub trait Dialect: sealed::Sealed + Clone + Send + Sync + Sized + 'static {
         async { Ok(()) }
     }
 
-    /// Runs a multi-row insert of events (rendered with `RETURNING position` where the
-    /// dialect has it) and returns their positions in insertion order.
+    /// Runs a multi-row insert of the events `ids` (rendered with `RETURNING event_id,
+    /// position` where the dialect has it) and returns their positions, in the order of
+    /// `ids` (the order of `RETURNING` rows is not promised).
     fn insert_events<'a>(
         conn: &'a mut Self::Conn,
         stmt: Stmt<'a>,
-        rows: usize,
+        ids: &'a [Uuid],
     ) -> impl Future<Output = Result<Vec<u64>, sqlx::Error>> + Send + 'a {
         async move {
-            let returned = conn.rows(stmt).await?;
-            debug_assert_eq!(returned.len(), rows);
-            returned
-                .iter()
-                .map(|r| {
-                    let p = r.int("position")?;
-                    u64::try_from(p).map_err(|_| sqlx::Error::Protocol(format!("position {p} is negative")))
+            let mut by_id = HashMap::with_capacity(ids.len());
+            for r in conn.rows(stmt).await? {
+                let p = r.int("position")?;
+                let p = u64::try_from(p).map_err(|_| sqlx::Error::Protocol(format!("position {p} is negative")))?;
+                by_id.insert(r.uuid("event_id")?, p);
+            }
+            ids.iter()
+                .map(|id| {
+                    by_id.get(id).copied().ok_or_else(|| sqlx::Error::Protocol(format!("event {id} was not returned")))
                 })
                 .collect()
         }

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use cqrs_ddd::{Error, Result};
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::{Executor, MySqlConnection};
+use uuid::Uuid;
 
 use crate::common::{Migration, first_connection, migrate_on, network_reason, store_err, to_ms_precision};
 use crate::dialect::{Dialect, sealed, strip_casts};
@@ -152,10 +153,10 @@ impl Dialect for MySql {
     /// The first position of a multi-row insert is `LAST_INSERT_ID()`; the rows of one
     /// statement take consecutive values (InnoDB allocates a simple insert's values at
     /// once), and they are the only inserts running (`event_lock`).
-    async fn insert_events(conn: &mut MySqlConnection, stmt: Stmt<'_>, rows: usize) -> Result<Vec<u64>, sqlx::Error> {
+    async fn insert_events(conn: &mut MySqlConnection, stmt: Stmt<'_>, ids: &[Uuid]) -> Result<Vec<u64>, sqlx::Error> {
         let done = bind::<sqlx::MySql>(stmt).execute(conn).await?;
         let first = done.last_insert_id();
-        Ok((0..rows as u64).map(|i| first + i).collect())
+        Ok((0..ids.len() as u64).map(|i| first + i).collect())
     }
 }
 

@@ -264,11 +264,12 @@ impl Statements {
     }
 }
 
-/// A multi-row insert of `rows` events, returning their positions where the dialect can.
+/// A multi-row insert of `rows` events, returning their ids and positions where the
+/// dialect can.
 pub(crate) fn insert_events<D: Dialect>(d: &D, rows: usize) -> String {
     let row = "(?, ?, ?, ?, ?, ?, ?, ?::json, ?, ?, ?, ?::json, ?)";
     let values = vec![row; rows].join(", ");
-    let returning = if D::RETURNING { " RETURNING position" } else { "" };
+    let returning = if D::RETURNING { " RETURNING event_id, position" } else { "" };
     d.render(&format!("INSERT INTO {{t}}events ({EVENT_INSERT_COLUMNS}) VALUES {values}{returning}"))
 }
 

@@ -186,7 +186,8 @@ impl<D: Dialect> SqlStore<D> {
                     .arg(Value::OptString(headers_json(&e.metadata.headers)))
                     .arg(instant::<D>(e.occurred_at));
             }
-            positions.extend(D::insert_events(conn, stmt, chunk.len()).await?);
+            let ids: Vec<Uuid> = chunk.iter().map(|(_, _, e)| e.event_id).collect();
+            positions.extend(D::insert_events(conn, stmt, &ids).await?);
         }
         let now = Utc::now();
         for s in batch.states.iter().filter(|s| is_guarded(batch, s)) {
