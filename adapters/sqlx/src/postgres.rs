@@ -229,14 +229,17 @@ impl Dialect for Postgres {
     async fn read_stall(store: &PgStore) -> Result<Option<ReadStall>> {
         let row = store.conn().await?.row(Stmt::new(&store.dialect.sql.read_stall)).await.map_err(store_err)?;
         row.map(|r| {
-            let xid: i64 = r.try_get(0).map_err(store_err)?;
-            let age: Option<i32> = r.try_get(1).map_err(store_err)?;
+            let xid: i64 = r.try_get("xid").map_err(store_err)?;
+            let age: Option<i32> = r.try_get("xid_age").map_err(store_err)?;
             Ok(ReadStall {
                 xid: to_u64(xid, "transaction id")?,
                 xid_age: age.and_then(|a| u64::try_from(a).ok()),
-                pid: r.try_get(2).map_err(store_err)?,
-                application_name: r.try_get::<Option<String>, _>(3).map_err(store_err)?.filter(|n| !n.is_empty()),
-                since: r.try_get(4).map_err(store_err)?,
+                pid: r.try_get("pid").map_err(store_err)?,
+                application_name: r
+                    .try_get::<Option<String>, _>("application_name")
+                    .map_err(store_err)?
+                    .filter(|n| !n.is_empty()),
+                since: r.try_get("xact_start").map_err(store_err)?,
             })
         })
         .transpose()
@@ -411,8 +414,8 @@ fn receipt(batch: &CommitBatch, rows: Vec<PgRow>) -> Result<CommitReceipt> {
     let ids = batch.appends.iter().flat_map(|a| a.events.iter().map(|e| e.event_id));
     let mut by_id = std::collections::HashMap::with_capacity(rows.len());
     for r in rows {
-        let id: Uuid = r.try_get(0).map_err(store_err)?;
-        let position: i64 = r.try_get(1).map_err(store_err)?;
+        let id: Uuid = r.try_get("event_id").map_err(store_err)?;
+        let position: i64 = r.try_get("position").map_err(store_err)?;
         by_id.insert(id, to_u64(position, "position")?);
     }
     let positions = ids.map(|id| by_id.get(&id).copied().unwrap_or(0)).collect();
@@ -555,7 +558,7 @@ impl PgSql {
             commit: std::array::from_fn(|i| Self::commit_statement(s, Parts::of(i))),
             insert_values: (1..=VALUES_ROWS).map(|n| Self::insert_values(s, n)).collect(),
             read_stall: format!(
-                "SELECT h.xid, age((h.xid % 4294967296)::text::xid), a.pid, a.application_name, a.xact_start \
+                "SELECT h.xid, age((h.xid % 4294967296)::text::xid) AS xid_age, a.pid, a.application_name, a.xact_start \
                  FROM (SELECT {} AS xid, pg_snapshot_xmax(snap.s)::text::bigint AS xmax \
                  FROM pg_current_snapshot() AS snap(s)) AS h \
                  LEFT JOIN pg_stat_activity a ON a.backend_xid::text::bigint = h.xid % 4294967296 \
