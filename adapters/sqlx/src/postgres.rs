@@ -418,7 +418,9 @@ fn receipt(batch: &CommitBatch, rows: Vec<PgRow>) -> Result<CommitReceipt> {
         let position: i64 = r.try_get("position").map_err(store_err)?;
         by_id.insert(id, to_u64(position, "position")?);
     }
-    let positions = ids.map(|id| by_id.get(&id).copied().unwrap_or(0)).collect();
+    let positions = ids
+        .map(|id| by_id.get(&id).copied().ok_or_else(|| Error::store(format!("the commit did not return event {id}"))))
+        .collect::<Result<_>>()?;
     Ok(CommitReceipt { positions })
 }
 
