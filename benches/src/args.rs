@@ -9,14 +9,16 @@ use crate::scenarios::{Contender, Group};
 pub(crate) const USAGE: &str = "\
 usage: cqrs-ddd-bench [--quick] [--json FILE] [--only NAME[,NAME..]]
 
-  --quick       the same workloads, fewer repetitions and timed calls (under 2 minutes)
+  --quick       the same workloads, fewer repetitions and timed calls (a few minutes)
   --json FILE   also write the results as JSON to FILE
   --only NAME   run only the scenarios whose id is or starts with NAME (repeatable,
                 or comma-separated), e.g. --only mem_spread --only load
   -h, --help    this text
 
-PostgreSQL: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres); the run
-creates its own database cqrs_ddd_bench_<pid> there and drops it at the end.";
+PostgreSQL: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres); MariaDB:
+MYSQL_URL (default mysql://root@127.0.0.1:3306). A run creates its own database
+cqrs_ddd_bench_<pid> on each server it needs, and a directory of that name in the temp
+directory for SQLite, and removes them at the end.";
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq)]

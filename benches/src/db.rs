@@ -15,7 +15,9 @@ use crate::scenarios::{LOAD_SNAP, LOADS, SNAPSHOT_EVERY};
 pub(crate) const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The server (`url`, as given) and the benchmark database on it (`name`).
+/// The server (`url`, as given) and the benchmark database on it (`name`). The MariaDB
+/// groups use the same pair (`db_mysql.rs`); the SQLite ones put the run's directory in
+/// `url` and the stem of the database files in `name` (`db_sqlite.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Target {
     pub(crate) url: String,

@@ -9,14 +9,18 @@
 //! interleaved, each cell in a child process of its own (this binary, re-executed with
 //! hidden `--cell` flags). The run prints one table: the median of the repetitions with
 //! min-max, and the ratio cqrs-ddd / peer. The Postgres scenarios create a database
-//! `cqrs_ddd_bench_<pid>` on `DATABASE_URL` and drop it at the end; the in-memory ones
-//! need no database. See `benches/README.md` for what each scenario compares and the
-//! targets.
+//! `cqrs_ddd_bench_<pid>` on `DATABASE_URL` and drop it at the end, the MariaDB ones
+//! (cargo feature `mysql`, on by default) one on `MYSQL_URL`, the SQLite ones a
+//! temporary directory; the in-memory ones need no database. See `benches/README.md`
+//! for what each scenario compares and the targets.
 
 mod args;
 mod cell;
 mod contenders;
 mod db;
+#[cfg(feature = "mysql")]
+mod db_mysql;
+mod db_sqlite;
 mod domain;
 mod error;
 mod measure;

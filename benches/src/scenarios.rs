@@ -34,9 +34,46 @@ impl Contender {
 
     /// The crate actually running in `group` (cqrs-es is postgres-es on Postgres).
     pub(crate) fn label(self, group: Group) -> &'static str {
-        match (self, group.needs_db()) {
-            (Contender::CqrsEs, true) => "postgres-es",
+        match (self, group.backend()) {
+            (Contender::CqrsEs, Backend::Postgres) => "postgres-es",
             _ => self.key(),
+        }
+    }
+}
+
+/// Where a group's events live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Backend {
+    /// In the process: no database.
+    Memory,
+    /// The server at `DATABASE_URL`.
+    Postgres,
+    /// The server at `MYSQL_URL` (MariaDB or MySQL).
+    #[cfg(feature = "mysql")]
+    MariaDb,
+    /// Files in a temporary directory of the run.
+    Sqlite,
+}
+
+impl Backend {
+    /// The database's name in messages.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Backend::Memory => "memory",
+            Backend::Postgres => "PostgreSQL",
+            #[cfg(feature = "mysql")]
+            Backend::MariaDb => "MariaDB",
+            Backend::Sqlite => "SQLite",
+        }
+    }
+
+    /// The environment variable that says where the database is.
+    pub(crate) fn env(self) -> &'static str {
+        match self {
+            Backend::Postgres => "DATABASE_URL",
+            #[cfg(feature = "mysql")]
+            Backend::MariaDb => "MYSQL_URL",
+            Backend::Memory | Backend::Sqlite => "TMPDIR",
         }
     }
 }
@@ -85,11 +122,22 @@ pub(crate) type RateIds = [&'static str; 3];
 pub(crate) const MEM_SPREAD: RateIds = ["mem_spread", "mem_spread_p50", "mem_spread_p99"];
 pub(crate) const PG_SEQ: RateIds = ["pg_seq", "pg_seq_p50", "pg_seq_p99"];
 pub(crate) const PG_CONC16: RateIds = ["pg_conc16", "pg_conc16_p50", "pg_conc16_p99"];
+#[cfg(feature = "mysql")]
+pub(crate) const MY_SEQ: RateIds = ["my_seq", "my_seq_p50", "my_seq_p99"];
+#[cfg(feature = "mysql")]
+pub(crate) const MY_CONC16: RateIds = ["my_conc16", "my_conc16_p50", "my_conc16_p99"];
+pub(crate) const LITE_SEQ: RateIds = ["lite_seq", "lite_seq_p50", "lite_seq_p99"];
 /// Stream lengths of the long-stream scenario and their ids.
 pub(crate) const MEM_LONG: [(usize, &str); 4] =
     [(0, "mem_long_0"), (10_000, "mem_long_10k"), (50_000, "mem_long_50k"), (100_000, "mem_long_100k")];
 /// Stream lengths of the load scenario and their ids.
 pub(crate) const LOADS: [(usize, &str); 3] = [(1_000, "load_1k"), (10_000, "load_10k"), (100_000, "load_100k")];
+/// The same loads on MariaDB and on SQLite.
+pub(crate) type LoadIds = [(usize, &'static str); 3];
+#[cfg(feature = "mysql")]
+pub(crate) const MY_LOADS: LoadIds = [(1_000, "my_load_1k"), (10_000, "my_load_10k"), (100_000, "my_load_100k")];
+pub(crate) const LITE_LOADS: LoadIds =
+    [(1_000, "lite_load_1k"), (10_000, "lite_load_10k"), (100_000, "lite_load_100k")];
 pub(crate) const LOAD_SNAP: (usize, &str) = (100_000, "load_snap_100k");
 pub(crate) const LOAD_RSS: (usize, &str) = (100_000, "load_100k_rss");
 pub(crate) const MEDIATOR_SEND: &str = "mediator_overhead";
@@ -116,10 +164,20 @@ pub(crate) enum Group {
     Load,
     Projection,
     LoadRss,
+    #[cfg(feature = "mysql")]
+    MySeq,
+    #[cfg(feature = "mysql")]
+    MyConc16,
+    #[cfg(feature = "mysql")]
+    MyLoad,
+    LiteSeq,
+    LiteLoad,
 }
 
 impl Group {
-    pub(crate) const ALL: [Group; 9] = [
+    /// Every group, in the order they run and are printed. The MariaDB ones exist with the
+    /// cargo feature `mysql` (on by default).
+    pub(crate) const ALL: &'static [Group] = &[
         Group::MemSpread,
         Group::MemLong,
         Group::Mediator,
@@ -129,6 +187,14 @@ impl Group {
         Group::Load,
         Group::Projection,
         Group::LoadRss,
+        #[cfg(feature = "mysql")]
+        Group::MySeq,
+        #[cfg(feature = "mysql")]
+        Group::MyConc16,
+        #[cfg(feature = "mysql")]
+        Group::MyLoad,
+        Group::LiteSeq,
+        Group::LiteLoad,
     ];
 
     /// The name of a cell on the command line of the child process.
@@ -143,16 +209,32 @@ impl Group {
             Group::Load => "load",
             Group::Projection => "projection",
             Group::LoadRss => "load_rss",
+            #[cfg(feature = "mysql")]
+            Group::MySeq => "my_seq",
+            #[cfg(feature = "mysql")]
+            Group::MyConc16 => "my_conc16",
+            #[cfg(feature = "mysql")]
+            Group::MyLoad => "my_load",
+            Group::LiteSeq => "lite_seq",
+            Group::LiteLoad => "lite_load",
         }
     }
 
     pub(crate) fn parse(s: &str) -> Option<Group> {
-        Group::ALL.into_iter().find(|g| g.name() == s)
+        Group::ALL.iter().copied().find(|g| g.name() == s)
     }
 
-    /// Whether the group talks to PostgreSQL (the in-memory ones never do).
-    pub(crate) fn needs_db(self) -> bool {
-        !matches!(self, Group::MemSpread | Group::MemLong | Group::Mediator)
+    /// Where the group's events live (the in-memory groups never connect).
+    pub(crate) fn backend(self) -> Backend {
+        match self {
+            Group::MemSpread | Group::MemLong | Group::Mediator => Backend::Memory,
+            Group::PgSeq | Group::PgConc16 | Group::PgBatch100 | Group::Load | Group::Projection | Group::LoadRss => {
+                Backend::Postgres
+            }
+            #[cfg(feature = "mysql")]
+            Group::MySeq | Group::MyConc16 | Group::MyLoad => Backend::MariaDb,
+            Group::LiteSeq | Group::LiteLoad => Backend::Sqlite,
+        }
     }
 
     pub(crate) fn contenders(self) -> &'static [Contender] {
@@ -160,6 +242,8 @@ impl Group {
             Group::MemSpread | Group::MemLong => &[Contender::Ours, Contender::CqrsEs],
             Group::Mediator => &[Contender::Ours],
             Group::Projection => &[Contender::Ours, Contender::Sqlx],
+            // MariaDB and SQLite: no cqrs-es column (postgres-es is PostgreSQL only).
+            _ if self.backend() != Backend::Postgres => &[Contender::Ours, Contender::Sqlx],
             _ => &Contender::ALL,
         }
     }
@@ -177,6 +261,14 @@ impl Group {
             Group::Load => [LOADS[0], LOADS[1], LOADS[2], LOAD_SNAP].iter().map(|&(_, id)| row(id, Millis)).collect(),
             Group::Projection => vec![row(PROJECTION, EventsPerSec)],
             Group::LoadRss => vec![row(LOAD_RSS.1, MiB)],
+            #[cfg(feature = "mysql")]
+            Group::MySeq => rate(MY_SEQ),
+            #[cfg(feature = "mysql")]
+            Group::MyConc16 => rate(MY_CONC16),
+            #[cfg(feature = "mysql")]
+            Group::MyLoad => MY_LOADS.iter().map(|&(_, id)| row(id, Millis)).collect(),
+            Group::LiteSeq => rate(LITE_SEQ),
+            Group::LiteLoad => LITE_LOADS.iter().map(|&(_, id)| row(id, Millis)).collect(),
         }
     }
 
@@ -218,6 +310,27 @@ impl Group {
                 thousands(PROJECTION_ACCOUNTS)
             ),
             Group::LoadRss => "9. peak resident memory of a process loading 100,000 events: MiB".to_owned(),
+            #[cfg(feature = "mysql")]
+            Group::MySeq => format!(
+                "10. MariaDB, 1 client, {} commands over {} aggregates (no cqrs-es column)",
+                thousands(w.pg_commands),
+                thousands(w.pg_aggregates)
+            ),
+            #[cfg(feature = "mysql")]
+            Group::MyConc16 => format!(
+                "11. MariaDB, {} clients on distinct aggregates, {} commands over {} aggregates",
+                w.pg_clients,
+                thousands(w.pg_commands),
+                thousands(w.pg_aggregates)
+            ),
+            #[cfg(feature = "mysql")]
+            Group::MyLoad => "12. MariaDB, load of one aggregate of 1k / 10k / 100k events: ms".to_owned(),
+            Group::LiteSeq => format!(
+                "13. SQLite file (WAL, synchronous=FULL), 1 client, {} commands over {} aggregates",
+                thousands(w.pg_commands),
+                thousands(w.pg_aggregates)
+            ),
+            Group::LiteLoad => "14. SQLite file, load of one aggregate of 1k / 10k / 100k events: ms".to_owned(),
         }
     }
 
@@ -228,10 +341,10 @@ impl Group {
             return Ok(Group::ALL.to_vec());
         }
         let matches = |g: Group, n: &str| g.name() == n || g.rows().iter().any(|r| r.id.starts_with(n));
-        if let Some(unknown) = names.iter().find(|n| !Group::ALL.into_iter().any(|g| matches(g, n))) {
+        if let Some(unknown) = names.iter().find(|n| !Group::ALL.iter().any(|&g| matches(g, n))) {
             return Err(format!("`--only {unknown}` matches no scenario"));
         }
-        Ok(Group::ALL.into_iter().filter(|&g| names.iter().any(|n| matches(g, n))).collect())
+        Ok(Group::ALL.iter().copied().filter(|&g| names.iter().any(|n| matches(g, n))).collect())
     }
 }
 
@@ -341,14 +454,44 @@ mod tests {
         assert_eq!(s(&["load_100k_rss"]), Ok(vec![Group::LoadRss]));
         assert_eq!(s(&["load"]), Ok(vec![Group::Load, Group::LoadRss]));
         assert_eq!(s(&["direct_call", "pg_seq"]), Ok(vec![Group::Mediator, Group::PgSeq]));
+        assert_eq!(s(&["lite_"]), Ok(vec![Group::LiteSeq, Group::LiteLoad]));
+        assert_eq!(s(&["lite_load_10k"]), Ok(vec![Group::LiteLoad]));
         assert_eq!(s(&[]).map(|g| g.len()), Ok(Group::ALL.len()));
         assert!(s(&["nope"]).unwrap_err().contains("nope"));
     }
 
+    #[cfg(feature = "mysql")]
+    #[test]
+    fn the_mariadb_groups_are_selected_by_their_prefix() {
+        let s = |names: &[&str]| Group::select(&names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>());
+        assert_eq!(s(&["my_"]), Ok(vec![Group::MySeq, Group::MyConc16, Group::MyLoad]));
+        assert_eq!(s(&["my_seq_p99", "my_load"]), Ok(vec![Group::MySeq, Group::MyLoad]));
+        assert_eq!(
+            Group::MyLoad.rows().iter().map(|r| r.id).collect::<Vec<_>>(),
+            ["my_load_1k", "my_load_10k", "my_load_100k"]
+        );
+        assert!(Group::ALL.iter().filter(|g| g.backend() == Backend::MariaDb).count() == 3);
+    }
+
     #[test]
     fn in_memory_groups_need_no_database() {
-        assert!(!Group::MemSpread.needs_db() && !Group::MemLong.needs_db() && !Group::Mediator.needs_db());
-        assert!(Group::ALL.iter().filter(|g| g.needs_db()).all(|g| g.contenders().contains(&Contender::Sqlx)));
+        assert!(Group::ALL.iter().filter(|g| g.backend() == Backend::Memory).count() == 3);
+        assert!(
+            Group::ALL
+                .iter()
+                .filter(|g| g.backend() != Backend::Memory)
+                .all(|g| g.contenders().contains(&Contender::Sqlx))
+        );
+    }
+
+    #[test]
+    fn the_mariadb_and_sqlite_groups_have_no_cqrs_es_column() {
+        let others = Group::ALL.iter().filter(|g| !matches!(g.backend(), Backend::Memory | Backend::Postgres));
+        assert!(others.clone().count() >= 2);
+        assert!(others.clone().all(|g| g.contenders() == [Contender::Ours, Contender::Sqlx]));
+        // The load groups of the other databases are not picked up by `--only load`.
+        assert!(others.flat_map(|g| g.rows()).all(|r| !r.id.starts_with("load") && !r.id.starts_with("pg_")));
+        assert_eq!(Group::LiteSeq.rows().iter().map(|r| r.id).collect::<Vec<_>>(), LITE_SEQ);
     }
 
     #[test]
@@ -365,5 +508,6 @@ mod tests {
         assert!(Contender::ALL.iter().all(|&c| Contender::parse(c.key()) == Some(c)));
         assert_eq!(Contender::CqrsEs.label(Group::PgSeq), "postgres-es");
         assert_eq!(Contender::CqrsEs.label(Group::MemSpread), "cqrs-es");
+        assert_eq!(Contender::CqrsEs.label(Group::LiteSeq), "cqrs-es");
     }
 }

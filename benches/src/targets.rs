@@ -1,7 +1,12 @@
 //! The project's targets, checked against a run's medians.
 
 use crate::report::{Results, num, ratio};
-use crate::scenarios::{Contender, Group, LOAD_SNAP, LOADS, MEDIATOR_DIRECT, MEDIATOR_SEND, MEM_LONG, PG_BATCH};
+use crate::scenarios::{
+    Contender, Group, LITE_LOADS, LITE_SEQ, LOAD_SNAP, LOADS, LoadIds, MEDIATOR_DIRECT, MEDIATOR_SEND, MEM_LONG,
+    PG_BATCH, RateIds,
+};
+#[cfg(feature = "mysql")]
+use crate::scenarios::{MY_CONC16, MY_LOADS, MY_SEQ};
 
 enum Bound {
     AtLeast(f64),
@@ -71,6 +76,27 @@ pub(crate) fn check(r: &Results) -> Vec<String> {
         ));
     }
     targets.push(t(Group::Load, format!("{}: cqrs-ddd", LOAD_SNAP.1), Bound::AtMost(5.0), " ms", ours(LOAD_SNAP.1)));
+    // MariaDB and SQLite: against plain sqlx only, with the Postgres bounds.
+    let writes: &[(Group, RateIds)] = &[
+        #[cfg(feature = "mysql")]
+        (Group::MySeq, MY_SEQ),
+        #[cfg(feature = "mysql")]
+        (Group::MyConc16, MY_CONC16),
+        (Group::LiteSeq, LITE_SEQ),
+    ];
+    let loads: &[(Group, LoadIds)] = &[
+        #[cfg(feature = "mysql")]
+        (Group::MyLoad, MY_LOADS),
+        (Group::LiteLoad, LITE_LOADS),
+    ];
+    for &(group, [id, ..]) in writes {
+        targets.push(t(group, format!("{id}: cqrs-ddd / sqlx"), Bound::AtLeast(0.8), "x", vs(id, Contender::Sqlx)));
+    }
+    for &(group, ids) in loads {
+        for (_, id) in ids {
+            targets.push(t(group, format!("{id}: cqrs-ddd / sqlx"), Bound::AtMost(1.25), "x", vs(id, Contender::Sqlx)));
+        }
+    }
     targets.into_iter().filter(|t| r.has_group(t.group)).map(|t| line(&t)).collect()
 }
 
@@ -116,5 +142,30 @@ mod tests {
         assert!(lines[0].starts_with("met") && lines[0].contains("4.00x"), "{lines:?}");
         assert!(lines[1].starts_with("MISSED") && lines[1].contains("200 ns"), "{lines:?}");
         assert!(lines[2].contains("no figure yet") && lines[3].contains("postgres-es"), "{lines:?}");
+    }
+
+    #[test]
+    fn the_sqlite_rows_are_held_to_the_plain_sqlx_bounds() {
+        let mut r = Results::new(vec![Group::LiteSeq, Group::LiteLoad]);
+        add(&mut r, Group::LiteSeq, Contender::Ours, "lite_seq", 90.0);
+        add(&mut r, Group::LiteSeq, Contender::Sqlx, "lite_seq", 100.0);
+        add(&mut r, Group::LiteLoad, Contender::Ours, "lite_load_1k", 2.0);
+        add(&mut r, Group::LiteLoad, Contender::Sqlx, "lite_load_1k", 1.0);
+        let lines = check(&r);
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert!(lines[0].starts_with("met") && lines[0].contains("lite_seq: cqrs-ddd / sqlx: 0.900x"), "{lines:?}");
+        assert!(lines[1].starts_with("MISSED") && lines[1].contains("lite_load_1k") && lines[1].contains("<= 1.25"));
+        assert!(lines[2].contains("lite_load_10k") && lines[2].contains("no figure yet"), "{lines:?}");
+    }
+
+    #[cfg(feature = "mysql")]
+    #[test]
+    fn the_mariadb_rows_have_targets() {
+        let r = Results::new(vec![Group::MySeq, Group::MyConc16, Group::MyLoad]);
+        let lines = check(&r);
+        assert_eq!(lines.len(), 5, "{lines:?}");
+        assert!(lines[0].contains("my_seq: cqrs-ddd / sqlx") && lines[0].contains(">= 0.8"), "{lines:?}");
+        assert!(lines[1].contains("my_conc16: cqrs-ddd / sqlx"), "{lines:?}");
+        assert!(lines[4].contains("my_load_100k: cqrs-ddd / sqlx") && lines[4].contains("<= 1.25"), "{lines:?}");
     }
 }

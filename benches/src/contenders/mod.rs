@@ -3,6 +3,10 @@
 pub(crate) mod cqrs_es;
 pub(crate) mod ours_mem;
 pub(crate) mod ours_pg;
+pub(crate) mod ours_sql;
+pub(crate) mod plain_lite;
+#[cfg(feature = "mysql")]
+pub(crate) mod plain_my;
 pub(crate) mod plain_sqlx;
 pub(crate) mod postgres_es;
 
@@ -12,7 +16,8 @@ use crate::measure::Outcome;
 use crate::scenarios::{Contender, Group, Workload};
 
 /// Runs one cell; `Ok(None)` when the contender has no implementation for the group
-/// (yet). `target` is the benchmark database, given for the Postgres groups only.
+/// (yet). `target` is where the group's backend keeps the benchmark's data: the
+/// PostgreSQL or MariaDB database, or the SQLite directory; `None` in memory.
 pub(crate) async fn run(
     group: Group,
     contender: Contender,
@@ -45,9 +50,26 @@ pub(crate) async fn run(
         (Group::LoadRss, Ours) => ours_pg::load_rss(db()?).await?,
         (Group::LoadRss, CqrsEs) => Some(postgres_es::load_rss(db()?).await?),
         (Group::LoadRss, Sqlx) => Some(plain_sqlx::load_rss(db()?).await?),
-        (Group::MemSpread | Group::MemLong | Group::Mediator, Sqlx) | (Group::Mediator | Group::Projection, CqrsEs) => {
-            None
-        }
+        #[cfg(feature = "mysql")]
+        (Group::MySeq, Ours) => Some(ours_sql::my_seq(db()?, w, rep).await?),
+        #[cfg(feature = "mysql")]
+        (Group::MySeq, Sqlx) => Some(plain_my::seq(db()?, w, rep).await?),
+        #[cfg(feature = "mysql")]
+        (Group::MyConc16, Ours) => Some(ours_sql::my_conc(db()?, w, rep).await?),
+        #[cfg(feature = "mysql")]
+        (Group::MyConc16, Sqlx) => Some(plain_my::conc(db()?, w, rep).await?),
+        #[cfg(feature = "mysql")]
+        (Group::MyLoad, Ours) => Some(ours_sql::my_load(db()?, w).await?),
+        #[cfg(feature = "mysql")]
+        (Group::MyLoad, Sqlx) => Some(plain_my::load(db()?, w).await?),
+        #[cfg(feature = "mysql")]
+        (Group::MySeq | Group::MyConc16 | Group::MyLoad, CqrsEs) => None,
+        (Group::LiteSeq, Ours) => Some(ours_sql::lite_seq(db()?, w, rep).await?),
+        (Group::LiteSeq, Sqlx) => Some(plain_lite::seq(db()?, w, rep).await?),
+        (Group::LiteLoad, Ours) => Some(ours_sql::lite_load(db()?, w).await?),
+        (Group::LiteLoad, Sqlx) => Some(plain_lite::load(db()?, w).await?),
+        (Group::MemSpread | Group::MemLong | Group::Mediator, Sqlx)
+        | (Group::Mediator | Group::Projection | Group::LiteSeq | Group::LiteLoad, CqrsEs) => None,
     })
 }
 
@@ -58,4 +80,19 @@ pub(crate) async fn prepare(target: &Target, seed: bool) -> Result<(), BenchErro
     plain_sqlx::prepare(target, seed).await?;
     ours_pg::prepare(target, seed).await?;
     Ok(())
+}
+
+/// Creates both MariaDB contenders' tables in the benchmark database, with the load
+/// streams when `seed`.
+#[cfg(feature = "mysql")]
+pub(crate) async fn prepare_mariadb(target: &Target, seed: bool) -> Result<(), BenchError> {
+    plain_my::prepare(target, seed).await?;
+    ours_sql::prepare_mariadb(target, seed).await
+}
+
+/// Creates both SQLite contenders' files and tables in the run's directory, with the
+/// load streams when `seed`.
+pub(crate) async fn prepare_sqlite(target: &Target, seed: bool) -> Result<(), BenchError> {
+    plain_lite::prepare(target, seed).await?;
+    ours_sql::prepare_sqlite(target, seed).await
 }

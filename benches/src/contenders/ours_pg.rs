@@ -97,11 +97,11 @@ pub(crate) async fn prepare(target: &Target, seed: bool) -> Result<Option<()>, B
     Ok(Some(()))
 }
 
-async fn deposit(app: &Mediator, account: &str) -> Result<(), BenchError> {
+pub(crate) async fn deposit(app: &Mediator, account: &str) -> Result<(), BenchError> {
     app.send(Deposit { account: account.to_owned(), amount: 1 }).await.map_err(|e| BenchError::framework(ME, "send", e))
 }
 
-async fn check_balance(app: &Mediator, account: &str, expected: usize) -> Result<(), BenchError> {
+pub(crate) async fn check_balance(app: &Mediator, account: &str, expected: usize) -> Result<(), BenchError> {
     let loaded = app.load::<Account>(&account.to_owned()).await.map_err(|e| BenchError::framework(ME, "load", e))?;
     let balance = loaded.state.balance();
     if usize::try_from(balance).ok() != Some(expected) {
