@@ -43,6 +43,10 @@ pub trait Dialect: sealed::Sealed + Clone + Send + Sync + Sized + 'static {
     /// The statement that begins a transaction that will write (SQLite takes its write
     /// lock at once with `BEGIN IMMEDIATE`, so two writers queue instead of deadlocking).
     const BEGIN_WRITE: Option<&'static str> = None;
+    /// The statement that begins a transaction of the store's own that will append
+    /// events: it may also take what [`Dialect::lock_positions`] takes, in the same round
+    /// trip (MariaDB).
+    const BEGIN_APPEND: Option<&'static str> = Self::BEGIN_WRITE;
     /// Appended to a claim's `SELECT`, so concurrent claimers take disjoint rows.
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     /// Appended to an `INSERT` that must not fail when its key is taken (it then inserts
@@ -122,8 +126,10 @@ pub trait Dialect: sealed::Sealed + Clone + Send + Sync + Sized + 'static {
         store.commit_in_savepoint(conn, batch)
     }
 
-    /// Inside a commit that appends events, before the first insert: what makes the
-    /// positions of this commit sort after every committed one (MariaDB locks a row).
+    /// Inside a commit that appends events in the caller's transaction, before the first
+    /// insert: what makes the positions of this commit sort after every committed one
+    /// (MariaDB locks a row). The store's own commits take it with
+    /// [`Dialect::BEGIN_APPEND`].
     fn lock_positions(_conn: &mut Self::Conn) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
         async { Ok(()) }
     }

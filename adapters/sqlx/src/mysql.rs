@@ -97,6 +97,8 @@ impl Dialect for MySql {
     const NAME: &'static str = "MariaDB/MySQL";
     const RETURNING: bool = false;
     const ON_CONFLICT_SKIP: &'static str = "";
+    /// One round trip: the statements go as one text query.
+    const BEGIN_APPEND: Option<&'static str> = Some("BEGIN; SELECT id FROM event_lock WHERE id = 1 FOR UPDATE");
     const TEXT_UNCHECKED: bool = true;
 
     /// Times go as `DATETIME` (UTC, no zone): sent as a `TIMESTAMP`, a time after 2038

@@ -107,8 +107,9 @@ impl<D: Dialect> SqlStore<D> {
     pub(crate) async fn commit_txn(&self, batch: CommitBatch) -> Result<CommitReceipt> {
         retry_deadlocks(|| async {
             // A cancelled commit closes its connection (see `Txn`).
-            let mut tx = self.begin_write().await?;
-            match self.write_batch(&mut tx, &batch).await {
+            let begin = if batch.appends.is_empty() { D::BEGIN_WRITE } else { D::BEGIN_APPEND };
+            let mut tx = Txn::begin(&self.pool, begin).await?;
+            match self.write_batch(&mut tx, &batch, true).await {
                 Ok(receipt) => {
                     tx.commit().await.map_err(store_err)?;
                     Ok(receipt)
@@ -124,7 +125,7 @@ impl<D: Dialect> SqlStore<D> {
     /// to a deadlock victim), the batch's own error is returned.
     pub(crate) async fn commit_in_savepoint(&self, conn: &mut D::Conn, batch: &CommitBatch) -> Result<CommitReceipt> {
         conn.script("SAVEPOINT cqrs_ddd_commit").await.map_err(store_err)?;
-        let result = self.write_batch(conn, batch).await;
+        let result = self.write_batch(conn, batch, false).await;
         if result.is_err() && conn.script("ROLLBACK TO SAVEPOINT cqrs_ddd_commit").await.is_err() {
             return result;
         }
@@ -135,7 +136,14 @@ impl<D: Dialect> SqlStore<D> {
     /// Writes a batch on a connection in a transaction. The idempotency key goes first, so
     /// a batch whose key is recorded is refused as [`Error::AlreadyProcessed`] even when
     /// it would also conflict (the command is done; a retry would be refused anyway).
-    async fn write_batch(&self, conn: &mut D::Conn, batch: &CommitBatch) -> Result<CommitReceipt> {
+    /// `positions_locked` says whether the transaction began with
+    /// [`Dialect::BEGIN_APPEND`].
+    async fn write_batch(
+        &self,
+        conn: &mut D::Conn,
+        batch: &CommitBatch,
+        positions_locked: bool,
+    ) -> Result<CommitReceipt> {
         if let Some(key) = batch.idempotency_key {
             let stmt = Stmt::new(&self.sql.insert_processed)
                 .uuid(key)
@@ -146,7 +154,7 @@ impl<D: Dialect> SqlStore<D> {
                 .map_err(|e| if is_unique_violation(&e) { Error::AlreadyProcessed { key } } else { store_err(e) })?;
         }
         self.write_unguarded_states(conn, batch).await?;
-        match self.write_rows(conn, batch).await {
+        match self.write_rows(conn, batch, positions_locked).await {
             Ok(receipt) => Ok(receipt),
             Err(e) if is_unique_violation(&e) => Err(self.find_conflict(conn, batch).await),
             Err(e) => Err(refusal(&e).map_or_else(|| store_err(e), |reason| refused_in_batch(batch, reason))),
@@ -157,6 +165,7 @@ impl<D: Dialect> SqlStore<D> {
         &self,
         conn: &mut D::Conn,
         batch: &CommitBatch,
+        positions_locked: bool,
     ) -> std::result::Result<CommitReceipt, sqlx::Error> {
         let rows: Vec<(&StreamKey, u64, &NewEvent)> = batch
             .appends
@@ -164,7 +173,7 @@ impl<D: Dialect> SqlStore<D> {
             .flat_map(|a| (a.expected_version + 1..).zip(&a.events).map(move |(v, e)| (&a.stream, v, e)))
             .collect();
         let mut positions = Vec::with_capacity(rows.len());
-        if !rows.is_empty() {
+        if !rows.is_empty() && !positions_locked {
             D::lock_positions(conn).await?;
         }
         for chunk in rows.chunks(ROWS_PER_INSERT) {
