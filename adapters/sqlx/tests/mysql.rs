@@ -169,19 +169,8 @@ async fn workers_ride_out_a_database_outage() {
 /// Messages for the two-relay test.
 const MESSAGES: usize = 2_000;
 
-macro_rules! mysql_tests {
-    ($($name:ident => $contract:ident($($arg:expr),*);)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let db = My::new().await;
-            $contract(&db $(, $arg)*).await;
-            db.drop().await;
-        }
-    )*};
-}
-
-every_store_contract!(mysql_tests);
-every_sql_contract!(mysql_tests);
+every_store_contract!(on_own_database, My);
+every_sql_contract!(on_own_database, My);
 
 #[tokio::test]
 async fn migrations_are_idempotent() {

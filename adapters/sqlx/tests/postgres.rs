@@ -156,19 +156,8 @@ async fn workers_ride_out_a_database_outage() {
 /// Messages for the two-relay test.
 const MESSAGES: usize = 10_000;
 
-macro_rules! pg_tests {
-    ($($name:ident => $contract:ident($($arg:expr),*);)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let db = Pg::new().await;
-            $contract(&db $(, $arg)*).await;
-            db.drop().await;
-        }
-    )*};
-}
-
-every_store_contract!(pg_tests);
-every_sql_contract!(pg_tests);
+every_store_contract!(on_own_database, Pg);
+every_sql_contract!(on_own_database, Pg);
 
 #[tokio::test]
 async fn migrations_are_idempotent_and_safe_in_parallel() {

@@ -123,19 +123,8 @@ kill_tests!(Lite);
 /// Messages for the two-relay test.
 const MESSAGES: usize = 2_000;
 
-macro_rules! sqlite_tests {
-    ($($name:ident => $contract:ident($($arg:expr),*);)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let db = Lite::new().await;
-            $contract(&db $(, $arg)*).await;
-            db.drop().await;
-        }
-    )*};
-}
-
-every_store_contract!(sqlite_tests);
-every_sql_contract!(sqlite_tests);
+every_store_contract!(on_own_database, Lite);
+every_sql_contract!(on_own_database, Lite);
 
 #[tokio::test]
 async fn migrations_are_idempotent() {

@@ -30,8 +30,8 @@ use serde_json::json;
 /// Runs `$runner!` over the contracts every store must pass: memory, SQLite and
 /// PostgreSQL alike (each test file adds the ones that need raw SQL or other sizes).
 macro_rules! every_store_contract {
-    ($runner:ident) => {
-        $runner! {
+    ($runner:ident $(, $db:ty)?) => {
+        $runner! { $($db;)?
             concurrent_appends_at_one_version_conflict => same_version_appends_conflict();
             snapshot_and_tail_equal_a_full_replay => snapshot_plus_tail_equals_full_replay();
             a_stale_snapshot_falls_back_to_replay => stale_snapshot_falls_back_to_replay();
@@ -76,8 +76,8 @@ macro_rules! every_store_contract {
 /// calling file: `MESSAGES`).
 #[allow(unused_macros)] // not on the memory store
 macro_rules! every_sql_contract {
-    ($runner:ident) => {
-        $runner! {
+    ($runner:ident $(, $db:ty)?) => {
+        $runner! { $($db;)?
             concurrent_commands_on_one_aggregate_lose_no_update => concurrent_commands_lose_no_update(16, 200);
             tailing_reader_sees_every_event_exactly_once => tailing_reader_never_skips_a_late_commit(8, 25);
             a_corrupted_payload_names_stream_and_version => corrupted_payload_is_a_serialization_error();
@@ -101,6 +101,19 @@ macro_rules! every_sql_contract {
             bad_rows_go_through_the_projection_error_policy => corrupt_rows_go_through_the_projection_error_policy();
         }
     };
+}
+
+/// Runs each contract on a database of its own: `<$db>::new()`, then `drop()`.
+#[allow(unused_macros)] // not on the memory store
+macro_rules! on_own_database {
+    ($db:ty; $($name:ident => $contract:ident($($arg:expr),*);)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let db = <$db>::new().await;
+            $contract(&db $(, $arg)*).await;
+            db.drop().await;
+        }
+    )*};
 }
 
 /// One isolated database (its own schema or file) and raw access to it.
