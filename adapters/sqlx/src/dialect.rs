@@ -93,7 +93,7 @@ pub trait Dialect: sealed::Sealed + Clone + Send + Sync + Sized + 'static {
     }
 
     /// `read_all`'s page: the rows after the cursor (its arguments first), of one tenant
-    /// when `tenant`, then `LIMIT ?`; columns [`crate::rows::EVENT_COLUMNS`] and
+    /// when `tenant`, then `LIMIT ?`; the columns of an event row and
     /// `commit_key`.
     fn read_all_sql(&self, tenant: bool) -> String {
         let tenant = if tenant { " AND tenant_id = ?" } else { "" };
