@@ -7,8 +7,8 @@
 //! commit's positions are above those of every commit before it and below those of every
 //! commit after it: when a reader sees position `p`, every event below `p` that will
 //! ever exist is already committed. The cost is that event-writing commits take turns
-//! for the time between their first insert and their commit (a few round trips);
-//! commits of state rows alone do not take the lock.
+//! for the time from their `BEGIN` (which takes the lock in the same round trip) to
+//! their commit; commits of state rows alone do not take the lock.
 
 use std::time::Duration;
 

@@ -173,10 +173,21 @@ every_store_contract!(on_own_database, My);
 every_sql_contract!(on_own_database, My);
 
 #[tokio::test]
-async fn migrations_are_idempotent() {
+async fn migrations_are_idempotent_and_safe_in_parallel() {
+    // Two processes migrate an empty database at once: they take turns.
     let db = My::new().await;
-    db.admin.migrate().await.unwrap();
-    db.store().await.migrate().await.unwrap();
+    let fresh = format!("{}_fresh", db.database);
+    sqlx::raw_sql(&format!("CREATE DATABASE `{fresh}`")).execute(db.admin.pool()).await.unwrap();
+    let url = format!("{}/{fresh}", server());
+    let (a, b) = (MySqlStore::connect(&url).await.unwrap(), MySqlStore::connect(&url).await.unwrap());
+    let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+    ra.unwrap();
+    rb.unwrap();
+    a.migrate().await.unwrap();
+    let applied: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM cqrs_ddd_migrations").fetch_one(a.pool()).await.unwrap();
+    assert_eq!(applied, 1, "each migration recorded once");
+    sqlx::raw_sql(&format!("DROP DATABASE `{fresh}`")).execute(db.admin.pool()).await.unwrap();
     db.drop().await;
 }
 
