@@ -47,6 +47,10 @@ pub trait Dialect: sealed::Sealed + Clone + Send + Sync + Sized + 'static {
     /// events: it may also take what [`Dialect::lock_positions`] takes, in the same round
     /// trip (MariaDB).
     const BEGIN_APPEND: Option<&'static str> = Self::BEGIN_WRITE;
+    /// Whether a batch of events alone, one `INSERT`, commits in autocommit: position
+    /// order is commit order for a single statement (SQLite, one writer at a time), so it
+    /// needs no transaction around it.
+    const AUTOCOMMIT_APPEND: bool = false;
     /// Appended to a claim's `SELECT`, so concurrent claimers take disjoint rows.
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     /// Appended to an `INSERT` that must not fail when its key is taken (it then inserts

@@ -39,7 +39,7 @@
 //!
 //! | | PostgreSQL | SQLite | MariaDB / MySQL |
 //! | --- | --- | --- | --- |
-//! | commit | one statement (data-modifying CTEs over `UNNEST`) | `BEGIN IMMEDIATE` transaction | transaction holding the `event_lock` row |
+//! | commit | one statement (data-modifying CTEs over `UNNEST`) | `BEGIN IMMEDIATE` transaction; events alone: one `INSERT` | transaction holding the `event_lock` row |
 //! | gap-safe `read_all` | rows below the transaction horizon | single writer: position order is commit order | positions assigned under a lock held to commit |
 //! | claims | `UPDATE .. RETURNING` over `FOR UPDATE SKIP LOCKED`, autocommit | the same `UPDATE .. RETURNING` under the write lock | `SELECT .. FOR UPDATE SKIP LOCKED`, then `UPDATE` |
 //! | compared times | `timestamptz` | milliseconds since the epoch | `DATETIME(3)` |
@@ -85,7 +85,9 @@
 //!   touched, the state rows of state-stored aggregates, outbox rows) commits together or
 //!   not at all. On PostgreSQL that is a single statement (data-modifying CTEs over
 //!   `UNNEST` arrays): one round trip and one commit per command, whatever it wrote. On
-//!   SQLite and MariaDB it is one transaction with multi-row inserts.
+//!   SQLite and MariaDB it is one transaction with multi-row inserts; on SQLite a batch
+//!   of events alone is one `INSERT` in autocommit (one writer at a time: atomic and in
+//!   commit order without a transaction around it).
 //! - **Optimistic concurrency in the database.** `(tenant, stream type, stream id,
 //!   version)` is unique; a writer that loaded an old version gets
 //!   [`cqrs_ddd::Error::Conflict`] with the expected and actual versions.

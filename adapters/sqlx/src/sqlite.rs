@@ -75,6 +75,7 @@ impl Dialect for Sqlite {
 
     const NAME: &'static str = "SQLite";
     const BEGIN_WRITE: Option<&'static str> = Some("BEGIN IMMEDIATE");
+    const AUTOCOMMIT_APPEND: bool = true;
     const SKIP_LOCKED: &'static str = "";
     const MILLIS: bool = true;
 

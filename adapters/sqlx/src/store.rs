@@ -105,6 +105,15 @@ impl<D: Dialect> SqlStore<D> {
     /// The generic commit: one transaction, run again when the database picked it as a
     /// deadlock victim (it then wrote nothing).
     pub(crate) async fn commit_txn(&self, batch: CommitBatch) -> Result<CommitReceipt> {
+        let one_insert = batch.idempotency_key.is_none()
+            && batch.states.is_empty()
+            && batch.outbox.is_empty()
+            && (1..=ROWS_PER_INSERT).contains(&batch.event_count());
+        if D::AUTOCOMMIT_APPEND && one_insert {
+            // One statement in autocommit: atomic, and nothing is left open if cancelled.
+            let mut conn = self.conn().await?;
+            return self.write_batch(&mut conn, &batch, false).await;
+        }
         retry_deadlocks(|| async {
             // A cancelled commit closes its connection (see `Txn`).
             let begin = if batch.appends.is_empty() { D::BEGIN_WRITE } else { D::BEGIN_APPEND };
