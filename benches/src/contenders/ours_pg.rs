@@ -9,22 +9,21 @@ use std::time::{Duration, Instant};
 
 use cqrs_ddd::ports::{ProjectionStore, Snapshot, SnapshotStore, StreamKey};
 use cqrs_ddd::projection::{ProjectionWorker, WorkerOptions};
-use cqrs_ddd::{Aggregate, App, Mediator, SnapshotPolicy};
+use cqrs_ddd::{Aggregate, App};
 use cqrs_ddd_sqlx::PgStore;
-use futures::future::BoxFuture;
 use sqlx::postgres::PgPoolOptions;
 
+use super::ours_sql::{ME, app, check_balance, conc, replay_loads, seq};
 use crate::db::{SEEDED_AMOUNT, Target, load_stream_id};
-use crate::domain::ours::{Account, BenchBalances, Deposit, DepositMany};
+use crate::domain::ours::{Account, BenchBalances, DepositMany};
 use crate::error::{BenchError, SqlContext};
-use crate::measure::{Outcome, client_plan, concurrent, median_of, millis, peak_rss_mib, sequential};
+use crate::measure::{Outcome, median_of, millis, peak_rss_mib, sequential};
 use crate::scenarios::{
     LOAD_RSS, LOAD_SNAP, LOADS, PG_BATCH, PG_CONC16, PG_SEQ, PROJECTION, PROJECTION_ACCOUNTS, PROJECTION_BATCH,
     PROJECTION_EVENTS, SNAPSHOT_EVERY, Workload,
 };
 use crate::stats::count_f64;
 
-const ME: &str = "cqrs-ddd";
 const SCHEMA: &str = "cqrs_ddd";
 
 async fn store(target: &Target, connections: u32) -> Result<PgStore, BenchError> {
@@ -36,16 +35,6 @@ async fn store(target: &Target, connections: u32) -> Result<PgStore, BenchError>
         .await
         .map_err(|source| BenchError::connecting(target.shown(), source))?;
     PgStore::from_pool(pool, SCHEMA).map_err(|e| BenchError::framework(ME, "PgStore::from_pool", e))
-}
-
-fn app(store: &PgStore, cache: usize) -> Result<Mediator, BenchError> {
-    App::builder()
-        .event_store(store.clone())
-        .snapshot_store(store.clone())
-        .snapshot::<Account>(SnapshotPolicy::every(SNAPSHOT_EVERY as u64))
-        .aggregate_cache(cache)
-        .build()
-        .map_err(|e| BenchError::framework(ME, "App::build", e))
 }
 
 /// Creates its tables; seeds the load streams (and the 100k stream's snapshot) when `seed`.
@@ -97,61 +86,15 @@ pub(crate) async fn prepare(target: &Target, seed: bool) -> Result<Option<()>, B
     Ok(Some(()))
 }
 
-pub(crate) async fn deposit(app: &Mediator, account: &str) -> Result<(), BenchError> {
-    app.send(Deposit { account: account.to_owned(), amount: 1 }).await.map_err(|e| BenchError::framework(ME, "send", e))
-}
-
-pub(crate) async fn check_balance(app: &Mediator, account: &str, expected: usize) -> Result<(), BenchError> {
-    let loaded = app.load::<Account>(&account.to_owned()).await.map_err(|e| BenchError::framework(ME, "load", e))?;
-    let balance = loaded.state.balance();
-    if usize::try_from(balance).ok() != Some(expected) {
-        return Err(BenchError::Check(format!("{ME}: {account} has balance {balance}, expected {expected}")));
-    }
-    Ok(())
-}
-
 /// Scenario 4: one client, commands round robin over the aggregates.
 pub(crate) async fn pg_seq(target: &Target, w: &Workload, rep: usize) -> Result<Option<Outcome>, BenchError> {
-    let store = store(target, 2).await?;
-    let app = app(&store, w.pg_aggregates)?;
-    let ids: Vec<String> = (0..w.pg_aggregates).map(|a| format!("seq-r{rep}-{a}")).collect();
-    let lat = sequential(w.pg_commands, async |k| deposit(&app, &ids[k % ids.len()]).await).await?;
-    check_balance(&app, &ids[0], w.pg_commands / w.pg_aggregates).await?;
-    let mut out = Outcome::default();
-    out.rates(PG_SEQ, &lat);
-    Ok(Some(out))
-}
-
-/// One client of scenario 5: the shared application and the ids it writes.
-struct Client {
-    app: Mediator,
-    ids: std::sync::Arc<Vec<String>>,
-}
-
-fn conc_command(client: &mut Client, a: usize) -> BoxFuture<'_, Result<(), BenchError>> {
-    Box::pin(async move { deposit(&client.app, &client.ids[a]).await })
+    seq(&store(target, 2).await?, w, rep, PG_SEQ).await.map(Some)
 }
 
 /// Scenario 5: `pg_clients` tasks at once on one application, distinct aggregates each.
 pub(crate) async fn pg_conc(target: &Target, w: &Workload, rep: usize) -> Result<Option<Outcome>, BenchError> {
-    let clients_n = u32::try_from(w.pg_clients).unwrap_or(16);
-    let store = store(target, clients_n).await?;
-    let app = app(&store, w.pg_aggregates)?;
-    let ids: std::sync::Arc<Vec<String>> =
-        std::sync::Arc::new((0..w.pg_aggregates).map(|a| format!("conc-r{rep}-{a}")).collect());
-    let clients = (0..w.pg_clients)
-        .map(|c| {
-            (
-                Client { app: app.clone(), ids: ids.clone() },
-                client_plan(c, w.pg_clients, w.pg_commands, w.pg_aggregates),
-            )
-        })
-        .collect();
-    let lat = concurrent(clients, conc_command).await?;
-    check_balance(&app, &ids[0], w.pg_commands / w.pg_aggregates).await?;
-    let mut out = Outcome::default();
-    out.rates(PG_CONC16, &lat);
-    Ok(Some(out))
+    let clients = u32::try_from(w.pg_clients).unwrap_or(16);
+    conc(&store(target, clients).await?, w, rep, PG_CONC16).await.map(Some)
 }
 
 /// Scenario 6: each command decides `batch_events` events.
@@ -171,25 +114,14 @@ pub(crate) async fn pg_batch(target: &Target, w: &Workload, rep: usize) -> Resul
     Ok(Some(out))
 }
 
-async fn load_checked(app: &Mediator, stream: &str, n: usize) -> Result<(), BenchError> {
-    check_balance(app, stream, n).await
-}
-
 /// Scenario 7: load of the seeded streams (a full replay), and from the snapshot.
 pub(crate) async fn load(target: &Target, w: &Workload) -> Result<Option<Outcome>, BenchError> {
     let store = store(target, 2).await?;
-    let replay =
-        App::builder().event_store(store.clone()).build().map_err(|e| BenchError::framework(ME, "App::build", e))?;
-    let mut out = Outcome::default();
-    for ((n, id), timed) in LOADS.into_iter().zip(w.loads_timed) {
-        let stream = load_stream_id(n);
-        let t = median_of(timed, async || load_checked(&replay, &stream, n).await).await?;
-        out.figure(id, millis(t));
-    }
+    let mut out = replay_loads(&store, w, LOADS).await?;
     let with_snapshots = app(&store, 16)?;
     let (n, id) = LOAD_SNAP;
     let stream = load_stream_id(n);
-    let t = median_of(w.loads_timed[2], async || load_checked(&with_snapshots, &stream, n).await).await?;
+    let t = median_of(w.loads_timed[2], async || check_balance(&with_snapshots, &stream, n).await).await?;
     out.figure(id, millis(t));
     Ok(Some(out))
 }
@@ -228,7 +160,7 @@ pub(crate) async fn load_rss(target: &Target) -> Result<Option<Outcome>, BenchEr
     let replay = App::builder().event_store(store).build().map_err(|e| BenchError::framework(ME, "App::build", e))?;
     let before = peak_rss_mib()?;
     let (n, id) = LOAD_RSS;
-    load_checked(&replay, &load_stream_id(n), n).await?;
+    check_balance(&replay, &load_stream_id(n), n).await?;
     let mut out = Outcome::default();
     out.figure(id, peak_rss_mib()?);
     out.note(id, before, "MiB peak before the load");

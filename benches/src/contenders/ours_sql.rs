@@ -2,34 +2,31 @@
 //! (`SqliteStore`) of `cqrs-ddd-sqlx`, configured as on PostgreSQL (`ours_pg.rs`): the
 //! store's own tables, the aggregate cache, snapshots every 100 events, every command
 //! through `Mediator::send`. Loads replay the whole stream through `Mediator::load`.
-//! The scenarios are written once, over any store of the adapter.
+//! The scenarios are written once, over any store of the adapter; the PostgreSQL
+//! contender (`ours_pg.rs`) runs them too.
 
 use cqrs_ddd::ports::{EventStore, SnapshotStore};
 use cqrs_ddd::{App, Mediator, SnapshotPolicy};
 #[cfg(feature = "mysql")]
 use cqrs_ddd_sqlx::MySqlStore;
 use cqrs_ddd_sqlx::SqliteStore;
-#[cfg(feature = "mysql")]
 use futures::future::BoxFuture;
 
-use super::ours_pg::{check_balance, deposit};
 use crate::db::{Target, load_stream_id};
 #[cfg(feature = "mysql")]
 use crate::db_mysql;
 use crate::db_sqlite;
-use crate::domain::ours::Account;
+use crate::domain::ours::{Account, Deposit};
 use crate::error::BenchError;
-use crate::measure::{Outcome, median_of, millis, sequential};
-#[cfg(feature = "mysql")]
-use crate::measure::{client_plan, concurrent};
+use crate::measure::{Outcome, client_plan, concurrent, median_of, millis, sequential};
 use crate::scenarios::{LITE_LOADS, LITE_SEQ, LoadIds, RateIds, SNAPSHOT_EVERY, Workload};
 #[cfg(feature = "mysql")]
 use crate::scenarios::{MY_CONC16, MY_LOADS, MY_SEQ};
 
-const ME: &str = "cqrs-ddd";
+pub(crate) const ME: &str = "cqrs-ddd";
 
 /// The application of the write scenarios: the cache holds every aggregate they write.
-fn app<S: EventStore + SnapshotStore + Clone>(store: &S, cache: usize) -> Result<Mediator, BenchError> {
+pub(crate) fn app<S: EventStore + SnapshotStore + Clone>(store: &S, cache: usize) -> Result<Mediator, BenchError> {
     App::builder()
         .event_store(store.clone())
         .snapshot_store(store.clone())
@@ -39,8 +36,21 @@ fn app<S: EventStore + SnapshotStore + Clone>(store: &S, cache: usize) -> Result
         .map_err(|e| BenchError::framework(ME, "App::build", e))
 }
 
+pub(crate) async fn deposit(app: &Mediator, account: &str) -> Result<(), BenchError> {
+    app.send(Deposit { account: account.to_owned(), amount: 1 }).await.map_err(|e| BenchError::framework(ME, "send", e))
+}
+
+pub(crate) async fn check_balance(app: &Mediator, account: &str, expected: usize) -> Result<(), BenchError> {
+    let loaded = app.load::<Account>(&account.to_owned()).await.map_err(|e| BenchError::framework(ME, "load", e))?;
+    let balance = loaded.state.balance();
+    if usize::try_from(balance).ok() != Some(expected) {
+        return Err(BenchError::Check(format!("{ME}: {account} has balance {balance}, expected {expected}")));
+    }
+    Ok(())
+}
+
 /// One client, commands round robin over the aggregates.
-async fn seq<S: EventStore + SnapshotStore + Clone>(
+pub(crate) async fn seq<S: EventStore + SnapshotStore + Clone>(
     store: &S,
     w: &Workload,
     rep: usize,
@@ -56,20 +66,17 @@ async fn seq<S: EventStore + SnapshotStore + Clone>(
 }
 
 /// One client of the concurrent scenario: the shared application and the ids it writes.
-#[cfg(feature = "mysql")]
 struct Client {
     app: Mediator,
     ids: std::sync::Arc<Vec<String>>,
 }
 
-#[cfg(feature = "mysql")]
 fn conc_command(client: &mut Client, a: usize) -> BoxFuture<'_, Result<(), BenchError>> {
     Box::pin(async move { deposit(&client.app, &client.ids[a]).await })
 }
 
 /// `pg_clients` tasks at once on one application, distinct aggregates each.
-#[cfg(feature = "mysql")]
-async fn conc<S: EventStore + SnapshotStore + Clone>(
+pub(crate) async fn conc<S: EventStore + SnapshotStore + Clone>(
     store: &S,
     w: &Workload,
     rep: usize,
@@ -94,7 +101,11 @@ async fn conc<S: EventStore + SnapshotStore + Clone>(
 }
 
 /// Loads of the seeded streams: a full replay, checked against the event count.
-async fn load<S: EventStore + Clone>(store: &S, w: &Workload, rows: LoadIds) -> Result<Outcome, BenchError> {
+pub(crate) async fn replay_loads<S: EventStore + Clone>(
+    store: &S,
+    w: &Workload,
+    rows: LoadIds,
+) -> Result<Outcome, BenchError> {
     let replay =
         App::builder().event_store(store.clone()).build().map_err(|e| BenchError::framework(ME, "App::build", e))?;
     let mut out = Outcome::default();
@@ -142,7 +153,7 @@ pub(crate) async fn my_conc(target: &Target, w: &Workload, rep: usize) -> Result
 
 #[cfg(feature = "mysql")]
 pub(crate) async fn my_load(target: &Target, w: &Workload) -> Result<Outcome, BenchError> {
-    load(&my_store(target).await?, w, MY_LOADS).await
+    replay_loads(&my_store(target).await?, w, MY_LOADS).await
 }
 
 // ---- SQLite ----
@@ -172,5 +183,5 @@ pub(crate) async fn lite_seq(target: &Target, w: &Workload, rep: usize) -> Resul
 }
 
 pub(crate) async fn lite_load(target: &Target, w: &Workload) -> Result<Outcome, BenchError> {
-    load(&lite_store(target).await?, w, LITE_LOADS).await
+    replay_loads(&lite_store(target).await?, w, LITE_LOADS).await
 }
