@@ -319,13 +319,12 @@ impl<D: Dialect> SqlStore<D> {
 
     /// A page of all events after `after`, of every tenant or of one tenant column.
     async fn page(&self, tenant: Option<&str>, after: Cursor, max: usize) -> Result<Vec<StoredEvent>> {
-        let (sql, position) =
-            (tenant.map_or(&self.sql.read_all, |_| &self.sql.read_all_tenant), to_i64(after.position, "cursor")?);
+        let sql = if tenant.is_some() { &self.sql.read_all_tenant } else { &self.sql.read_all };
         let mut stmt = Stmt::new(sql);
         if D::COMMIT_ORDER {
             stmt = stmt.int(to_i64(after.commit, "cursor")?);
         }
-        stmt = stmt.int(position);
+        stmt = stmt.int(to_i64(after.position, "cursor")?);
         if let Some(t) = tenant {
             stmt = stmt.str(t);
         }
