@@ -12,16 +12,12 @@ use proc_macro2::TokenStream;
 pub(crate) fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
     match syn::parse2::<syn::Item>(item.clone()) {
         Ok(ref parsed @ (syn::Item::Struct(_) | syn::Item::Enum(_))) => match parse::parse_struct(args, parsed) {
-            Ok(model) => expand::expand_struct(&model, item),
+            Ok((model, errors)) => errors.emit_with(expand::expand_struct(&model, item)),
             Err(e) => fallback(item, &e),
         },
         Ok(syn::Item::Impl(imp)) => {
             let (model, errors) = parse::parse_impl(args, imp);
-            let expanded = expand::expand_impl(&model);
-            match errors.finish(()) {
-                Ok(()) => expanded,
-                Err(e) => fallback(expanded, &e),
-            }
+            errors.emit_with(expand::expand_impl(&model))
         }
         _ => fallback(
             item.clone(),

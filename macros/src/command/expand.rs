@@ -5,10 +5,15 @@ use syn::spanned::Spanned;
 use super::model::{CommandModel, Target};
 
 pub(crate) fn expand(model: &CommandModel, item: TokenStream) -> TokenStream {
-    let CommandModel { krate: k, ident, name, response, target } = model;
-    let response = response.as_ref().map_or_else(|| quote!(()), |r| quote!(#r));
+    let CommandModel { krate: k, ident, name, response, target, stub_handler } = model;
+    // An aggregate's command responds with `()`; a `response` beside it is reported.
+    let response = match response {
+        Some(r) if target.is_none() => quote!(#r),
+        _ => quote!(()),
+    };
     let by_name = by_name(model);
     let routed = target.as_ref().map(|t| routed(model, t));
+    let stub = stub_handler.then(|| stub_handler_impl(model));
     quote! {
         #item
         #[doc(hidden)]
@@ -20,7 +25,26 @@ pub(crate) fn expand(model: &CommandModel, item: TokenStream) -> TokenStream {
             }
             #by_name
             #routed
+            #stub
         };
+    }
+}
+
+/// A handler that never runs (the crate does not compile): the route's mistake is
+/// reported once, not again at each `send` of the command.
+fn stub_handler_impl(model: &CommandModel) -> TokenStream {
+    let CommandModel { krate: k, ident, .. } = model;
+    let p = quote!(#k::__private);
+    quote! {
+        #[automatically_derived]
+        impl #k::CommandHandler for #ident {
+            fn handle(
+                self,
+                _: &mut #k::CommandContext,
+            ) -> impl #p::Future<Output = #k::Result<()>> + #p::Send {
+                async { ::core::unreachable!() }
+            }
+        }
     }
 }
 

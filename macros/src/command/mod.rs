@@ -12,7 +12,7 @@ use crate::common::fallback;
 
 pub(crate) fn command(args: TokenStream, item: TokenStream) -> TokenStream {
     match parse::parse(args, &item) {
-        Ok((model, cleaned)) => expand::expand(&model, cleaned),
+        Ok((model, cleaned, errors)) => errors.emit_with(expand::expand(&model, cleaned)),
         Err(e) => fallback(strip_id(item), &e),
     }
 }

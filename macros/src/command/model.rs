@@ -8,6 +8,9 @@ pub(crate) struct CommandModel {
     pub(crate) response: Option<Type>,
     /// Set for commands an aggregate handles.
     pub(crate) target: Option<Target>,
+    /// An aggregate is named but the route is wrong (reported): a stub handler keeps the
+    /// mistake from being reported again at every `send`.
+    pub(crate) stub_handler: bool,
 }
 
 /// The aggregate a command is routed to, and the field holding its id.

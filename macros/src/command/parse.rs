@@ -1,31 +1,47 @@
+use darling::FromMeta;
 use proc_macro2::TokenStream;
 use quote::ToTokens;
-use syn::{Data, DeriveInput, Fields, LitStr, Member};
+use syn::{Data, DeriveInput, Fields, LitStr, Member, Type};
 
 use super::model::CommandModel;
 use super::validate;
-use crate::common::{Args, Errors, no_generics, wrong_item};
+use crate::common::{Arg, Errors, markers, no_generics, options, wrong_item};
 
-const KNOWN: &[&str] = &["aggregate", "response", "name", "crate"];
+/// `#[command(..)]`.
+#[derive(Default, FromMeta)]
+#[darling(default)]
+struct CommandOptions {
+    /// The aggregate that handles the command with a `#[handle]` method; the command's
+    /// `#[id]` field names the instance.
+    aggregate: Option<Arg<Type>>,
+    /// What a successful `send` returns (`()` by default); for `#[command_handler]`s only.
+    response: Option<Arg<Type>>,
+    /// The stored name, for dispatch by name; the Rust type name by default.
+    name: Option<Arg<LitStr>>,
+    /// The path of the runtime crate, when it is not `::cqrs_ddd`.
+    #[darling(rename = "crate")]
+    krate: Option<Arg<syn::Path>>,
+}
 
 /// Parses the command and returns it with the `#[id]` markers removed from its fields.
-pub(crate) fn parse(args: TokenStream, item: &TokenStream) -> syn::Result<(CommandModel, TokenStream)> {
+pub(crate) fn parse(args: TokenStream, item: &TokenStream) -> syn::Result<(CommandModel, TokenStream, Errors)> {
     let mut input: DeriveInput =
         syn::parse2(item.clone()).map_err(|_| wrong_item("command", "a struct or an enum", item))?;
-    let mut args = Args::parse("command", args);
-    let krate = args.krate();
-    let aggregate = args.ty("aggregate", "Account");
-    let response = args.ty("response", "TransferId");
-    let name = args.string("name");
     let mut errors = Errors::default();
-    errors.extend(args.finish(KNOWN));
     no_generics(&mut errors, &input.generics, "command", "type");
+    errors.check()?;
+    let opts: CommandOptions = options::parse("command", args, &mut errors);
+    let response = opts.response.map(|a| a.value);
+    let aggregate = opts.aggregate.map(|a| a.value);
 
     let ids = take_id_fields(&mut errors, &mut input);
+    let named = aggregate.is_some();
     let target = validate::target(&mut errors, &input, aggregate, response.as_ref(), ids);
+    let stub_handler = named && target.is_none();
     let ident = input.ident.clone();
-    let name = name.unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
-    errors.finish((CommandModel { krate, ident, name, response, target }, input.to_token_stream()))
+    let name = opts.name.map_or_else(|| LitStr::new(&ident.to_string(), ident.span()), |a| a.value);
+    let krate = options::krate(opts.krate);
+    Ok((CommandModel { krate, ident, name, response, target, stub_handler }, input.to_token_stream(), errors))
 }
 
 /// The fields marked `#[id]` (marker removed), with their member and type.
@@ -33,18 +49,7 @@ fn take_id_fields(errors: &mut Errors, input: &mut DeriveInput) -> Vec<(Member, 
     let mut found = Vec::new();
     let mut visit = |fields: &mut Fields| {
         for (i, f) in fields.iter_mut().enumerate() {
-            let before = f.attrs.len();
-            f.attrs.retain(|a| {
-                if a.path().is_ident("id") {
-                    if !matches!(a.meta, syn::Meta::Path(_)) {
-                        errors.spanned(a, "`#[id]` takes no arguments");
-                    }
-                    false
-                } else {
-                    true
-                }
-            });
-            if f.attrs.len() != before {
+            if markers::take_plain(errors, &mut f.attrs, "id") {
                 let member = match &f.ident {
                     Some(ident) => Member::Named(ident.clone()),
                     None => Member::Unnamed(syn::Index::from(i)),

@@ -48,3 +48,22 @@ pub(crate) fn fallback(item: TokenStream, error: &syn::Error) -> TokenStream {
     let errors = error.to_compile_error();
     quote::quote! { #item #errors }
 }
+
+impl Errors {
+    /// The expansion followed by every error: the macro still generates its code, so the
+    /// mistake is reported once instead of again at every use of what it generates.
+    pub(crate) fn emit_with(self, expanded: TokenStream) -> TokenStream {
+        match self.combined {
+            Some(e) => fallback(expanded, &e),
+            None => expanded,
+        }
+    }
+
+    /// `Err` with every error so far, when there are any.
+    pub(crate) fn check(&mut self) -> Result<(), syn::Error> {
+        match self.combined.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,10 +1,12 @@
 //! Helpers shared by every macro.
 
-pub(crate) mod args;
 pub(crate) mod errors;
+pub(crate) mod markers;
+pub(crate) mod options;
+pub(crate) mod signature;
 
-pub(crate) use args::Args;
 pub(crate) use errors::{Errors, fallback};
+pub(crate) use options::Arg;
 
 use syn::{GenericArgument, PathArguments, Type};
 
@@ -65,6 +67,46 @@ pub(crate) fn no_generics(errors: &mut Errors, generics: &syn::Generics, macro_n
             format!(
                 "`#[{macro_name}]` cannot be used on a generic {what}: it is registered by name for the whole program; use a concrete type"
             ),
+        );
+    }
+}
+
+/// The options of `#[macro]` on an impl block: only `crate = ..`.
+#[derive(Default, darling::FromMeta)]
+#[darling(default)]
+struct ImplOptions {
+    /// The path of the runtime crate, when it is not `::cqrs_ddd`.
+    #[darling(rename = "crate")]
+    krate: Option<Arg<syn::Path>>,
+}
+
+/// Reads `#[macro_name(..)]` on an impl block, which takes only `crate = ..`; anything
+/// else is one error on the impl's type saying where it belongs (`elsewhere`).
+pub(crate) fn impl_block_options(
+    errors: &mut Errors,
+    macro_name: &str,
+    args: proc_macro2::TokenStream,
+    self_ty: &Type,
+    elsewhere: &str,
+) -> syn::Path {
+    let mut own = Errors::default();
+    let opts: ImplOptions = options::parse(macro_name, args, &mut own);
+    if own.has_errors() {
+        errors.spanned(
+            self_ty,
+            format!("on an impl block `#[{macro_name}]` takes no arguments (except `crate = ..`); {elsewhere}"),
+        );
+    }
+    options::krate(opts.krate)
+}
+
+/// The error for `#[macro_name]` on a trait impl: it goes on the inherent impl block.
+pub(crate) fn not_on_trait_impl(errors: &mut Errors, item: &syn::ItemImpl, macro_name: &str) {
+    if let Some((path, _)) = &item.trait_ {
+        let ty = quote::ToTokens::to_token_stream(&item.self_ty);
+        errors.spanned(
+            path,
+            format!("`#[{macro_name}]` goes on the inherent impl block (`impl {ty} {{ .. }}`), not on a trait impl"),
         );
     }
 }

@@ -11,7 +11,7 @@ use crate::common::fallback;
 
 pub(crate) fn event(args: TokenStream, item: TokenStream) -> TokenStream {
     match parse::parse(args, &item) {
-        Ok(model) => expand::expand(&model, item),
+        Ok((model, errors)) => errors.emit_with(expand::expand(&model, item)),
         Err(e) => fallback(item, &e),
     }
 }

@@ -14,7 +14,7 @@ use crate::common::fallback;
 
 pub(crate) fn handler(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
     match parse::parse(kind, args, &item) {
-        Ok(model) => expand::expand(&model),
+        Ok((model, errors)) => errors.emit_with(expand::expand(&model)),
         Err(e) => fallback(item, &e),
     }
 }

@@ -1,20 +1,50 @@
+use darling::FromMeta;
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::{FnArg, ItemFn, ReturnType, Type};
 
 use super::model::{HandlerFn, Kind, Param};
 use super::validate;
-use crate::common::{Args, Errors, is_named, single_arg, wrong_item};
+use crate::common::options::Word;
+use crate::common::{Arg, Errors, is_named, options, single_arg, wrong_item};
 
-pub(crate) fn parse(kind: Kind, args: TokenStream, item: &TokenStream) -> syn::Result<HandlerFn> {
+/// `#[command_handler(..)]` and `#[query_handler(..)]`.
+#[derive(Default, FromMeta)]
+#[darling(default)]
+struct HandlerOptions {
+    /// The path of the runtime crate, when it is not `::cqrs_ddd`.
+    #[darling(rename = "crate")]
+    krate: Option<Arg<syn::Path>>,
+}
+
+/// `#[event_handler(..)]`.
+#[derive(Default, FromMeta)]
+#[darling(default)]
+struct EventHandlerOptions {
+    /// Delivered after commit through the outbox, at least once, in its own unit of work
+    /// (needs an outbox relay), instead of inside the command's unit of work.
+    #[darling(rename = "async")]
+    asynchronous: Option<Arg<Word>>,
+    /// The path of the runtime crate, when it is not `::cqrs_ddd`.
+    #[darling(rename = "crate")]
+    krate: Option<Arg<syn::Path>>,
+}
+
+/// The handler, and the mistakes in its arguments (reported beside a full expansion);
+/// a mistake in the signature is `Err` (nothing can be generated).
+pub(crate) fn parse(kind: Kind, args: TokenStream, item: &TokenStream) -> syn::Result<(HandlerFn, Errors)> {
     let name = kind.macro_name();
     let f: ItemFn = syn::parse2(item.clone())
         .map_err(|_| wrong_item(name, &format!("an `async fn`, like `{}`", kind.example()), item))?;
-    let mut args = Args::parse(name, args);
-    let krate = args.krate();
-    let asynchronous = kind == Kind::Event && args.flag("async");
+    let mut arg_errors = Errors::default();
+    let (krate, asynchronous) = if kind == Kind::Event {
+        let o: EventHandlerOptions = options::parse(name, args, &mut arg_errors);
+        (options::krate(o.krate), o.asynchronous.is_some())
+    } else {
+        let o: HandlerOptions = options::parse(name, args, &mut arg_errors);
+        (options::krate(o.krate), false)
+    };
     let mut errors = Errors::default();
-    errors.extend(args.finish(if kind == Kind::Event { &["async", "crate"] } else { &["crate"] }));
     validate::signature(&mut errors, kind, &f);
 
     let mut params = Vec::new();
@@ -60,7 +90,8 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, item: &TokenStream) -> syn::R
     }
     let ident = f.sig.ident.clone();
     let (message, envelope) = message.unwrap_or_else(|| (syn::parse_quote!(()), false));
-    errors.finish(HandlerFn { krate, kind, item: f, ident, message, envelope, params, ok_type, asynchronous })
+    errors.check()?;
+    Ok((HandlerFn { krate, kind, item: f, ident, message, envelope, params, ok_type, asynchronous }, arg_errors))
 }
 
 enum Classified {

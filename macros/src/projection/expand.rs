@@ -2,7 +2,7 @@ use proc_macro2::TokenStream;
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::ProjectionImpl;
+use super::model::ProjectionImpl;
 
 pub(crate) fn expand(model: &ProjectionImpl) -> TokenStream {
     let ProjectionImpl { krate: k, self_ty, name, item, handlers, reset, prefetch } = model;

@@ -1,7 +1,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::QueryModel;
+use super::model::QueryModel;
 
 pub(crate) fn expand(model: &QueryModel, item: TokenStream) -> TokenStream {
     let QueryModel { krate: k, ident, name } = model;

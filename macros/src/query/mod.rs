@@ -2,7 +2,9 @@
 //! `#[query_handler]`.
 
 mod expand;
+mod model;
 mod parse;
+mod validate;
 
 use proc_macro2::TokenStream;
 
@@ -10,14 +12,7 @@ use crate::common::fallback;
 
 pub(crate) fn query(args: TokenStream, item: TokenStream) -> TokenStream {
     match parse::parse(args, &item) {
-        Ok(model) => expand::expand(&model, item),
+        Ok((model, errors)) => errors.emit_with(expand::expand(&model, item)),
         Err(e) => fallback(item, &e),
     }
-}
-
-/// A `#[query]` type.
-pub(crate) struct QueryModel {
-    pub(crate) krate: syn::Path,
-    pub(crate) ident: syn::Ident,
-    pub(crate) name: syn::LitStr,
 }

@@ -1,23 +1,28 @@
+use darling::FromMeta;
 use proc_macro2::TokenStream;
-use syn::{Data, DeriveInput, LitStr};
+use syn::{DeriveInput, LitStr};
 
-use super::QueryModel;
-use crate::common::{Args, Errors, no_generics, wrong_item};
+use super::model::QueryModel;
+use super::validate;
+use crate::common::{Arg, Errors, options, wrong_item};
 
-const KNOWN: &[&str] = &["name", "crate"];
+/// `#[query(..)]`.
+#[derive(Default, FromMeta)]
+#[darling(default)]
+struct QueryOptions {
+    /// The stored name, for dispatch by name; the Rust type name by default.
+    name: Option<Arg<LitStr>>,
+    /// The path of the runtime crate, when it is not `::cqrs_ddd`.
+    #[darling(rename = "crate")]
+    krate: Option<Arg<syn::Path>>,
+}
 
-pub(crate) fn parse(args: TokenStream, item: &TokenStream) -> syn::Result<QueryModel> {
+pub(crate) fn parse(args: TokenStream, item: &TokenStream) -> syn::Result<(QueryModel, Errors)> {
     let input: DeriveInput = syn::parse2(item.clone()).map_err(|_| wrong_item("query", "a struct or an enum", item))?;
-    let mut args = Args::parse("query", args);
-    let krate = args.krate();
-    let name = args.string("name");
+    validate::item(&input)?;
     let mut errors = Errors::default();
-    errors.extend(args.finish(KNOWN));
-    no_generics(&mut errors, &input.generics, "query", "type");
-    if let Data::Union(u) = &input.data {
-        errors.spanned(u.union_token, "`#[query]` goes on a struct or an enum, not a union");
-    }
+    let opts: QueryOptions = options::parse("query", args, &mut errors);
     let ident = input.ident;
-    let name = name.unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
-    errors.finish(QueryModel { krate, ident, name })
+    let name = opts.name.map_or_else(|| LitStr::new(&ident.to_string(), ident.span()), |a| a.value);
+    Ok((QueryModel { krate: options::krate(opts.krate), ident, name }, errors))
 }

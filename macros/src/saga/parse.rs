@@ -1,51 +1,47 @@
+use darling::FromMeta;
 use proc_macro2::{Span, TokenStream};
 use quote::format_ident;
 use syn::spanned::Spanned;
-use syn::{FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, ItemStruct, LitStr, Type};
+use syn::{Ident, ImplItem, ImplItemFn, ItemImpl, ItemStruct, LitStr, Type};
 
 use super::model::{Association, Codegen, DefaultAssociation, SagaImpl, SagaStruct, Sends, StepFn, Tcc, Transition};
 use super::validate;
-use crate::common::args::Types;
-use crate::common::{Args, Errors, no_generics, single_arg};
+use crate::common::options::{self, Millis, Nested, Types, Word};
+use crate::common::signature::{SelfArg, self_arg, self_span, typed_args};
+use crate::common::{Arg, Errors, impl_block_options, markers, no_generics, not_on_trait_impl, single_arg};
 
-const STRUCT_KEYS: &[&str] = &["name", "associate", "crate"];
-const STEP_KEYS: &[&str] = &[
-    "start",
-    "associate",
-    "by_correlation",
-    "send",
-    "compensate",
-    "send_all",
-    "tcc_begin",
-    "tcc",
-    "tcc_confirm",
-    "complete",
-    "suspend",
-    "timeout",
-    "fail",
-];
-const TCC_KEYS: &[&str] = &["try", "confirm", "cancel", "deadline"];
+/// `#[saga(..)]` on the state struct.
+#[derive(Default, FromMeta)]
+#[darling(default)]
+struct SagaOptions {
+    /// The stored saga type; the Rust type name by default.
+    name: Option<Arg<LitStr>>,
+    /// The field of the events that holds the saga's id, for every step that does not
+    /// say otherwise.
+    associate: Option<Arg<Ident>>,
+    /// The path of the runtime crate, when it is not `::cqrs_ddd`.
+    #[darling(rename = "crate")]
+    krate: Option<Arg<syn::Path>>,
+}
+
 pub(crate) const TCC_USAGE: &str = "tcc(try = ReserveSeat, confirm = ConfirmSeat, cancel = CancelSeat)";
 pub(crate) const STEP_USAGE: &str =
     "#[step(start, send = ReserveStock)] fn placed(&mut self, e: &OrderPlaced) -> ReserveStock";
 const SIGNATURE: &str = "`fn placed(&mut self, e: &OrderPlaced)` (or `e: &Envelope<OrderPlaced>`)";
 
 pub(crate) fn parse_struct(args: TokenStream, item: &ItemStruct) -> (SagaStruct, Errors) {
-    let mut args = Args::parse("saga", args);
-    let krate = args.krate();
-    let name = args.string("name");
-    let associate = args.ident("associate", "order_id");
     let mut errors = Errors::default();
-    errors.extend(args.finish(STRUCT_KEYS));
+    let opts: SagaOptions = options::parse("saga", args, &mut errors);
+    let krate = options::krate(opts.krate);
     no_generics(&mut errors, &item.generics, "saga", "type");
-    let associate = match associate {
-        // A typo in the arguments (`asociate`) must not turn into an error at every step.
-        _ if errors.has_errors() => DefaultAssociation::Broken,
-        Some(field) => DefaultAssociation::Field(field),
+    let associate = match opts.associate {
+        Some(field) => DefaultAssociation::Field(field.value),
+        // A mistake in the arguments must not turn into an error at every step.
+        None if errors.has_errors() => DefaultAssociation::Broken,
         None => DefaultAssociation::Missing,
     };
     let ident = item.ident.clone();
-    let name = name.unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
+    let name = opts.name.map_or_else(|| LitStr::new(&ident.to_string(), ident.span()), |a| a.value);
     let generic = !item.generics.params.is_empty() || item.generics.where_clause.is_some();
     (SagaStruct { krate, ident, name, associate, generic }, errors)
 }
@@ -53,29 +49,25 @@ pub(crate) fn parse_struct(args: TokenStream, item: &ItemStruct) -> (SagaStruct,
 /// The impl block's model and its errors. The model is returned even with errors: a
 /// step with a mistake becomes a stub, so the mistake is reported once.
 pub(crate) fn parse_impl(args: TokenStream, mut item: ItemImpl) -> (SagaImpl, Errors) {
-    let mut args = Args::parse("saga", args);
-    let krate = args.krate();
     let mut errors = Errors::default();
-    if args.finish(&["crate"]).has_errors() {
-        errors.spanned(
-            &item.self_ty,
-            "on an impl block `#[saga]` takes no arguments (except `crate = ..`); put `name` and `associate` on the state struct: `#[saga(name = \"..\", associate = field)]`",
-        );
-    }
-    if let Some((_, path, _)) = &item.trait_ {
-        errors
-            .spanned(path, "`#[saga]` goes on the inherent impl block (`impl Fulfilment { .. }`), not on a trait impl");
-    }
+    let krate = impl_block_options(
+        &mut errors,
+        "saga",
+        args,
+        &item.self_ty,
+        "put `name` and `associate` on the state struct: `#[saga(name = \"..\", associate = field)]`",
+    );
+    not_on_trait_impl(&mut errors, &item, "saga");
     no_generics(&mut errors, &item.generics, "saga", "impl block");
     let (ident, bridge) = saga_path(&mut errors, &item.self_ty);
 
     let mut steps = Vec::new();
     for impl_item in &mut item.items {
         let ImplItem::Fn(f) = impl_item else { continue };
-        let Some(tokens) = take_step(&mut errors, f) else { continue };
+        let Some(attr) = markers::take(&mut errors, &mut f.attrs, "step") else { continue };
         // The framework fixes the signature: `&mut self` even when a step only sends.
         f.attrs.push(syn::parse_quote!(#[allow(clippy::unused_self)]));
-        steps.push(step_fn(&mut errors, f, tokens));
+        steps.push(step_fn(&mut errors, f, &attr));
     }
     validate::saga(&mut errors, &mut steps, &item.self_ty);
     let self_ty = (*item.self_ty).clone();
@@ -108,153 +100,85 @@ pub(crate) fn bridge_name(ident: &Ident) -> Ident {
     format_ident!("__cqrs_ddd_saga_{}", ident, span = Span::call_site())
 }
 
-/// Removes the `#[step(..)]` attributes of a method; the arguments of the first.
-fn take_step(errors: &mut Errors, f: &mut ImplItemFn) -> Option<TokenStream> {
-    let mut found: Option<TokenStream> = None;
-    let mut kept = Vec::new();
-    for attr in std::mem::take(&mut f.attrs) {
-        if !attr.path().is_ident("step") {
-            kept.push(attr);
-            continue;
-        }
-        let tokens = match &attr.meta {
-            syn::Meta::Path(_) => TokenStream::new(),
-            syn::Meta::List(list) => list.tokens.clone(),
-            syn::Meta::NameValue(nv) => {
-                errors.spanned(nv, "write the step's options in parentheses: `#[step(start, send = ReserveStock)]`");
-                TokenStream::new()
-            }
-        };
-        if found.is_some() {
-            errors.spanned(&attr, "a method has one `#[step(..)]`; put all its options in the first");
-        } else {
-            found = Some(tokens);
-        }
-    }
-    f.attrs = kept;
-    found
-}
-
-/// What one `#[step(..)]` says, each option with its key (for spans).
-#[derive(Default)]
+/// `#[step(..)]`: what a saga does when the event of this method arrives.
+#[derive(Default, FromMeta)]
+#[darling(default)]
 pub(crate) struct StepOptions {
-    pub(crate) start: Option<Ident>,
-    pub(crate) associate: Option<Ident>,
-    pub(crate) by_correlation: Option<Ident>,
-    pub(crate) send: Option<(Ident, Type)>,
-    pub(crate) compensate: Option<(Ident, Types)>,
-    pub(crate) send_all: Option<(Ident, Vec<Type>)>,
-    pub(crate) tcc_begin: Option<Ident>,
-    pub(crate) tcc: Option<(Ident, TccOptions)>,
-    pub(crate) tcc_confirm: Option<Ident>,
-    pub(crate) complete: Option<Ident>,
-    pub(crate) suspend: Option<Ident>,
-    /// `timeout`, in milliseconds (`None` when malformed, already reported).
-    pub(crate) timeout: Option<(Ident, Option<u64>)>,
-    pub(crate) fail: Option<Ident>,
+    /// This event starts a new instance of the saga.
+    pub(crate) start: Option<Arg<Word>>,
+    /// The field of the event holding the saga's id (overrides the saga's `associate`).
+    pub(crate) associate: Option<Arg<Ident>>,
+    /// Finds the instance by the event's correlation id instead of a field.
+    pub(crate) by_correlation: Option<Arg<Word>>,
+    /// The command this step sends (the method returns it).
+    pub(crate) send: Option<Arg<Type>>,
+    /// The command that undoes `send` (or the list that undoes `send_all`), sent when a
+    /// later step fails.
+    pub(crate) compensate: Option<Arg<Types>>,
+    /// Several commands sent at once (the method returns a tuple).
+    pub(crate) send_all: Option<Arg<Types>>,
+    /// This step opens a TCC transaction.
+    pub(crate) tcc_begin: Option<Arg<Word>>,
+    /// A TCC try: `tcc(try = A, confirm = B, cancel = C, deadline = "30s")`.
+    pub(crate) tcc: Option<Nested<TccOptions>>,
+    /// This step confirms the saga's TCC tries.
+    pub(crate) tcc_confirm: Option<Arg<Word>>,
+    /// The saga completes after this step.
+    pub(crate) complete: Option<Arg<Word>>,
+    /// The saga waits (until its next event or the `timeout`).
+    pub(crate) suspend: Option<Arg<Word>>,
+    /// How long a suspended saga waits, like `"30m"`.
+    pub(crate) timeout: Option<Arg<Millis>>,
+    /// The saga fails after this step and compensates what it sent.
+    pub(crate) fail: Option<Arg<Word>>,
 }
 
-/// What `tcc(..)` says.
+/// `tcc(..)`.
+#[derive(Default, FromMeta)]
+#[darling(default)]
 pub(crate) struct TccOptions {
-    pub(crate) attempt: Option<Type>,
-    pub(crate) confirm: Option<Type>,
-    pub(crate) cancel: Option<Type>,
-    pub(crate) deadline: Option<u64>,
+    /// The command that reserves.
+    #[darling(rename = "try")]
+    pub(crate) attempt: Option<Arg<Type>>,
+    /// The command that makes the reservation final.
+    pub(crate) confirm: Option<Arg<Type>>,
+    /// The command that releases the reservation.
+    pub(crate) cancel: Option<Arg<Type>>,
+    /// How long the try may stay unconfirmed before it is cancelled, like `"30s"`.
+    pub(crate) deadline: Option<Arg<Millis>>,
 }
 
-fn options(errors: &mut Errors, tokens: TokenStream) -> StepOptions {
-    let mut args = Args::parse("step", tokens);
-    let mut o = StepOptions {
-        start: args.flag_key("start"),
-        associate: args.ident("associate", "order_id"),
-        by_correlation: args.flag_key("by_correlation"),
-        send: args.ty_key("send", "ReserveStock"),
-        compensate: args.types("compensate", "ReleaseStock"),
-        send_all: None,
-        tcc_begin: args.flag_key("tcc_begin"),
-        tcc: None,
-        tcc_confirm: args.flag_key("tcc_confirm"),
-        complete: args.flag_key("complete"),
-        suspend: args.flag_key("suspend"),
-        timeout: args.string_key("timeout").map(|(key, lit)| (key, duration(errors, "timeout", &lit))),
-        fail: args.flag_key("fail"),
-    };
-    o.send_all = args.types("send_all", "[ReserveStock, ChargePayment]").and_then(|(key, types)| match types {
-        Types::Many(list) => Some((key, list)),
-        Types::One(_) => {
-            errors.spanned(
-                &key,
-                "`send_all` takes a list of commands sent at once, like `send_all = [ReserveStock, ChargePayment]`; for one command write `send = ..`",
-            );
-            None
-        }
-    });
-    o.tcc =
-        args.nested("tcc", "try = ReserveSeat, confirm = ConfirmSeat, cancel = CancelSeat").map(|(key, mut tcc)| {
-            let attempt = tcc.ty("try", "ReserveSeat");
-            let confirm = tcc.ty("confirm", "ConfirmSeat");
-            let cancel = tcc.ty("cancel", "CancelSeat");
-            let deadline = tcc.string("deadline").and_then(|lit| duration(errors, "deadline", &lit));
-            errors.extend(tcc.finish(TCC_KEYS));
-            (key, TccOptions { attempt, confirm, cancel, deadline })
-        });
-    errors.extend(args.finish(STEP_KEYS));
-    o
-}
-
-/// Reads `"500ms"`, `"30s"`, `"5m"`, `"2h"` or `"1d"` at compile time, in milliseconds.
-fn duration(errors: &mut Errors, key: &str, lit: &LitStr) -> Option<u64> {
-    let ms = duration_ms(&lit.value());
-    if ms.is_none() {
-        errors.spanned(
-            lit,
-            format!(
-                "`{key}` takes a whole, positive number of `ms`, `s`, `m`, `h` or `d`, like `{key} = \"30s\"` or `{key} = \"5m\"`"
-            ),
-        );
-    }
-    ms
-}
-
-/// `"30s"` → `Some(30_000)`; `None` for anything else, zero or too large.
-pub(crate) fn duration_ms(text: &str) -> Option<u64> {
-    let digits = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(digits);
-    let factor = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    number.parse::<u64>().ok()?.checked_mul(factor).filter(|ms| *ms > 0)
-}
-
-fn step_fn(all: &mut Errors, f: &ImplItemFn, tokens: TokenStream) -> StepFn {
+fn step_fn(all: &mut Errors, f: &ImplItemFn, attr: &syn::Attribute) -> StepFn {
     let mut errors = Errors::default();
     let errors = &mut errors;
-    let opts = options(errors, tokens);
+    let opts: StepOptions = markers::options(errors, attr, "step");
     validate::options(errors, &opts);
     signature(errors, f);
     let event = event_param(errors, f);
 
-    let compensate_one = |o: &StepOptions| match &o.compensate {
-        Some((_, Types::One(k))) => Some(k.clone()),
+    let compensate_one = |o: &StepOptions| match o.compensate.as_ref().map(|a| &a.value) {
+        Some(Types::One(k)) => Some(k.clone()),
         _ => None,
     };
-    let sends = match (&opts.send, &opts.send_all, &opts.tcc) {
-        (_, _, Some((_, tcc))) => match (&tcc.attempt, &tcc.confirm, &tcc.cancel) {
-            (Some(t), Some(c), Some(k)) => {
-                Sends::Tcc(Tcc { attempt: t.clone(), confirm: c.clone(), cancel: k.clone(), deadline: tcc.deadline })
-            }
+    let send_all = opts.send_all.as_ref().and_then(|a| match &a.value {
+        Types::Many(list) => Some(list),
+        Types::One(_) => None,
+    });
+    let sends = match (&opts.send, send_all, &opts.tcc) {
+        (_, _, Some(tcc)) => match (&tcc.value.attempt, &tcc.value.confirm, &tcc.value.cancel) {
+            (Some(t), Some(c), Some(k)) => Sends::Tcc(Tcc {
+                attempt: t.value.clone(),
+                confirm: c.value.clone(),
+                cancel: k.value.clone(),
+                deadline: tcc.value.deadline.as_ref().map(|d| d.value.0),
+            }),
             _ => Sends::Nothing,
         },
-        (Some((_, c)), _, None) => Sends::One { command: c.clone(), compensate: compensate_one(&opts) },
-        (None, Some((_, list)), None) => Sends::All {
+        (Some(c), _, None) => Sends::One { command: c.value.clone(), compensate: compensate_one(&opts) },
+        (None, Some(list), None) => Sends::All {
             commands: list.clone(),
-            compensate: match &opts.compensate {
-                Some((_, Types::Many(k))) => Some(k.clone()),
+            compensate: match opts.compensate.as_ref().map(|a| &a.value) {
+                Some(Types::Many(k)) => Some(k.clone()),
                 _ => None,
             },
         },
@@ -263,14 +187,14 @@ fn step_fn(all: &mut Errors, f: &ImplItemFn, tokens: TokenStream) -> StepFn {
     let transition = if opts.fail.is_some() {
         Transition::Fail
     } else if opts.suspend.is_some() {
-        Transition::Suspend(opts.timeout.as_ref().and_then(|(_, ms)| *ms))
+        Transition::Suspend(opts.timeout.as_ref().map(|t| t.value.0))
     } else if opts.complete.is_some() {
         Transition::Complete
     } else {
         Transition::Continue
     };
     let association = match (&opts.associate, &opts.by_correlation) {
-        (Some(field), _) => Association::Field(field.clone()),
+        (Some(field), _) => Association::Field(field.value.clone()),
         (None, Some(_)) => Association::Correlation,
         (None, None) => Association::Default,
     };
@@ -289,9 +213,9 @@ fn step_fn(all: &mut Errors, f: &ImplItemFn, tokens: TokenStream) -> StepFn {
         start: opts.start.is_some(),
         association,
         sends,
-        tcc: opts.tcc.as_ref().map(|(key, _)| key.span()),
-        tcc_begin: opts.tcc_begin.as_ref().map(Ident::span),
-        tcc_confirm: opts.tcc_confirm.as_ref().map(Ident::span),
+        tcc: opts.tcc.as_ref().map(|t| t.key.span()),
+        tcc_begin: opts.tcc_begin.as_ref().map(Arg::span),
+        tcc_confirm: opts.tcc_confirm.as_ref().map(Arg::span),
         transition,
         codegen: if stub { Codegen::Stub } else { Codegen::Full },
     }
@@ -307,27 +231,19 @@ fn signature(errors: &mut Errors, f: &ImplItemFn) {
     if !f.sig.generics.params.is_empty() || f.sig.generics.where_clause.is_some() {
         errors.spanned(&f.sig.generics, "`#[step]` methods cannot be generic: each reacts to one event type");
     }
-    match f.sig.receiver() {
-        Some(r) if r.reference.is_some() && r.mutability.is_some() => {}
-        Some(r) => errors.spanned(r, "`#[step]` methods update the saga's state: take `&mut self`"),
-        None => errors.spanned(
+    match self_arg(&f.sig) {
+        SelfArg::RefMut => {}
+        SelfArg::None => errors.spanned(
             &f.sig.ident,
             format!("`#[step]` methods take `&mut self` (the saga's state) and the event: {SIGNATURE}"),
         ),
+        _ => errors.at(self_span(&f.sig), "`#[step]` methods update the saga's state: take `&mut self`"),
     }
 }
 
 /// The event type of the one argument besides `self`, and whether it is an `Envelope`.
 fn event_param(errors: &mut Errors, f: &ImplItemFn) -> Option<(Type, bool)> {
-    let typed: Vec<&syn::PatType> = f
-        .sig
-        .inputs
-        .iter()
-        .filter_map(|a| match a {
-            FnArg::Typed(t) => Some(t),
-            FnArg::Receiver(_) => None,
-        })
-        .collect();
+    let typed = typed_args(&f.sig);
     let [arg] = typed.as_slice() else {
         let span = if typed.is_empty() { f.sig.ident.span() } else { typed[1].span() };
         errors.at(span, format!("a `#[step]` method takes one argument besides `&mut self`, the event: {SIGNATURE}"));
@@ -341,49 +257,6 @@ fn event_param(errors: &mut Errors, f: &ImplItemFn) -> Option<(Type, bool)> {
         other => {
             errors.spanned(other, format!("`#[step]` methods borrow the event: {SIGNATURE}"));
             None
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::duration_ms;
-
-    #[test]
-    fn durations_in_every_unit() {
-        assert_eq!(duration_ms("500ms"), Some(500));
-        assert_eq!(duration_ms("30s"), Some(30_000));
-        assert_eq!(duration_ms("5m"), Some(300_000));
-        assert_eq!(duration_ms("2h"), Some(7_200_000));
-        assert_eq!(duration_ms("1d"), Some(86_400_000));
-    }
-
-    #[test]
-    fn malformed_zero_and_overflowing_durations_are_refused() {
-        for bad in [
-            "",
-            "30",
-            "s",
-            "30 s",
-            "-5s",
-            "1.5h",
-            "5min",
-            "0s",
-            "0ms",
-            "30S",
-            "99999999999999999999ms",
-            "213503982335d",
-        ] {
-            assert_eq!(duration_ms(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn every_number_and_unit_reads_back() {
-        for n in (1..2_000u64).chain([u64::from(u32::MAX), 213_503_982_334]) {
-            for (unit, factor) in [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)] {
-                assert_eq!(duration_ms(&format!("{n}{unit}")), n.checked_mul(factor), "{n}{unit}");
-            }
         }
     }
 }

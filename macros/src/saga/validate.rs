@@ -1,21 +1,22 @@
 use quote::ToTokens;
-use syn::Ident;
+use proc_macro2::Span;
 
 use super::model::{Codegen, StepFn};
 use super::parse::{STEP_USAGE, StepOptions, TCC_USAGE};
-use crate::common::Errors;
-use crate::common::args::Types;
+use crate::common::{Arg, Errors};
+use crate::common::options::Types;
 
 /// The options of one `#[step(..)]` that cannot go together, or are incomplete.
 pub(crate) fn options(errors: &mut Errors, o: &StepOptions) {
     if let (Some(_), Some(key)) = (&o.associate, &o.by_correlation) {
-        errors.spanned(
-            key,
+        errors.at(
+            key.span(),
             "a step finds its instance either by a field of its event (`associate = ..`) or by the correlation id (`by_correlation`); keep one",
         );
     }
     sends(errors, o);
-    if let Some((key, tcc)) = &o.tcc {
+    if let Some(tcc) = &o.tcc {
+        let (key, tcc) = (&tcc.key, &tcc.value);
         let missing: Vec<&str> =
             [("try", tcc.attempt.is_none()), ("confirm", tcc.confirm.is_none()), ("cancel", tcc.cancel.is_none())]
                 .into_iter()
@@ -26,26 +27,26 @@ pub(crate) fn options(errors: &mut Errors, o: &StepOptions) {
             errors.spanned(key, format!("`tcc(..)` needs {missing}; write `#[step({TCC_USAGE})]`"));
         }
     }
-    let ends: Vec<&Ident> = [&o.complete, &o.fail, &o.suspend].into_iter().flatten().collect();
+    let ends: Vec<Span> = [&o.complete, &o.fail, &o.suspend].into_iter().flatten().map(Arg::span).collect();
     for extra in ends.iter().skip(1) {
-        errors.spanned(
-            extra,
+        errors.at(
+            *extra,
             "a step either completes, fails or suspends the saga; keep one of `complete`, `fail` and `suspend`",
         );
     }
-    if let Some((key, _)) = &o.timeout
+    if let Some(timeout) = &o.timeout
         && o.suspend.is_none()
     {
-        errors.spanned(
-            key,
+        errors.at(
+            timeout.span(),
             "`timeout` is how long a suspended saga waits for its next event; add `suspend`, or remove `timeout`",
         );
     }
-    if let Some(key) = &o.fail
+    if let Some(fail) = &o.fail
         && (o.send.is_some() || o.send_all.is_some() || o.tcc.is_some())
     {
-        errors.spanned(
-            key,
+        errors.at(
+            fail.span(),
             "a `fail` step sends nothing: the saga fails and the compensations of what it sent run, last first; remove `send`, `send_all` and `tcc(..)`, or `fail`",
         );
     }
@@ -53,30 +54,41 @@ pub(crate) fn options(errors: &mut Errors, o: &StepOptions) {
 
 /// `send`, `send_all`, `tcc(..)` and `compensate`.
 fn sends(errors: &mut Errors, o: &StepOptions) {
-    if let (Some(_), Some((key, _))) = (&o.send, &o.send_all) {
-        errors.spanned(
-            key,
+    if let (Some(_), Some(send_all)) = (&o.send, &o.send_all) {
+        errors.at(
+            send_all.span(),
             "a step sends either one command (`send = ..`) or several at once (`send_all = [..]`); keep one",
         );
     }
-    if let Some((key, _)) = &o.tcc
+    if let Some(tcc) = &o.tcc
         && (o.send.is_some() || o.send_all.is_some())
     {
         errors.spanned(
-            key,
+            &tcc.key,
             "`tcc(..)` sends its `try` command itself; remove `send`/`send_all`, or give the TCC try a step of its own",
         );
     }
-    if let Some((key, list)) = &o.send_all
+    let send_all = match o.send_all.as_ref().map(|a| (a, &a.value)) {
+        Some((_, Types::Many(list))) => Some(list),
+        Some((key, Types::One(_))) => {
+            errors.at(
+                key.span(),
+                "`send_all` takes a list of commands sent at once, like `send_all = [ReserveStock, ChargePayment]`; for one command write `send = ..`",
+            );
+            None
+        }
+        None => None,
+    };
+    if let (Some(key), Some(list)) = (&o.send_all, send_all)
         && list.is_empty()
     {
-        errors.spanned(
-            key,
+        errors.at(
+            key.span(),
             "`send_all = []` lists no command; list the commands sent at once, like `send_all = [ReserveStock, ChargePayment]`",
         );
     }
-    let Some((key, compensate)) = &o.compensate else { return };
-    let message = match (&o.send, &o.send_all, compensate) {
+    let Some(Arg { key, value: compensate }) = &o.compensate else { return };
+    let message = match (&o.send, send_all, compensate) {
         (None, None, _) if o.tcc.is_some() => {
             "a TCC try is undone by its `cancel` command, not by `compensate`; remove `compensate`".to_owned()
         }
@@ -92,7 +104,7 @@ fn sends(errors: &mut Errors, o: &StepOptions) {
             "with `send_all = [..]`, `compensate` takes a list of the same length, in the same order, like `compensate = [ReleaseStock, RefundPayment]`"
                 .to_owned()
         }
-        (None, Some((_, sent)), Types::Many(undo)) if sent.len() != undo.len() => format!(
+        (None, Some(sent), Types::Many(undo)) if sent.len() != undo.len() => format!(
             "`send_all` lists {} commands but `compensate` lists {}; give one compensation per command, in the same order",
             sent.len(),
             undo.len()
