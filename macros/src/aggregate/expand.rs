@@ -42,6 +42,8 @@ pub(crate) fn expand_struct(model: &AggregateStruct, item: TokenStream) -> Token
             }
         }
     });
+    // With no event (reported), the enum is empty and is matched by value.
+    let (this, event) = if tys.is_empty() { (quote!(*self), quote!(*event)) } else { (quote!(self), quote!(event)) };
     quote! {
         #item
 
@@ -70,16 +72,16 @@ pub(crate) fn expand_struct(model: &AggregateStruct, item: TokenStream) -> Token
             impl #k::AggregateEvent for #event_enum {
                 const NAMES: &'static [&'static str] = &[#(<#tys as #k::Event>::NAME),*];
                 fn event_type(&self) -> &'static str {
-                    match self { #(#event_enum::#variants(_) => <#tys as #k::Event>::NAME,)* }
+                    match #this { #(#event_enum::#variants(_) => <#tys as #k::Event>::NAME,)* }
                 }
                 fn schema_version(&self) -> u32 {
-                    match self { #(#event_enum::#variants(_) => <#tys as #k::Event>::VERSION,)* }
+                    match #this { #(#event_enum::#variants(_) => <#tys as #k::Event>::VERSION,)* }
                 }
                 fn payload_type_id(&self) -> #p::TypeId {
-                    match self { #(#event_enum::#variants(_) => #p::TypeId::of::<#tys>(),)* }
+                    match #this { #(#event_enum::#variants(_) => #p::TypeId::of::<#tys>(),)* }
                 }
                 fn to_json(&self) -> #p::serde_json::Result<#p::String> {
-                    match self { #(#event_enum::#variants(event) => #p::encode_checked(event),)* }
+                    match #this { #(#event_enum::#variants(event) => #p::encode_checked(event),)* }
                 }
                 fn current_version(event_type: &str) -> #p::Option<u32> {
                     #(#current_version)*
@@ -109,7 +111,7 @@ pub(crate) fn expand_struct(model: &AggregateStruct, item: TokenStream) -> Token
                 type Event = #event_enum;
                 type Error = #error;
                 fn apply(&mut self, event: &#event_enum) {
-                    match event { #(#apply_arms)* }
+                    match #event { #(#apply_arms)* }
                 }
             }
 

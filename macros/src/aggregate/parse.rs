@@ -6,7 +6,7 @@ use syn::{ImplItem, ImplItemFn, Item, LitStr, Type};
 use super::model::{AggregateImpl, AggregateStruct, ApplyFn, EventRef, HandleFn, Policy};
 use super::validate;
 use crate::common::options::{self, TypeList, Word};
-use crate::common::signature::{SelfArg, self_arg, self_span, single_typed_arg, strip_ref, sync_and_concrete};
+use crate::common::signature::{SelfArg, self_arg, self_tokens, single_typed_arg, strip_ref, sync_and_concrete};
 use crate::common::{Arg, Errors, impl_block_options, markers, no_generics, not_on_trait_impl};
 
 const USAGE: &str = "#[aggregate(id = AccountId, events(Opened, Deposited), error = AccountError)]";
@@ -80,7 +80,7 @@ pub(crate) fn parse_struct(args: TokenStream, item: &Item) -> syn::Result<(Aggre
             }
         }
     }
-    validate::events(&mut errors, &event_refs);
+    validate::events(&mut errors, &mut event_refs);
     let event_enum =
         opts.event_enum.map_or_else(|| syn::Ident::new(&format!("{ident}Event"), ident.span()), |a| a.value);
     let name = opts.name.map_or_else(|| LitStr::new(&ident.to_string(), ident.span()), |a| a.value);
@@ -89,8 +89,9 @@ pub(crate) fn parse_struct(args: TokenStream, item: &Item) -> syn::Result<(Aggre
         vis: vis.clone(),
         ident: ident.clone(),
         name,
-        id: opts.id.map_or_else(|| syn::parse_quote!(()), |a| a.value),
-        error: opts.error.map_or_else(|| syn::parse_quote!(()), |a| a.value),
+        // Stand-ins for missing keys (reported) that meet the `Aggregate` bounds.
+        id: opts.id.map_or_else(|| syn::parse_quote!(::std::string::String), |a| a.value),
+        error: opts.error.map_or_else(|| syn::parse_quote!(::core::convert::Infallible), |a| a.value),
         events: event_refs,
         event_enum,
         state_stored: opts.state_stored.is_some(),
@@ -179,8 +180,8 @@ fn handle_fn(all: &mut Errors, f: &ImplItemFn, policy: Policy) -> Option<HandleF
     sync_and_concrete(errors, &f.sig, "handle");
     match self_arg(&f.sig) {
         SelfArg::Ref => {}
-        SelfArg::RefMut => errors.at(
-            self_span(&f.sig),
+        SelfArg::RefMut => errors.spanned(
+            self_tokens(&f.sig),
             "`#[handle]` methods decide without changing state: take `&self`, and change state in `#[apply]` methods",
         ),
         _ => errors.spanned(&f.sig.ident, "`#[handle]` methods take `&self`: `fn deposit(&self, cmd: &Deposit)`"),
@@ -218,7 +219,7 @@ fn apply_fn(all: &mut Errors, f: &ImplItemFn) -> Option<ApplyFn> {
         SelfArg::RefMut => {}
         SelfArg::None => errors
             .spanned(&f.sig.ident, "`#[apply]` methods take `&mut self`: `fn deposited(&mut self, e: &Deposited)`"),
-        _ => errors.at(self_span(&f.sig), "`#[apply]` methods evolve the state: take `&mut self`"),
+        _ => errors.spanned(self_tokens(&f.sig), "`#[apply]` methods evolve the state: take `&mut self`"),
     }
     if let syn::ReturnType::Type(_, ty) = &f.sig.output {
         errors.spanned(

@@ -3,12 +3,16 @@ use quote::ToTokens;
 use super::model::{ApplyFn, EventRef, HandleFn};
 use crate::common::Errors;
 
-/// Each event once, and no two events whose variants would collide.
-pub(crate) fn events(errors: &mut Errors, events: &[EventRef]) {
-    for (i, e) in events.iter().enumerate() {
+/// Each event once, and no two events whose variants would collide; a repeated one is
+/// reported and dropped, so it is not generated twice.
+pub(crate) fn events(errors: &mut Errors, events: &mut Vec<EventRef>) {
+    let mut i = 0;
+    while i < events.len() {
+        let e = &events[i];
         let key = e.ty.to_token_stream().to_string();
-        if events[..i].iter().any(|o| o.ty.to_token_stream().to_string() == key) {
+        let repeated = if events[..i].iter().any(|o| o.ty.to_token_stream().to_string() == key) {
             errors.spanned(&e.ty, format!("event `{key}` is listed twice in `events(..)`; keep one"));
+            true
         } else if events[..i].iter().any(|o| o.variant == e.variant) {
             errors.spanned(
                 &e.ty,
@@ -17,6 +21,14 @@ pub(crate) fn events(errors: &mut Errors, events: &[EventRef]) {
                     e.variant
                 ),
             );
+            true
+        } else {
+            false
+        };
+        if repeated {
+            events.remove(i);
+        } else {
+            i += 1;
         }
     }
 }

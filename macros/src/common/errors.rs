@@ -34,6 +34,7 @@ impl Errors {
     }
 
     /// `Ok(value)` when nothing went wrong, else every error.
+    #[cfg(test)]
     pub(crate) fn finish<T>(self, value: T) -> Result<T, syn::Error> {
         match self.combined {
             Some(e) => Err(e),

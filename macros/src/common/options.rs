@@ -276,7 +276,15 @@ fn read<V: Read>(path: &syn::Path, written: Written) -> darling::Result<Arg<V>> 
         return Err(darling::Error::custom("an argument needs a name"));
     };
     let name = key.unraw().to_string();
-    V::read(&name, written).map(|value| Arg { key, value }).map_err(|m| darling::Error::custom(m).with_span(path))
+    // A value that cannot be read is pointed at; a missing or misplaced one at the key.
+    let value_span = match &written {
+        Written::Value(t) | Written::List(t) => t.clone().into_iter().next().map(|t| t.span()),
+        Written::Word => None,
+    };
+    V::read(&name, written).map(|value| Arg { key, value }).map_err(|m| match value_span {
+        Some(span) => darling::Error::custom(m).with_span(&span),
+        None => darling::Error::custom(m).with_span(path),
+    })
 }
 
 /// `key = Type`, generic arguments included.

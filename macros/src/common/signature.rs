@@ -1,6 +1,7 @@
 //! Checks on the signatures of marked methods and functions, shared by every macro.
 
-use proc_macro2::Span;
+use proc_macro2::TokenStream;
+use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{FnArg, ImplItemFn, PatType, ReceiverKind, Signature, Type};
 
@@ -29,9 +30,10 @@ pub(crate) fn self_arg(sig: &Signature) -> SelfArg {
     }
 }
 
-/// The span of the receiver, else of the method name.
-pub(crate) fn self_span(sig: &Signature) -> Span {
-    sig.receiver().map_or_else(|| sig.ident.span(), Spanned::span)
+/// The receiver as written (`&self`), else the method name: where a wrong receiver is
+/// pointed at.
+pub(crate) fn self_tokens(sig: &Signature) -> TokenStream {
+    sig.receiver().map_or_else(|| sig.ident.to_token_stream(), ToTokens::to_token_stream)
 }
 
 /// The typed arguments, after the receiver.

@@ -7,7 +7,7 @@ use syn::{Ident, ImplItem, ImplItemFn, ItemImpl, ItemStruct, LitStr, Type};
 use super::model::{Association, Codegen, DefaultAssociation, SagaImpl, SagaStruct, Sends, StepFn, Tcc, Transition};
 use super::validate;
 use crate::common::options::{self, Millis, Nested, Types, Word};
-use crate::common::signature::{SelfArg, self_arg, self_span, typed_args};
+use crate::common::signature::{SelfArg, self_arg, self_tokens, typed_args};
 use crate::common::{Arg, Errors, impl_block_options, markers, no_generics, not_on_trait_impl, single_arg};
 
 /// `#[saga(..)]` on the state struct.
@@ -237,7 +237,7 @@ fn signature(errors: &mut Errors, f: &ImplItemFn) {
             &f.sig.ident,
             format!("`#[step]` methods take `&mut self` (the saga's state) and the event: {SIGNATURE}"),
         ),
-        _ => errors.at(self_span(&f.sig), "`#[step]` methods update the saga's state: take `&mut self`"),
+        _ => errors.spanned(self_tokens(&f.sig), "`#[step]` methods update the saga's state: take `&mut self`"),
     }
 }
 

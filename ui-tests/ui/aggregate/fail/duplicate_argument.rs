@@ -12,4 +12,10 @@ struct Closed;
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Account;
 
+#[aggregate]
+impl Account {
+    #[apply]
+    fn opened(&mut self, _: &Opened) {}
+}
+
 fn main() {}

@@ -16,6 +16,11 @@ struct Account;
 impl Account {
     #[apply]
     fn opened(&mut self, _: &Opened) {}
+
+    #[handle]
+    fn close(&self, _: &Close) -> std::result::Result<Vec<AccountEvent>, Closed> {
+        Ok(vec![])
+    }
 }
 
 #[command(aggregate = Account)]
