@@ -2,10 +2,17 @@
 //! re-exports them; the generated code refers to `::cqrs_ddd` (or the path given with
 //! `crate = ..`).
 //!
-//! Every macro parses its arguments with one small parser (`common/args.rs`) rather than
-//! `syn::Meta`, so type-valued arguments such as `response = Vec<u64>` need no quotes, and
-//! every mistake in one call (unknown, duplicate or malformed keys, wrong item kinds,
-//! generics) is reported at once, spanned on the offending tokens.
+//! Each macro is one folder with the same four steps: `parse.rs` reads the arguments into
+//! one darling options struct (each key declared once, with what it means), `model.rs`
+//! holds what was read, `validate.rs` the rules across items, `expand.rs` the generated
+//! code. `common/options.rs` adds what darling alone does not give: type-valued arguments
+//! such as `response = Vec<u64>` or `id = HashMap<String, u64>` need no quotes; every
+//! mistake in one call (unknown, duplicate or malformed keys, a missing comma) is reported
+//! at once, spanned on the offending tokens, with a did-you-mean for a misspelled key.
+//!
+//! One mistake is one error: a macro whose arguments are wrong still expands with what it
+//! could read (a misspelled key counts as its suggestion, a missing key gets a stand-in),
+//! so the code that uses what it generates does not fail a second time.
 
 mod aggregate;
 mod command;
@@ -132,4 +139,46 @@ pub fn projection(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn saga(args: TokenStream, item: TokenStream) -> TokenStream {
     saga::saga(args.into(), item.into()).into()
+}
+
+/// Marks a method of an `#[aggregate]` impl block that evolves the state from one event:
+/// `#[apply] fn deposited(&mut self, e: &Deposited)`. Read by `#[aggregate]` on the impl
+/// block; an impl block without it is not read, and the aggregate then reports the
+/// event as never applied.
+#[proc_macro_attribute]
+pub fn apply(_args: TokenStream, item: TokenStream) -> TokenStream {
+    item
+}
+
+/// Marks a method of an `#[aggregate]` impl block that decides on one command:
+/// `#[handle] fn deposit(&self, cmd: &Deposit) -> Result<Vec<AccountEvent>, AccountError>`,
+/// `#[handle(create)]` when the command creates the aggregate. Read by `#[aggregate]` on
+/// the impl block; an impl block without it is not read, and the command then reports
+/// that no method handles it.
+#[proc_macro_attribute]
+pub fn handle(_args: TokenStream, item: TokenStream) -> TokenStream {
+    item
+}
+
+/// Marks a method of a `#[saga]` impl block that reacts to one event:
+/// `#[step(start, send = ReserveStock)]`. Read by `#[saga]` on the impl block; an impl
+/// block without it is not read, and the saga then reports that it has no steps.
+#[proc_macro_attribute]
+pub fn step(_args: TokenStream, item: TokenStream) -> TokenStream {
+    item
+}
+
+/// Marks a method of a `#[projection]` impl block that handles one event. Read by
+/// `#[projection]`; an impl block without it is not read, and the type is then not a
+/// projection.
+#[proc_macro_attribute]
+pub fn on(_args: TokenStream, item: TokenStream) -> TokenStream {
+    item
+}
+
+/// Marks the method of a `#[projection]` impl block that drops the read model before a
+/// rebuild. Read by `#[projection]`.
+#[proc_macro_attribute]
+pub fn reset(_args: TokenStream, item: TokenStream) -> TokenStream {
+    item
 }

@@ -303,7 +303,8 @@ pub use worker::{Backoff, WorkerHealth, WorkerState};
 
 #[cfg(feature = "macros")]
 pub use cqrs_ddd_macros::{
-    aggregate, command, command_handler, event, event_handler, projection, query, query_handler, saga, upcaster,
+    aggregate, apply, command, command_handler, event, event_handler, handle, on, projection, query, query_handler,
+    reset, saga, step, upcaster,
 };
 
 /// Everything a domain module needs: `use cqrs_ddd::prelude::*;`.
@@ -314,7 +315,8 @@ pub mod prelude {
     };
     #[cfg(feature = "macros")]
     pub use cqrs_ddd_macros::{
-        aggregate, command, command_handler, event, event_handler, projection, query, query_handler, saga, upcaster,
+        aggregate, apply, command, command_handler, event, event_handler, handle, on, projection, query,
+        query_handler, reset, saga, step, upcaster,
     };
     pub use serde::{Deserialize, Serialize};
 }

@@ -57,7 +57,7 @@ pub(crate) fn methods(errors: &mut Errors, handles: &[HandleFn], applies: &[Appl
             );
         }
     }
-    if handles.is_empty() && applies.is_empty() {
+    if handles.is_empty() && applies.is_empty() && item.trait_.is_none() {
         errors.spanned(
             &item.self_ty,
             "this `#[aggregate]` impl block has no `#[handle]` or `#[apply]` method; mark the methods that decide with `#[handle]` and those that evolve with `#[apply]`",

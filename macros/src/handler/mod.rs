@@ -15,6 +15,6 @@ use crate::common::fallback;
 pub(crate) fn handler(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
     match parse::parse(kind, args, &item) {
         Ok((model, errors)) => errors.emit_with(expand::expand(&model)),
-        Err(e) => fallback(item, &e),
+        Err(e) => fallback(parse::repair(item), &e),
     }
 }

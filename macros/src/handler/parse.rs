@@ -1,6 +1,7 @@
 use darling::FromMeta;
 use proc_macro2::TokenStream;
 use quote::ToTokens;
+use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, ReturnType, Type};
 
 use super::model::{HandlerFn, Kind, Param};
@@ -102,6 +103,16 @@ enum Classified {
 
 fn classify(errors: &mut Errors, kind: Kind, ty: &Type) -> Option<Classified> {
     if let Some(inner) = single_arg(ty, "Dep") {
+        if let Type::TraitObject(t) = inner {
+            let bounds = t.bounds.to_token_stream();
+            errors.spanned(
+                ty,
+                format!(
+                    "a `Dep` holds a sized service, not `dyn {bounds}`; provide `Arc<dyn {bounds}>` (`.provide(Arc::new(service) as Arc<dyn {bounds}>)`) and take `Dep<Arc<dyn {bounds}>>`"
+                ),
+            );
+            return None;
+        }
         return Some(Classified::Dep(inner.clone()));
     }
     if let Type::Reference(r) = ty {
@@ -149,4 +160,25 @@ fn ok_type(output: &ReturnType) -> Option<Type> {
         Some((ident, args)) if ident == "Result" && !args.is_empty() => Some(args[0].clone()),
         _ => None,
     }
+}
+
+/// The function as the user wrote it, with `Dep<dyn Trait>` (reported) read as
+/// `Dep<Arc<dyn Trait>>`, so the function itself compiles and the mistake is one error.
+pub(crate) fn repair(item: TokenStream) -> TokenStream {
+    let Ok(mut f) = syn::parse2::<ItemFn>(item.clone()) else { return item };
+    for input in &mut f.sig.inputs {
+        let FnArg::Typed(pt) = input else { continue };
+        let Type::Path(p) = &mut *pt.ty else { continue };
+        let Some(last) = p.path.segments.last_mut() else { continue };
+        let syn::PathArguments::AngleBracketed(args) = &mut last.arguments else { continue };
+        if last.ident != "Dep" {
+            continue;
+        }
+        for arg in &mut args.args {
+            if let syn::GenericArgument::Type(t @ Type::TraitObject(_)) = arg {
+                *t = syn::parse_quote_spanned!(t.span() => ::std::sync::Arc<#t>);
+            }
+        }
+    }
+    f.to_token_stream()
 }

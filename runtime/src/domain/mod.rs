@@ -95,7 +95,7 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync + 'sta
 #[diagnostic::on_unimplemented(
     message = "aggregate `{Self}` has no `#[apply]` method for event `{E}`",
     label = "`{E}` is listed in `events(..)` but never applied",
-    note = "add `#[apply] fn on_event(&mut self, event: &{E}) {{ .. }}` to the `#[aggregate] impl` block of `{Self}`"
+    note = "add `#[apply] fn on_event(&mut self, event: &{E}) {{ .. }}` to the impl block of `{Self}` marked `#[aggregate]` (an impl block without `#[aggregate]` is not read)"
 )]
 pub trait Apply<E> {
     /// Applies the event.
@@ -127,7 +127,7 @@ pub enum CreationPolicy {
 #[diagnostic::on_unimplemented(
     message = "aggregate `{Self}` has no `#[handle]` method for command `{C}`",
     label = "`{C}` names this aggregate but it never handles it",
-    note = "add `#[handle] fn on_command(&self, cmd: &{C}) -> Result<Vec<..Event>, ..Error>` to the `#[aggregate] impl` block of `{Self}`"
+    note = "add `#[handle] fn on_command(&self, cmd: &{C}) -> Result<Vec<..Event>, ..Error>` to the impl block of `{Self}` marked `#[aggregate]` (an impl block without `#[aggregate]` is not read)"
 )]
 pub trait Handle<C>: Aggregate {
     /// Whether the aggregate must exist, must not, or either.
