@@ -273,7 +273,7 @@ pub mod middleware;
 pub mod outbox;
 pub mod ports;
 pub mod projection;
-pub mod registry;
+mod registry;
 pub mod saga;
 pub mod scheduling;
 pub mod testing;
@@ -301,6 +301,10 @@ pub use registry::{App, AppBuilder};
 pub use uow::UnitOfWork;
 pub use worker::{Backoff, WorkerHealth, WorkerState};
 
+/// The boxed future that hand-written handlers, sagas and projections return
+/// ([`DynCommandHandler`], [`saga::Saga::send`], [`Projection::apply`]).
+pub use futures::future::BoxFuture;
+
 #[cfg(feature = "macros")]
 pub use cqrs_ddd_macros::{
     aggregate, command, command_handler, event, event_handler, projection, query, query_handler, saga, upcaster,
@@ -321,117 +325,7 @@ pub mod prelude {
 
 /// Used by generated code only; not part of the public API.
 #[doc(hidden)]
-pub mod __private {
-    pub use core::any::{Any, TypeId, type_name};
-    pub use core::clone::Clone;
-    pub use core::convert::{From, Into};
-    pub use core::fmt;
-    pub use core::future::Future;
-    pub use core::marker::{Send, Sync};
-    pub use core::option::Option::{self, None, Some};
-    pub use core::result::Result::{self, Err, Ok};
-    pub use std::boxed::Box;
-    pub use std::string::String;
-    pub use std::vec::Vec;
-
-    pub use futures::future::BoxFuture;
-    pub use inventory;
-    pub use serde;
-    pub use serde_json;
-
-    pub use crate::cqrs::Root;
-    pub use crate::cqrs::by_name::{
-        DispatchJson, NotDecodable as DispatchNotDecodable, Probe as DispatchProbe,
-        ViaDynHandler as DispatchViaDynHandler, ViaHandler as DispatchViaHandler,
-    };
-    pub use crate::registry::{
-        AggregateRegistration, CommandRegistration, CommandTypeRegistration, DepKey, EventHandlerRegistration,
-        EventRegistration, QueryRegistration, SagaRegistration, UpcasterRegistration, erased_command,
-    };
-    pub use crate::saga::{
-        Step as SagaStep, on_event as saga_on_event, send_command as saga_send_command, send_fn as saga_send_fn,
-        unknown_command as saga_unknown_command,
-    };
-    pub use core::time::Duration;
-
-    /// The steps of a saga, implemented by `#[saga]` on its impl block.
-    #[diagnostic::on_unimplemented(
-        message = "saga `{Self}` has no steps",
-        label = "`#[saga]` is on this struct, but no `#[saga] impl {Self}` block declares its steps",
-        note = "add `#[saga] impl {Self} {{ #[step(start, send = ..)] fn on_it(&mut self, e: &TheEvent) -> .. }}`"
-    )]
-    pub trait SagaSteps {
-        /// Sends a stored command by its type name; `None` for a name no step sends.
-        fn __cqrs_ddd_saga_send<'a>(
-            mediator: &'a crate::Mediator,
-            command: &'a crate::saga::SagaCommand,
-            metadata: crate::Metadata,
-        ) -> Option<BoxFuture<'a, crate::Result<()>>>;
-    }
-
-    pub use crate::domain::encode_checked;
-
-    /// Decodes an `Envelope<E>` from JSON, erased (outbox delivery).
-    pub fn decode_envelope_json<E: crate::Event>(json: &str) -> serde_json::Result<Box<dyn Any + Send + Sync>> {
-        serde_json::from_str::<crate::Envelope<E>>(json).map(|e| Box::new(e) as Box<dyn Any + Send + Sync>)
-    }
-
-    pub use crate::projection::decode_envelope;
-
-    /// Turns a handler's `Result<T, E>` into the framework's result.
-    pub fn into_result<T, E: Into<crate::Error>>(r: Result<T, E>) -> crate::Result<T> {
-        r.map_err(Into::into)
-    }
-
-    /// The response type a handler returns is the one its message declares.
-    #[diagnostic::on_unimplemented(
-        message = "this handler returns `{Self}`, but its message responds with `{T}`",
-        label = "expected `Result<{T}>` here",
-        note = "return `Result<{T}>`, or change `#[command(response = ..)]` on the command (event handlers return `Result<()>`)"
-    )]
-    pub trait SameResponse<T> {
-        /// Identity.
-        fn same(self) -> T;
-    }
-
-    impl<T> SameResponse<T> for T {
-        fn same(self) -> T {
-            self
-        }
-    }
-
-    /// Checks and passes on a handler's result (see [`SameResponse`]).
-    pub fn respond<R: SameResponse<E>, E>(r: crate::Result<R>) -> crate::Result<E> {
-        r.map(SameResponse::same)
-    }
-
-    /// What an upcaster may return: the new payload, or a result of it.
-    #[diagnostic::on_unimplemented(
-        message = "an upcaster returns `serde_json::Value` or `Result<serde_json::Value, E>`, not `{Self}`",
-        label = "returns `{Self}`"
-    )]
-    pub trait UpcastResult {
-        /// The payload or the reason it could not be upcast.
-        fn into_upcast(self) -> Result<serde_json::Value, String>;
-    }
-
-    impl UpcastResult for serde_json::Value {
-        fn into_upcast(self) -> Result<serde_json::Value, String> {
-            Ok(self)
-        }
-    }
-
-    impl<E: core::fmt::Display> UpcastResult for Result<serde_json::Value, E> {
-        fn into_upcast(self) -> Result<serde_json::Value, String> {
-            self.map_err(|e| e.to_string())
-        }
-    }
-
-    /// A handler received an envelope of another type (a wiring bug, reported not panicked).
-    pub fn wrong_envelope(handler: &'static str) -> crate::Error {
-        crate::Error::handler(format!("event handler `{handler}` received an envelope of another event type"))
-    }
-}
+pub mod __private;
 
 /// The README's example, compiled and run as a doctest so it cannot rot.
 #[cfg(doctest)]

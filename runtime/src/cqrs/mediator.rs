@@ -8,10 +8,10 @@ use uuid::Uuid;
 
 use crate::context::{self, RequestContext};
 use crate::cqrs::by_name::{DispatchJson, SendOptions};
-use crate::cqrs::context::{CommandContext, EventContext, QueryContext};
+use crate::cqrs::context::{CommandContext, Decision, EventContext, QueryContext};
 use crate::cqrs::deps::{Dep, Deps};
-use crate::cqrs::message::{AggregateCommand, Command, CommandHandler, QueryHandler};
-use crate::domain::{Aggregate, Envelope, Event, Handle, Metadata};
+use crate::cqrs::message::{Command, CommandHandler, QueryHandler};
+use crate::domain::{Aggregate, Envelope, Event, Metadata};
 use crate::error::{Error, Result};
 use crate::es::{AggregateCache, Loaded, Loader};
 use crate::middleware::{Message, MessageKind, Middleware, Next, Reply};
@@ -103,8 +103,7 @@ pub struct Mediator {
 }
 
 /// A root command run: its own unit of work, committed at the end.
-#[doc(hidden)]
-pub struct Root {
+pub(crate) struct Root {
     mediator: Mediator,
     request: RequestContext,
     idempotency_key: Option<Uuid>,
@@ -117,36 +116,51 @@ impl Root {
         (uow, ctx)
     }
 
-    /// Handles the command in a fresh unit of work and commits it.
-    pub async fn run<C: CommandHandler>(&self, cmd: C) -> Result<C::Response> {
+    /// Handles the command in a fresh unit of work and commits it. An aggregate command
+    /// whose commit meets a version conflict is reloaded and decided again, as the retry
+    /// policy allows (see [`Decision`]).
+    async fn run<C: CommandHandler>(&self, cmd: C) -> Result<C::Response> {
         let (uow, mut ctx) = self.begin(C::NAME);
+        ctx.keep_decision();
         let result = context::enter(self.request.clone(), Some(uow.clone()), cmd.handle(&mut ctx)).await;
-        self.finish(&uow, result).await
+        let conflict = match self.finish(&uow, result).await {
+            Err(e) if e.is_conflict() => e,
+            other => return other,
+        };
+        let Some(decision) = ctx.take_decision() else { return Err(conflict) };
+        let reply = self.decide_again(C::NAME, &*decision, conflict, uow.used_cache()).await;
+        downcast_reply::<C::Response>(reply, C::NAME)
     }
 
-    /// Runs an aggregate command, reloading and deciding again on a version conflict as
-    /// the retry policy allows.
-    pub async fn run_aggregate<A, C>(&self, cmd: C) -> Result<()>
-    where
-        A: Handle<C>,
-        C: AggregateCommand<Aggregate = A, Response = ()>,
-    {
+    /// Decides `decision` again in fresh units of work after `conflict`: once more at
+    /// any rate when the aggregate came from the cache (the cached state was stale and is
+    /// gone from the cache now), then as many times as the retry policy allows.
+    async fn decide_again(
+        &self,
+        name: &'static str,
+        decision: &dyn Decision,
+        mut conflict: Error,
+        mut used_cache: bool,
+    ) -> Result<Reply> {
         let policy = self.mediator.rt.retry;
         let mut attempt = 0;
         let mut stale_cache_retried = false;
         loop {
-            let (uow, mut ctx) = self.begin(C::NAME);
-            let result = context::enter(self.request.clone(), Some(uow.clone()), ctx.__execute::<A, C>(&cmd)).await;
+            if used_cache && !stale_cache_retried {
+                stale_cache_retried = true;
+            } else if attempt < policy.max_retries {
+                metrics::counter!("cqrs_ddd_conflict_retries_total", "command" => name).increment(1);
+                tokio::time::sleep(policy.delay(attempt)).await;
+                attempt += 1;
+            } else {
+                return Err(conflict);
+            }
+            let (uow, mut ctx) = self.begin(name);
+            let result = context::enter(self.request.clone(), Some(uow.clone()), decision.decide(&mut ctx)).await;
             match self.finish(&uow, result).await {
-                // A cached aggregate was stale (another writer): it is gone from the
-                // cache now; one reload is always worth it.
-                Err(e) if e.is_conflict() && uow.used_cache() && !stale_cache_retried => {
-                    stale_cache_retried = true;
-                }
-                Err(e) if e.is_conflict() && attempt < policy.max_retries => {
-                    metrics::counter!("cqrs_ddd_conflict_retries_total", "command" => C::NAME).increment(1);
-                    tokio::time::sleep(policy.delay(attempt)).await;
-                    attempt += 1;
+                Err(e) if e.is_conflict() => {
+                    conflict = e;
+                    used_cache = uow.used_cache();
                 }
                 other => return other,
             }
@@ -282,6 +296,11 @@ impl Mediator {
         self.rt.cache.as_ref()
     }
 
+    /// Whether root aggregate commands are retried after a version conflict.
+    pub(crate) fn retries_conflicts(&self) -> bool {
+        self.rt.retry.max_retries > 0
+    }
+
     pub(crate) fn dep<T: Send + Sync + 'static>(&self, needed_by: &'static str) -> Result<Dep<T>> {
         self.rt.deps.get::<T>(needed_by)
     }
@@ -326,13 +345,13 @@ impl Mediator {
         let request = RequestContext::for_root(metadata.as_ref())?;
         let root = Root { mediator: self.clone(), request: request.clone(), idempotency_key };
         if self.rt.middleware.is_empty() {
-            return cmd.__run_root(&root).await;
+            return root.run(cmd).await;
         }
         let msg = message(MessageKind::Command, C::NAME, request, false, cmd);
         let terminal = Box::new(move |msg: Message| -> BoxFuture<'_, Result<Reply>> {
             Box::pin(async move {
                 let cmd = msg.into_payload::<C>()?;
-                let r = cmd.__run_root(&root).await?;
+                let r = root.run(cmd).await?;
                 Ok(Box::new(r) as Reply)
             })
         });

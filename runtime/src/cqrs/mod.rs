@@ -9,5 +9,5 @@ mod message;
 pub use context::{CommandContext, EventContext, QueryContext};
 pub use deps::Dep;
 pub(crate) use deps::Deps;
-pub use mediator::{Mediator, RetryPolicy, Root};
+pub use mediator::{Mediator, RetryPolicy};
 pub use message::{AggregateCommand, Command, CommandHandler, DynCommandHandler, DynEventHandler, Query, QueryHandler};

@@ -29,46 +29,58 @@ use crate::saga::SagaRuntime;
 use crate::saga::{SagaOptions, SagaSendFn};
 
 /// A type a handler needs as `Dep<T>`.
-#[doc(hidden)]
 pub struct DepKey {
+    /// `TypeId::of::<T>`.
     pub type_id: fn() -> TypeId,
+    /// `type_name::<T>`, for the build problem that says it is missing.
     pub type_name: fn() -> &'static str,
 }
 
 /// Submitted by `#[event]`.
-#[doc(hidden)]
 pub struct EventRegistration {
+    /// The stored name (`Event::NAME`).
     pub name: &'static str,
+    /// The current schema version (`Event::VERSION`).
     pub version: u32,
+    /// The payload type.
     pub type_id: fn() -> TypeId,
+    /// The payload type's Rust name.
     pub type_name: fn() -> &'static str,
     /// Decodes an `Envelope<Self>` from JSON (outbox delivery to async handlers).
     pub decode: fn(&str) -> serde_json::Result<Box<dyn Any + Send + Sync>>,
 }
 
 /// Submitted by `#[aggregate]` on the struct.
-#[doc(hidden)]
 pub struct AggregateRegistration {
+    /// The stream type (`Aggregate::TYPE`).
     pub name: &'static str,
+    /// The aggregate's Rust name.
     pub type_name: fn() -> &'static str,
+    /// The stored names of the events in its `events(..)` list.
     pub events: &'static [&'static str],
 }
 
 /// Submitted by `#[command(aggregate = ..)]` and `#[command_handler]`.
-#[doc(hidden)]
 pub struct CommandRegistration {
+    /// The command's stored name.
     pub name: &'static str,
+    /// The command type.
     pub type_id: fn() -> TypeId,
+    /// The handler's name, for build problems.
     pub handler: &'static str,
+    /// The handler's `Dep<T>` parameters.
     pub deps: &'static [DepKey],
+    /// Handles a boxed command (`Mediator::dispatch`).
     pub call: for<'a> fn(Box<dyn Any + Send>, &'a mut CommandContext) -> BoxFuture<'a, Result<Reply>>,
 }
 
 /// Submitted by every `#[command]`: its stored name and how to send it by that name.
-#[doc(hidden)]
 pub struct CommandTypeRegistration {
+    /// The stored name.
     pub name: &'static str,
+    /// The command type.
     pub type_id: fn() -> TypeId,
+    /// The command type's Rust name.
     pub type_name: fn() -> &'static str,
     /// Chooses the sending function for the concrete type (see `cqrs::by_name`).
     pub dispatch: fn() -> DispatchJson,
@@ -83,41 +95,54 @@ struct NamedRegistration {
 }
 
 /// Submitted by `#[query_handler]`.
-#[doc(hidden)]
 pub struct QueryRegistration {
+    /// The query's stored name.
     pub name: &'static str,
+    /// The query type.
     pub type_id: fn() -> TypeId,
+    /// The handler's name, for build problems.
     pub handler: &'static str,
+    /// The handler's `Dep<T>` parameters.
     pub deps: &'static [DepKey],
 }
 
 /// Submitted by `#[upcaster]`.
-#[doc(hidden)]
 pub struct UpcasterRegistration {
+    /// The stored name of the event it upcasts.
     pub event_type: &'static str,
+    /// The schema version it reads.
     pub from: u32,
+    /// The schema version it writes.
     pub to: u32,
+    /// The upcaster's name, for errors and build problems.
     pub name: &'static str,
+    /// The step itself.
     pub upcast: fn(serde_json::Value) -> std::result::Result<serde_json::Value, String>,
 }
 
 /// Submitted by `#[event_handler]`.
-#[doc(hidden)]
 pub struct EventHandlerRegistration {
+    /// The handler's name, for logs and build problems.
     pub handler: &'static str,
+    /// The stored name of the event it handles.
     pub event_name: &'static str,
+    /// The event type.
     pub event_type_id: fn() -> TypeId,
+    /// The handler's `Dep<T>` parameters.
     pub deps: &'static [DepKey],
+    /// Handles an erased `&Envelope<E>`.
     pub call: for<'a> fn(&'a (dyn Any + Send + Sync), &'a EventContext) -> BoxFuture<'a, Result<()>>,
     /// Delivered through the outbox and a relay instead of right after the commit.
     pub asynchronous: bool,
 }
 
 /// Submitted by `#[saga]`.
-#[doc(hidden)]
 pub struct SagaRegistration {
+    /// The saga's stored name (`Saga::NAME`).
     pub name: &'static str,
+    /// The saga's Rust name.
     pub type_name: fn() -> &'static str,
+    /// `Saga::send` of the saga type.
     pub send: SagaSendFn,
 }
 
@@ -131,7 +156,6 @@ inventory::collect!(EventHandlerRegistration);
 inventory::collect!(UpcasterRegistration);
 
 /// The erased call of a macro-registered command handler.
-#[doc(hidden)]
 pub fn erased_command<C: CommandHandler>(
     cmd: Box<dyn Any + Send>,
     ctx: &mut CommandContext,
@@ -321,11 +345,7 @@ impl AppBuilder {
     /// `#[saga]`), so that its stored commands can be sent again after a restart.
     /// Deliver its events with `Mediator::sagas().handle::<S, E>(..)`.
     pub fn saga<S: crate::saga::Saga>(mut self) -> Self {
-        self.hand_sagas.push(SagaRegistration {
-            name: S::NAME,
-            type_name: std::any::type_name::<S>,
-            send: crate::saga::send_fn::<S>(),
-        });
+        self.hand_sagas.push(SagaRegistration { name: S::NAME, type_name: std::any::type_name::<S>, send: S::send });
         self
     }
 
