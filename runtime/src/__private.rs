@@ -135,14 +135,14 @@ pub fn decode_envelope<E: Event>(stored: &StoredEvent) -> crate::Result<Envelope
         serde_json::from_str(&stored.payload).map_err(serialization)?
     } else {
         let value = serde_json::from_str(&stored.payload).map_err(serialization)?;
-        let value = crate::es::Upcasters::global()
+        let value = crate::registry::upcasters()
             .upcast(&stored.event_type, stored.schema_version, E::VERSION, value)
             .map_err(|reason| crate::Error::Upcast {
-                stream: stored.stream.to_string(),
-                version: stored.version,
-                event_type: stored.event_type.clone(),
-                reason,
-            })?;
+            stream: stored.stream.to_string(),
+            version: stored.version,
+            event_type: stored.event_type.clone(),
+            reason,
+        })?;
         serde_json::from_value(value).map_err(serialization)?
     };
     let header = EventHeader {

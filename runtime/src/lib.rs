@@ -263,6 +263,8 @@
 
 extern crate self as cqrs_ddd;
 
+mod app;
+mod backoff;
 pub mod context;
 pub mod cqrs;
 pub mod domain;
@@ -280,6 +282,8 @@ pub mod testing;
 pub mod uow;
 pub mod worker;
 
+pub use app::{App, AppBuilder};
+pub use backoff::{Backoff, Growth};
 pub use context::RequestContext;
 pub use cqrs::{
     AggregateCommand, Command, CommandContext, CommandHandler, Dep, DynCommandHandler, DynEventHandler, EventContext,
@@ -289,7 +293,7 @@ pub use domain::{
     Aggregate, AggregateEvent, AggregateId, Apply, CreationPolicy, Envelope, Event, EventHeader, EventOf, Handle,
     Metadata, Storage, new_correlation_id, new_id,
 };
-pub use error::{BuildError, DomainError, Error, Result, TenantError};
+pub use error::{BuildError, BuildProblem, DomainError, Error, Result, TenantError};
 pub use es::{AggregateCache, Loaded, SnapshotPolicy, UnknownEventPolicy};
 pub use memory::{MemoryProjectionStore, MemorySnapshotStore, MemoryStore};
 pub use middleware::{
@@ -297,9 +301,8 @@ pub use middleware::{
 };
 pub use outbox::{InProcessPublisher, OutboxRelay, RelayOptions, RelayStatus};
 pub use projection::{Projection, ProjectionTx, ProjectionWorker};
-pub use registry::{App, AppBuilder};
 pub use uow::UnitOfWork;
-pub use worker::{Backoff, WorkerHealth, WorkerState};
+pub use worker::{WorkerHealth, WorkerState};
 
 /// The boxed future that hand-written handlers, sagas and projections return
 /// ([`DynCommandHandler`], [`saga::Saga::send`], [`Projection::apply`]).

@@ -131,7 +131,7 @@ pub use instance::{CommandKind, SagaCommand, SagaInstance, UndoEntry, UndoKind};
 pub use recovery::{RecoveryReport, SagaRecovery};
 pub use step::{PlannedCommand, Step, Transition};
 
-pub(crate) use engine::{DEADLINE_COMMAND, SagaRuntime, SagaSendFn};
+pub(crate) use engine::{DEADLINE_COMMAND, SagaRuntime, SagaSendFn, fire_deadline};
 
 /// A saga type: its state is the struct, persisted as JSON between events.
 /// Implemented by `#[saga]`.
