@@ -64,7 +64,8 @@
 //!
 //! What only the running program knows (two event types with one stored name, a
 //! `Dep<T>` never provided, a handler for an unregistered event) is reported by
-//! [`AppBuilder::build`] as one [`Error::Build`] listing every problem.
+//! [`AppBuilder::build`] as one [`Error::Build`] listing every problem, each a
+//! [`BuildProblem`] to match on.
 //!
 //! # The command path
 //!

@@ -348,10 +348,7 @@ mod tests {
 
     #[test]
     fn upcasters_are_checked_against_the_events() {
-        fn same(v: serde_json::Value) -> std::result::Result<serde_json::Value, String> {
-            Ok(v)
-        }
-        let step = |event_type, from, to, name| UpcastStep { event_type, from, to, name, upcast: same };
+        let step = |event_type, from, to, name| UpcastStep { event_type, from, to, name, upcast: Ok };
         let mut problems = Vec::new();
         let events = check_events(&[&OPENED], &mut problems);
         let upcasters = check_upcasters(

@@ -38,7 +38,8 @@ pub enum ErrorPolicy {
     /// stays before the event.
     #[default]
     Stop,
-    /// Retry the event up to `attempts` more times, waiting `backoff` × attempt, then stop.
+    /// Retry the event up to `attempts` more times, waiting `backoff` × attempt (a linear
+    /// [`Backoff`]), then stop.
     Retry {
         /// Retries after the first failure.
         attempts: u32,
