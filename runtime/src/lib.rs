@@ -229,7 +229,7 @@
 //! them last-first on failure, run TCC transactions and suspend with timeouts; its
 //! instances, with the commands they still have to send, are kept in a
 //! [`ports::SagaStore`]. [`Mediator::schedule`] sends a command later through a
-//! [`scheduling::Scheduler`]. See [`saga`] for the syntax and the guarantees, and
+//! [`scheduling::Scheduler`]. See [`mod@saga`] for the syntax and the guarantees, and
 //! [`testing::SagaFixture`] to test a saga without a database. On a database, give the
 //! builder the adapter: `App::builder().event_store(db.clone()).sagas_on(db)`.
 //!

@@ -71,7 +71,7 @@ pub struct AppBuilder {
 }
 
 impl AppBuilder {
-    /// The event store (default: a fresh [`MemoryStore`]).
+    /// The event store (default: a fresh [`MemoryStore`](crate::MemoryStore)).
     pub fn event_store(mut self, store: impl EventStore) -> Self {
         self.store = Some(Arc::new(store));
         self
@@ -127,7 +127,7 @@ impl AppBuilder {
     }
 
     /// Keeps up to `capacity` loaded aggregates in process, so a command on a hot
-    /// aggregate reads nothing (see [`AggregateCache`]).
+    /// aggregate reads nothing (see [`AggregateCache`](crate::AggregateCache)).
     pub fn aggregate_cache(mut self, capacity: usize) -> Self {
         self.cache = Some(capacity);
         self

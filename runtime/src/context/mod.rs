@@ -9,10 +9,10 @@
 //!
 //! A context with a tenant is an isolation boundary: a root command sent inside it
 //! runs for that tenant, and one whose [`Metadata`] names another tenant is refused with
-//! [`TenantError::CrossTenant`](crate::TenantError::CrossTenant). Work that must cross
+//! [`TenantError::CrossTenant`]. Work that must cross
 //! tenants (an operator tool, a migration, a fan-out to every tenant) runs in
 //! [`RequestContext::system`], where each message may name its own tenant. An empty
-//! tenant id (`Some("")`) is refused everywhere ([`TenantError::Empty`](crate::TenantError::Empty)):
+//! tenant id (`Some("")`) is refused everywhere ([`TenantError::Empty`]):
 //! some stores would read it as "no tenant", others as a tenant of its own.
 
 use std::any::Any;

@@ -66,7 +66,7 @@ pub(crate) type EventDecoder = fn(&str) -> serde_json::Result<Box<dyn Any + Send
 /// Sends commands, runs queries and publishes events: the application's entry point.
 ///
 /// Built by [`crate::App::builder`]; cheap to clone. The mediator routes messages and
-/// nothing else: sagas ([`Mediator::sagas`], in [`crate::saga`]) and scheduled commands
+/// nothing else: sagas ([`Mediator::sagas`], in [`mod@crate::saga`]) and scheduled commands
 /// ([`Mediator::schedule`], in [`crate::scheduling`]) are extensions the application
 /// installs into it, and their methods are written beside them.
 #[derive(Clone)]

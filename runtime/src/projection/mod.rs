@@ -1,6 +1,6 @@
 //! Projections: read models kept in step with the event log, exactly once.
 //!
-//! A [`ProjectionWorker`] reads all events from its checkpoint in batches ([`Cursor`]
+//! A [`ProjectionWorker`] reads all events from its checkpoint in batches ([`Cursor`](crate::ports::Cursor)
 //! order, gap-safe), hands each event a projection handles to it inside one
 //! [`ProjectionTx`], and moves the checkpoint in the same transaction. The checkpoint
 //! move is conditional on where the worker found it, so a crash never applies an event
