@@ -174,7 +174,7 @@ pub enum Error {
         reason: String,
         /// Where the row sits in the global order, when a reader of all events met it
         /// (so a projection's error policy can skip past it); `None` when unknown.
-        at: Option<crate::ports::Cursor>,
+        at: Option<crate::domain::Cursor>,
     },
     /// A tenant id that cannot be used, or a command naming another tenant than the scope
     /// it runs in.
@@ -320,8 +320,8 @@ pub enum TenantError {
 /// Every problem `App::build()` found, reported together.
 #[derive(Debug, Default)]
 pub struct BuildError {
-    /// One line per problem.
-    pub problems: Vec<String>,
+    /// Each problem, in the order they were found.
+    pub problems: Vec<BuildProblem>,
 }
 
 impl fmt::Display for BuildError {
@@ -339,3 +339,147 @@ impl fmt::Display for BuildError {
 }
 
 impl StdError for BuildError {}
+
+/// One wiring problem found by `App::build()`: what only the running program can know
+/// (registrations from every linked crate, the values given to the builder). Types are
+/// named by their Rust paths, messages by their stored names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildProblem {
+    /// Two event types share one stored name.
+    #[error("event name `{name}` is used by {}; give each a unique `#[event(name = \"..\")]`", join(.types))]
+    DuplicateEventName {
+        /// The stored name.
+        name: &'static str,
+        /// The event types using it, sorted.
+        types: Vec<&'static str>,
+    },
+    /// Two aggregate types share one stream type.
+    #[error("aggregate name `{name}` is used by {}; give each a unique `#[aggregate(name = \"..\")]`", join(.types))]
+    DuplicateAggregateName {
+        /// The stream type.
+        name: &'static str,
+        /// The aggregate types using it, sorted.
+        types: Vec<&'static str>,
+    },
+    /// An aggregate lists an event no `#[event]` registers.
+    #[error("aggregate `{aggregate}` lists event `{event}`, which is not registered")]
+    AggregateEventNotRegistered {
+        /// The aggregate's stream type.
+        aggregate: &'static str,
+        /// The stored name of the event.
+        event: &'static str,
+    },
+    /// Two command types share one stored name, so sending by name could not tell them
+    /// apart.
+    #[error("command name `{name}` is used by {}; give each a unique `#[command(name = \"..\")]`", join(.types))]
+    DuplicateCommandName {
+        /// The stored name.
+        name: &'static str,
+        /// The command types using it, sorted (a type without `#[command]` is described,
+        /// not named).
+        types: Vec<&'static str>,
+    },
+    /// A command has two handlers.
+    #[error(
+        "command `{command}` has two handlers: `{first}` and `{second}`{}; keep one",
+        if *.first_by_macro { " (registered by hand)" } else { "" }
+    )]
+    DuplicateCommandHandler {
+        /// The command's stored name.
+        command: &'static str,
+        /// The handler found first.
+        first: &'static str,
+        /// The handler registered by hand with `AppBuilder::command_handler`.
+        second: &'static str,
+        /// Whether `first` is a `#[command_handler]` (or an aggregate's `#[handle]`)
+        /// rather than another handler registered by hand.
+        first_by_macro: bool,
+    },
+    /// Two query types share one stored name.
+    #[error("query name `{name}` is used by {types} types; give each a unique `#[query(name = \"..\")]`")]
+    DuplicateQueryName {
+        /// The stored name.
+        name: &'static str,
+        /// How many query types use it.
+        types: usize,
+    },
+    /// A handler takes `Dep<T>` and no `T` was provided.
+    #[error("`{handler}` needs `Dep<{dependency}>`, which was never provided; add `.provide(..)` to `App::builder()`")]
+    MissingDependency {
+        /// The handler.
+        handler: &'static str,
+        /// The type of the missing value.
+        dependency: &'static str,
+    },
+    /// An event handler handles a type no `#[event]` registers.
+    #[error("event handler `{handler}` handles `{event}`, which is not registered; mark it with `#[event]`")]
+    HandledEventNotRegistered {
+        /// The handler.
+        handler: &'static str,
+        /// The stored name of the event.
+        event: &'static str,
+    },
+    /// Two upcasters start from one schema version of one event.
+    #[error("event `{event}` has two upcasters from schema version {from}: `{first}` and `{second}`; keep one")]
+    DuplicateUpcaster {
+        /// The stored name of the event.
+        event: &'static str,
+        /// The schema version both read.
+        from: u32,
+        /// The upcaster kept.
+        first: &'static str,
+        /// The other one.
+        second: &'static str,
+    },
+    /// An upcaster writes a schema version newer than the event's.
+    #[error("upcaster `{upcaster}` turns `{event}` into schema version {to}, but the event is at version {current}")]
+    UpcasterPastCurrentVersion {
+        /// The upcaster.
+        upcaster: &'static str,
+        /// The stored name of the event.
+        event: &'static str,
+        /// The version it writes.
+        to: u32,
+        /// The event's current version.
+        current: u32,
+    },
+    /// An upcaster is for an event no `#[event]` registers.
+    #[error("upcaster `{upcaster}` is for event `{event}`, which is not registered with `#[event]`")]
+    UpcastedEventNotRegistered {
+        /// The upcaster.
+        upcaster: &'static str,
+        /// The stored name of the event.
+        event: &'static str,
+    },
+    /// Two saga types share one stored name.
+    #[error("saga name `{name}` is used by {}; give each a unique `#[saga(name = \"..\")]`", join(.types))]
+    DuplicateSagaName {
+        /// The stored name.
+        name: &'static str,
+        /// The saga types using it, sorted.
+        types: Vec<&'static str>,
+    },
+    /// Sagas are registered and the event store was given, but saga instances or their
+    /// deadlines would be kept in memory (and lost on restart).
+    #[error(
+        "sagas are registered and the event store is not the in-memory one, but saga instances or \
+         deadlines would be kept in memory; add `.sagas_on(store.clone())` (or `.saga_store(..)` and \
+         `.schedule_store(..)`)"
+    )]
+    SagaStateInMemory {
+        /// The stored names of the registered sagas, sorted.
+        sagas: Vec<&'static str>,
+    },
+    /// Snapshot policies are set without a snapshot store.
+    #[error("snapshot policies are set but no snapshot store; add `.snapshot_store(..)`")]
+    SnapshotPolicyWithoutStore {
+        /// The stream types of the aggregates with a policy, sorted.
+        aggregates: Vec<&'static str>,
+    },
+}
+
+/// `` `a` and `b` ``.
+fn join(items: &[&str]) -> String {
+    items.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(" and ")
+}

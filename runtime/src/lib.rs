@@ -64,7 +64,8 @@
 //!
 //! What only the running program knows (two event types with one stored name, a
 //! `Dep<T>` never provided, a handler for an unregistered event) is reported by
-//! [`AppBuilder::build`] as one [`Error::Build`] listing every problem.
+//! [`AppBuilder::build`] as one [`Error::Build`] listing every problem, each a
+//! [`BuildProblem`] to match on.
 //!
 //! # The command path
 //!
@@ -228,7 +229,7 @@
 //! them last-first on failure, run TCC transactions and suspend with timeouts; its
 //! instances, with the commands they still have to send, are kept in a
 //! [`ports::SagaStore`]. [`Mediator::schedule`] sends a command later through a
-//! [`scheduling::Scheduler`]. See [`saga`] for the syntax and the guarantees, and
+//! [`scheduling::Scheduler`]. See [`mod@saga`] for the syntax and the guarantees, and
 //! [`testing::SagaFixture`] to test a saga without a database. On a database, give the
 //! builder the adapter: `App::builder().event_store(db.clone()).sagas_on(db)`.
 //!
@@ -263,6 +264,8 @@
 
 extern crate self as cqrs_ddd;
 
+mod app;
+mod backoff;
 pub mod context;
 pub mod cqrs;
 pub mod domain;
@@ -273,13 +276,15 @@ pub mod middleware;
 pub mod outbox;
 pub mod ports;
 pub mod projection;
-pub mod registry;
+mod registry;
 pub mod saga;
 pub mod scheduling;
 pub mod testing;
 pub mod uow;
 pub mod worker;
 
+pub use app::{App, AppBuilder};
+pub use backoff::{Backoff, Growth};
 pub use context::RequestContext;
 pub use cqrs::{
     AggregateCommand, Command, CommandContext, CommandHandler, Dep, DynCommandHandler, DynEventHandler, EventContext,
@@ -289,7 +294,7 @@ pub use domain::{
     Aggregate, AggregateEvent, AggregateId, Apply, CreationPolicy, Envelope, Event, EventHeader, EventOf, Handle,
     Metadata, Storage, new_correlation_id, new_id,
 };
-pub use error::{BuildError, DomainError, Error, Result, TenantError};
+pub use error::{BuildError, BuildProblem, DomainError, Error, Result, TenantError};
 pub use es::{AggregateCache, Loaded, SnapshotPolicy, UnknownEventPolicy};
 pub use memory::{MemoryProjectionStore, MemorySnapshotStore, MemoryStore};
 pub use middleware::{
@@ -297,9 +302,12 @@ pub use middleware::{
 };
 pub use outbox::{InProcessPublisher, OutboxRelay, RelayOptions, RelayStatus};
 pub use projection::{Projection, ProjectionTx, ProjectionWorker};
-pub use registry::{App, AppBuilder};
 pub use uow::UnitOfWork;
-pub use worker::{Backoff, WorkerHealth, WorkerState};
+pub use worker::{WorkerHealth, WorkerState};
+
+/// The boxed future that hand-written handlers, sagas and projections return
+/// ([`DynCommandHandler`], [`saga::Saga::send`], [`Projection::apply`]).
+pub use futures::future::BoxFuture;
 
 #[cfg(feature = "macros")]
 pub use cqrs_ddd_macros::{
@@ -323,117 +331,7 @@ pub mod prelude {
 
 /// Used by generated code only; not part of the public API.
 #[doc(hidden)]
-pub mod __private {
-    pub use core::any::{Any, TypeId, type_name};
-    pub use core::clone::Clone;
-    pub use core::convert::{From, Into};
-    pub use core::fmt;
-    pub use core::future::Future;
-    pub use core::marker::{Send, Sync};
-    pub use core::option::Option::{self, None, Some};
-    pub use core::result::Result::{self, Err, Ok};
-    pub use std::boxed::Box;
-    pub use std::string::String;
-    pub use std::vec::Vec;
-
-    pub use futures::future::BoxFuture;
-    pub use inventory;
-    pub use serde;
-    pub use serde_json;
-
-    pub use crate::cqrs::Root;
-    pub use crate::cqrs::by_name::{
-        DispatchJson, NotDecodable as DispatchNotDecodable, Probe as DispatchProbe,
-        ViaDynHandler as DispatchViaDynHandler, ViaHandler as DispatchViaHandler,
-    };
-    pub use crate::registry::{
-        AggregateRegistration, CommandRegistration, CommandTypeRegistration, DepKey, EventHandlerRegistration,
-        EventRegistration, QueryRegistration, SagaRegistration, UpcasterRegistration, erased_command,
-    };
-    pub use crate::saga::{
-        Step as SagaStep, on_event as saga_on_event, send_command as saga_send_command, send_fn as saga_send_fn,
-        unknown_command as saga_unknown_command,
-    };
-    pub use core::time::Duration;
-
-    /// The steps of a saga, implemented by `#[saga]` on its impl block.
-    #[diagnostic::on_unimplemented(
-        message = "saga `{Self}` has no steps",
-        label = "`#[saga]` is on this struct, but no `#[saga] impl {Self}` block declares its steps",
-        note = "add `#[saga] impl {Self} {{ #[step(start, send = ..)] fn on_it(&mut self, e: &TheEvent) -> .. }}`"
-    )]
-    pub trait SagaSteps {
-        /// Sends a stored command by its type name; `None` for a name no step sends.
-        fn __cqrs_ddd_saga_send<'a>(
-            mediator: &'a crate::Mediator,
-            command: &'a crate::saga::SagaCommand,
-            metadata: crate::Metadata,
-        ) -> Option<BoxFuture<'a, crate::Result<()>>>;
-    }
-
-    pub use crate::domain::encode_checked;
-
-    /// Decodes an `Envelope<E>` from JSON, erased (outbox delivery).
-    pub fn decode_envelope_json<E: crate::Event>(json: &str) -> serde_json::Result<Box<dyn Any + Send + Sync>> {
-        serde_json::from_str::<crate::Envelope<E>>(json).map(|e| Box::new(e) as Box<dyn Any + Send + Sync>)
-    }
-
-    pub use crate::projection::decode_envelope;
-
-    /// Turns a handler's `Result<T, E>` into the framework's result.
-    pub fn into_result<T, E: Into<crate::Error>>(r: Result<T, E>) -> crate::Result<T> {
-        r.map_err(Into::into)
-    }
-
-    /// The response type a handler returns is the one its message declares.
-    #[diagnostic::on_unimplemented(
-        message = "this handler returns `{Self}`, but its message responds with `{T}`",
-        label = "expected `Result<{T}>` here",
-        note = "return `Result<{T}>`, or change `#[command(response = ..)]` on the command (event handlers return `Result<()>`)"
-    )]
-    pub trait SameResponse<T> {
-        /// Identity.
-        fn same(self) -> T;
-    }
-
-    impl<T> SameResponse<T> for T {
-        fn same(self) -> T {
-            self
-        }
-    }
-
-    /// Checks and passes on a handler's result (see [`SameResponse`]).
-    pub fn respond<R: SameResponse<E>, E>(r: crate::Result<R>) -> crate::Result<E> {
-        r.map(SameResponse::same)
-    }
-
-    /// What an upcaster may return: the new payload, or a result of it.
-    #[diagnostic::on_unimplemented(
-        message = "an upcaster returns `serde_json::Value` or `Result<serde_json::Value, E>`, not `{Self}`",
-        label = "returns `{Self}`"
-    )]
-    pub trait UpcastResult {
-        /// The payload or the reason it could not be upcast.
-        fn into_upcast(self) -> Result<serde_json::Value, String>;
-    }
-
-    impl UpcastResult for serde_json::Value {
-        fn into_upcast(self) -> Result<serde_json::Value, String> {
-            Ok(self)
-        }
-    }
-
-    impl<E: core::fmt::Display> UpcastResult for Result<serde_json::Value, E> {
-        fn into_upcast(self) -> Result<serde_json::Value, String> {
-            self.map_err(|e| e.to_string())
-        }
-    }
-
-    /// A handler received an envelope of another type (a wiring bug, reported not panicked).
-    pub fn wrong_envelope(handler: &'static str) -> crate::Error {
-        crate::Error::handler(format!("event handler `{handler}` received an envelope of another event type"))
-    }
-}
+pub mod __private;
 
 /// The README's example, compiled and run as a doctest so it cannot rot.
 #[cfg(doctest)]

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::ports::{EventStore, Outbox, OutboxMessage, Publisher, ReadStall, async_trait};
-use crate::worker::{Backoff, Pace, StallWatch, Supervisor, WorkerHealth, idle};
+use crate::worker::{Pace, StallWatch, Supervisor, WorkerHealth, idle};
 
 /// How a relay runs.
 #[derive(Debug, Clone)]
@@ -70,9 +71,15 @@ impl RelayOptions {
         self
     }
 
-    /// The delay before attempt `failures + 1`.
+    /// The delay before attempt `failures + 1`: `base_backoff` doubling up to
+    /// `max_backoff`, exactly (see [`RelayOptions::retry_backoff`]).
     pub fn backoff(&self, failures: u32) -> Duration {
-        self.base_backoff.saturating_mul(1 << failures.saturating_sub(1).min(20)).min(self.max_backoff)
+        self.retry_backoff().delay(failures)
+    }
+
+    /// The waits between attempts at publishing one message.
+    pub fn retry_backoff(&self) -> Backoff {
+        Backoff::new(self.base_backoff, self.max_backoff).with_jitter(0.0)
     }
 }
 

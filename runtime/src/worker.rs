@@ -26,64 +26,9 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::{Notify, watch};
 
+pub use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::ports::{EventStore, ReadStall};
-
-/// How long a loop waits after consecutive transient failures: `initial`, doubled per
-/// further failure up to `max`, less a random part of up to `jitter` of it (so workers
-/// that failed together do not all come back at the same instant).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
-    /// The wait after the first failure.
-    pub initial: Duration,
-    /// The longest wait.
-    pub max: Duration,
-    /// The part of each wait (0.0 to 1.0) that is taken off at random; 0 waits exactly.
-    pub jitter: f64,
-}
-
-impl Default for Backoff {
-    /// 100 ms, doubling up to 30 s, a quarter of it random.
-    fn default() -> Self {
-        Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(30), jitter: 0.25 }
-    }
-}
-
-impl Backoff {
-    /// `initial` doubling up to `max`, with the default jitter.
-    pub fn new(initial: Duration, max: Duration) -> Self {
-        Backoff { initial, max, ..Backoff::default() }
-    }
-
-    /// The same with `jitter` (clamped to 0.0..=1.0).
-    pub fn with_jitter(mut self, jitter: f64) -> Self {
-        self.jitter = jitter;
-        self
-    }
-
-    /// The longest wait after `failures` consecutive failures (1 for the first).
-    pub fn ceiling(&self, failures: u32) -> Duration {
-        let doublings = failures.saturating_sub(1).min(31);
-        self.initial.saturating_mul(1 << doublings).min(self.max)
-    }
-
-    /// The wait after `failures` consecutive failures: [`Backoff::ceiling`] less a random
-    /// part of up to `jitter` of it.
-    pub fn delay(&self, failures: u32) -> Duration {
-        let jitter = if self.jitter.is_finite() { self.jitter.clamp(0.0, 1.0) } else { 0.0 };
-        self.ceiling(failures).mul_f64(1.0 - jitter * random_unit())
-    }
-}
-
-/// A number in `0.0..1.0` from the standard library's randomly keyed hasher (no
-/// dependency for a jitter).
-fn random_unit() -> f64 {
-    use std::hash::BuildHasher;
-    let bits = std::collections::hash_map::RandomState::new().hash_one(Instant::now()) >> 11;
-    #[allow(clippy::cast_precision_loss)] // 53 bits: exact in an f64
-    let unit = bits as f64 / (1u64 << 53) as f64;
-    unit
-}
 
 /// Where a loop stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -346,19 +291,6 @@ fn warn_held(key: &str, name: &str, stall: &ReadStall, held: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_and_jitter_only_shortens() {
-        let b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1)).with_jitter(0.0);
-        let ms: Vec<u128> = (1..=6).map(|f| b.delay(f).as_millis()).collect();
-        assert_eq!(ms, [100, 200, 400, 800, 1000, 1000]);
-        assert_eq!(b.delay(u32::MAX), Duration::from_secs(1), "no overflow for long streaks");
-        let jittered = b.with_jitter(0.5);
-        let delays: Vec<Duration> = (0..200).map(|_| jittered.delay(3)).collect();
-        assert!(delays.iter().all(|d| *d >= Duration::from_millis(200) && *d <= Duration::from_millis(400)));
-        assert!(delays.iter().any(|d| *d != delays[0]), "jitter varies the waits");
-        assert_eq!(b.with_jitter(f64::NAN).delay(1), Duration::from_millis(100), "a nonsense jitter is none");
-    }
 
     #[tokio::test]
     async fn a_supervised_loop_retries_transient_errors_and_stops_on_others() {

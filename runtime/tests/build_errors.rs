@@ -1,6 +1,7 @@
 //! `App::build()` reports every wiring problem it can only see at run time, in one error.
 //! This binary is deliberately mis-wired; nothing else lives in it.
 
+use cqrs_ddd::BuildProblem;
 use cqrs_ddd::prelude::*;
 
 mod billing {
@@ -101,6 +102,34 @@ fn build_lists_every_problem_at_once() {
         assert!(text.contains(e), "missing {e:?} in:\n{text}");
     }
     assert_eq!(b.problems.len(), expect.len(), "{text}");
+}
+
+#[test]
+fn every_problem_is_a_variant_naming_the_types() {
+    let err = App::builder().build().err().expect("a mis-wired app must not build");
+    let Error::Build(b) = err else { panic!("expected a build error, got {err}") };
+    let has = |wanted: &dyn Fn(&BuildProblem) -> bool| b.problems.iter().any(wanted);
+    assert!(has(&|p| matches!(p, BuildProblem::DuplicateEventName { name: "Paid", types }
+        if types == &["build_errors::billing::Paid", "build_errors::shipping::Paid"])));
+    assert!(has(&|p| matches!(p, BuildProblem::DuplicateCommandName { name: "Charge", types }
+        if types == &["build_errors::ChargeV1", "build_errors::ChargeV2"])));
+    assert!(has(&|p| matches!(p, BuildProblem::DuplicateCommandName { name: "Refund", .. })));
+    assert!(has(&|p| matches!(p, BuildProblem::MissingDependency { handler: "build_errors::charge_v1", dependency }
+        if *dependency == std::any::type_name::<Clock>())));
+    assert!(has(
+        &|p| matches!(p, BuildProblem::MissingDependency { handler: "build_errors::mail_receipt", dependency }
+        if *dependency == std::any::type_name::<Mailer>())
+    ));
+    assert!(has(&|p| matches!(
+        p,
+        BuildProblem::HandledEventNotRegistered { handler: "build_errors::on_unregistered", event: "Unregistered" }
+    )));
+    assert!(has(&|p| matches!(p, BuildProblem::DuplicateUpcaster { event: "Paid", from: 1, .. })));
+    assert!(has(&|p| matches!(
+        p,
+        BuildProblem::UpcastedEventNotRegistered { upcaster: "build_errors::retired_v1", event: "Retired" }
+    )));
+    assert!(has(&|p| matches!(p, BuildProblem::UpcasterPastCurrentVersion { event: "Paid", to: 2, current: 1, .. })));
 }
 
 #[test]

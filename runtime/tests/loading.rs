@@ -190,6 +190,11 @@ async fn a_snapshot_of_an_old_shape_falls_back_to_replay() {
 async fn snapshot_policies_need_a_snapshot_store() {
     let err = App::builder().snapshot::<Wallet>(SnapshotPolicy::every(5)).build().err().unwrap();
     assert!(err.to_string().contains("no snapshot store"), "{err}");
+    let Error::Build(b) = &err else { panic!("expected a build error, got {err}") };
+    assert!(
+        matches!(b.problems.as_slice(), [cqrs_ddd::BuildProblem::SnapshotPolicyWithoutStore { aggregates }] if aggregates == &[Wallet::TYPE]),
+        "{err}"
+    );
 }
 
 /// Counts stream reads, to see the cache at work.

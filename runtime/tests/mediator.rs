@@ -13,7 +13,9 @@ use cqrs_ddd::ports::{
     StreamKey, async_trait,
 };
 use cqrs_ddd::prelude::*;
-use cqrs_ddd::{AppBuilder, DynCommandHandler, Message, Middleware, Next, Reply, RequestContext, RetryPolicy};
+use cqrs_ddd::{
+    AppBuilder, BuildProblem, DynCommandHandler, Message, Middleware, Next, Reply, RequestContext, RetryPolicy,
+};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
@@ -191,8 +193,19 @@ async fn a_different_second_handler_for_one_command_is_an_error() {
         .expect("two handlers must not build");
     let Error::Build(b) = err else { panic!("expected a build error, got {err}") };
     assert_eq!(b.problems.len(), 2, "{b}");
-    assert!(b.problems[0].contains("`Ping` has two handlers"), "{b}");
-    assert!(b.problems[1].contains("`Deposit` has two handlers"), "{b}");
+    assert!(
+        matches!(&b.problems[0], BuildProblem::DuplicateCommandHandler { command: "Ping", first_by_macro: false, .. }),
+        "{b}"
+    );
+    assert!(
+        matches!(
+            &b.problems[1],
+            BuildProblem::DuplicateCommandHandler { command: "Deposit", second, first_by_macro: true, .. }
+                if second.ends_with("DepositByHand")
+        ),
+        "{b}"
+    );
+    assert!(b.problems[0].to_string().contains("`Ping` has two handlers"), "{b}");
 }
 
 #[tokio::test]

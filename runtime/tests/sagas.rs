@@ -711,3 +711,37 @@ fn a_saga_step_is_checked_with_the_test_kit() {
     saga.when(TicketOpened { id: "t9".into() }).then_sends(&["CloseTicket"]).then_status(SagaStatus::Completed);
     assert_eq!(saga.sent_of::<CloseTicket>()[0].id, "t9");
 }
+
+/// Another saga type under the stored name of [`OrderSaga`].
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct OrderSagaRenamed;
+
+impl Saga for OrderSagaRenamed {
+    const NAME: &'static str = "order";
+    fn send<'a>(m: &'a Mediator, c: &'a SagaCommand, meta: Metadata) -> BoxFuture<'a, Result<()>> {
+        send_any(m, c, meta)
+    }
+}
+
+#[test]
+fn build_refuses_two_sagas_with_one_name_and_sagas_kept_in_memory_beside_a_given_store() {
+    let err = App::builder()
+        .event_store(cqrs_ddd::MemoryStore::new())
+        .saga::<OrderSaga>()
+        .saga::<OrderSagaRenamed>()
+        .build()
+        .err()
+        .expect("must not build");
+    let Error::Build(b) = &err else { panic!("expected a build error, got {err}") };
+    assert!(
+        b.problems.iter().any(|p| matches!(p, cqrs_ddd::BuildProblem::DuplicateSagaName { name: "order", types }
+            if types.len() == 2 && types.iter().all(|t| t.starts_with("sagas::OrderSaga")))),
+        "{err}"
+    );
+    assert!(
+        b.problems.iter().any(|p| matches!(p, cqrs_ddd::BuildProblem::SagaStateInMemory { sagas }
+            if sagas.contains(&"order"))),
+        "{err}"
+    );
+    assert!(err.to_string().contains("add `.sagas_on(store.clone())`"), "{err}");
+}

@@ -80,8 +80,7 @@ fn routed(model: &CommandModel, target: &Target) -> TokenStream {
     let p = quote!(#k::__private);
     let Target { aggregate, id_field, id_ty } = target;
     let id_ref = quote_spanned!(id_ty.span() => &self.#id_field);
-    let execute = quote_spanned!(aggregate.span() => ctx.__execute::<#aggregate, Self>(&self));
-    let run_root = quote_spanned!(aggregate.span() => root.run_aggregate::<#aggregate, Self>(self));
+    let execute = quote_spanned!(aggregate.span() => #p::execute::<#aggregate, Self>(ctx, self));
     let handler = format!("#[handle] of {}", quote!(#aggregate));
     quote! {
         #[automatically_derived]
@@ -99,10 +98,6 @@ fn routed(model: &CommandModel, target: &Target) -> TokenStream {
                 ctx: &mut #k::CommandContext,
             ) -> impl #p::Future<Output = #k::Result<()>> + #p::Send {
                 async move { #execute.await }
-            }
-
-            fn __run_root(self, root: &#p::Root) -> impl #p::Future<Output = #k::Result<()>> + #p::Send {
-                #run_root
             }
         }
 

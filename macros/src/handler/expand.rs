@@ -25,7 +25,7 @@ fn handler_name(model: &HandlerFn) -> TokenStream {
     quote!(::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)))
 }
 
-/// `let __cqrs_ddd_dep0 = ctx.__dep::<T>(..)?;` for each `Dep<T>`, and the call arguments.
+/// `let __cqrs_ddd_dep0 = __private::dep::<T>(ctx, ..)?;` for each `Dep<T>`, and the call arguments.
 fn call(model: &HandlerFn, message: &TokenStream) -> (TokenStream, TokenStream) {
     let name = handler_name(model);
     let mut lets = Vec::new();
@@ -37,7 +37,8 @@ fn call(model: &HandlerFn, message: &TokenStream) -> (TokenStream, TokenStream) 
             Param::Context { shared: false } => args.push(quote!(ctx)),
             Param::Dep(t) => {
                 let v = format_ident!("__cqrs_ddd_dep{}", i);
-                lets.push(quote_spanned!(t.span() => let #v = ctx.__dep::<#t>(#name)?;));
+                let k = &model.krate;
+                lets.push(quote_spanned!(t.span() => let #v = #k::__private::dep::<#t>(ctx, #name)?;));
                 args.push(quote!(#v));
             }
         }

@@ -9,20 +9,20 @@
 //!
 //! A context with a tenant is an isolation boundary: a root command sent inside it
 //! runs for that tenant, and one whose [`Metadata`] names another tenant is refused with
-//! [`TenantError::CrossTenant`](crate::TenantError::CrossTenant). Work that must cross
+//! [`TenantError::CrossTenant`]. Work that must cross
 //! tenants (an operator tool, a migration, a fan-out to every tenant) runs in
 //! [`RequestContext::system`], where each message may name its own tenant. An empty
-//! tenant id (`Some("")`) is refused everywhere ([`TenantError::Empty`](crate::TenantError::Empty)):
+//! tenant id (`Some("")`) is refused everywhere ([`TenantError::Empty`]):
 //! some stores would read it as "no tenant", others as a tenant of its own.
 
+use std::any::Any;
 use std::future::Future;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
 use crate::domain::{Metadata, new_correlation_id};
 use crate::error::{Error, Result, TenantError};
-use crate::ports::check_tenant;
-use crate::uow::UnitOfWork;
 
 /// The context of one business transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,10 +42,14 @@ pub struct RequestContext {
     pub system: bool,
 }
 
+/// The work a command running on this task joins (its unit of work), opaque here: the
+/// unit of work puts itself in with [`enter`] and finds itself again with [`joined`].
+pub(crate) type Joined = Arc<dyn Any + Send + Sync>;
+
 #[derive(Clone)]
 pub(crate) struct Scope {
     pub(crate) request: RequestContext,
-    pub(crate) uow: Option<UnitOfWork>,
+    pub(crate) joined: Option<Joined>,
 }
 
 tokio::task_local! {
@@ -91,7 +95,7 @@ impl RequestContext {
 
     /// Runs `fut` with this context as the current one.
     pub async fn scope<F: Future>(self, fut: F) -> F::Output {
-        SCOPE.scope(Scope { request: self, uow: None }, fut).await
+        SCOPE.scope(Scope { request: self, joined: None }, fut).await
     }
 
     /// The context for a root call: the message's own metadata wins, then the current
@@ -152,6 +156,15 @@ impl Default for RequestContext {
     }
 }
 
+/// Refuses an empty tenant id ([`TenantError::Empty`]). Every store checks the tenants
+/// it is given with it, so `Some("")` means the same (nothing) everywhere.
+pub fn check_tenant(tenant: Option<&str>) -> Result<()> {
+    match tenant {
+        Some("") => Err(Error::Tenant(TenantError::Empty)),
+        _ => Ok(()),
+    }
+}
+
 /// Refuses an empty tenant id, and a message that names `named` from inside `scope`
 /// unless `scope` is a system scope, has no tenant, or names the same one.
 fn check_named(scope: &RequestContext, named: Option<&str>) -> Result<()> {
@@ -164,11 +177,12 @@ fn check_named(scope: &RequestContext, named: Option<&str>) -> Result<()> {
     }
 }
 
-/// The unit of work of the command being handled on this task, if any.
-pub(crate) fn current_uow() -> Option<UnitOfWork> {
-    SCOPE.try_with(|s| s.uow.clone()).ok().flatten()
+/// The work joined by the command being handled on this task, if any.
+pub(crate) fn joined() -> Option<Joined> {
+    SCOPE.try_with(|s| s.joined.clone()).ok().flatten()
 }
 
-pub(crate) async fn enter<F: Future>(request: RequestContext, uow: Option<UnitOfWork>, fut: F) -> F::Output {
-    SCOPE.scope(Scope { request, uow }, fut).await
+/// Runs `fut` in `request`'s scope, joining `joined` (none: a new root call may start).
+pub(crate) async fn enter<F: Future>(request: RequestContext, joined: Option<Joined>, fut: F) -> F::Output {
+    SCOPE.scope(Scope { request, joined }, fut).await
 }

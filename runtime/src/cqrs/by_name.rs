@@ -27,7 +27,6 @@ use crate::error::{Error, Result};
 use crate::middleware::Reply;
 
 /// How a command known by name is sent.
-#[doc(hidden)]
 #[derive(Debug, Clone, Default)]
 pub struct SendOptions {
     /// Correlation id, tenant, principal, headers.
@@ -38,11 +37,9 @@ pub struct SendOptions {
 
 /// Decodes a command from its JSON payload and sends it; the reply is the handler's
 /// response, boxed.
-#[doc(hidden)]
 pub type DispatchJson = for<'a> fn(&'a Mediator, &'a str, SendOptions) -> BoxFuture<'a, Result<Reply>>;
 
 /// Chooses the [`DispatchJson`] of a concrete command type: see the module docs.
-#[doc(hidden)]
 pub struct Probe<T>(PhantomData<fn() -> T>);
 
 impl<T> Probe<T> {
@@ -59,21 +56,18 @@ impl<T> Default for Probe<T> {
 }
 
 /// First choice: the command's compile-time handler.
-#[doc(hidden)]
 pub trait ViaHandler {
     /// The sending function.
     fn __cqrs_ddd_dispatch_json(&self) -> DispatchJson;
 }
 
 /// Second choice: a handler registered by hand, found at run time.
-#[doc(hidden)]
 pub trait ViaDynHandler {
     /// The sending function.
     fn __cqrs_ddd_dispatch_json(&self) -> DispatchJson;
 }
 
 /// Last resort: the command cannot be decoded.
-#[doc(hidden)]
 pub trait NotDecodable {
     /// The sending function.
     fn __cqrs_ddd_dispatch_json(&self) -> DispatchJson;

@@ -1,6 +1,8 @@
 use std::future::Future;
+use std::marker::PhantomData;
 
 use chrono::Utc;
+use futures::future::BoxFuture;
 use uuid::Uuid;
 
 use crate::context::RequestContext;
@@ -10,6 +12,7 @@ use crate::cqrs::message::{AggregateCommand, CommandHandler, QueryHandler};
 use crate::domain::{Aggregate, CreationPolicy, Handle, new_id};
 use crate::error::{Error, Result};
 use crate::es::Loaded;
+use crate::middleware::Reply;
 use crate::ports::{OutboxMessage, StreamKey};
 use crate::uow::{Pending, Staged, UnitOfWork};
 
@@ -22,6 +25,10 @@ pub struct CommandContext {
     /// Made on first use: a command that emits nothing never pays for an id.
     command_id: std::sync::OnceLock<Uuid>,
     command_name: &'static str,
+    /// Whether an aggregate command leaves its [`Decision`] here (a root run that may
+    /// decide again after a version conflict), and the decision it left.
+    keeps_decision: bool,
+    decision: Option<Box<dyn Decision>>,
 }
 
 impl CommandContext {
@@ -31,7 +38,25 @@ impl CommandContext {
         request: RequestContext,
         command_name: &'static str,
     ) -> Self {
-        CommandContext { mediator, uow, request, command_id: std::sync::OnceLock::new(), command_name }
+        CommandContext {
+            mediator,
+            uow,
+            request,
+            command_id: std::sync::OnceLock::new(),
+            command_name,
+            keeps_decision: false,
+            decision: None,
+        }
+    }
+
+    /// Makes an aggregate command run in this context leave its [`Decision`] behind.
+    pub(crate) fn keep_decision(&mut self) {
+        self.keeps_decision = true;
+    }
+
+    /// The decision an aggregate command left, when one could be worth repeating.
+    pub(crate) fn take_decision(&mut self) -> Option<Box<dyn Decision>> {
+        self.decision.take()
     }
 
     /// Sends a nested command; it joins this unit of work and commits with it.
@@ -54,11 +79,6 @@ impl CommandContext {
     /// A provided service.
     pub fn dep<T: Send + Sync + 'static>(&self) -> Result<Dep<T>> {
         self.mediator.dep::<T>(self.command_name)
-    }
-
-    #[doc(hidden)]
-    pub fn __dep<T: Send + Sync + 'static>(&self, needed_by: &'static str) -> Result<Dep<T>> {
-        self.mediator.dep::<T>(needed_by)
     }
 
     /// Stages a message for the transactional outbox: written with this command's events.
@@ -99,10 +119,25 @@ impl CommandContext {
         &self.mediator
     }
 
+    /// Decides an aggregate command (see [`CommandContext::decide`]). In a root run the
+    /// command is kept afterwards as a [`Decision`], when a conflict at commit could make
+    /// the run decide again: the retry policy allows retries, or the aggregate came from
+    /// the cache.
+    pub(crate) async fn execute_aggregate<A, C>(&mut self, cmd: C) -> Result<()>
+    where
+        A: Handle<C>,
+        C: AggregateCommand<Aggregate = A> + Sync,
+    {
+        let result = self.decide::<A, C>(&cmd).await;
+        if self.keeps_decision && (self.mediator.retries_conflicts() || self.uow.used_cache()) {
+            self.decision = Some(Box::new(AggregateDecision::<A, C>(cmd, PhantomData)));
+        }
+        result
+    }
+
     /// Loads (or finds staged) the command's aggregate, runs its `#[handle]` method and
     /// stages the events it decides.
-    #[doc(hidden)]
-    pub async fn __execute<A, C>(&mut self, cmd: &C) -> Result<()>
+    async fn decide<A, C>(&mut self, cmd: &C) -> Result<()>
     where
         A: Handle<C>,
         C: AggregateCommand<Aggregate = A>,
@@ -156,6 +191,29 @@ impl CommandContext {
     }
 }
 
+/// An aggregate command kept by a root run, to be decided again (reloaded, handled,
+/// staged) in a fresh unit of work after its commit met a version conflict; safe because
+/// `#[handle]` methods are pure.
+pub(crate) trait Decision: Send + Sync {
+    /// Decides again in `ctx`; the reply is the command's response, `()`.
+    fn decide<'a>(&'a self, ctx: &'a mut CommandContext) -> BoxFuture<'a, Result<Reply>>;
+}
+
+struct AggregateDecision<A, C>(C, PhantomData<fn() -> A>);
+
+impl<A, C> Decision for AggregateDecision<A, C>
+where
+    A: Handle<C>,
+    C: AggregateCommand<Aggregate = A> + Sync,
+{
+    fn decide<'a>(&'a self, ctx: &'a mut CommandContext) -> BoxFuture<'a, Result<Reply>> {
+        Box::pin(async move {
+            ctx.decide::<A, C>(&self.0).await?;
+            Ok(Box::new(()) as Reply)
+        })
+    }
+}
+
 /// What a query handler can reach: committed aggregates and provided services.
 pub struct QueryContext {
     mediator: Mediator,
@@ -181,11 +239,6 @@ impl QueryContext {
     /// A provided service.
     pub fn dep<T: Send + Sync + 'static>(&self) -> Result<Dep<T>> {
         self.mediator.dep::<T>(self.query_name)
-    }
-
-    #[doc(hidden)]
-    pub fn __dep<T: Send + Sync + 'static>(&self, needed_by: &'static str) -> Result<Dep<T>> {
-        self.mediator.dep::<T>(needed_by)
     }
 
     /// Correlation, tenant, principal of this query.
@@ -223,11 +276,6 @@ impl EventContext {
     /// A provided service.
     pub fn dep<T: Send + Sync + 'static>(&self) -> Result<Dep<T>> {
         self.mediator.dep::<T>("event handler")
-    }
-
-    #[doc(hidden)]
-    pub fn __dep<T: Send + Sync + 'static>(&self, needed_by: &'static str) -> Result<Dep<T>> {
-        self.mediator.dep::<T>(needed_by)
     }
 
     /// The mediator.

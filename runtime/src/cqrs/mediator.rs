@@ -1,56 +1,23 @@
 use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::future::BoxFuture;
 use uuid::Uuid;
 
-use crate::context::{self, RequestContext};
+use crate::context::RequestContext;
 use crate::cqrs::by_name::{DispatchJson, SendOptions};
 use crate::cqrs::context::{CommandContext, EventContext, QueryContext};
 use crate::cqrs::deps::{Dep, Deps};
-use crate::cqrs::message::{AggregateCommand, Command, CommandHandler, QueryHandler};
-use crate::domain::{Aggregate, Envelope, Event, Handle, Metadata};
+use crate::cqrs::extensions::Extensions;
+use crate::cqrs::message::{Command, CommandHandler, QueryHandler};
+use crate::cqrs::root::{RetryPolicy, Root};
+use crate::domain::{Aggregate, Envelope, Event, Metadata};
 use crate::error::{Error, Result};
 use crate::es::{AggregateCache, Loaded, Loader};
 use crate::middleware::{Message, MessageKind, Middleware, Next, Reply};
-use crate::ports::{Clock, CommitReceipt, EventStore, ScheduleStore, StreamKey};
-use crate::saga::{SagaManager, SagaRuntime};
-use crate::uow::{self, UnitOfWork};
-
-/// How a root command on an aggregate is retried after a version conflict: it is
-/// reloaded and decided again, which is safe because `#[handle]` methods are pure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt (0: a conflict is returned at once).
-    pub max_retries: u32,
-    /// Delay before the first retry; doubled each time, with jitter.
-    pub base_delay: Duration,
-}
-
-impl RetryPolicy {
-    /// No retry: conflicts reach the caller.
-    pub const NONE: RetryPolicy = RetryPolicy { max_retries: 0, base_delay: Duration::ZERO };
-
-    /// Up to `max_retries` retries starting at 1 ms.
-    pub fn retries(max_retries: u32) -> Self {
-        RetryPolicy { max_retries, base_delay: Duration::from_millis(1) }
-    }
-
-    fn delay(&self, attempt: u32) -> Duration {
-        let exp = self.base_delay.saturating_mul(1 << attempt.min(10));
-        // The low bits of a UUIDv7 are random: jitter of 50%..100% of the delay.
-        let jitter = u32::try_from(crate::domain::new_id().as_u128() % 1000).unwrap_or(0);
-        exp.mul_f64(0.5 + f64::from(jitter) / 2000.0)
-    }
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self::NONE
-    }
-}
+use crate::ports::{EventStore, StreamKey};
+use crate::uow::UnitOfWork;
 
 pub(crate) trait ErasedCommandHandler: Send + Sync {
     fn call<'a>(&'a self, cmd: Box<dyn Any + Send>, ctx: &'a mut CommandContext) -> BoxFuture<'a, Result<Reply>>;
@@ -80,7 +47,9 @@ pub(crate) struct Runtime {
     pub(crate) async_handlers: HashMap<TypeId, Vec<EventHandlerEntry>>,
     /// Stored event name → (type, envelope decoder), for outbox delivery.
     pub(crate) event_decoders: HashMap<&'static str, (TypeId, EventDecoder)>,
-    pub(crate) sagas: SagaRuntime,
+    /// What the application plugs in beside message routing (the saga runtime, the
+    /// schedule), opaque to the mediator.
+    pub(crate) extensions: Extensions,
     /// Stored command name → its type and how to send it decoded from JSON.
     pub(crate) commands_by_name: BTreeMap<&'static str, NamedCommand>,
 }
@@ -96,75 +65,13 @@ pub(crate) type EventDecoder = fn(&str) -> serde_json::Result<Box<dyn Any + Send
 
 /// Sends commands, runs queries and publishes events: the application's entry point.
 ///
-/// Built by [`crate::App::builder`]; cheap to clone.
+/// Built by [`crate::App::builder`]; cheap to clone. The mediator routes messages and
+/// nothing else: sagas ([`Mediator::sagas`], in [`mod@crate::saga`]) and scheduled commands
+/// ([`Mediator::schedule`], in [`crate::scheduling`]) are extensions the application
+/// installs into it, and their methods are written beside them.
 #[derive(Clone)]
 pub struct Mediator {
-    rt: Arc<Runtime>,
-}
-
-/// A root command run: its own unit of work, committed at the end.
-#[doc(hidden)]
-pub struct Root {
-    mediator: Mediator,
-    request: RequestContext,
-    idempotency_key: Option<Uuid>,
-}
-
-impl Root {
-    fn begin(&self, name: &'static str) -> (UnitOfWork, CommandContext) {
-        let uow = UnitOfWork::with_idempotency_key(self.idempotency_key);
-        let ctx = CommandContext::new(self.mediator.clone(), uow.clone(), self.request.clone(), name);
-        (uow, ctx)
-    }
-
-    /// Handles the command in a fresh unit of work and commits it.
-    pub async fn run<C: CommandHandler>(&self, cmd: C) -> Result<C::Response> {
-        let (uow, mut ctx) = self.begin(C::NAME);
-        let result = context::enter(self.request.clone(), Some(uow.clone()), cmd.handle(&mut ctx)).await;
-        self.finish(&uow, result).await
-    }
-
-    /// Runs an aggregate command, reloading and deciding again on a version conflict as
-    /// the retry policy allows.
-    pub async fn run_aggregate<A, C>(&self, cmd: C) -> Result<()>
-    where
-        A: Handle<C>,
-        C: AggregateCommand<Aggregate = A, Response = ()>,
-    {
-        let policy = self.mediator.rt.retry;
-        let mut attempt = 0;
-        let mut stale_cache_retried = false;
-        loop {
-            let (uow, mut ctx) = self.begin(C::NAME);
-            let result = context::enter(self.request.clone(), Some(uow.clone()), ctx.__execute::<A, C>(&cmd)).await;
-            match self.finish(&uow, result).await {
-                // A cached aggregate was stale (another writer): it is gone from the
-                // cache now; one reload is always worth it.
-                Err(e) if e.is_conflict() && uow.used_cache() && !stale_cache_retried => {
-                    stale_cache_retried = true;
-                }
-                Err(e) if e.is_conflict() && attempt < policy.max_retries => {
-                    metrics::counter!("cqrs_ddd_conflict_retries_total", "command" => C::NAME).increment(1);
-                    tokio::time::sleep(policy.delay(attempt)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn finish<R>(&self, uow: &UnitOfWork, result: Result<R>) -> Result<R> {
-        match result {
-            Ok(r) => {
-                self.mediator.commit(uow, &self.request).await?;
-                Ok(r)
-            }
-            Err(e) => {
-                uow.rollback();
-                Err(e)
-            }
-        }
-    }
+    pub(super) rt: Arc<Runtime>,
 }
 
 impl Mediator {
@@ -193,25 +100,6 @@ impl Mediator {
     /// workers and outbox relays wait on it instead of polling.
     pub fn commit_signal(&self) -> Arc<tokio::sync::Notify> {
         self.rt.committed.clone()
-    }
-
-    /// The saga runtime: instances, manual control.
-    pub fn sagas(&self) -> SagaManager {
-        SagaManager::new(self.clone())
-    }
-
-    pub(crate) fn saga_runtime(&self) -> &SagaRuntime {
-        &self.rt.sagas
-    }
-
-    /// The clock of saga timeouts and schedules.
-    pub fn clock(&self) -> &dyn Clock {
-        &*self.rt.sagas.clock
-    }
-
-    /// Where scheduled commands wait.
-    pub fn schedule_store(&self) -> Arc<dyn ScheduleStore> {
-        self.rt.sagas.schedule.clone()
     }
 
     /// The command registered under `name` for dispatch by name.
@@ -282,6 +170,16 @@ impl Mediator {
         self.rt.cache.as_ref()
     }
 
+    /// The extension of type `T` the application installed (see [`Extensions`]).
+    pub(crate) fn extension<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.rt.extensions.get::<T>()
+    }
+
+    /// Whether root aggregate commands are retried after a version conflict.
+    pub(crate) fn retries_conflicts(&self) -> bool {
+        self.rt.retry.max_retries > 0
+    }
+
     pub(crate) fn dep<T: Send + Sync + 'static>(&self, needed_by: &'static str) -> Result<Dep<T>> {
         self.rt.deps.get::<T>(needed_by)
     }
@@ -319,20 +217,20 @@ impl Mediator {
         metadata: Option<Metadata>,
         idempotency_key: Option<Uuid>,
     ) -> Result<C::Response> {
-        if let Some(uow) = context::current_uow() {
+        if let Some(uow) = UnitOfWork::current() {
             let request = RequestContext::for_nested(metadata.as_ref())?;
             return self.send_nested(cmd, uow, request).await;
         }
         let request = RequestContext::for_root(metadata.as_ref())?;
-        let root = Root { mediator: self.clone(), request: request.clone(), idempotency_key };
+        let root = Root::new(self.clone(), request.clone(), idempotency_key);
         if self.rt.middleware.is_empty() {
-            return cmd.__run_root(&root).await;
+            return root.run(cmd).await;
         }
         let msg = message(MessageKind::Command, C::NAME, request, false, cmd);
         let terminal = Box::new(move |msg: Message| -> BoxFuture<'_, Result<Reply>> {
             Box::pin(async move {
                 let cmd = msg.into_payload::<C>()?;
-                let r = cmd.__run_root(&root).await?;
+                let r = root.run(cmd).await?;
                 Ok(Box::new(r) as Reply)
             })
         });
@@ -378,23 +276,22 @@ impl Mediator {
         options: SendOptions,
     ) -> Result<Reply> {
         let handler = self.rt.dyn_commands.get(&type_id).cloned().ok_or(Error::NoHandler { kind: "command", name })?;
-        let nested = context::current_uow();
+        let nested = UnitOfWork::current();
         let request = match &nested {
             Some(_) => RequestContext::for_nested(options.metadata.as_ref())?,
             None => RequestContext::for_root(options.metadata.as_ref())?,
         };
-        let root = Root { mediator: self.clone(), request: request.clone(), idempotency_key: options.idempotency_key };
+        let root = Root::new(self.clone(), request.clone(), options.idempotency_key);
         let msg = Message { kind: MessageKind::Command, name, type_id, nested: nested.is_some(), request, payload };
         let terminal = Box::new(move |msg: Message| -> BoxFuture<'_, Result<Reply>> {
             Box::pin(async move {
                 let name = msg.name;
                 if let Some(uow) = nested {
-                    let mut ctx = CommandContext::new(root.mediator.clone(), uow, root.request.clone(), name);
+                    let mut ctx = CommandContext::new(root.mediator().clone(), uow, root.request().clone(), name);
                     return handler.call(msg.payload, &mut ctx).await;
                 }
                 let (uow, mut ctx) = root.begin(name);
-                let result =
-                    context::enter(root.request.clone(), Some(uow.clone()), handler.call(msg.payload, &mut ctx)).await;
+                let result = uow.enter(root.request().clone(), handler.call(msg.payload, &mut ctx)).await;
                 root.finish(&uow, result).await
             })
         });
@@ -470,7 +367,7 @@ impl Mediator {
         self.rt.loader.load::<A>(self.store(), &key).await?.ok_or_else(|| Error::NotFound { stream: key.to_string() })
     }
 
-    async fn dispatch_event(
+    pub(super) async fn dispatch_event(
         &self,
         type_id: TypeId,
         envelope: &(dyn Any + Send + Sync),
@@ -485,65 +382,9 @@ impl Mediator {
         }
         results
     }
-
-    /// Commits the unit of work, then dispatches its events and runs its hooks.
-    async fn commit(&self, uow: &UnitOfWork, request: &RequestContext) -> Result<()> {
-        let async_handlers = &self.rt.async_handlers;
-        let Some(uow::Taken { mut batch, streams, hooks }) = uow.take_batch(&|t| async_handlers.contains_key(&t))?
-        else {
-            return Ok(());
-        };
-        batch.tenant_id.clone_from(&request.tenant_id);
-        let receipt = if batch.is_empty() {
-            CommitReceipt::default()
-        } else {
-            match self.rt.store.commit(batch).await {
-                Ok(r) => {
-                    self.rt.committed.notify_waiters();
-                    r
-                }
-                Err(e) => {
-                    uow.mark_failed();
-                    return Err(e);
-                }
-            }
-        };
-        let handlers = &self.rt.event_handlers;
-        let env = uow::CommitEnv {
-            wanted: &|t| handlers.contains_key(&t),
-            cache: self.rt.cache.as_ref(),
-            loader: &self.rt.loader,
-        };
-        let after = uow::after_commit(streams, hooks, &receipt.positions, &env);
-        if let Some(store) = &self.rt.loader.snapshots {
-            for snapshot in after.snapshots {
-                if let Err(e) = store.save(snapshot).await {
-                    tracing::warn!(error = %e, "cannot save a snapshot; loading replays more events until the next one");
-                }
-            }
-        }
-        if after.events.is_empty() && after.hooks.is_empty() {
-            return Ok(());
-        }
-        context::enter(request.clone(), None, async {
-            for event in after.events {
-                for (name, result) in self.dispatch_event(event.type_id, &*event.envelope).await {
-                    if let Err(e) = result {
-                        metrics::counter!("cqrs_ddd_event_handler_failures_total", "handler" => name).increment(1);
-                        tracing::error!(handler = name, error = %e, "event handler failed after commit");
-                    }
-                }
-            }
-            for hook in after.hooks {
-                hook.await;
-            }
-        })
-        .await;
-        Ok(())
-    }
 }
 
-fn downcast_reply<R: 'static>(reply: Result<Reply>, name: &'static str) -> Result<R> {
+pub(super) fn downcast_reply<R: 'static>(reply: Result<Reply>, name: &'static str) -> Result<R> {
     reply?.downcast::<R>().map(|b| *b).map_err(|_| {
         Error::handler(format!("a middleware replaced the reply to `{name}` with a value of another type"))
     })

@@ -3,7 +3,6 @@ use std::future::Future;
 use futures::future::BoxFuture;
 
 use crate::cqrs::context::{CommandContext, QueryContext};
-use crate::cqrs::mediator::Root;
 use crate::domain::{Aggregate, Envelope, Event};
 use crate::error::Result;
 
@@ -58,12 +57,6 @@ pub trait Query: Send + 'static {
 pub trait CommandHandler: Command + Sized {
     /// Handles the command inside the context's unit of work.
     fn handle(self, ctx: &mut CommandContext) -> impl Future<Output = Result<Self::Response>> + Send;
-
-    /// Runs the command as a root command: its own unit of work, committed at the end.
-    #[doc(hidden)]
-    fn __run_root(self, root: &Root) -> impl Future<Output = Result<Self::Response>> + Send {
-        root.run(self)
-    }
 }
 
 /// The one handler of a query, known at compile time. Implemented by `#[query_handler]`.

@@ -3,11 +3,14 @@
 pub(crate) mod by_name;
 mod context;
 mod deps;
+pub(crate) mod extensions;
 pub(crate) mod mediator;
 mod message;
+mod root;
 
 pub use context::{CommandContext, EventContext, QueryContext};
 pub use deps::Dep;
 pub(crate) use deps::Deps;
-pub use mediator::{Mediator, RetryPolicy, Root};
+pub use mediator::Mediator;
 pub use message::{AggregateCommand, Command, CommandHandler, DynCommandHandler, DynEventHandler, Query, QueryHandler};
+pub use root::RetryPolicy;

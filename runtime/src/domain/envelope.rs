@@ -70,3 +70,23 @@ impl<E> std::ops::Deref for Envelope<E> {
         &self.payload
     }
 }
+
+/// Where a reader of all events stands: events are read in `(commit, position)` order.
+///
+/// `position` is the global, unique position of an event. `commit` orders the writing
+/// transactions so that a reader never skips an event that commits after it read a
+/// later one: on PostgreSQL it is the writing transaction's id (read only below the
+/// oldest transaction still running), on stores that commit one at a time it equals
+/// `position`. Persist the whole cursor as a checkpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Commit order key.
+    pub commit: u64,
+    /// Global position within that order.
+    pub position: u64,
+}
+
+impl Cursor {
+    /// Before the first event.
+    pub const START: Cursor = Cursor { commit: 0, position: 0 };
+}

@@ -2,7 +2,7 @@
 
 mod envelope;
 
-pub use envelope::{Envelope, EventHeader, Metadata};
+pub use envelope::{Cursor, Envelope, EventHeader, Metadata};
 
 use std::any::{Any, TypeId};
 use std::fmt::{Debug, Display};

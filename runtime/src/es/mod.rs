@@ -12,7 +12,7 @@ mod upcast;
 
 pub use cache::AggregateCache;
 pub use snapshot::SnapshotPolicy;
-pub(crate) use upcast::Upcasters;
+pub(crate) use upcast::{UpcastStep, Upcasters};
 
 use std::collections::HashMap;
 use std::sync::Arc;

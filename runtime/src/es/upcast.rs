@@ -1,39 +1,43 @@
 use std::collections::HashMap;
 
-use crate::registry::UpcasterRegistration;
+/// One upcaster: payloads of `event_type` stored at schema version `from` become
+/// version `to`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UpcastStep {
+    pub(crate) event_type: &'static str,
+    pub(crate) from: u32,
+    pub(crate) to: u32,
+    /// For errors and build problems.
+    pub(crate) name: &'static str,
+    pub(crate) upcast: fn(serde_json::Value) -> Result<serde_json::Value, String>,
+}
 
 /// The upcasters of the program by (event type, from version).
 #[derive(Default)]
 pub(crate) struct Upcasters {
-    steps: HashMap<(&'static str, u32), &'static UpcasterRegistration>,
+    steps: HashMap<(&'static str, u32), UpcastStep>,
 }
 
 impl Upcasters {
-    /// Indexes the registrations; a second one for a (type, from) pair is a problem.
-    pub(crate) fn collect(problems: &mut Vec<String>) -> Self {
-        let mut steps: HashMap<(&'static str, u32), &'static UpcasterRegistration> = HashMap::new();
-        for u in inventory::iter::<UpcasterRegistration> {
-            if let Some(first) = steps.get(&(u.event_type, u.from)) {
-                problems.push(format!(
-                    "event `{}` has two upcasters from schema version {}: `{}` and `{}`; keep one",
-                    u.event_type, u.from, first.name, u.name
-                ));
-                continue;
+    /// Indexes `steps`. A second step from one (event type, version) is left out and
+    /// returned with the one kept, as `(kept, left out)`.
+    pub(crate) fn new(steps: impl IntoIterator<Item = UpcastStep>) -> (Self, Vec<(UpcastStep, UpcastStep)>) {
+        let mut index: HashMap<(&'static str, u32), UpcastStep> = HashMap::new();
+        let mut duplicates = Vec::new();
+        for u in steps {
+            match index.get(&(u.event_type, u.from)) {
+                Some(first) => duplicates.push((*first, u)),
+                None => {
+                    index.insert((u.event_type, u.from), u);
+                }
             }
-            steps.insert((u.event_type, u.from), u);
         }
-        Upcasters { steps }
-    }
-
-    /// The program's upcasters, for decoding outside a loader (projections).
-    pub(crate) fn global() -> &'static Upcasters {
-        static GLOBAL: std::sync::OnceLock<Upcasters> = std::sync::OnceLock::new();
-        GLOBAL.get_or_init(|| Upcasters::collect(&mut Vec::new()))
+        (Upcasters { steps: index }, duplicates)
     }
 
     /// Every upcaster, for checks against the registered events.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &'static UpcasterRegistration> + '_ {
-        self.steps.values().copied()
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &UpcastStep> + '_ {
+        self.steps.values()
     }
 
     /// Brings a payload from `from` to `to` through the chain of upcasters.

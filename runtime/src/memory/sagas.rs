@@ -199,7 +199,7 @@ impl ManualClock {
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
         let mut now = self.now.lock();
-        *now = crate::scheduling::after(*now, by);
+        *now = crate::ports::after(*now, by);
     }
 
     /// Sets the time.

@@ -10,6 +10,7 @@ pub use async_trait::async_trait;
 mod sagas;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
+pub(crate) use sagas::after;
 pub use sagas::{Clock, SagaKey, SagaRecord, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand, SystemClock};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -50,15 +51,8 @@ impl fmt::Display for StreamKey {
     }
 }
 
-/// Refuses an empty tenant id ([`TenantError::Empty`](crate::TenantError::Empty)).
-/// Every store checks the tenants it is given with it, so `Some("")` means the same
-/// (nothing) everywhere.
-pub fn check_tenant(tenant: Option<&str>) -> Result<()> {
-    match tenant {
-        Some("") => Err(crate::Error::Tenant(crate::TenantError::Empty)),
-        _ => Ok(()),
-    }
-}
+pub use crate::context::check_tenant;
+pub use crate::domain::Cursor;
 
 impl StreamKey {
     /// Refuses an empty tenant id.
@@ -82,26 +76,6 @@ pub struct NewEvent {
     pub metadata: Metadata,
     /// When it was recorded.
     pub occurred_at: DateTime<Utc>,
-}
-
-/// Where a reader of all events stands: events are read in `(commit, position)` order.
-///
-/// `position` is the global, unique position of an event. `commit` orders the writing
-/// transactions so that a reader never skips an event that commits after it read a
-/// later one: on PostgreSQL it is the writing transaction's id (read only below the
-/// oldest transaction still running), on stores that commit one at a time it equals
-/// `position`. Persist the whole cursor as a checkpoint.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Cursor {
-    /// Commit order key.
-    pub commit: u64,
-    /// Global position within that order.
-    pub position: u64,
-}
-
-impl Cursor {
-    /// Before the first event.
-    pub const START: Cursor = Cursor { commit: 0, position: 0 };
 }
 
 /// An event as it comes out of the store.

@@ -227,3 +227,8 @@ impl Clock for SystemClock {
         Utc::now()
     }
 }
+
+/// `now + by`, saturating at the end of time instead of overflowing.
+pub(crate) fn after(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(by).ok().and_then(|d| now.checked_add_signed(d)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}

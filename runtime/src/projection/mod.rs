@@ -1,6 +1,6 @@
 //! Projections: read models kept in step with the event log, exactly once.
 //!
-//! A [`ProjectionWorker`] reads all events from its checkpoint in batches ([`Cursor`]
+//! A [`ProjectionWorker`] reads all events from its checkpoint in batches ([`Cursor`](crate::ports::Cursor)
 //! order, gap-safe), hands each event a projection handles to it inside one
 //! [`ProjectionTx`], and moves the checkpoint in the same transaction. The checkpoint
 //! move is conditional on where the worker found it, so a crash never applies an event
@@ -16,9 +16,7 @@ pub use worker::{ErrorPolicy, ProjectionStatus, ProjectionWorker, StartFrom, Wor
 
 use futures::future::BoxFuture;
 
-use crate::domain::{Envelope, Event, EventHeader};
-use crate::error::{Error, Result};
-use crate::es::Upcasters;
+use crate::error::Result;
 use crate::ports::StoredEvent;
 
 /// A read model fed by events. Implemented by `#[projection]` on an impl block whose
@@ -46,41 +44,4 @@ pub trait Projection: Send + Sync + 'static {
 pub(crate) async fn apply_in<P: Projection>(projection: &P, event: &StoredEvent, tx: &mut ProjectionTx) -> Result<()> {
     tx.set_tenant(event.stream.tenant_id.as_deref());
     projection.apply(event, tx).await
-}
-
-/// Decodes a stored event into a typed envelope, upcasting its payload to `E::VERSION`.
-#[doc(hidden)]
-pub fn decode_envelope<E: Event>(stored: &StoredEvent) -> Result<Envelope<E>> {
-    let serialization = |source| Error::Serialization {
-        stream: stored.stream.to_string(),
-        version: stored.version,
-        event_type: stored.event_type.clone(),
-        source,
-    };
-    let payload: E = if stored.schema_version == E::VERSION {
-        serde_json::from_str(&stored.payload).map_err(serialization)?
-    } else {
-        let value = serde_json::from_str(&stored.payload).map_err(serialization)?;
-        let value = Upcasters::global().upcast(&stored.event_type, stored.schema_version, E::VERSION, value).map_err(
-            |reason| Error::Upcast {
-                stream: stored.stream.to_string(),
-                version: stored.version,
-                event_type: stored.event_type.clone(),
-                reason,
-            },
-        )?;
-        serde_json::from_value(value).map_err(serialization)?
-    };
-    let header = EventHeader {
-        event_id: stored.event_id,
-        stream_type: stored.stream.stream_type.clone(),
-        stream_id: stored.stream.stream_id.clone(),
-        version: stored.version,
-        position: stored.position,
-        event_type: stored.event_type.clone(),
-        schema_version: E::VERSION,
-        occurred_at: stored.occurred_at,
-        metadata: stored.metadata.clone(),
-    };
-    Ok(Envelope::new(header, payload))
 }

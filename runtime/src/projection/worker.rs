@@ -8,9 +8,10 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{Projection, ProjectionTx};
+use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::ports::{Cursor, DeadLetter, EventStore, ProjectionStore, ReadStall, StoredEvent, StreamKey};
-use crate::worker::{Backoff, Pace, StallWatch, Supervisor, WorkerHealth, idle};
+use crate::worker::{Pace, StallWatch, Supervisor, WorkerHealth, idle};
 
 /// Where a projection without a checkpoint starts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -37,7 +38,8 @@ pub enum ErrorPolicy {
     /// stays before the event.
     #[default]
     Stop,
-    /// Retry the event up to `attempts` more times, waiting `backoff` × attempt, then stop.
+    /// Retry the event up to `attempts` more times, waiting `backoff` × attempt (a linear
+    /// [`Backoff`]), then stop.
     Retry {
         /// Retries after the first failure.
         attempts: u32,
@@ -679,7 +681,7 @@ impl<P: Projection> ProjectionWorker<P> {
             ErrorPolicy::Retry { attempts, backoff } | ErrorPolicy::RetryThenDeadLetter { attempts, backoff }
                 if failures <= attempts =>
             {
-                tokio::time::sleep(backoff.saturating_mul(failures)).await;
+                tokio::time::sleep(Backoff::linear(backoff, Duration::MAX).with_jitter(0.0).delay(failures)).await;
             }
             ErrorPolicy::Stop | ErrorPolicy::Retry { .. } => {
                 return Err(Error::Projection {

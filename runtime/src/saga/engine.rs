@@ -2,19 +2,22 @@
 //! first, then sends the commands and marks them dispatched.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use uuid::Uuid;
 
+use crate::backoff::{Backoff, Growth};
 use crate::cqrs::Mediator;
 use crate::domain::{Envelope, Event, Metadata};
 use crate::error::{Error, Result};
-use crate::ports::{Clock, SagaKey, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand};
+use crate::memory::MemorySagaStore;
+use crate::ports::{SagaKey, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand};
 use crate::saga::instance::{Deadline, Effects, SagaCommand, SagaInstance};
 use crate::saga::{Saga, SagaHandles};
+use crate::scheduling::Schedules;
 
 /// The erased `Saga::send` of a saga type.
 pub(crate) type SagaSendFn = for<'a> fn(&'a Mediator, &'a SagaCommand, Metadata) -> BoxFuture<'a, Result<()>>;
@@ -52,17 +55,58 @@ impl Default for SagaOptions {
 }
 
 impl SagaOptions {
-    fn backoff(&self, retries: u32) -> Duration {
-        self.backoff.saturating_mul(1 << retries.saturating_sub(1).min(20)).min(self.max_backoff)
+    /// The waits between attempts at sending one command: `backoff` doubling up to
+    /// `max_backoff`, exactly.
+    fn retry_backoff(&self) -> Backoff {
+        Backoff::new(self.backoff, self.max_backoff).with_jitter(0.0)
     }
 }
 
+/// The wait before reloading an instance another process updated meanwhile: 3 ms more
+/// per attempt up to 30 ms, up to two thirds of it off at random (so two processes that
+/// collided do not collide again).
+const CONFLICT_BACKOFF: Backoff = Backoff {
+    initial: Duration::from_millis(3),
+    max: Duration::from_millis(30),
+    jitter: 2.0 / 3.0,
+    growth: Growth::Linear,
+};
+
+/// The saga runtime the application installs into the mediator (see `Mediator::sagas`):
+/// where instances are kept, how commands are retried, and how each saga type sends
+/// its commands. Deadlines wait in the schedule (`crate::scheduling`).
 pub(crate) struct SagaRuntime {
     pub(crate) store: Arc<dyn SagaStore>,
-    pub(crate) schedule: Arc<dyn ScheduleStore>,
-    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) options: SagaOptions,
     pub(crate) types: HashMap<&'static str, SagaSendFn>,
+}
+
+impl SagaRuntime {
+    /// The runtime of `mediator`. One built by `App::build` always has one; another gets
+    /// what `App::build` installs by default (instances in memory, no saga type).
+    fn of(mediator: &Mediator) -> &SagaRuntime {
+        static DEFAULT: OnceLock<SagaRuntime> = OnceLock::new();
+        mediator.extension::<SagaRuntime>().unwrap_or_else(|| {
+            DEFAULT.get_or_init(|| SagaRuntime {
+                store: Arc::new(MemorySagaStore::new()),
+                options: SagaOptions::default(),
+                types: HashMap::new(),
+            })
+        })
+    }
+}
+
+impl Mediator {
+    /// The saga runtime: instances, manual control.
+    pub fn sagas(&self) -> SagaManager {
+        SagaManager::new(self.clone())
+    }
+}
+
+/// Fires a saga deadline the scheduler found due (installed by `App::build` as the
+/// handler of [`DEADLINE_COMMAND`]).
+pub(crate) fn fire_deadline<'a>(mediator: &'a Mediator, payload: &'a str) -> BoxFuture<'a, Result<()>> {
+    Box::pin(async move { mediator.sagas().fire_deadline(payload).await })
 }
 
 /// Manages saga instances: event routing, sending, deadlines and manual control.
@@ -84,11 +128,15 @@ impl SagaManager {
     }
 
     fn rt(&self) -> &SagaRuntime {
-        self.mediator.saga_runtime()
+        SagaRuntime::of(&self.mediator)
+    }
+
+    fn schedule(&self) -> &dyn ScheduleStore {
+        &*Schedules::of(&self.mediator).store
     }
 
     fn now(&self) -> DateTime<Utc> {
-        self.rt().clock.now()
+        self.mediator.clock().now()
     }
 
     /// The instance behind `key`.
@@ -169,10 +217,7 @@ impl SagaManager {
                 Err(e) if e.is_conflict() && attempt < rt.options.max_conflict_retries => {
                     attempt += 1;
                     metrics::counter!("cqrs_ddd_saga_conflicts_total", "saga" => key.saga_type.clone()).increment(1);
-                    tokio::time::sleep(Duration::from_millis(
-                        u64::from(attempt.min(10)) * (1 + u64::from(crate::domain::new_id().as_bytes()[15] % 3)),
-                    ))
-                    .await;
+                    tokio::time::sleep(CONFLICT_BACKOFF.delay(attempt)).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -182,13 +227,13 @@ impl SagaManager {
     async fn save(&self, inst: &mut SagaInstance, fx: Effects, now: DateTime<Utc>) -> Result<()> {
         let rt = self.rt();
         for d in &fx.schedule {
-            rt.schedule.schedule(&deadline_command(d, now)?).await?;
+            self.schedule().schedule(&deadline_command(d, now)?).await?;
         }
         let record = inst.to_record(now)?;
         rt.store.save(&record, inst.version()).await?;
         inst.saved(now);
         for id in fx.cancel {
-            if let Err(e) = rt.schedule.cancel(inst.key().tenant_id.as_deref(), id).await {
+            if let Err(e) = self.schedule().cancel(inst.key().tenant_id.as_deref(), id).await {
                 tracing::debug!(error = %e, "cannot cancel a saga deadline; it will fire and be ignored");
             }
         }
@@ -252,7 +297,7 @@ impl SagaManager {
                         match r {
                             Ok(()) | Err(Error::AlreadyProcessed { .. }) => inst.dispatched(cmd, now, &mut fx),
                             Err(e) if e.is_transient() => {
-                                let backoff = options.backoff(inst.retries() + 1);
+                                let backoff = options.retry_backoff().delay(inst.retries() + 1);
                                 stop |= inst.failed_attempt(
                                     cmd,
                                     &e.to_string(),

@@ -377,7 +377,7 @@ impl SagaInstance {
             Transition::Suspend(timeout) => {
                 self.status = SagaStatus::Suspended;
                 if let Some(t) = timeout {
-                    let at = crate::scheduling::after(now, t);
+                    let at = crate::ports::after(now, t);
                     let id = new_id();
                     self.body.timeout = Some(SuspendTimeout { step: step.name.to_owned(), id, at });
                     fx.schedule.push(Deadline { key: self.key.clone(), id, at });
@@ -386,7 +386,7 @@ impl SagaInstance {
             Transition::Fail(reason) => self.fail(reason, &mut fx),
         }
         self.body.retries = 0;
-        self.body.next_attempt_at = Some(crate::scheduling::after(now, grace));
+        self.body.next_attempt_at = Some(crate::ports::after(now, grace));
         self.settle();
         fx
     }
@@ -446,7 +446,7 @@ impl SagaInstance {
                 deadline_id: None,
             }),
             Some(StoredUndo::Tcc { confirm, cancel, deadline_ms }) => {
-                let deadline = deadline_ms.map(|ms| crate::scheduling::after(now, Duration::from_millis(ms)));
+                let deadline = deadline_ms.map(|ms| crate::ports::after(now, Duration::from_millis(ms)));
                 let deadline_id = deadline.map(|at| {
                     let id = new_id();
                     fx.schedule.push(Deadline { key: self.key.clone(), id, at });
@@ -534,7 +534,7 @@ impl SagaInstance {
             self.rejected(cmd, &msg, fx);
             false
         } else {
-            self.body.next_attempt_at = Some(crate::scheduling::after(now, backoff));
+            self.body.next_attempt_at = Some(crate::ports::after(now, backoff));
             true
         }
     }

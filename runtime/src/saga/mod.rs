@@ -131,7 +131,7 @@ pub use instance::{CommandKind, SagaCommand, SagaInstance, UndoEntry, UndoKind};
 pub use recovery::{RecoveryReport, SagaRecovery};
 pub use step::{PlannedCommand, Step, Transition};
 
-pub(crate) use engine::{DEADLINE_COMMAND, SagaRuntime, SagaSendFn};
+pub(crate) use engine::{DEADLINE_COMMAND, SagaRuntime, SagaSendFn, fire_deadline};
 
 /// A saga type: its state is the struct, persisted as JSON between events.
 /// Implemented by `#[saga]`.
@@ -166,14 +166,29 @@ pub trait SagaHandles<E: Event>: Saga {
     fn on_event(&mut self, event: &Envelope<E>) -> Step;
 }
 
-/// The erased `Saga::send` of a registered saga type.
-#[doc(hidden)]
-pub fn send_fn<S: Saga>() -> SagaSendFn {
-    S::send
-}
-
-/// Sends a stored saga command of type `C` (used by the code `#[saga]` generates).
-#[doc(hidden)]
+/// Sends a stored saga command as a `C`, at most once per command id: the body of
+/// [`Saga::send`] for each command type a saga sends. `#[saga]` writes that `send`;
+/// a saga written by hand matches on [`SagaCommand::command_type`]:
+///
+/// ```rust,standalone_crate
+/// # use cqrs_ddd::prelude::*;
+/// # use cqrs_ddd::BoxFuture;
+/// # use cqrs_ddd::saga::{Saga, SagaCommand, send_command, unknown_command};
+/// # #[command] #[derive(Serialize, Deserialize)] pub struct Ping;
+/// # #[command_handler] async fn ping(_c: Ping) -> Result<()> { Ok(()) }
+/// #[derive(Default, Serialize, Deserialize)]
+/// pub struct Pinger;
+///
+/// impl Saga for Pinger {
+///     const NAME: &'static str = "pinger";
+///     fn send<'a>(m: &'a Mediator, c: &'a SagaCommand, meta: Metadata) -> BoxFuture<'a, Result<()>> {
+///         match c.command_type.as_str() {
+///             "Ping" => send_command::<Ping>(m, c, meta),
+///             _ => unknown_command::<Self>(c),
+///         }
+///     }
+/// }
+/// ```
 pub fn send_command<'a, C>(
     mediator: &'a Mediator,
     command: &'a SagaCommand,
@@ -193,28 +208,11 @@ where
     })
 }
 
-/// The error for a stored command type the saga does not send (renamed or removed).
-#[doc(hidden)]
+/// The error [`Saga::send`] returns for a stored command type the saga does not send
+/// (renamed or removed): [`Error::NoHandler`](crate::Error::NoHandler), logged with the
+/// type.
 pub fn unknown_command<S: Saga>(command: &SagaCommand) -> BoxFuture<'_, Result<()>> {
     let e = crate::Error::NoHandler { kind: "saga command", name: "unknown" };
     tracing::error!(saga = S::NAME, command = %command.command_type, "a stored saga command has a type this saga does not send");
     Box::pin(async move { Err(e) })
-}
-
-/// Routes an event delivered to an async handler into the saga runtime (generated code).
-#[doc(hidden)]
-pub fn on_event<'a, S, E>(
-    envelope: &'a (dyn std::any::Any + Send + Sync),
-    ctx: &'a crate::cqrs::EventContext,
-) -> BoxFuture<'a, Result<()>>
-where
-    S: SagaHandles<E>,
-    E: Event,
-{
-    Box::pin(async move {
-        let env = envelope.downcast_ref::<Envelope<E>>().ok_or_else(|| {
-            crate::Error::handler(format!("saga `{}` received another event type than `{}`", S::NAME, E::NAME))
-        })?;
-        ctx.mediator().sagas().handle::<S, E>(env).await
-    })
 }

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use crate::backoff::Backoff;
 use crate::cqrs::Mediator;
 use crate::error::Result;
 use crate::scheduling::{Scheduler, SchedulerOptions};
-use crate::worker::{Backoff, Pace, Supervisor, WorkerHealth};
+use crate::worker::{Pace, Supervisor, WorkerHealth};
 
 /// What one recovery round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

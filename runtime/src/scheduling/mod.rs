@@ -20,26 +20,63 @@
 //! by `ScheduleStore::dead` and sent again by scheduling them under their id.
 
 use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use crate::backoff::Backoff;
 use crate::cqrs::{CommandHandler, Mediator};
 use crate::domain::{Metadata, new_id};
 use crate::error::{Error, Result};
-use crate::ports::ScheduledCommand;
-use crate::saga::DEADLINE_COMMAND;
-use crate::worker::{Backoff, Pace, Supervisor, WorkerHealth};
+use crate::memory::MemoryScheduleStore;
+use crate::ports::{Clock, ScheduleStore, ScheduledCommand, SystemClock};
+use crate::worker::{Pace, Supervisor, WorkerHealth};
 
-/// `now + by`, saturating at the end of time instead of overflowing.
-pub(crate) fn after(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
-    chrono::Duration::from_std(by).ok().and_then(|d| now.checked_add_signed(d)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+/// A scheduled command the runtime sends itself rather than by name (a saga deadline):
+/// handed its stored payload.
+pub(crate) type InternalCommand = for<'a> fn(&'a Mediator, &'a str) -> BoxFuture<'a, Result<()>>;
+
+/// The schedule the application installs into the mediator: where scheduled commands
+/// wait, the clock that says when they are due, and the commands the runtime handles
+/// itself, by stored command type.
+pub(crate) struct Schedules {
+    pub(crate) store: Arc<dyn ScheduleStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) internal: HashMap<&'static str, InternalCommand>,
+}
+
+impl Schedules {
+    /// The schedule of `mediator`. One built by `App::build` always has one; another gets
+    /// what `App::build` installs by default (in memory, on the system clock).
+    pub(crate) fn of(mediator: &Mediator) -> &Schedules {
+        static DEFAULT: OnceLock<Schedules> = OnceLock::new();
+        mediator.extension::<Schedules>().unwrap_or_else(|| {
+            DEFAULT.get_or_init(|| Schedules {
+                store: Arc::new(MemoryScheduleStore::new()),
+                clock: Arc::new(SystemClock),
+                internal: HashMap::new(),
+            })
+        })
+    }
 }
 
 impl Mediator {
+    /// The clock of saga timeouts and schedules.
+    pub fn clock(&self) -> &dyn Clock {
+        &*Schedules::of(self).clock
+    }
+
+    /// Where scheduled commands wait.
+    pub fn schedule_store(&self) -> Arc<dyn ScheduleStore> {
+        Schedules::of(self).store.clone()
+    }
+
     /// Schedules `cmd` to be sent at `at` by a [`Scheduler`]; returns its id (to cancel it).
     pub async fn schedule<C>(&self, cmd: &C, at: DateTime<Utc>) -> Result<Uuid>
     where
@@ -129,6 +166,14 @@ pub struct SchedulerOptions {
     pub outage_backoff: Backoff,
 }
 
+impl SchedulerOptions {
+    /// The waits between attempts at sending one command: `backoff` doubling up to
+    /// `max_backoff`, exactly.
+    fn retry_backoff(&self) -> Backoff {
+        Backoff::new(self.backoff, self.max_backoff).with_jitter(0.0)
+    }
+}
+
 impl Default for SchedulerOptions {
     fn default() -> Self {
         SchedulerOptions {
@@ -203,14 +248,14 @@ impl Scheduler {
                     report.dead += 1;
                 }
                 Err(e) => {
-                    let delay = o.backoff.saturating_mul(1 << cmd.attempts.min(20)).min(o.max_backoff);
+                    let delay = o.retry_backoff().delay(cmd.attempts.saturating_add(1));
                     if matches!(e, Error::UnknownMessage { .. }) {
                         // A wiring problem of this program, not a passing failure.
                         tracing::error!(command = %cmd.command_type, id = %cmd.id, error = %e, ?delay, "scheduled command has an unknown name; retrying later");
                     } else {
                         tracing::warn!(command = %cmd.command_type, id = %cmd.id, error = %e, ?delay, "scheduled command failed; retrying later");
                     }
-                    let due = crate::scheduling::after(self.mediator.clock().now(), delay);
+                    let due = crate::ports::after(self.mediator.clock().now(), delay);
                     store.retry_later(cmd.metadata.tenant_id.as_deref(), cmd.id, &e.to_string(), due).await?;
                     report.retried += 1;
                 }
@@ -222,10 +267,11 @@ impl Scheduler {
         Ok(report)
     }
 
-    /// Fires a saga deadline, or sends the command by its stored name.
+    /// Hands a command the runtime sends itself (a saga deadline) to its handler, or
+    /// sends the command by its stored name.
     async fn send(&self, cmd: &ScheduledCommand) -> Result<()> {
-        if cmd.command_type == DEADLINE_COMMAND {
-            return self.mediator.sagas().fire_deadline(&cmd.payload).await;
+        if let Some(internal) = Schedules::of(&self.mediator).internal.get(cmd.command_type.as_str()) {
+            return internal(&self.mediator, &cmd.payload).await;
         }
         let key = idempotency_key(cmd);
         let metadata = Some(cmd.metadata.clone());

@@ -27,7 +27,7 @@
 //!
 //! impl Saga for Pinger {
 //!     const NAME: &'static str = "pinger";
-//!     fn send<'a>(m: &'a Mediator, c: &'a SagaCommand, meta: Metadata) -> cqrs_ddd::__private::BoxFuture<'a, Result<()>> {
+//!     fn send<'a>(m: &'a Mediator, c: &'a SagaCommand, meta: Metadata) -> cqrs_ddd::BoxFuture<'a, Result<()>> {
 //!         cqrs_ddd::saga::send_command::<Ping>(m, c, meta)
 //!     }
 //! }

@@ -7,6 +7,7 @@
 //! `rollback` drops everything and runs no hook.
 
 use std::any::{Any, TypeId};
+use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +15,7 @@ use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use uuid::Uuid;
 
+use crate::context::{self, RequestContext};
 use crate::domain::{Aggregate, AggregateEvent, EventHeader, Metadata, Storage};
 use crate::error::{Error, Result};
 use crate::es::cache::Cached;
@@ -82,6 +84,17 @@ impl UnitOfWork {
             uow.state.lock().idempotency_key = key;
         }
         uow
+    }
+
+    /// The unit of work of the command being handled on this task, if any.
+    pub(crate) fn current() -> Option<UnitOfWork> {
+        let state = context::joined()?.downcast::<Mutex<UowState>>().ok()?;
+        Some(UnitOfWork { state })
+    }
+
+    /// Runs `fut` in `request`'s scope with this unit of work as the current one.
+    pub(crate) async fn enter<F: Future>(&self, request: RequestContext, fut: F) -> F::Output {
+        context::enter(request, Some(self.state.clone()), fut).await
     }
 
     fn open(&self) -> Result<parking_lot::MutexGuard<'_, UowState>> {

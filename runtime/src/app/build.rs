@@ -1,0 +1,375 @@
+//! `AppBuilder::build`: every registration of the program checked against the builder's
+//! configuration, then the mediator assembled with its extensions.
+//!
+//! Each check reads registrations as slices, so the checks run the same on what
+//! `inventory` collected and on registrations made up in a test.
+
+use std::any::TypeId;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use super::handlers::{StaticCommand, StaticEvent};
+use super::{AppBuilder, NamedRegistration};
+use crate::cqrs::Deps;
+use crate::cqrs::Mediator;
+use crate::cqrs::extensions::Extensions;
+use crate::cqrs::mediator::{ErasedCommandHandler, EventHandlerEntry, NamedCommand, Runtime};
+use crate::error::{BuildError, BuildProblem, Error, Result};
+use crate::es::{AggregateCache, Loader, UpcastStep, Upcasters};
+use crate::memory::{MemorySagaStore, MemoryScheduleStore, MemoryStore};
+use crate::ports::SystemClock;
+use crate::registry::{
+    AggregateRegistration, CommandRegistration, CommandTypeRegistration, DepKey, EventHandlerRegistration,
+    EventRegistration, QueryRegistration, SagaRegistration,
+};
+use crate::saga::{DEADLINE_COMMAND, SagaRuntime, SagaSendFn, fire_deadline};
+use crate::scheduling::{InternalCommand, Schedules};
+
+/// What `inventory` collected from every linked crate.
+fn collected<T: inventory::Collect>() -> Vec<&'static T> {
+    inventory::iter::<T>.into_iter().collect()
+}
+
+pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
+    let AppBuilder {
+        store,
+        deps,
+        mut middleware,
+        commands: hand_commands,
+        event_handlers: hand_event_handlers,
+        retry,
+        mut problems,
+        snapshots,
+        policies,
+        cache,
+        unknown,
+        saga_store,
+        schedule_store,
+        clock,
+        saga_options,
+        named_commands,
+        hand_sagas,
+    } = builder;
+
+    let events = check_events(&collected::<EventRegistration>(), &mut problems);
+    check_aggregates(&collected::<AggregateRegistration>(), &events, &mut problems);
+
+    // Commands: one handler each, unique names, dependencies provided.
+    let mut named: Vec<NamedRegistration> = collected::<CommandTypeRegistration>()
+        .into_iter()
+        .map(|c| NamedRegistration {
+            name: c.name,
+            type_id: (c.type_id)(),
+            type_name: (c.type_name)(),
+            dispatch: (c.dispatch)(),
+        })
+        .collect();
+    named.extend(named_commands);
+    let mut command_types: HashMap<TypeId, &'static str> = named.iter().map(|c| (c.type_id, c.type_name)).collect();
+    let mut dyn_commands: HashMap<TypeId, Arc<dyn ErasedCommandHandler>> = HashMap::new();
+    let mut command_names: BTreeMap<&'static str, HashSet<TypeId>> = BTreeMap::new();
+    for c in &named {
+        command_names.entry(c.name).or_default().insert(c.type_id);
+    }
+    let mut static_handlers: HashMap<TypeId, &'static str> = HashMap::new();
+    for c in collected::<CommandRegistration>() {
+        let type_id = (c.type_id)();
+        command_names.entry(c.name).or_default().insert(type_id);
+        static_handlers.insert(type_id, c.handler);
+        check_deps(&deps, c.handler, c.deps, &mut problems);
+        dyn_commands.insert(type_id, Arc::new(StaticCommand(c.call)));
+    }
+    for (type_id, (reg, handler)) in hand_commands {
+        if let Some(&existing) = static_handlers.get(&type_id) {
+            problems.push(BuildProblem::DuplicateCommandHandler {
+                command: reg.message,
+                first: existing,
+                second: reg.handler_name,
+                first_by_macro: true,
+            });
+        } else {
+            command_names.entry(reg.message).or_default().insert(type_id);
+            command_types.entry(type_id).or_insert(reg.message_type);
+            dyn_commands.insert(type_id, handler);
+        }
+    }
+    for (&name, types) in &command_names {
+        if types.len() > 1 {
+            let mut types: Vec<&'static str> =
+                types.iter().map(|t| command_types.get(t).copied().unwrap_or("a type without `#[command]`")).collect();
+            types.sort_unstable();
+            problems.push(BuildProblem::DuplicateCommandName { name, types });
+        }
+    }
+    let commands_by_name =
+        named.into_iter().map(|c| (c.name, NamedCommand { type_id: c.type_id, dispatch: c.dispatch })).collect();
+
+    check_queries(&collected::<QueryRegistration>(), &deps, &mut problems);
+
+    // Event handlers: for registered events, dependencies provided; in a stable order.
+    let event_types: HashSet<TypeId> = events.values().flatten().map(|r| (r.type_id)()).collect();
+    let mut statics = collected::<EventHandlerRegistration>();
+    statics.sort_by_key(|h| h.handler);
+    let mut handlers: HashMap<TypeId, Vec<EventHandlerEntry>> = HashMap::new();
+    let mut async_handlers: HashMap<TypeId, Vec<EventHandlerEntry>> = HashMap::new();
+    for h in statics {
+        let type_id = (h.event_type_id)();
+        if !event_types.contains(&type_id) {
+            problems.push(BuildProblem::HandledEventNotRegistered { handler: h.handler, event: h.event_name });
+        }
+        check_deps(&deps, h.handler, h.deps, &mut problems);
+        let target = if h.asynchronous { &mut async_handlers } else { &mut handlers };
+        target
+            .entry(type_id)
+            .or_default()
+            .push(EventHandlerEntry { name: h.handler, handler: Arc::new(StaticEvent(h.call)) });
+    }
+    for (type_id, name, _, handler) in hand_event_handlers {
+        handlers.entry(type_id).or_default().push(EventHandlerEntry { name, handler });
+    }
+
+    let upcasters = check_upcasters(crate::registry::upcast_steps(), &events, &mut problems);
+
+    // Sagas: unique names; persisted where the events are.
+    let mut sagas: Vec<&SagaRegistration> = collected::<SagaRegistration>();
+    sagas.extend(hand_sagas.iter());
+    let saga_types = check_sagas(&sagas, &mut problems);
+    if !saga_types.is_empty() && store.is_some() && (saga_store.is_none() || schedule_store.is_none()) {
+        let mut sagas: Vec<&'static str> = saga_types.keys().copied().collect();
+        sagas.sort_unstable();
+        problems.push(BuildProblem::SagaStateInMemory { sagas });
+    }
+    if !policies.is_empty() && snapshots.is_none() {
+        let mut aggregates: Vec<&'static str> = policies.keys().copied().collect();
+        aggregates.sort_unstable();
+        problems.push(BuildProblem::SnapshotPolicyWithoutStore { aggregates });
+    }
+
+    if !problems.is_empty() {
+        return Err(Error::Build(BuildError { problems }));
+    }
+
+    let mut extensions = Extensions::default();
+    extensions.insert(Schedules {
+        store: schedule_store.unwrap_or_else(|| Arc::new(MemoryScheduleStore::new())),
+        clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
+        internal: HashMap::from([(DEADLINE_COMMAND, fire_deadline as InternalCommand)]),
+    });
+    extensions.insert(SagaRuntime {
+        store: saga_store.unwrap_or_else(|| Arc::new(MemorySagaStore::new())),
+        options: saga_options,
+        types: saga_types,
+    });
+    middleware.sort_by_key(|m| m.priority());
+    Ok(Mediator::from_runtime(Runtime {
+        store: store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+        deps,
+        middleware,
+        event_handlers: handlers,
+        dyn_commands,
+        retry,
+        loader: Loader { upcasters, unknown, snapshots, policies },
+        cache: cache.map(AggregateCache::new),
+        committed: Arc::default(),
+        async_handlers,
+        event_decoders: events.values().flatten().map(|r| (r.name, ((r.type_id)(), r.decode))).collect(),
+        extensions,
+        commands_by_name,
+    }))
+}
+
+/// The events by stored name; one type per name.
+fn check_events(
+    registered: &[&'static EventRegistration],
+    problems: &mut Vec<BuildProblem>,
+) -> BTreeMap<&'static str, Vec<&'static EventRegistration>> {
+    let mut events: BTreeMap<&'static str, Vec<&'static EventRegistration>> = BTreeMap::new();
+    for e in registered {
+        events.entry(e.name).or_default().push(e);
+    }
+    for (&name, regs) in &events {
+        let mut types: Vec<&'static str> = regs.iter().map(|r| (r.type_name)()).collect();
+        types.sort_unstable();
+        types.dedup();
+        if types.len() > 1 {
+            problems.push(BuildProblem::DuplicateEventName { name, types });
+        }
+    }
+    events
+}
+
+/// One type per stream type, listing only registered events.
+fn check_aggregates(
+    registered: &[&'static AggregateRegistration],
+    events: &BTreeMap<&'static str, Vec<&'static EventRegistration>>,
+    problems: &mut Vec<BuildProblem>,
+) {
+    let mut aggregates: BTreeMap<&'static str, Vec<&'static str>> = BTreeMap::new();
+    for a in registered {
+        aggregates.entry(a.name).or_default().push((a.type_name)());
+        for e in a.events {
+            if !events.contains_key(e) {
+                problems.push(BuildProblem::AggregateEventNotRegistered { aggregate: a.name, event: e });
+            }
+        }
+    }
+    for (name, mut types) in aggregates {
+        types.sort_unstable();
+        types.dedup();
+        if types.len() > 1 {
+            problems.push(BuildProblem::DuplicateAggregateName { name, types });
+        }
+    }
+}
+
+/// Unique names, dependencies provided.
+fn check_queries(registered: &[&'static QueryRegistration], deps: &Deps, problems: &mut Vec<BuildProblem>) {
+    let mut query_names: BTreeMap<&'static str, HashSet<TypeId>> = BTreeMap::new();
+    for q in registered {
+        query_names.entry(q.name).or_default().insert((q.type_id)());
+        check_deps(deps, q.handler, q.deps, problems);
+    }
+    for (name, types) in query_names {
+        if types.len() > 1 {
+            problems.push(BuildProblem::DuplicateQueryName { name, types: types.len() });
+        }
+    }
+}
+
+/// One upcaster per (event, from version), towards a version the event has.
+fn check_upcasters(
+    steps: impl IntoIterator<Item = UpcastStep>,
+    events: &BTreeMap<&'static str, Vec<&'static EventRegistration>>,
+    problems: &mut Vec<BuildProblem>,
+) -> Upcasters {
+    let (upcasters, duplicates) = Upcasters::new(steps);
+    for (first, second) in duplicates {
+        problems.push(BuildProblem::DuplicateUpcaster {
+            event: first.event_type,
+            from: first.from,
+            first: first.name,
+            second: second.name,
+        });
+    }
+    let versions: HashMap<&str, u32> =
+        events.iter().flat_map(|(n, regs)| regs.iter().map(move |r| (*n, r.version))).collect();
+    for u in upcasters.iter() {
+        match versions.get(u.event_type) {
+            Some(&current) if u.to > current => problems.push(BuildProblem::UpcasterPastCurrentVersion {
+                upcaster: u.name,
+                event: u.event_type,
+                to: u.to,
+                current,
+            }),
+            Some(_) => {}
+            None => problems.push(BuildProblem::UpcastedEventNotRegistered { upcaster: u.name, event: u.event_type }),
+        }
+    }
+    upcasters
+}
+
+/// Unique names; how each saga type sends its commands.
+fn check_sagas(
+    registered: &[&SagaRegistration],
+    problems: &mut Vec<BuildProblem>,
+) -> HashMap<&'static str, SagaSendFn> {
+    let mut saga_types: HashMap<&'static str, SagaSendFn> = HashMap::new();
+    let mut saga_names: BTreeMap<&'static str, Vec<&'static str>> = BTreeMap::new();
+    for s in registered {
+        saga_names.entry(s.name).or_default().push((s.type_name)());
+        saga_types.insert(s.name, s.send);
+    }
+    for (name, mut types) in saga_names {
+        types.sort_unstable();
+        types.dedup();
+        if types.len() > 1 {
+            problems.push(BuildProblem::DuplicateSagaName { name, types });
+        }
+    }
+    saga_types
+}
+
+fn check_deps(deps: &Deps, handler: &'static str, needed: &[DepKey], problems: &mut Vec<BuildProblem>) {
+    for d in needed {
+        if !deps.contains((d.type_id)()) {
+            problems.push(BuildProblem::MissingDependency { handler, dependency: (d.type_name)() });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_decode(_: &str) -> serde_json::Result<Box<dyn std::any::Any + Send + Sync>> {
+        serde_json::from_str::<()>("x").map(|()| Box::new(()) as Box<dyn std::any::Any + Send + Sync>)
+    }
+
+    static OPENED: EventRegistration = EventRegistration {
+        name: "Opened",
+        version: 2,
+        type_id: TypeId::of::<u8>,
+        type_name: || "bank::Opened",
+        decode: no_decode,
+    };
+
+    #[test]
+    fn an_aggregate_listing_an_unregistered_event_is_a_problem() {
+        static ACCOUNT: AggregateRegistration =
+            AggregateRegistration { name: "Account", type_name: || "bank::Account", events: &["Opened", "Closed"] };
+        static LEDGER: AggregateRegistration =
+            AggregateRegistration { name: "Account", type_name: || "books::Ledger", events: &[] };
+        let mut problems = Vec::new();
+        let events = check_events(&[&OPENED], &mut problems);
+        check_aggregates(&[&ACCOUNT, &LEDGER], &events, &mut problems);
+        assert_eq!(
+            problems,
+            [
+                BuildProblem::AggregateEventNotRegistered { aggregate: "Account", event: "Closed" },
+                BuildProblem::DuplicateAggregateName { name: "Account", types: vec!["bank::Account", "books::Ledger"] },
+            ]
+        );
+        assert_eq!(problems[0].to_string(), "aggregate `Account` lists event `Closed`, which is not registered");
+    }
+
+    #[test]
+    fn two_query_types_with_one_name_are_a_problem() {
+        static BALANCE: QueryRegistration =
+            QueryRegistration { name: "Balance", type_id: TypeId::of::<u8>, handler: "balance", deps: &[] };
+        static BALANCE_V2: QueryRegistration =
+            QueryRegistration { name: "Balance", type_id: TypeId::of::<u16>, handler: "balance_v2", deps: &[] };
+        let mut problems = Vec::new();
+        check_queries(&[&BALANCE, &BALANCE_V2], &Deps::default(), &mut problems);
+        assert!(
+            matches!(problems.as_slice(), [BuildProblem::DuplicateQueryName { name: "Balance", types: 2 }]),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn upcasters_are_checked_against_the_events() {
+        let step = |event_type, from, to, name| UpcastStep { event_type, from, to, name, upcast: Ok };
+        let mut problems = Vec::new();
+        let events = check_events(&[&OPENED], &mut problems);
+        let upcasters = check_upcasters(
+            [
+                step("Opened", 1, 2, "v1"),
+                step("Opened", 1, 2, "v1_again"),
+                step("Opened", 2, 3, "v2"),
+                step("Gone", 1, 2, "g"),
+            ],
+            &events,
+            &mut problems,
+        );
+        assert_eq!(upcasters.iter().count(), 3);
+        problems.sort_by_key(ToString::to_string);
+        assert_eq!(
+            problems,
+            [
+                BuildProblem::DuplicateUpcaster { event: "Opened", from: 1, first: "v1", second: "v1_again" },
+                BuildProblem::UpcastedEventNotRegistered { upcaster: "g", event: "Gone" },
+                BuildProblem::UpcasterPastCurrentVersion { upcaster: "v2", event: "Opened", to: 3, current: 2 },
+            ]
+        );
+    }
+}

@@ -1,0 +1,248 @@
+//! The application: [`App::builder`] configures it, [`AppBuilder::build`] verifies every
+//! registration of the program against that configuration and builds the running
+//! [`Mediator`].
+
+mod build;
+mod handlers;
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::cqrs::by_name::DispatchJson;
+use crate::cqrs::mediator::{ErasedCommandHandler, ErasedEventHandler};
+use crate::cqrs::{Command, Deps, DynCommandHandler, DynEventHandler, Mediator, RetryPolicy};
+use crate::domain::{Aggregate, Event};
+use crate::error::{BuildProblem, Result};
+use crate::es::{SnapshotPolicy, UnknownEventPolicy};
+use crate::middleware::Middleware;
+use crate::ports::{Clock, EventStore, SagaStore, ScheduleStore, SnapshotStore};
+use crate::registry::SagaRegistration;
+use crate::saga::SagaOptions;
+use handlers::{HandCommand, HandEvent};
+
+/// A command sendable by name, resolved.
+struct NamedRegistration {
+    name: &'static str,
+    type_id: TypeId,
+    type_name: &'static str,
+    dispatch: DispatchJson,
+}
+
+/// The entry point: `App::builder()`.
+pub struct App;
+
+impl App {
+    /// Starts configuring an application.
+    pub fn builder() -> AppBuilder {
+        AppBuilder::default()
+    }
+}
+
+struct HandRegistered {
+    message: &'static str,
+    message_type: &'static str,
+    handler_type: TypeId,
+    handler_name: &'static str,
+}
+
+/// Configures the store, services, middleware and hand-registered handlers, then
+/// verifies everything in [`AppBuilder::build`].
+#[derive(Default)]
+pub struct AppBuilder {
+    store: Option<Arc<dyn EventStore>>,
+    deps: Deps,
+    middleware: Vec<Arc<dyn Middleware>>,
+    commands: HashMap<TypeId, (HandRegistered, Arc<dyn ErasedCommandHandler>)>,
+    event_handlers: Vec<(TypeId, &'static str, TypeId, Arc<dyn ErasedEventHandler>)>,
+    retry: RetryPolicy,
+    problems: Vec<BuildProblem>,
+    snapshots: Option<Arc<dyn SnapshotStore>>,
+    policies: HashMap<&'static str, SnapshotPolicy>,
+    cache: Option<usize>,
+    unknown: UnknownEventPolicy,
+    saga_store: Option<Arc<dyn SagaStore>>,
+    schedule_store: Option<Arc<dyn ScheduleStore>>,
+    clock: Option<Arc<dyn Clock>>,
+    saga_options: SagaOptions,
+    named_commands: Vec<NamedRegistration>,
+    hand_sagas: Vec<SagaRegistration>,
+}
+
+impl AppBuilder {
+    /// The event store (default: a fresh [`MemoryStore`](crate::MemoryStore)).
+    pub fn event_store(mut self, store: impl EventStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The event store, already shared.
+    pub fn event_store_arc(mut self, store: Arc<dyn EventStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Provides a value to handlers that take `Dep<T>`.
+    pub fn provide<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.deps.insert(Arc::new(value));
+        self
+    }
+
+    /// Provides a shared value to handlers that take `Dep<T>`.
+    pub fn provide_arc<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
+        self.deps.insert(value);
+        self
+    }
+
+    /// Adds a middleware; the chain is ordered by [`Middleware::priority`], lower outer.
+    pub fn middleware(mut self, middleware: impl Middleware) -> Self {
+        self.middleware.push(Arc::new(middleware));
+        self
+    }
+
+    /// How root aggregate commands are retried on a version conflict.
+    pub fn retry_on_conflict(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Where snapshots are kept; set a [`SnapshotPolicy`] per aggregate with
+    /// [`AppBuilder::snapshot`].
+    pub fn snapshot_store(mut self, store: impl SnapshotStore) -> Self {
+        self.snapshots = Some(Arc::new(store));
+        self
+    }
+
+    /// Where snapshots are kept, already shared.
+    pub fn snapshot_store_arc(mut self, store: Arc<dyn SnapshotStore>) -> Self {
+        self.snapshots = Some(store);
+        self
+    }
+
+    /// When to snapshot aggregate `A` (loading then starts from the newest snapshot).
+    pub fn snapshot<A: Aggregate>(mut self, policy: SnapshotPolicy) -> Self {
+        self.policies.insert(A::TYPE, policy);
+        self
+    }
+
+    /// Keeps up to `capacity` loaded aggregates in process, so a command on a hot
+    /// aggregate reads nothing (see [`AggregateCache`](crate::AggregateCache)).
+    pub fn aggregate_cache(mut self, capacity: usize) -> Self {
+        self.cache = Some(capacity);
+        self
+    }
+
+    /// What loading does with an event type the aggregate does not know (default: fail).
+    pub fn unknown_events(mut self, policy: UnknownEventPolicy) -> Self {
+        self.unknown = policy;
+        self
+    }
+
+    /// Where saga instances are kept (default: in memory, when the event store is the
+    /// default in-memory one too).
+    pub fn saga_store(mut self, store: impl SagaStore) -> Self {
+        self.saga_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Where scheduled commands and saga deadlines wait (default: in memory, when the
+    /// event store is the default in-memory one too).
+    pub fn schedule_store(mut self, store: impl ScheduleStore) -> Self {
+        self.schedule_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Keeps saga instances and scheduled commands in `store` (a database adapter
+    /// implements both).
+    pub fn sagas_on<S: SagaStore + ScheduleStore + Clone>(self, store: S) -> Self {
+        self.saga_store(store.clone()).schedule_store(store)
+    }
+
+    /// Registers a saga written by hand (implementing [`crate::saga::Saga`] without
+    /// `#[saga]`), so that its stored commands can be sent again after a restart.
+    /// Deliver its events with `Mediator::sagas().handle::<S, E>(..)`.
+    pub fn saga<S: crate::saga::Saga>(mut self) -> Self {
+        self.hand_sagas.push(SagaRegistration { name: S::NAME, type_name: std::any::type_name::<S>, send: S::send });
+        self
+    }
+
+    /// How sagas send and retry their commands.
+    pub fn saga_options(mut self, options: SagaOptions) -> Self {
+        self.saga_options = options;
+        self
+    }
+
+    /// The clock of saga timeouts, schedules and retries (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Makes a command that implements [`Command`] by hand (without `#[command]`)
+    /// sendable by name, so it can be scheduled ([`Mediator::schedule`]) and sent by
+    /// [`Mediator::dispatch_by_name`]. Every `#[command]` type registers itself: it
+    /// needs no call (one is harmless).
+    pub fn schedulable<C>(mut self) -> Self
+    where
+        C: crate::cqrs::CommandHandler + serde::de::DeserializeOwned,
+    {
+        self.named_commands.push(NamedRegistration {
+            name: C::NAME,
+            type_id: TypeId::of::<C>(),
+            type_name: std::any::type_name::<C>(),
+            dispatch: crate::cqrs::by_name::via_handler::<C>,
+        });
+        self
+    }
+
+    /// Registers a command handler by hand, reached with `Mediator::dispatch`.
+    /// Registering the same handler type twice is harmless; a different second handler
+    /// for one command is reported by `build()`.
+    pub fn command_handler<C: Command, H: DynCommandHandler<C>>(mut self, handler: H) -> Self {
+        let reg = HandRegistered {
+            message: C::NAME,
+            message_type: std::any::type_name::<C>(),
+            handler_type: TypeId::of::<H>(),
+            handler_name: std::any::type_name::<H>(),
+        };
+        match self.commands.get(&TypeId::of::<C>()) {
+            Some((existing, _)) if existing.handler_type == reg.handler_type => {}
+            Some((existing, _)) => self.problems.push(BuildProblem::DuplicateCommandHandler {
+                command: C::NAME,
+                first: existing.handler_name,
+                second: reg.handler_name,
+                first_by_macro: false,
+            }),
+            None => {
+                self.commands.insert(TypeId::of::<C>(), (reg, Arc::new(HandCommand(handler, PhantomData))));
+            }
+        }
+        self
+    }
+
+    /// Registers an event handler by hand; it runs after the `#[event_handler]`s of `E`.
+    /// Registering the same handler type twice is harmless.
+    pub fn event_handler<E: Event, H: DynEventHandler<E>>(mut self, handler: H) -> Self {
+        let key = (TypeId::of::<E>(), TypeId::of::<H>());
+        if !self.event_handlers.iter().any(|(e, _, h, _)| (*e, *h) == key) {
+            self.event_handlers.push((
+                key.0,
+                std::any::type_name::<H>(),
+                key.1,
+                Arc::new(HandEvent(handler, PhantomData)),
+            ));
+        }
+        self
+    }
+
+    /// Verifies the registries and builds the mediator. Every problem found is listed in
+    /// one [`Error::Build`](crate::Error::Build), each a [`BuildProblem`]: duplicate event,
+    /// command, query, aggregate or saga names (two command types with one stored name
+    /// could not be told apart when sent by name), handlers whose `Dep<T>` was never
+    /// provided, handlers and upcasters for types that are not registered, commands with
+    /// two handlers, sagas or snapshot policies without a store to keep them.
+    pub fn build(self) -> Result<Mediator> {
+        build::build(self)
+    }
+}

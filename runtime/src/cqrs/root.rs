@@ -1,0 +1,195 @@
+//! A root command: its own unit of work, committed at the end, with the events it
+//! commits dispatched to their handlers; and what a conflict at commit does.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::backoff::Backoff;
+use crate::context::{self, RequestContext};
+use crate::cqrs::context::{CommandContext, Decision};
+use crate::cqrs::mediator::{Mediator, downcast_reply};
+use crate::cqrs::message::CommandHandler;
+use crate::error::{Error, Result};
+use crate::middleware::Reply;
+use crate::ports::CommitReceipt;
+use crate::uow::{self, UnitOfWork};
+
+/// How a root command on an aggregate is retried after a version conflict: it is
+/// reloaded and decided again, which is safe because `#[handle]` methods are pure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (0: a conflict is returned at once).
+    pub max_retries: u32,
+    /// Delay before the first retry; doubled each time, with jitter.
+    pub base_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// No retry: conflicts reach the caller.
+    pub const NONE: RetryPolicy = RetryPolicy { max_retries: 0, base_delay: Duration::ZERO };
+
+    /// Up to `max_retries` retries starting at 1 ms.
+    pub fn retries(max_retries: u32) -> Self {
+        RetryPolicy { max_retries, base_delay: Duration::from_millis(1) }
+    }
+
+    /// The waits between retries: `base_delay`, doubling up to 1024 × `base_delay`,
+    /// with up to half of each wait taken off at random.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.base_delay, self.base_delay.saturating_mul(1024)).with_jitter(0.5)
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+/// A root command run: its own unit of work, committed at the end.
+pub(crate) struct Root {
+    mediator: Mediator,
+    request: RequestContext,
+    idempotency_key: Option<Uuid>,
+}
+
+impl Root {
+    pub(super) fn new(mediator: Mediator, request: RequestContext, idempotency_key: Option<Uuid>) -> Self {
+        Root { mediator, request, idempotency_key }
+    }
+
+    pub(super) fn mediator(&self) -> &Mediator {
+        &self.mediator
+    }
+
+    pub(super) fn request(&self) -> &RequestContext {
+        &self.request
+    }
+
+    pub(super) fn begin(&self, name: &'static str) -> (UnitOfWork, CommandContext) {
+        let uow = UnitOfWork::with_idempotency_key(self.idempotency_key);
+        let ctx = CommandContext::new(self.mediator.clone(), uow.clone(), self.request.clone(), name);
+        (uow, ctx)
+    }
+
+    /// Handles the command in a fresh unit of work and commits it. An aggregate command
+    /// whose commit meets a version conflict is reloaded and decided again, as the retry
+    /// policy allows (see [`Decision`]).
+    pub(super) async fn run<C: CommandHandler>(&self, cmd: C) -> Result<C::Response> {
+        let (uow, mut ctx) = self.begin(C::NAME);
+        ctx.keep_decision();
+        let result = uow.enter(self.request.clone(), cmd.handle(&mut ctx)).await;
+        let conflict = match self.finish(&uow, result).await {
+            Err(e) if e.is_conflict() => e,
+            other => return other,
+        };
+        let Some(decision) = ctx.take_decision() else { return Err(conflict) };
+        let reply = self.decide_again(C::NAME, &*decision, conflict, uow.used_cache()).await;
+        downcast_reply::<C::Response>(reply, C::NAME)
+    }
+
+    /// Decides `decision` again in fresh units of work after `conflict`: once more at
+    /// any rate when the aggregate came from the cache (the cached state was stale and is
+    /// gone from the cache now), then as many times as the retry policy allows.
+    async fn decide_again(
+        &self,
+        name: &'static str,
+        decision: &dyn Decision,
+        mut conflict: Error,
+        mut used_cache: bool,
+    ) -> Result<Reply> {
+        let policy = self.mediator.rt.retry;
+        let backoff = policy.backoff();
+        let mut attempt = 0;
+        let mut stale_cache_retried = false;
+        loop {
+            if used_cache && !stale_cache_retried {
+                stale_cache_retried = true;
+            } else if attempt < policy.max_retries {
+                metrics::counter!("cqrs_ddd_conflict_retries_total", "command" => name).increment(1);
+                tokio::time::sleep(backoff.delay(attempt + 1)).await;
+                attempt += 1;
+            } else {
+                return Err(conflict);
+            }
+            let (uow, mut ctx) = self.begin(name);
+            let result = uow.enter(self.request.clone(), decision.decide(&mut ctx)).await;
+            match self.finish(&uow, result).await {
+                Err(e) if e.is_conflict() => {
+                    conflict = e;
+                    used_cache = uow.used_cache();
+                }
+                other => return other,
+            }
+        }
+    }
+
+    pub(super) async fn finish<R>(&self, uow: &UnitOfWork, result: Result<R>) -> Result<R> {
+        match result {
+            Ok(r) => {
+                self.commit(uow).await?;
+                Ok(r)
+            }
+            Err(e) => {
+                uow.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Commits the unit of work, then dispatches its events and runs its hooks.
+    async fn commit(&self, uow: &UnitOfWork) -> Result<()> {
+        let rt = &self.mediator.rt;
+        let request = &self.request;
+        let async_handlers = &rt.async_handlers;
+        let Some(uow::Taken { mut batch, streams, hooks }) = uow.take_batch(&|t| async_handlers.contains_key(&t))?
+        else {
+            return Ok(());
+        };
+        batch.tenant_id.clone_from(&request.tenant_id);
+        let receipt = if batch.is_empty() {
+            CommitReceipt::default()
+        } else {
+            match rt.store.commit(batch).await {
+                Ok(r) => {
+                    rt.committed.notify_waiters();
+                    r
+                }
+                Err(e) => {
+                    uow.mark_failed();
+                    return Err(e);
+                }
+            }
+        };
+        let handlers = &rt.event_handlers;
+        let env =
+            uow::CommitEnv { wanted: &|t| handlers.contains_key(&t), cache: rt.cache.as_ref(), loader: &rt.loader };
+        let after = uow::after_commit(streams, hooks, &receipt.positions, &env);
+        if let Some(store) = &rt.loader.snapshots {
+            for snapshot in after.snapshots {
+                if let Err(e) = store.save(snapshot).await {
+                    tracing::warn!(error = %e, "cannot save a snapshot; loading replays more events until the next one");
+                }
+            }
+        }
+        if after.events.is_empty() && after.hooks.is_empty() {
+            return Ok(());
+        }
+        context::enter(request.clone(), None, async {
+            for event in after.events {
+                for (name, result) in self.mediator.dispatch_event(event.type_id, &*event.envelope).await {
+                    if let Err(e) = result {
+                        metrics::counter!("cqrs_ddd_event_handler_failures_total", "handler" => name).increment(1);
+                        tracing::error!(handler = name, error = %e, "event handler failed after commit");
+                    }
+                }
+            }
+            for hook in after.hooks {
+                hook.await;
+            }
+        })
+        .await;
+        Ok(())
+    }
+}
