@@ -50,6 +50,68 @@ where
     ctx.execute_aggregate::<A, C>(cmd).await
 }
 
+/// Checks, once and where the user can fix it, that command `C` can be routed to
+/// aggregate `A`: the same bounds as [`RouteViaHandle`]'s impl, so the route never falls
+/// back to [`RouteMissing`] in a program that compiles.
+pub const fn assert_routed<A, C>()
+where
+    A: Handle<C>,
+    C: AggregateCommand<Aggregate = A> + Sync,
+{
+}
+
+/// Chooses how a routed command runs, by method resolution on `(&&Route::<A, C>::new())`:
+/// through the aggregate's `#[handle]` when it has one ([`RouteViaHandle`]), else a stub
+/// ([`RouteMissing`]) so that a missing `#[handle]` is reported once, by [`assert_routed`],
+/// instead of again at each use.
+pub struct Route<A, C>(core::marker::PhantomData<fn() -> (A, C)>);
+
+impl<A, C> Route<A, C> {
+    /// The probe.
+    pub const fn new() -> Self {
+        Route(core::marker::PhantomData)
+    }
+}
+
+/// The route through the aggregate's `#[handle]` method.
+pub trait RouteViaHandle<C> {
+    /// Runs the command (see [`execute`]).
+    fn execute<'a>(&self, ctx: &'a mut CommandContext, cmd: C) -> impl Future<Output = crate::Result<()>> + Send + 'a
+    where
+        C: 'a;
+}
+
+impl<A, C> RouteViaHandle<C> for &Route<A, C>
+where
+    A: Handle<C>,
+    C: AggregateCommand<Aggregate = A> + Sync,
+{
+    fn execute<'a>(&self, ctx: &'a mut CommandContext, cmd: C) -> impl Future<Output = crate::Result<()>> + Send + 'a
+    where
+        C: 'a,
+    {
+        execute::<A, C>(ctx, cmd)
+    }
+}
+
+/// The stub route of a command whose aggregate has no `#[handle]` for it; never compiled
+/// into a program, since [`assert_routed`] fails first.
+pub trait RouteMissing<C> {
+    /// Fails: the command has no route.
+    fn execute<'a>(&self, ctx: &'a mut CommandContext, cmd: C) -> impl Future<Output = crate::Result<()>> + Send + 'a
+    where
+        C: 'a;
+}
+
+impl<A, C: Send> RouteMissing<C> for Route<A, C> {
+    fn execute<'a>(&self, _: &'a mut CommandContext, _: C) -> impl Future<Output = crate::Result<()>> + Send + 'a
+    where
+        C: 'a,
+    {
+        async { Err(crate::Error::handler(format!("command `{}` has no route", type_name::<C>()))) }
+    }
+}
+
 mod sealed {
     pub trait Sealed {}
     impl Sealed for crate::CommandContext {}

@@ -80,7 +80,14 @@ fn routed(model: &CommandModel, target: &Target) -> TokenStream {
     let p = quote!(#k::__private);
     let Target { aggregate, id_field, id_ty } = target;
     let id_ref = quote_spanned!(id_ty.span() => &self.#id_field);
-    let execute = quote_spanned!(aggregate.span() => #p::execute::<#aggregate, Self>(ctx, self));
+    // One check of the route, on the aggregate the user named; the handler itself goes
+    // through a probe that needs no bound, so a missing `#[handle]` is one error.
+    let assert = quote_spanned!(aggregate.span() => #p::assert_routed::<#aggregate, #ident>());
+    let execute = quote! {{
+        #[allow(unused_imports)]
+        use #p::{RouteMissing as _, RouteViaHandle as _};
+        (&&#p::Route::<#aggregate, Self>::new()).execute(ctx, self)
+    }};
     let handler = format!("#[handle] of {}", quote!(#aggregate));
     quote! {
         #[automatically_derived]
@@ -91,13 +98,18 @@ fn routed(model: &CommandModel, target: &Target) -> TokenStream {
             }
         }
 
+        const _: () = #assert;
+
         #[automatically_derived]
         impl #k::CommandHandler for #ident {
             fn handle(
                 self,
                 ctx: &mut #k::CommandContext,
             ) -> impl #p::Future<Output = #k::Result<()>> + #p::Send {
-                async move { #execute.await }
+                async move {
+                    let route = #execute;
+                    route.await
+                }
             }
         }
 
