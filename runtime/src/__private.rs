@@ -68,6 +68,7 @@ pub struct Route<A, C>(core::marker::PhantomData<fn() -> (A, C)>);
 
 impl<A, C> Route<A, C> {
     /// The probe.
+    #[allow(clippy::new_without_default)] // only ever built by generated code
     pub const fn new() -> Self {
         Route(core::marker::PhantomData)
     }
@@ -104,6 +105,7 @@ pub trait RouteMissing<C> {
 }
 
 impl<A, C: Send> RouteMissing<C> for Route<A, C> {
+    #[allow(clippy::manual_async_fn)] // `async fn` would capture `&self`, which the trait does not allow
     fn execute<'a>(&self, _: &'a mut CommandContext, _: C) -> impl Future<Output = crate::Result<()>> + Send + 'a
     where
         C: 'a,

@@ -323,8 +323,8 @@ pub mod prelude {
     };
     #[cfg(feature = "macros")]
     pub use cqrs_ddd_macros::{
-        aggregate, apply, command, command_handler, event, event_handler, handle, on, projection, query,
-        query_handler, reset, saga, step, upcaster,
+        aggregate, apply, command, command_handler, event, event_handler, handle, on, projection, query, query_handler,
+        reset, saga, step, upcaster,
     };
     pub use serde::{Deserialize, Serialize};
 }

@@ -53,10 +53,14 @@ pub(crate) fn parse_struct(args: TokenStream, item: &Item) -> syn::Result<(Aggre
     no_generics(&mut errors, generics, "aggregate", "type");
     errors.check()?;
     let opts: AggregateOptions = options::parse("aggregate", args, &mut errors);
-    let missing: Vec<&str> = [("`id = ..`", opts.id.is_none()), ("`events(..)`", opts.events.is_none()), ("`error = ..`", opts.error.is_none())]
-        .into_iter()
-        .filter_map(|(key, missing)| missing.then_some(key))
-        .collect();
+    let missing: Vec<&str> = [
+        ("`id = ..`", opts.id.is_none()),
+        ("`events(..)`", opts.events.is_none()),
+        ("`error = ..`", opts.error.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(key, missing)| missing.then_some(key))
+    .collect();
     if !missing.is_empty() {
         let missing = match missing.as_slice() {
             [one] => (*one).to_owned(),
@@ -68,7 +72,8 @@ pub(crate) fn parse_struct(args: TokenStream, item: &Item) -> syn::Result<(Aggre
     let mut event_refs = Vec::new();
     if let Some(Arg { key, value: TypeList(list) }) = opts.events {
         if list.is_empty() {
-            errors.spanned(&key, format!("`events(..)` lists no event; an aggregate needs at least one, like `{USAGE}`"));
+            errors
+                .spanned(&key, format!("`events(..)` lists no event; an aggregate needs at least one, like `{USAGE}`"));
         }
         for ty in list {
             match crate::common::last_segment(&ty) {
@@ -104,8 +109,13 @@ pub(crate) fn parse_struct(args: TokenStream, item: &Item) -> syn::Result<(Aggre
 /// cascading into "no `#[apply]` method" errors elsewhere.
 pub(crate) fn parse_impl(args: TokenStream, mut item: syn::ItemImpl) -> (AggregateImpl, Errors) {
     let mut errors = Errors::default();
-    let krate =
-        impl_block_options(&mut errors, "aggregate", args, &item.self_ty, "put `id`, `events` and `error` on the struct");
+    let krate = impl_block_options(
+        &mut errors,
+        "aggregate",
+        args,
+        &item.self_ty,
+        "put `id`, `events` and `error` on the struct",
+    );
     not_on_trait_impl(&mut errors, &item, "aggregate");
     no_generics(&mut errors, &item.generics, "aggregate", "impl block");
 

@@ -291,7 +291,9 @@ fn read<V: Read>(path: &syn::Path, written: Written) -> darling::Result<Arg<V>> 
 impl Read for Type {
     fn read(key: &str, written: Written) -> Result<Self, String> {
         match written {
-            Written::Value(tokens) => syn::parse2::<Type>(tokens).map(ungroup).map_err(|e| format!("`{key}` takes a type: {e}")),
+            Written::Value(tokens) => {
+                syn::parse2::<Type>(tokens).map(ungroup).map_err(|e| format!("`{key}` takes a type: {e}"))
+            }
             _ => Err(format!("`{key}` takes a type; write `{key} = TypeName`")),
         }
     }
@@ -389,7 +391,7 @@ impl Read for TypeList {
 
 /// `key = Type` or `key = [A, B]`.
 pub(crate) enum Types {
-    One(Type),
+    One(Box<Type>),
     Many(Vec<Type>),
 }
 
@@ -404,13 +406,13 @@ impl Read for Types {
         {
             return Ok(Types::Many(list.into_iter().collect()));
         }
-        syn::parse2::<Type>(tokens).map(|t| Types::One(ungroup(t))).map_err(|_| wrong())
+        syn::parse2::<Type>(tokens).map(|t| Types::One(Box::new(ungroup(t)))).map_err(|_| wrong())
     }
 }
 
 /// `key = Type` or `key = "stored name"`.
 pub(crate) enum TypeOrName {
-    Type(Type),
+    Type(Box<Type>),
     Name(LitStr),
 }
 
@@ -422,7 +424,7 @@ impl Read for TypeOrName {
             return Ok(TypeOrName::Name(lit));
         }
         Type::read(key, written)
-            .map(TypeOrName::Type)
+            .map(|t| TypeOrName::Type(Box::new(t)))
             .map_err(|_| format!("`{key}` takes an event type or its stored name; write `{key} = Deposited`"))
     }
 }
@@ -470,10 +472,8 @@ impl<T: FromMeta> FromMeta for Nested<T> {
         let key = item.path().segments.first().map(|s| s.ident.clone());
         let (Some(key), Meta::List(list)) = (key, item) else {
             let name = item.path().to_token_stream().to_string();
-            return Err(darling::Error::custom(format!(
-                "`{name}` takes arguments in parentheses; write `{name}(..)`"
-            ))
-            .with_span(item));
+            return Err(darling::Error::custom(format!("`{name}` takes arguments in parentheses; write `{name}(..)`"))
+                .with_span(item));
         };
         let name = key.unraw().to_string();
         let items = NestedMeta::parse_meta_list(wrap_values(list.tokens.clone()))?;
@@ -513,7 +513,9 @@ mod tests {
 
     #[test]
     fn reads_types_lists_literals_and_flags() {
-        let (s, errs) = read(quote!(id = HashMap<String, u64>, events(A, b::B), name = "n", version = 2, flag, send_all = [A, B], crate = ::c));
+        let (s, errs) = read(
+            quote!(id = HashMap<String, u64>, events(A, b::B), name = "n", version = 2, flag, send_all = [A, B], crate = ::c),
+        );
         assert!(errs.is_empty(), "{errs:?}");
         assert_eq!(s.id.map(|a| a.value.to_token_stream().to_string()).as_deref(), Some("HashMap < String , u64 >"));
         assert_eq!(s.events.map(|a| a.value.0.len()), Some(2));
@@ -547,7 +549,6 @@ mod tests {
         assert!(errs.iter().any(|e| e == "`version` takes a number; write `version = 1`"), "{errs:?}");
         assert_eq!(s.name.map(|a| a.value.value()).as_deref(), Some("a"));
     }
-
 
     #[test]
     fn durations_in_every_unit() {

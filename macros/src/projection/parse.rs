@@ -5,7 +5,9 @@ use syn::{ImplItem, ImplItemFn, LitStr, Type};
 use super::model::{OnFn, ProjectionImpl};
 use super::validate;
 use crate::common::signature::{SelfArg, concrete, self_arg, typed_args};
-use crate::common::{Arg, Errors, is_named, last_segment, markers, no_generics, not_on_trait_impl, options, single_arg};
+use crate::common::{
+    Arg, Errors, is_named, last_segment, markers, no_generics, not_on_trait_impl, options, single_arg,
+};
 
 /// `#[projection(..)]`.
 #[derive(Default, FromMeta)]
@@ -21,7 +23,8 @@ struct ProjectionOptions {
     krate: Option<Arg<syn::Path>>,
 }
 
-pub(crate) const EXAMPLE: &str = "#[on] async fn deposited(&self, e: &Envelope<Deposited>, tx: &mut ProjectionTx) -> Result<()>";
+pub(crate) const EXAMPLE: &str =
+    "#[on] async fn deposited(&self, e: &Envelope<Deposited>, tx: &mut ProjectionTx) -> Result<()>";
 
 pub(crate) fn parse(args: TokenStream, mut item: syn::ItemImpl) -> (ProjectionImpl, Errors) {
     let mut errors = Errors::default();
@@ -52,10 +55,13 @@ pub(crate) fn parse(args: TokenStream, mut item: syn::ItemImpl) -> (ProjectionIm
     }
     validate::handlers(&mut errors, &handlers, &item.self_ty);
     let self_ty = (*item.self_ty).clone();
-    let name = opts.name.map(|a| a.value).unwrap_or_else(|| {
-        let ident = last_segment(&self_ty).map_or_else(|| "projection".to_owned(), |(i, _)| i.to_string());
-        LitStr::new(&ident, proc_macro2::Span::call_site())
-    });
+    let name = opts.name.map_or_else(
+        || {
+            let ident = last_segment(&self_ty).map_or_else(|| "projection".to_owned(), |(i, _)| i.to_string());
+            LitStr::new(&ident, proc_macro2::Span::call_site())
+        },
+        |a| a.value,
+    );
     (ProjectionImpl { krate, self_ty, name, item, handlers, reset, prefetch }, errors)
 }
 

@@ -157,7 +157,7 @@ fn step_fn(all: &mut Errors, f: &ImplItemFn, attr: &syn::Attribute) -> StepFn {
     let event = event_param(errors, f);
 
     let compensate_one = |o: &StepOptions| match o.compensate.as_ref().map(|a| &a.value) {
-        Some(Types::One(k)) => Some(k.clone()),
+        Some(Types::One(k)) => Some((**k).clone()),
         _ => None,
     };
     let send_all = opts.send_all.as_ref().and_then(|a| match &a.value {

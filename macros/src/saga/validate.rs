@@ -1,10 +1,10 @@
-use quote::ToTokens;
 use proc_macro2::Span;
+use quote::ToTokens;
 
 use super::model::{Codegen, StepFn};
 use super::parse::{STEP_USAGE, StepOptions, TCC_USAGE};
-use crate::common::{Arg, Errors};
 use crate::common::options::Types;
+use crate::common::{Arg, Errors};
 
 /// The options of one `#[step(..)]` that cannot go together, or are incomplete.
 pub(crate) fn options(errors: &mut Errors, o: &StepOptions) {
