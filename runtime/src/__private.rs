@@ -184,7 +184,9 @@ where
 
 /// Decodes an `Envelope<E>` from JSON, erased (outbox delivery).
 pub fn decode_envelope_json<E: Event>(json: &str) -> serde_json::Result<Box<dyn Any + Send + Sync>> {
-    serde_json::from_str::<Envelope<E>>(json).map(|e| Box::new(e) as Box<dyn Any + Send + Sync>)
+    let raw = serde_json::from_str::<Envelope<serde_json::Value>>(json)?;
+    let payload = E::from_json_value(raw.payload)?;
+    Ok(Box::new(Envelope::new(raw.header, payload)))
 }
 
 /// Decodes a stored event into a typed envelope, upcasting its payload to `E::VERSION`.
@@ -196,7 +198,7 @@ pub fn decode_envelope<E: Event>(stored: &StoredEvent) -> crate::Result<Envelope
         source,
     };
     let payload: E = if stored.schema_version == E::VERSION {
-        serde_json::from_str(&stored.payload).map_err(serialization)?
+        E::from_json(&stored.payload).map_err(serialization)?
     } else {
         let value = serde_json::from_str(&stored.payload).map_err(serialization)?;
         let value = crate::registry::upcasters()
@@ -207,7 +209,7 @@ pub fn decode_envelope<E: Event>(stored: &StoredEvent) -> crate::Result<Envelope
             event_type: stored.event_type.clone(),
             reason,
         })?;
-        serde_json::from_value(value).map_err(serialization)?
+        E::from_json_value(value).map_err(serialization)?
     };
     let header = EventHeader {
         event_id: stored.event_id,

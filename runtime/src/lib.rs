@@ -292,7 +292,7 @@ pub use cqrs::{
 };
 pub use domain::{
     Aggregate, AggregateEvent, AggregateId, Apply, CreationPolicy, Envelope, Event, EventHeader, EventOf, Handle,
-    Metadata, Storage, new_correlation_id, new_id,
+    Metadata, Payload, Storage, new_correlation_id, new_id,
 };
 pub use error::{BuildError, BuildProblem, DomainError, Error, Result, TenantError};
 pub use es::{AggregateCache, Loaded, SnapshotPolicy, UnknownEventPolicy};

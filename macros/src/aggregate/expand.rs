@@ -22,7 +22,7 @@ pub(crate) fn expand_struct(model: &AggregateStruct, item: TokenStream) -> Token
         let (ty, v) = (&e.ty, &e.variant);
         quote! {
             if event_type == <#ty as #k::Event>::NAME {
-                return #p::Some(#p::Result::map(#p::serde_json::from_value::<#ty>(payload), #event_enum::#v));
+                return #p::Some(#p::Result::map(<#ty as #k::Payload>::from_json_value(payload), #event_enum::#v));
             }
         }
     });
@@ -38,7 +38,7 @@ pub(crate) fn expand_struct(model: &AggregateStruct, item: TokenStream) -> Token
         let (ty, v) = (&e.ty, &e.variant);
         quote! {
             if event_type == <#ty as #k::Event>::NAME {
-                return #p::Some(#p::Result::map(#p::serde_json::from_str::<#ty>(payload), #event_enum::#v));
+                return #p::Some(#p::Result::map(<#ty as #k::Payload>::from_json(payload), #event_enum::#v));
             }
         }
     });
@@ -81,7 +81,7 @@ pub(crate) fn expand_struct(model: &AggregateStruct, item: TokenStream) -> Token
                     match #this { #(#event_enum::#variants(_) => #p::TypeId::of::<#tys>(),)* }
                 }
                 fn to_json(&self) -> #p::serde_json::Result<#p::String> {
-                    match #this { #(#event_enum::#variants(event) => #p::encode_checked(event),)* }
+                    match #this { #(#event_enum::#variants(event) => #k::Payload::to_json_checked(event),)* }
                 }
                 fn current_version(event_type: &str) -> #p::Option<u32> {
                     #(#current_version)*

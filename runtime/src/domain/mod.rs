@@ -14,16 +14,56 @@ use serde::de::DeserializeOwned;
 ///
 /// Implemented by `#[event]`; the name is what is stored, so renaming the Rust type does
 /// not break stored streams.
+///
+/// Its payload is read and written through [`Payload`], which every `Serialize +
+/// Deserialize` type has. Generic code over `E: Event` that calls serde itself adds the
+/// bounds it needs (`E: Event + Serialize + DeserializeOwned`), or calls
+/// [`Payload::to_json_checked`] and [`Payload::from_json`].
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an event",
     label = "not marked `#[event]`",
     note = "mark the type with `#[event]` (and derive `Serialize`, `Deserialize`, `Debug`, `Clone`)"
 )]
-pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
+pub trait Event: Payload + Send + Sync + 'static {
     /// The stable type name written to the store (defaults to the Rust type name).
     const NAME: &'static str;
     /// The schema version of the payload shape (defaults to 1).
     const VERSION: u32;
+}
+
+/// What an event's payload needs to be stored and read back: `Serialize` and
+/// `Deserialize`. Implemented for every type that has both; never by hand.
+///
+/// Generic code reads and writes an `E: Event` through these methods: `Event` has this
+/// trait, not serde's, as its supertrait, so an event missing a derive is one error that
+/// says so (serde's two traits would each be reported, with their implementors).
+#[diagnostic::on_unimplemented(
+    message = "event `{Self}` cannot be stored: it does not implement `Serialize` and `Deserialize`",
+    label = "derive `Serialize` and `Deserialize` on `{Self}`",
+    note = "write `#[derive(Debug, Clone, Serialize, Deserialize)]` under `#[event]`"
+)]
+pub trait Payload: Sized {
+    /// The payload as JSON text, refused when it would not read back (see [`encode_checked`]).
+    fn to_json_checked(&self) -> serde_json::Result<String>;
+    /// Reads the payload from JSON text.
+    fn from_json(json: &str) -> serde_json::Result<Self>;
+    /// Reads the payload from a JSON value (an upcast payload, a decoded envelope).
+    fn from_json_value(value: serde_json::Value) -> serde_json::Result<Self>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> Payload for T {
+    fn to_json_checked(&self) -> serde_json::Result<String> {
+        encode_checked(self)
+    }
+
+    fn from_json(json: &str) -> serde_json::Result<Self> {
+        serde_json::from_str(json)
+    }
+
+    fn from_json_value(value: serde_json::Value) -> serde_json::Result<Self> {
+        serde_json::from_value(value)
+    }
 }
 
 /// The event enum `#[aggregate]` generates from its `events(..)` list.

@@ -1,5 +1,6 @@
 use cqrs_ddd::prelude::*;
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Opened;
 
 #[event_handler]

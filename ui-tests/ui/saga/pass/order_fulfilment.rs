@@ -83,7 +83,7 @@ impl Fulfilment {
 
 const CORRELATION: &str = "0190a0e4-6d2c-7a3b-8c4d-5e6f708192a3";
 
-fn envelope<E: Event>(payload: E) -> Envelope<E> {
+fn envelope<E: Event + Serialize + serde::de::DeserializeOwned>(payload: E) -> Envelope<E> {
     serde_json::from_value(serde_json::json!({
         "event_id": "0190a0e4-6d2c-7a3b-8c4d-000000000001",
         "stream_type": "Order", "stream_id": "o-1", "version": 1, "position": 0,
