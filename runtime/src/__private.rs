@@ -38,7 +38,7 @@ pub use crate::saga::{Step as SagaStep, send_command as saga_send_command, unkno
 use crate::cqrs::{AggregateCommand, CommandContext, Dep, EventContext, Mediator, QueryContext};
 use crate::domain::{Envelope, Event, EventHeader, Handle, Metadata};
 use crate::ports::StoredEvent;
-use crate::saga::{SagaCommand, SagaHandles};
+use crate::saga::{Saga, SagaCommand, SagaHandles};
 
 /// The body of the `CommandHandler` of a command routed to an aggregate: loads (or finds
 /// staged) the aggregate, runs its `#[handle]` method and stages the events it decides.
@@ -171,7 +171,7 @@ pub fn saga_on_event<'a, S, E>(
     ctx: &'a EventContext,
 ) -> BoxFuture<'a, crate::Result<()>>
 where
-    S: SagaHandles<E>,
+    S: Saga + SagaHandles<E>,
     E: Event,
 {
     Box::pin(async move {
@@ -180,6 +180,23 @@ where
         })?;
         ctx.mediator().sagas().handle::<S, E>(env).await
     })
+}
+
+/// The registration of saga `S`'s step for event `E`: one use of both types, so an
+/// argument that is not an event is one error.
+pub const fn saga_step<S, E>(handler: &'static str) -> EventHandlerRegistration
+where
+    S: Saga + SagaHandles<E>,
+    E: Event,
+{
+    EventHandlerRegistration {
+        handler,
+        event_name: E::NAME,
+        event_type_id: TypeId::of::<E>,
+        deps: &[],
+        call: saga_on_event::<S, E>,
+        asynchronous: true,
+    }
 }
 
 /// Decodes an `Envelope<E>` from JSON, erased (outbox delivery).

@@ -202,6 +202,11 @@ fn step_impl(model: &SagaImpl, step: &StepFn) -> TokenStream {
         (association(model, step, ev), body(model, step))
     };
     let handler = format!("{ident} saga");
+    // One use of the event type outside the impl, spanned on it: a type that is not an
+    // `#[event]` is one error, at the step's argument.
+    let registration = quote_spanned! {ev.span() =>
+        #p::saga_step::<#self_ty, #ev>(::core::concat!(::core::module_path!(), "::", #handler))
+    };
     // Spanned on the event: a type that is not an `#[event]` errors at the step's argument.
     let handles = respan(quote!(#k::saga::SagaHandles<#ev>), ev.span());
     quote! {
@@ -219,14 +224,7 @@ fn step_impl(model: &SagaImpl, step: &StepFn) -> TokenStream {
         }
 
         #p::inventory::submit! {
-            #p::EventHandlerRegistration {
-                handler: ::core::concat!(::core::module_path!(), "::", #handler),
-                event_name: <#ev as #k::Event>::NAME,
-                event_type_id: #p::TypeId::of::<#ev>,
-                deps: &[],
-                call: #p::saga_on_event::<#self_ty, #ev>,
-                asynchronous: true,
-            }
+            #registration
         }
     }
 }

@@ -169,7 +169,7 @@ impl SagaManager {
     /// Handles an event for saga `S`: finds (or starts) its instance, records the step
     /// with its commands, then sends them. An event the instance already processed
     /// changes and sends nothing.
-    pub async fn handle<S: SagaHandles<E>, E: Event>(&self, event: &Envelope<E>) -> Result<()> {
+    pub async fn handle<S: Saga + SagaHandles<E>, E: Event>(&self, event: &Envelope<E>) -> Result<()> {
         let Some(association) = S::associate(event) else { return Ok(()) };
         let meta = &event.header.metadata;
         let key = SagaKey::new(S::NAME, association).with_tenant(meta.tenant_id.clone());

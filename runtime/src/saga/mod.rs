@@ -118,7 +118,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::cqrs::Mediator;
-use crate::domain::{Envelope, Event, Metadata};
+use crate::domain::{Envelope, Metadata};
 use crate::error::Result;
 
 mod engine;
@@ -155,7 +155,7 @@ pub trait Saga: Default + Serialize + DeserializeOwned + Send + Sync + 'static {
     label = "`{Self}` does not react to `{E}`",
     note = "add a `#[step] fn on_it(&mut self, e: &{E}) -> ..` to the saga's `#[saga] impl` block"
 )]
-pub trait SagaHandles<E: Event>: Saga {
+pub trait SagaHandles<E> {
     /// Whether this event starts an instance when none exists for its association.
     const STARTS: bool;
 

@@ -135,7 +135,7 @@ impl<S: Saga> SagaFixture<S> {
     /// Handles `event` as history: what it sends is not kept for [`SagaFixture::sent`].
     pub fn given<E: Event>(mut self, event: E) -> Self
     where
-        S: SagaHandles<E>,
+        S: Saga + SagaHandles<E>,
     {
         self.when(event);
         self.sent.clear();
@@ -145,7 +145,7 @@ impl<S: Saga> SagaFixture<S> {
     /// Handles `event`; [`SagaFixture::sent`] then lists what it sent.
     pub fn when<E: Event>(&mut self, event: E) -> &mut Self
     where
-        S: SagaHandles<E>,
+        S: Saga + SagaHandles<E>,
     {
         let envelope = self.envelope(event);
         self.when_envelope(&envelope)
@@ -154,7 +154,7 @@ impl<S: Saga> SagaFixture<S> {
     /// Handles an envelope (to deliver the same event twice, or with other metadata).
     pub fn when_envelope<E: Event>(&mut self, event: &Envelope<E>) -> &mut Self
     where
-        S: SagaHandles<E>,
+        S: Saga + SagaHandles<E>,
     {
         self.sent.clear();
         let Some(association) = S::associate(event) else { return self };
