@@ -182,6 +182,15 @@ where
     })
 }
 
+/// The registration of a command's handler: one use of the command type, so a handler
+/// of a type that is not a `#[command]` is reported at its impl and here once.
+pub const fn command_handler<C: crate::CommandHandler>(
+    handler: &'static str,
+    deps: &'static [DepKey],
+) -> CommandRegistration {
+    CommandRegistration { name: C::NAME, type_id: TypeId::of::<C>, handler, deps, call: erased_command::<C> }
+}
+
 /// The registration of saga `S`'s step for event `E`: one use of both types, so an
 /// argument that is not an event is one error.
 pub const fn saga_step<S, E>(handler: &'static str) -> EventHandlerRegistration

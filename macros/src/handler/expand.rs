@@ -97,13 +97,7 @@ fn command(model: &HandlerFn) -> TokenStream {
             }
         }
         #p::inventory::submit! {
-            #p::CommandRegistration {
-                name: <#msg as #k::Command>::NAME,
-                type_id: #p::TypeId::of::<#msg>,
-                handler: #name,
-                deps: #deps,
-                call: #p::erased_command::<#msg>,
-            }
+            #p::command_handler::<#msg>(#name, #deps)
         }
     }
 }
