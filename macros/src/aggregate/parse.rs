@@ -53,22 +53,17 @@ pub(crate) fn parse_struct(args: TokenStream, item: &Item) -> syn::Result<(Aggre
     no_generics(&mut errors, generics, "aggregate", "type");
     errors.check()?;
     let opts: AggregateOptions = options::parse("aggregate", args, &mut errors);
-    let missing: Vec<&str> = [
-        ("`id = ..`", opts.id.is_none()),
-        ("`events(..)`", opts.events.is_none()),
-        ("`error = ..`", opts.error.is_none()),
-    ]
-    .into_iter()
-    .filter_map(|(key, missing)| missing.then_some(key))
-    .collect();
-    if !missing.is_empty() {
-        let missing = match missing.as_slice() {
-            [one] => (*one).to_owned(),
-            [init @ .., last] => format!("{} and {last}", init.join(", ")),
-            [] => String::new(),
-        };
-        errors.spanned(ident, format!("`#[aggregate]` needs {missing}; write `{USAGE}`"));
-    }
+    options::require(
+        &mut errors,
+        ident,
+        "aggregate",
+        &[
+            ("`id = ..`", opts.id.is_none()),
+            ("`events(..)`", opts.events.is_none()),
+            ("`error = ..`", opts.error.is_none()),
+        ],
+        USAGE,
+    );
     let mut event_refs = Vec::new();
     if let Some(Arg { key, value: TypeList(list) }) = opts.events {
         if list.is_empty() {

@@ -481,6 +481,18 @@ impl<T: FromMeta> FromMeta for Nested<T> {
     }
 }
 
+/// Reports the required keys that are missing, all in one error on `at`:
+/// "`#[aggregate]` needs `id = ..` and `error = ..`; write `{usage}`".
+pub(crate) fn require(errors: &mut Errors, at: impl ToTokens, macro_name: &str, keys: &[(&str, bool)], usage: &str) {
+    let missing: Vec<&str> = keys.iter().filter(|(_, missing)| *missing).map(|(key, _)| *key).collect();
+    let listed = match missing.as_slice() {
+        [] => return,
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    };
+    errors.spanned(at, format!("`#[{macro_name}]` needs {listed}; write `{usage}`"));
+}
+
 /// The `crate = ..` option every macro takes, defaulting to `::cqrs_ddd`.
 pub(crate) fn krate(arg: Option<Arg<syn::Path>>) -> syn::Path {
     arg.map_or_else(|| syn::parse_quote!(::cqrs_ddd), |a| a.value)

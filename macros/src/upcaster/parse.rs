@@ -33,17 +33,17 @@ pub(crate) fn parse(args: TokenStream, item: &TokenStream) -> syn::Result<(Upcas
     let mut errors = Errors::default();
     let opts: UpcasterOptions = options::parse("upcaster", args, &mut errors);
     let krate = options::krate(opts.krate);
-    let missing: Vec<&str> = [
-        ("`event = ..`", opts.event.is_none()),
-        ("`from = ..`", opts.from.is_none()),
-        ("`to = ..`", opts.to.is_none()),
-    ]
-    .into_iter()
-    .filter_map(|(key, missing)| missing.then_some(key))
-    .collect();
-    if !missing.is_empty() {
-        errors.spanned(&f.sig.ident, format!("`#[upcaster]` needs {}; write `{USAGE}`", missing.join(" and ")));
-    }
+    options::require(
+        &mut errors,
+        &f.sig.ident,
+        "upcaster",
+        &[
+            ("`event = ..`", opts.event.is_none()),
+            ("`from = ..`", opts.from.is_none()),
+            ("`to = ..`", opts.to.is_none()),
+        ],
+        USAGE,
+    );
     let (from, to) = (opts.from.map(|a| a.value.0), opts.to.map(|a| a.value.0));
     if let (Some(from), Some(to)) = (from, to) {
         validate::versions(&mut errors, &f, from, to);
