@@ -563,6 +563,33 @@ mod tests {
     }
 
     #[test]
+    fn hostile_arguments_are_errors_not_panics() {
+        for input in [
+            "= = =",
+            ",,,",
+            "id =",
+            "id = ,",
+            "= Account",
+            "1 = 2",
+            "\"text\"",
+            "id = Vec<",
+            "id = >>, name = \"n\"",
+            "events(,)",
+            "events(1, 2)",
+            "crate = 3",
+            "version = 99999999999999999999",
+            "send_all = [A,, B]",
+            "id::x = A",
+            "# = 1",
+            "id = || {}",
+        ] {
+            let tokens: TokenStream = input.parse().expect("tokens");
+            let (_, errs) = read(tokens);
+            assert!(!errs.is_empty(), "{input:?} was accepted");
+        }
+    }
+
+    #[test]
     fn durations_in_every_unit() {
         assert_eq!(duration_ms("500ms"), Some(500));
         assert_eq!(duration_ms("30s"), Some(30_000));
