@@ -183,6 +183,11 @@ pub(crate) fn joined() -> Option<Joined> {
 }
 
 /// Runs `fut` in `request`'s scope, joining `joined` (none: a new root call may start).
-pub(crate) async fn enter<F: Future>(request: RequestContext, joined: Option<Joined>, fut: F) -> F::Output {
-    SCOPE.scope(Scope { request, joined }, fut).await
+/// Returns the scope's own future, with no `async fn` state machine around it.
+pub(crate) fn enter<F: Future>(
+    request: RequestContext,
+    joined: Option<Joined>,
+    fut: F,
+) -> impl Future<Output = F::Output> {
+    SCOPE.scope(Scope { request, joined }, fut)
 }

@@ -222,10 +222,10 @@ impl Mediator {
             return self.send_nested(cmd, uow, request).await;
         }
         let request = RequestContext::for_root(metadata.as_ref())?;
-        let root = Root::new(self.clone(), request.clone(), idempotency_key);
         if self.rt.middleware.is_empty() {
-            return root.run(cmd).await;
+            return Root::new(self.clone(), request, idempotency_key).run(cmd).await;
         }
+        let root = Root::new(self.clone(), request.clone(), idempotency_key);
         let msg = message(MessageKind::Command, C::NAME, request, false, cmd);
         let terminal = Box::new(move |msg: Message| -> BoxFuture<'_, Result<Reply>> {
             Box::pin(async move {

@@ -85,7 +85,9 @@ impl Root {
             other => return other,
         };
         let Some(decision) = ctx.take_decision() else { return Err(conflict) };
-        let reply = self.decide_again(C::NAME, &*decision, conflict, uow.used_cache()).await;
+        // Boxed: the retry loop's state (a fresh context, a commit, a backoff sleep) is
+        // larger than the rest of this future, and every `send` would carry it inline.
+        let reply = Box::pin(self.decide_again(C::NAME, &*decision, conflict, uow.used_cache())).await;
         downcast_reply::<C::Response>(reply, C::NAME)
     }
 
@@ -191,5 +193,48 @@ impl Root {
         })
         .await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::cqrs::message::Command;
+
+    struct Ping;
+
+    impl Command for Ping {
+        const NAME: &'static str = "Ping";
+        type Response = ();
+    }
+
+    impl CommandHandler for Ping {
+        async fn handle(self, _ctx: &mut CommandContext) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    struct Again;
+
+    impl Decision for Again {
+        fn decide<'a>(&'a self, _ctx: &'a mut CommandContext) -> BoxFuture<'a, Result<Reply>> {
+            Box::pin(async { Ok(Box::new(()) as Reply) })
+        }
+    }
+
+    #[test]
+    fn a_root_run_does_not_carry_the_conflict_retry_inline() {
+        let root = Root::new(crate::App::builder().build().unwrap(), RequestContext::new(), None);
+        let conflict = Error::Conflict { stream: "Ping/1".to_owned(), expected: 0, actual: 1 };
+        let retry = root.decide_again(Ping::NAME, &Again, conflict, false);
+        let run = root.run(Ping);
+        assert!(
+            std::mem::size_of_val(&run) < std::mem::size_of_val(&retry),
+            "a root run's future ({} bytes) holds the retry loop's ({} bytes)",
+            std::mem::size_of_val(&run),
+            std::mem::size_of_val(&retry),
+        );
     }
 }

@@ -93,8 +93,8 @@ impl UnitOfWork {
     }
 
     /// Runs `fut` in `request`'s scope with this unit of work as the current one.
-    pub(crate) async fn enter<F: Future>(&self, request: RequestContext, fut: F) -> F::Output {
-        context::enter(request, Some(self.state.clone()), fut).await
+    pub(crate) fn enter<F: Future>(&self, request: RequestContext, fut: F) -> impl Future<Output = F::Output> {
+        context::enter(request, Some(self.state.clone()), fut)
     }
 
     fn open(&self) -> Result<parking_lot::MutexGuard<'_, UowState>> {
