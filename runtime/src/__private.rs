@@ -191,6 +191,15 @@ pub const fn command_handler<C: crate::CommandHandler>(
     CommandRegistration { name: C::NAME, type_id: TypeId::of::<C>, handler, deps, call: erased_command::<C> }
 }
 
+/// The registration of a query's handler: one use of the query type, so a handler of a
+/// type that is not a `#[query]` is reported at its impl and nowhere else.
+pub const fn query_handler<Q: crate::QueryHandler>(
+    handler: &'static str,
+    deps: &'static [DepKey],
+) -> QueryRegistration {
+    QueryRegistration { name: Q::NAME, type_id: TypeId::of::<Q>, handler, deps }
+}
+
 /// The registration of saga `S`'s step for event `E`: one use of both types, so an
 /// argument that is not an event is one error.
 pub const fn saga_step<S, E>(handler: &'static str) -> EventHandlerRegistration

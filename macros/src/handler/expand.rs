@@ -124,12 +124,7 @@ fn query(model: &HandlerFn) -> TokenStream {
             }
         }
         #p::inventory::submit! {
-            #p::QueryRegistration {
-                name: <#msg as #k::Query>::NAME,
-                type_id: #p::TypeId::of::<#msg>,
-                handler: #name,
-                deps: #deps,
-            }
+            #p::query_handler::<#msg>(#name, #deps)
         }
     }
 }
