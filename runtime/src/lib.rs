@@ -279,6 +279,7 @@ pub mod projection;
 mod registry;
 pub mod saga;
 pub mod scheduling;
+pub mod spec;
 pub mod testing;
 pub mod uow;
 pub mod worker;

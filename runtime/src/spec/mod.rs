@@ -1,0 +1,27 @@
+//! Specifications: conditions on read-model documents that can be composed, sent as
+//! JSON, and evaluated in memory (and, by the SQL store, compiled to SQL).
+//!
+//! ```
+//! use cqrs_ddd::spec::{Op, Spec};
+//! use serde_json::json;
+//!
+//! let available = Spec::leaf("status", Op::Eq, "available") & !Spec::leaf("copies", Op::Lt, 1);
+//! assert!(available.matches(&json!({"status": "available", "copies": 3})).unwrap());
+//! // A missing attribute is unknown, so neither the condition nor its negation matches.
+//! assert!(!available.matches(&json!({"status": "available"})).unwrap());
+//!
+//! // The JSON form is the one the seed toolkit uses.
+//! let spec: Spec = serde_json::from_str(r#"{"op": "or", "conditions": [
+//!     {"op": "in", "attr": "genre", "val": ["poetry", "drama"]},
+//!     {"op": "is_null", "attr": "genre", "val": null}
+//! ]}"#).unwrap();
+//! assert!(spec.matches(&json!({"genre": "drama"})).unwrap());
+//! ```
+
+mod ast;
+mod eval;
+mod op;
+
+pub use ast::{BuildSpecError, Condition, Spec, SpecBuilder, SpecError, SpecErrors};
+pub use eval::{EvalError, Truth};
+pub use op::Op;
