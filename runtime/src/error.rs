@@ -121,6 +121,10 @@ pub enum Error {
     /// `App::build()` found problems in the registries; every one is listed.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// A specification that cannot be answered: a value of the wrong shape for its
+    /// operator, an operator this build does not evaluate.
+    #[error(transparent)]
+    Spec(#[from] crate::spec::EvalError),
     /// A message was rejected before it reached its handler.
     #[error("invalid {message}: {reason}")]
     Validation {

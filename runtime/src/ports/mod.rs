@@ -447,6 +447,59 @@ pub trait ProjectionStore: Send + Sync + 'static {
         let tenant = crate::RequestContext::current().and_then(|r| r.tenant_id);
         self.documents_of(tenant.as_deref(), collection).await
     }
+    /// The documents of `tenant` in a collection that the query selects, in its order and
+    /// page, with only its selected fields. By default the collection is read and the
+    /// query answered in memory (see [`crate::spec`]); a store may answer it itself, with
+    /// the same results.
+    async fn find_of(
+        &self,
+        tenant: Option<&str>,
+        collection: &str,
+        query: &crate::spec::QueryOptions,
+    ) -> Result<Vec<Document>> {
+        let mut parsed = Vec::new();
+        for doc in self.documents_of(tenant, collection).await? {
+            let value = parse_document(collection, &doc)?;
+            parsed.push((doc.id, (doc.version, value)));
+        }
+        let versions: std::collections::HashMap<String, u64> =
+            parsed.iter().map(|(id, (version, _))| (id.clone(), *version)).collect();
+        let found = query.apply(parsed.into_iter().map(|(id, (_, value))| (id, value)).collect())?;
+        Ok(found
+            .into_iter()
+            .map(|(id, value)| Document {
+                version: versions.get(&id).copied().unwrap_or(0),
+                json: value.to_string(),
+                id,
+            })
+            .collect())
+    }
+    /// How many documents of `tenant` in a collection the filter selects (the query's
+    /// order, page and selection do not count).
+    async fn count_of(&self, tenant: Option<&str>, collection: &str, query: &crate::spec::QueryOptions) -> Result<u64> {
+        let mut values = Vec::new();
+        for doc in self.documents_of(tenant, collection).await? {
+            values.push(parse_document(collection, &doc)?);
+        }
+        Ok(query.count(&values)?)
+    }
+    /// [`find_of`](Self::find_of) for the current context's tenant.
+    async fn find(&self, collection: &str, query: &crate::spec::QueryOptions) -> Result<Vec<Document>> {
+        let tenant = crate::RequestContext::current().and_then(|r| r.tenant_id);
+        self.find_of(tenant.as_deref(), collection, query).await
+    }
+    /// [`count_of`](Self::count_of) for the current context's tenant.
+    async fn count(&self, collection: &str, query: &crate::spec::QueryOptions) -> Result<u64> {
+        let tenant = crate::RequestContext::current().and_then(|r| r.tenant_id);
+        self.count_of(tenant.as_deref(), collection, query).await
+    }
+}
+
+/// A stored document's JSON, or a store error naming it.
+fn parse_document(collection: &str, doc: &Document) -> Result<serde_json::Value> {
+    serde_json::from_str(&doc.json).map_err(|e| {
+        crate::Error::Store(format!("document `{}` of collection `{collection}` is not JSON: {e}", doc.id).into())
+    })
 }
 
 /// One projection transaction: document writes, dead letters and the checkpoint move

@@ -21,7 +21,9 @@
 mod ast;
 mod eval;
 mod op;
+mod query;
 
 pub use ast::{BuildSpecError, Condition, Spec, SpecBuilder, SpecError, SpecErrors};
 pub use eval::{EvalError, Truth};
 pub use op::Op;
+pub use query::{Dir, QueryOptions};

@@ -354,3 +354,43 @@ pub async fn a_worker_of_one_tenant_keeps_its_own_checkpoint<D: TestDb>(db: &D) 
     assert_eq!(worker(None).catch_up().await.unwrap(), 5, "the all-tenant worker still sees every event");
     assert_eq!(worker(Some("t2")).catch_up().await.unwrap(), 2);
 }
+
+/// Specifications find and count documents of the tenant in scope only, with the same
+/// order, page, selection and NULL semantics on every store.
+pub async fn documents_are_found_and_counted_by_specification_per_tenant<D: TestDb>(db: &D) {
+    use cqrs_ddd::spec::{Dir, Op, QueryOptions, Spec};
+    let store = db.store().await;
+    let mut tx = store.begin().await.unwrap();
+    let books = [
+        ("t1", "b1", r#"{"title": "Odyssey", "status": "available", "copies": 2}"#),
+        ("t1", "b2", r#"{"title": "Iliad", "status": "lent", "copies": 1}"#),
+        ("t1", "b3", r#"{"title": "Antigone", "status": "available", "copies": 5}"#),
+        ("t1", "b4", r#"{"title": "Medea", "status": null}"#),
+        ("t2", "b1", r#"{"title": "Aeneid", "status": "available", "copies": 9}"#),
+    ];
+    for (tenant, id, json) in books {
+        tx.put_doc(Some(tenant), "books", id, json.to_owned()).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let available = QueryOptions::new().filter(Spec::leaf("status", Op::Eq, "available")).order_by("title", Dir::Asc);
+    let found = in_tenant("t1", store.find("books", &available)).await.unwrap();
+    assert_eq!(found.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["b3", "b1"]);
+    assert_eq!(in_tenant("t1", store.count("books", &available)).await.unwrap(), 2);
+    assert_eq!(in_tenant("t2", store.count("books", &available)).await.unwrap(), 1);
+    assert_eq!(store.count_of(Some("t2"), "books", &available).await.unwrap(), 1);
+
+    // `!=` does not match a null status, and neither does its negation.
+    let not_lent = QueryOptions::new().filter(Spec::leaf("status", Op::Ne, "lent"));
+    assert_eq!(store.count_of(Some("t1"), "books", &not_lent).await.unwrap(), 2);
+    let lent = QueryOptions::new().filter(!Spec::leaf("status", Op::Ne, "lent"));
+    assert_eq!(store.count_of(Some("t1"), "books", &lent).await.unwrap(), 1);
+
+    let page = QueryOptions::new().order_by("copies", Dir::Desc).page(2, 1).select(["title"]);
+    let found = store.find_of(Some("t1"), "books", &page).await.unwrap();
+    let titles: Vec<serde_json::Value> = found.iter().map(|d| serde_json::from_str(&d.json).unwrap()).collect();
+    assert_eq!(titles, [serde_json::json!({"title": "Antigone"}), serde_json::json!({"title": "Odyssey"})]);
+
+    let bad = QueryOptions::new().filter(Spec::leaf("copies", Op::Between, 3));
+    assert!(matches!(store.count_of(Some("t1"), "books", &bad).await, Err(Error::Spec(_))));
+}
