@@ -60,7 +60,9 @@
 //! | two handlers for one command or query | the second handler |
 //! | a command routed to an aggregate that has no `#[handle]` for it | `aggregate = ..` |
 //! | a handler whose return type is not the command's `response` | the return type |
-//! | unknown, duplicate or malformed macro arguments, wrong item kinds, generics | the offending tokens |
+//! | an event type without `Serialize`/`Deserialize`, a saga state without `Default` | the type |
+//! | a handler taking `Dep<dyn Trait>` (take `Dep<Arc<dyn Trait>>`) | the parameter |
+//! | unknown, duplicate or malformed macro arguments (with a did-you-mean), a missing comma, wrong item kinds, generics | the offending tokens |
 //!
 //! What only the running program knows (two event types with one stored name, a
 //! `Dep<T>` never provided, a handler for an unregistered event) is reported by
@@ -165,6 +167,10 @@
 //! [`ProjectionWorker::status`], [`ProjectionWorker::rebuild`] and
 //! [`ProjectionWorker::retry_dead_letter`] are the operations a CLI needs.
 //!
+//! Read models are queried with specifications ([`spec`]): `store.find("books", &query)`
+//! and `store.count(..)` on any [`ports::ProjectionStore`] take a [`spec::QueryOptions`]
+//! (filter, order, page, selected fields) and answer for the tenant in scope.
+//!
 //! Every long-running loop (projection worker, outbox relay, scheduler, saga recovery)
 //! survives transient failures such as a database restart: it retries with capped
 //! exponential backoff and jitter ([`Backoff`]), reports a [`WorkerHealth`] (running, or
@@ -249,7 +255,7 @@
 //!
 //! | feature | default | what it gives |
 //! | --- | --- | --- |
-//! | `macros` | yes | re-exports `#[event]`, `#[aggregate]`, `#[command]`, `#[query]`, `#[command_handler]`, `#[query_handler]`, `#[event_handler]`, `#[upcaster]`, `#[projection]`, `#[saga]` |
+//! | `macros` | yes | re-exports `#[event]`, `#[aggregate]`, `#[command]`, `#[query]`, `#[command_handler]`, `#[query_handler]`, `#[event_handler]`, `#[upcaster]`, `#[projection]`, `#[saga]`, and the method markers `#[handle]`, `#[apply]`, `#[step]`, `#[on]`, `#[reset]` |
 //!
 //! The test kit ([`testing`]) is always compiled: it has no dependencies of its own.
 //!
