@@ -20,10 +20,12 @@
 
 mod ast;
 mod eval;
+mod filter;
 mod op;
 mod query;
 
 pub use ast::{BuildSpecError, Condition, Spec, SpecBuilder, SpecError, SpecErrors};
 pub use eval::{EvalError, Truth};
+pub use filter::{AllowList, DEFAULT_LIMIT, FilterError, MAX_LIMIT, op_alias, parse_filter, parse_query, parse_sort};
 pub use op::Op;
 pub use query::{Dir, QueryOptions};

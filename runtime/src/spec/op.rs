@@ -4,7 +4,7 @@ use std::fmt;
 
 /// A leaf operator. The wire name (`"="`, `"not_in"`, `"json_contains"`, ...) is what the
 /// JSON form carries; it is read case-insensitively.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum Op {
     /// `=`: equal.
