@@ -16,6 +16,7 @@ use std::sync::Arc;
 use cqrs_ddd::outbox::{InProcessPublisher, OutboxRelay};
 use cqrs_ddd::ports::{Cursor, EventStore, Outbox, ProjectionStore, SnapshotStore};
 use cqrs_ddd::prelude::*;
+use cqrs_ddd::spec::{AllowList, Dir, Op, QueryOptions, Spec, parse_query};
 use cqrs_ddd::{ProjectionWorker, SnapshotPolicy, TracingMiddleware};
 use cqrs_ddd_sqlx::{MySqlStore, PgStore, SqliteStore};
 use domain::{Account, AccountError, BalanceView, Balances, Deposit, GetBalance, Notifier, OpenAccount, Withdraw};
@@ -78,6 +79,20 @@ async fn main() -> Result<()> {
         view.balance,
         view.movements,
         worker.lag().await?
+    );
+
+    // The read model answers specifications: in code, and from an HTTP filter string
+    // checked against what callers may filter and sort on.
+    let funded = QueryOptions::new().filter(Spec::leaf("balance", Op::Gt, 0)).order_by("balance", Dir::Desc);
+    let rich = stores.projections.find("balances", &funded).await?;
+    println!("accounts with money: {}", rich.iter().map(|d| d.id.as_str()).collect::<Vec<_>>().join(", "));
+    let allow =
+        AllowList::new().filter_with("balance", [Op::Gt, Op::Ge, Op::Lt, Op::Le]).filter("owner").sort("balance");
+    let from_http = parse_query([("filter", "balance:gte:10,owner:eq:Ada"), ("sort", "-balance")], &allow)
+        .map_err(Error::handler)?;
+    println!(
+        "accounts matching `balance:gte:10,owner:eq:Ada`: {}",
+        stores.projections.count("balances", &from_http).await?
     );
 
     // The outbox: a relay hands the withdrawal to the asynchronous handler.
