@@ -219,9 +219,7 @@ where
 
 /// Decodes an `Envelope<E>` from JSON, erased (outbox delivery).
 pub fn decode_envelope_json<E: Event>(json: &str) -> serde_json::Result<Box<dyn Any + Send + Sync>> {
-    let raw = serde_json::from_str::<Envelope<serde_json::Value>>(json)?;
-    let payload = E::from_json_value(raw.payload)?;
-    Ok(Box::new(Envelope::new(raw.header, payload)))
+    Ok(Box::new(E::envelope_from_json(json)?))
 }
 
 /// Decodes a stored event into a typed envelope, upcasting its payload to `E::VERSION`.

@@ -2,7 +2,6 @@
 //! `#[on]`, `#[reset]`): taken off the item, their options read like a macro's.
 
 use darling::FromMeta;
-use proc_macro2::TokenStream;
 use syn::{Attribute, Meta};
 
 use super::errors::Errors;
@@ -44,14 +43,5 @@ pub(crate) fn options<T: FromMeta + Default>(errors: &mut Errors, attr: &Attribu
             errors.spanned(nv, format!("write the options of `#[{name}]` in parentheses: `#[{name}(..)]`"));
             T::default()
         }
-    }
-}
-
-/// The tokens of an attribute's arguments, for macros that read them as an attribute.
-#[allow(dead_code)]
-pub(crate) fn tokens(attr: &Attribute) -> TokenStream {
-    match &attr.meta {
-        Meta::List(list) => list.tokens.clone(),
-        _ => TokenStream::new(),
     }
 }

@@ -47,8 +47,10 @@ pub trait Payload: Sized {
     fn to_json_checked(&self) -> serde_json::Result<String>;
     /// Reads the payload from JSON text.
     fn from_json(json: &str) -> serde_json::Result<Self>;
-    /// Reads the payload from a JSON value (an upcast payload, a decoded envelope).
+    /// Reads the payload from a JSON value (an upcast payload).
     fn from_json_value(value: serde_json::Value) -> serde_json::Result<Self>;
+    /// Reads a whole envelope of this payload from JSON text (outbox delivery).
+    fn envelope_from_json(json: &str) -> serde_json::Result<Envelope<Self>>;
 }
 
 #[diagnostic::do_not_recommend]
@@ -63,6 +65,10 @@ impl<T: Serialize + DeserializeOwned> Payload for T {
 
     fn from_json_value(value: serde_json::Value) -> serde_json::Result<Self> {
         serde_json::from_value(value)
+    }
+
+    fn envelope_from_json(json: &str) -> serde_json::Result<Envelope<Self>> {
+        serde_json::from_str(json)
     }
 }
 

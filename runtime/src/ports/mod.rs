@@ -457,14 +457,10 @@ pub trait ProjectionStore: Send + Sync + 'static {
         collection: &str,
         query: &crate::spec::QueryOptions,
     ) -> Result<Vec<Document>> {
-        let mut parsed = Vec::new();
-        for doc in self.documents_of(tenant, collection).await? {
-            let value = parse_document(collection, &doc)?;
-            parsed.push((doc.id, (doc.version, value)));
-        }
+        let docs = parse_documents(collection, self.documents_of(tenant, collection).await?)?;
         let versions: std::collections::HashMap<String, u64> =
-            parsed.iter().map(|(id, (version, _))| (id.clone(), *version)).collect();
-        let found = query.apply(parsed.into_iter().map(|(id, (_, value))| (id, value)).collect())?;
+            docs.iter().map(|(doc, _)| (doc.id.clone(), doc.version)).collect();
+        let found = query.apply(docs.into_iter().map(|(doc, value)| (doc.id, value)).collect())?;
         Ok(found
             .into_iter()
             .map(|(id, value)| Document {
@@ -477,11 +473,8 @@ pub trait ProjectionStore: Send + Sync + 'static {
     /// How many documents of `tenant` in a collection the filter selects (the query's
     /// order, page and selection do not count).
     async fn count_of(&self, tenant: Option<&str>, collection: &str, query: &crate::spec::QueryOptions) -> Result<u64> {
-        let mut values = Vec::new();
-        for doc in self.documents_of(tenant, collection).await? {
-            values.push(parse_document(collection, &doc)?);
-        }
-        Ok(query.count(&values)?)
+        let docs = parse_documents(collection, self.documents_of(tenant, collection).await?)?;
+        Ok(query.count(docs.iter().map(|(_, value)| value))?)
     }
     /// [`find_of`](Self::find_of) for the current context's tenant.
     async fn find(&self, collection: &str, query: &crate::spec::QueryOptions) -> Result<Vec<Document>> {
@@ -495,11 +488,17 @@ pub trait ProjectionStore: Send + Sync + 'static {
     }
 }
 
-/// A stored document's JSON, or a store error naming it.
-fn parse_document(collection: &str, doc: &Document) -> Result<serde_json::Value> {
-    serde_json::from_str(&doc.json).map_err(|e| {
-        crate::Error::Store(format!("document `{}` of collection `{collection}` is not JSON: {e}", doc.id).into())
-    })
+/// Each stored document with its JSON read, or a store error naming the one that is not
+/// JSON.
+fn parse_documents(collection: &str, docs: Vec<Document>) -> Result<Vec<(Document, serde_json::Value)>> {
+    docs.into_iter()
+        .map(|doc| match serde_json::from_str(&doc.json) {
+            Ok(value) => Ok((doc, value)),
+            Err(e) => Err(crate::Error::Store(
+                format!("document `{}` of collection `{collection}` is not JSON: {e}", doc.id).into(),
+            )),
+        })
+        .collect()
 }
 
 /// One projection transaction: document writes, dead letters and the checkpoint move

@@ -294,21 +294,7 @@ impl BitAnd for Spec {
 
     /// Both hold; nested `and`s are flattened.
     fn bitand(self, rhs: Spec) -> Spec {
-        match (self, rhs) {
-            (Spec::And(mut a), Spec::And(b)) => {
-                a.extend(b);
-                Spec::And(a)
-            }
-            (Spec::And(mut a), b) => {
-                a.push(b);
-                Spec::And(a)
-            }
-            (a, Spec::And(mut b)) => {
-                b.insert(0, a);
-                Spec::And(b)
-            }
-            (a, b) => Spec::And(vec![a, b]),
-        }
+        join(self, rhs, true)
     }
 }
 
@@ -317,22 +303,21 @@ impl BitOr for Spec {
 
     /// Either holds; nested `or`s are flattened.
     fn bitor(self, rhs: Spec) -> Spec {
-        match (self, rhs) {
-            (Spec::Or(mut a), Spec::Or(b)) => {
-                a.extend(b);
-                Spec::Or(a)
-            }
-            (Spec::Or(mut a), b) => {
-                a.push(b);
-                Spec::Or(a)
-            }
-            (a, Spec::Or(mut b)) => {
-                b.insert(0, a);
-                Spec::Or(b)
-            }
-            (a, b) => Spec::Or(vec![a, b]),
+        join(self, rhs, false)
+    }
+}
+
+/// `a and b` (or `a or b`), a side that is already such a group contributing its children.
+fn join(a: Spec, b: Spec, and: bool) -> Spec {
+    let mut children = Vec::new();
+    for side in [a, b] {
+        match side {
+            Spec::And(c) if and => children.extend(c),
+            Spec::Or(c) if !and => children.extend(c),
+            other => children.push(other),
         }
     }
+    if and { Spec::And(children) } else { Spec::Or(children) }
 }
 
 impl Not for Spec {

@@ -261,8 +261,8 @@ fn leaf(c: &Condition, field: Option<&Value>) -> Result<Truth, EvalError> {
                 None => Truth::Unknown,
             }
         }
-        Op::IsNull | Op::IsNotNull | Op::IsEmpty | Op::IsNotEmpty => unreachable!("answered above"),
-        geometry => return Err(EvalError::Unsupported(geometry)),
+        // The geometry operators (the value-less ones were answered above).
+        other => return Err(EvalError::Unsupported(other)),
     })
 }
 
@@ -278,7 +278,7 @@ fn is_empty(v: &Value) -> bool {
 
 /// SQL comparison: numbers with numbers, texts with texts, booleans with booleans; any
 /// other pair does not compare (unknown).
-fn compare(a: &Value, b: &Value) -> Option<Ordering> {
+pub(crate) fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
             (Some(x), Some(y)) => Some(x.cmp(&y)),

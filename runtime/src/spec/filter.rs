@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::ast::Spec;
-use super::op::{Op, edit_distance};
+use super::op::{Op, closest};
 use super::query::{Dir, QueryOptions};
 
 /// The default page size of a filter request.
@@ -161,10 +161,7 @@ fn suggest(suggestions: &[String]) -> String {
 }
 
 fn close_to<'a>(word: &str, known: impl IntoIterator<Item = &'a String>) -> Vec<String> {
-    let mut scored: Vec<(usize, &String)> =
-        known.into_iter().map(|k| (edit_distance(word, k), k)).filter(|(d, k)| *d <= 2.max(k.len() / 3)).collect();
-    scored.sort();
-    scored.into_iter().take(3).map(|(_, k)| k.clone()).collect()
+    closest(word, known.into_iter().map(String::as_str)).into_iter().map(ToOwned::to_owned).collect()
 }
 
 /// The operator of an alias or wire name.

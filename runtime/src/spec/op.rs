@@ -232,14 +232,7 @@ impl Op {
 
     /// Up to three wire names close to `name`, closest first (for "did you mean").
     pub fn suggestions(name: &str) -> Vec<&'static str> {
-        let lower = name.trim().to_ascii_lowercase();
-        let mut scored: Vec<(usize, &'static str)> = Op::ALL
-            .iter()
-            .map(|op| (edit_distance(&lower, op.name()), op.name()))
-            .filter(|(d, n)| *d <= 2.max(n.len() / 3))
-            .collect();
-        scored.sort_by_key(|(d, _)| *d);
-        scored.into_iter().take(3).map(|(_, n)| n).collect()
+        closest(&name.trim().to_ascii_lowercase(), Op::ALL.iter().map(|op| op.name()))
     }
 }
 
@@ -249,7 +242,15 @@ impl fmt::Display for Op {
     }
 }
 
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+/// Up to three of `known` close to `word` by edit distance, closest first.
+pub(crate) fn closest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut scored: Vec<(usize, &str)> =
+        known.into_iter().map(|k| (edit_distance(word, k), k)).filter(|(d, k)| *d <= 2.max(k.len() / 3)).collect();
+    scored.sort_by_key(|(d, _)| *d);
+    scored.into_iter().take(3).map(|(_, k)| k).collect()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use serde_json::{Map, Value};
 
 use super::ast::Spec;
-use super::eval::EvalError;
+use super::eval::{EvalError, compare};
 
 /// A direction of ordering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,15 +156,9 @@ fn sort_cmp(a: Option<&Value>, b: Option<&Value>) -> Ordering {
         (None, None) => Ordering::Equal,
         (None, Some(_)) => Ordering::Greater,
         (Some(_), None) => Ordering::Less,
-        (Some(a), Some(b)) => match (a, b) {
-            (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
-                (Some(x), Some(y)) => x.cmp(&y),
-                _ => x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(Ordering::Equal),
-            },
-            (Value::String(x), Value::String(y)) => x.cmp(y),
-            (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-            _ => rank(a).cmp(&rank(b)).then_with(|| a.to_string().cmp(&b.to_string())),
-        },
+        (Some(a), Some(b)) => {
+            compare(a, b).unwrap_or_else(|| rank(a).cmp(&rank(b)).then_with(|| a.to_string().cmp(&b.to_string())))
+        }
     }
 }
 
