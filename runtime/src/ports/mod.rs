@@ -476,6 +476,43 @@ pub trait ProjectionStore: Send + Sync + 'static {
         let docs = parse_documents(collection, self.documents_of(tenant, collection).await?)?;
         Ok(query.count(docs.iter().map(|(_, value)| value))?)
     }
+    /// One page of [`find_of`](Self::find_of) with the cursor of the next page (the query
+    /// has a limit and an ordering; the id breaks ties).
+    async fn page_of(
+        &self,
+        tenant: Option<&str>,
+        collection: &str,
+        query: &crate::spec::QueryOptions,
+    ) -> Result<crate::spec::Page<Document>> {
+        let found = self.find_of(tenant, collection, &query.for_page()).await?;
+        Ok(query.page_of(
+            found,
+            |doc| serde_json::from_str(&doc.json).ok().map(|v| (doc.id.clone(), v)),
+            |doc, select| match serde_json::from_str(&doc.json) {
+                Ok(v) => Document { json: crate::spec::project(&v, select).to_string(), ..doc },
+                Err(_) => doc,
+            },
+        ))
+    }
+    /// The groups and measures of an aggregation over the documents of `tenant` in a
+    /// collection, one JSON object per group (see [`crate::spec::Aggregate`]).
+    async fn aggregate_of(
+        &self,
+        tenant: Option<&str>,
+        collection: &str,
+        aggregate: &crate::spec::Aggregate,
+    ) -> Result<Vec<serde_json::Value>> {
+        aggregate.check()?;
+        let docs = parse_documents(collection, self.documents_of(tenant, collection).await?)?;
+        Ok(aggregate.apply(docs.iter().map(|(_, value)| value))?)
+    }
+    /// Builds an index on a collection's documents, if the store has indexes (the SQL
+    /// stores build an expression index on PostgreSQL and SQLite); building it again
+    /// does nothing.
+    async fn ensure_index(&self, collection: &str, index: &crate::spec::Index) -> Result<()> {
+        let _ = (collection, index);
+        Ok(())
+    }
     /// [`find_of`](Self::find_of) for the current context's tenant.
     async fn find(&self, collection: &str, query: &crate::spec::QueryOptions) -> Result<Vec<Document>> {
         let tenant = crate::RequestContext::current().and_then(|r| r.tenant_id);
@@ -485,6 +522,16 @@ pub trait ProjectionStore: Send + Sync + 'static {
     async fn count(&self, collection: &str, query: &crate::spec::QueryOptions) -> Result<u64> {
         let tenant = crate::RequestContext::current().and_then(|r| r.tenant_id);
         self.count_of(tenant.as_deref(), collection, query).await
+    }
+    /// [`page_of`](Self::page_of) for the current context's tenant.
+    async fn page(&self, collection: &str, query: &crate::spec::QueryOptions) -> Result<crate::spec::Page<Document>> {
+        let tenant = crate::RequestContext::current().and_then(|r| r.tenant_id);
+        self.page_of(tenant.as_deref(), collection, query).await
+    }
+    /// [`aggregate_of`](Self::aggregate_of) for the current context's tenant.
+    async fn aggregate(&self, collection: &str, aggregate: &crate::spec::Aggregate) -> Result<Vec<serde_json::Value>> {
+        let tenant = crate::RequestContext::current().and_then(|r| r.tenant_id);
+        self.aggregate_of(tenant.as_deref(), collection, aggregate).await
     }
 }
 

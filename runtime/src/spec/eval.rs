@@ -6,9 +6,10 @@
 //! matches only when the whole specification is true, as a SQL `WHERE` does. So `!=`
 //! and `not_in` do not match a document without the attribute, on every backend.
 //!
-//! A path that crosses a list (`items.sku` over `items: [{sku}, ..]`) holds when it holds
-//! for one element (SQL's `EXISTS`): true if one element is true, else unknown if one is
-//! unknown, else false.
+//! A path that crosses a list (`items[*].sku` over `items: [{sku}, ..]`) holds when it
+//! holds for one element (SQL's `EXISTS`): true if one element is true, else unknown if
+//! one is unknown, else false. An empty list, or a value that is not a list, is a missing
+//! value. See [`Path`](super::Path).
 
 use std::cmp::Ordering;
 
@@ -16,6 +17,7 @@ use serde_json::{Map, Value};
 
 use super::ast::{Condition, Spec};
 use super::op::Op;
+use super::path::{JsonStep, Path, Step, json_path};
 
 /// The truth of a condition under SQL's three-valued logic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +78,10 @@ pub enum EvalError {
     /// feature).
     #[error("operator `{0}` is not evaluated in memory by this build (geometry needs the `geo` feature)")]
     Unsupported(Op),
+    /// An aggregation that cannot be computed (a measure without a field, two results
+    /// with one name).
+    #[error("{0}")]
+    BadAggregate(String),
 }
 
 impl Spec {
@@ -111,26 +117,27 @@ fn condition(c: &Condition, document: &Value) -> Result<Truth, EvalError> {
     if c.op.is_geometry() {
         return Err(EvalError::Unsupported(c.op));
     }
-    let parts: Vec<&str> = c.attr.split('.').collect();
-    resolve(document, &parts, &|field| leaf(c, field))
+    let path = Path::parse(&c.attr).map_err(|reason| bad(c, reason))?;
+    check_value(c)?;
+    resolve(document, &path.steps, &|field| leaf(c, field))
 }
 
-/// Walks `parts` into `value`; over a list, the condition holds for one element.
+/// Walks `steps` into `value`; over a list, the condition holds for one element.
 fn resolve(
     value: &Value,
-    parts: &[&str],
+    steps: &[Step],
     test: &dyn Fn(Option<&Value>) -> Result<Truth, EvalError>,
 ) -> Result<Truth, EvalError> {
-    let Some((first, rest)) = parts.split_first() else { return test(Some(value)) };
-    match value {
-        Value::Object(map) => match map.get(*first) {
+    let Some((first, rest)) = steps.split_first() else { return test(Some(value)) };
+    match (first, value) {
+        (Step::Key(key), Value::Object(map)) => match map.get(key) {
             Some(next) => resolve(next, rest, test),
             None => test(None),
         },
-        Value::Array(items) if !items.is_empty() => {
+        (Step::Each, Value::Array(items)) if !items.is_empty() => {
             let mut acc = Truth::False;
             for item in items {
-                acc = acc.or(resolve(item, parts, test)?);
+                acc = acc.or(resolve(item, rest, test)?);
                 if acc == Truth::True {
                     break;
                 }
@@ -139,6 +146,58 @@ fn resolve(
         }
         _ => test(None),
     }
+}
+
+/// The value of a condition has the shape its operator needs. Checked before any
+/// document is read, so a bad value is an error even on an empty collection, as it is
+/// when the condition is compiled to SQL.
+pub(crate) fn check_value(c: &Condition) -> Result<(), EvalError> {
+    let val = &c.val;
+    let list = || val.as_array().ok_or_else(|| bad(c, "takes a list of values"));
+    match c.op {
+        Op::In | Op::NotIn | Op::All => {
+            list()?;
+        }
+        Op::Between | Op::NotBetween => {
+            if val.as_array().is_none_or(|l| l.len() != 2) {
+                return Err(bad(c, "takes two values, `[low, high]`"));
+            }
+        }
+        Op::Like | Op::NotLike | Op::Ilike => {
+            val.as_str().ok_or_else(|| bad(c, "takes a text pattern"))?;
+        }
+        Op::Contains | Op::Icontains | Op::StartsWith | Op::IstartsWith | Op::EndsWith | Op::IendsWith => {
+            val.as_str().ok_or_else(|| bad(c, "takes a text"))?;
+        }
+        Op::Regex | Op::Iregex => {
+            regex(c)?;
+        }
+        Op::JsonHasKey => {
+            val.as_str().ok_or_else(|| bad(c, "takes a key"))?;
+        }
+        Op::JsonHasAny | Op::JsonHasAll => {
+            val.as_array().filter(|l| l.iter().all(Value::is_string)).ok_or_else(|| bad(c, "takes a list of keys"))?;
+        }
+        Op::JsonPathExists => {
+            json_path(val.as_str().ok_or_else(|| bad(c, "takes a path like `$.a.b[0]`"))?)
+                .map_err(|reason| bad(c, reason))?;
+        }
+        Op::Fts | Op::FtsPhrase => {
+            val.as_str().ok_or_else(|| bad(c, "takes a text"))?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The regular expression of a `regex` or `iregex` condition.
+pub(crate) fn regex(c: &Condition) -> Result<regex::Regex, EvalError> {
+    let pattern = c.val.as_str().ok_or_else(|| bad(c, "takes a regular expression"))?;
+    regex::RegexBuilder::new(pattern)
+        .case_insensitive(c.op == Op::Iregex)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| bad(c, format!("the regular expression does not compile: {e}")))
 }
 
 fn bad(c: &Condition, reason: impl Into<String>) -> EvalError {
@@ -220,12 +279,7 @@ fn leaf(c: &Condition, field: Option<&Value>) -> Result<Truth, EvalError> {
             }
         }
         Op::Regex | Op::Iregex => {
-            let pattern = text(val).ok_or_else(|| bad(c, "takes a regular expression"))?;
-            let re = regex::RegexBuilder::new(&pattern)
-                .case_insensitive(c.op == Op::Iregex)
-                .size_limit(1 << 20)
-                .build()
-                .map_err(|e| bad(c, format!("the regular expression does not compile: {e}")))?;
+            let re = regex(c)?;
             field.as_str().map_or(Truth::Unknown, |s| Truth::from_bool(re.is_match(s)))
         }
         Op::JsonContains => Truth::from_bool(json_contains(field, val)),
@@ -244,7 +298,8 @@ fn leaf(c: &Condition, field: Option<&Value>) -> Result<Truth, EvalError> {
         }
         Op::JsonPathExists => {
             let path = text(val).ok_or_else(|| bad(c, "takes a path like `$.a.b[0]`"))?;
-            Truth::from_bool(json_path(field, &path).is_some())
+            let steps = json_path(&path).map_err(|reason| bad(c, reason))?;
+            Truth::from_bool(follow(field, &steps).is_some())
         }
         Op::Fts | Op::FtsPhrase => {
             let query = text(val).ok_or_else(|| bad(c, "takes a text"))?;
@@ -350,19 +405,28 @@ pub(crate) fn like(text: &str, pattern: &str) -> bool {
 }
 
 /// PostgreSQL's `@>`: objects contain the pairs of the needle, arrays contain each needle
-/// element somewhere, scalars are equal; an array also contains a bare scalar it holds.
-fn json_contains(haystack: &Value, needle: &Value) -> bool {
+/// element somewhere, scalars are equal; and (at the top only) an array contains a bare
+/// scalar it holds.
+pub(crate) fn json_contains(haystack: &Value, needle: &Value) -> bool {
+    match (haystack, needle) {
+        (Value::Array(h), scalar) if !scalar.is_object() && !scalar.is_array() => {
+            h.iter().any(|hv| json_equal(hv, scalar))
+        }
+        _ => contains_inner(haystack, needle),
+    }
+}
+
+fn contains_inner(haystack: &Value, needle: &Value) -> bool {
     match (haystack, needle) {
         (Value::Object(h), Value::Object(n)) => {
-            n.iter().all(|(k, nv)| h.get(k).is_some_and(|hv| json_contains(hv, nv)))
+            n.iter().all(|(k, nv)| h.get(k).is_some_and(|hv| contains_inner(hv, nv)))
         }
-        (Value::Array(h), Value::Array(n)) => n.iter().all(|nv| h.iter().any(|hv| json_contains(hv, nv))),
-        (Value::Array(h), scalar) if !scalar.is_object() => h.iter().any(|hv| hv == scalar),
+        (Value::Array(h), Value::Array(n)) => n.iter().all(|nv| h.iter().any(|hv| contains_inner(hv, nv))),
         (h, n) => json_equal(h, n),
     }
 }
 
-fn json_equal(a: &Value, b: &Value) -> bool {
+pub(crate) fn json_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(_), Value::Number(_)) => compare(a, b) == Some(Ordering::Equal),
         _ => a == b,
@@ -379,27 +443,12 @@ fn has_key(v: &Value, key: &str) -> bool {
     }
 }
 
-/// Follows `$.a.b[0]` (a leading `$` and `.` are optional).
-fn json_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    let path = path.trim().trim_start_matches('$').trim_start_matches('.');
-    let mut current = v;
-    if path.is_empty() {
-        return Some(current);
-    }
-    for segment in path.split('.') {
-        let (name, indexes) = match segment.find('[') {
-            Some(i) => (&segment[..i], &segment[i..]),
-            None => (segment, ""),
-        };
-        if !name.is_empty() {
-            current = current.as_object().and_then(|o: &Map<String, Value>| o.get(name))?;
-        }
-        for index in indexes.split('[').filter(|s| !s.is_empty()) {
-            let n: usize = index.strip_suffix(']')?.trim().parse().ok()?;
-            current = current.as_array()?.get(n)?;
-        }
-    }
-    Some(current)
+/// Follows the steps of a `json_path_exists` path.
+fn follow<'a>(v: &'a Value, steps: &[JsonStep]) -> Option<&'a Value> {
+    steps.iter().try_fold(v, |current, step| match step {
+        JsonStep::Key(k) => current.as_object().and_then(|o: &Map<String, Value>| o.get(k)),
+        JsonStep::Index(i) => current.as_array()?.get(usize::try_from(*i).ok()?),
+    })
 }
 
 #[cfg(test)]
@@ -485,9 +534,15 @@ mod tests {
     fn paths_cross_objects_and_lists() {
         let doc = json!({"address": {"city": "Athens"}, "items": [{"sku": "a"}, {"sku": "b"}, {}]});
         assert!(Spec::leaf("address.city", Op::Eq, "Athens").matches(&doc).unwrap());
-        assert!(Spec::leaf("items.sku", Op::Eq, "b").matches(&doc).unwrap());
-        assert_eq!(holds(&Spec::leaf("items.sku", Op::Eq, "c"), &doc), Truth::Unknown);
-        assert!(!Spec::leaf("items.sku", Op::Eq, "c").matches(&doc).unwrap());
+        assert!(Spec::leaf("items[*].sku", Op::Eq, "b").matches(&doc).unwrap());
+        assert_eq!(holds(&Spec::leaf("items[*].sku", Op::Eq, "c"), &doc), Truth::Unknown);
+        assert!(!Spec::leaf("items[*].sku", Op::Eq, "c").matches(&doc).unwrap());
+        // Without `[*]` a list is not an object: the value is missing.
+        assert_eq!(holds(&Spec::leaf("items.sku", Op::Eq, "b"), &doc), Truth::Unknown);
+        assert!(Spec::unary("items.sku", Op::IsNull).matches(&doc).unwrap());
+        assert!(Spec::unary("items[*].sku", Op::IsNull).matches(&doc).unwrap());
+        assert!(Spec::leaf("address[*]", Op::IsNull, Value::Null).matches(&doc).unwrap());
+        assert!(matches!(Spec::leaf("items..sku", Op::Eq, 1).matches(&doc), Err(EvalError::BadValue { .. })));
     }
 
     #[test]
@@ -501,6 +556,13 @@ mod tests {
                 .unwrap()
         );
         assert!(Spec::leaf("j", Op::JsonHasKey, "a").matches(&doc).unwrap());
+        // A bare scalar is in an array only at the top, as in PostgreSQL.
+        assert!(json_contains(&json!(["a"]), &json!("a")));
+        assert!(json_contains(&json!([1]), &json!(1.0)));
+        assert!(!json_contains(&json!({"a": ["x"]}), &json!({"a": "x"})));
+        assert!(!json_contains(&json!([[1]]), &json!([1])));
+        assert!(json_contains(&json!([[1, 2]]), &json!([[1]])));
+        assert!(!json_contains(&json!([{"a": 1}]), &json!({"a": 1})));
         assert!(Spec::leaf("j", Op::JsonHasAny, json!(["q", "a"])).matches(&doc).unwrap());
         assert!(!Spec::leaf("j", Op::JsonHasAll, json!(["q", "a"])).matches(&doc).unwrap());
         assert!(Spec::leaf("j", Op::JsonPathExists, "$.n.m[1]").matches(&doc).unwrap());

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::ast::Spec;
 use super::op::{Op, closest};
-use super::query::{Dir, QueryOptions};
+use super::query::{Dir, FieldKind, Keyset, Order, QueryOptions};
 
 /// The default page size of a filter request.
 pub const DEFAULT_LIMIT: u64 = 20;
@@ -36,7 +36,7 @@ pub const MAX_LIMIT: u64 = 100;
 #[derive(Debug, Clone, Default)]
 pub struct AllowList {
     filterable: BTreeMap<String, Option<BTreeSet<Op>>>,
-    sortable: BTreeSet<String>,
+    sortable: BTreeMap<String, FieldKind>,
     selectable: BTreeSet<String>,
 }
 
@@ -60,10 +60,16 @@ impl AllowList {
         self
     }
 
-    /// `field` may be a sort key.
+    /// `field` may be a sort key (ordered as [`FieldKind::Any`]).
     #[must_use]
-    pub fn sort(mut self, field: impl Into<String>) -> Self {
-        self.sortable.insert(field.into());
+    pub fn sort(self, field: impl Into<String>) -> Self {
+        self.sort_kind(field, FieldKind::Any)
+    }
+
+    /// `field` may be a sort key, ordered as `kind` (so an index of that kind serves it).
+    #[must_use]
+    pub fn sort_kind(mut self, field: impl Into<String>, kind: FieldKind) -> Self {
+        self.sortable.insert(field.into(), kind);
         self
     }
 
@@ -148,6 +154,9 @@ pub enum FilterError {
     /// A JSON filter that does not read.
     #[error("the JSON filter does not read: {0}")]
     BadJson(String),
+    /// A `cursor` this query did not write.
+    #[error("`cursor` is not a cursor of this query: {0}")]
+    BadCursor(String),
 }
 
 fn suggest(suggestions: &[String]) -> String {
@@ -312,26 +321,26 @@ fn json_node(value: &Value, allow: &AllowList) -> Result<Spec, FilterError> {
 }
 
 /// Reads `sort=-created_at,name`, checked against `allow`.
-pub fn parse_sort(sort: &str, allow: &AllowList) -> Result<Vec<(String, Dir)>, FilterError> {
+pub fn parse_sort(sort: &str, allow: &AllowList) -> Result<Vec<Order>, FilterError> {
     let mut out = Vec::new();
     for key in sort.split(',').map(str::trim).filter(|k| !k.is_empty()) {
         let (field, dir) = match key.strip_prefix('-') {
             Some(f) => (f.trim(), Dir::Desc),
             None => (key.strip_prefix('+').unwrap_or(key).trim(), Dir::Asc),
         };
-        if !allow.sortable.contains(field) {
+        let Some(kind) = allow.sortable.get(field) else {
             return Err(FilterError::FieldNotSortable {
                 field: field.to_owned(),
-                suggestions: close_to(field, &allow.sortable),
+                suggestions: close_to(field, allow.sortable.keys()),
             });
-        }
-        out.push((field.to_owned(), dir));
+        };
+        out.push(Order { field: field.to_owned(), dir, kind: *kind });
     }
     Ok(out)
 }
 
-/// Reads a query string's `filter`, `sort`, `fields`, `limit` and `offset` parameters
-/// into [`QueryOptions`], checked against `allow`.
+/// Reads a query string's `filter`, `sort`, `fields`, `limit`, `offset` and `cursor`
+/// parameters into [`QueryOptions`], checked against `allow`.
 ///
 /// ```
 /// use cqrs_ddd::spec::{AllowList, Op, parse_query};
@@ -351,6 +360,7 @@ pub fn parse_query<'a>(
 ) -> Result<QueryOptions, FilterError> {
     let mut query = QueryOptions::new();
     let mut limit = DEFAULT_LIMIT;
+    let mut cursor = None;
     for (key, value) in params {
         match key {
             "filter" => {
@@ -379,6 +389,9 @@ pub fn parse_query<'a>(
                     .ok_or_else(|| FilterError::BadNumber { param: "limit", value: value.to_owned() })?
                     .min(MAX_LIMIT);
             }
+            "cursor" if !value.trim().is_empty() => {
+                cursor = Some(Keyset::decode(value).map_err(|e| FilterError::BadCursor(e.0))?);
+            }
             "offset" => {
                 query.offset = value
                     .trim()
@@ -389,6 +402,12 @@ pub fn parse_query<'a>(
         }
     }
     query.limit = Some(limit);
+    if let Some(keyset) = cursor {
+        if keyset.values.len() != query.order.len() {
+            return Err(FilterError::BadCursor("it was written for another sort".to_owned()));
+        }
+        query.after = Some(keyset);
+    }
     Ok(query)
 }
 
@@ -459,7 +478,13 @@ mod tests {
         let q =
             parse_query([("sort", "-price,name"), ("limit", "500"), ("offset", "40"), ("fields", "name")], &allow())
                 .unwrap();
-        assert_eq!(q.order, [("price".to_owned(), Dir::Desc), ("name".to_owned(), Dir::Asc)]);
+        assert_eq!(
+            q.order,
+            [
+                Order { field: "price".to_owned(), dir: Dir::Desc, kind: FieldKind::Any },
+                Order { field: "name".to_owned(), dir: Dir::Asc, kind: FieldKind::Any }
+            ]
+        );
         assert_eq!((q.limit, q.offset), (Some(MAX_LIMIT), 40));
         assert_eq!(q.select, ["name"]);
     }

@@ -18,14 +18,18 @@
 //! assert!(spec.matches(&json!({"genre": "drama"})).unwrap());
 //! ```
 
+mod aggregate;
 mod ast;
 mod eval;
 mod filter;
 mod op;
+mod path;
 mod query;
 
+pub use aggregate::{AggFn, Aggregate, Measure, number};
 pub use ast::{BuildSpecError, Condition, Spec, SpecBuilder, SpecError, SpecErrors};
 pub use eval::{EvalError, Truth};
 pub use filter::{AllowList, DEFAULT_LIMIT, FilterError, MAX_LIMIT, op_alias, parse_filter, parse_query, parse_sort};
 pub use op::Op;
-pub use query::{Dir, QueryOptions};
+pub use path::{JsonStep, Path, Step, json_path};
+pub use query::{CursorError, Dir, FieldKind, Index, Keyset, Order, Page, QueryOptions, project};
