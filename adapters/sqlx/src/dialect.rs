@@ -29,6 +29,18 @@ pub(crate) mod sealed {
     pub trait Sealed {}
 }
 
+/// Which SQL the specification compiler writes.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// PostgreSQL: `jsonb`.
+    Postgres,
+    /// SQLite: JSON text and JSON1.
+    Sqlite,
+    /// MariaDB: JSON text.
+    MariaDb,
+}
+
 /// A database the [`SqlStore`] runs on (sealed).
 pub trait Dialect: sealed::Sealed + Clone + Send + Sync + Sized + 'static {
     /// The sqlx database.
@@ -40,6 +52,9 @@ pub trait Dialect: sealed::Sealed + Clone + Send + Sync + Sized + 'static {
 
     /// The database's name in errors.
     const NAME: &'static str;
+    /// The SQL the specification compiler writes.
+    #[doc(hidden)]
+    const FLAVOR: Flavor;
     /// The statement that begins a transaction that will write (SQLite takes its write
     /// lock at once with `BEGIN IMMEDIATE`, so two writers queue instead of deadlocking).
     const BEGIN_WRITE: Option<&'static str> = None;

@@ -309,6 +309,7 @@ mod postgres;
 mod projection;
 mod rows;
 mod saga;
+mod spec;
 mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;

@@ -95,6 +95,7 @@ impl Dialect for MySql {
     type Row = MySqlRow;
 
     const NAME: &'static str = "MariaDB/MySQL";
+    const FLAVOR: crate::dialect::Flavor = crate::dialect::Flavor::MariaDb;
     const RETURNING: bool = false;
     const ON_CONFLICT_SKIP: &'static str = "";
     /// One round trip: the statements go as one text query.

@@ -146,6 +146,7 @@ impl Dialect for Postgres {
     type Row = PgRow;
 
     const NAME: &'static str = "PostgreSQL";
+    const FLAVOR: crate::dialect::Flavor = crate::dialect::Flavor::Postgres;
     const COMMIT_ORDER: bool = true;
 
     fn prefix(&self) -> &str {

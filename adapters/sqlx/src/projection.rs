@@ -11,12 +11,14 @@ use cqrs_ddd::{Error, Result};
 use crate::common::{
     Txn, checkpoint_conflict, is_unique_violation, lease_until, store_err, tenant, tenant_column, to_i64,
 };
-use crate::dialect::{Dialect, at, instant};
+use crate::dialect::{Dialect, Flavor, at, instant, number_placeholders};
 use crate::exec::{SqlConn, Stmt, Value};
 use crate::rows::{self, Cols, DOCUMENT_COLUMNS};
+use crate::spec::{Arg, Compiler, Frag, aggregate_row};
 use crate::sql::{ROWS_PER_INSERT, with_list};
 use crate::storable::{check_document, lossy, refusal};
 use crate::store::SqlStore;
+use cqrs_ddd::spec::{Aggregate, EvalError, Index, QueryOptions, project};
 
 /// A statement of a projection transaction failed. Deadlocks and serialization failures
 /// (SQLSTATE 40P01, 40001) mean another worker collided with this one: a conflict, which
@@ -115,6 +117,119 @@ impl<D: Dialect> ProjectionStore for SqlStore<D> {
         let rows = self.conn().await?.rows(stmt).await.map_err(store_err)?;
         rows.iter().map(rows::document::<D>).collect()
     }
+
+    /// Compiled to one `SELECT` (see [`crate::spec`](self)): filter, order, keyset and
+    /// page in SQL; the selected fields are cut from the found documents.
+    async fn find_of(&self, tenant: Option<&str>, collection: &str, query: &QueryOptions) -> Result<Vec<Document>> {
+        let frag = Compiler::new(D::FLAVOR).find(&self.documents_table(), collection, tenant_column(tenant)?, query)?;
+        let sql = Self::compiled_sql(&frag);
+        let rows = self.conn().await?.rows(compiled_stmt(&sql, &frag)).await.map_err(query_err)?;
+        let mut docs = rows.iter().map(rows::document::<D>).collect::<Result<Vec<_>>>()?;
+        if !query.select.is_empty() {
+            for doc in &mut docs {
+                let value: serde_json::Value = serde_json::from_str(&doc.json)
+                    .map_err(|e| Error::store(format!("document `{collection}/{}` is not JSON: {e}", doc.id)))?;
+                doc.json = project(&value, &query.select).to_string();
+            }
+        }
+        Ok(docs)
+    }
+
+    /// `SELECT count(*)` with the query's filter.
+    async fn count_of(&self, tenant: Option<&str>, collection: &str, query: &QueryOptions) -> Result<u64> {
+        let frag =
+            Compiler::new(D::FLAVOR).count(&self.documents_table(), collection, tenant_column(tenant)?, query)?;
+        let sql = Self::compiled_sql(&frag);
+        let row = self.conn().await?.row(compiled_stmt(&sql, &frag)).await.map_err(query_err)?;
+        match row {
+            Some(r) => Cols::<D>::of(&r).count("n", "document count"),
+            None => Ok(0),
+        }
+    }
+
+    /// `GROUP BY` with the measures, in SQL.
+    async fn aggregate_of(
+        &self,
+        tenant: Option<&str>,
+        collection: &str,
+        aggregate: &Aggregate,
+    ) -> Result<Vec<serde_json::Value>> {
+        let frag = Compiler::new(D::FLAVOR).aggregate(
+            &self.documents_table(),
+            collection,
+            tenant_column(tenant)?,
+            aggregate,
+        )?;
+        let sql = Self::compiled_sql(&frag);
+        let rows = self.conn().await?.rows(compiled_stmt(&sql, &frag)).await.map_err(query_err)?;
+        rows.iter()
+            .map(|row| {
+                let c = Cols::<D>::of(row);
+                aggregate_row(aggregate, |col| c.text_opt(col).map_err(store_err))
+            })
+            .collect()
+    }
+
+    /// An expression index on PostgreSQL and SQLite (the collection, the tenant, then
+    /// each field's typed expression); MariaDB has no expression indexes, so nothing.
+    async fn ensure_index(&self, collection: &str, index: &Index) -> Result<()> {
+        let Some(sql) = Compiler::new(D::FLAVOR).index(self.dialect.prefix(), collection, index)? else {
+            return Ok(());
+        };
+        self.conn().await?.script(&sql).await.map_err(store_err)
+    }
+}
+
+impl<D: Dialect> SqlStore<D> {
+    fn documents_table(&self) -> String {
+        format!("{}documents", self.dialect.prefix())
+    }
+
+    fn compiled_sql(frag: &Frag) -> String {
+        if D::FLAVOR == Flavor::Postgres { number_placeholders(&frag.sql) } else { frag.sql.clone() }
+    }
+
+    /// The database's plan for a query of documents (PostgreSQL's `EXPLAIN`, SQLite's
+    /// `EXPLAIN QUERY PLAN`, MariaDB's `EXPLAIN`), one line per row: to check that a
+    /// declared index serves it.
+    pub async fn explain(&self, tenant: Option<&str>, collection: &str, query: &QueryOptions) -> Result<String> {
+        let frag = Compiler::new(D::FLAVOR).find(&self.documents_table(), collection, tenant_column(tenant)?, query)?;
+        let (prefix, column) = match D::FLAVOR {
+            Flavor::Postgres => ("EXPLAIN ", "QUERY PLAN"),
+            Flavor::Sqlite => ("EXPLAIN QUERY PLAN ", "detail"),
+            Flavor::MariaDb => ("EXPLAIN ", "key"),
+        };
+        let sql = format!("{prefix}{}", Self::compiled_sql(&frag));
+        let rows = self.conn().await?.rows(compiled_stmt(&sql, &frag)).await.map_err(query_err)?;
+        let mut lines = Vec::new();
+        for row in &rows {
+            lines.push(Cols::<D>::of(row).text_opt(column).map_err(store_err)?.unwrap_or_default());
+        }
+        Ok(lines.join("\n"))
+    }
+}
+
+fn compiled_stmt<'q>(sql: &'q str, frag: &Frag) -> Stmt<'q> {
+    frag.args.iter().fold(Stmt::new(sql), |stmt, arg| match arg {
+        Arg::Text(t) => stmt.arg(Value::String(t.clone())),
+        Arg::Int(i) => stmt.int(*i),
+    })
+}
+
+/// A compiled query failed: a regular expression the database refused is the filter's
+/// fault, not the store's.
+fn query_err(e: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(db) = &e {
+        let msg = db.message().to_ascii_lowercase();
+        if msg.contains("regular expression") || msg.contains("regexp") || msg.contains("regex") {
+            return Error::Spec(EvalError::BadValue {
+                attr: String::new(),
+                op: cqrs_ddd::spec::Op::Regex,
+                reason: format!("the database refused the regular expression: {}", db.message()),
+            });
+        }
+    }
+    store_err(e)
 }
 
 /// A projection transaction; its connection (for the application's own rows) is the

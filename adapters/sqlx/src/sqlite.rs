@@ -54,7 +54,8 @@ impl SqlStore<Sqlite> {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            .with_regexp();
         let file = options.get_filename().to_path_buf();
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(|e| {
             Error::Connect { backend: "SQLite", target: file.display().to_string(), reason: open_failure(&file, &e) }
@@ -62,7 +63,8 @@ impl SqlStore<Sqlite> {
         Ok(Self::from_pool(pool))
     }
 
-    /// Uses an existing pool.
+    /// Uses an existing pool. Specifications with `regex` need its connect options to
+    /// have `with_regexp()` (sqlx's `regexp` feature), as [`connect`](Self::connect)'s do.
     pub fn from_pool(pool: SqlitePool) -> Self {
         SqlStore::with(pool, Sqlite)
     }
@@ -74,6 +76,7 @@ impl Dialect for Sqlite {
     type Row = SqliteRow;
 
     const NAME: &'static str = "SQLite";
+    const FLAVOR: crate::dialect::Flavor = crate::dialect::Flavor::Sqlite;
     const BEGIN_WRITE: Option<&'static str> = Some("BEGIN IMMEDIATE");
     const AUTOCOMMIT_APPEND: bool = true;
     const SKIP_LOCKED: &'static str = "";

@@ -11,6 +11,7 @@ use common::hardening::*;
 use common::projections::*;
 use common::saga_engine::*;
 use common::sagas::*;
+use common::specs::*;
 use common::tenancy::*;
 use common::*;
 use cqrs_ddd::Result;

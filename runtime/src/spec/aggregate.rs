@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::ast::Spec;
-use super::eval::{EvalError, check_value};
-use super::path::Path;
+use super::eval::EvalError;
 use super::query::{lookup, plain_path, sort_cmp};
 
 /// An aggregate function.
@@ -141,12 +140,7 @@ impl Aggregate {
     pub fn check(&self) -> Result<(), EvalError> {
         if let Some(spec) = &self.spec {
             for c in spec.conditions() {
-                Path::parse(&c.attr).map_err(|reason| EvalError::BadValue {
-                    attr: c.attr.clone(),
-                    op: c.op,
-                    reason,
-                })?;
-                check_value(c)?;
+                c.check()?;
             }
         }
         let mut names: Vec<&str> = Vec::new();

@@ -113,12 +113,21 @@ impl Spec {
     }
 }
 
+impl Condition {
+    /// Checks what does not depend on a document: the path and the value's shape. A
+    /// store that compiles the condition refuses the same conditions the evaluator does.
+    pub fn check(&self) -> Result<Path, EvalError> {
+        let path = Path::parse(&self.attr).map_err(|reason| bad(self, reason))?;
+        check_value(self)?;
+        Ok(path)
+    }
+}
+
 fn condition(c: &Condition, document: &Value) -> Result<Truth, EvalError> {
     if c.op.is_geometry() {
         return Err(EvalError::Unsupported(c.op));
     }
-    let path = Path::parse(&c.attr).map_err(|reason| bad(c, reason))?;
-    check_value(c)?;
+    let path = c.check()?;
     resolve(document, &path.steps, &|field| leaf(c, field))
 }
 
@@ -151,17 +160,15 @@ fn resolve(
 /// The value of a condition has the shape its operator needs. Checked before any
 /// document is read, so a bad value is an error even on an empty collection, as it is
 /// when the condition is compiled to SQL.
-pub(crate) fn check_value(c: &Condition) -> Result<(), EvalError> {
+fn check_value(c: &Condition) -> Result<(), EvalError> {
     let val = &c.val;
     let list = || val.as_array().ok_or_else(|| bad(c, "takes a list of values"));
     match c.op {
         Op::In | Op::NotIn | Op::All => {
             list()?;
         }
-        Op::Between | Op::NotBetween => {
-            if val.as_array().is_none_or(|l| l.len() != 2) {
-                return Err(bad(c, "takes two values, `[low, high]`"));
-            }
+        Op::Between | Op::NotBetween if val.as_array().is_none_or(|l| l.len() != 2) => {
+            return Err(bad(c, "takes two values, `[low, high]`"));
         }
         Op::Like | Op::NotLike | Op::Ilike => {
             val.as_str().ok_or_else(|| bad(c, "takes a text pattern"))?;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::ast::Spec;
-use super::eval::{EvalError, check_value, compare};
+use super::eval::{EvalError, compare};
 use super::op::Op;
 use super::path::Path;
 
@@ -39,7 +39,7 @@ pub enum FieldKind {
 impl FieldKind {
     /// The value of `field` as this kind orders it: `None` when missing or of another
     /// type.
-    pub fn of<'a>(self, field: Option<&'a Value>) -> Option<&'a Value> {
+    pub fn of(self, field: Option<&Value>) -> Option<&Value> {
         let v = field.filter(|v| !v.is_null())?;
         let fits = match self {
             FieldKind::Text => v.is_string(),
@@ -232,8 +232,7 @@ impl QueryOptions {
     pub fn check(&self) -> Result<(), EvalError> {
         if let Some(spec) = &self.spec {
             for c in spec.conditions() {
-                Path::parse(&c.attr).map_err(|reason| bad_field(&c.attr, reason))?;
-                check_value(c)?;
+                c.check()?;
             }
         }
         for field in self.order.iter().map(|o| &o.field).chain(&self.select) {

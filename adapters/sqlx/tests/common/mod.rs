@@ -11,6 +11,7 @@ pub mod projections;
 pub mod proxy;
 pub mod saga_engine;
 pub mod sagas;
+pub mod specs;
 pub mod tenancy;
 
 use std::collections::HashSet;
@@ -73,6 +74,12 @@ macro_rules! every_store_contract {
     };
 }
 
+/// How many random cases the differential specification test runs (`SPEC_CASES`,
+/// 60 by default).
+pub fn spec_cases() -> u32 {
+    std::env::var("SPEC_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(60)
+}
+
 /// Runs `$runner!` over the contracts every SQL store must pass (raw SQL, sizes of the
 /// calling file: `MESSAGES`).
 #[allow(unused_macros)] // not on the memory store
@@ -80,6 +87,8 @@ macro_rules! every_sql_contract {
     ($runner:ident $(, $db:ty)?) => {
         $runner! { $($db;)?
             concurrent_commands_on_one_aggregate_lose_no_update => concurrent_commands_lose_no_update(16, 200);
+            specifications_agree_with_memory => random_specifications_agree_with_memory(spec_cases());
+            declared_indexes_serve_the_same_answers => declared_indexes_are_built_and_queries_still_agree();
             tailing_reader_sees_every_event_exactly_once => tailing_reader_never_skips_a_late_commit(8, 25);
             a_corrupted_payload_names_stream_and_version => corrupted_payload_is_a_serialization_error();
             a_failed_command_leaves_no_event_state_or_outbox_row => rollback_leaves_no_trace();
