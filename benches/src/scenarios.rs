@@ -83,6 +83,7 @@ impl Backend {
 pub(crate) enum Unit {
     CommandsPerSec,
     EventsPerSec,
+    QueriesPerSec,
     Micros,
     Nanos,
     Millis,
@@ -94,6 +95,7 @@ impl Unit {
         match self {
             Unit::CommandsPerSec => "commands/s",
             Unit::EventsPerSec => "events/s",
+            Unit::QueriesPerSec => "queries/s",
             Unit::Micros => "us",
             Unit::Nanos => "ns",
             Unit::Millis => "ms",
@@ -102,7 +104,7 @@ impl Unit {
     }
 
     pub(crate) fn higher_is_better(self) -> bool {
-        matches!(self, Unit::CommandsPerSec | Unit::EventsPerSec)
+        matches!(self, Unit::CommandsPerSec | Unit::EventsPerSec | Unit::QueriesPerSec)
     }
 }
 
@@ -144,6 +146,10 @@ pub(crate) const MEDIATOR_SEND: &str = "mediator_overhead";
 pub(crate) const MEDIATOR_DIRECT: &str = "direct_call";
 pub(crate) const PG_BATCH: &str = "pg_batch100";
 pub(crate) const PROJECTION: &str = "projection_catchup";
+/// Scenario 15: a read model of this many documents, one tenth of them "available".
+pub(crate) const SPEC_DOCUMENTS: usize = 100_000;
+pub(crate) const SPEC_PAGE: &str = "spec_page_100k";
+pub(crate) const SPEC_COUNT: &str = "spec_count_100k";
 /// Scenario 8: the events a projection catches up on, spread over this many accounts.
 pub(crate) const PROJECTION_EVENTS: usize = 100_000;
 pub(crate) const PROJECTION_ACCOUNTS: usize = 1_000;
@@ -172,6 +178,7 @@ pub(crate) enum Group {
     MyLoad,
     LiteSeq,
     LiteLoad,
+    Spec,
 }
 
 impl Group {
@@ -195,6 +202,7 @@ impl Group {
         Group::MyLoad,
         Group::LiteSeq,
         Group::LiteLoad,
+        Group::Spec,
     ];
 
     /// The name of a cell on the command line of the child process.
@@ -217,6 +225,7 @@ impl Group {
             Group::MyLoad => "my_load",
             Group::LiteSeq => "lite_seq",
             Group::LiteLoad => "lite_load",
+            Group::Spec => "spec",
         }
     }
 
@@ -228,9 +237,13 @@ impl Group {
     pub(crate) fn backend(self) -> Backend {
         match self {
             Group::MemSpread | Group::MemLong | Group::Mediator => Backend::Memory,
-            Group::PgSeq | Group::PgConc16 | Group::PgBatch100 | Group::Load | Group::Projection | Group::LoadRss => {
-                Backend::Postgres
-            }
+            Group::PgSeq
+            | Group::PgConc16
+            | Group::PgBatch100
+            | Group::Load
+            | Group::Projection
+            | Group::LoadRss
+            | Group::Spec => Backend::Postgres,
             #[cfg(feature = "mysql")]
             Group::MySeq | Group::MyConc16 | Group::MyLoad => Backend::MariaDb,
             Group::LiteSeq | Group::LiteLoad => Backend::Sqlite,
@@ -241,7 +254,7 @@ impl Group {
         match self {
             Group::MemSpread | Group::MemLong => &[Contender::Ours, Contender::CqrsEs],
             Group::Mediator => &[Contender::Ours],
-            Group::Projection => &[Contender::Ours, Contender::Sqlx],
+            Group::Projection | Group::Spec => &[Contender::Ours, Contender::Sqlx],
             // MariaDB and SQLite: no cqrs-es column (postgres-es is PostgreSQL only).
             _ if self.backend() != Backend::Postgres => &[Contender::Ours, Contender::Sqlx],
             _ => &Contender::ALL,
@@ -249,7 +262,7 @@ impl Group {
     }
 
     pub(crate) fn rows(self) -> Vec<Row> {
-        use Unit::{CommandsPerSec, EventsPerSec, MiB, Micros, Millis, Nanos};
+        use Unit::{CommandsPerSec, EventsPerSec, MiB, Micros, Millis, Nanos, QueriesPerSec};
         let rate = |ids: RateIds| vec![row(ids[0], CommandsPerSec), row(ids[1], Micros), row(ids[2], Micros)];
         match self {
             Group::MemSpread => rate(MEM_SPREAD),
@@ -269,6 +282,7 @@ impl Group {
             Group::MyLoad => MY_LOADS.iter().map(|&(_, id)| row(id, Millis)).collect(),
             Group::LiteSeq => rate(LITE_SEQ),
             Group::LiteLoad => LITE_LOADS.iter().map(|&(_, id)| row(id, Millis)).collect(),
+            Group::Spec => vec![row(SPEC_PAGE, QueriesPerSec), row(SPEC_COUNT, QueriesPerSec)],
         }
     }
 
@@ -331,6 +345,11 @@ impl Group {
                 thousands(w.pg_aggregates)
             ),
             Group::LiteLoad => "14. SQLite file, load of one aggregate of 1k / 10k / 100k events: ms".to_owned(),
+            Group::Spec => format!(
+                "15. Postgres, a read model of {} documents with a declared index: a specification's page of 20 \
+                 (filter + order) and its count: queries/s (sqlx: the same queries written by hand)",
+                thousands(SPEC_DOCUMENTS)
+            ),
         }
     }
 
@@ -382,6 +401,8 @@ pub(crate) struct Workload {
     pub(crate) batch_events: u32,
     /// Timed loads per repetition for 1k, 10k and 100k events (after one warm-up load).
     pub(crate) loads_timed: [usize; 3],
+    /// Queries of each kind per repetition of scenario 15.
+    pub(crate) spec_queries: usize,
 }
 
 impl Workload {
@@ -399,6 +420,7 @@ impl Workload {
             batch_commands: 200,
             batch_events: 100,
             loads_timed: [20, 10, 3],
+            spec_queries: 2_000,
         };
         if !quick {
             return full;
@@ -408,6 +430,7 @@ impl Workload {
             long_window: Window { max_commands: 200, budget: Duration::from_millis(300) },
             mediator_calls: 300_000,
             loads_timed: [5, 3, 1],
+            spec_queries: 500,
             ..full
         }
     }

@@ -157,6 +157,13 @@ async fn workers_ride_out_a_database_outage() {
 /// Messages for the two-relay test.
 const MESSAGES: usize = 10_000;
 
+#[tokio::test]
+async fn the_available_books_query_uses_its_declared_index() {
+    let db = Pg::new().await;
+    common::specs::the_available_books_query_uses_its_declared_index(&db, 100_000).await;
+    db.drop().await;
+}
+
 every_store_contract!(on_own_database, Pg);
 every_sql_contract!(on_own_database, Pg);
 

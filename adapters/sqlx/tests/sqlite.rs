@@ -124,6 +124,13 @@ kill_tests!(Lite);
 /// Messages for the two-relay test.
 const MESSAGES: usize = 2_000;
 
+#[tokio::test]
+async fn the_available_books_query_uses_its_declared_index() {
+    let db = Lite::new().await;
+    common::specs::the_available_books_query_uses_its_declared_index(&db, 20_000).await;
+    db.drop().await;
+}
+
 every_store_contract!(on_own_database, Lite);
 every_sql_contract!(on_own_database, Lite);
 

@@ -26,7 +26,7 @@ use crate::stats::count_f64;
 
 const SCHEMA: &str = "cqrs_ddd";
 
-async fn store(target: &Target, connections: u32) -> Result<PgStore, BenchError> {
+pub(crate) async fn store(target: &Target, connections: u32) -> Result<PgStore, BenchError> {
     let pool = PgPoolOptions::new()
         .max_connections(connections)
         .test_before_acquire(false)

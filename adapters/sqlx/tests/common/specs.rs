@@ -353,3 +353,58 @@ pub async fn declared_indexes_are_built_and_queries_still_agree<D: TestDb>(db: &
         store.find_of(Some(&tenant), "books", &q).await.unwrap().into_iter().map(|d| d.id).collect();
     assert_eq!(found, ["2", "1"]);
 }
+
+/// The "available books" query of a collection of `n` documents is served by the index
+/// its read model declares (the database's own plan says so).
+pub async fn the_available_books_query_uses_its_declared_index<D: TestDb>(db: &D, n: usize)
+where
+    D::Store: Explain,
+{
+    let store = db.store().await;
+    let tenant = "library";
+    store.ensure_index("books", &Index::on("status", FieldKind::Text).then("title", FieldKind::Text)).await.unwrap();
+    let statuses = ["available", "lent", "lost", "repair", "reserved", "sold", "gone", "draft", "archived", "hold"];
+    for chunk in (0..n).collect::<Vec<_>>().chunks(2000) {
+        let mut tx = store.begin().await.unwrap();
+        let docs = chunk
+            .iter()
+            .map(|i| {
+                (
+                    format!("b{i:06}"),
+                    json!({"title": format!("t{}", i * 7919 % n), "status": statuses[i % 10]}).to_string(),
+                )
+            })
+            .collect();
+        tx.put_docs(Some(tenant), "books", docs).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    db.exec("ANALYZE {t}documents").await;
+    let q = QueryOptions::new()
+        .filter(Spec::leaf("status", Op::Eq, "available"))
+        .order_by_kind("title", Dir::Asc, FieldKind::Text)
+        .limit(20);
+    let plan = store.explain_of(Some(tenant), "books", &q).await;
+    assert!(plan.contains("documents_ix_"), "the plan does not use the declared index:\n{plan}");
+    let found = store.find_of(Some(tenant), "books", &q).await.unwrap();
+    assert_eq!(found.len(), 20);
+    assert_eq!(
+        store
+            .count_of(Some(tenant), "books", &QueryOptions::new().filter(Spec::leaf("status", Op::Eq, "available")))
+            .await
+            .unwrap(),
+        n as u64 / 10
+    );
+}
+
+/// A store that shows its query plans.
+#[cqrs_ddd::ports::async_trait]
+pub trait Explain {
+    async fn explain_of(&self, tenant: Option<&str>, collection: &str, q: &QueryOptions) -> String;
+}
+
+#[cqrs_ddd::ports::async_trait]
+impl<Db: cqrs_ddd_sqlx::Dialect> Explain for cqrs_ddd_sqlx::SqlStore<Db> {
+    async fn explain_of(&self, tenant: Option<&str>, collection: &str, q: &QueryOptions) -> String {
+        self.explain(tenant, collection, q).await.unwrap()
+    }
+}
