@@ -118,6 +118,14 @@ pub enum Error {
         /// The handler that needs it.
         needed_by: &'static str,
     },
+    /// A query handler reads read models and the application has no document store.
+    #[error(
+        "`{needed_by}` reads read models, and the application has none; add `.read_models(store)` to `App::builder()`"
+    )]
+    NoReadModels {
+        /// The query that reads them.
+        needed_by: &'static str,
+    },
     /// `App::build()` found problems in the registries; every one is listed.
     #[error(transparent)]
     Build(#[from] BuildError),

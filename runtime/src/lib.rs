@@ -295,7 +295,7 @@ pub use backoff::{Backoff, Growth};
 pub use context::RequestContext;
 pub use cqrs::{
     AggregateCommand, Command, CommandContext, CommandHandler, Dep, DynCommandHandler, DynEventHandler, EventContext,
-    Mediator, Query, QueryContext, QueryHandler, RetryPolicy,
+    Mediator, Query, QueryContext, QueryHandler, ReadModels, RetryPolicy,
 };
 pub use domain::{
     Aggregate, AggregateEvent, AggregateId, Apply, CreationPolicy, Envelope, Event, EventHeader, EventOf, Handle,

@@ -83,6 +83,18 @@ impl AppBuilder {
         self
     }
 
+    /// The document store of the read models, for query handlers
+    /// ([`QueryContext::read_models`](crate::QueryContext::read_models)).
+    pub fn read_models(self, store: impl crate::ports::ProjectionStore) -> Self {
+        self.read_models_arc(Arc::new(store))
+    }
+
+    /// The document store of the read models, already shared.
+    pub fn read_models_arc(mut self, store: Arc<dyn crate::ports::ProjectionStore>) -> Self {
+        self.deps.insert(Arc::new(crate::cqrs::ReadModelStore(store)));
+        self
+    }
+
     /// Provides a value to handlers that take `Dep<T>`.
     pub fn provide<T: Send + Sync + 'static>(mut self, value: T) -> Self {
         self.deps.insert(Arc::new(value));

@@ -246,6 +246,17 @@ impl QueryContext {
         &self.request
     }
 
+    /// The read models of this query's tenant, answering specifications
+    /// ([`crate::spec`]); an error when the application has no
+    /// [`read_models`](crate::AppBuilder::read_models) store.
+    pub fn read_models(&self) -> Result<super::ReadModels> {
+        let store = self
+            .mediator
+            .dep::<super::ReadModelStore>(self.query_name)
+            .map_err(|_| crate::Error::NoReadModels { needed_by: self.query_name })?;
+        Ok(super::ReadModels::new(store.0.clone(), self.request.tenant_id.clone()))
+    }
+
     /// The mediator.
     pub fn mediator(&self) -> &Mediator {
         &self.mediator

@@ -6,6 +6,7 @@ mod deps;
 pub(crate) mod extensions;
 pub(crate) mod mediator;
 mod message;
+mod read_models;
 mod root;
 
 pub use context::{CommandContext, EventContext, QueryContext};
@@ -13,4 +14,6 @@ pub use deps::Dep;
 pub(crate) use deps::Deps;
 pub use mediator::Mediator;
 pub use message::{AggregateCommand, Command, CommandHandler, DynCommandHandler, DynEventHandler, Query, QueryHandler};
+pub(crate) use read_models::ReadModelStore;
+pub use read_models::ReadModels;
 pub use root::RetryPolicy;
