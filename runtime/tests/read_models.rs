@@ -4,7 +4,7 @@
 use cqrs_ddd::memory::{MemoryProjectionStore, MemoryStore};
 use cqrs_ddd::ports::ProjectionStore;
 use cqrs_ddd::prelude::*;
-use cqrs_ddd::spec::{Aggregate, Dir, Op, QueryOptions, Spec};
+use cqrs_ddd::spec::{Aggregation, Dir, Op, QueryOptions, Spec};
 use cqrs_ddd::{Error, RequestContext};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,7 +28,7 @@ struct BooksByStatus;
 
 #[query_handler]
 async fn by_status(_q: BooksByStatus, ctx: &QueryContext) -> Result<Vec<serde_json::Value>> {
-    ctx.read_models()?.aggregate("books", &Aggregate::new().group_by("status").count("books")).await
+    ctx.read_models()?.aggregate("books", &Aggregation::new().group_by("status").count("books")).await
 }
 
 async fn seeded() -> MemoryProjectionStore {

@@ -18,7 +18,7 @@ use crate::spec::{Arg, Compiler, Frag, aggregate_row};
 use crate::sql::{ROWS_PER_INSERT, with_list};
 use crate::storable::{check_document, lossy, refusal};
 use crate::store::SqlStore;
-use cqrs_ddd::spec::{Aggregate, EvalError, Index, QueryOptions, project};
+use cqrs_ddd::spec::{Aggregation, EvalError, Index, QueryOptions, project};
 
 /// A statement of a projection transaction failed. Deadlocks and serialization failures
 /// (SQLSTATE 40P01, 40001) mean another worker collided with this one: a conflict, which
@@ -152,7 +152,7 @@ impl<D: Dialect> ProjectionStore for SqlStore<D> {
         &self,
         tenant: Option<&str>,
         collection: &str,
-        aggregate: &Aggregate,
+        aggregate: &Aggregation,
     ) -> Result<Vec<serde_json::Value>> {
         let frag = Compiler::new(D::FLAVOR).aggregate(
             &self.documents_table(),

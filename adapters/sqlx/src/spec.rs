@@ -18,8 +18,8 @@
 use std::fmt::Write as _;
 
 use cqrs_ddd::spec::{
-    AggFn, Aggregate, Condition, Dir, EvalError, FieldKind, Index, JsonStep, Op, Order, Path, QueryOptions, Spec, Step,
-    json_path,
+    AggFn, Aggregation, Condition, Dir, EvalError, FieldKind, Index, JsonStep, Op, Order, Path, QueryOptions, Spec,
+    Step, json_path,
 };
 use cqrs_ddd::{Error, Result};
 use serde_json::Value as Json;
@@ -925,7 +925,7 @@ impl Compiler {
 
     /// An aggregation: per group field `g{i}_r`, `g{i}_n`, `g{i}_t`, `g{i}_b` (rank,
     /// number, text, boolean as text), per measure `m{i}` (as text).
-    pub(crate) fn aggregate(&mut self, table: &str, collection: &str, tenant: &str, a: &Aggregate) -> Result<Frag> {
+    pub(crate) fn aggregate(&mut self, table: &str, collection: &str, tenant: &str, a: &Aggregation) -> Result<Frag> {
         a.check().map_err(Error::Spec)?;
         let mut select = Vec::new();
         let mut group = Vec::new();
@@ -1066,7 +1066,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// Reads an aggregation's rows back into JSON objects.
-pub(crate) fn aggregate_row(a: &Aggregate, text: impl Fn(&str) -> Result<Option<String>>) -> Result<Json> {
+pub(crate) fn aggregate_row(a: &Aggregation, text: impl Fn(&str) -> Result<Option<String>>) -> Result<Json> {
     let mut row = serde_json::Map::new();
     let number = |s: Option<String>| -> Json {
         s.and_then(|s| s.trim().parse::<f64>().ok()).map_or(Json::Null, cqrs_ddd::spec::number)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::Result;
 use crate::ports::{Document, ProjectionStore};
-use crate::spec::{Aggregate, Page, QueryOptions};
+use crate::spec::{Aggregation, Page, QueryOptions};
 
 /// The document store registered with [`AppBuilder::read_models`](crate::AppBuilder::read_models).
 #[derive(Clone)]
@@ -52,7 +52,7 @@ impl ReadModels {
     }
 
     /// Groups and measures.
-    pub async fn aggregate(&self, collection: &str, aggregate: &Aggregate) -> Result<Vec<serde_json::Value>> {
+    pub async fn aggregate(&self, collection: &str, aggregate: &Aggregation) -> Result<Vec<serde_json::Value>> {
         self.store.aggregate_of(self.tenant(), collection, aggregate).await
     }
 

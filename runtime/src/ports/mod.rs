@@ -495,12 +495,12 @@ pub trait ProjectionStore: Send + Sync + 'static {
         ))
     }
     /// The groups and measures of an aggregation over the documents of `tenant` in a
-    /// collection, one JSON object per group (see [`crate::spec::Aggregate`]).
+    /// collection, one JSON object per group (see [`crate::spec::Aggregation`]).
     async fn aggregate_of(
         &self,
         tenant: Option<&str>,
         collection: &str,
-        aggregate: &crate::spec::Aggregate,
+        aggregate: &crate::spec::Aggregation,
     ) -> Result<Vec<serde_json::Value>> {
         aggregate.check()?;
         let docs = parse_documents(collection, self.documents_of(tenant, collection).await?)?;
@@ -529,7 +529,11 @@ pub trait ProjectionStore: Send + Sync + 'static {
         self.page_of(tenant.as_deref(), collection, query).await
     }
     /// [`aggregate_of`](Self::aggregate_of) for the current context's tenant.
-    async fn aggregate(&self, collection: &str, aggregate: &crate::spec::Aggregate) -> Result<Vec<serde_json::Value>> {
+    async fn aggregate(
+        &self,
+        collection: &str,
+        aggregate: &crate::spec::Aggregation,
+    ) -> Result<Vec<serde_json::Value>> {
         let tenant = crate::RequestContext::current().and_then(|r| r.tenant_id);
         self.aggregate_of(tenant.as_deref(), collection, aggregate).await
     }

@@ -26,7 +26,7 @@ pub enum AggFn {
     Max,
 }
 
-/// One measure of an [`Aggregate`]: a function of a field, named by an alias.
+/// One measure of an [`Aggregation`]: a function of a field, named by an alias.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Measure {
     /// The function.
@@ -47,10 +47,10 @@ pub struct Measure {
 /// rounding).
 ///
 /// ```
-/// use cqrs_ddd::spec::{Aggregate, Op, Spec};
+/// use cqrs_ddd::spec::{Aggregation, Op, Spec};
 /// use serde_json::json;
 ///
-/// let by_genre = Aggregate::new()
+/// let by_genre = Aggregation::new()
 ///     .filter(Spec::leaf("copies", Op::Gt, 0))
 ///     .group_by("genre")
 ///     .count("books")
@@ -60,7 +60,7 @@ pub struct Measure {
 /// assert_eq!(rows, [json!({"genre": "poetry", "books": 2, "copies": 5})]);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Aggregate {
+pub struct Aggregation {
     /// The filter; `None` takes every document.
     pub spec: Option<Spec>,
     /// The group fields; none makes one group of every document.
@@ -69,10 +69,10 @@ pub struct Aggregate {
     pub measures: Vec<Measure>,
 }
 
-impl Aggregate {
+impl Aggregation {
     /// One group, no measures yet.
     pub fn new() -> Self {
-        Aggregate::default()
+        Aggregation::default()
     }
 
     /// Adds a filter (joined with `and`).
@@ -301,7 +301,7 @@ mod tests {
             json!({"g": ["list"], "n": 1}),
             json!({"g": "a"}),
         ];
-        let rows = Aggregate::new()
+        let rows = Aggregation::new()
             .group_by("g")
             .count("docs")
             .count_of("n", "with_n")
@@ -323,14 +323,14 @@ mod tests {
 
     #[test]
     fn no_group_gives_one_row_even_when_empty() {
-        let rows = Aggregate::new().count("n").sum("x", "s").apply(std::iter::empty()).unwrap();
+        let rows = Aggregation::new().count("n").sum("x", "s").apply(std::iter::empty()).unwrap();
         assert_eq!(rows, [json!({"n": 0, "s": null})]);
     }
 
     #[test]
     fn bad_aggregates_are_typed_errors() {
-        assert!(matches!(Aggregate::new().measure(AggFn::Sum, None, "s").check(), Err(EvalError::BadAggregate(_))));
-        assert!(matches!(Aggregate::new().group_by("g").count("g").check(), Err(EvalError::BadAggregate(_))));
-        assert!(matches!(Aggregate::new().group_by("a[*].b").check(), Err(EvalError::BadValue { .. })));
+        assert!(matches!(Aggregation::new().measure(AggFn::Sum, None, "s").check(), Err(EvalError::BadAggregate(_))));
+        assert!(matches!(Aggregation::new().group_by("g").count("g").check(), Err(EvalError::BadAggregate(_))));
+        assert!(matches!(Aggregation::new().group_by("a[*].b").check(), Err(EvalError::BadValue { .. })));
     }
 }

@@ -52,14 +52,14 @@
 //! [`QueryOptions`] adds to the filter an order ([`Order`], typed by [`FieldKind`]:
 //! a text, number or boolean ordering, or any JSON value), a page (limit and offset, or a
 //! keyset cursor from the previous [`Page`]: stable and fast deep into a collection),
-//! and the fields to return. [`Aggregate`] groups and measures (count, sum, avg, min,
+//! and the fields to return. [`Aggregation`] groups and measures (count, sum, avg, min,
 //! max). The document store of the projections answers both
 //! ([`ProjectionStore::find_of`](crate::ports::ProjectionStore::find_of), `page_of`,
 //! `count_of` as `SELECT count(*)`, `aggregate_of`), scoped to a tenant; a query handler
 //! reaches them through [`QueryContext::read_models`](crate::QueryContext::read_models).
 //!
 //! ```
-//! use cqrs_ddd::spec::{Aggregate, Dir, FieldKind, Op, QueryOptions, Spec};
+//! use cqrs_ddd::spec::{Aggregation, Dir, FieldKind, Op, QueryOptions, Spec};
 //! use serde_json::json;
 //!
 //! let docs = vec![
@@ -78,7 +78,7 @@
 //! let next = first.clone().after(&cursor).unwrap().apply(docs.clone()).unwrap();
 //! assert_eq!(next[0].0, "1");
 //!
-//! let totals = Aggregate::new().group_by("status").sum("copies", "copies");
+//! let totals = Aggregation::new().group_by("status").sum("copies", "copies");
 //! let values: Vec<_> = docs.iter().map(|(_, d)| d.clone()).collect();
 //! assert_eq!(
 //!     totals.apply(values.iter()).unwrap(),
@@ -110,7 +110,7 @@ mod op;
 mod path;
 mod query;
 
-pub use aggregate::{AggFn, Aggregate, Measure, number};
+pub use aggregate::{AggFn, Aggregation, Measure, number};
 pub use ast::{BuildSpecError, Condition, Spec, SpecBuilder, SpecError, SpecErrors};
 pub use eval::{EvalError, Truth};
 pub use filter::{AllowList, DEFAULT_LIMIT, FilterError, MAX_LIMIT, op_alias, parse_filter, parse_query, parse_sort};

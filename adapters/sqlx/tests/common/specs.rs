@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use cqrs_ddd::Error;
 use cqrs_ddd::ports::ProjectionStore;
-use cqrs_ddd::spec::{AggFn, Aggregate, Dir, FieldKind, Index, Op, QueryOptions, Spec};
+use cqrs_ddd::spec::{AggFn, Aggregation, Dir, FieldKind, Index, Op, QueryOptions, Spec};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -165,10 +165,10 @@ fn order() -> impl Strategy<Value = Vec<(String, Dir, FieldKind)>> {
     prop::collection::vec(key, 0..3)
 }
 
-fn aggregate() -> impl Strategy<Value = Aggregate> {
+fn aggregate() -> impl Strategy<Value = Aggregation> {
     (prop::option::of(prop::sample::select(vec!["s", "n", "o.a"])), prop::option::of(leaf())).prop_map(
         |(group, filter)| {
-            let mut a = Aggregate::new()
+            let mut a = Aggregation::new()
                 .count("docs")
                 .count_of("n", "with_n")
                 .sum("n", "sum")
@@ -192,7 +192,7 @@ struct Case {
     docs: Vec<Value>,
     specs: Vec<Spec>,
     order: Vec<(String, Dir, FieldKind)>,
-    aggregate: Aggregate,
+    aggregate: Aggregation,
 }
 
 fn case() -> impl Strategy<Value = Case> {
