@@ -255,7 +255,7 @@
 //!
 //! | feature | default | what it gives |
 //! | --- | --- | --- |
-//! | `macros` | yes | re-exports `#[event]`, `#[aggregate]`, `#[command]`, `#[query]`, `#[command_handler]`, `#[query_handler]`, `#[event_handler]`, `#[upcaster]`, `#[projection]`, `#[saga]`, and the method markers `#[handle]`, `#[apply]`, `#[step]`, `#[on]`, `#[reset]` |
+//! | `macros` | yes | re-exports `#[event]`, `#[aggregate]`, `#[command]`, `#[query]`, `#[command_handler]`, `#[query_handler]`, `#[event_handler]`, `#[upcaster]`, `#[projection]`, `#[saga]`, the method markers `#[handle]`, `#[apply]`, `#[step]`, `#[on]`, `#[reset]`, and `#[derive(ReadModel)]` ([`spec::ReadModel`]) |
 //!
 //! The test kit ([`testing`]) is always compiled: it has no dependencies of its own.
 //!
@@ -309,6 +309,7 @@ pub use middleware::{
 };
 pub use outbox::{InProcessPublisher, OutboxRelay, RelayOptions, RelayStatus};
 pub use projection::{Projection, ProjectionTx, ProjectionWorker};
+pub use spec::ReadModel;
 pub use uow::UnitOfWork;
 pub use worker::{WorkerHealth, WorkerState};
 
@@ -326,7 +327,7 @@ pub use cqrs_ddd_macros::{
 pub mod prelude {
     pub use crate::{
         Aggregate, App, Command, CommandContext, Dep, Envelope, Error, Event, EventContext, Mediator, Metadata,
-        ProjectionTx, Query, QueryContext, Result,
+        ProjectionTx, Query, QueryContext, ReadModel, Result,
     };
     #[cfg(feature = "macros")]
     pub use cqrs_ddd_macros::{
