@@ -158,10 +158,8 @@ pub(crate) fn check_value(c: &Condition) -> Result<(), EvalError> {
         Op::In | Op::NotIn | Op::All => {
             list()?;
         }
-        Op::Between | Op::NotBetween => {
-            if val.as_array().is_none_or(|l| l.len() != 2) {
-                return Err(bad(c, "takes two values, `[low, high]`"));
-            }
+        Op::Between | Op::NotBetween if val.as_array().is_none_or(|l| l.len() != 2) => {
+            return Err(bad(c, "takes two values, `[low, high]`"));
         }
         Op::Like | Op::NotLike | Op::Ilike => {
             val.as_str().ok_or_else(|| bad(c, "takes a text pattern"))?;

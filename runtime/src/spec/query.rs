@@ -39,7 +39,7 @@ pub enum FieldKind {
 impl FieldKind {
     /// The value of `field` as this kind orders it: `None` when missing or of another
     /// type.
-    pub fn of<'a>(self, field: Option<&'a Value>) -> Option<&'a Value> {
+    pub fn of(self, field: Option<&Value>) -> Option<&Value> {
         let v = field.filter(|v| !v.is_null())?;
         let fits = match self {
             FieldKind::Text => v.is_string(),
