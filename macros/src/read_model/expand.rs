@@ -1,4 +1,4 @@
-use proc_macro2::TokenStream;
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 
@@ -43,7 +43,7 @@ pub(crate) fn stub(input: &syn::DeriveInput) -> TokenStream {
     }
 }
 
-/// `<T as Field>`, spanned on the field's type so an error points there.
+/// `<T as Field>` for a field's type `T`.
 struct AsField<'a> {
     model: &'a ReadModelIr,
     field: &'a FieldIr,
@@ -53,7 +53,7 @@ impl ToTokens for AsField<'_> {
     fn to_tokens(&self, tokens: &mut TokenStream) {
         let k = &self.model.krate;
         let ty = &self.field.ty;
-        tokens.extend(quote_spanned!(ty.span() => <#ty as #k::spec::Field>));
+        tokens.extend(quote!(<#ty as #k::spec::Field>));
     }
 }
 
@@ -61,20 +61,49 @@ fn as_field<'a>(model: &'a ReadModelIr, field: &'a FieldIr) -> AsField<'a> {
     AsField { model, field }
 }
 
+/// Code that needs the field's type to implement `Field`, every token spanned on that
+/// type: when it does not, each place reports the same error at the same span, and
+/// rustc shows it once.
+fn at_type(f: &FieldIr, tokens: TokenStream) -> TokenStream {
+    respan(tokens, f.ty.span())
+}
+
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            match &mut tt {
+                TokenTree::Group(g) => {
+                    let mut group = Group::new(g.delimiter(), respan(g.stream(), span));
+                    group.set_span(span);
+                    tt = TokenTree::Group(group);
+                }
+                other => other.set_span(span),
+            }
+            tt
+        })
+        .collect()
+}
+
 fn fields_struct(model: &ReadModelIr) -> TokenStream {
-    let ReadModelIr { krate: k, vis, ident, fields_ident, .. } = model;
+    let ReadModelIr { vis, ident, fields_ident, .. } = model;
     let doc = format!("The typed fields of [`{ident}`], each a handle at its path in the document.");
     let members = model.fields.iter().map(|f| {
         let member = &f.member;
-        let handle = as_field(model, f);
+        let ty = at_type(f, {
+            let field = as_field(model, f);
+            quote!(::core::mem::ManuallyDrop<#field::Handle>)
+        });
         let doc = format!("`{}`.", f.name);
-        quote!(#[doc = #doc] pub #member: #handle::Handle,)
+        quote!(#[doc = #doc] pub #member: #ty,)
     });
     quote! {
         #[doc = #doc]
+        #[doc = ""]
+        #[doc = "A handle is `Copy` and holds no memory to drop: each is in a `ManuallyDrop` only so that a field type without `Field` is reported once, at the field."]
         #vis struct #fields_ident {
             #(#members)*
-            __cqrs_ddd_path: #k::__private::String,
+            __cqrs_ddd_path: &'static ::core::primitive::str,
         }
     }
 }
@@ -84,11 +113,23 @@ fn handle_impl(model: &ReadModelIr) -> TokenStream {
     let p = quote!(#k::__private);
     let spec = quote!(#k::spec);
     let inits = model.fields.iter().map(|f| {
-        let (member, name) = (&f.member, &f.name);
-        let field = as_field(model, f);
-        quote!(#member: #field::handle(#p::field_path(&__cqrs_ddd_path, #name)),)
+        let (member, name, field) = (&f.member, &f.name, as_field(model, f));
+        at_type(
+            f,
+            quote!(#member: ::core::mem::ManuallyDrop::new(#field::handle(#p::field_path(__cqrs_ddd_path, #name))),),
+        )
     });
     let what = format!("a nested read model (`{ident}`), filtered by its own fields");
+    // What rustc would otherwise answer with `Iterator`'s methods ("is not an iterator").
+    let refusals = ["eq", "ne", "gt", "lt", "ge", "le", "all"].map(|name| {
+        let method = syn::Ident::new(name, Span::call_site());
+        quote! {
+            #[doc(hidden)]
+            pub fn #method<V: #p::ObjectIsNotCompared>(&self, value: V) -> #spec::Spec {
+                value.refuse()
+            }
+        }
+    });
     quote! {
         #[automatically_derived]
         impl #spec::FieldHandle for #fields_ident {
@@ -96,6 +137,7 @@ fn handle_impl(model: &ReadModelIr) -> TokenStream {
             const WHAT: &'static ::core::primitive::str = #what;
 
             fn at(__cqrs_ddd_path: #p::String) -> Self {
+                let __cqrs_ddd_path = #p::intern(__cqrs_ddd_path);
                 #fields_ident { #(#inits)* __cqrs_ddd_path }
             }
         }
@@ -103,19 +145,21 @@ fn handle_impl(model: &ReadModelIr) -> TokenStream {
         #[automatically_derived]
         impl #fields_ident {
             /// The path of this object in the document (empty at the document's root).
-            pub fn path(&self) -> &::core::primitive::str {
-                &self.__cqrs_ddd_path
+            pub fn path(&self) -> &'static ::core::primitive::str {
+                self.__cqrs_ddd_path
             }
 
             /// The object is missing or null.
             pub fn is_null(&self) -> #spec::Spec {
-                #spec::Spec::unary(#p::Clone::clone(&self.__cqrs_ddd_path), #spec::Op::IsNull)
+                #spec::Spec::unary(self.__cqrs_ddd_path, #spec::Op::IsNull)
             }
 
             /// The object is there.
             pub fn is_not_null(&self) -> #spec::Spec {
-                #spec::Spec::unary(#p::Clone::clone(&self.__cqrs_ddd_path), #spec::Op::IsNotNull)
+                #spec::Spec::unary(self.__cqrs_ddd_path, #spec::Op::IsNotNull)
             }
+
+            #(#refusals)*
         }
     }
 }
@@ -125,11 +169,11 @@ fn field_impl(model: &ReadModelIr) -> TokenStream {
     let p = quote!(#k::__private);
     let spec = quote!(#k::spec);
     let allow = model.fields.iter().map(|f| allow_entries(model, f));
-    let indexes = model.indexes.iter().filter(|index| !index.fields.is_empty()).map(|index| {
+    let indexes = model.indexes.iter().filter_map(|index| {
         let mut fields = index.fields.iter().map(|i| &model.fields[*i]);
-        let first = fields.next().map(|f| index_key(model, f));
+        let first = index_key(model, fields.next()?);
         let rest = fields.map(|f| index_key(model, f));
-        quote!(__cqrs_ddd_out.push(#spec::Index::on #first #(.then #rest)*);)
+        Some(quote!(__cqrs_ddd_out.push(#spec::Index::on #first #(.then #rest)*);))
     });
     let flagged = model.fields.iter().filter(|f| f.index).map(|f| {
         let key = index_key(model, f);
@@ -137,7 +181,7 @@ fn field_impl(model: &ReadModelIr) -> TokenStream {
     });
     let nested = model.fields.iter().map(|f| {
         let (field, name) = (as_field(model, f), &f.name);
-        quote!(#field::__cqrs_ddd_indexes(&#p::field_path(__cqrs_ddd_prefix, #name), __cqrs_ddd_out);)
+        at_type(f, quote!(#field::__cqrs_ddd_indexes(&#p::field_path(__cqrs_ddd_prefix, #name), __cqrs_ddd_out);))
     });
     quote! {
         #[automatically_derived]
@@ -154,7 +198,10 @@ fn field_impl(model: &ReadModelIr) -> TokenStream {
                 __cqrs_ddd_list
             }
 
-            fn __cqrs_ddd_indexes(__cqrs_ddd_prefix: &::core::primitive::str, __cqrs_ddd_out: &mut #p::Vec<#spec::Index>) {
+            fn __cqrs_ddd_indexes(
+                __cqrs_ddd_prefix: &::core::primitive::str,
+                __cqrs_ddd_out: &mut #p::Vec<#spec::Index>,
+            ) {
                 #(#indexes)*
                 #(#flagged)*
                 #(#nested)*
@@ -165,13 +212,12 @@ fn field_impl(model: &ReadModelIr) -> TokenStream {
 
 /// `(path, kind)` of a field in an index.
 fn index_key(model: &ReadModelIr, f: &FieldIr) -> TokenStream {
-    let p = &model.krate;
+    let k = &model.krate;
     let (field, name) = (as_field(model, f), &f.name);
-    quote!((#p::__private::field_path(__cqrs_ddd_prefix, #name), #field::KIND))
+    at_type(f, quote!((#k::__private::field_path(__cqrs_ddd_prefix, #name), #field::KIND)))
 }
 
-/// The allow-list entries of one field (its flags, then those of its type under its
-/// path).
+/// The allow-list entries of one field: its flags, then those of its type under its path.
 fn allow_entries(model: &ReadModelIr, f: &FieldIr) -> TokenStream {
     let k = &model.krate;
     let p = quote!(#k::__private);
@@ -188,6 +234,7 @@ fn allow_entries(model: &ReadModelIr, f: &FieldIr) -> TokenStream {
             quote!(let __cqrs_ddd_list = __cqrs_ddd_list.filter_with(#path, [#(#ops),*]);)
         }
     });
+    // A list has no single value to order by or select.
     let sort = f.sort.then(|| {
         quote! {
             let __cqrs_ddd_list =
@@ -199,15 +246,18 @@ fn allow_entries(model: &ReadModelIr, f: &FieldIr) -> TokenStream {
             let __cqrs_ddd_list = if __cqrs_ddd_in_list { __cqrs_ddd_list } else { __cqrs_ddd_list.select(#path) };
         }
     });
-    quote! {
-        let __cqrs_ddd_list = {
-            let __cqrs_ddd_path = #p::field_path(__cqrs_ddd_prefix, #name);
-            #filter
-            #sort
-            #select
-            #field::__cqrs_ddd_allow(&__cqrs_ddd_path, __cqrs_ddd_in_list, __cqrs_ddd_list)
-        };
-    }
+    at_type(
+        f,
+        quote! {
+            let __cqrs_ddd_list = {
+                let __cqrs_ddd_path = #p::field_path(__cqrs_ddd_prefix, #name);
+                #filter
+                #sort
+                #select
+                #field::__cqrs_ddd_allow(&__cqrs_ddd_path, __cqrs_ddd_in_list, __cqrs_ddd_list)
+            };
+        },
+    )
 }
 
 fn read_model_impl(model: &ReadModelIr, collection: &syn::LitStr) -> TokenStream {
@@ -249,7 +299,7 @@ fn op_checks<'a>(model: &'a ReadModelIr, f: &'a FieldIr) -> impl Iterator<Item =
         let p = quote!(#k::__private);
         let handle = {
             let field = as_field(model, f);
-            quote!(<#field::Handle as #k::spec::FieldHandle>)
+            at_type(f, quote!(<#field::Handle as #k::spec::FieldHandle>))
         };
         let head = format!("`filter({})` does not fit `{}`, ", op.method, f.member);
         let variant = &op.variant;
@@ -259,7 +309,8 @@ fn op_checks<'a>(model: &'a ReadModelIr, f: &'a FieldIr) -> impl Iterator<Item =
         quote! {
             const _: () = {
                 const __CQRS_DDD_HEAD: &::core::primitive::str = #head;
-                const __CQRS_DDD_LEN: ::core::primitive::usize = #p::refusal_len(__CQRS_DDD_HEAD, #handle::WHAT, #handle::OPS);
+                const __CQRS_DDD_LEN: ::core::primitive::usize =
+                    #p::refusal_len(__CQRS_DDD_HEAD, #handle::WHAT, #handle::OPS);
                 const __CQRS_DDD_MESSAGE: [::core::primitive::u8; __CQRS_DDD_LEN] =
                     #p::refusal(__CQRS_DDD_HEAD, #handle::WHAT, #handle::OPS);
                 if !#p::op_fits(#handle::OPS, #k::spec::Op::#variant) {

@@ -74,7 +74,12 @@ impl Read for FilterOps {
         };
         match written {
             Written::Word => Ok(FilterOps::Any),
-            Written::List(tokens) => match Punctuated::<Ident, Token![,]>::parse_terminated.parse2(tokens) {
+            // Keywords read as names, so `in` gets a did-you-mean for `in_`.
+            Written::List(tokens) => match (|input: syn::parse::ParseStream<'_>| {
+                Punctuated::<Ident, Token![,]>::parse_terminated_with(input, Ident::parse_any)
+            })
+            .parse2(tokens)
+            {
                 Ok(ops) if !ops.is_empty() => Ok(FilterOps::Only(ops.into_iter().collect())),
                 _ => Err(usage()),
             },

@@ -8,6 +8,7 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use serde_json::Value;
 
 use super::ast::Spec;
@@ -257,18 +258,18 @@ macro_rules! handle_basics {
     ($handle:ident, $what:literal, [$($op:ident),* $(,)?]) => {
         impl $handle {
             /// The field's path in the document, like `address.city` or `items[*].sku`.
-            pub fn path(&self) -> &str {
-                &self.path
+            pub fn path(&self) -> &'static str {
+                self.path
             }
 
             /// The field is missing or null.
             pub fn is_null(&self) -> Spec {
-                Spec::unary(self.path.clone(), Op::IsNull)
+                Spec::unary(self.path, Op::IsNull)
             }
 
             /// The field holds a value.
             pub fn is_not_null(&self) -> Spec {
-                Spec::unary(self.path.clone(), Op::IsNotNull)
+                Spec::unary(self.path, Op::IsNotNull)
             }
         }
 
@@ -277,7 +278,7 @@ macro_rules! handle_basics {
             const WHAT: &'static str = $what;
 
             fn at(path: String) -> Self {
-                $handle { path }
+                $handle { path: intern(path) }
             }
         }
 
@@ -295,12 +296,12 @@ macro_rules! sortable {
         impl $handle {
             /// An ascending ordering key on this field, ordered as its kind.
             pub fn asc(&self) -> Order {
-                Order { field: self.path.clone(), dir: Dir::Asc, kind: $kind }
+                Order { field: self.path.to_owned(), dir: Dir::Asc, kind: $kind }
             }
 
             /// A descending ordering key on this field, ordered as its kind.
             pub fn desc(&self) -> Order {
-                Order { field: self.path.clone(), dir: Dir::Desc, kind: $kind }
+                Order { field: self.path.to_owned(), dir: Dir::Desc, kind: $kind }
             }
         }
     };
@@ -318,9 +319,9 @@ macro_rules! sortable {
 /// assert!(title.in_(["The Iliad", "Odyssey"]).matches(&doc).unwrap());
 /// assert!(!title.between("A", "M").matches(&doc).unwrap());
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 pub struct TextField {
-    path: String,
+    path: &'static str,
 }
 
 handle_basics!(
@@ -365,7 +366,7 @@ macro_rules! text_ops {
             $(
                 $(#[$doc])*
                 pub fn $name(&self, value: impl Into<String>) -> Spec {
-                    Spec::leaf(self.path.clone(), Op::$op, Value::String(value.into()))
+                    Spec::leaf(self.path, Op::$op, Value::String(value.into()))
                 }
             )*
         }
@@ -416,32 +417,32 @@ text_ops! {
 impl TextField {
     /// One of the texts.
     pub fn in_<S: Into<String>>(&self, values: impl IntoIterator<Item = S>) -> Spec {
-        Spec::leaf(self.path.clone(), Op::In, texts(values))
+        Spec::leaf(self.path, Op::In, texts(values))
     }
 
     /// None of the texts.
     pub fn not_in<S: Into<String>>(&self, values: impl IntoIterator<Item = S>) -> Spec {
-        Spec::leaf(self.path.clone(), Op::NotIn, texts(values))
+        Spec::leaf(self.path, Op::NotIn, texts(values))
     }
 
     /// From `low` to `high`, both included.
     pub fn between(&self, low: impl Into<String>, high: impl Into<String>) -> Spec {
-        Spec::leaf(self.path.clone(), Op::Between, texts([low.into(), high.into()]))
+        Spec::leaf(self.path, Op::Between, texts([low.into(), high.into()]))
     }
 
     /// Before `low` or after `high`.
     pub fn not_between(&self, low: impl Into<String>, high: impl Into<String>) -> Spec {
-        Spec::leaf(self.path.clone(), Op::NotBetween, texts([low.into(), high.into()]))
+        Spec::leaf(self.path, Op::NotBetween, texts([low.into(), high.into()]))
     }
 
     /// Missing, null or `""`.
     pub fn is_empty(&self) -> Spec {
-        Spec::unary(self.path.clone(), Op::IsEmpty)
+        Spec::unary(self.path, Op::IsEmpty)
     }
 
     /// A text that is not `""`.
     pub fn is_not_empty(&self) -> Spec {
-        Spec::unary(self.path.clone(), Op::IsNotEmpty)
+        Spec::unary(self.path, Op::IsNotEmpty)
     }
 }
 
@@ -455,9 +456,9 @@ impl TextField {
 /// assert!((copies.ge(2) & copies.lt(2.5)).matches(&json!({"copies": 2})).unwrap());
 /// assert!(copies.not_in([1u8, 3]).matches(&json!({"copies": 2})).unwrap());
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 pub struct NumberField {
-    path: String,
+    path: &'static str,
 }
 
 handle_basics!(
@@ -474,7 +475,7 @@ macro_rules! number_ops {
             $(
                 $(#[$doc])*
                 pub fn $name(&self, value: impl Numeric) -> Spec {
-                    Spec::leaf(self.path.clone(), Op::$op, value.to_json())
+                    Spec::leaf(self.path, Op::$op, value.to_json())
                 }
             )*
         }
@@ -499,22 +500,22 @@ number_ops! {
 impl NumberField {
     /// One of the numbers.
     pub fn in_<N: Numeric>(&self, values: impl IntoIterator<Item = N>) -> Spec {
-        Spec::leaf(self.path.clone(), Op::In, numbers(values))
+        Spec::leaf(self.path, Op::In, numbers(values))
     }
 
     /// None of the numbers.
     pub fn not_in<N: Numeric>(&self, values: impl IntoIterator<Item = N>) -> Spec {
-        Spec::leaf(self.path.clone(), Op::NotIn, numbers(values))
+        Spec::leaf(self.path, Op::NotIn, numbers(values))
     }
 
     /// From `low` to `high`, both included.
     pub fn between(&self, low: impl Numeric, high: impl Numeric) -> Spec {
-        Spec::leaf(self.path.clone(), Op::Between, Value::Array(vec![low.to_json(), high.to_json()]))
+        Spec::leaf(self.path, Op::Between, Value::Array(vec![low.to_json(), high.to_json()]))
     }
 
     /// Below `low` or above `high`.
     pub fn not_between(&self, low: impl Numeric, high: impl Numeric) -> Spec {
-        Spec::leaf(self.path.clone(), Op::NotBetween, Value::Array(vec![low.to_json(), high.to_json()]))
+        Spec::leaf(self.path, Op::NotBetween, Value::Array(vec![low.to_json(), high.to_json()]))
     }
 }
 
@@ -528,9 +529,9 @@ impl NumberField {
 /// assert!(open.eq(true).matches(&json!({"open": true})).unwrap());
 /// assert!(!open.ne(true).matches(&json!({"open": true})).unwrap());
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 pub struct BoolField {
-    path: String,
+    path: &'static str,
 }
 
 handle_basics!(BoolField, "a bool field", [Eq, Ne, IsNull, IsNotNull]);
@@ -539,12 +540,12 @@ sortable!(BoolField, FieldKind::Bool);
 impl BoolField {
     /// Equal to the boolean.
     pub fn eq(&self, value: bool) -> Spec {
-        Spec::leaf(self.path.clone(), Op::Eq, value)
+        Spec::leaf(self.path, Op::Eq, value)
     }
 
     /// Not equal to the boolean (a missing field is unknown, not different).
     pub fn ne(&self, value: bool) -> Spec {
-        Spec::leaf(self.path.clone(), Op::Ne, value)
+        Spec::leaf(self.path, Op::Ne, value)
     }
 }
 
@@ -560,9 +561,9 @@ impl BoolField {
 /// assert!(attrs.json_has_all(["colour", "size"]).matches(&doc).unwrap());
 /// assert!(attrs.json_path_exists("$.size.w").matches(&doc).unwrap());
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 pub struct JsonField {
-    path: String,
+    path: &'static str,
 }
 
 handle_basics!(
@@ -586,42 +587,42 @@ impl JsonField {
     /// Holds the value, like PostgreSQL's `@>`: an object holds the members given, a
     /// list holds the elements given.
     pub fn json_contains(&self, value: impl Into<Value>) -> Spec {
-        Spec::leaf(self.path.clone(), Op::JsonContains, value)
+        Spec::leaf(self.path, Op::JsonContains, value)
     }
 
     /// Is held by the value (`<@`).
     pub fn json_contained_by(&self, value: impl Into<Value>) -> Spec {
-        Spec::leaf(self.path.clone(), Op::JsonContainedBy, value)
+        Spec::leaf(self.path, Op::JsonContainedBy, value)
     }
 
     /// An object with this key (or a list holding this text).
     pub fn json_has_key(&self, key: impl Into<String>) -> Spec {
-        Spec::leaf(self.path.clone(), Op::JsonHasKey, Value::String(key.into()))
+        Spec::leaf(self.path, Op::JsonHasKey, Value::String(key.into()))
     }
 
     /// Has at least one of the keys.
     pub fn json_has_any<S: Into<String>>(&self, keys: impl IntoIterator<Item = S>) -> Spec {
-        Spec::leaf(self.path.clone(), Op::JsonHasAny, texts(keys))
+        Spec::leaf(self.path, Op::JsonHasAny, texts(keys))
     }
 
     /// Has every key.
     pub fn json_has_all<S: Into<String>>(&self, keys: impl IntoIterator<Item = S>) -> Spec {
-        Spec::leaf(self.path.clone(), Op::JsonHasAll, texts(keys))
+        Spec::leaf(self.path, Op::JsonHasAll, texts(keys))
     }
 
     /// The JSON path (`$.a.b[0]`) leads to a value.
     pub fn json_path_exists(&self, path: impl Into<String>) -> Spec {
-        Spec::leaf(self.path.clone(), Op::JsonPathExists, Value::String(path.into()))
+        Spec::leaf(self.path, Op::JsonPathExists, Value::String(path.into()))
     }
 
     /// Missing, null, `""`, `[]` or `{}`.
     pub fn is_empty(&self) -> Spec {
-        Spec::unary(self.path.clone(), Op::IsEmpty)
+        Spec::unary(self.path, Op::IsEmpty)
     }
 
     /// Not empty.
     pub fn is_not_empty(&self) -> Spec {
-        Spec::unary(self.path.clone(), Op::IsNotEmpty)
+        Spec::unary(self.path, Op::IsNotEmpty)
     }
 }
 
@@ -639,7 +640,7 @@ impl JsonField {
 /// assert_eq!(tags.each().path(), "tags[*]");
 /// ```
 pub struct ListField<F> {
-    path: String,
+    path: &'static str,
     element: PhantomData<fn() -> F>,
 }
 
@@ -653,55 +654,55 @@ impl<F: FieldHandle> ListField<F> {
 
 impl<F> ListField<F> {
     /// The field's path in the document, like `items` or `orders[*].lines`.
-    pub fn path(&self) -> &str {
-        &self.path
+    pub fn path(&self) -> &'static str {
+        self.path
     }
 
     /// The field is missing or null.
     pub fn is_null(&self) -> Spec {
-        Spec::unary(self.path.clone(), Op::IsNull)
+        Spec::unary(self.path, Op::IsNull)
     }
 
     /// The field holds a value.
     pub fn is_not_null(&self) -> Spec {
-        Spec::unary(self.path.clone(), Op::IsNotNull)
+        Spec::unary(self.path, Op::IsNotNull)
     }
 
     /// Missing, null or `[]`.
     pub fn is_empty(&self) -> Spec {
-        Spec::unary(self.path.clone(), Op::IsEmpty)
+        Spec::unary(self.path, Op::IsEmpty)
     }
 
     /// A list with at least one element.
     pub fn is_not_empty(&self) -> Spec {
-        Spec::unary(self.path.clone(), Op::IsNotEmpty)
+        Spec::unary(self.path, Op::IsNotEmpty)
     }
 
     /// Holds the value, like PostgreSQL's `@>`: `json!(["a"])` for an element `"a"`,
     /// `json!([{"sku": "b"}])` for an element with that member.
     pub fn json_contains(&self, value: impl Into<Value>) -> Spec {
-        Spec::leaf(self.path.clone(), Op::JsonContains, value)
+        Spec::leaf(self.path, Op::JsonContains, value)
     }
 }
 
 impl ListField<TextField> {
     /// Holds every one of the texts.
     pub fn all<S: Into<String>>(&self, values: impl IntoIterator<Item = S>) -> Spec {
-        Spec::leaf(self.path.clone(), Op::All, texts(values))
+        Spec::leaf(self.path, Op::All, texts(values))
     }
 }
 
 impl ListField<NumberField> {
     /// Holds every one of the numbers.
     pub fn all<N: Numeric>(&self, values: impl IntoIterator<Item = N>) -> Spec {
-        Spec::leaf(self.path.clone(), Op::All, numbers(values))
+        Spec::leaf(self.path, Op::All, numbers(values))
     }
 }
 
 impl ListField<BoolField> {
     /// Holds every one of the booleans.
     pub fn all(&self, values: impl IntoIterator<Item = bool>) -> Spec {
-        Spec::leaf(self.path.clone(), Op::All, Value::Array(values.into_iter().map(Value::Bool).collect()))
+        Spec::leaf(self.path, Op::All, Value::Array(values.into_iter().map(Value::Bool).collect()))
     }
 }
 
@@ -710,19 +711,180 @@ impl<F> FieldHandle for ListField<F> {
     const WHAT: &'static str = "a list (filter its elements through the element type)";
 
     fn at(path: String) -> Self {
-        ListField { path, element: PhantomData }
+        ListField { path: intern(path), element: PhantomData }
     }
 }
 
 impl<F> Clone for ListField<F> {
     fn clone(&self) -> Self {
-        ListField { path: self.path.clone(), element: PhantomData }
+        *self
     }
 }
+
+impl<F> Copy for ListField<F> {}
 
 impl<F> fmt::Debug for ListField<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("ListField").field(&self.path).finish()
+    }
+}
+
+/// The refusal traits, one per kind of mistake; implemented by no type.
+macro_rules! refusal_traits {
+    ($($(#[$attr:meta])* $trait:ident;)*) => {$(
+        $(#[$attr])*
+        #[doc(hidden)]
+        pub trait $trait: sealed::Sealed {
+            /// Never called: no type implements the trait.
+            fn refuse(self) -> Spec;
+        }
+    )*};
+}
+
+refusal_traits! {
+    #[diagnostic::on_unimplemented(
+        message = "a bool field has no order: it is compared with `eq` and `ne` only",
+        label = "`gt`, `lt`, `ge` and `le` do not apply to a bool field",
+        note = "write `field.eq(true)` or `field.ne(true)`"
+    )]
+    BoolHasNoOrder;
+    #[diagnostic::on_unimplemented(
+        message = "`all` applies to a list field, not to a single value",
+        label = "`all` needs a list field",
+        note = "for one of several values write `field.in_([..])`"
+    )]
+    NotAList;
+    #[diagnostic::on_unimplemented(
+        message = "a JSON field is not compared with `eq`, `ne`, `gt`, `lt`, `ge` or `le`",
+        label = "not an operator of a JSON field",
+        note = "match it with `json_contains(json!({{..}}))`, or give the value a typed field in a read model"
+    )]
+    JsonIsNotCompared;
+    #[diagnostic::on_unimplemented(
+        message = "a list field is not compared with `eq`, `ne`, `gt`, `lt`, `ge` or `le`",
+        label = "not an operator of a list field",
+        note = "compare its elements through `each()`, like `items.each().eq(..)`, or match it with `json_contains`"
+    )]
+    ListIsNotCompared;
+    #[diagnostic::on_unimplemented(
+        message = "a nested read model is not compared with `eq`, `ne`, `gt`, `lt`, `ge`, `le` or `all`",
+        label = "not an operator of a nested read model",
+        note = "compare one of its fields, like `address.city.eq(..)`"
+    )]
+    ObjectIsNotCompared;
+}
+
+// Methods a handle does not have, declared so that calling one says why and what to
+// write instead: rustc would otherwise offer `Iterator`'s method of that name and answer
+// "is not an iterator". Their bound holds for no type, so no call compiles.
+
+impl BoolField {
+    #[doc(hidden)]
+    pub fn gt<V: BoolHasNoOrder>(&self, value: V) -> Spec {
+        value.refuse()
+    }
+
+    #[doc(hidden)]
+    pub fn lt<V: BoolHasNoOrder>(&self, value: V) -> Spec {
+        value.refuse()
+    }
+
+    #[doc(hidden)]
+    pub fn ge<V: BoolHasNoOrder>(&self, value: V) -> Spec {
+        value.refuse()
+    }
+
+    #[doc(hidden)]
+    pub fn le<V: BoolHasNoOrder>(&self, value: V) -> Spec {
+        value.refuse()
+    }
+
+    #[doc(hidden)]
+    pub fn all<V: NotAList>(&self, values: V) -> Spec {
+        values.refuse()
+    }
+}
+
+impl TextField {
+    #[doc(hidden)]
+    pub fn all<V: NotAList>(&self, values: V) -> Spec {
+        values.refuse()
+    }
+}
+
+impl NumberField {
+    #[doc(hidden)]
+    pub fn all<V: NotAList>(&self, values: V) -> Spec {
+        values.refuse()
+    }
+}
+
+impl JsonField {
+    #[doc(hidden)]
+    pub fn eq<V: JsonIsNotCompared>(&self, value: V) -> Spec {
+        value.refuse()
+    }
+
+    #[doc(hidden)]
+    pub fn ne<V: JsonIsNotCompared>(&self, value: V) -> Spec {
+        value.refuse()
+    }
+
+    #[doc(hidden)]
+    pub fn gt<V: JsonIsNotCompared>(&self, value: V) -> Spec {
+        value.refuse()
+    }
+
+    #[doc(hidden)]
+    pub fn lt<V: JsonIsNotCompared>(&self, value: V) -> Spec {
+        value.refuse()
+    }
+
+    #[doc(hidden)]
+    pub fn ge<V: JsonIsNotCompared>(&self, value: V) -> Spec {
+        value.refuse()
+    }
+
+    #[doc(hidden)]
+    pub fn le<V: JsonIsNotCompared>(&self, value: V) -> Spec {
+        value.refuse()
+    }
+
+    #[doc(hidden)]
+    pub fn all<V: JsonIsNotCompared>(&self, values: V) -> Spec {
+        values.refuse()
+    }
+}
+
+impl<F> ListField<F> {
+    #[doc(hidden)]
+    pub fn eq<V: ListIsNotCompared>(&self, value: V) -> Spec {
+        value.refuse()
+    }
+
+    #[doc(hidden)]
+    pub fn ne<V: ListIsNotCompared>(&self, value: V) -> Spec {
+        value.refuse()
+    }
+
+    #[doc(hidden)]
+    pub fn gt<V: ListIsNotCompared>(&self, value: V) -> Spec {
+        value.refuse()
+    }
+
+    #[doc(hidden)]
+    pub fn lt<V: ListIsNotCompared>(&self, value: V) -> Spec {
+        value.refuse()
+    }
+
+    #[doc(hidden)]
+    pub fn ge<V: ListIsNotCompared>(&self, value: V) -> Spec {
+        value.refuse()
+    }
+
+    #[doc(hidden)]
+    pub fn le<V: ListIsNotCompared>(&self, value: V) -> Spec {
+        value.refuse()
     }
 }
 
@@ -822,6 +984,23 @@ list! {
 #[doc(hidden)]
 pub fn field_path(prefix: &str, name: &str) -> String {
     if prefix.is_empty() { name.to_owned() } else { format!("{prefix}.{name}") }
+}
+
+/// Every path a handle was built at, each kept once for the life of the program: a
+/// handle is then a `Copy` reference (a program builds a fixed set of paths, those of its
+/// read models).
+static PATHS: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+
+/// The one copy of `path`.
+#[doc(hidden)]
+pub fn intern(path: String) -> &'static str {
+    let mut paths = PATHS.lock();
+    if let Some(known) = paths.get(path.as_str()) {
+        return known;
+    }
+    let kept: &'static str = Box::leak(path.into_boxed_str());
+    paths.insert(kept);
+    kept
 }
 
 /// Whether `op` is one of `ops` (usable in constants).

@@ -29,7 +29,7 @@ mod query;
 
 pub use aggregate::{AggFn, Aggregate, Measure, number};
 pub use ast::{BuildSpecError, Condition, Spec, SpecBuilder, SpecError, SpecErrors};
-/// Derives [`ReadModel`] (and [`Field`]): typed fields, an allow-list and indexes; see [`Field`]'s module docs.
+/// Derives [`ReadModel`] (and [`Field`]): typed fields, an allow-list and indexes; see [`ReadModel`].
 #[cfg(feature = "macros")]
 pub use cqrs_ddd_macros::ReadModel;
 pub use eval::{EvalError, Truth};
