@@ -170,6 +170,9 @@
 //! Read models are queried with specifications ([`spec`]): `store.find("books", &query)`
 //! and `store.count(..)` on any [`ports::ProjectionStore`] take a [`spec::QueryOptions`]
 //! (filter, order, page, selected fields) and answer for the tenant in scope.
+//! `#[derive(ReadModel)]` gives a read model typed fields (`Book::fields().status.eq("lent")`,
+//! an operator that does not fit the field's type is a compile error), the allow-list of
+//! HTTP filter strings and its indexes; see [`spec::ReadModel`].
 //!
 //! Every long-running loop (projection worker, outbox relay, scheduler, saga recovery)
 //! survives transient failures such as a database restart: it retries with capped

@@ -249,3 +249,32 @@ fn handles_are_copies_of_one_interned_path() {
     let status: TextField = *a.status;
     assert_eq!(status.eq("placed"), Spec::leaf("status", Op::Eq, "placed"));
 }
+
+/// A category tree: a read model that holds a list of itself.
+#[derive(Serialize, ReadModel)]
+#[read_model(collection = "categories")]
+struct Category {
+    #[read_model(filter, sort)]
+    name: String,
+    children: Vec<Category>,
+}
+
+#[test]
+fn a_read_model_may_hold_a_list_of_itself() {
+    let f = Category::fields();
+    let grandchild = f.children.each().children.each().name;
+    assert_eq!(grandchild.path(), "children[*].children[*].name");
+    let tree =
+        json!({"name": "books", "children": [{"name": "poetry", "children": [{"name": "epic", "children": []}]}]});
+    assert!(grandchild.eq("epic").matches(&tree).unwrap());
+    assert!(!f.children.each().name.eq("epic").matches(&tree).unwrap());
+
+    // Allow-list entries follow the lists eight deep, then stop.
+    let allow = Category::allow_list();
+    let at_depth = |depth: usize| format!("{}name:eq:x", "children[*].".repeat(depth));
+    for depth in 0..=8 {
+        assert!(parse_query([("filter", at_depth(depth).as_str())], &allow).is_ok(), "depth {depth}");
+    }
+    assert!(parse_query([("filter", at_depth(9).as_str())], &allow).is_err());
+    assert!(parse_query([("sort", "children[*].name")], &allow).is_err());
+}

@@ -92,7 +92,7 @@ pub trait FieldHandle {
 /// compile error:
 ///
 /// ```
-/// use cqrs_ddd::spec::{Dir, FieldKind, Index, QueryOptions, ReadModel, parse_query};
+/// use cqrs_ddd::spec::{FieldKind, Index, QueryOptions, ReadModel, parse_query};
 /// use serde::{Deserialize, Serialize};
 /// use serde_json::json;
 ///
@@ -121,7 +121,8 @@ pub trait FieldHandle {
 ///
 /// let f = Book::fields();
 /// let spec = f.status.eq("available") & f.copies.gt(0) & f.address.city.eq("Athens") & f.items.each().sku.eq("b");
-/// let query = QueryOptions::new().filter(spec).order_by_kind(f.title.path(), Dir::Asc, f.title.asc().kind);
+/// let mut query = QueryOptions::new().filter(spec);
+/// query.order.push(f.title.asc()); // ordered as text: the field's kind
 /// let doc = json!({"title": "Iliad", "status": "available", "copies": 2,
 ///                  "address": {"city": "Athens"}, "items": [{"sku": "a"}, {"sku": "b"}]});
 /// assert!(query.matches(&doc).unwrap());
@@ -165,6 +166,12 @@ pub trait FieldHandle {
 /// sort, select or index). Mistakes are compile errors: an unknown field in `index(..)`, an
 /// operator in `filter(..)` that does not fit the field's type, a field whose type has no
 /// [`Field`] implementation.
+///
+/// A handle is `Copy`: its path is interned, kept once for the life of the program (a
+/// program builds a fixed set of paths, those of its read models). The fields struct holds
+/// each handle in a `ManuallyDrop`, which derefs to it and has nothing to drop; it is there
+/// so that a field type without [`Field`] is one error, at the field, instead of one at
+/// every use of the struct. Generic read models are not supported yet.
 ///
 /// A read model cannot hold itself except through a list (its fields struct would be
 /// infinitely large); allow-list entries through lists of itself stop 8 lists deep.
