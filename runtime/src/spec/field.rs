@@ -163,9 +163,14 @@ pub trait FieldHandle {
 /// `#[serde(rename)]`, `#[serde(rename_all)]` and `#[serde(skip)]` are followed;
 /// `#[serde(flatten)]` is not supported yet. A flag inside a nested type counts under the
 /// nested field's path; inside a list only `filter` counts (a list has no single value to
-/// sort, select or index). Mistakes are compile errors: an unknown field in `index(..)`, an
-/// operator in `filter(..)` that does not fit the field's type, a field whose type has no
-/// [`Field`] implementation.
+/// sort, select or index), and a list of texts or numbers is filtered as a whole (`all`,
+/// `json_contains`, `is_empty`). `sort` on a nested type or a list orders as
+/// [`FieldKind::Any`], where objects and lists tie.
+///
+/// Mistakes are compile errors: an unknown field in `index(..)` (with a did-you-mean), an
+/// operator in `filter(..)` that does not fit the field's type (naming the field, the
+/// operator and the ones that fit), a field whose type has no [`Field`] implementation, an
+/// enum, a tuple struct or a generic type.
 ///
 /// A handle is `Copy`: its path is interned, kept once for the life of the program (a
 /// program builds a fixed set of paths, those of its read models). The fields struct holds
@@ -715,7 +720,7 @@ impl ListField<BoolField> {
 
 impl<F> FieldHandle for ListField<F> {
     const OPS: &'static [Op] = &[Op::All, Op::JsonContains, Op::IsEmpty, Op::IsNotEmpty, Op::IsNull, Op::IsNotNull];
-    const WHAT: &'static str = "a list (filter its elements through the element type)";
+    const WHAT: &'static str = "a list field";
 
     fn at(path: String) -> Self {
         ListField { path: intern(path), element: PhantomData }

@@ -22,6 +22,8 @@ pub struct Book {
     #[read_model(filter)]
     tags: ::std::vec::Vec<::std::string::String>,
     address: Address,
+    #[read_model(filter(eq))]
+    r#type: ::std::string::String,
 }
 
 #[derive(serde::Serialize, cqrs_ddd::spec::ReadModel)]
@@ -33,6 +35,7 @@ pub struct Address {
 fn main() {
     use cqrs_ddd::spec::ReadModel as _;
     let _ = Book::fields().address.city.eq("Athens");
+    assert_eq!(Book::fields().r#type.path(), "type");
     let _ = Book::allow_list();
     assert_eq!(Book::indexes().len(), 2);
 }
