@@ -21,6 +21,7 @@ mod event;
 mod handler;
 mod projection;
 mod query;
+mod read_model;
 mod saga;
 mod upcaster;
 
@@ -139,6 +140,17 @@ pub fn projection(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn saga(args: TokenStream, item: TokenStream) -> TokenStream {
     saga::saga(args.into(), item.into()).into()
+}
+
+/// Typed fields for a read model: `#[derive(ReadModel)]` with
+/// `#[read_model(collection = "books", index(status, title))]` on the struct and
+/// `#[read_model(filter, sort, select, index)]`, `filter(eq, in_)` or `skip` on fields.
+/// Generates `{Type}Fields` (one handle per field, at its serialized path), the `Field`
+/// impl that nests the type in others and, with `collection`, the `ReadModel` impl.
+/// See `cqrs_ddd::spec::ReadModel`.
+#[proc_macro_derive(ReadModel, attributes(read_model))]
+pub fn read_model(input: TokenStream) -> TokenStream {
+    read_model::read_model(input.into()).into()
 }
 
 /// Marks a method of an `#[aggregate]` impl block that evolves the state from one event:

@@ -34,6 +34,10 @@ pub use crate::registry::{
     EventRegistration, QueryRegistration, SagaRegistration, UpcasterRegistration, erased_command,
 };
 pub use crate::saga::{Step as SagaStep, send_command as saga_send_command, unknown_command as saga_unknown_command};
+pub use crate::spec::field::{
+    BoolHasNoOrder, JsonIsNotCompared, ListIsNotCompared, NotAList, ObjectIsNotCompared, field_path, intern, op_fits,
+    refusal, refusal_len, refusal_text,
+};
 
 use crate::cqrs::{AggregateCommand, CommandContext, Dep, EventContext, Mediator, QueryContext};
 use crate::domain::{Envelope, Event, EventHeader, Handle, Metadata};

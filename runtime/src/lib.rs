@@ -170,6 +170,9 @@
 //! Read models are queried with specifications ([`spec`]): `store.find("books", &query)`
 //! and `store.count(..)` on any [`ports::ProjectionStore`] take a [`spec::QueryOptions`]
 //! (filter, order, page, selected fields) and answer for the tenant in scope.
+//! `#[derive(ReadModel)]` gives a read model typed fields (`Book::fields().status.eq("lent")`,
+//! an operator that does not fit the field's type is a compile error), the allow-list of
+//! HTTP filter strings and its indexes; see [`spec::ReadModel`].
 //!
 //! Every long-running loop (projection worker, outbox relay, scheduler, saga recovery)
 //! survives transient failures such as a database restart: it retries with capped
@@ -255,7 +258,7 @@
 //!
 //! | feature | default | what it gives |
 //! | --- | --- | --- |
-//! | `macros` | yes | re-exports `#[event]`, `#[aggregate]`, `#[command]`, `#[query]`, `#[command_handler]`, `#[query_handler]`, `#[event_handler]`, `#[upcaster]`, `#[projection]`, `#[saga]`, and the method markers `#[handle]`, `#[apply]`, `#[step]`, `#[on]`, `#[reset]` |
+//! | `macros` | yes | re-exports `#[event]`, `#[aggregate]`, `#[command]`, `#[query]`, `#[command_handler]`, `#[query_handler]`, `#[event_handler]`, `#[upcaster]`, `#[projection]`, `#[saga]`, the method markers `#[handle]`, `#[apply]`, `#[step]`, `#[on]`, `#[reset]`, and `#[derive(ReadModel)]` ([`spec::ReadModel`]) |
 //!
 //! The test kit ([`testing`]) is always compiled: it has no dependencies of its own.
 //!
@@ -309,6 +312,7 @@ pub use middleware::{
 };
 pub use outbox::{InProcessPublisher, OutboxRelay, RelayOptions, RelayStatus};
 pub use projection::{Projection, ProjectionTx, ProjectionWorker};
+pub use spec::ReadModel;
 pub use uow::UnitOfWork;
 pub use worker::{WorkerHealth, WorkerState};
 
@@ -326,7 +330,7 @@ pub use cqrs_ddd_macros::{
 pub mod prelude {
     pub use crate::{
         Aggregate, App, Command, CommandContext, Dep, Envelope, Error, Event, EventContext, Mediator, Metadata,
-        ProjectionTx, Query, QueryContext, Result,
+        ProjectionTx, Query, QueryContext, ReadModel, Result,
     };
     #[cfg(feature = "macros")]
     pub use cqrs_ddd_macros::{

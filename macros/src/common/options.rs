@@ -493,6 +493,31 @@ pub(crate) fn require(errors: &mut Errors, at: impl ToTokens, macro_name: &str, 
     errors.spanned(at, format!("`#[{macro_name}]` needs {listed}; write `{usage}`"));
 }
 
+/// The candidate closest to `word` when it is close enough to be a misspelling of it,
+/// for "did you mean" (`stauts` → `status`, `in` → `in_`).
+pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, c)| *d <= (c.chars().count() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// The number of inserted, removed and replaced characters from `a` to `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// The `crate = ..` option every macro takes, defaulting to `::cqrs_ddd`.
 pub(crate) fn krate(arg: Option<Arg<syn::Path>>) -> syn::Path {
     arg.map_or_else(|| syn::parse_quote!(::cqrs_ddd), |a| a.value)
@@ -587,6 +612,14 @@ mod tests {
             let (_, errs) = read(tokens);
             assert!(!errs.is_empty(), "{input:?} was accepted");
         }
+    }
+
+    #[test]
+    fn close_words_are_suggested_and_far_ones_are_not() {
+        assert_eq!(did_you_mean("stauts", ["title", "status"]), Some("status"));
+        assert_eq!(did_you_mean("in", ["in_", "not_in"]), Some("in_"));
+        assert_eq!(did_you_mean("colour", ["title", "status"]), None);
+        assert_eq!(did_you_mean("x", []), None);
     }
 
     #[test]

@@ -105,6 +105,7 @@
 mod aggregate;
 mod ast;
 mod eval;
+pub(crate) mod field;
 mod filter;
 mod op;
 mod path;
@@ -112,7 +113,11 @@ mod query;
 
 pub use aggregate::{AggFn, Aggregation, Measure, number};
 pub use ast::{BuildSpecError, Condition, Spec, SpecBuilder, SpecError, SpecErrors};
+/// Derives [`ReadModel`] (and [`Field`]): typed fields, an allow-list and indexes; see [`ReadModel`].
+#[cfg(feature = "macros")]
+pub use cqrs_ddd_macros::ReadModel;
 pub use eval::{EvalError, Truth};
+pub use field::{BoolField, Field, FieldHandle, JsonField, ListField, NumberField, Numeric, ReadModel, TextField};
 pub use filter::{AllowList, DEFAULT_LIMIT, FilterError, MAX_LIMIT, op_alias, parse_filter, parse_query, parse_sort};
 pub use op::Op;
 pub use path::{JsonStep, Path, Step, json_path};

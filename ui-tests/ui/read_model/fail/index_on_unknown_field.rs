@@ -1,0 +1,13 @@
+use cqrs_ddd::spec::ReadModel;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, ReadModel)]
+#[read_model(collection = "books", index(stauts, title))]
+struct Book {
+    title: String,
+    status: String,
+}
+
+fn main() {
+    let _ = Book::indexes();
+}
