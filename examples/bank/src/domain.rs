@@ -136,11 +136,16 @@ async fn alert_large_deposit(e: &Envelope<Deposited>, notifier: Dep<Notifier>) -
     Ok(())
 }
 
-/// The read model of balances, one JSON document per account.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+/// The read model of balances, one JSON document per account: its typed fields answer
+/// specifications, and callers over HTTP may filter and sort on what it allows.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, ReadModel)]
+#[read_model(collection = "balances")]
 pub(crate) struct BalanceView {
+    #[read_model(filter(eq, ne, in_), select)]
     pub(crate) owner: String,
+    #[read_model(filter(gt, ge, lt, le), sort, select, index)]
     pub(crate) balance: u64,
+    #[read_model(sort)]
     pub(crate) movements: u32,
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use cqrs_ddd::outbox::{InProcessPublisher, OutboxRelay};
 use cqrs_ddd::ports::{Cursor, EventStore, Outbox, ProjectionStore, SnapshotStore};
 use cqrs_ddd::prelude::*;
-use cqrs_ddd::spec::{AllowList, Dir, Op, QueryOptions, Spec, parse_query};
+use cqrs_ddd::spec::{QueryOptions, ReadModel, parse_query};
 use cqrs_ddd::{ProjectionWorker, SnapshotPolicy, TracingMiddleware};
 use cqrs_ddd_sqlx::{MySqlStore, PgStore, SqliteStore};
 use domain::{Account, AccountError, BalanceView, Balances, Deposit, GetBalance, Notifier, OpenAccount, Withdraw};
@@ -83,17 +83,26 @@ async fn main() -> Result<()> {
 
     // The read model answers specifications: in code, and from an HTTP filter string
     // checked against what callers may filter and sort on.
-    let funded = QueryOptions::new().filter(Spec::leaf("balance", Op::Gt, 0)).order_by("balance", Dir::Desc);
-    let rich = stores.projections.find("balances", &funded).await?;
+    // The index the read model declares is built once (an expression index on
+    // PostgreSQL and SQLite); the query below is compiled to SQL on the SQL stores.
+    for index in BalanceView::indexes() {
+        stores.projections.ensure_index(BalanceView::COLLECTION, &index).await?;
+    }
+    let view = BalanceView::fields();
+    let funded = QueryOptions::new().filter(view.balance.gt(0u64)).order(view.balance.desc());
+    let rich = stores.projections.find(BalanceView::COLLECTION, &funded).await?;
     println!("accounts with money: {}", rich.iter().map(|d| d.id.as_str()).collect::<Vec<_>>().join(", "));
-    let allow =
-        AllowList::new().filter_with("balance", [Op::Gt, Op::Ge, Op::Lt, Op::Le]).filter("owner").sort("balance");
-    let from_http = parse_query([("filter", "balance:gte:10,owner:eq:Ada"), ("sort", "-balance")], &allow)
-        .map_err(Error::handler)?;
+    let from_http =
+        parse_query([("filter", "balance:gte:10,owner:eq:Ada"), ("sort", "-balance")], &BalanceView::allow_list())
+            .map_err(Error::handler)?;
     println!(
         "accounts matching `balance:gte:10,owner:eq:Ada`: {}",
-        stores.projections.count("balances", &from_http).await?
+        stores.projections.count(BalanceView::COLLECTION, &from_http).await?
     );
+    let refused = parse_query([("filter", "ownr:eq:Ada")], &BalanceView::allow_list()).map(|_| ());
+    if let Err(e) = refused {
+        println!("a filter on a field callers may not use is refused: {e}");
+    }
 
     // The outbox: a relay hands the withdrawal to the asynchronous handler.
     let relay = OutboxRelay::new(stores.outbox.clone(), Arc::new(InProcessPublisher::new(app.clone())));

@@ -186,6 +186,14 @@ impl QueryOptions {
         self
     }
 
+    /// Adds a typed ordering key, as a read model's fields give it
+    /// (`Book::fields().title.asc()`).
+    #[must_use]
+    pub fn order(mut self, order: Order) -> Self {
+        self.order.push(order);
+        self
+    }
+
     /// One page: at most `limit` documents after the first `offset`.
     #[must_use]
     pub fn page(mut self, limit: u64, offset: u64) -> Self {
