@@ -2,6 +2,9 @@
 
 /// The heading the example sits under.
 pub const HEADING: &str = "## Thirty lines";
+/// The heading of the read-model example (used by build.rs).
+#[allow(dead_code)]
+pub const READ_MODELS: &str = "## Read models and specifications";
 
 /// The body of the first fenced code block tagged `lang` (```` ```rust ````, ```` ```toml ````)
 /// after the line `heading`, or why there is none.

@@ -1,5 +1,6 @@
 //! Copies the first ```rust block after the README's "Thirty lines" heading into
-//! `$OUT_DIR/readme.rs`, so this crate compiles exactly the code the README shows.
+//! `$OUT_DIR/readme.rs`, and the one after "Read models and specifications" into
+//! `$OUT_DIR/read_models.rs`, so this crate compiles exactly the code the README shows.
 
 mod blocks;
 
@@ -11,7 +12,10 @@ fn main() -> Result<(), String> {
     println!("cargo::rerun-if-changed={}", readme.display());
     println!("cargo::rerun-if-changed=blocks.rs");
     let markdown = std::fs::read_to_string(&readme).map_err(|e| format!("cannot read {}: {e}", readme.display()))?;
-    let code = blocks::block_after(&markdown, blocks::HEADING, "rust")?;
-    let out = PathBuf::from(var("OUT_DIR")?).join("readme.rs");
-    std::fs::write(&out, code).map_err(|e| format!("cannot write {}: {e}", out.display()))
+    for (heading, file) in [(blocks::HEADING, "readme.rs"), (blocks::READ_MODELS, "read_models.rs")] {
+        let code = blocks::block_after(&markdown, heading, "rust")?;
+        let out = PathBuf::from(var("OUT_DIR")?).join(file);
+        std::fs::write(&out, code).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    }
+    Ok(())
 }

@@ -15,6 +15,21 @@ mod readme {
     }
 }
 
+/// The README's read-model example, as written.
+#[allow(dead_code)]
+mod read_models {
+    include!(concat!(env!("OUT_DIR"), "/read_models.rs"));
+
+    pub(super) fn run() -> cqrs_ddd::Result<()> {
+        main()
+    }
+}
+
+#[test]
+fn the_readme_read_model_example_runs_to_completion() {
+    read_models::run().expect("the README's read-model example returns Ok");
+}
+
 use std::collections::BTreeMap;
 
 use toml::{Table, Value};

@@ -159,6 +159,15 @@ pub enum FilterError {
     BadCursor(String),
 }
 
+/// A filter request that cannot be answered is the caller's mistake: a
+/// [`Validation`](crate::Error::Validation) error of the message `filter`, carrying the
+/// whole explanation.
+impl From<FilterError> for crate::Error {
+    fn from(e: FilterError) -> Self {
+        crate::Error::Validation { message: "filter", reason: e.to_string() }
+    }
+}
+
 fn suggest(suggestions: &[String]) -> String {
     match suggestions {
         [] => String::new(),
