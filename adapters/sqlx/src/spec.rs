@@ -238,19 +238,9 @@ impl Compiler {
             },
             _ => return None,
         };
-        let sql = match (cast, self.f) {
-            (Some(c), _) => format!("CAST(? AS {c})"),
-            (None, Flavor::Postgres) => "CAST(? AS text)".to_owned(),
-            (None, _) => "?".to_owned(),
-        };
+        // A text needs no cast: every place it goes is typed by the other side.
+        let sql = cast.map_or_else(|| "?".to_owned(), |c| format!("CAST(? AS {c})"));
         Some((kind, Frag { sql, args: vec![Arg::Text(text)] }))
-    }
-
-    fn text_param(&self, s: &str) -> Frag {
-        Frag {
-            sql: if self.f == Flavor::Postgres { "CAST(? AS text)".to_owned() } else { "?".to_owned() },
-            args: vec![Arg::Text(s.to_owned())],
-        }
     }
 
     /// The elements of a JSON list (none when it is not one): the `FROM` item and each
@@ -418,13 +408,13 @@ impl Compiler {
                     Flavor::Postgres => {
                         let op = if c.op == Op::Iregex { "~*" } else { "~" };
                         let mut f = Frag::new(format!("({t} {op} "));
-                        f.append(self.text_param(pattern)).push(")");
+                        f.append(text_param(pattern)).push(")");
                         f
                     }
                     Flavor::Sqlite | Flavor::MariaDb => {
                         let pattern = if c.op == Op::Iregex { format!("(?i){pattern}") } else { pattern.to_owned() };
                         let mut f = Frag::new(format!("({t} REGEXP "));
-                        f.append(self.text_param(&pattern)).push(")");
+                        f.append(text_param(&pattern)).push(")");
                         f
                     }
                 }
@@ -490,7 +480,7 @@ impl Compiler {
                             self.is(x, JsonType::String),
                             self.raw_text(x)
                         ));
-                        f.append(self.text_param(query)).push("))");
+                        f.append(text_param(query)).push("))");
                         f
                     }
                     _ => {
@@ -586,7 +576,7 @@ impl Compiler {
                 }
             }
             let mut f = Frag::new(format!("({text} GLOB "));
-            f.append(self.text_param(&pattern)).push(")");
+            f.append(text_param(&pattern)).push(")");
             return f;
         }
         let mut pattern = String::new();
@@ -606,12 +596,10 @@ impl Compiler {
             (Flavor::Postgres, true) => (
                 format!("(CASE WHEN {} THEN {} END)", self.is(x, JsonType::String), self.raw_text(x)),
                 "ILIKE",
-                self.text_param(&pattern),
+                text_param(&pattern),
             ),
-            (Flavor::MariaDb, true) => {
-                (format!("LOWER({text})"), "LIKE", self.text_param(&pattern).wrap("LOWER(", ")"))
-            }
-            _ => (text, "LIKE", self.text_param(&pattern)),
+            (Flavor::MariaDb, true) => (format!("LOWER({text})"), "LIKE", text_param(&pattern).wrap("LOWER(", ")")),
+            _ => (text, "LIKE", text_param(&pattern)),
         };
         let mut f = Frag::new(format!("({text} {op} "));
         f.append(param).push(" ESCAPE '!')");
@@ -621,17 +609,17 @@ impl Compiler {
     fn has_key(&mut self, x: &str, key: &str) -> Frag {
         if self.f == Flavor::Postgres {
             let mut f = Frag::new(format!("jsonb_exists({x}, "));
-            f.append(self.text_param(key)).push(")");
+            f.append(text_param(key)).push(")");
             return f;
         }
         let (from, k, _) = self.members(x);
         let mut f = Frag::new(format!("(EXISTS (SELECT 1 FROM {from} WHERE {k} = "));
-        f.append(self.text_param(key));
+        f.append(text_param(key));
         let (from, e) = self.elements(x);
         f.push(&format!(") OR EXISTS (SELECT 1 FROM {from} WHERE {} = ", self.text(&e)));
-        f.append(self.text_param(key));
+        f.append(text_param(key));
         f.push(&format!(") OR {} = ", self.text(x)));
-        f.append(self.text_param(key)).push(")");
+        f.append(text_param(key)).push(")");
         f
     }
 
@@ -654,7 +642,7 @@ impl Compiler {
                 for (k, v) in map {
                     let (from, key, member) = self.members(x);
                     let mut f = Frag::new(format!("EXISTS (SELECT 1 FROM {from} WHERE {key} = "));
-                    f.append(self.text_param(k)).push(" AND ").append(self.contains(&member, v)).push(")");
+                    f.append(text_param(k)).push(" AND ").append(self.contains(&member, v)).push(")");
                     parts.push(f);
                 }
                 Frag::join(parts, " AND ", TRUE)
@@ -696,7 +684,7 @@ impl Compiler {
                 let mut alternatives = Vec::new();
                 for (k, v) in map {
                     let mut f = Frag::new(format!("({key} = "));
-                    f.append(self.text_param(k)).push(" AND COALESCE(").append(self.contained_by(&member, v));
+                    f.append(text_param(k)).push(" AND COALESCE(").append(self.contained_by(&member, v));
                     f.push(&format!(", {FALSE}))"));
                     alternatives.push(f);
                 }
@@ -850,7 +838,7 @@ impl Compiler {
             });
         }
         let mut last = Frag::new(format!("({} > ", self.id()));
-        last.append(self.text_param(id)).push(")");
+        last.append(text_param(id)).push(")");
         equal_before.push(last);
         alternatives.push(Frag::join(equal_before, " AND ", TRUE));
         Frag::join(alternatives, " OR ", FALSE)
@@ -859,7 +847,7 @@ impl Compiler {
     /// The `WHERE` of a collection of a tenant and a filter.
     fn scope(&mut self, collection: &str, tenant: &str, spec: Option<&Spec>) -> Result<Frag> {
         let mut f = Frag::new(" WHERE collection = ");
-        f.append(self.text_param(collection)).push(" AND tenant_id = ").append(self.text_param(tenant));
+        f.append(text_param(collection)).push(" AND tenant_id = ").append(text_param(tenant));
         if let Some(spec) = spec {
             f.push(" AND ").append(self.spec(spec)?);
         }
@@ -1001,6 +989,11 @@ impl Compiler {
             columns.join(", ")
         )))
     }
+}
+
+/// A text parameter.
+fn text_param(s: &str) -> Frag {
+    Frag { sql: "?".to_owned(), args: vec![Arg::Text(s.to_owned())] }
 }
 
 /// JSON's types, as the compiler tests them.

@@ -76,7 +76,9 @@ fn check(what: &str, found: usize, expected: usize) -> Result<(), BenchError> {
 /// cqrs-ddd: `find_of` and `count_of` with a specification.
 pub(crate) async fn ours(target: &Target, w: &Workload) -> Result<Outcome, BenchError> {
     seed(target).await?;
-    let store = store(target, 1).await?;
+    // Two connections, as on the other PostgreSQL rows: a pooled connection goes back to
+    // the pool after its query, so with one the next query would wait for that.
+    let store = store(target, 2).await?;
     let page = |k: usize| {
         QueryOptions::new()
             .filter(Spec::leaf("status", Op::Eq, STATUSES[k % 10]))
