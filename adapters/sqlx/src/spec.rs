@@ -80,6 +80,9 @@ impl Frag {
 }
 
 const TRUE: &str = "(1 = 1)";
+/// The id column: compared by code point on every database (its collation is `"C"` on
+/// PostgreSQL and binary on MariaDB; SQLite compares bytes).
+const ID: &str = "id";
 const FALSE: &str = "(1 = 0)";
 
 fn bad(c: &Condition, reason: impl Into<String>) -> Error {
@@ -794,14 +797,11 @@ impl Compiler {
             });
         }
         if id {
-            parts.push(self.id().to_owned());
+            parts.push(ID.to_owned());
         }
         parts.join(", ")
     }
 
-    fn id(&self) -> &'static str {
-        if self.f == Flavor::Postgres { "id COLLATE \"C\"" } else { "id" }
-    }
 
     /// Rows after a keyset: `(c1, .., cn, id) > (v1, .., vn, id)` with each column's
     /// direction, nulls largest.
@@ -837,7 +837,7 @@ impl Compiler {
                 }
             });
         }
-        let mut last = Frag::new(format!("({} > ", self.id()));
+        let mut last = Frag::new(format!("({ID} > "));
         last.append(text_param(id)).push(")");
         equal_before.push(last);
         alternatives.push(Frag::join(equal_before, " AND ", TRUE));
