@@ -805,7 +805,7 @@ impl Compiler {
 
     /// Rows after a keyset: `(c1, .., cn, id) > (v1, .., vn, id)` with each column's
     /// direction, nulls largest.
-    fn after(&self, columns: &[(String, Dir)], values: Vec<Option<Frag>>, id: &str) -> Frag {
+    fn after(columns: &[(String, Dir)], values: Vec<Option<Frag>>, id: &str) -> Frag {
         let mut alternatives = Vec::new();
         let mut equal_before: Vec<Frag> = Vec::new();
         for ((c, dir), v) in columns.iter().zip(values) {
@@ -871,7 +871,7 @@ impl Compiler {
             for (o, v) in q.order.iter().zip(&after.values) {
                 values.extend(self.keyset_values(o, v));
             }
-            f.push(" AND ").append(self.after(&columns, values, &after.id));
+            f.push(" AND ").append(Self::after(&columns, values, &after.id));
         }
         f.push(" ORDER BY ").push(&self.order_by(&columns, true));
         let limit = q.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
