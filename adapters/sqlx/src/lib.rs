@@ -323,4 +323,7 @@ pub use mysql::{MySql, MySqlStore};
 pub use postgres::{PgOptions, PgStore, Postgres};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Sqlite, SqliteStore};
+/// The connect options of [`SqliteStore::options`] and [`SqliteStore::connect_with`].
+#[cfg(feature = "sqlite")]
+pub use sqlx::sqlite::SqliteConnectOptions;
 pub use store::SqlStore;

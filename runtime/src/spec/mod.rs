@@ -22,6 +22,8 @@ mod aggregate;
 mod ast;
 mod eval;
 mod filter;
+#[cfg(feature = "geo")]
+mod geometry;
 mod op;
 mod path;
 mod query;
@@ -30,6 +32,8 @@ pub use aggregate::{AggFn, Aggregate, Measure, number};
 pub use ast::{BuildSpecError, Condition, Spec, SpecBuilder, SpecError, SpecErrors};
 pub use eval::{EvalError, Truth};
 pub use filter::{AllowList, DEFAULT_LIMIT, FilterError, MAX_LIMIT, op_alias, parse_filter, parse_query, parse_sort};
+#[cfg(feature = "geo")]
+pub use geometry::GeoValue;
 pub use op::Op;
 pub use path::{JsonStep, Path, Step, json_path};
 pub use query::{CursorError, Dir, FieldKind, Index, Keyset, Order, Page, QueryOptions, project};
