@@ -281,6 +281,7 @@
 //! | `postgres` | yes | [`PgStore`] |
 //! | `sqlite` | yes | [`SqliteStore`] |
 //! | `mysql` | yes | [`MySqlStore`] (MariaDB 10.6+, MySQL 8+) |
+//! | `geo` | yes | the geometry operators of specifications (`cqrs-ddd/geo`): PostGIS on PostgreSQL, SpatiaLite on SQLite (load it with [`SqliteStore::options`] and [`SqliteStore::connect_with`]); MariaDB refuses them |
 //!
 //! # Connection pools
 //!

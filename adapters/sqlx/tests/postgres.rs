@@ -471,7 +471,10 @@ mod geometry {
                 .execute(db.admin.pool())
                 .await;
         if let Err(e) = created {
-            let duplicate = e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "23505" || c == "42710");
+            let duplicate = e
+                .as_database_error()
+                .and_then(sqlx::error::DatabaseError::code)
+                .is_some_and(|c| c == "23505" || c == "42710");
             assert!(duplicate, "PostGIS could not be created (scripts/services.sh installs it): {e}");
             let started = std::time::Instant::now();
             while !sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'postgis')")

@@ -88,14 +88,8 @@ impl Query {
                     },
                     _ => return Err(bad(c, shape)),
                 };
-                let from = match geometry(g).map_err(|reason| bad(c, format!("{shape}: {reason}")))? {
-                    Geometry::Point(p) => p,
-                    _ => {
-                        return Err(bad(
-                            c,
-                            "measures from a point (distances between other geometries are not supported)",
-                        ));
-                    }
+                let Geometry::Point(from) = geometry(g).map_err(|reason| bad(c, format!("{shape}: {reason}")))? else {
+                    return Err(bad(c, "measures from a point (distances to other geometries are not supported)"));
                 };
                 let metres = d
                     .as_f64()

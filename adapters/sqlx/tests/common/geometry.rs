@@ -3,6 +3,7 @@
 //! random points, boxes and segments against random values, memory against the store.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 
 use cqrs_ddd::ports::ProjectionStore;
 use cqrs_ddd::spec::{Op, QueryOptions, Spec, Truth};
@@ -227,29 +228,35 @@ fn grid(rng: &mut StdRng, max: i32) -> f64 {
     f64::from(rng.random_range(-max..=max)) / 4.0
 }
 
-fn random_geometry(rng: &mut StdRng) -> Value {
+/// A point, a box (of sides up to `side` quarter degrees), a segment or two points, on
+/// the grid.
+fn random_geometry(rng: &mut StdRng, side: i32) -> Value {
+    // Positions in quarter degrees, compared exactly before they become degrees.
+    let at = |rng: &mut StdRng| [rng.random_range(-8..=8), rng.random_range(-8..=8)];
+    let deg = |q: [i32; 2]| [f64::from(q[0]) / 4.0, f64::from(q[1]) / 4.0];
     match rng.random_range(0..5) {
-        0 | 1 => point([grid(rng, 16), grid(rng, 16)]),
+        0 | 1 => point(deg(at(rng))),
         2 => {
-            let (x, y) = (grid(rng, 16), grid(rng, 16));
-            rect(x, y, x + f64::from(rng.random_range(1..8)) / 4.0, y + f64::from(rng.random_range(1..8)) / 4.0)
+            let [x, y] = at(rng);
+            let (w, h) = (rng.random_range(1..=side), rng.random_range(1..=side));
+            let [x0, y0] = deg([x, y]);
+            let [x1, y1] = deg([x + w, y + h]);
+            rect(x0, y0, x1, y1)
         }
         3 => {
-            let a = [grid(rng, 16), grid(rng, 16)];
-            let mut b = [grid(rng, 16), grid(rng, 16)];
+            let (a, mut b) = (at(rng), at(rng));
             if a == b {
-                b[0] += 0.25;
+                b[0] += 1;
             }
-            json!({"type": "LineString", "coordinates": [a, b]})
+            json!({"type": "LineString", "coordinates": [deg(a), deg(b)]})
         }
-        _ => {
-            json!({"type": "MultiPoint", "coordinates": [[grid(rng, 16), grid(rng, 16)], [grid(rng, 16), grid(rng, 16)]]})
-        }
+        _ => json!({"type": "MultiPoint", "coordinates": [deg(at(rng)), deg(at(rng))]}),
     }
 }
 
 /// `cases` random collections of points, boxes, segments and point pairs, each asked
-/// random conditions of every operator; the store must find what memory finds. Distances
+/// random conditions of every operator, and their negations; the store must find what
+/// memory finds. Distances
 /// within a metre of a bound are left out (backends round the last digits differently).
 pub async fn random_geometry_conditions_agree_with_memory<S: ProjectionStore>(store: &S, cases: u32) {
     let tenant = format!("geo-{}", uuid::Uuid::now_v7().simple());
@@ -260,21 +267,21 @@ pub async fn random_geometry_conditions_agree_with_memory<S: ProjectionStore>(st
     for n in 0..cases {
         let collection = format!("c{n}");
         let docs: Vec<(String, Value)> =
-            (0..12).map(|i| (format!("d{i:02}"), json!({ "g": random_geometry(&mut rng) }))).collect();
+            (0..12).map(|i| (format!("d{i:02}"), json!({ "g": random_geometry(&mut rng, 6) }))).collect();
         put(store, &tenant, &collection, &docs).await;
         for _ in 0..8 {
             let op = ops[rng.random_range(0..ops.len())];
             let val = match op {
                 Op::DistanceLt | Op::Dwithin => {
-                    let from = [grid(&mut rng, 16), grid(&mut rng, 16)];
-                    let metres = f64::from(rng.random_range(0..600_000));
+                    let from = [grid(&mut rng, 8), grid(&mut rng, 8)];
+                    let metres = f64::from(rng.random_range(0..300_000));
                     json!([point(from), metres])
                 }
                 Op::BboxIntersects => {
-                    let (x, y) = (grid(&mut rng, 16), grid(&mut rng, 16));
+                    let (x, y) = (grid(&mut rng, 8), grid(&mut rng, 8));
                     json!([x, y, x + grid(&mut rng, 8).abs(), y + grid(&mut rng, 8).abs()])
                 }
-                _ => random_geometry(&mut rng),
+                _ => random_geometry(&mut rng, 12),
             };
             let spec = Spec::leaf("g", op, val.clone());
             if matches!(op, Op::DistanceLt | Op::Dwithin) && near_a_bound(&docs, &val) {
@@ -283,7 +290,7 @@ pub async fn random_geometry_conditions_agree_with_memory<S: ProjectionStore>(st
             let report = || {
                 let mut r = format!("case {n} (GEO_SEED={seed}): `g` {op} {val}; documents:\n");
                 for (id, d) in &docs {
-                    r.push_str(&format!("  {id}: {d}\n"));
+                    let _ = writeln!(r, "  {id}: {d}");
                 }
                 r
             };
