@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Starts any loopback service the test suites use that is not answering, then waits for
-# it: PostgreSQL 5432, MariaDB 3306, Redis 6379, RabbitMQ 5672, NATS (JetStream) 4222.
+# Installs the packages the geometry tests need when they are missing (PostGIS for the
+# local PostgreSQL, SpatiaLite for SQLite; Debian packages, through apt-get), then starts
+# any loopback service the test suites use that is not answering, and waits for it:
+# PostgreSQL 5432, MariaDB 3306, Redis 6379, RabbitMQ 5672, NATS (JetStream) 4222.
 # The start commands are those of the development machines (Debian packages); elsewhere,
 # start the services yourself (see README) and this script only checks them.
 # Exit status: the number of services that are still down.
@@ -25,6 +27,26 @@ ensure() { # name, check command, start command, seconds
   eval "$start" >/dev/null 2>&1 || echo "services: could not run the start command of $name: $start" >&2
   wait_for "$name" "$check" "$secs"
 }
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+# Packages the geometry tests need, installed once; quiet when they are there.
+geometry_packages() {
+  local need=() pg
+  command -v dpkg-query >/dev/null 2>&1 || return 0
+  pg=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)
+  if [ -n "$pg" ] && ! installed "postgresql-$pg-postgis-3"; then need+=("postgresql-$pg-postgis-3"); fi
+  installed libsqlite3-mod-spatialite || need+=(libsqlite3-mod-spatialite)
+  ((${#need[@]})) || return 0
+  echo "services: installing ${need[*]}"
+  local install="DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${need[*]}"
+  # A fresh machine may have no package lists yet: read them once, then try again.
+  if ! eval "$install" >/dev/null 2>&1 && ! { apt-get update -qq && eval "$install"; } >/dev/null 2>&1; then
+    echo "services: could not install ${need[*]}; the geometry tests will fail and say so" >&2
+  fi
+}
+
+geometry_packages
 
 down=0
 ensure postgres "pg_isready -q -h 127.0.0.1 -p 5432 || tcp_up 5432" \

@@ -259,6 +259,7 @@
 //! | feature | default | what it gives |
 //! | --- | --- | --- |
 //! | `macros` | yes | re-exports `#[event]`, `#[aggregate]`, `#[command]`, `#[query]`, `#[command_handler]`, `#[query_handler]`, `#[event_handler]`, `#[upcaster]`, `#[projection]`, `#[saga]`, the method markers `#[handle]`, `#[apply]`, `#[step]`, `#[on]`, `#[reset]`, and `#[derive(ReadModel)]` ([`spec::ReadModel`]) |
+//! | `geo` | no | the geometry operators of specifications in memory ([`spec`], "Geometry"), through the `geo` crate |
 //!
 //! The test kit ([`testing`]) is always compiled: it has no dependencies of its own.
 //!

@@ -34,6 +34,8 @@ pub enum Value<'q> {
     Int(i64),
     /// A 64-bit integer, or NULL.
     OptInt(Option<i64>),
+    /// A double-precision number (the coordinates and distances of geometry filters).
+    Float(f64),
     /// A UUID in the database's own encoding.
     Uuid(Uuid),
     /// A UUID, or NULL.
@@ -118,6 +120,7 @@ where
     Option<String>: for<'v> Encode<'v, DB> + Type<DB>,
     i64: for<'v> Encode<'v, DB> + Type<DB>,
     Option<i64>: for<'v> Encode<'v, DB> + Type<DB>,
+    f64: for<'v> Encode<'v, DB> + Type<DB>,
     Uuid: for<'v> Encode<'v, DB> + Type<DB>,
     Option<Uuid>: for<'v> Encode<'v, DB> + Type<DB>,
     DateTime<Utc>: for<'v> Encode<'v, DB> + Type<DB>,
@@ -132,6 +135,7 @@ where
             Value::OptString(v) => q.bind(v),
             Value::Int(v) => q.bind(v),
             Value::OptInt(v) => q.bind(v),
+            Value::Float(v) => q.bind(v),
             Value::Uuid(v) => q.bind(v),
             Value::OptUuid(v) => q.bind(v),
             Value::Time(v) => q.bind(v),

@@ -281,6 +281,7 @@
 //! | `postgres` | yes | [`PgStore`] |
 //! | `sqlite` | yes | [`SqliteStore`] |
 //! | `mysql` | yes | [`MySqlStore`] (MariaDB 10.6+, MySQL 8+) |
+//! | `geo` | yes | the geometry operators of specifications (`cqrs-ddd/geo`): PostGIS on PostgreSQL, SpatiaLite on SQLite (load it with [`SqliteStore::options`] and [`SqliteStore::connect_with`]); MariaDB refuses them |
 //!
 //! # Connection pools
 //!
@@ -323,4 +324,7 @@ pub use mysql::{MySql, MySqlStore};
 pub use postgres::{PgOptions, PgStore, Postgres};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Sqlite, SqliteStore};
+/// The connect options of [`SqliteStore::options`] and [`SqliteStore::connect_with`].
+#[cfg(feature = "sqlite")]
+pub use sqlx::sqlite::SqliteConnectOptions;
 pub use store::SqlStore;

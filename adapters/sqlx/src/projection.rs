@@ -123,7 +123,7 @@ impl<D: Dialect> ProjectionStore for SqlStore<D> {
     async fn find_of(&self, tenant: Option<&str>, collection: &str, query: &QueryOptions) -> Result<Vec<Document>> {
         let frag = Compiler::new(D::FLAVOR).find(&self.documents_table(), collection, tenant_column(tenant)?, query)?;
         let sql = Self::compiled_sql(&frag);
-        let rows = self.conn().await?.rows(compiled_stmt(&sql, &frag)).await.map_err(query_err)?;
+        let rows = self.conn().await?.rows(compiled_stmt(&sql, &frag)).await.map_err(query_err::<D>)?;
         let mut docs = rows.iter().map(rows::document::<D>).collect::<Result<Vec<_>>>()?;
         if !query.select.is_empty() {
             for doc in &mut docs {
@@ -140,7 +140,7 @@ impl<D: Dialect> ProjectionStore for SqlStore<D> {
         let frag =
             Compiler::new(D::FLAVOR).count(&self.documents_table(), collection, tenant_column(tenant)?, query)?;
         let sql = Self::compiled_sql(&frag);
-        let row = self.conn().await?.row(compiled_stmt(&sql, &frag)).await.map_err(query_err)?;
+        let row = self.conn().await?.row(compiled_stmt(&sql, &frag)).await.map_err(query_err::<D>)?;
         match row {
             Some(r) => Cols::<D>::of(&r).count("n", "document count"),
             None => Ok(0),
@@ -161,7 +161,7 @@ impl<D: Dialect> ProjectionStore for SqlStore<D> {
             aggregate,
         )?;
         let sql = Self::compiled_sql(&frag);
-        let rows = self.conn().await?.rows(compiled_stmt(&sql, &frag)).await.map_err(query_err)?;
+        let rows = self.conn().await?.rows(compiled_stmt(&sql, &frag)).await.map_err(query_err::<D>)?;
         rows.iter()
             .map(|row| {
                 let c = Cols::<D>::of(row);
@@ -200,7 +200,7 @@ impl<D: Dialect> SqlStore<D> {
             Flavor::MariaDb => ("EXPLAIN ", "key"),
         };
         let sql = format!("{prefix}{}", Self::compiled_sql(&frag));
-        let rows = self.conn().await?.rows(compiled_stmt(&sql, &frag)).await.map_err(query_err)?;
+        let rows = self.conn().await?.rows(compiled_stmt(&sql, &frag)).await.map_err(query_err::<D>)?;
         let mut lines = Vec::new();
         for row in &rows {
             lines.push(Cols::<D>::of(row).text_opt(column).map_err(store_err)?.unwrap_or_default());
@@ -213,12 +213,13 @@ fn compiled_stmt<'q>(sql: &'q str, frag: &Frag) -> Stmt<'q> {
     frag.args.iter().fold(Stmt::new(sql), |stmt, arg| match arg {
         Arg::Text(t) => stmt.arg(Value::String(t.clone())),
         Arg::Int(i) => stmt.int(*i),
+        Arg::Real(x) => stmt.arg(Value::Float(*x)),
     })
 }
 
 /// A compiled query failed: a regular expression the database refused is the filter's
 /// fault, not the store's.
-fn query_err(e: sqlx::Error) -> Error {
+fn query_err<D: Dialect>(e: sqlx::Error) -> Error {
     if let sqlx::Error::Database(db) = &e {
         let msg = db.message().to_ascii_lowercase();
         if msg.contains("regular expression") || msg.contains("regexp") || msg.contains("regex") {
@@ -227,6 +228,17 @@ fn query_err(e: sqlx::Error) -> Error {
                 op: cqrs_ddd::spec::Op::Regex,
                 reason: format!("the database refused the regular expression: {}", db.message()),
             });
+        }
+        // A geometry condition on a database without its spatial extension.
+        if msg.contains("geomfromgeojson") && (msg.contains("does not exist") || msg.contains("no such function")) {
+            let needs = match D::FLAVOR {
+                Flavor::Sqlite => {
+                    "the SpatiaLite extension loaded on every connection \
+                     (`SqliteStore::options(url)?.extension(\"mod_spatialite\")`)"
+                }
+                _ => "PostGIS in the database (`CREATE EXTENSION postgis`)",
+            };
+            return Error::store(format!("geometry conditions need {needs}: {}", db.message()));
         }
     }
     store_err(e)

@@ -26,6 +26,9 @@ use serde_json::Value as Json;
 
 use crate::dialect::Flavor;
 
+#[cfg(feature = "geo")]
+mod geometry;
+
 /// One bound argument.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Arg {
@@ -33,6 +36,9 @@ pub(crate) enum Arg {
     Text(String),
     /// A whole number (limits, offsets).
     Int(i64),
+    /// A double-precision number (coordinates, distances).
+    #[cfg_attr(not(feature = "geo"), allow(dead_code))]
+    Real(f64),
 }
 
 /// SQL text with `?` placeholders and its arguments in order.
@@ -297,7 +303,7 @@ impl Compiler {
     }
 
     fn condition(&mut self, c: &Condition) -> Result<Frag> {
-        if c.op.is_geometry() {
+        if c.op.is_geometry() && !cfg!(feature = "geo") {
             return Err(Error::Spec(EvalError::Unsupported(c.op)));
         }
         let path = c.check().map_err(Error::Spec)?;
@@ -505,6 +511,8 @@ impl Compiler {
                     }
                 }
             }
+            #[cfg(feature = "geo")]
+            op if op.is_geometry() => self.geometry(c, x)?,
             other => return Err(Error::Spec(EvalError::Unsupported(other))),
         })
     }
@@ -1135,7 +1143,11 @@ mod tests {
         let err = Compiler::new(Flavor::Sqlite).spec(&Spec::leaf("n", Op::Between, json!([1]))).unwrap_err();
         assert!(matches!(err, Error::Spec(EvalError::BadValue { .. })));
         let err = Compiler::new(Flavor::Sqlite).spec(&Spec::leaf("g", Op::Within, json!({}))).unwrap_err();
-        assert!(matches!(err, Error::Spec(EvalError::Unsupported(Op::Within))));
+        if cfg!(feature = "geo") {
+            assert!(matches!(err, Error::Spec(EvalError::BadValue { .. })), "{err}");
+        } else {
+            assert!(matches!(err, Error::Spec(EvalError::Unsupported(Op::Within))), "{err}");
+        }
     }
 
     #[test]

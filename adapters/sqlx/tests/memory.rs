@@ -61,3 +61,19 @@ memory_tests! {
 }
 
 every_store_contract!(memory_tests);
+
+/// The geometry fixtures on the in-memory store (the evaluator itself).
+#[cfg(feature = "geo")]
+mod geometry {
+    use super::*;
+
+    #[tokio::test]
+    async fn geometry_operators_answer_the_fixtures() {
+        common::geometry::geometry_operators_answer_the_fixtures(&Mem::default()).await;
+    }
+
+    #[tokio::test]
+    async fn bad_geometry_values_are_refused() {
+        common::geometry::bad_geometry_values_are_refused_alike(&Mem::default()).await;
+    }
+}

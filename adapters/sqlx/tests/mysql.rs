@@ -250,3 +250,18 @@ async fn a_missing_database_is_named() {
         other => panic!("expected a connect error, got {other:?}"),
     }
 }
+
+/// MariaDB has no geometry operators: a typed refusal, before any statement runs.
+#[cfg(feature = "geo")]
+#[tokio::test]
+async fn geometry_conditions_are_unsupported_on_mariadb() {
+    use cqrs_ddd::ports::ProjectionStore;
+    use cqrs_ddd::spec::{EvalError, Op, QueryOptions, Spec};
+
+    let db = My::new().await;
+    let point = serde_json::json!({"type": "Point", "coordinates": [2.3522, 48.8566]});
+    let q = QueryOptions::new().filter(Spec::leaf("g", Op::Intersects, point));
+    let err = db.store().await.find_of(None, "places", &q).await.unwrap_err();
+    assert!(matches!(err, cqrs_ddd::Error::Spec(EvalError::Unsupported(Op::Intersects))), "{err}");
+    db.drop().await;
+}

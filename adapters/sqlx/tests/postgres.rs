@@ -455,3 +455,58 @@ async fn an_unprivileged_reader_passes_other_databases_and_sees_holders() {
     sqlx::query(&format!("DROP ROLE \"{role}\"")).execute(admin.admin.pool()).await.unwrap();
     admin.drop().await;
 }
+
+/// The geometry operators on PostGIS (installed by scripts/services.sh).
+#[cfg(feature = "geo")]
+mod geometry {
+    use super::*;
+
+    /// A store in a schema of its own, with PostGIS in the database. Tests create the
+    /// extension at once: an advisory lock makes them take turns, and a creation that
+    /// another session won all the same is a duplicate error, after which it exists.
+    async fn postgis() -> Pg {
+        let db = Pg::new().await;
+        let created =
+            sqlx::raw_sql("SELECT pg_advisory_xact_lock(7205759403792793); CREATE EXTENSION IF NOT EXISTS postgis")
+                .execute(db.admin.pool())
+                .await;
+        if let Err(e) = created {
+            let duplicate = e
+                .as_database_error()
+                .and_then(sqlx::error::DatabaseError::code)
+                .is_some_and(|c| c == "23505" || c == "42710");
+            assert!(duplicate, "PostGIS could not be created (scripts/services.sh installs it): {e}");
+            let started = std::time::Instant::now();
+            while !sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'postgis')")
+                .fetch_one(db.admin.pool())
+                .await
+                .unwrap()
+            {
+                assert!(started.elapsed() < Duration::from_secs(30), "PostGIS was not created by the other session");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        db
+    }
+
+    #[tokio::test]
+    async fn geometry_operators_answer_the_fixtures() {
+        let db = postgis().await;
+        common::geometry::geometry_operators_answer_the_fixtures(&db.store().await).await;
+        db.drop().await;
+    }
+
+    #[tokio::test]
+    async fn bad_geometry_values_are_refused() {
+        let db = postgis().await;
+        common::geometry::bad_geometry_values_are_refused_alike(&db.store().await).await;
+        db.drop().await;
+    }
+
+    #[tokio::test]
+    async fn random_geometry_conditions_agree_with_memory() {
+        let db = postgis().await;
+        common::geometry::random_geometry_conditions_agree_with_memory(&db.store().await, 30).await;
+        db.drop().await;
+    }
+}

@@ -155,3 +155,71 @@ async fn an_unopenable_database_names_the_file_and_the_cause() {
         other => panic!("expected a connect error naming the file, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_missing_extension_is_a_connect_error_naming_it() {
+    let path = std::env::temp_dir().join(format!("cqrs-ddd-{}.db", uuid::Uuid::now_v7().simple()));
+    let options = SqliteStore::options(&Lite::url_of(&path)).unwrap().extension("mod_cqrs_ddd_not_installed");
+    let err = SqliteStore::connect_with(options).await.err().unwrap();
+    match &err {
+        cqrs_ddd::Error::Connect { backend: "SQLite", reason, .. } => {
+            assert!(reason.contains("extension") && reason.contains("mod_cqrs_ddd_not_installed"), "{reason}");
+        }
+        other => panic!("expected a connect error naming the extension, got {other:?}"),
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+/// The geometry operators on SpatiaLite (installed by scripts/services.sh).
+#[cfg(feature = "geo")]
+mod geometry {
+    use cqrs_ddd::ports::ProjectionStore;
+    use cqrs_ddd::spec::{Op, QueryOptions, Spec};
+
+    use super::*;
+
+    /// A migrated store with SpatiaLite loaded, in a database file of its own.
+    async fn spatialite() -> (Lite, SqliteStore) {
+        let db = Lite::new().await;
+        let options = SqliteStore::options(&Lite::url_of(&db.path)).unwrap().extension("mod_spatialite");
+        let store = SqliteStore::connect_with(options)
+            .await
+            .unwrap_or_else(|e| panic!("{e} (scripts/services.sh installs libsqlite3-mod-spatialite)"));
+        store.migrate().await.unwrap();
+        (db, store)
+    }
+
+    #[tokio::test]
+    async fn geometry_operators_answer_the_fixtures() {
+        let (db, store) = spatialite().await;
+        common::geometry::geometry_operators_answer_the_fixtures(&store).await;
+        store.pool().close().await;
+        db.drop().await;
+    }
+
+    #[tokio::test]
+    async fn bad_geometry_values_are_refused() {
+        let (db, store) = spatialite().await;
+        common::geometry::bad_geometry_values_are_refused_alike(&store).await;
+        store.pool().close().await;
+        db.drop().await;
+    }
+
+    #[tokio::test]
+    async fn random_geometry_conditions_agree_with_memory() {
+        let (db, store) = spatialite().await;
+        common::geometry::random_geometry_conditions_agree_with_memory(&store, 30).await;
+        store.pool().close().await;
+        db.drop().await;
+    }
+
+    /// Without SpatiaLite, a geometry condition is a store error that says what to load.
+    #[tokio::test]
+    async fn a_geometry_condition_without_spatialite_says_what_to_load() {
+        let db = Lite::new().await;
+        let q = QueryOptions::new().filter(Spec::leaf("g", Op::BboxIntersects, serde_json::json!([0, 0, 1, 1])));
+        let err = db.admin.find_of(None, "places", &q).await.unwrap_err();
+        assert!(matches!(&err, cqrs_ddd::Error::Store(_)) && err.to_string().contains("mod_spatialite"), "{err}");
+        db.drop().await;
+    }
+}

@@ -31,7 +31,7 @@ pub enum Truth {
 }
 
 impl Truth {
-    fn from_bool(b: bool) -> Truth {
+    pub(crate) fn from_bool(b: bool) -> Truth {
         if b { Truth::True } else { Truth::False }
     }
 
@@ -74,9 +74,13 @@ pub enum EvalError {
         /// What is wrong with the value.
         reason: String,
     },
-    /// An operator this build does not evaluate (the geometry operators need the `geo`
-    /// feature).
-    #[error("operator `{0}` is not evaluated in memory by this build (geometry needs the `geo` feature)")]
+    /// An operator this build or this backend does not evaluate: the geometry operators
+    /// need the `geo` feature, and in SQL PostgreSQL with PostGIS or SQLite with
+    /// SpatiaLite.
+    #[error(
+        "operator `{0}` is not supported here (geometry needs the `geo` feature, and in SQL PostgreSQL with PostGIS \
+         or SQLite with SpatiaLite)"
+    )]
     Unsupported(Op),
     /// An aggregation that cannot be computed (a measure without a field, two results
     /// with one name).
@@ -125,10 +129,23 @@ impl Condition {
 
 fn condition(c: &Condition, document: &Value) -> Result<Truth, EvalError> {
     if c.op.is_geometry() {
-        return Err(EvalError::Unsupported(c.op));
+        return geometry(c, document);
     }
     let path = c.check()?;
     resolve(document, &path.steps, &|field| leaf(c, field))
+}
+
+/// A geometry condition: its value is read once, then tested against each field.
+#[cfg(feature = "geo")]
+fn geometry(c: &Condition, document: &Value) -> Result<Truth, EvalError> {
+    let path = c.check()?;
+    let query = super::geometry::Query::of(c)?;
+    resolve(document, &path.steps, &|field| Ok(query.test(field.filter(|v| !v.is_null()))))
+}
+
+#[cfg(not(feature = "geo"))]
+fn geometry(c: &Condition, _: &Value) -> Result<Truth, EvalError> {
+    Err(EvalError::Unsupported(c.op))
 }
 
 /// Walks `steps` into `value`; over a list, the condition holds for one element.
@@ -192,6 +209,10 @@ fn check_value(c: &Condition) -> Result<(), EvalError> {
         Op::Fts | Op::FtsPhrase => {
             val.as_str().ok_or_else(|| bad(c, "takes a text"))?;
         }
+        #[cfg(feature = "geo")]
+        op if op.is_geometry() => {
+            super::geometry::Query::of(c)?;
+        }
         _ => {}
     }
     Ok(())
@@ -207,7 +228,7 @@ pub(crate) fn regex(c: &Condition) -> Result<regex::Regex, EvalError> {
         .map_err(|e| bad(c, format!("the regular expression does not compile: {e}")))
 }
 
-fn bad(c: &Condition, reason: impl Into<String>) -> EvalError {
+pub(crate) fn bad(c: &Condition, reason: impl Into<String>) -> EvalError {
     EvalError::BadValue { attr: c.attr.clone(), op: c.op, reason: reason.into() }
 }
 
@@ -582,9 +603,11 @@ mod tests {
         assert!(matches!(Spec::leaf("n", Op::In, 1).matches(&doc), Err(EvalError::BadValue { .. })));
         assert!(matches!(Spec::leaf("n", Op::Between, json!([1])).matches(&doc), Err(EvalError::BadValue { .. })));
         assert!(matches!(Spec::leaf("s", Op::Regex, "(").matches(&doc), Err(EvalError::BadValue { .. })));
-        assert!(matches!(
-            Spec::leaf("s", Op::Within, json!({})).matches(&doc),
-            Err(EvalError::Unsupported(Op::Within))
-        ));
+        let within = Spec::leaf("s", Op::Within, json!({})).matches(&doc);
+        if cfg!(feature = "geo") {
+            assert!(matches!(within, Err(EvalError::BadValue { .. })), "{within:?}");
+        } else {
+            assert!(matches!(within, Err(EvalError::Unsupported(Op::Within))), "{within:?}");
+        }
     }
 }

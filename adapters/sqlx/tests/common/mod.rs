@@ -2,6 +2,8 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 pub mod domain;
+#[cfg(feature = "geo")]
+pub mod geometry;
 pub mod hardening;
 #[macro_use]
 pub mod kill;
