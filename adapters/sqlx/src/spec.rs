@@ -810,7 +810,6 @@ impl Compiler {
         parts.join(", ")
     }
 
-
     /// Rows after a keyset: `(c1, .., cn, id) > (v1, .., vn, id)` with each column's
     /// direction, nulls largest.
     fn after(columns: &[(String, Dir)], values: Vec<Option<Frag>>, id: &str) -> Frag {
