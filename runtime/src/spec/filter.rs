@@ -38,6 +38,8 @@ pub struct AllowList {
     filterable: BTreeMap<String, Option<BTreeSet<Op>>>,
     sortable: BTreeMap<String, FieldKind>,
     selectable: BTreeSet<String>,
+    owner: Option<String>,
+    tenant_required: bool,
 }
 
 impl AllowList {
@@ -77,6 +79,24 @@ impl AllowList {
     #[must_use]
     pub fn select(mut self, field: impl Into<String>) -> Self {
         self.selectable.insert(field.into());
+        self
+    }
+
+    /// Each caller sees only the documents whose `field` holds their principal:
+    /// [`parse_query_in`] adds `field = principal` to every request, and refuses a
+    /// request without a principal.
+    #[must_use]
+    pub fn owned_by(mut self, field: impl Into<String>) -> Self {
+        self.owner = Some(field.into());
+        self
+    }
+
+    /// [`parse_query_in`] refuses a request outside a tenant's scope (the store scopes
+    /// documents by tenant; this makes a request without one an error, not a read of
+    /// the documents without tenant).
+    #[must_use]
+    pub fn tenant_required(mut self) -> Self {
+        self.tenant_required = true;
         self
     }
 }
@@ -154,6 +174,12 @@ pub enum FilterError {
     /// A JSON filter that does not read.
     #[error("the JSON filter does not read: {0}")]
     BadJson(String),
+    /// The read model is per tenant and the request has none.
+    #[error("this read model is per tenant and the request names none")]
+    NoTenant,
+    /// The read model is per owner and the request has no principal.
+    #[error("this read model shows each caller their own documents and the request has no principal")]
+    NoPrincipal,
     /// A `cursor` this query did not write.
     #[error("`cursor` is not a cursor of this query: {0}")]
     BadCursor(String),
@@ -416,6 +442,38 @@ pub fn parse_query<'a>(
             return Err(FilterError::BadCursor("it was written for another sort".to_owned()));
         }
         query.after = Some(keyset);
+    }
+    Ok(query)
+}
+
+/// [`parse_query`] for a request: the tenant and owner constraints of the allow-list
+/// ([`AllowList::tenant_required`], [`AllowList::owned_by`]) are checked against the
+/// request and added, whatever the caller wrote.
+///
+/// ```
+/// use cqrs_ddd::RequestContext;
+/// use cqrs_ddd::spec::{AllowList, FilterError, parse_query_in};
+/// use serde_json::json;
+///
+/// let allow = AllowList::new().filter("status").owned_by("owner").tenant_required();
+/// let ada = RequestContext { principal: Some("ada".into()), ..RequestContext::new().with_tenant("acme") };
+/// let q = parse_query_in([("filter", "status:eq:open")], &allow, &ada).unwrap();
+/// assert!(q.matches(&json!({"status": "open", "owner": "ada"})).unwrap());
+/// assert!(!q.matches(&json!({"status": "open", "owner": "bob"})).unwrap());
+/// assert_eq!(parse_query_in([], &allow, &RequestContext::new()).unwrap_err(), FilterError::NoTenant);
+/// ```
+pub fn parse_query_in<'a>(
+    params: impl IntoIterator<Item = (&'a str, &'a str)>,
+    allow: &AllowList,
+    request: &crate::RequestContext,
+) -> Result<QueryOptions, FilterError> {
+    if allow.tenant_required && request.tenant_id.is_none() {
+        return Err(FilterError::NoTenant);
+    }
+    let mut query = parse_query(params, allow)?;
+    if let Some(field) = &allow.owner {
+        let principal = request.principal.as_deref().ok_or(FilterError::NoPrincipal)?;
+        query = query.filter(Spec::leaf(field.as_str(), Op::Eq, principal));
     }
     Ok(query)
 }

@@ -100,7 +100,9 @@
 //! [`parse_query`] reads `filter=status:eq:available,price:between:10,50`, a JSON filter
 //! for `or` and groups, `sort=-price,name`, `fields`, `limit`/`offset` (20 by default, at
 //! most 100) and `cursor`, checked against an [`AllowList`]; every mistake is a typed
-//! [`FilterError`] naming the part and suggesting close matches.
+//! [`FilterError`] naming the part and suggesting close matches. [`parse_query_in`]
+//! also applies the request: a read model may require a tenant and show each caller
+//! only their own documents.
 //!
 //! # Geometry
 //!
@@ -196,7 +198,9 @@ pub use ast::{BuildSpecError, Condition, Spec, SpecBuilder, SpecError, SpecError
 pub use cqrs_ddd_macros::ReadModel;
 pub use eval::{EvalError, Truth};
 pub use field::{BoolField, Field, FieldHandle, JsonField, ListField, NumberField, Numeric, ReadModel, TextField};
-pub use filter::{AllowList, DEFAULT_LIMIT, FilterError, MAX_LIMIT, op_alias, parse_filter, parse_query, parse_sort};
+pub use filter::{
+    AllowList, DEFAULT_LIMIT, FilterError, MAX_LIMIT, op_alias, parse_filter, parse_query, parse_query_in, parse_sort,
+};
 #[cfg(feature = "geo")]
 pub use geometry::GeoValue;
 pub use op::Op;
