@@ -144,8 +144,9 @@ pub fn saga(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Typed fields for a read model: `#[derive(ReadModel)]` with
 /// `#[read_model(collection = "books", index(status, title))]` on the struct and
-/// `#[read_model(filter, sort, select, index)]`, `filter(eq, in_)` or `skip` on fields.
-/// Generates `{Type}Fields` (one handle per field, at its serialized path), the `Field`
+/// `#[read_model(filter, sort, select, index)]`, `filter(eq, in_)` or `skip` on fields;
+/// `owner = field` (each caller sees the documents holding their principal there) and
+/// `tenant_required` on the struct shape what `parse_query_in` allows. Generates `{Type}Fields` (one handle per field, at its serialized path), the `Field`
 /// impl that nests the type in others and, with `collection`, the `ReadModel` impl.
 /// See `cqrs_ddd::spec::ReadModel`.
 #[proc_macro_derive(ReadModel, attributes(read_model))]

@@ -278,3 +278,29 @@ fn a_read_model_may_hold_a_list_of_itself() {
     assert!(parse_query([("filter", at_depth(9).as_str())], &allow).is_err());
     assert!(parse_query([("sort", "children[*].name")], &allow).is_err());
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize, ReadModel)]
+#[read_model(collection = "tickets", owner = reporter, tenant_required)]
+struct Ticket {
+    #[serde(rename = "by")]
+    reporter: String,
+    #[read_model(filter)]
+    state: String,
+}
+
+/// A read model that shows each caller their own documents, and only inside a tenant.
+#[test]
+fn an_owned_read_model_adds_the_owner_and_requires_a_tenant() {
+    use cqrs_ddd::RequestContext;
+    use cqrs_ddd::spec::parse_query_in;
+    let ada = RequestContext { principal: Some("ada".into()), ..RequestContext::new().with_tenant("acme") };
+    let q = parse_query_in([("filter", "state:eq:open")], &Ticket::allow_list(), &ada).unwrap();
+    assert!(q.matches(&json!({"by": "ada", "state": "open"})).unwrap());
+    assert!(!q.matches(&json!({"by": "bob", "state": "open"})).unwrap());
+    let no_tenant = RequestContext { principal: Some("ada".into()), ..RequestContext::new() };
+    assert_eq!(parse_query_in([], &Ticket::allow_list(), &no_tenant).unwrap_err(), FilterError::NoTenant);
+    let anonymous = RequestContext::new().with_tenant("acme");
+    assert_eq!(parse_query_in([], &Ticket::allow_list(), &anonymous).unwrap_err(), FilterError::NoPrincipal);
+    // The owner is not something a caller can filter away: it is not in the allow-list.
+    assert!(parse_query_in([("filter", "by:eq:bob")], &Ticket::allow_list(), &ada).is_err());
+}

@@ -264,6 +264,8 @@ fn read_model_impl(model: &ReadModelIr, collection: &syn::LitStr) -> TokenStream
     let ReadModelIr { krate: k, ident, fields_ident, .. } = model;
     let p = quote!(#k::__private);
     let spec = quote!(#k::spec);
+    let owner = model.owner.as_ref().map(|o| quote!(let __cqrs_ddd_allow = __cqrs_ddd_allow.owned_by(#o);));
+    let tenant = model.tenant_required.then(|| quote!(let __cqrs_ddd_allow = __cqrs_ddd_allow.tenant_required();));
     quote! {
         #[automatically_derived]
         impl #spec::ReadModel for #ident {
@@ -275,7 +277,10 @@ fn read_model_impl(model: &ReadModelIr, collection: &syn::LitStr) -> TokenStream
             }
 
             fn allow_list() -> #spec::AllowList {
-                <#ident as #spec::Field>::__cqrs_ddd_allow("", false, #spec::AllowList::new())
+                let __cqrs_ddd_allow = <#ident as #spec::Field>::__cqrs_ddd_allow("", false, #spec::AllowList::new());
+                #owner
+                #tenant
+                __cqrs_ddd_allow
             }
 
             fn indexes() -> #p::Vec<#spec::Index> {

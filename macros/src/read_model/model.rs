@@ -14,6 +14,10 @@ pub(crate) struct ReadModelIr {
     pub(crate) fields: Vec<FieldIr>,
     /// `index(a, b)` on the struct, with the fields they name resolved.
     pub(crate) indexes: Vec<IndexIr>,
+    /// `owner = field`: the stored name of the field holding each document's owner.
+    pub(crate) owner: Option<String>,
+    /// `tenant_required`.
+    pub(crate) tenant_required: bool,
 }
 
 /// A field with a handle.

@@ -24,6 +24,10 @@ struct StructOptions {
     /// An index on these fields, first one first; repeatable.
     #[darling(multiple)]
     index: Vec<Arg<FieldNames>>,
+    /// Each caller sees only the documents whose field holds their principal.
+    owner: Option<Arg<Ident>>,
+    /// Requests from outside must name a tenant.
+    tenant_required: Option<Arg<Word>>,
     /// The path of the runtime crate, when it is not `::cqrs_ddd`.
     #[darling(rename = "crate")]
     krate: Option<Arg<syn::Path>>,
@@ -141,6 +145,7 @@ pub(crate) fn parse(input: &DeriveInput) -> (ReadModelIr, Errors) {
     validate::names(&mut errors, &fields);
     let indexes =
         validate::indexes(&mut errors, &fields, &skipped, opts.index.into_iter().map(|a| (a.key, a.value.0)).collect());
+    let owner = opts.owner.and_then(|a| validate::owner(&mut errors, &fields, &skipped, &a.value));
     let ident = input.ident.clone();
     let model = ReadModelIr {
         krate: options::krate(opts.krate),
@@ -150,6 +155,8 @@ pub(crate) fn parse(input: &DeriveInput) -> (ReadModelIr, Errors) {
         collection: opts.collection.map(|a| a.value),
         fields,
         indexes,
+        owner,
+        tenant_required: opts.tenant_required.is_some(),
     };
     (model, errors)
 }

@@ -20,6 +20,26 @@ pub(crate) fn names(errors: &mut Errors, fields: &[FieldIr]) {
     }
 }
 
+/// `owner = field` resolved to the field's stored name; an unknown or skipped field is
+/// reported.
+pub(crate) fn owner(errors: &mut Errors, fields: &[FieldIr], skipped: &[Ident], name: &Ident) -> Option<String> {
+    let word = name.unraw().to_string();
+    if let Some(f) = fields.iter().find(|f| f.member.unraw() == word) {
+        return Some(f.name.clone());
+    }
+    let hint = if skipped.iter().any(|s| s.unraw() == word) {
+        format!("`{word}` is skipped, so it cannot hold the owner")
+    } else {
+        let known: Vec<String> = fields.iter().map(|f| f.member.unraw().to_string()).collect();
+        match did_you_mean(&word, known.iter().map(String::as_str)) {
+            Some(close) => format!("unknown field `{word}`; did you mean `{close}`?"),
+            None => format!("unknown field `{word}`"),
+        }
+    };
+    errors.spanned(name, format!("`owner = {word}`: {hint}"));
+    None
+}
+
 /// The struct's `index(..)` lists resolved to fields; an unknown or skipped field, a
 /// field named twice and an index declared twice (also by a field's `index` flag) are
 /// reported, and the index dropped.
