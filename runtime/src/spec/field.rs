@@ -157,7 +157,10 @@ pub trait FieldHandle {
 ///
 /// On the struct, `#[read_model(..)]` takes `collection = ".."` (required for `ReadModel`; a
 /// type without it is only a [`Field`], to nest in others), `index(a, b)` (repeatable: one
-/// index on those fields, first one first) and `crate = path`. On a field it takes
+/// index on those fields, first one first), `owner = field` (each caller of
+/// [`parse_query_in`](super::parse_query_in) sees only the documents whose field holds
+/// their principal), `tenant_required` (a request outside a tenant is refused) and
+/// `crate = path`. On a field it takes
 /// `filter` (any operator of its handle) or `filter(eq, in_, ..)` (those, by method name),
 /// `sort`, `select`, `index`, or `skip` (no handle). Field names are the serialized ones:
 /// `#[serde(rename)]`, `#[serde(rename_all)]` and `#[serde(skip)]` are followed;
