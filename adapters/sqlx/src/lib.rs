@@ -62,6 +62,19 @@
 //! the store is built; every statement binds each argument once (MariaDB has no
 //! numbered placeholders).
 //!
+//! # Read models in SQL
+//!
+//! The document store answers [specifications](cqrs_ddd::spec) in SQL: `find_of`,
+//! `page_of` (keyset cursors), `count_of` (`SELECT count(*)`) and `aggregate_of`
+//! (`GROUP BY`) compile the query once per call, for the dialect, with every value a bind
+//! parameter, and give the rows the in-memory evaluator gives (a differential property
+//! test holds the three databases to it). `ensure_index` builds a declared
+//! [`Index`](cqrs_ddd::spec::Index) as an expression index on PostgreSQL and SQLite over
+//! the same typed expressions the queries use; [`SqlStore::explain`] shows the plan.
+//! Geometry operators (feature `geo`, on by default) need PostGIS on PostgreSQL and
+//! SpatiaLite on SQLite ([`SqliteStore::connect_with`] with
+//! `SqliteStore::options(url)?.extension("mod_spatialite")`); MariaDB refuses them.
+//!
 //! # Policies every backend shares
 //!
 //! - **Overflow.** A number that does not fit its column (a version above `i64::MAX`, a

@@ -118,7 +118,7 @@ impl<D: Dialect> ProjectionStore for SqlStore<D> {
         rows.iter().map(rows::document::<D>).collect()
     }
 
-    /// Compiled to one `SELECT` (see [`crate::spec`](self)): filter, order, keyset and
+    /// Compiled to one `SELECT` by the specification compiler: filter, order, keyset and
     /// page in SQL; the selected fields are cut from the found documents.
     async fn find_of(&self, tenant: Option<&str>, collection: &str, query: &QueryOptions) -> Result<Vec<Document>> {
         let frag = Compiler::new(D::FLAVOR).find(&self.documents_table(), collection, tenant_column(tenant)?, query)?;
