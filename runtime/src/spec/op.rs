@@ -150,7 +150,7 @@ impl Op {
     ];
 
     /// The wire name.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Op::Eq => "=",
             Op::Ne => "!=",
