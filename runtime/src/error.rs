@@ -133,6 +133,9 @@ pub enum Error {
     /// operator, an operator this build does not evaluate.
     #[error(transparent)]
     Spec(#[from] crate::spec::EvalError),
+    /// A lock was not taken, extended or released.
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
     /// A message was rejected before it reached its handler.
     #[error("invalid {message}: {reason}")]
     Validation {

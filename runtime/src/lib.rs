@@ -281,6 +281,7 @@ pub mod cqrs;
 pub mod domain;
 mod error;
 pub mod es;
+pub mod lock;
 pub mod memory;
 pub mod middleware;
 pub mod outbox;
