@@ -16,7 +16,8 @@ pub use core::option::Option::{self, None, Some};
 pub use core::result::Result::{self, Err, Ok};
 pub use core::time::Duration;
 pub use std::boxed::Box;
-pub use std::string::String;
+pub use std::string::{String, ToString};
+pub use std::vec;
 pub use std::vec::Vec;
 
 pub use futures::future::BoxFuture;
@@ -29,6 +30,7 @@ pub use crate::cqrs::by_name::{
     ViaHandler as DispatchViaHandler,
 };
 pub use crate::domain::encode_checked;
+pub use crate::lock::CommandLocks;
 pub use crate::registry::{
     AggregateRegistration, CommandRegistration, CommandTypeRegistration, DepKey, EventHandlerRegistration,
     EventRegistration, QueryRegistration, SagaRegistration, UpcasterRegistration, erased_command,

@@ -5,7 +5,7 @@ use syn::spanned::Spanned;
 use super::model::{CommandModel, Target};
 
 pub(crate) fn expand(model: &CommandModel, item: TokenStream) -> TokenStream {
-    let CommandModel { krate: k, ident, name, response, target, stub_handler } = model;
+    let CommandModel { krate: k, ident, name, response, target, stub_handler, .. } = model;
     // An aggregate's command responds with `()`; a `response` beside it is reported.
     let response = match response {
         Some(r) if target.is_none() => quote!(#r),
@@ -14,6 +14,7 @@ pub(crate) fn expand(model: &CommandModel, item: TokenStream) -> TokenStream {
     let by_name = by_name(model);
     let routed = target.as_ref().map(|t| routed(model, t));
     let stub = stub_handler.then(|| stub_handler_impl(model));
+    let locks = (!model.lock.is_empty()).then(|| locks(model));
     quote! {
         #item
         #[doc(hidden)]
@@ -26,7 +27,35 @@ pub(crate) fn expand(model: &CommandModel, item: TokenStream) -> TokenStream {
             #by_name
             #routed
             #stub
+            #locks
         };
+    }
+}
+
+/// The resources `lock = [..]` names, registered for the lock middleware.
+fn locks(model: &CommandModel) -> TokenStream {
+    let CommandModel { krate: k, ident, name, lock, lock_kind, .. } = model;
+    let p = quote!(#k::__private);
+    let kind = match lock_kind {
+        Some(aggregate) => quote!(<#aggregate as #k::Aggregate>::TYPE),
+        None => quote!(#name),
+    };
+    let resources = lock.iter().map(|field| {
+        quote_spanned! {field.span()=>
+            (#k::lock::Resource::new(#kind, #p::ToString::to_string(&cmd.#field)), #k::lock::LockMode::Write)
+        }
+    });
+    quote! {
+        fn __cqrs_ddd_locks(any: &dyn #p::Any) -> #p::Vec<(#k::lock::Resource, #k::lock::LockMode)> {
+            match any.downcast_ref::<#ident>() {
+                #p::Some(cmd) => #p::vec![#(#resources),*],
+                #p::None => #p::Vec::new(),
+            }
+        }
+
+        #p::inventory::submit! {
+            #p::CommandLocks { type_id: #p::TypeId::of::<#ident>, resources: __cqrs_ddd_locks }
+        }
     }
 }
 

@@ -11,6 +11,10 @@ pub(crate) struct CommandModel {
     /// An aggregate is named but the route is wrong (reported): a stub handler keeps the
     /// mistake from being reported again at every `send`.
     pub(crate) stub_handler: bool,
+    /// `lock = [..]`: the fields naming the resources to lock.
+    pub(crate) lock: Vec<syn::Ident>,
+    /// The aggregate whose stored name is the kind of the locked resources.
+    pub(crate) lock_kind: Option<Type>,
 }
 
 /// The aggregate a command is routed to, and the field holding its id.

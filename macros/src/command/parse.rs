@@ -18,6 +18,10 @@ struct CommandOptions {
     response: Option<Arg<Type>>,
     /// The stored name, for dispatch by name; the Rust type name by default.
     name: Option<Arg<LitStr>>,
+    /// Fields naming the resources to lock (exclusively) around the command's unit of
+    /// work, of the kind the aggregate's stored name gives (the command's name without an
+    /// aggregate): `lock = [account, to_account]`.
+    lock: Option<Arg<options::Types>>,
     /// The path of the runtime crate, when it is not `::cqrs_ddd`.
     #[darling(rename = "crate")]
     krate: Option<Arg<syn::Path>>,
@@ -41,7 +45,13 @@ pub(crate) fn parse(args: TokenStream, item: &TokenStream) -> syn::Result<(Comma
     let ident = input.ident.clone();
     let name = opts.name.map_or_else(|| LitStr::new(&ident.to_string(), ident.span()), |a| a.value);
     let krate = options::krate(opts.krate);
-    Ok((CommandModel { krate, ident, name, response, target, stub_handler }, input.to_token_stream(), errors))
+    let lock = opts.lock.map(|a| validate::lock_fields(&mut errors, &input, a.value)).unwrap_or_default();
+    let aggregate = target.as_ref().map(|t| t.aggregate.clone());
+    Ok((
+        CommandModel { krate, ident, name, response, target, stub_handler, lock, lock_kind: aggregate },
+        input.to_token_stream(),
+        errors,
+    ))
 }
 
 /// The fields marked `#[id]` (marker removed), with their member and type.

@@ -45,3 +45,51 @@ pub(crate) fn target(
     }
     Some(Target { aggregate, id_field, id_ty })
 }
+
+/// `lock = [a, b]` resolved to named fields of the struct: each a field name, one that
+/// exists (with a did-you-mean), named once.
+pub(crate) fn lock_fields(
+    errors: &mut Errors,
+    input: &syn::DeriveInput,
+    value: crate::common::options::Types,
+) -> Vec<syn::Ident> {
+    use crate::common::options::{Types, did_you_mean};
+    let types = match value {
+        Types::One(t) => vec![*t],
+        Types::Many(ts) => ts,
+    };
+    let known: Vec<String> = match &input.data {
+        syn::Data::Struct(s) => s.fields.iter().filter_map(|f| f.ident.as_ref().map(ToString::to_string)).collect(),
+        _ => {
+            errors.spanned(
+                &input.ident,
+                "`lock = [..]` names fields of a struct; on an enum, lock by hand with a `LockManager`",
+            );
+            return Vec::new();
+        }
+    };
+    let mut out: Vec<syn::Ident> = Vec::new();
+    for ty in types {
+        let ident = match &ty {
+            syn::Type::Path(p) if p.qself.is_none() => p.path.get_ident().cloned(),
+            _ => None,
+        };
+        let Some(ident) = ident else {
+            errors.spanned(&ty, "`lock = [..]` takes field names, like `lock = [account, to_account]`");
+            continue;
+        };
+        let word = ident.to_string();
+        if out.iter().any(|o| *o == word) {
+            errors.spanned(&ident, format!("`{word}` is named twice in `lock = [..]`; keep one"));
+        } else if known.contains(&word) {
+            out.push(ident);
+        } else {
+            let hint = match did_you_mean(&word, known.iter().map(String::as_str)) {
+                Some(close) => format!("; did you mean `{close}`?"),
+                None => String::new(),
+            };
+            errors.spanned(&ident, format!("`lock = [..]` names `{word}`, which is not a field of the command{hint}"));
+        }
+    }
+    out
+}

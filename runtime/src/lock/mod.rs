@@ -34,12 +34,14 @@
 
 mod manager;
 mod memory;
+mod middleware;
 
 use std::fmt;
 use std::time::Duration;
 
 pub use manager::{Heartbeat, Held, LockManager};
 pub use memory::MemoryLocks;
+pub use middleware::{CommandLocks, LockMiddleware};
 
 use crate::ports::async_trait;
 

@@ -46,6 +46,11 @@ impl Message {
         self.payload.downcast_ref()
     }
 
+    /// The message itself, erased.
+    pub fn payload(&self) -> &(dyn Any + Send) {
+        &*self.payload
+    }
+
     pub(crate) fn into_payload<T: 'static>(self) -> Result<T> {
         let name = self.name;
         self.payload.downcast::<T>().map(|b| *b).map_err(|_| {
