@@ -316,6 +316,8 @@ mod common;
 pub mod dialect;
 #[doc(hidden)]
 pub mod exec;
+#[cfg(feature = "postgres")]
+mod locks;
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(feature = "postgres")]
@@ -331,6 +333,8 @@ mod storable;
 mod store;
 
 pub use dialect::Dialect;
+#[cfg(feature = "postgres")]
+pub use locks::PgLocks;
 #[cfg(feature = "mysql")]
 pub use mysql::{MySql, MySqlStore};
 #[cfg(feature = "postgres")]

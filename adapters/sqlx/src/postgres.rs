@@ -29,6 +29,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, sql: include_str!("../migrations/postgres/0003_sagas.sql") },
     Migration { version: 4, sql: include_str!("../migrations/postgres/0004_tenancy.sql") },
     Migration { version: 5, sql: include_str!("../migrations/postgres/0005_document_ids.sql") },
+    Migration { version: 6, sql: include_str!("../migrations/postgres/0006_lock_fences.sql") },
 ];
 
 /// Event store, state rows, snapshots, outbox, projections, sagas and scheduled commands

@@ -510,3 +510,95 @@ mod geometry {
         db.drop().await;
     }
 }
+
+mod advisory_locks {
+    //! Locks on PostgreSQL advisory locks, between two "processes" (two stores).
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use cqrs_ddd::lock::{LockBackend, LockError, LockManager, LockMode, LockOptions, Resource};
+    use cqrs_ddd_sqlx::PgLocks;
+
+    use super::Pg;
+    use crate::common::TestDb as _;
+
+    fn res(id: &str) -> Resource {
+        Resource::of_tenant(Some("t1"), "Account", id)
+    }
+
+    fn opts(timeout_ms: u64) -> LockOptions {
+        LockOptions { timeout: Duration::from_millis(timeout_ms), ttl: Duration::from_secs(30) }
+    }
+
+    #[tokio::test]
+    async fn readers_share_writers_exclude_and_a_failed_multi_lock_gives_back_what_it_took() {
+        let db = Pg::new().await;
+        let (a, b) = (PgLocks::new(&db.store().await), PgLocks::new(&db.store().await));
+        a.health().await.unwrap();
+        let r1 = a.acquire(&res("x"), LockMode::Read, &opts(1_000)).await.unwrap();
+        let r2 = b.acquire(&res("x"), LockMode::Read, &opts(1_000)).await.unwrap();
+        let err = b.acquire(&res("x"), LockMode::Write, &opts(50)).await.err().unwrap();
+        assert!(matches!(err, LockError::Timeout { .. }), "{err}");
+        a.release(&r1).await.unwrap();
+        b.release(&r2).await.unwrap();
+        let w = a.acquire(&res("x"), LockMode::Write, &opts(1_000)).await.unwrap();
+        assert!(b.acquire(&res("x"), LockMode::Read, &opts(50)).await.is_err(), "a writer holds it");
+        a.release(&w).await.unwrap();
+
+        let (ma, mb) = (LockManager::new(a.clone()), LockManager::new(b.clone()));
+        let held_b = mb.lock([(res("b"), LockMode::Write)], "other", &opts(1_000)).await.unwrap();
+        let err =
+            ma.lock([(res("a"), LockMode::Write), (res("b"), LockMode::Write)], "me", &opts(50)).await.err().unwrap();
+        assert!(matches!(&err, LockError::Timeout { resource, .. } if resource.id == "b"), "{err}");
+        mb.lock([(res("a"), LockMode::Write)], "third", &opts(1_000)).await.unwrap().release().await.unwrap();
+        held_b.release().await.unwrap();
+        // Another tenant's `b` is another lock.
+        let other_tenant = Resource::of_tenant(Some("t2"), "Account", "b");
+        let held_b = mb.lock([(res("b"), LockMode::Write)], "other", &opts(1_000)).await.unwrap();
+        ma.lock([(other_tenant, LockMode::Write)], "me", &opts(1_000)).await.unwrap().release().await.unwrap();
+        held_b.release().await.unwrap();
+        db.drop().await;
+    }
+
+    #[tokio::test]
+    async fn fences_increase_and_an_expired_lease_is_lost() {
+        let db = Pg::new().await;
+        let (a, b) = (PgLocks::new(&db.store().await), PgLocks::new(&db.store().await));
+        let short = LockOptions { timeout: Duration::from_secs(10), ttl: Duration::from_millis(50) };
+        let first = a.acquire(&res("f"), LockMode::Write, &short).await.unwrap();
+        // Not released: its lease runs out and the other process takes over.
+        let second = b.acquire(&res("f"), LockMode::Write, &opts(10_000)).await.unwrap();
+        assert!(second.fence > first.fence, "{} then {}", first.fence, second.fence);
+        assert!(matches!(a.extend(&first, Duration::from_secs(1)).await, Err(LockError::Lost { .. })));
+        b.extend(&second, Duration::from_secs(30)).await.unwrap();
+        b.release(&second).await.unwrap();
+        db.drop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn tasks_of_two_processes_never_overlap() {
+        let db = Pg::new().await;
+        let managers =
+            [LockManager::new(PgLocks::new(&db.store().await)), LockManager::new(PgLocks::new(&db.store().await))];
+        let inside = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for t in 0..8 {
+            let (locks, inside) = (managers[t % 2].clone(), inside.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in 0..25 {
+                    let held =
+                        locks.lock([(res("hot"), LockMode::Write)], &format!("t{t}-{i}"), &opts(60_000)).await.unwrap();
+                    assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders at once");
+                    tokio::task::yield_now().await;
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    held.release().await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        db.drop().await;
+    }
+}
