@@ -1,0 +1,8 @@
+//! Redis for cqrs-ddd: leased locks with fencing tokens.
+
+mod connection;
+mod lock;
+mod scripts;
+
+pub use lock::{DEFAULT_LOCK_PREFIX, RedisLocks};
+pub use redis;
