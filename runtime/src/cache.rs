@@ -207,8 +207,11 @@ impl Cache {
 /// and whenever the map is written to).
 #[derive(Clone, Default)]
 pub struct MemoryCache {
-    entries: Arc<Mutex<HashMap<String, (Vec<u8>, Option<Instant>)>>>,
+    entries: Arc<Mutex<HashMap<String, Entry>>>,
 }
+
+/// A value and when it expires.
+type Entry = (Vec<u8>, Option<Instant>);
 
 impl std::fmt::Debug for MemoryCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -222,7 +225,7 @@ impl MemoryCache {
         MemoryCache::default()
     }
 
-    fn live(entry: &(Vec<u8>, Option<Instant>), now: Instant) -> bool {
+    fn live(entry: &Entry, now: Instant) -> bool {
         entry.1.is_none_or(|until| until > now)
     }
 }

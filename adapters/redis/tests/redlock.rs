@@ -18,7 +18,7 @@ fn opts(timeout_ms: u64) -> LockOptions {
 
 #[tokio::test]
 async fn redlock_needs_a_quorum_of_nodes() {
-    let mut nodes = vec![common::Node::start().await, common::Node::start().await, common::Node::start().await];
+    let mut nodes = [common::Node::start().await, common::Node::start().await, common::Node::start().await];
     let urls: Vec<String> = nodes.iter().map(common::Node::url).collect();
     let prefix = common::prefix("redlock");
     let a = Redlock::new(&urls).unwrap().with_prefix(prefix.clone());
