@@ -276,6 +276,7 @@ extern crate self as cqrs_ddd;
 
 mod app;
 mod backoff;
+pub mod cache;
 pub mod context;
 pub mod cqrs;
 pub mod domain;
