@@ -36,6 +36,7 @@ impl Contender {
     pub(crate) fn label(self, group: Group) -> &'static str {
         match (self, group.backend()) {
             (Contender::CqrsEs, Backend::Postgres) => "postgres-es",
+            (Contender::Sqlx, _) if group == Group::RedisLock => "redis-rs",
             _ => self.key(),
         }
     }
@@ -150,6 +151,8 @@ pub(crate) const PROJECTION: &str = "projection_catchup";
 pub(crate) const SPEC_DOCUMENTS: usize = 100_000;
 pub(crate) const SPEC_PAGE: &str = "spec_page_100k";
 pub(crate) const SPEC_COUNT: &str = "spec_count_100k";
+/// Scenario 16: an uncontended lock and unlock on Redis.
+pub(crate) const REDIS_LOCK: &str = "redis_lock_unlock";
 /// Scenario 8: the events a projection catches up on, spread over this many accounts.
 pub(crate) const PROJECTION_EVENTS: usize = 100_000;
 pub(crate) const PROJECTION_ACCOUNTS: usize = 1_000;
@@ -179,6 +182,7 @@ pub(crate) enum Group {
     LiteSeq,
     LiteLoad,
     Spec,
+    RedisLock,
 }
 
 impl Group {
@@ -203,6 +207,7 @@ impl Group {
         Group::LiteSeq,
         Group::LiteLoad,
         Group::Spec,
+        Group::RedisLock,
     ];
 
     /// The name of a cell on the command line of the child process.
@@ -226,6 +231,7 @@ impl Group {
             Group::LiteSeq => "lite_seq",
             Group::LiteLoad => "lite_load",
             Group::Spec => "spec",
+            Group::RedisLock => "redis_lock",
         }
     }
 
@@ -236,7 +242,8 @@ impl Group {
     /// Where the group's events live (the in-memory groups never connect).
     pub(crate) fn backend(self) -> Backend {
         match self {
-            Group::MemSpread | Group::MemLong | Group::Mediator => Backend::Memory,
+            // Redis needs no database of the run: the cells connect to `REDIS_URL`.
+            Group::MemSpread | Group::MemLong | Group::Mediator | Group::RedisLock => Backend::Memory,
             Group::PgSeq
             | Group::PgConc16
             | Group::PgBatch100
@@ -254,7 +261,7 @@ impl Group {
         match self {
             Group::MemSpread | Group::MemLong => &[Contender::Ours, Contender::CqrsEs],
             Group::Mediator => &[Contender::Ours],
-            Group::Projection | Group::Spec => &[Contender::Ours, Contender::Sqlx],
+            Group::Projection | Group::Spec | Group::RedisLock => &[Contender::Ours, Contender::Sqlx],
             // MariaDB and SQLite: no cqrs-es column (postgres-es is PostgreSQL only).
             _ if self.backend() != Backend::Postgres => &[Contender::Ours, Contender::Sqlx],
             _ => &Contender::ALL,
@@ -283,6 +290,7 @@ impl Group {
             Group::LiteSeq => rate(LITE_SEQ),
             Group::LiteLoad => LITE_LOADS.iter().map(|&(_, id)| row(id, Millis)).collect(),
             Group::Spec => vec![row(SPEC_PAGE, QueriesPerSec), row(SPEC_COUNT, QueriesPerSec)],
+            Group::RedisLock => vec![row(REDIS_LOCK, Micros)],
         }
     }
 
@@ -345,6 +353,11 @@ impl Group {
                 thousands(w.pg_aggregates)
             ),
             Group::LiteLoad => "14. SQLite file, load of one aggregate of 1k / 10k / 100k events: ms".to_owned(),
+            Group::RedisLock => format!(
+                "16. Redis, {} uncontended lock + unlock round trips of one resource: us per pair \
+                 (redis-rs: SET NX PX and a compare-and-delete script)",
+                w.lock_cycles
+            ),
             Group::Spec => format!(
                 "15. Postgres, a read model of {} documents with a declared index: a specification's page of 20 \
                  (filter + order) and its count: queries/s (sqlx: the same queries written by hand)",
@@ -403,6 +416,8 @@ pub(crate) struct Workload {
     pub(crate) loads_timed: [usize; 3],
     /// Queries of each kind per repetition of scenario 15.
     pub(crate) spec_queries: usize,
+    /// Lock and unlock pairs per repetition of scenario 16.
+    pub(crate) lock_cycles: usize,
 }
 
 impl Workload {
@@ -421,6 +436,7 @@ impl Workload {
             batch_events: 100,
             loads_timed: [20, 10, 3],
             spec_queries: 2_000,
+            lock_cycles: 5_000,
         };
         if !quick {
             return full;
@@ -431,6 +447,7 @@ impl Workload {
             mediator_calls: 300_000,
             loads_timed: [5, 3, 1],
             spec_queries: 500,
+            lock_cycles: 1_000,
             ..full
         }
     }

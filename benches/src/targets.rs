@@ -3,7 +3,7 @@
 use crate::report::{Results, num, ratio};
 use crate::scenarios::{
     Contender, Group, LITE_LOADS, LITE_SEQ, LOAD_SNAP, LOADS, LoadIds, MEDIATOR_DIRECT, MEDIATOR_SEND, MEM_LONG,
-    PG_BATCH, RateIds, SPEC_COUNT, SPEC_PAGE,
+    PG_BATCH, REDIS_LOCK, RateIds, SPEC_COUNT, SPEC_PAGE,
 };
 #[cfg(feature = "mysql")]
 use crate::scenarios::{MY_CONC16, MY_LOADS, MY_SEQ};
@@ -76,6 +76,13 @@ pub(crate) fn check(r: &Results) -> Vec<String> {
         ));
     }
     targets.push(t(Group::Load, format!("{}: cqrs-ddd", LOAD_SNAP.1), Bound::AtMost(5.0), " ms", ours(LOAD_SNAP.1)));
+    targets.push(t(
+        Group::RedisLock,
+        format!("{REDIS_LOCK}: redis-rs / cqrs-ddd (time per pair)"),
+        Bound::AtLeast(0.8),
+        "x",
+        vs(REDIS_LOCK, Contender::Sqlx).map(|r| 1.0 / r),
+    ));
     for id in [SPEC_PAGE, SPEC_COUNT] {
         targets.push(t(
             Group::Spec,

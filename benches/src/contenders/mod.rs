@@ -9,6 +9,7 @@ pub(crate) mod plain_lite;
 pub(crate) mod plain_my;
 pub(crate) mod plain_sqlx;
 pub(crate) mod postgres_es;
+pub(crate) mod redis_lock;
 pub(crate) mod spec_docs;
 
 use crate::db::Target;
@@ -49,6 +50,8 @@ pub(crate) async fn run(
         (Group::Projection, Ours) => Some(ours_pg::projection(db()?).await?),
         (Group::Projection, Sqlx) => Some(plain_sqlx::projection(db()?).await?),
         (Group::Spec, Ours) => Some(spec_docs::ours(db()?, w).await?),
+        (Group::RedisLock, Ours) => Some(redis_lock::ours(w).await?),
+        (Group::RedisLock, Sqlx) => Some(redis_lock::plain(w).await?),
         (Group::Spec, Sqlx) => Some(spec_docs::plain(db()?, w).await?),
         (Group::LoadRss, Ours) => ours_pg::load_rss(db()?).await?,
         (Group::LoadRss, CqrsEs) => Some(postgres_es::load_rss(db()?).await?),
@@ -72,7 +75,10 @@ pub(crate) async fn run(
         (Group::LiteLoad, Ours) => Some(ours_sql::lite_load(db()?, w).await?),
         (Group::LiteLoad, Sqlx) => Some(plain_lite::load(db()?, w).await?),
         (Group::MemSpread | Group::MemLong | Group::Mediator, Sqlx)
-        | (Group::Mediator | Group::Projection | Group::LiteSeq | Group::LiteLoad | Group::Spec, CqrsEs) => None,
+        | (
+            Group::Mediator | Group::Projection | Group::LiteSeq | Group::LiteLoad | Group::Spec | Group::RedisLock,
+            CqrsEs,
+        ) => None,
     })
 }
 
