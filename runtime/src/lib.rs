@@ -242,6 +242,15 @@
 //! [`testing::SagaFixture`] to test a saga without a database. On a database, give the
 //! builder the adapter: `App::builder().event_store(db.clone()).sagas_on(db)`.
 //!
+//! # Locks and caching
+//!
+//! [`lock`] takes leases on resources (TTL, heartbeat, fencing tokens, read/write modes)
+//! through a [`lock::LockBackend`] (in memory here; Redis, Redlock and PostgreSQL
+//! advisory locks in the adapters), several at once without deadlock and re-entered by
+//! the root command that holds them; `#[command(lock = [from, to])]` with
+//! [`lock::LockMiddleware`] holds a command's resources around its unit of work.
+//! [`cache`] is a port for caches whose keys carry the tenant by construction.
+//!
 //! # Dispatch by name
 //!
 //! Every `#[command]` registers its stored name (`name = ".."`, default the type name)
