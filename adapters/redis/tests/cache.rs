@@ -92,3 +92,34 @@ async fn an_unreachable_redis_is_a_typed_error() {
     let err: cqrs_ddd::Error = cache.delete("k").await.unwrap_err().into();
     assert!(matches!(err, cqrs_ddd::Error::Store(_)));
 }
+
+/// Two processes (two caches on one Redis, one document store): a commit in one renews
+/// the answers the other serves.
+#[tokio::test]
+async fn read_model_answers_are_renewed_across_processes_after_a_commit() {
+    use std::sync::Arc;
+
+    use cqrs_ddd::cache::CachedDocuments;
+    use cqrs_ddd::memory::MemoryProjectionStore;
+    use cqrs_ddd::ports::ProjectionStore;
+    use cqrs_ddd::spec::{Op, QueryOptions, Spec};
+
+    let store = MemoryProjectionStore::new();
+    // One prefix, two clients.
+    let prefix = common::prefix("read-models");
+    let redis = || -> Arc<dyn cqrs_ddd::cache::CacheBackend> {
+        Arc::new(RedisCache::new(&common::url()).unwrap().with_prefix(prefix.clone()))
+    };
+    let a = CachedDocuments::new(store.clone(), redis(), Duration::from_secs(60));
+    let b = CachedDocuments::new(store.clone(), redis(), Duration::from_secs(60));
+    let open = QueryOptions::new().filter(Spec::leaf("status", Op::Eq, "open"));
+    let mut tx = a.begin().await.unwrap();
+    tx.put_doc(Some("t1"), "tickets", "1", r#"{"status":"open"}"#.into()).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(b.count_of(Some("t1"), "tickets", &open).await.unwrap(), 1);
+    let mut tx = a.begin().await.unwrap();
+    tx.put_doc(Some("t1"), "tickets", "2", r#"{"status":"open"}"#.into()).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(b.count_of(Some("t1"), "tickets", &open).await.unwrap(), 2, "b sees a's commit");
+    assert_eq!(b.count_of(Some("t2"), "tickets", &open).await.unwrap(), 0, "another tenant");
+}

@@ -32,6 +32,10 @@ use serde::de::DeserializeOwned;
 
 use crate::ports::async_trait;
 
+mod read_models;
+
+pub use read_models::CachedDocuments;
+
 /// Why a cache call failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
