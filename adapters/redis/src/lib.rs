@@ -1,5 +1,6 @@
 //! Redis for cqrs-ddd: leased read/write locks with fencing tokens ([`RedisLocks`] on one
-//! node, optionally fair; [`Redlock`] over several) and the cache port ([`RedisCache`]).
+//! node, optionally fair; [`Redlock`] over several), the cache port ([`RedisCache`]) and
+//! aggregate snapshots shared by every process ([`RedisSnapshots`]).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -55,8 +56,10 @@ mod connection;
 mod lock;
 mod redlock;
 mod scripts;
+mod snapshots;
 
 pub use cache::{DEFAULT_CACHE_PREFIX, RedisCache};
 pub use lock::{DEFAULT_LOCK_PREFIX, RedisLocks};
 pub use redis;
 pub use redlock::Redlock;
+pub use snapshots::{DEFAULT_SNAPSHOT_PREFIX, RedisSnapshots};
