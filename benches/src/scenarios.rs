@@ -142,6 +142,9 @@ pub(crate) const MY_LOADS: LoadIds = [(1_000, "my_load_1k"), (10_000, "my_load_1
 pub(crate) const LITE_LOADS: LoadIds =
     [(1_000, "lite_load_1k"), (10_000, "lite_load_10k"), (100_000, "lite_load_100k")];
 pub(crate) const LOAD_SNAP: (usize, &str) = (100_000, "load_snap_100k");
+/// The 100k stream loaded from a snapshot kept in Redis (`RedisSnapshots`), shared by
+/// processes, with the same tail as `load_snap_100k`.
+pub(crate) const LOAD_REDIS_SNAP: (usize, &str) = (100_000, "load_redis_snap_100k");
 pub(crate) const LOAD_RSS: (usize, &str) = (100_000, "load_100k_rss");
 pub(crate) const MEDIATOR_SEND: &str = "mediator_overhead";
 pub(crate) const MEDIATOR_DIRECT: &str = "direct_call";
@@ -278,7 +281,10 @@ impl Group {
             Group::PgSeq => rate(PG_SEQ),
             Group::PgConc16 => rate(PG_CONC16),
             Group::PgBatch100 => vec![row(PG_BATCH, EventsPerSec)],
-            Group::Load => [LOADS[0], LOADS[1], LOADS[2], LOAD_SNAP].iter().map(|&(_, id)| row(id, Millis)).collect(),
+            Group::Load => [LOADS[0], LOADS[1], LOADS[2], LOAD_SNAP, LOAD_REDIS_SNAP]
+                .iter()
+                .map(|&(_, id)| row(id, Millis))
+                .collect(),
             Group::Projection => vec![row(PROJECTION, EventsPerSec)],
             Group::LoadRss => vec![row(LOAD_RSS.1, MiB)],
             #[cfg(feature = "mysql")]

@@ -19,8 +19,8 @@ use crate::domain::ours::{Account, BenchBalances, DepositMany};
 use crate::error::{BenchError, SqlContext};
 use crate::measure::{Outcome, median_of, millis, peak_rss_mib, sequential};
 use crate::scenarios::{
-    LOAD_RSS, LOAD_SNAP, LOADS, PG_BATCH, PG_CONC16, PG_SEQ, PROJECTION, PROJECTION_ACCOUNTS, PROJECTION_BATCH,
-    PROJECTION_EVENTS, SNAPSHOT_EVERY, Workload,
+    LOAD_REDIS_SNAP, LOAD_RSS, LOAD_SNAP, LOADS, PG_BATCH, PG_CONC16, PG_SEQ, PROJECTION, PROJECTION_ACCOUNTS,
+    PROJECTION_BATCH, PROJECTION_EVENTS, SNAPSHOT_EVERY, Workload,
 };
 use crate::stats::count_f64;
 
@@ -122,6 +122,27 @@ pub(crate) async fn load(target: &Target, w: &Workload) -> Result<Option<Outcome
     let (n, id) = LOAD_SNAP;
     let stream = load_stream_id(n);
     let t = median_of(w.loads_timed[2], async || check_balance(&with_snapshots, &stream, n).await).await?;
+    out.figure(id, millis(t));
+    // The same snapshot, kept in Redis: the aggregate state every process shares.
+    let (n, id) = LOAD_REDIS_SNAP;
+    let redis = cqrs_ddd_redis::RedisSnapshots::new(&crate::contenders::redis_lock::url())
+        .map_err(|e| BenchError::framework(ME, "RedisSnapshots::new", e))?
+        .with_prefix(format!("bench:{}:snapshot:", std::process::id()));
+    let at = n - SNAPSHOT_EVERY;
+    let snapshot = Snapshot {
+        stream: StreamKey::new(Account::TYPE, load_stream_id(n)),
+        version: at as u64,
+        state: format!("{{\"balance\":{}}}", at as u64 * SEEDED_AMOUNT),
+        taken_at: chrono::Utc::now(),
+    };
+    redis.save(snapshot).await.map_err(|e| BenchError::framework(ME, "saving the snapshot in Redis", e))?;
+    let from_redis = App::builder()
+        .event_store(store.clone())
+        .snapshot_store(redis)
+        .snapshot::<Account>(cqrs_ddd::SnapshotPolicy::every(SNAPSHOT_EVERY as u64))
+        .build()
+        .map_err(|e| BenchError::framework(ME, "App::build", e))?;
+    let t = median_of(w.loads_timed[2], async || check_balance(&from_redis, &stream, n).await).await?;
     out.figure(id, millis(t));
     Ok(Some(out))
 }

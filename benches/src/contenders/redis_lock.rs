@@ -15,7 +15,8 @@ use crate::scenarios::{REDIS_LOCK, Workload};
 
 const ME: &str = "cqrs-ddd";
 
-fn url() -> String {
+/// Where Redis is: `REDIS_URL`, else the loopback default.
+pub(crate) fn url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
