@@ -175,18 +175,10 @@ impl RedisLocks {
         let deadline = Instant::now() + options.timeout;
         let mut conn = self.conn.clone();
         for attempt in 0.. {
-            let (taken, fence): (i64, u64) = scripts()
-                .acquire
-                .key(keys.key("w"))
-                .key(keys.key("r"))
-                .key(keys.key("fence"))
-                .arg(&token)
-                .arg(mode_arg(mode))
-                .arg(ttl_ms(options.ttl))
-                .invoke_async(&mut conn)
+            let taken = try_acquire_on(&mut conn, &keys, &token, mode, options.ttl)
                 .await
                 .map_err(|e| unavailable(resource, &e))?;
-            if taken == 1 {
+            if let Some(fence) = taken {
                 return Ok(Lease { resource: resource.clone(), mode, token, fence });
             }
             if Instant::now() >= deadline {
@@ -250,6 +242,59 @@ impl RedisLocks {
     }
 }
 
+/// One node: takes the lease (without queueing); its fence when granted.
+pub(crate) async fn try_acquire_on(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    token: &str,
+    mode: LockMode,
+    ttl: Duration,
+) -> redis::RedisResult<Option<u64>> {
+    let (taken, fence): (i64, u64) = scripts()
+        .acquire
+        .key(keys.key("w"))
+        .key(keys.key("r"))
+        .key(keys.key("fence"))
+        .arg(token)
+        .arg(mode_arg(mode))
+        .arg(ttl_ms(ttl))
+        .invoke_async(conn)
+        .await?;
+    Ok((taken == 1).then_some(fence))
+}
+
+/// One node: makes the lease last `ttl` from now; whether it was still held.
+pub(crate) async fn extend_on(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    lease: &Lease,
+    ttl: Duration,
+) -> redis::RedisResult<bool> {
+    let extended: i64 = scripts()
+        .extend
+        .key(keys.key("w"))
+        .key(keys.key("r"))
+        .arg(&lease.token)
+        .arg(mode_arg(lease.mode))
+        .arg(ttl_ms(ttl))
+        .invoke_async(conn)
+        .await?;
+    Ok(extended == 1)
+}
+
+/// One node: gives the lease up (nothing when it is no longer held).
+pub(crate) async fn release_on(conn: &mut ConnectionManager, keys: &Keys, lease: &Lease) -> redis::RedisResult<()> {
+    let _released: i64 = scripts()
+        .release
+        .key(keys.key("w"))
+        .key(keys.key("r"))
+        .arg(&lease.token)
+        .arg(mode_arg(lease.mode))
+        .invoke_async(conn)
+        .await?;
+    Ok(())
+}
+
 pub(crate) fn ttl_ms(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
@@ -301,32 +346,14 @@ impl LockBackend for RedisLocks {
     async fn extend(&self, lease: &Lease, ttl: Duration) -> Result<(), LockError> {
         let keys = Keys::new(&self.prefix, &lease.resource);
         let mut conn = self.conn.clone();
-        let extended: i64 = scripts()
-            .extend
-            .key(keys.key("w"))
-            .key(keys.key("r"))
-            .arg(&lease.token)
-            .arg(mode_arg(lease.mode))
-            .arg(ttl_ms(ttl))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| unavailable(&lease.resource, &e))?;
-        if extended == 1 { Ok(()) } else { Err(LockError::Lost { resource: lease.resource.clone() }) }
+        let extended = extend_on(&mut conn, &keys, lease, ttl).await.map_err(|e| unavailable(&lease.resource, &e))?;
+        if extended { Ok(()) } else { Err(LockError::Lost { resource: lease.resource.clone() }) }
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), LockError> {
         let keys = Keys::new(&self.prefix, &lease.resource);
         let mut conn = self.conn.clone();
-        let _released: i64 = scripts()
-            .release
-            .key(keys.key("w"))
-            .key(keys.key("r"))
-            .arg(&lease.token)
-            .arg(mode_arg(lease.mode))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| unavailable(&lease.resource, &e))?;
-        Ok(())
+        release_on(&mut conn, &keys, lease).await.map_err(|e| unavailable(&lease.resource, &e))
     }
 
     async fn health(&self) -> Result<(), LockError> {

@@ -9,7 +9,7 @@ use futures::future::join_all;
 use redis::aio::ConnectionManager;
 use tokio::time::Instant;
 
-use crate::lock::{DEFAULT_LOCK_PREFIX, Keys, mode_arg, new_token, pause, scripts, ttl_ms};
+use crate::lock::{DEFAULT_LOCK_PREFIX, Keys, extend_on, new_token, pause, release_on, try_acquire_on};
 
 /// The Redlock algorithm over `N` independent Redis nodes (not replicas of each other).
 ///
@@ -132,14 +132,7 @@ impl Redlock {
         self.on_all(|mut conn| {
             let keys = keys.clone();
             async move {
-                let _: i64 = scripts()
-                    .release
-                    .key(keys.key("w"))
-                    .key(keys.key("r"))
-                    .arg(&lease.token)
-                    .arg(mode_arg(lease.mode))
-                    .invoke_async(&mut conn)
-                    .await?;
+                release_on(&mut conn, &keys, lease).await?;
                 Ok(Some(()))
             }
         })
@@ -152,7 +145,7 @@ impl LockBackend for Redlock {
     async fn acquire(&self, resource: &Resource, mode: LockMode, options: &LockOptions) -> Result<Lease, LockError> {
         let keys = Keys::new(&self.prefix, resource);
         let deadline = Instant::now() + options.timeout;
-        let ttl = ttl_ms(options.ttl);
+        let ttl = options.ttl;
         let drift = options.ttl / 100 + Duration::from_millis(2);
         for attempt in 0.. {
             let token = new_token();
@@ -160,19 +153,7 @@ impl LockBackend for Redlock {
             let tally = self
                 .on_all(|mut conn| {
                     let (keys, token) = (keys.clone(), token.clone());
-                    async move {
-                        let (taken, fence): (i64, u64) = scripts()
-                            .acquire
-                            .key(keys.key("w"))
-                            .key(keys.key("r"))
-                            .key(keys.key("fence"))
-                            .arg(token)
-                            .arg(mode_arg(mode))
-                            .arg(ttl)
-                            .invoke_async(&mut conn)
-                            .await?;
-                        Ok((taken == 1).then_some(fence))
-                    }
+                    async move { try_acquire_on(&mut conn, &keys, &token, mode, ttl).await }
                 })
                 .await;
             let elapsed = start.elapsed();
@@ -199,18 +180,7 @@ impl LockBackend for Redlock {
         let tally = self
             .on_all(|mut conn| {
                 let keys = keys.clone();
-                async move {
-                    let extended: i64 = scripts()
-                        .extend
-                        .key(keys.key("w"))
-                        .key(keys.key("r"))
-                        .arg(&lease.token)
-                        .arg(mode_arg(lease.mode))
-                        .arg(ttl_ms(ttl))
-                        .invoke_async(&mut conn)
-                        .await?;
-                    Ok((extended == 1).then_some(()))
-                }
+                async move { Ok(extend_on(&mut conn, &keys, lease, ttl).await?.then_some(())) }
             })
             .await;
         if tally.ok.len() >= self.quorum() {
