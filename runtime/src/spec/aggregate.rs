@@ -78,10 +78,7 @@ impl Aggregation {
     /// Adds a filter (joined with `and`).
     #[must_use]
     pub fn filter(mut self, spec: Spec) -> Self {
-        self.spec = Some(match self.spec.take() {
-            Some(current) => current & spec,
-            None => spec,
-        });
+        self.spec = Some(Spec::and_maybe(self.spec.take(), spec));
         self
     }
 

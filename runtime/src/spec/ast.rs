@@ -55,6 +55,14 @@ pub enum Spec {
 }
 
 impl Spec {
+    /// `spec`, joined with `and` to `current` when there is one.
+    pub(crate) fn and_maybe(current: Option<Spec>, spec: Spec) -> Spec {
+        match current {
+            Some(current) => current & spec,
+            None => spec,
+        }
+    }
+
     /// `attr op val`.
     pub fn leaf(attr: impl Into<String>, op: Op, val: impl Into<Value>) -> Spec {
         Spec::Leaf(Condition { attr: attr.into(), op, val: val.into(), value_type: None })

@@ -164,10 +164,7 @@ impl QueryOptions {
     /// Adds a filter (joined with `and` to one already given).
     #[must_use]
     pub fn filter(mut self, spec: Spec) -> Self {
-        self.spec = Some(match self.spec.take() {
-            Some(current) => current & spec,
-            None => spec,
-        });
+        self.spec = Some(Spec::and_maybe(self.spec.take(), spec));
         self
     }
 
