@@ -2,7 +2,7 @@
 //! node, optionally fair; [`Redlock`] over several), the cache port ([`RedisCache`]) and
 //! aggregate snapshots shared by every process ([`RedisSnapshots`]).
 //!
-//! ```no_run
+//! ```
 //! use std::time::Duration;
 //! use cqrs_ddd::cache::Cache;
 //! use cqrs_ddd::lock::{LockManager, LockMode, LockOptions, Resource};
