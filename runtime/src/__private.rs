@@ -220,6 +220,7 @@ where
         deps: &[],
         call: saga_on_event::<S, E>,
         asynchronous: true,
+        unit_of_work: false,
     }
 }
 

@@ -285,6 +285,7 @@ extern crate self as cqrs_ddd;
 
 mod app;
 mod backoff;
+pub mod broker;
 pub mod cache;
 pub mod context;
 pub mod cqrs;

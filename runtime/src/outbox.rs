@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::backoff::Backoff;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ports::{EventStore, Outbox, OutboxMessage, Publisher, ReadStall, async_trait};
 use crate::worker::{Pace, StallWatch, Supervisor, WorkerHealth, idle};
 
@@ -202,11 +202,11 @@ impl OutboxRelay {
 
     /// Relays until `shutdown` completes, waking on local commits and polling otherwise.
     ///
-    /// A round that fails with a transient error (see [`Error::is_transient`]: the outbox
+    /// A round that fails with a transient error (see [`crate::Error::is_transient`]: the outbox
     /// unreachable, a lost connection) is retried after [`RelayOptions::outage_backoff`],
     /// and [`OutboxRelay::health`] says so; a message that fails to publish is retried on
     /// its own schedule and never stops the relay. It returns early only with an error
-    /// the outbox does not call transient (such as [`Error::CorruptRow`] for a row that
+    /// the outbox does not call transient (such as [`crate::Error::CorruptRow`] for a row that
     /// cannot be decoded): retrying would fail the same way.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
         self.supervisor
@@ -245,14 +245,9 @@ impl InProcessPublisher {
 
 #[async_trait]
 impl Publisher for InProcessPublisher {
+    /// [`crate::Mediator::deliver`]: each async handler exactly once in effect.
     async fn publish(&self, message: &OutboxMessage) -> Result<()> {
-        match message.headers.get("kind").map(String::as_str) {
-            Some("event") => self.mediator.deliver_async(&message.topic, &message.payload).await,
-            _ => Err(Error::handler(format!(
-                "no in-process destination for outbox topic `{}`; relay it with a broker publisher",
-                message.topic
-            ))),
-        }
+        self.mediator.deliver(message).await
     }
 }
 

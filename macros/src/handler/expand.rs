@@ -158,6 +158,7 @@ fn event(model: &HandlerFn) -> TokenStream {
                 deps: #deps,
                 call: __cqrs_ddd_call,
                 asynchronous: #asynchronous,
+                unit_of_work: #asynchronous,
             }
         }
     }

@@ -122,10 +122,10 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
         target
             .entry(type_id)
             .or_default()
-            .push(EventHandlerEntry { name: h.handler, handler: Arc::new(StaticEvent(h.call)) });
+            .push(EventHandlerEntry { name: h.handler, handler: Arc::new(StaticEvent(h.call)), unit_of_work: h.unit_of_work });
     }
     for (type_id, name, _, handler) in hand_event_handlers {
-        handlers.entry(type_id).or_default().push(EventHandlerEntry { name, handler });
+        handlers.entry(type_id).or_default().push(EventHandlerEntry { name, handler, unit_of_work: false });
     }
 
     let upcasters = check_upcasters(crate::registry::upcast_steps(), &events, &mut problems);

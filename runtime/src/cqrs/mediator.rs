@@ -30,6 +30,8 @@ pub(crate) trait ErasedEventHandler: Send + Sync {
 pub(crate) struct EventHandlerEntry {
     pub(crate) name: &'static str,
     pub(crate) handler: Arc<dyn ErasedEventHandler>,
+    /// See [`crate::__private::EventHandlerRegistration::unit_of_work`].
+    pub(crate) unit_of_work: bool,
 }
 
 pub(crate) struct Runtime {
@@ -324,32 +326,6 @@ impl Mediator {
         for (name, result) in self.dispatch_event(TypeId::of::<E>(), envelope).await {
             if let Err(e) = result {
                 tracing::error!(handler = name, event = E::NAME, error = %e, "event handler failed");
-                first.get_or_insert(e);
-            }
-        }
-        first.map_or(Ok(()), Err)
-    }
-
-    /// Delivers an event that went through the outbox (`topic` = its stored name,
-    /// `payload` = its envelope as JSON) to the `#[event_handler(async)]`s of its type.
-    /// Every handler runs; the first error is returned, so the relay retries the message
-    /// (async handlers see each event at least once and must tolerate a repeat).
-    pub async fn deliver_async(&self, event_type: &str, envelope_json: &str) -> Result<()> {
-        let Some((type_id, decode)) = self.rt.event_decoders.get(event_type) else {
-            return Err(Error::handler(format!("no `#[event]` named `{event_type}` in this program")));
-        };
-        let Some(handlers) = self.rt.async_handlers.get(type_id) else { return Ok(()) };
-        let envelope = decode(envelope_json).map_err(|source| Error::Serialization {
-            stream: "<outbox>".to_owned(),
-            version: 0,
-            event_type: event_type.to_owned(),
-            source,
-        })?;
-        let ctx = EventContext::new(self.clone());
-        let mut first = None;
-        for h in handlers {
-            if let Err(e) = h.handler.call(&*envelope, &ctx).await {
-                tracing::error!(handler = h.name, event = event_type, error = %e, "async event handler failed");
                 first.get_or_insert(e);
             }
         }

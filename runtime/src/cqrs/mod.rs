@@ -2,6 +2,7 @@
 
 pub(crate) mod by_name;
 mod context;
+mod delivery;
 mod deps;
 pub(crate) mod extensions;
 pub(crate) mod mediator;

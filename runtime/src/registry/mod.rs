@@ -113,6 +113,11 @@ pub struct EventHandlerRegistration {
     pub call: for<'a> fn(&'a (dyn Any + Send + Sync), &'a EventContext) -> BoxFuture<'a, Result<()>>,
     /// Delivered through the outbox and a relay instead of right after the commit.
     pub asynchronous: bool,
+    /// Runs in a unit of work of its own per delivery, committed with the delivered
+    /// event's id as idempotency key, so a redelivery changes nothing (every
+    /// `#[event_handler(async)]`; not saga steps, which record what they processed in
+    /// the saga's state).
+    pub unit_of_work: bool,
 }
 
 /// Submitted by `#[saga]`.

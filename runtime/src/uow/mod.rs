@@ -185,6 +185,12 @@ impl UnitOfWork {
         Ok(Some(Taken { batch, streams, hooks }))
     }
 
+    /// Whether nothing was staged: no aggregate, outbox message or hook.
+    pub(crate) fn is_untouched(&self) -> bool {
+        let st = self.state.lock();
+        st.streams.is_empty() && st.outbox.is_empty() && st.hooks.is_empty()
+    }
+
     /// Whether an aggregate of this unit of work came from the aggregate cache.
     pub(crate) fn used_cache(&self) -> bool {
         self.state.lock().used_cache
@@ -266,16 +272,43 @@ impl<A: Aggregate> Staged<A> {
         let encode = |source| Error::Encode { what: format!("envelope of event {}", p.event_id), source };
         let mut envelope = serde_json::to_value(&header).map_err(encode)?;
         envelope["payload"] = serde_json::from_str(payload).map_err(encode)?;
-        let mut headers = std::collections::BTreeMap::new();
-        headers.insert("kind".to_owned(), "event".to_owned());
         Ok(OutboxMessage {
             id: p.event_id,
             topic: p.event.event_type().to_owned(),
             payload: envelope.to_string(),
-            headers,
+            headers: broker_headers(&self.key, p.event.event_type(), p.event_id, &p.metadata),
             created_at: p.occurred_at,
         })
     }
+}
+
+/// The headers of an event's outbox row (see [`crate::broker::headers`]).
+fn broker_headers(
+    key: &StreamKey,
+    event_type: &str,
+    event_id: uuid::Uuid,
+    meta: &crate::domain::Metadata,
+) -> std::collections::BTreeMap<String, String> {
+    use crate::broker::headers as h;
+    let mut headers = std::collections::BTreeMap::new();
+    headers.insert(h::KIND.to_owned(), "event".to_owned());
+    headers.insert(h::EVENT_TYPE.to_owned(), event_type.to_owned());
+    headers.insert(h::STREAM.to_owned(), key.to_string());
+    let correlation = meta.correlation_id.unwrap_or(event_id);
+    headers.insert(h::CORRELATION_ID.to_owned(), correlation.to_string());
+    if let Some(c) = meta.causation_id {
+        headers.insert(h::CAUSATION_ID.to_owned(), c.to_string());
+    }
+    if let Some(t) = &meta.tenant_id {
+        headers.insert(h::TENANT.to_owned(), t.clone());
+    }
+    if let Some(p) = &meta.principal {
+        headers.insert(h::PRINCIPAL.to_owned(), p.clone());
+    }
+    let traceparent =
+        meta.headers.get(h::TRACEPARENT).cloned().unwrap_or_else(|| crate::broker::traceparent(correlation, event_id));
+    headers.insert(h::TRACEPARENT.to_owned(), traceparent);
+    headers
 }
 
 impl<A: Aggregate> StagedStream for Staged<A> {

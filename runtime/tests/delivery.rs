@@ -1,0 +1,164 @@
+//! Events delivered through the outbox (`Mediator::deliver`, used by the in-process relay
+//! and by broker consumers): context restored from the headers, every async handler's
+//! effect exactly once however often a message is delivered, typed errors for messages
+//! this program cannot take.
+
+use std::sync::Arc;
+
+use cqrs_ddd::broker::headers;
+use cqrs_ddd::memory::MemoryStore;
+use cqrs_ddd::ports::{EventStore, OutboxMessage, StreamKey};
+use cqrs_ddd::prelude::*;
+use cqrs_ddd::{Error, RequestContext};
+use parking_lot::Mutex;
+
+#[event]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Placed {
+    order: String,
+}
+
+#[event]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Noted {
+    order: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("never")]
+struct Never;
+
+#[aggregate(id = String, events(Placed), error = Never)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Order {}
+
+#[aggregate]
+impl Order {
+    #[handle(create)]
+    fn place(&self, c: &Place) -> Result<Vec<OrderEvent>, Never> {
+        Ok(vec![Placed { order: c.order.clone() }.into()])
+    }
+    #[apply]
+    fn placed(&mut self, _: &Placed) {}
+}
+
+#[command(aggregate = Order)]
+struct Place {
+    #[id]
+    order: String,
+}
+
+#[aggregate(id = String, events(Noted), error = Never)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Journal {}
+
+#[aggregate]
+impl Journal {
+    #[handle(create_if_missing)]
+    fn note(&self, c: &Note) -> Result<Vec<JournalEvent>, Never> {
+        Ok(vec![Noted { order: c.order.clone() }.into()])
+    }
+    #[apply]
+    fn noted(&mut self, _: &Noted) {}
+}
+
+#[command(aggregate = Journal)]
+struct Note {
+    #[id]
+    journal: String,
+    order: String,
+}
+
+/// The contexts the async handler ran in.
+#[derive(Default)]
+struct Seen(Mutex<Vec<RequestContext>>);
+
+/// Two commands to one journal, joined in the handler's unit of work.
+#[event_handler(async)]
+async fn journal_placed(e: &Placed, ctx: &EventContext, seen: Dep<Seen>) -> Result<()> {
+    seen.0.lock().push(RequestContext::current().expect("a context"));
+    ctx.send(Note { journal: "j".into(), order: e.order.clone() }).await?;
+    ctx.send(Note { journal: "j".into(), order: format!("{}-again", e.order) }).await?;
+    Ok(())
+}
+
+fn app_on(store: &MemoryStore, seen: &Arc<Seen>) -> Mediator {
+    App::builder().event_store(store.clone()).provide_arc(seen.clone()).build().unwrap()
+}
+
+async fn journal_len(store: &MemoryStore, tenant: Option<&str>) -> usize {
+    let key = StreamKey::new("Journal", "j").with_tenant(tenant.map(str::to_owned));
+    store.stream_version(&key).await.unwrap() as usize
+}
+
+fn staged(store: &MemoryStore) -> Vec<OutboxMessage> {
+    store.outbox_records().into_iter().map(|r| r.message).collect()
+}
+
+#[tokio::test]
+async fn a_message_delivered_many_times_changes_things_once() {
+    let store = MemoryStore::new();
+    let seen = Arc::new(Seen::default());
+    let app = app_on(&store, &seen);
+    app.send(Place { order: "o1".into() }).await.unwrap();
+    let message = staged(&store).pop().expect("the event went to the outbox");
+    for _ in 0..3 {
+        app.deliver(&message).await.unwrap();
+    }
+    // Another process (another application on the same store) gets it again.
+    let other = app_on(&store, &seen);
+    other.deliver(&message).await.unwrap();
+    assert_eq!(journal_len(&store, None).await, 2, "both notes, once");
+    assert_eq!(seen.0.lock().len(), 4, "the handler ran each time; its unit of work committed once");
+}
+
+#[tokio::test]
+async fn the_headers_restore_the_context_the_handlers_run_in() {
+    let store = MemoryStore::new();
+    let seen = Arc::new(Seen::default());
+    let app = app_on(&store, &seen);
+    let request = RequestContext::new().with_tenant("acme").with_principal("ann");
+    let correlation = request.correlation_id;
+    request.scope(app.send(Place { order: "o2".into() })).await.unwrap();
+    let message = staged(&store).pop().unwrap();
+    assert_eq!(message.headers[headers::TENANT], "acme");
+    assert_eq!(message.headers[headers::STREAM], "acme/Order/o2");
+    assert!(message.headers[headers::TRACEPARENT].contains(&correlation.simple().to_string()));
+    app.deliver(&message).await.unwrap();
+    let ctx = seen.0.lock()[0].clone();
+    assert_eq!(ctx.correlation_id, correlation);
+    assert_eq!(ctx.causation_id, Some(message.id));
+    assert_eq!((ctx.tenant_id.as_deref(), ctx.principal.as_deref()), (Some("acme"), Some("ann")));
+    assert_eq!(ctx.headers.get(headers::TRACEPARENT), Some(&message.headers[headers::TRACEPARENT]));
+    // The handler's commands ran in the tenant of the event.
+    assert_eq!(journal_len(&store, Some("acme")).await, 2);
+    assert_eq!(journal_len(&store, None).await, 0);
+}
+
+#[tokio::test]
+async fn messages_this_program_cannot_take_are_typed_errors() {
+    let store = MemoryStore::new();
+    let seen = Arc::new(Seen::default());
+    let app = app_on(&store, &seen);
+    app.send(Place { order: "o3".into() }).await.unwrap();
+    let good = staged(&store).pop().unwrap();
+
+    let mut unknown = good.clone();
+    unknown.headers.insert(headers::EVENT_TYPE.into(), "Renamed".into());
+    assert!(matches!(app.deliver(&unknown).await, Err(Error::UnknownMessage { kind: "event", .. })));
+
+    let mut garbled = good.clone();
+    garbled.payload = r#"{"event_id": 3}"#.into();
+    assert!(matches!(app.deliver(&garbled).await, Err(Error::Serialization { .. })));
+
+    let mut not_an_event = good.clone();
+    not_an_event.headers.insert(headers::KIND.into(), "message".into());
+    assert!(app.deliver(&not_an_event).await.is_err());
+
+    let mut empty_tenant = good.clone();
+    empty_tenant.headers.insert(headers::TENANT.into(), String::new());
+    assert!(matches!(app.deliver(&empty_tenant).await, Err(Error::Tenant(_))));
+
+    assert!(seen.0.lock().is_empty(), "no handler ran");
+    assert_eq!(journal_len(&store, None).await, 0);
+}
