@@ -126,6 +126,9 @@ pub enum Error {
         /// The query that reads them.
         needed_by: &'static str,
     },
+    /// [`crate::Mediator::consume`] on an application without a broker.
+    #[error("the application has no bus to consume from; add `.bus(..)` (cqrs-ddd-nats, cqrs-ddd-rabbitmq) to `App::builder()`")]
+    NoBus,
     /// `App::build()` found problems in the registries; every one is listed.
     #[error(transparent)]
     Build(#[from] BuildError),

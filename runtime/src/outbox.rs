@@ -122,6 +122,16 @@ impl OutboxRelay {
         Self::assemble(outbox, publisher, RelayOptions::default(), None)
     }
 
+    /// A relay from `outbox` to the application's bus ([`crate::AppBuilder::bus`]), or,
+    /// without one, to its own async handlers and sagas ([`InProcessPublisher`]).
+    pub fn for_app(outbox: Arc<dyn Outbox>, app: &crate::Mediator) -> Self {
+        let publisher: Arc<dyn Publisher> = match app.bus() {
+            Some(bus) => Arc::new(BusPublisher(bus)),
+            None => Arc::new(InProcessPublisher::new(app.clone())),
+        };
+        Self::assemble(outbox, publisher, RelayOptions::default().wake_on(app), None)
+    }
+
     fn assemble(
         outbox: Arc<dyn Outbox>,
         publisher: Arc<dyn Publisher>,
@@ -248,6 +258,16 @@ impl Publisher for InProcessPublisher {
     /// [`crate::Mediator::deliver`]: each async handler exactly once in effect.
     async fn publish(&self, message: &OutboxMessage) -> Result<()> {
         self.mediator.deliver(message).await
+    }
+}
+
+/// The bus as the relay's publisher.
+struct BusPublisher(Arc<dyn crate::broker::Bus>);
+
+#[async_trait]
+impl Publisher for BusPublisher {
+    async fn publish(&self, message: &OutboxMessage) -> Result<()> {
+        self.0.publish(message).await
     }
 }
 

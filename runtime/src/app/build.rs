@@ -49,6 +49,7 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
         saga_options,
         named_commands,
         hand_sagas,
+        bus,
     } = builder;
 
     let events = check_events(&collected::<EventRegistration>(), &mut problems);
@@ -155,6 +156,9 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
         clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
         internal: HashMap::from([(DEADLINE_COMMAND, fire_deadline as InternalCommand)]),
     });
+    if let Some(bus) = bus {
+        extensions.insert(bus);
+    }
     extensions.insert(SagaRuntime {
         store: saga_store.unwrap_or_else(|| Arc::new(MemorySagaStore::new())),
         options: saga_options,

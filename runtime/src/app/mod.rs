@@ -68,6 +68,7 @@ pub struct AppBuilder {
     saga_options: SagaOptions,
     named_commands: Vec<NamedRegistration>,
     hand_sagas: Vec<SagaRegistration>,
+    bus: Option<Arc<dyn crate::broker::Bus>>,
 }
 
 impl AppBuilder {
@@ -245,6 +246,22 @@ impl AppBuilder {
                 Arc::new(HandEvent(handler, PhantomData)),
             ));
         }
+        self
+    }
+
+    /// A message broker as the bus between processes (`cqrs-ddd-nats`,
+    /// `cqrs-ddd-rabbitmq`): [`OutboxRelay::for_app`](crate::OutboxRelay::for_app)
+    /// publishes to it, and [`Mediator::consume`](crate::Mediator::consume) feeds this
+    /// program's async handlers and sagas from it. Without one, the relay delivers in
+    /// this process ([`InProcessPublisher`](crate::InProcessPublisher)).
+    pub fn bus(mut self, bus: impl crate::broker::Bus) -> Self {
+        self.bus = Some(Arc::new(bus));
+        self
+    }
+
+    /// [`AppBuilder::bus`] of a shared bus.
+    pub fn bus_arc(mut self, bus: Arc<dyn crate::broker::Bus>) -> Self {
+        self.bus = Some(bus);
         self
     }
 

@@ -177,6 +177,22 @@ impl Mediator {
         self.rt.extensions.get::<T>()
     }
 
+    /// The broker configured with [`crate::AppBuilder::bus`].
+    pub fn bus(&self) -> Option<Arc<dyn crate::broker::Bus>> {
+        self.extension::<Arc<dyn crate::broker::Bus>>().cloned()
+    }
+
+    /// Feeds this program's `#[event_handler(async)]`s and sagas from the configured
+    /// bus until `shutdown` ([`crate::broker::Bus::consume`]); [`Error::NoBus`] without one.
+    pub async fn consume(
+        &self,
+        options: crate::broker::ConsumerOptions,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let bus = self.bus().ok_or(Error::NoBus)?;
+        bus.consume(self.clone(), options, Box::pin(shutdown)).await
+    }
+
     /// Whether root aggregate commands are retried after a version conflict.
     pub(crate) fn retries_conflicts(&self) -> bool {
         self.rt.retry.max_retries > 0
