@@ -90,7 +90,7 @@ pub fn partition_key(message: &OutboxMessage) -> String {
 /// A W3C `traceparent` for an event without one: the correlation id is the trace id
 /// (both are 128 bits), the event id's low 64 bits the parent span id.
 pub fn traceparent(correlation_id: Uuid, event_id: Uuid) -> String {
-    let span = event_id.as_u128() as u64;
+    let span = event_id.as_u128() & u128::from(u64::MAX);
     format!("00-{}-{span:016x}-01", correlation_id.simple())
 }
 
