@@ -178,18 +178,32 @@ impl OutboxRelay {
         Ok(RelayStatus { health: self.health(), read_stall })
     }
 
-    /// Claims one batch and publishes it.
+    /// Claims one batch and publishes it, in order. After a row fails, the later rows of
+    /// its stream in the batch are given back untried ([`Outbox::release`]) and the
+    /// outbox does not hand them out before it: the messages of one stream reach the
+    /// publisher in their order (with one relay per outbox; relays racing for one
+    /// stream's rows can still interleave them).
     pub async fn run_once(&self) -> Result<RelayReport> {
         let rows = self.outbox.claim(&self.options.name, self.options.batch_size, self.options.lease).await?;
         let mut report = RelayReport { claimed: rows.len(), ..RelayReport::default() };
+        // Streams whose row failed in this batch: their later rows are given back
+        // untried, so that a stream's messages leave in order.
+        let mut failed_streams = std::collections::HashSet::new();
+        let mut untried = Vec::new();
         for row in rows {
             let id = row.message.id;
+            let stream = row.message.headers.get(crate::broker::headers::STREAM).cloned();
+            if stream.as_ref().is_some_and(|s| failed_streams.contains(s)) {
+                untried.push(id);
+                continue;
+            }
             match self.publisher.publish(&row.message).await {
                 Ok(()) => {
                     self.outbox.mark_published(id).await?;
                     report.published += 1;
                 }
                 Err(e) => {
+                    failed_streams.extend(stream);
                     let failures = row.attempts + 1;
                     let error = e.to_string();
                     self.outbox
@@ -205,6 +219,9 @@ impl OutboxRelay {
                     }
                 }
             }
+        }
+        if !untried.is_empty() {
+            self.outbox.release(&untried).await?;
         }
         metrics::counter!("cqrs_ddd_outbox_published_total").increment(report.published as u64);
         Ok(report)

@@ -162,3 +162,51 @@ async fn messages_this_program_cannot_take_are_typed_errors() {
     assert!(seen.0.lock().is_empty(), "no handler ran");
     assert_eq!(journal_len(&store, None).await, 0);
 }
+
+/// Publishes in order, failing the first attempt at the messages it is told to.
+#[derive(Default)]
+struct Flaky {
+    fail_once: Mutex<Vec<uuid::Uuid>>,
+    published: Mutex<Vec<String>>,
+}
+
+#[cqrs_ddd::ports::async_trait]
+impl cqrs_ddd::ports::Publisher for Flaky {
+    async fn publish(&self, message: &OutboxMessage) -> Result<()> {
+        let mut fail = self.fail_once.lock();
+        if let Some(i) = fail.iter().position(|id| *id == message.id) {
+            fail.remove(i);
+            return Err(Error::handler("broker hiccup"));
+        }
+        self.published.lock().push(message.payload.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_relay_keeps_each_streams_order_across_a_failed_publish() {
+    use cqrs_ddd::ports::CommitBatch;
+    use cqrs_ddd::{OutboxRelay, RelayOptions};
+
+    let store = MemoryStore::new();
+    let message = |stream: &str, n: u32| OutboxMessage {
+        id: uuid::Uuid::now_v7(),
+        topic: "Ticked".into(),
+        payload: format!("{stream}{n}"),
+        headers: [(headers::STREAM.to_owned(), stream.to_owned())].into(),
+        created_at: chrono::Utc::now(),
+    };
+    let outbox: Vec<OutboxMessage> = (1..=3).flat_map(|n| [message("a", n), message("b", n)]).collect();
+    let flaky = Arc::new(Flaky::default());
+    flaky.fail_once.lock().push(outbox[0].id); // a1
+    store.commit(CommitBatch { outbox, ..CommitBatch::default() }).await.unwrap();
+    let options = RelayOptions { base_backoff: std::time::Duration::ZERO, ..RelayOptions::default() };
+    let relay = OutboxRelay::new(Arc::new(store.clone()), flaky.clone()).with_options(options);
+
+    let first = relay.run_once().await.unwrap();
+    assert_eq!((first.claimed, first.published, first.retried), (6, 3, 1));
+    assert_eq!(*flaky.published.lock(), ["b1", "b2", "b3"], "a2 and a3 wait for a1");
+    let second = relay.run_once().await.unwrap();
+    assert_eq!(second.published, 3);
+    assert_eq!(*flaky.published.lock(), ["b1", "b2", "b3", "a1", "a2", "a3"]);
+}

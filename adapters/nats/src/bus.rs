@@ -106,6 +106,14 @@ impl Nats {
         self
     }
 
+    /// Deletes the streams of this prefix, with their messages, dead letters and
+    /// consumers (tests, decommissioning); errors are ignored.
+    pub async fn delete_streams(&self) {
+        for what in ["EVENTS", "MESSAGES", "DEAD"] {
+            let _ = self.js.delete_stream(self.stream_name(what)).await;
+        }
+    }
+
     /// The client.
     pub fn client(&self) -> &async_nats::Client {
         &self.client

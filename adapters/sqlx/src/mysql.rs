@@ -23,7 +23,10 @@ use crate::dialect::{Dialect, sealed, strip_casts};
 use crate::exec::{Stmt, Value, bind};
 use crate::store::SqlStore;
 
-const MIGRATIONS: &[Migration] = &[Migration { version: 1, sql: include_str!("../migrations/mysql/0001_schema.sql") }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, sql: include_str!("../migrations/mysql/0001_schema.sql") },
+    Migration { version: 2, sql: include_str!("../migrations/mysql/0002_outbox_streams.sql") },
+];
 
 /// Event store, state rows, snapshots, outbox, projections, sagas and scheduled commands
 /// on MariaDB (10.6 or later) or MySQL (8.0 or later), in the database the URL names.

@@ -30,6 +30,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, sql: include_str!("../migrations/postgres/0004_tenancy.sql") },
     Migration { version: 5, sql: include_str!("../migrations/postgres/0005_document_ids.sql") },
     Migration { version: 6, sql: include_str!("../migrations/postgres/0006_lock_fences.sql") },
+    Migration { version: 7, sql: include_str!("../migrations/postgres/0007_outbox_streams.sql") },
 ];
 
 /// Event store, state rows, snapshots, outbox, projections, sagas and scheduled commands
@@ -323,7 +324,13 @@ impl Postgres {
                 .bind(to_ms_precision(Utc::now()));
         }
         if !batch.outbox.is_empty() {
-            q = q.bind(cols.o_id).bind(cols.o_topic).bind(cols.o_payload).bind(cols.o_headers).bind(cols.o_created);
+            q = q
+                .bind(cols.o_id)
+                .bind(cols.o_topic)
+                .bind(cols.o_payload)
+                .bind(cols.o_headers)
+                .bind(cols.o_created)
+                .bind(cols.o_stream);
         }
         if let Some(key) = batch.idempotency_key {
             q = q.bind(key).bind(batch.tenant_id.as_deref().unwrap_or("")).bind(to_ms_precision(Utc::now()));
@@ -453,6 +460,7 @@ struct Columns<'a> {
     o_payload: Vec<&'a str>,
     o_headers: Vec<String>,
     o_created: Vec<DateTime<Utc>>,
+    o_stream: Vec<Option<&'a str>>,
 }
 
 impl<'a> Columns<'a> {
@@ -488,6 +496,7 @@ impl<'a> Columns<'a> {
             c.o_payload.push(&o.payload);
             c.o_headers.push(serde_json::to_string(&o.headers).unwrap_or_else(|_| "{}".to_owned()));
             c.o_created.push(to_ms_precision(o.created_at));
+            c.o_stream.push(o.headers.get(cqrs_ddd::broker::headers::STREAM).map(String::as_str));
         }
         Ok(c)
     }
@@ -632,12 +641,12 @@ impl PgSql {
             ));
         }
         if outbox {
-            let a = p(5);
+            let a = p(6);
             parts.push(format!(
-                "ob AS (INSERT INTO {s}.outbox (id, topic, payload, headers, created_at, next_attempt_at) \
-                 SELECT i, tp, pl::jsonb, h::jsonb, c, c FROM UNNEST({}::uuid[], {}::text[], {}::text[], {}::text[], \
-                 {}::timestamptz[]) AS x(i, tp, pl, h, c) RETURNING 1)",
-                a[0], a[1], a[2], a[3], a[4]
+                "ob AS (INSERT INTO {s}.outbox (id, topic, payload, headers, created_at, next_attempt_at, stream_key) \
+                 SELECT i, tp, pl::jsonb, h::jsonb, c, c, sk FROM UNNEST({}::uuid[], {}::text[], {}::text[], {}::text[], \
+                 {}::timestamptz[], {}::text[]) AS x(i, tp, pl, h, c, sk) RETURNING 1)",
+                a[0], a[1], a[2], a[3], a[4], a[5]
             ));
         }
         if key {

@@ -84,10 +84,16 @@ impl Statements {
     pub(crate) fn new<D: Dialect>(d: &D) -> Self {
         let r = |t: &str| d.render(t);
         let returning = |cols: &str| if D::RETURNING { format!(" RETURNING {cols}") } else { String::new() };
+        // A row waits while an earlier row of its stream is pending and cannot be
+        // claimed (due later, or claimed): a stream's rows leave in order.
         let claim_outbox = |cols: &str| {
             format!(
-                "SELECT {cols} FROM {{t}}outbox WHERE status = 'pending' AND next_attempt_at <= ? \
-             AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY position LIMIT ?{}",
+                "SELECT {cols} FROM {{t}}outbox o WHERE status = 'pending' AND next_attempt_at <= ? \
+             AND (claimed_until IS NULL OR claimed_until < ?) \
+             AND (stream_key IS NULL OR NOT EXISTS (SELECT 1 FROM {{t}}outbox e WHERE e.stream_key = o.stream_key \
+             AND e.status = 'pending' AND e.position < o.position \
+             AND (e.next_attempt_at > ? OR (e.claimed_until IS NOT NULL AND e.claimed_until >= ?)))) \
+             ORDER BY position LIMIT ?{}",
                 D::SKIP_LOCKED
             )
         };
@@ -132,8 +138,8 @@ impl Statements {
                 "INSERT INTO {t}processed_commands (\"key\", tenant_id, processed_at) VALUES (?, ?, ?)",
             ),
             processed: r("SELECT 1 AS found FROM {t}processed_commands WHERE \"key\" = ? AND tenant_id = ?"),
-            insert_outbox: r("INSERT INTO {t}outbox (id, topic, payload, headers, created_at, next_attempt_at) \
-                 VALUES (?, ?, ?::jsonb, ?::jsonb, ?, ?)"),
+            insert_outbox: r("INSERT INTO {t}outbox (id, topic, payload, headers, created_at, next_attempt_at, stream_key) \
+                 VALUES (?, ?, ?::jsonb, ?::jsonb, ?, ?, ?)"),
             insert_events: (1..=CACHED_INSERTS).map(|n| insert_events(d, n)).collect(),
             load_snapshot: r(&format!(
                 "SELECT version, state::text AS state, taken_at FROM {{t}}snapshots WHERE {KEY}"

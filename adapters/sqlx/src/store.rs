@@ -225,7 +225,8 @@ impl<D: Dialect> SqlStore<D> {
                 .str(&o.payload)
                 .arg(Value::String(serde_json::to_string(&o.headers).unwrap_or_else(|_| "{}".to_owned())))
                 .arg(instant::<D>(o.created_at))
-                .arg(at::<D>(o.created_at));
+                .arg(at::<D>(o.created_at))
+                .arg(Value::OptString(o.headers.get(cqrs_ddd::broker::headers::STREAM).cloned()));
             conn.run(stmt).await?;
         }
         Ok(CommitReceipt { positions })
@@ -532,13 +533,20 @@ impl<D: Dialect> Outbox for SqlStore<D> {
                     .arg(until)
                     .arg(at::<D>(now))
                     .arg(at::<D>(now))
+                    .arg(at::<D>(now))
+                    .arg(at::<D>(now))
                     .int(limit(max));
                 for r in tx.rows(stmt).await.map_err(store_err)? {
                     claimed.push((Cols::<D>::of(&r).int("position").map_err(store_err)?, rows::outbox::<D>(&r)?));
                 }
                 return Ok(());
             }
-            let stmt = Stmt::new(&self.sql.outbox_claim).arg(at::<D>(now)).arg(at::<D>(now)).int(limit(max));
+            let stmt = Stmt::new(&self.sql.outbox_claim)
+                .arg(at::<D>(now))
+                .arg(at::<D>(now))
+                .arg(at::<D>(now))
+                .arg(at::<D>(now))
+                .int(limit(max));
             for r in tx.rows(stmt).await.map_err(store_err)? {
                 claimed.push((Cols::<D>::of(&r).int("position").map_err(store_err)?, rows::outbox::<D>(&r)?));
             }
@@ -573,6 +581,24 @@ impl<D: Dialect> Outbox for SqlStore<D> {
             .arg(at::<D>(crate::common::lease_until(Utc::now(), retry_after)))
             .uuid(id);
         self.conn().await?.run(stmt).await.map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn release(&self, ids: &[Uuid]) -> Result<()> {
+        let mut conn = self.conn().await?;
+        for chunk in ids.chunks(ROWS_PER_INSERT) {
+            let sql = with_list(
+                &self.dialect,
+                "UPDATE {t}outbox SET claimed_by = NULL, claimed_until = NULL WHERE status = 'pending' AND id IN ({in})",
+                "?",
+                chunk.len(),
+            );
+            let mut stmt = Stmt::new(&sql);
+            for id in chunk {
+                stmt = stmt.uuid(*id);
+            }
+            conn.run(stmt).await.map_err(store_err)?;
+        }
         Ok(())
     }
 

@@ -176,18 +176,38 @@ impl Outbox for MemoryStore {
         let now = Instant::now();
         let mut inner = self.inner.write();
         let mut claimed = Vec::new();
+        // Streams with a pending row that cannot be claimed: their later rows wait.
+        let mut held = std::collections::HashSet::new();
         for row in &mut inner.outbox {
             if claimed.len() == limit {
                 break;
             }
+            if row.record.status != OutboxStatus::Pending {
+                continue;
+            }
+            let stream = row.record.message.headers.get(crate::broker::headers::STREAM);
+            if stream.is_some_and(|s| held.contains(s)) {
+                continue;
+            }
             let live_claim = row.claimed_until.is_some_and(|until| until > now);
-            if row.record.status == OutboxStatus::Pending && row.next_attempt <= now && !live_claim {
+            if row.next_attempt <= now && !live_claim {
                 row.claimed_until = Some(now + lease);
                 row.claimed_by = Some(relay.to_owned());
                 claimed.push(row.record.clone());
+            } else if let Some(s) = stream {
+                held.insert(s.clone());
             }
         }
         Ok(claimed)
+    }
+
+    async fn release(&self, ids: &[Uuid]) -> Result<()> {
+        let mut inner = self.inner.write();
+        for row in inner.outbox.iter_mut().filter(|r| ids.contains(&r.record.message.id)) {
+            row.claimed_until = None;
+            row.claimed_by = None;
+        }
+        Ok(())
     }
 
     async fn mark_published(&self, id: Uuid) -> Result<()> {

@@ -360,7 +360,14 @@ pub trait Outbox: Send + Sync + 'static {
     /// Claims up to `limit` rows due for delivery, oldest first, for `lease`: pending,
     /// next attempt due, and not claimed by a relay whose claim is still live. Two relays
     /// never hold a claim on one row at once.
+    ///
+    /// Rows of one stream (the `stream` header, see [`crate::broker::headers`]) leave in
+    /// their order: a row is not claimed while an earlier row of its stream is pending
+    /// and cannot be claimed (waiting for its next attempt, or claimed by a live claim).
     async fn claim(&self, relay: &str, limit: usize, lease: Duration) -> Result<Vec<OutboxRecord>>;
+    /// Gives claimed rows back without an attempt (a relay that did not try them because
+    /// an earlier row of their stream failed), claimable again at once.
+    async fn release(&self, ids: &[Uuid]) -> Result<()>;
     /// Marks a row published.
     async fn mark_published(&self, id: Uuid) -> Result<()>;
     /// Records a failed attempt: the row is due again after `retry_after`, or dead when

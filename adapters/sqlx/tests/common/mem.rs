@@ -74,6 +74,9 @@ impl Outbox for Mem {
     async fn retry_dead(&self, ids: &[Uuid]) -> Result<u64> {
         self.events.retry_dead(ids).await
     }
+    async fn release(&self, ids: &[Uuid]) -> Result<()> {
+        self.events.release(ids).await
+    }
 }
 
 #[async_trait]

@@ -20,7 +20,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use cqrs_ddd::ports::{
-    CommitBatch, CommitReceipt, Cursor, EventStore, NewEvent, Outbox, ProjectionStore, SagaStore, ScheduleStore,
+    CommitBatch, CommitReceipt, Cursor, EventStore, NewEvent, Outbox, OutboxMessage, OutboxRecord, ProjectionStore,
+    SagaStore, ScheduleStore,
     Snapshot, SnapshotStore, StateWrite, StreamAppend, StreamKey, async_trait,
 };
 use cqrs_ddd::prelude::*;
@@ -43,6 +44,7 @@ macro_rules! every_store_contract {
             racing_state_writers_let_one_win => racing_writers_of_one_state_row_let_one_win(8);
             metadata_round_trips => envelopes_carry_metadata_through_the_store();
             outbox_rows_are_published_or_die => outbox_rows_can_be_published_and_die();
+            outbox_rows_of_a_stream_leave_in_order => outbox_rows_of_a_stream_are_claimed_in_order();
             projection_read_model_moves_with_its_checkpoint => a_projection_keeps_its_read_model_with_its_checkpoint();
             projection_starts_at_beginning_or_head => a_new_projection_starts_at_the_beginning_or_at_the_head();
             racing_projection_workers_apply_each_event_once => racing_workers_apply_each_event_once();
@@ -554,6 +556,42 @@ pub async fn envelopes_carry_metadata_through_the_store(db: &impl TestDb) {
     assert_eq!(e.metadata.headers.get("source").map(String::as_str), Some("test"));
     assert!(e.metadata.correlation_id.is_some() && e.metadata.causation_id.is_some());
     assert_eq!((e.version, e.event_type.as_str(), e.schema_version), (1, "Opened", 1));
+}
+
+/// A row waits while an earlier row of its stream cannot be claimed (failed and due
+/// later, or claimed); rows without a stream and other streams' rows do not.
+pub async fn outbox_rows_of_a_stream_are_claimed_in_order(db: &impl TestDb) {
+    use cqrs_ddd::broker::headers::STREAM;
+    let store = db.store().await;
+    let row = |stream: Option<&str>, n: u32| OutboxMessage {
+        id: uuid::Uuid::now_v7(),
+        topic: format!("t{n}"),
+        payload: "{}".into(),
+        headers: stream.map(|s| (STREAM.to_owned(), s.to_owned())).into_iter().collect(),
+        created_at: chrono::Utc::now(),
+    };
+    let rows = vec![row(Some("a"), 1), row(Some("b"), 1), row(Some("a"), 2), row(None, 1), row(Some("a"), 3)];
+    let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
+    store.commit(CommitBatch { outbox: rows, ..CommitBatch::default() }).await.unwrap();
+    let lease = Duration::from_secs(60);
+    let topics = |claimed: &[OutboxRecord]| -> Vec<String> {
+        claimed.iter().map(|r| format!("{}{}", r.message.headers.get(STREAM).map_or("-", String::as_str), r.message.topic)).collect()
+    };
+
+    // a1 claimed by one relay: a2 and a3 wait for it, the rest go to another relay.
+    let first = store.claim("r1", 1, lease).await.unwrap();
+    assert_eq!(topics(&first), ["at1"]);
+    assert_eq!(topics(&store.claim("r2", 10, lease).await.unwrap()), ["bt1", "-t1"]);
+    // a1 fails and is due in an hour: a2 and a3 still wait.
+    store.mark_failed(ids[0], "broker down", Duration::from_secs(3600), 10).await.unwrap();
+    assert!(store.claim("r2", 10, lease).await.unwrap().is_empty());
+    // Once a1 is published, a2 and a3 leave in order.
+    store.mark_published(ids[0]).await.unwrap();
+    let next = store.claim("r2", 10, lease).await.unwrap();
+    assert_eq!(topics(&next), ["at2", "at3"]);
+    // Given back untried, they can be claimed again at once.
+    store.release(&[ids[2], ids[4]]).await.unwrap();
+    assert_eq!(topics(&store.claim("r3", 10, lease).await.unwrap()), ["at2", "at3"]);
 }
 
 pub async fn outbox_rows_can_be_published_and_die(db: &impl TestDb) {

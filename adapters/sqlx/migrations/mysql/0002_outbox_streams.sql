@@ -1,0 +1,3 @@
+-- The stream of each outbox row (its `stream` header): a stream's rows leave in order.
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS stream_key TEXT COLLATE {bin};
+CREATE INDEX IF NOT EXISTS outbox_streams ON outbox (stream_key(191), position);

@@ -1,0 +1,3 @@
+-- The stream of each outbox row (its `stream` header): a stream's rows leave in order.
+ALTER TABLE outbox ADD COLUMN stream_key TEXT;
+CREATE INDEX IF NOT EXISTS outbox_streams ON outbox (stream_key, position) WHERE status = 'pending';
