@@ -119,8 +119,11 @@ pub fn request_of(message: &OutboxMessage) -> Result<RequestContext> {
         request.tenant_id = h.get(headers::TENANT).cloned();
         request.principal = h.get(headers::PRINCIPAL).cloned();
     } else {
-        let header: EventHeader = serde_json::from_str(&message.payload).map_err(|source| {
-            Error::Serialization { stream: "<broker>".to_owned(), version: 0, event_type: message.topic.clone(), source }
+        let header: EventHeader = serde_json::from_str(&message.payload).map_err(|source| Error::Serialization {
+            stream: "<broker>".to_owned(),
+            version: 0,
+            event_type: message.topic.clone(),
+            source,
         })?;
         if let Some(id) = header.metadata.correlation_id {
             request.correlation_id = id;

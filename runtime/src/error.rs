@@ -127,7 +127,9 @@ pub enum Error {
         needed_by: &'static str,
     },
     /// [`crate::Mediator::consume`] on an application without a broker.
-    #[error("the application has no bus to consume from; add `.bus(..)` (cqrs-ddd-nats, cqrs-ddd-rabbitmq) to `App::builder()`")]
+    #[error(
+        "the application has no bus to consume from; add `.bus(..)` (cqrs-ddd-nats, cqrs-ddd-rabbitmq) to `App::builder()`"
+    )]
     NoBus,
     /// `App::build()` found problems in the registries; every one is listed.
     #[error(transparent)]

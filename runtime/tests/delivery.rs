@@ -86,9 +86,9 @@ fn app_on(store: &MemoryStore, seen: &Arc<Seen>) -> Mediator {
     App::builder().event_store(store.clone()).provide_arc(seen.clone()).build().unwrap()
 }
 
-async fn journal_len(store: &MemoryStore, tenant: Option<&str>) -> usize {
+async fn journal_len(store: &MemoryStore, tenant: Option<&str>) -> u64 {
     let key = StreamKey::new("Journal", "j").with_tenant(tenant.map(str::to_owned));
-    store.stream_version(&key).await.unwrap() as usize
+    store.stream_version(&key).await.unwrap()
 }
 
 fn staged(store: &MemoryStore) -> Vec<OutboxMessage> {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cqrs_ddd::broker::{Bus, ConsumerOptions};
-use cqrs_ddd::{Backoff, Error, Mediator, OutboxRelay, RelayOptions, RequestContext};
 use cqrs_ddd::prelude::*;
+use cqrs_ddd::{Backoff, Error, Mediator, OutboxRelay, RelayOptions, RequestContext};
 use cqrs_ddd_sqlx::{PgOptions, PgStore};
 use tokio::sync::oneshot;
 

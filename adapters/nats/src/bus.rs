@@ -114,6 +114,12 @@ impl Nats {
         }
     }
 
+    /// The prefix of subjects (and, upper-cased, of stream names: `{PREFIX}_EVENTS`,
+    /// `{PREFIX}_MESSAGES`, `{PREFIX}_DEAD`).
+    pub fn subject_prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The client.
     pub fn client(&self) -> &async_nats::Client {
         &self.client
@@ -189,8 +195,10 @@ impl Nats {
         for (name, value) in extra {
             h.insert(*name, header_value(value).as_str());
         }
-        let publish =
-            PublishMessage::build().payload(Bytes::from(message.payload.clone().into_bytes())).headers(h).message_id(msg_id);
+        let publish = PublishMessage::build()
+            .payload(Bytes::from(message.payload.clone().into_bytes()))
+            .headers(h)
+            .message_id(msg_id);
         let ack = self.js.send_publish(subject, publish).await.map_err(Error::store)?;
         ack.await.map_err(Error::store)?;
         Ok(())
@@ -211,7 +219,8 @@ impl Nats {
 
 /// A subject token or stream name part: letters, digits, `_` and `-`.
 pub(crate) fn token(s: &str) -> String {
-    let t: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+    let t: String =
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
     if t.is_empty() { "_".to_owned() } else { t }
 }
 

@@ -137,7 +137,12 @@ impl Nats {
                 }
             }
             AfterFailure::Dead => {
-                let dead = DeadMessage { message: outbox, error: error.to_string(), deliveries: delivered, dead_at: Utc::now() };
+                let dead = DeadMessage {
+                    message: outbox,
+                    error: error.to_string(),
+                    deliveries: delivered,
+                    dead_at: Utc::now(),
+                };
                 match self.bury(&options.group, &dead).await {
                     Ok(()) => {
                         tracing::error!(message = %dead.message.id, deliveries = delivered, error = %dead.error, "message moved to the dead letters");

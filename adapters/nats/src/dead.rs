@@ -22,11 +22,12 @@ impl Nats {
         let mut found = Vec::new();
         let mut from = 1;
         while found.len() < limit {
-            let message = match stream.raw_message_builder().sequence(from).next_by_subject(subject.clone()).send().await {
-                Ok(m) => m,
-                Err(e) if matches!(e.kind(), RawMessageErrorKind::NoMessageFound) => break,
-                Err(e) => return Err(Error::store(e)),
-            };
+            let message =
+                match stream.raw_message_builder().sequence(from).next_by_subject(subject.clone()).send().await {
+                    Ok(m) => m,
+                    Err(e) if matches!(e.kind(), RawMessageErrorKind::NoMessageFound) => break,
+                    Err(e) => return Err(Error::store(e)),
+                };
             from = message.sequence + 1;
             let (outbox, _) = outbox_message(&message.subject, Some(&message.headers), &message.payload);
             let read = |name: &str| message.headers.get(name).map(|v| v.as_str().to_owned());

@@ -138,8 +138,10 @@ impl Statements {
                 "INSERT INTO {t}processed_commands (\"key\", tenant_id, processed_at) VALUES (?, ?, ?)",
             ),
             processed: r("SELECT 1 AS found FROM {t}processed_commands WHERE \"key\" = ? AND tenant_id = ?"),
-            insert_outbox: r("INSERT INTO {t}outbox (id, topic, payload, headers, created_at, next_attempt_at, stream_key) \
-                 VALUES (?, ?, ?::jsonb, ?::jsonb, ?, ?, ?)"),
+            insert_outbox: r(
+                "INSERT INTO {t}outbox (id, topic, payload, headers, created_at, next_attempt_at, stream_key) \
+                 VALUES (?, ?, ?::jsonb, ?::jsonb, ?, ?, ?)",
+            ),
             insert_events: (1..=CACHED_INSERTS).map(|n| insert_events(d, n)).collect(),
             load_snapshot: r(&format!(
                 "SELECT version, state::text AS state, taken_at FROM {{t}}snapshots WHERE {KEY}"

@@ -120,10 +120,11 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
         }
         check_deps(&deps, h.handler, h.deps, &mut problems);
         let target = if h.asynchronous { &mut async_handlers } else { &mut handlers };
-        target
-            .entry(type_id)
-            .or_default()
-            .push(EventHandlerEntry { name: h.handler, handler: Arc::new(StaticEvent(h.call)), unit_of_work: h.unit_of_work });
+        target.entry(type_id).or_default().push(EventHandlerEntry {
+            name: h.handler,
+            handler: Arc::new(StaticEvent(h.call)),
+            unit_of_work: h.unit_of_work,
+        });
     }
     for (type_id, name, _, handler) in hand_event_handlers {
         handlers.entry(type_id).or_default().push(EventHandlerEntry { name, handler, unit_of_work: false });

@@ -21,8 +21,7 @@ use std::time::Duration;
 
 use cqrs_ddd::ports::{
     CommitBatch, CommitReceipt, Cursor, EventStore, NewEvent, Outbox, OutboxMessage, OutboxRecord, ProjectionStore,
-    SagaStore, ScheduleStore,
-    Snapshot, SnapshotStore, StateWrite, StreamAppend, StreamKey, async_trait,
+    SagaStore, ScheduleStore, Snapshot, SnapshotStore, StateWrite, StreamAppend, StreamKey, async_trait,
 };
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::{AppBuilder, RetryPolicy, SnapshotPolicy};
@@ -575,7 +574,10 @@ pub async fn outbox_rows_of_a_stream_are_claimed_in_order(db: &impl TestDb) {
     store.commit(CommitBatch { outbox: rows, ..CommitBatch::default() }).await.unwrap();
     let lease = Duration::from_secs(60);
     let topics = |claimed: &[OutboxRecord]| -> Vec<String> {
-        claimed.iter().map(|r| format!("{}{}", r.message.headers.get(STREAM).map_or("-", String::as_str), r.message.topic)).collect()
+        claimed
+            .iter()
+            .map(|r| format!("{}{}", r.message.headers.get(STREAM).map_or("-", String::as_str), r.message.topic))
+            .collect()
     };
 
     // a1 claimed by one relay: a2 and a3 wait for it, the rest go to another relay.
