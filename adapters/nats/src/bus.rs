@@ -114,6 +114,27 @@ impl Nats {
         }
     }
 
+    /// A signal notified whenever an event is published on this bus, by any process: give
+    /// it to a projection worker or a relay (`WorkerOptions::wake`) so that it reads the
+    /// event store as soon as there is something new, instead of at its next poll. A
+    /// plain NATS subscription: nothing is stored or acknowledged, and a lost wake-up only
+    /// means the next poll finds the event.
+    pub async fn wake_on_events(&self) -> Result<Arc<tokio::sync::Notify>> {
+        let mut events = self.client.subscribe(format!("{}.events.>", self.prefix)).await.map_err(Error::store)?;
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let signal = Arc::downgrade(&wake);
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            while events.next().await.is_some() {
+                match signal.upgrade() {
+                    Some(wake) => wake.notify_one(),
+                    None => break,
+                }
+            }
+        });
+        Ok(wake)
+    }
+
     /// The prefix of subjects (and, upper-cased, of stream names: `{PREFIX}_EVENTS`,
     /// `{PREFIX}_MESSAGES`, `{PREFIX}_DEAD`).
     pub fn subject_prefix(&self) -> &str {
