@@ -190,6 +190,7 @@ impl OutboxRelay {
         // untried, so that a stream's messages leave in order.
         let mut failed_streams = std::collections::HashSet::new();
         let mut untried = Vec::new();
+        let mut published = Vec::with_capacity(rows.len());
         for row in rows {
             let id = row.message.id;
             let stream = row.message.headers.get(crate::broker::headers::STREAM).cloned();
@@ -199,7 +200,7 @@ impl OutboxRelay {
             }
             match self.publisher.publish(&row.message).await {
                 Ok(()) => {
-                    self.outbox.mark_published(id).await?;
+                    published.push(id);
                     report.published += 1;
                 }
                 Err(e) => {
@@ -219,6 +220,11 @@ impl OutboxRelay {
                     }
                 }
             }
+        }
+        // One write for the batch; a relay that dies before it leaves the rows claimed,
+        // and they are published again after the lease (brokers de-duplicate by id).
+        if !published.is_empty() {
+            self.outbox.mark_all_published(&published).await?;
         }
         if !untried.is_empty() {
             self.outbox.release(&untried).await?;

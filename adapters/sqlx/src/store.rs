@@ -584,6 +584,24 @@ impl<D: Dialect> Outbox for SqlStore<D> {
         Ok(())
     }
 
+    async fn mark_all_published(&self, ids: &[Uuid]) -> Result<()> {
+        let mut conn = self.conn().await?;
+        for chunk in ids.chunks(ROWS_PER_INSERT) {
+            let sql = with_list(
+                &self.dialect,
+                "UPDATE {t}outbox SET status = 'published', published_at = ?, claimed_until = NULL WHERE id IN ({in})",
+                "?",
+                chunk.len(),
+            );
+            let mut stmt = Stmt::new(&sql).arg(instant::<D>(Utc::now()));
+            for id in chunk {
+                stmt = stmt.uuid(*id);
+            }
+            conn.run(stmt).await.map_err(store_err)?;
+        }
+        Ok(())
+    }
+
     async fn release(&self, ids: &[Uuid]) -> Result<()> {
         let mut conn = self.conn().await?;
         for chunk in ids.chunks(ROWS_PER_INSERT) {

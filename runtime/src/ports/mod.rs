@@ -370,6 +370,13 @@ pub trait Outbox: Send + Sync + 'static {
     async fn release(&self, ids: &[Uuid]) -> Result<()>;
     /// Marks a row published.
     async fn mark_published(&self, id: Uuid) -> Result<()>;
+    /// Marks rows published (a relay's batch: one statement on SQL stores).
+    async fn mark_all_published(&self, ids: &[Uuid]) -> Result<()> {
+        for id in ids {
+            self.mark_published(*id).await?;
+        }
+        Ok(())
+    }
     /// Records a failed attempt: the row is due again after `retry_after`, or dead when
     /// it has failed `max_attempts` times.
     async fn mark_failed(&self, id: Uuid, error: &str, retry_after: Duration, max_attempts: u32) -> Result<()>;

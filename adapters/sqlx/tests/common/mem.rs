@@ -77,6 +77,9 @@ impl Outbox for Mem {
     async fn release(&self, ids: &[Uuid]) -> Result<()> {
         self.events.release(ids).await
     }
+    async fn mark_all_published(&self, ids: &[Uuid]) -> Result<()> {
+        self.events.mark_all_published(ids).await
+    }
 }
 
 #[async_trait]
