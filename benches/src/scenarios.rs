@@ -37,6 +37,7 @@ impl Contender {
         match (self, group.backend()) {
             (Contender::CqrsEs, Backend::Postgres) => "postgres-es",
             (Contender::Sqlx, _) if group == Group::RedisLock => "redis-rs",
+            (Contender::Sqlx, _) if group == Group::Relay => "broker client",
             _ => self.key(),
         }
     }
@@ -85,6 +86,7 @@ pub(crate) enum Unit {
     CommandsPerSec,
     EventsPerSec,
     QueriesPerSec,
+    MessagesPerSec,
     Micros,
     Nanos,
     Millis,
@@ -97,6 +99,7 @@ impl Unit {
             Unit::CommandsPerSec => "commands/s",
             Unit::EventsPerSec => "events/s",
             Unit::QueriesPerSec => "queries/s",
+            Unit::MessagesPerSec => "messages/s",
             Unit::Micros => "us",
             Unit::Nanos => "ns",
             Unit::Millis => "ms",
@@ -105,7 +108,7 @@ impl Unit {
     }
 
     pub(crate) fn higher_is_better(self) -> bool {
-        matches!(self, Unit::CommandsPerSec | Unit::EventsPerSec | Unit::QueriesPerSec)
+        matches!(self, Unit::CommandsPerSec | Unit::EventsPerSec | Unit::QueriesPerSec | Unit::MessagesPerSec)
     }
 }
 
@@ -156,6 +159,10 @@ pub(crate) const SPEC_PAGE: &str = "spec_page_100k";
 pub(crate) const SPEC_COUNT: &str = "spec_count_100k";
 /// Scenario 16: an uncontended lock and unlock on Redis.
 pub(crate) const REDIS_LOCK: &str = "redis_lock_unlock";
+/// Scenario 17: outbox rows relayed to NATS JetStream, with confirms.
+pub(crate) const RELAY_NATS: &str = "relay_nats";
+/// Scenario 17: from a command's commit to its event's async handler, over NATS.
+pub(crate) const E2E_NATS: [&str; 2] = ["e2e_nats_p50", "e2e_nats_p99"];
 /// Scenario 8: the events a projection catches up on, spread over this many accounts.
 pub(crate) const PROJECTION_EVENTS: usize = 100_000;
 pub(crate) const PROJECTION_ACCOUNTS: usize = 1_000;
@@ -186,6 +193,7 @@ pub(crate) enum Group {
     LiteLoad,
     Spec,
     RedisLock,
+    Relay,
 }
 
 impl Group {
@@ -211,6 +219,7 @@ impl Group {
         Group::LiteLoad,
         Group::Spec,
         Group::RedisLock,
+        Group::Relay,
     ];
 
     /// The name of a cell on the command line of the child process.
@@ -235,6 +244,7 @@ impl Group {
             Group::LiteLoad => "lite_load",
             Group::Spec => "spec",
             Group::RedisLock => "redis_lock",
+            Group::Relay => "relay",
         }
     }
 
@@ -253,7 +263,8 @@ impl Group {
             | Group::Load
             | Group::Projection
             | Group::LoadRss
-            | Group::Spec => Backend::Postgres,
+            | Group::Spec
+            | Group::Relay => Backend::Postgres,
             #[cfg(feature = "mysql")]
             Group::MySeq | Group::MyConc16 | Group::MyLoad => Backend::MariaDb,
             Group::LiteSeq | Group::LiteLoad => Backend::Sqlite,
@@ -264,7 +275,7 @@ impl Group {
         match self {
             Group::MemSpread | Group::MemLong => &[Contender::Ours, Contender::CqrsEs],
             Group::Mediator => &[Contender::Ours],
-            Group::Projection | Group::Spec | Group::RedisLock => &[Contender::Ours, Contender::Sqlx],
+            Group::Projection | Group::Spec | Group::RedisLock | Group::Relay => &[Contender::Ours, Contender::Sqlx],
             // MariaDB and SQLite: no cqrs-es column (postgres-es is PostgreSQL only).
             _ if self.backend() != Backend::Postgres => &[Contender::Ours, Contender::Sqlx],
             _ => &Contender::ALL,
@@ -272,7 +283,7 @@ impl Group {
     }
 
     pub(crate) fn rows(self) -> Vec<Row> {
-        use Unit::{CommandsPerSec, EventsPerSec, MiB, Micros, Millis, Nanos, QueriesPerSec};
+        use Unit::{CommandsPerSec, EventsPerSec, MessagesPerSec, MiB, Micros, Millis, Nanos, QueriesPerSec};
         let rate = |ids: RateIds| vec![row(ids[0], CommandsPerSec), row(ids[1], Micros), row(ids[2], Micros)];
         match self {
             Group::MemSpread => rate(MEM_SPREAD),
@@ -297,6 +308,7 @@ impl Group {
             Group::LiteLoad => LITE_LOADS.iter().map(|&(_, id)| row(id, Millis)).collect(),
             Group::Spec => vec![row(SPEC_PAGE, QueriesPerSec), row(SPEC_COUNT, QueriesPerSec)],
             Group::RedisLock => vec![row(REDIS_LOCK, Micros)],
+            Group::Relay => vec![row(RELAY_NATS, MessagesPerSec), row(E2E_NATS[0], Micros), row(E2E_NATS[1], Micros)],
         }
     }
 
@@ -364,6 +376,13 @@ impl Group {
                  (redis-rs: SET NX PX and a compare-and-delete script)",
                 w.lock_cycles
             ),
+            Group::Relay => format!(
+                "17. the outbox relay: {} rows from Postgres to NATS JetStream, each confirmed, 64 in flight: messages/s \
+                 (broker client: async-nats publishing the same messages, 64 in flight); and {} commands one at a time, \
+                 from the call to the async handler in a consumer of the bus: p50, p99",
+                thousands(w.relay_messages),
+                w.e2e_samples
+            ),
             Group::Spec => format!(
                 "15. Postgres, a read model of {} documents with a declared index: a specification's page of 20 \
                  (filter + order) and its count: queries/s (sqlx: the same queries written by hand)",
@@ -424,6 +443,10 @@ pub(crate) struct Workload {
     pub(crate) spec_queries: usize,
     /// Lock and unlock pairs per repetition of scenario 16.
     pub(crate) lock_cycles: usize,
+    /// Outbox rows relayed per repetition of scenario 17.
+    pub(crate) relay_messages: usize,
+    /// Commands timed end to end per repetition of scenario 17.
+    pub(crate) e2e_samples: usize,
 }
 
 impl Workload {
@@ -443,6 +466,8 @@ impl Workload {
             loads_timed: [20, 10, 3],
             spec_queries: 2_000,
             lock_cycles: 5_000,
+            relay_messages: 10_000,
+            e2e_samples: 500,
         };
         if !quick {
             return full;
@@ -454,6 +479,8 @@ impl Workload {
             loads_timed: [5, 3, 1],
             spec_queries: 500,
             lock_cycles: 1_000,
+            relay_messages: 3_000,
+            e2e_samples: 200,
             ..full
         }
     }

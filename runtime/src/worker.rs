@@ -114,13 +114,19 @@ impl Supervisor {
     }
 
     /// Runs `round` until `shutdown` completes: at once again after a busy round, after
-    /// `idle` otherwise, after `backoff` when it failed with a transient error. Returns
-    /// `Ok` on shutdown and the error of a round that failed with any other error.
+    /// `poll` or a notification of `wake` otherwise, after `backoff` when it failed with a
+    /// transient error. Returns `Ok` on shutdown and the error of a round that failed
+    /// with any other error.
+    ///
+    /// The wake-up is armed before each round, so a notification sent while the round
+    /// runs (a commit while the relay publishes) is not lost: the next round starts at
+    /// once instead of after `poll`.
     pub(crate) async fn run<'a>(
         &self,
         backoff: &Backoff,
         shutdown: impl Future<Output = ()>,
-        mut idle: impl FnMut() -> BoxFuture<'a, ()>,
+        poll: Duration,
+        wake: Option<&Notify>,
         mut round: impl FnMut() -> BoxFuture<'a, Result<Pace>>,
     ) -> Result<()> {
         let mut shutdown = std::pin::pin!(shutdown);
@@ -129,6 +135,14 @@ impl Supervisor {
             h.consecutive_failures = 0;
         });
         loop {
+            let mut woken = std::pin::pin!(async {
+                match wake {
+                    Some(n) => n.notified().await,
+                    None => std::future::pending().await,
+                }
+            });
+            // Polled once: registers the waiter before the round runs.
+            let armed = (&mut woken).now_or_never().is_some();
             match round().await {
                 Ok(pace) => {
                     self.succeeded();
@@ -138,9 +152,13 @@ impl Supervisor {
                         }
                         continue;
                     }
+                    if armed {
+                        continue;
+                    }
                     tokio::select! {
                         () = &mut shutdown => break,
-                        () = idle() => {}
+                        () = tokio::time::sleep(poll) => {}
+                        () = &mut woken => {}
                     }
                 }
                 Err(e) if e.is_transient() => {
@@ -196,20 +214,6 @@ impl Supervisor {
         metrics::counter!("cqrs_ddd_worker_retries_total", "worker" => self.worker, "name" => self.name.clone())
             .increment(1);
         failures
-    }
-}
-
-/// Waits `poll` or until `wake` is notified.
-pub(crate) async fn idle(poll: Duration, wake: Option<&Notify>) {
-    let woken = async {
-        match wake {
-            Some(n) => n.notified().await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        () = tokio::time::sleep(poll) => {}
-        () = woken => {}
     }
 }
 
@@ -299,22 +303,17 @@ mod tests {
         let rounds = std::sync::atomic::AtomicU32::new(0);
         let seen = parking_lot::Mutex::new(Vec::new());
         let result = sup
-            .run(
-                &backoff,
-                std::future::pending(),
-                || Box::pin(async {}),
-                || {
-                    let n = rounds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    seen.lock().push(sup.health());
-                    Box::pin(async move {
-                        match n {
-                            0 | 1 => Err(Error::store("connection reset")),
-                            2 => Ok(Pace::Busy),
-                            _ => Err(Error::handler("bad configuration")),
-                        }
-                    })
-                },
-            )
+            .run(&backoff, std::future::pending(), Duration::ZERO, None, || {
+                let n = rounds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                seen.lock().push(sup.health());
+                Box::pin(async move {
+                    match n {
+                        0 | 1 => Err(Error::store("connection reset")),
+                        2 => Ok(Pace::Busy),
+                        _ => Err(Error::handler("bad configuration")),
+                    }
+                })
+            })
             .await;
         assert!(matches!(result, Err(Error::Handler(_))));
         let seen = seen.lock();

@@ -210,3 +210,60 @@ async fn the_relay_keeps_each_streams_order_across_a_failed_publish() {
     assert_eq!(second.published, 3);
     assert_eq!(*flaky.published.lock(), ["b1", "b2", "b3", "a1", "a2", "a3"]);
 }
+
+/// Publishes after a short random pause, counting how many publishes overlap.
+#[derive(Default)]
+struct Slow {
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+    published: Mutex<Vec<String>>,
+}
+
+#[cqrs_ddd::ports::async_trait]
+impl cqrs_ddd::ports::Publisher for Slow {
+    async fn publish(&self, message: &OutboxMessage) -> Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.now.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        tokio::time::sleep(std::time::Duration::from_micros(u64::from(rand_micros(&message.payload)))).await;
+        self.published.lock().push(message.payload.clone());
+        self.now.fetch_sub(1, SeqCst);
+        Ok(())
+    }
+}
+
+/// A pause from 0 to 2 ms, fixed per message.
+fn rand_micros(s: &str) -> u32 {
+    s.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 2000
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_publishing_many_at_once_keeps_each_streams_order() {
+    use cqrs_ddd::ports::CommitBatch;
+    use cqrs_ddd::{OutboxRelay, RelayOptions};
+
+    let store = MemoryStore::new();
+    let outbox: Vec<OutboxMessage> = (0..30)
+        .map(|k| OutboxMessage {
+            id: uuid::Uuid::now_v7(),
+            topic: "Ticked".into(),
+            payload: format!("s{}-{:02}", k % 3, k / 3),
+            headers: [(headers::STREAM.to_owned(), format!("s{}", k % 3))].into(),
+            created_at: chrono::Utc::now(),
+        })
+        .collect();
+    store.commit(CommitBatch { outbox, ..CommitBatch::default() }).await.unwrap();
+    let slow = Arc::new(Slow::default());
+    let options = RelayOptions { in_flight: 8, ..RelayOptions::default() };
+    let relay = OutboxRelay::new(Arc::new(store.clone()), slow.clone()).with_options(options);
+    assert_eq!(relay.run_once().await.unwrap().published, 30);
+    let published = slow.published.lock().clone();
+    for s in ["s0", "s1", "s2"] {
+        let of: Vec<&String> = published.iter().filter(|p| p.starts_with(s)).collect();
+        let mut sorted = of.clone();
+        sorted.sort();
+        assert_eq!(of, sorted, "stream {s} left in order");
+    }
+    let most = slow.most.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((2..=3).contains(&most), "streams went out side by side, one message each at most: {most}");
+}

@@ -10,6 +10,7 @@ pub(crate) mod plain_my;
 pub(crate) mod plain_sqlx;
 pub(crate) mod postgres_es;
 pub(crate) mod redis_lock;
+pub(crate) mod relay;
 pub(crate) mod spec_docs;
 
 use crate::db::Target;
@@ -52,6 +53,8 @@ pub(crate) async fn run(
         (Group::Spec, Ours) => Some(spec_docs::ours(db()?, w).await?),
         (Group::RedisLock, Ours) => Some(redis_lock::ours(w).await?),
         (Group::RedisLock, Sqlx) => Some(redis_lock::plain(w).await?),
+        (Group::Relay, Ours) => Some(relay::ours(db()?, w, rep).await?),
+        (Group::Relay, Sqlx) => Some(relay::direct(w, rep).await?),
         (Group::Spec, Sqlx) => Some(spec_docs::plain(db()?, w).await?),
         (Group::LoadRss, Ours) => ours_pg::load_rss(db()?).await?,
         (Group::LoadRss, CqrsEs) => Some(postgres_es::load_rss(db()?).await?),
@@ -76,7 +79,13 @@ pub(crate) async fn run(
         (Group::LiteLoad, Sqlx) => Some(plain_lite::load(db()?, w).await?),
         (Group::MemSpread | Group::MemLong | Group::Mediator, Sqlx)
         | (
-            Group::Mediator | Group::Projection | Group::LiteSeq | Group::LiteLoad | Group::Spec | Group::RedisLock,
+            Group::Mediator
+            | Group::Projection
+            | Group::LiteSeq
+            | Group::LiteLoad
+            | Group::Spec
+            | Group::RedisLock
+            | Group::Relay,
             CqrsEs,
         ) => None,
     })

@@ -11,7 +11,7 @@ use super::{Projection, ProjectionTx};
 use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::ports::{Cursor, DeadLetter, EventStore, ProjectionStore, ReadStall, StoredEvent, StreamKey};
-use crate::worker::{Pace, StallWatch, Supervisor, WorkerHealth, idle};
+use crate::worker::{Pace, StallWatch, Supervisor, WorkerHealth};
 
 /// Where a projection without a checkpoint starts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -267,7 +267,8 @@ impl<P: Projection> ProjectionWorker<P> {
             .run(
                 &self.options.outage_backoff,
                 shutdown,
-                || Box::pin(idle(self.options.poll_interval, self.options.wake.as_deref())),
+                self.options.poll_interval,
+                self.options.wake.as_deref(),
                 || Box::pin(self.round()),
             )
             .await;

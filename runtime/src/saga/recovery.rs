@@ -105,17 +105,12 @@ impl SagaRecovery {
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
         let poll = self.poll_interval;
         self.supervisor
-            .run(
-                &self.outage_backoff,
-                shutdown,
-                || Box::pin(tokio::time::sleep(poll)),
-                || {
-                    Box::pin(async {
-                        let r = self.run_once().await?;
-                        Ok(if r.resumed + r.scheduled > 0 { Pace::Busy } else { Pace::Idle })
-                    })
-                },
-            )
+            .run(&self.outage_backoff, shutdown, poll, None, || {
+                Box::pin(async {
+                    let r = self.run_once().await?;
+                    Ok(if r.resumed + r.scheduled > 0 { Pace::Busy } else { Pace::Idle })
+                })
+            })
             .await
     }
 }

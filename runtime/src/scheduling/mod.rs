@@ -291,17 +291,12 @@ impl Scheduler {
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
         let poll = self.options.poll_interval;
         self.supervisor
-            .run(
-                &self.options.outage_backoff,
-                shutdown,
-                || Box::pin(tokio::time::sleep(poll)),
-                || {
-                    Box::pin(async {
-                        let r = self.run_once().await?;
-                        Ok(if r.sent + r.retried + r.dead > 0 { Pace::Busy } else { Pace::Idle })
-                    })
-                },
-            )
+            .run(&self.options.outage_backoff, shutdown, poll, None, || {
+                Box::pin(async {
+                    let r = self.run_once().await?;
+                    Ok(if r.sent + r.retried + r.dead > 0 { Pace::Busy } else { Pace::Idle })
+                })
+            })
             .await
     }
 }

@@ -1,0 +1,264 @@
+//! Scenario 17: the outbox relay to NATS JetStream.
+//!
+//! - Throughput: `relay_messages` outbox rows (100 streams, interleaved) relayed from
+//!   PostgreSQL to NATS by `OutboxRelay` with `cqrs-ddd-nats` (each publish confirmed by
+//!   the stream, up to 64 awaiting their confirmation, never two of one stream, the
+//!   batch marked published), against async-nats publishing the same messages with the
+//!   same headers and message ids, up to 64 awaiting their confirmation.
+//! - End to end: a command at a time, from `send` to the event's `#[event_handler(async)]`
+//!   in a consumer of the bus in the same process (commit, relay woken by the commit,
+//!   publish, consumer, delivery in its unit of work).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use cqrs_ddd::broker::{ConsumerOptions, headers};
+use cqrs_ddd::ports::{CommitBatch, OutboxMessage};
+use cqrs_ddd::prelude::*;
+use cqrs_ddd::{OutboxRelay, RelayOptions};
+use cqrs_ddd_nats::Nats;
+use cqrs_ddd_sqlx::PgStore;
+use std::sync::Mutex;
+use tokio::sync::mpsc;
+
+use crate::db::Target;
+use crate::error::BenchError;
+use crate::measure::{Outcome, sequential};
+use crate::scenarios::{E2E_NATS, RELAY_NATS, Workload};
+
+const ME: &str = "cqrs-ddd";
+const DIRECT: &str = "async-nats";
+
+/// Publishes awaiting their confirmation at once, for both contenders.
+const IN_FLIGHT: usize = 64;
+
+fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+/// Names of this cell's streams on the server.
+fn prefix(who: &str, rep: usize) -> String {
+    format!("bench_{who}_{}_{rep}", std::process::id())
+}
+
+/// The rows of one run: 100 streams, interleaved, a payload like a small event's.
+fn messages(n: usize) -> Vec<OutboxMessage> {
+    (0..n)
+        .map(|k| {
+            let stream = format!("Account/{}", k % 100);
+            let headers = [
+                (headers::KIND, "event".to_owned()),
+                (headers::EVENT_TYPE, "Deposited".to_owned()),
+                (headers::STREAM, stream),
+                (headers::CORRELATION_ID, cqrs_ddd::new_id().to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+            OutboxMessage {
+                id: cqrs_ddd::new_id(),
+                topic: "Deposited".into(),
+                payload: format!(r#"{{"event_id":"{k}","payload":{{"amount":{k}}}}}"#),
+                headers,
+                created_at: chrono::Utc::now(),
+            }
+        })
+        .collect()
+}
+
+async fn connect(who: &'static str, rep: usize) -> Result<Nats, BenchError> {
+    Ok(Nats::connect(&nats_url())
+        .await
+        .map_err(|e| BenchError::framework(who, "connect", e))?
+        .prefix(&prefix(who, rep)))
+}
+
+/// A store of its own schema, emptied.
+async fn relay_store(target: &Target) -> Result<PgStore, BenchError> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(target.options()?)
+        .await
+        .map_err(|source| BenchError::connecting(target.shown(), source))?;
+    let store = PgStore::from_pool(pool, "bench_relay").map_err(|e| BenchError::framework(ME, "from_pool", e))?;
+    store.migrate().await.map_err(|e| BenchError::framework(ME, "migrate", e))?;
+    sqlx::query("TRUNCATE bench_relay.outbox")
+        .execute(store.pool())
+        .await
+        .map_err(|e| BenchError::framework(ME, "truncate", e))?;
+    Ok(store)
+}
+
+/// cqrs-ddd: the relay, then a command at a time end to end.
+pub(crate) async fn ours(target: &Target, w: &Workload, rep: usize) -> Result<Outcome, BenchError> {
+    let store = relay_store(target).await?;
+    let nats = connect(ME, rep).await?;
+    // The streams exist before timing (the first publish creates them).
+    let warm = messages(1);
+    cqrs_ddd::ports::Publisher::publish(&nats, &warm[0]).await.map_err(|e| BenchError::framework(ME, "publish", e))?;
+    for chunk in messages(w.relay_messages).chunks(500) {
+        let batch = CommitBatch { outbox: chunk.to_vec(), ..CommitBatch::default() };
+        cqrs_ddd::ports::EventStore::commit(&store, batch).await.map_err(|e| BenchError::framework(ME, "commit", e))?;
+    }
+    let relay = OutboxRelay::new(Arc::new(store.clone()), Arc::new(nats.clone())).with_options(RelayOptions {
+        batch_size: 500,
+        in_flight: IN_FLIGHT,
+        ..RelayOptions::default()
+    });
+    let start = Instant::now();
+    let mut published = 0;
+    while published < w.relay_messages {
+        let report = relay.run_once().await.map_err(|e| BenchError::framework(ME, "run_once", e))?;
+        if report.published == 0 {
+            return Err(BenchError::Check(format!("{ME}: the relay stopped at {published} messages: {report:?}")));
+        }
+        published += report.published;
+    }
+    let elapsed = start.elapsed();
+    let mut out = Outcome::default();
+    out.figure(RELAY_NATS, crate::stats::count_f64(published) / elapsed.as_secs_f64());
+
+    let lat = end_to_end(&store, nats.clone(), w.e2e_samples).await?;
+    out.figure(E2E_NATS[0], lat.percentile_us(50.0));
+    out.figure(E2E_NATS[1], lat.percentile_us(99.0));
+    nats.delete_streams().await;
+    Ok(out)
+}
+
+/// async-nats: the same messages, published one at a time, each confirmed.
+pub(crate) async fn direct(w: &Workload, rep: usize) -> Result<Outcome, BenchError> {
+    let nats = connect(DIRECT, rep).await?;
+    // The same streams as the relay's, made the same way.
+    let warm = messages(1);
+    cqrs_ddd::ports::Publisher::publish(&nats, &warm[0])
+        .await
+        .map_err(|e| BenchError::framework(DIRECT, "publish", e))?;
+    let js = async_nats::jetstream::new(nats.client().clone());
+    let all = messages(w.relay_messages);
+    let prefix = nats.subject_prefix().to_owned();
+    let start = Instant::now();
+    let mut acks = std::collections::VecDeque::with_capacity(IN_FLIGHT);
+    for m in &all {
+        if acks.len() == IN_FLIGHT
+            && let Some(ack) = acks.pop_front()
+        {
+            let ack: async_nats::jetstream::context::PublishAckFuture = ack;
+            ack.await.map_err(|e| BenchError::framework(DIRECT, "ack", e))?;
+        }
+        let mut h = HeaderMap::new();
+        for (k, v) in &m.headers {
+            h.insert(k.as_str(), v.as_str());
+        }
+        h.insert("Nats-Msg-Id", m.id.to_string().as_str());
+        let partition = cqrs_ddd::broker::partition_of(&m.headers[headers::STREAM], 16);
+        let subject = format!("{prefix}.events.{partition}.Deposited");
+        let ack = js
+            .publish_with_headers(subject, h, Bytes::from(m.payload.clone()))
+            .await
+            .map_err(|e| BenchError::framework(DIRECT, "publish", e))?;
+        acks.push_back(ack);
+    }
+    for ack in acks {
+        ack.await.map_err(|e| BenchError::framework(DIRECT, "ack", e))?;
+    }
+    let elapsed = start.elapsed();
+    nats.delete_streams().await;
+    let mut out = Outcome::default();
+    out.figure(RELAY_NATS, crate::stats::count_f64(all.len()) / elapsed.as_secs_f64());
+    Ok(out)
+}
+
+/// Where the async handler reports each delivery.
+static DELIVERED: Mutex<Option<mpsc::UnboundedSender<()>>> = Mutex::new(None);
+
+/// The end-to-end probe's event.
+#[event(name = "BenchPinged")]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pinged {
+    k: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("never")]
+struct Never;
+
+#[aggregate(id = String, events(Pinged), error = Never)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Pinger {}
+
+#[aggregate]
+impl Pinger {
+    #[handle(create_if_missing)]
+    fn ping(&self, c: &Ping) -> Result<Vec<PingerEvent>, Never> {
+        Ok(vec![Pinged { k: c.k }.into()])
+    }
+
+    #[apply]
+    fn pinged(&mut self, _: &Pinged) {}
+}
+
+#[command(aggregate = Pinger)]
+struct Ping {
+    #[id]
+    pinger: String,
+    k: u64,
+}
+
+#[event_handler(async)]
+async fn on_pinged(_e: &Pinged) -> Result<()> {
+    if let Some(tx) = DELIVERED.lock().ok().as_deref().and_then(Option::as_ref) {
+        let _ = tx.send(());
+    }
+    Ok(())
+}
+
+async fn end_to_end(store: &PgStore, nats: Nats, samples: usize) -> Result<crate::stats::Latencies, BenchError> {
+    let app = App::builder()
+        .event_store(store.clone())
+        .bus(nats)
+        .build()
+        .map_err(|e| BenchError::framework(ME, "App::build", e))?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    if let Ok(mut d) = DELIVERED.lock() {
+        *d = Some(tx);
+    }
+    let relay = OutboxRelay::for_app(Arc::new(store.clone()), &app)
+        .with_options(RelayOptions { poll_interval: Duration::from_secs(1), ..RelayOptions::default() }.wake_on(&app));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let relay = tokio::spawn({
+        let until = until(stopped.clone());
+        async move { relay.run(until).await }
+    });
+    let consumer = tokio::spawn({
+        let (app, until) = (app.clone(), until(stopped.clone()));
+        async move { app.consume(ConsumerOptions::group("bench"), until).await }
+    });
+    let mut one = async |k: usize| -> Result<(), BenchError> {
+        let k = u64::try_from(k).unwrap_or(u64::MAX);
+        app.send(Ping { pinger: format!("p{}", k % 16), k }).await.map_err(|e| BenchError::framework(ME, "send", e))?;
+        tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .map_err(|_| BenchError::Check(format!("{ME}: no delivery within 30 s")))?
+            .ok_or_else(|| BenchError::Check(format!("{ME}: the probe closed")))
+    };
+    one(usize::MAX).await?;
+    let lat = sequential(samples, async |k| one(k).await).await?;
+    let _ = stop.send(true);
+    relay
+        .await
+        .map_err(|e| BenchError::framework(ME, "relay", e))?
+        .map_err(|e| BenchError::framework(ME, "relay", e))?;
+    consumer
+        .await
+        .map_err(|e| BenchError::framework(ME, "consumer", e))?
+        .map_err(|e| BenchError::framework(ME, "consumer", e))?;
+    if let Ok(mut d) = DELIVERED.lock() {
+        *d = None;
+    }
+    Ok(lat)
+}
