@@ -8,11 +8,13 @@
 //! [`Outbox::retry_dead`]. A relay that dies mid-batch leaves its claims to expire:
 //! those rows are published again (consumers de-duplicate by message id).
 
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use uuid::Uuid;
 
 use crate::backoff::Backoff;
 use crate::error::Result;
@@ -119,6 +121,7 @@ pub struct OutboxRelay {
     events: Option<Arc<dyn EventStore>>,
     supervisor: Supervisor,
     stall: StallWatch,
+    pipeline: parking_lot::Mutex<Pipeline>,
 }
 
 impl OutboxRelay {
@@ -145,7 +148,7 @@ impl OutboxRelay {
     ) -> Self {
         let supervisor = Supervisor::new("outbox_relay", options.name.clone());
         let stall = StallWatch::new(("relay", options.name.clone()), options.poll_interval, options.stall_warning);
-        OutboxRelay { outbox, publisher, options, events, supervisor, stall }
+        OutboxRelay { outbox, publisher, options, events, supervisor, stall, pipeline: parking_lot::Mutex::default() }
     }
 
     /// Sets the options.
@@ -191,28 +194,47 @@ impl OutboxRelay {
     /// outbox does not hand them out before it (with one relay per outbox; relays racing
     /// for one stream's rows can still interleave them).
     pub async fn run_once(&self) -> Result<RelayReport> {
+        let rows = self.claim().await?;
+        let mut report = RelayReport { claimed: rows.len(), ..RelayReport::default() };
+        let settled = self.publish_batch(rows, &HashSet::new(), &mut report).await?;
+        self.settle(&settled).await?;
+        Ok(report)
+    }
+
+    async fn claim(&self) -> Result<Vec<OutboxRecord>> {
+        self.outbox.claim(&self.options.name, self.options.batch_size, self.options.lease).await
+    }
+
+    /// Publishes a claimed batch (see [`OutboxRelay::run_once`]); rows of the streams in
+    /// `failed_before` are left untried. Failures are recorded at once; what was
+    /// published and what was not tried is returned, to be written by [`Self::settle`].
+    async fn publish_batch(
+        &self,
+        rows: Vec<OutboxRecord>,
+        failed_before: &HashSet<String>,
+        report: &mut RelayReport,
+    ) -> Result<Settled> {
         use futures::stream::{FuturesUnordered, StreamExt};
 
-        let rows = self.outbox.claim(&self.options.name, self.options.batch_size, self.options.lease).await?;
-        let mut report = RelayReport { claimed: rows.len(), ..RelayReport::default() };
         let stream_of = |row: &OutboxRecord| row.message.headers.get(crate::broker::headers::STREAM).cloned();
-        let mut waiting: std::collections::VecDeque<OutboxRecord> = rows.into();
-        // Streams with a message being published, and streams whose message failed in
-        // this batch (their later rows are given back untried).
-        let mut busy = std::collections::HashSet::new();
-        let mut failed_streams = std::collections::HashSet::new();
-        let mut untried = Vec::new();
-        let mut published = Vec::with_capacity(waiting.len());
+        let mut waiting: VecDeque<OutboxRecord> = rows.into();
+        let mut settled = Settled {
+            published: Vec::with_capacity(waiting.len()),
+            failed_streams: failed_before.clone(),
+            ..Settled::default()
+        };
+        // Streams with a message being published.
+        let mut busy = HashSet::new();
         let mut in_flight = FuturesUnordered::new();
         loop {
             // Start what may start: the first waiting row of each stream that is free.
-            let mut seen = std::collections::HashSet::new();
+            let mut seen = HashSet::new();
             let mut k = 0;
             while k < waiting.len() && in_flight.len() < self.options.in_flight {
                 let stream = stream_of(&waiting[k]);
                 if let Some(s) = &stream {
-                    if failed_streams.contains(s) {
-                        untried.extend(waiting.remove(k).map(|r| r.message.id));
+                    if settled.failed_streams.contains(s) {
+                        settled.untried.extend(waiting.remove(k).map(|r| r.message.id));
                         continue;
                     }
                     if busy.contains(s) || !seen.insert(s.clone()) {
@@ -235,11 +257,11 @@ impl OutboxRelay {
             let id = row.message.id;
             match result {
                 Ok(()) => {
-                    published.push(id);
+                    settled.published.push(id);
                     report.published += 1;
                 }
                 Err(e) => {
-                    failed_streams.extend(stream);
+                    settled.failed_streams.extend(stream);
                     let failures = row.attempts + 1;
                     let error = e.to_string();
                     self.outbox
@@ -256,17 +278,22 @@ impl OutboxRelay {
                 }
             }
         }
-        untried.extend(waiting.into_iter().map(|r| r.message.id));
-        // One write for the batch; a relay that dies before it leaves the rows claimed,
-        // and they are published again after the lease (brokers de-duplicate by id).
-        if !published.is_empty() {
-            self.outbox.mark_all_published(&published).await?;
-        }
-        if !untried.is_empty() {
-            self.outbox.release(&untried).await?;
-        }
+        settled.untried.extend(waiting.into_iter().map(|r| r.message.id));
         metrics::counter!("cqrs_ddd_outbox_published_total").increment(report.published as u64);
-        Ok(report)
+        Ok(settled)
+    }
+
+    /// Writes what a batch left: one write marks its published rows (a relay that dies
+    /// before leaves them claimed, and they are published again after the lease: brokers
+    /// de-duplicate by id), and its untried rows are given back.
+    async fn settle(&self, settled: &Settled) -> Result<()> {
+        if !settled.published.is_empty() {
+            self.outbox.mark_all_published(&settled.published).await?;
+        }
+        if !settled.untried.is_empty() {
+            self.outbox.release(&settled.untried).await?;
+        }
+        Ok(())
     }
 
     /// Relays until `shutdown` completes, waking on local commits and polling otherwise.
@@ -286,12 +313,63 @@ impl OutboxRelay {
                 self.options.wake.as_deref(),
                 || Box::pin(self.round()),
             )
-            .await
+            .await?;
+        self.drain().await
     }
 
+    /// One round of [`OutboxRelay::run`]: while a full batch is published, the next one
+    /// is claimed and the previous one's rows are marked, so the outbox's writes overlap
+    /// the broker's round trips. An idle round (a batch that was not full) settles at
+    /// once.
     async fn round(&self) -> Result<Pace> {
-        let report = self.run_once().await?;
-        if report.claimed == self.options.batch_size {
+        let Pipeline { prefetched, unsettled } = std::mem::take(&mut *self.pipeline.lock());
+        let rows = match prefetched {
+            Some(rows) => rows,
+            None => match self.claim().await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    self.pipeline.lock().unsettled = unsettled;
+                    return Err(e);
+                }
+            },
+        };
+        let full = rows.len() == self.options.batch_size;
+        let mut report = RelayReport { claimed: rows.len(), ..RelayReport::default() };
+        let (published, next, previous) = tokio::join!(
+            self.publish_batch(rows, &unsettled.failed_streams, &mut report),
+            async { if full { Some(self.claim().await) } else { None } },
+            self.settle(&unsettled),
+        );
+        let mut state = Pipeline::default();
+        let mut first_error = None;
+        if let Err(e) = previous {
+            state.unsettled = unsettled;
+            first_error = Some(e);
+        }
+        match published {
+            Ok(settled) if full => state.unsettled.absorb(settled),
+            Ok(settled) => {
+                if let Err(e) = self.settle(&settled).await {
+                    state.unsettled.absorb(settled);
+                    first_error.get_or_insert(e);
+                }
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+        match next {
+            Some(Ok(rows)) => state.prefetched = Some(rows),
+            Some(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            None => {}
+        }
+        *self.pipeline.lock() = state;
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        if full {
             return Ok(Pace::Busy);
         }
         if let Some(events) = &self.events {
@@ -299,6 +377,40 @@ impl OutboxRelay {
         }
         Ok(Pace::Idle)
     }
+
+    /// After [`OutboxRelay::run`] stopped: marks what was published, gives back what was
+    /// claimed ahead.
+    async fn drain(&self) -> Result<()> {
+        let Pipeline { prefetched, mut unsettled } = std::mem::take(&mut *self.pipeline.lock());
+        unsettled.untried.extend(prefetched.into_iter().flatten().map(|r| r.message.id));
+        self.settle(&unsettled).await
+    }
+}
+
+/// What a published batch leaves to write (see [`OutboxRelay::settle`]).
+#[derive(Debug, Default)]
+struct Settled {
+    published: Vec<Uuid>,
+    untried: Vec<Uuid>,
+    /// Streams whose message failed: the next batch leaves their rows untried.
+    failed_streams: HashSet<String>,
+}
+
+impl Settled {
+    fn absorb(&mut self, other: Settled) {
+        self.published.extend(other.published);
+        self.untried.extend(other.untried);
+        self.failed_streams = other.failed_streams;
+    }
+}
+
+/// A running relay's batches between rounds.
+#[derive(Debug, Default)]
+struct Pipeline {
+    /// The next batch, claimed while the last one was published.
+    prefetched: Option<Vec<OutboxRecord>>,
+    /// The last batch's results, written while the next one is published.
+    unsettled: Settled,
 }
 
 /// Delivers outbox rows of events to the `#[event_handler(async)]`s of this program.

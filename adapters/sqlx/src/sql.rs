@@ -85,14 +85,17 @@ impl Statements {
         let r = |t: &str| d.render(t);
         let returning = |cols: &str| if D::RETURNING { format!(" RETURNING {cols}") } else { String::new() };
         // A row waits while an earlier row of its stream is pending and cannot be
-        // claimed (due later, or claimed): a stream's rows leave in order.
+        // claimed (due later, or claimed by another relay): a stream's rows leave in
+        // order. The claiming relay's own live claims do not hold it back: it publishes
+        // its batches one after another.
         let claim_outbox = |cols: &str| {
             format!(
                 "SELECT {cols} FROM {{t}}outbox o WHERE status = 'pending' AND next_attempt_at <= ? \
              AND (claimed_until IS NULL OR claimed_until < ?) \
              AND (stream_key IS NULL OR NOT EXISTS (SELECT 1 FROM {{t}}outbox e WHERE e.stream_key = o.stream_key \
              AND e.status = 'pending' AND e.position < o.position \
-             AND (e.next_attempt_at > ? OR (e.claimed_until IS NOT NULL AND e.claimed_until >= ?)))) \
+             AND (e.next_attempt_at > ? OR (e.claimed_until IS NOT NULL AND e.claimed_until >= ? \
+             AND (e.claimed_by IS NULL OR e.claimed_by <> ?))))) \
              ORDER BY position LIMIT ?{}",
                 D::SKIP_LOCKED
             )
@@ -165,9 +168,16 @@ impl Statements {
                 "SELECT {OUTBOX_COLUMNS} FROM {{t}}outbox WHERE status = 'dead' ORDER BY position"
             )),
             outbox_claim: r(&if D::RETURNING {
+                // PostgreSQL: `= ANY(ARRAY(..))` looks the claimed rows up by key; with
+                // `IN (..)` it may hash-join against a scan of the whole outbox, which
+                // keeps its published rows.
+                let rows = if matches!(D::FLAVOR, crate::dialect::Flavor::Postgres) {
+                    format!("position = ANY(ARRAY({}))", claim_outbox("position"))
+                } else {
+                    format!("position IN ({})", claim_outbox("position"))
+                };
                 format!(
-                    "UPDATE {{t}}outbox SET claimed_by = ?, claimed_until = ? WHERE position IN ({}){}",
-                    claim_outbox("position"),
+                    "UPDATE {{t}}outbox SET claimed_by = ?, claimed_until = ? WHERE {rows}{}",
                     returning(OUTBOX_COLUMNS)
                 )
             } else {

@@ -535,6 +535,7 @@ impl<D: Dialect> Outbox for SqlStore<D> {
                     .arg(at::<D>(now))
                     .arg(at::<D>(now))
                     .arg(at::<D>(now))
+                    .str(relay)
                     .int(limit(max));
                 for r in tx.rows(stmt).await.map_err(store_err)? {
                     claimed.push((Cols::<D>::of(&r).int("position").map_err(store_err)?, rows::outbox::<D>(&r)?));
@@ -546,6 +547,7 @@ impl<D: Dialect> Outbox for SqlStore<D> {
                 .arg(at::<D>(now))
                 .arg(at::<D>(now))
                 .arg(at::<D>(now))
+                .str(relay)
                 .int(limit(max));
             for r in tx.rows(stmt).await.map_err(store_err)? {
                 claimed.push((Cols::<D>::of(&r).int("position").map_err(store_err)?, rows::outbox::<D>(&r)?));

@@ -10,18 +10,20 @@
 //!   publish, consumer, delivery in its unit of work).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use cqrs_ddd::broker::{ConsumerOptions, headers};
+use cqrs_ddd::ports::Publisher;
 use cqrs_ddd::ports::{CommitBatch, OutboxMessage};
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::{OutboxRelay, RelayOptions};
 use cqrs_ddd_nats::Nats;
 use cqrs_ddd_sqlx::PgStore;
 use std::sync::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::db::Target;
 use crate::error::BenchError;
@@ -78,7 +80,7 @@ async fn connect(who: &'static str, rep: usize) -> Result<Nats, BenchError> {
 /// A store of its own schema, emptied.
 async fn relay_store(target: &Target) -> Result<PgStore, BenchError> {
     let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
+        .max_connections(4)
         .connect_with(target.options()?)
         .await
         .map_err(|source| BenchError::connecting(target.shown(), source))?;
@@ -97,26 +99,26 @@ pub(crate) async fn ours(target: &Target, w: &Workload, rep: usize) -> Result<Ou
     let nats = connect(ME, rep).await?;
     // The streams exist before timing (the first publish creates them).
     let warm = messages(1);
-    cqrs_ddd::ports::Publisher::publish(&nats, &warm[0]).await.map_err(|e| BenchError::framework(ME, "publish", e))?;
+    nats.publish(&warm[0]).await.map_err(|e| BenchError::framework(ME, "publish", e))?;
     for chunk in messages(w.relay_messages).chunks(500) {
         let batch = CommitBatch { outbox: chunk.to_vec(), ..CommitBatch::default() };
         cqrs_ddd::ports::EventStore::commit(&store, batch).await.map_err(|e| BenchError::framework(ME, "commit", e))?;
     }
-    let relay = OutboxRelay::new(Arc::new(store.clone()), Arc::new(nats.clone())).with_options(RelayOptions {
+    let counted =
+        Arc::new(Counted { inner: nats.clone(), left: AtomicUsize::new(w.relay_messages), done: Notify::new() });
+    let relay = OutboxRelay::new(Arc::new(store.clone()), counted.clone()).with_options(RelayOptions {
         batch_size: 500,
         in_flight: IN_FLIGHT,
         ..RelayOptions::default()
     });
     let start = Instant::now();
-    let mut published = 0;
-    while published < w.relay_messages {
-        let report = relay.run_once().await.map_err(|e| BenchError::framework(ME, "run_once", e))?;
-        if report.published == 0 {
-            return Err(BenchError::Check(format!("{ME}: the relay stopped at {published} messages: {report:?}")));
-        }
-        published += report.published;
-    }
+    let all_published = counted.done.notified();
+    tokio::time::timeout(Duration::from_secs(120), relay.run(all_published))
+        .await
+        .map_err(|_| BenchError::Check(format!("{ME}: the relay did not publish every row within 120 s")))?
+        .map_err(|e| BenchError::framework(ME, "run", e))?;
     let elapsed = start.elapsed();
+    let published = w.relay_messages;
     let mut out = Outcome::default();
     out.figure(RELAY_NATS, crate::stats::count_f64(published) / elapsed.as_secs_f64());
 
@@ -132,9 +134,7 @@ pub(crate) async fn direct(w: &Workload, rep: usize) -> Result<Outcome, BenchErr
     let nats = connect(DIRECT, rep).await?;
     // The same streams as the relay's, made the same way.
     let warm = messages(1);
-    cqrs_ddd::ports::Publisher::publish(&nats, &warm[0])
-        .await
-        .map_err(|e| BenchError::framework(DIRECT, "publish", e))?;
+    nats.publish(&warm[0]).await.map_err(|e| BenchError::framework(DIRECT, "publish", e))?;
     let js = async_nats::jetstream::new(nats.client().clone());
     let all = messages(w.relay_messages);
     let prefix = nats.subject_prefix().to_owned();
@@ -168,6 +168,24 @@ pub(crate) async fn direct(w: &Workload, rep: usize) -> Result<Outcome, BenchErr
     let mut out = Outcome::default();
     out.figure(RELAY_NATS, crate::stats::count_f64(all.len()) / elapsed.as_secs_f64());
     Ok(out)
+}
+
+/// The relay's publisher, counting down the messages still to publish.
+struct Counted {
+    inner: Nats,
+    left: AtomicUsize,
+    done: Notify,
+}
+
+#[cqrs_ddd::ports::async_trait]
+impl Publisher for Counted {
+    async fn publish(&self, message: &OutboxMessage) -> cqrs_ddd::Result<()> {
+        self.inner.publish(message).await?;
+        if self.left.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.done.notify_one();
+        }
+        Ok(())
+    }
 }
 
 /// Where the async handler reports each delivery.

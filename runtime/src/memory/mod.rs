@@ -194,7 +194,11 @@ impl Outbox for MemoryStore {
                 row.claimed_until = Some(now + lease);
                 row.claimed_by = Some(relay.to_owned());
                 claimed.push(row.record.clone());
-            } else if let Some(s) = stream {
+            } else if let Some(s) = stream
+                && (row.next_attempt > now || row.claimed_by.as_deref() != Some(relay))
+            {
+                // Due later, or claimed by another relay (this relay's own claims do not
+                // hold its next batch back: it publishes its batches in order).
                 held.insert(s.clone());
             }
         }

@@ -363,7 +363,8 @@ pub trait Outbox: Send + Sync + 'static {
     ///
     /// Rows of one stream (the `stream` header, see [`crate::broker::headers`]) leave in
     /// their order: a row is not claimed while an earlier row of its stream is pending
-    /// and cannot be claimed (waiting for its next attempt, or claimed by a live claim).
+    /// and cannot be claimed (waiting for its next attempt, or under another relay's live
+    /// claim; `relay`'s own claims do not hold its next batch back).
     async fn claim(&self, relay: &str, limit: usize, lease: Duration) -> Result<Vec<OutboxRecord>>;
     /// Gives claimed rows back without an attempt (a relay that did not try them because
     /// an earlier row of their stream failed), claimable again at once.

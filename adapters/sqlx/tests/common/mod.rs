@@ -594,6 +594,13 @@ pub async fn outbox_rows_of_a_stream_are_claimed_in_order(db: &impl TestDb) {
     // Given back untried, they can be claimed again at once.
     store.release(&[ids[2], ids[4]]).await.unwrap();
     assert_eq!(topics(&store.claim("r3", 10, lease).await.unwrap()), ["at2", "at3"]);
+
+    // A relay's own claim does not hold back its next batch; another relay's does.
+    let rows = vec![row(Some("c"), 1), row(Some("c"), 2)];
+    store.commit(CommitBatch { outbox: rows, ..CommitBatch::default() }).await.unwrap();
+    assert_eq!(topics(&store.claim("r4", 1, lease).await.unwrap()), ["ct1"]);
+    assert!(store.claim("r5", 10, lease).await.unwrap().is_empty());
+    assert_eq!(topics(&store.claim("r4", 10, lease).await.unwrap()), ["ct2"]);
 }
 
 pub async fn outbox_rows_can_be_published_and_die(db: &impl TestDb) {
