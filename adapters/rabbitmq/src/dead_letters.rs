@@ -1,0 +1,110 @@
+//! Listing and replaying the dead letters of a group.
+//!
+//! Both read the dead-letter queue with `basic.get` on a channel of their own without
+//! acknowledging, so every message stays in the queue: closing the channel gives back
+//! what was only read. Replaying acknowledges (removes) a dead letter only after its
+//! copy was confirmed in the partition queue.
+
+use std::collections::HashSet;
+
+use cqrs_ddd::broker::{DeadMessage, partition_key, partition_of};
+use cqrs_ddd::{Error, Result};
+use lapin::Channel;
+use lapin::message::BasicGetMessage;
+use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use uuid::Uuid;
+
+use crate::RabbitMq;
+use crate::codec;
+use crate::error::{RabbitMqError, broker};
+use crate::topology::name;
+
+pub(crate) async fn list(bus: &RabbitMq, group: &str, limit: usize) -> Result<Vec<DeadMessage>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let queue = bus.topology.dead_queue(group);
+    let channel = bus.link.channel().await?;
+    let result = read(&channel, &queue, limit).await;
+    close(&channel).await;
+    result
+}
+
+async fn read(channel: &Channel, queue: &str, limit: usize) -> Result<Vec<DeadMessage>> {
+    let mut dead = Vec::new();
+    if !exists(channel, queue).await? {
+        return Ok(dead);
+    }
+    while dead.len() < limit {
+        let Some(got) = get(channel, queue).await? else { break };
+        dead.push(codec::read_dead(&got.delivery.properties, &got.delivery.data));
+    }
+    Ok(dead)
+}
+
+pub(crate) async fn replay(bus: &RabbitMq, group: &str, ids: &[Uuid]) -> Result<u64> {
+    let wanted: HashSet<Uuid> = ids.iter().copied().collect();
+    if wanted.is_empty() {
+        return Ok(0);
+    }
+    let channel = bus.link.channel().await?;
+    let result = republish(bus, &channel, group, &wanted).await;
+    close(&channel).await;
+    result
+}
+
+async fn republish(bus: &RabbitMq, channel: &Channel, group: &str, wanted: &HashSet<Uuid>) -> Result<u64> {
+    let queue = bus.topology.dead_queue(group);
+    let mut replayed = 0;
+    if !exists(channel, &queue).await? {
+        return Ok(replayed);
+    }
+    // Every dead letter once: those read stay unacknowledged until the channel closes.
+    while let Some(got) = get(channel, &queue).await? {
+        let props = &got.delivery.properties;
+        let Some(id) = codec::message_id(props).filter(|id| wanted.contains(id)) else { continue };
+        let dead = codec::read_dead(props, &got.delivery.data);
+        let partition = partition_of(&partition_key(&dead.message), bus.topology.partitions);
+        let target = bus.topology.partition_queue(group, partition);
+        bus.send("", &target, &got.delivery.data, codec::replay_properties(props)).await?;
+        let acked = got.delivery.acker.ack(BasicAckOptions::default()).await;
+        if !matches!(acked, Ok(true)) {
+            return Err(Error::store(format!(
+                "dead letter {id} of `{group}` was published again to `{target}` but could not be removed from \
+                 `{queue}` (the channel closed); it is still listed, and replaying it again delivers it again"
+            )));
+        }
+        tracing::info!(message = %id, %group, queue = %target, "dead letter replayed");
+        replayed += 1;
+    }
+    Ok(replayed)
+}
+
+/// Closes a channel of our own: the broker takes back every message read on it and not
+/// acknowledged.
+async fn close(channel: &Channel) {
+    if channel.status().connected() {
+        let _ = channel.close(200, "OK".into()).await;
+    }
+}
+
+/// Whether `queue` exists (a group that never consumed has no dead letters). The broker
+/// closes the channel when it does not: nothing else is done on it then.
+async fn exists(channel: &Channel, queue: &str) -> Result<bool> {
+    let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+    match channel.queue_declare(name("queue", queue)?, options, FieldTable::default()).await {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let e = RabbitMqError::broker(format!("queue.declare (passive) `{queue}`"), e);
+            if e.is_not_found() { Ok(false) } else { Err(e.into()) }
+        }
+    }
+}
+
+async fn get(channel: &Channel, queue: &str) -> Result<Option<BasicGetMessage>> {
+    channel
+        .basic_get(name("queue", queue)?, BasicGetOptions { no_ack: false })
+        .await
+        .map_err(|e| broker(format!("basic.get from `{queue}`"), e))
+}
