@@ -15,6 +15,10 @@ use crate::topology::name;
 /// Set on a dead letter: when it was given up (RFC 3339).
 pub const DEAD_AT: &str = "dead-at";
 
+/// Carries an outbox message's creation time exactly (RFC 3339 with nanoseconds); the
+/// AMQP `timestamp` property has it in whole seconds.
+pub const CREATED_AT: &str = "created-at";
+
 /// The header RabbitMQ's quorum queues add to a message they deliver again.
 const DELIVERY_COUNT: &str = "x-delivery-count";
 
@@ -22,13 +26,16 @@ const DELIVERY_COUNT: &str = "x-delivery-count";
 const MAX_ERROR_LEN: usize = 4096;
 
 /// The properties of a published outbox message: persistent JSON, its id as
-/// `message_id`, its topic as `type`, its creation time (seconds), its headers as strings.
+/// `message_id`, its topic as `type`, its creation time as `timestamp` (seconds) and
+/// [`CREATED_AT`], its headers as strings.
 pub(crate) fn properties(message: &OutboxMessage) -> Result<BasicProperties, RabbitMqError> {
+    let mut headers = table(&message.headers)?;
+    headers.insert(CREATED_AT.into(), AMQPValue::LongString(rfc3339(message.created_at).into()));
     let mut props = BasicProperties::default()
         .with_content_type("application/json".into())
         .with_delivery_mode(2)
         .with_message_id(message.id.to_string().into())
-        .with_headers(table(&message.headers)?);
+        .with_headers(headers);
     if let Ok(seconds) = u64::try_from(message.created_at.timestamp()) {
         props = props.with_timestamp(seconds);
     }
@@ -64,7 +71,7 @@ pub(crate) fn decode(queue: &str, props: &BasicProperties, body: &[u8]) -> Resul
         .to_owned();
     let mut headers = BTreeMap::new();
     for (key, value) in props.headers().iter().flatten() {
-        if key.as_str().starts_with("x-") {
+        if key.as_str().starts_with("x-") || key.as_str() == CREATED_AT {
             continue;
         }
         let text = match value {
@@ -118,7 +125,10 @@ pub(crate) fn dead_properties(
             table
         }
     };
-    table.insert(DEAD_AT.into(), AMQPValue::LongString(dead_at.to_rfc3339().into()));
+    table.insert(DEAD_AT.into(), AMQPValue::LongString(rfc3339(dead_at).into()));
+    if let Some(created) = props.headers().as_ref().and_then(|h| h.inner().get(CREATED_AT)) {
+        table.insert(CREATED_AT.into(), created.clone());
+    }
     let mut dead = props.clone().with_headers(table).with_delivery_mode(2);
     if message_id(props).is_none() {
         dead = dead.with_message_id(Uuid::now_v7().to_string().into());
@@ -138,8 +148,8 @@ pub(crate) fn read_dead(props: &BasicProperties, body: &[u8]) -> DeadMessage {
         match key.as_str() {
             headers::ERROR => error = text,
             headers::DELIVERIES => deliveries = text.parse().unwrap_or(0),
-            DEAD_AT => dead_at = DateTime::parse_from_rfc3339(&text).ok().map(|t| t.with_timezone(&Utc)),
-            k if k.starts_with("x-") => {}
+            DEAD_AT => dead_at = parse_time(&text),
+            k if k.starts_with("x-") || k == CREATED_AT => {}
             k => {
                 headers.insert(k.to_owned(), text);
             }
@@ -183,12 +193,28 @@ pub(crate) fn message_id(props: &BasicProperties) -> Option<Uuid> {
     props.message_id().as_ref().and_then(|id| Uuid::try_parse(id.as_str()).ok())
 }
 
+/// When the message was staged: [`CREATED_AT`], else the `timestamp` property, else now.
 fn created_at(props: &BasicProperties) -> DateTime<Utc> {
+    let exact = props.headers().as_ref().and_then(|h| h.inner().get(CREATED_AT)).and_then(|v| match v {
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok().and_then(parse_time),
+        _ => None,
+    });
+    if let Some(exact) = exact {
+        return exact;
+    }
     props
         .timestamp()
         .and_then(|t| i64::try_from(t).ok())
         .and_then(|t| DateTime::from_timestamp(t, 0))
         .unwrap_or_else(Utc::now)
+}
+
+fn rfc3339(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
 }
 
 fn integer(value: &AMQPValue) -> Option<i64> {
@@ -242,7 +268,7 @@ mod tests {
             topic: "Placed".into(),
             payload: r#"{"order":"o1"}"#.into(),
             headers,
-            created_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            created_at: DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap(),
         }
     }
 
@@ -279,7 +305,7 @@ mod tests {
         let listed = read_dead(&dead, m.payload.as_bytes());
         assert_eq!(listed.message, m);
         assert_eq!((listed.error.as_str(), listed.deliveries), ("boom", 5));
-        assert_eq!(listed.dead_at.timestamp(), now.timestamp());
+        assert_eq!(listed.dead_at, now);
         assert_eq!(decode("q", &replay_properties(&dead), m.payload.as_bytes()).unwrap(), m);
     }
 

@@ -21,7 +21,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub(crate) struct Endpoint {
     uri: AMQPUri,
-    /// `host:port/vhost`, without credentials, for errors and logs.
+    /// `host:port` (and `/vhost` unless it is `/`), without credentials, for errors and logs.
     pub(crate) target: String,
     timeout: Duration,
 }
@@ -29,7 +29,8 @@ pub(crate) struct Endpoint {
 impl Endpoint {
     pub(crate) fn parse(url: &str) -> Result<Self> {
         let mut uri = AMQPUri::from_str(url).map_err(|reason| unreachable("<invalid AMQP URL>", reason))?;
-        let target = format!("{}:{}/{}", uri.authority.host, uri.authority.port, uri.vhost);
+        let (host, port) = (&uri.authority.host, uri.authority.port);
+        let target = if uri.vhost == "/" { format!("{host}:{port}") } else { format!("{host}:{port}/{}", uri.vhost) };
         let timeout = uri.query.connection_timeout.map_or(DEFAULT_CONNECT_TIMEOUT, Duration::from_millis);
         // The TCP connect gives up at the same time as the handshake.
         uri.query.connection_timeout = Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
@@ -41,7 +42,7 @@ impl Endpoint {
         let properties = ConnectionProperties::default().with_connection_name(name.into());
         match tokio::time::timeout(self.timeout, Connection::connect_uri(self.uri.clone(), properties)).await {
             Ok(Ok(connection)) => {
-                tracing::debug!(target = %self.target, name, "connected to RabbitMQ");
+                tracing::debug!(broker = %self.target, name, "connected to RabbitMQ");
                 Ok(connection)
             }
             Ok(Err(e)) => Err(unreachable(&self.target, e)),
@@ -118,7 +119,7 @@ impl Link {
     async fn connected<'a>(&self, session: &'a mut Option<Session>) -> Result<&'a mut Session, Error> {
         if !session.as_ref().is_some_and(|s| s.connection.status().connected()) {
             if session.is_some() {
-                tracing::warn!(target = %self.endpoint.target, "the RabbitMQ publishing connection was lost; connecting again");
+                tracing::warn!(broker = %self.endpoint.target, "the RabbitMQ publishing connection was lost; connecting again");
             }
             *session = None;
             let connection = self.endpoint.connect("cqrs-ddd publisher").await?;
@@ -135,9 +136,10 @@ mod tests {
     #[test]
     fn the_target_names_host_port_and_vhost_without_credentials() {
         let e = Endpoint::parse("amqp://guest:secret@example.invalid:5673/%2f").unwrap();
-        assert_eq!(e.target, "example.invalid:5673//");
+        assert_eq!(e.target, "example.invalid:5673");
         assert_eq!(e.timeout, DEFAULT_CONNECT_TIMEOUT);
         let e = Endpoint::parse("amqp://h/v?connection_timeout=1500").unwrap();
+        assert_eq!(e.target, "h:5672/v");
         assert_eq!(e.timeout, Duration::from_millis(1500));
         assert!(matches!(Endpoint::parse("http://nope"), Err(Error::Connect { .. })));
     }

@@ -4,6 +4,10 @@
 //! acknowledging, so every message stays in the queue: closing the channel gives back
 //! what was only read. Replaying acknowledges (removes) a dead letter only after its
 //! copy was confirmed in the partition queue.
+//!
+//! The broker puts messages it takes back behind the others, so the queue's order is not
+//! the order in which messages died: a listing reads them all (up to [`MAX_SCAN`]) and
+//! sorts them by the time they died.
 
 use std::collections::HashSet;
 
@@ -19,6 +23,9 @@ use crate::RabbitMq;
 use crate::codec;
 use crate::error::{RabbitMqError, broker};
 use crate::topology::name;
+
+/// The most dead letters of one group a listing reads.
+pub const MAX_SCAN: usize = 100_000;
 
 pub(crate) async fn list(bus: &RabbitMq, group: &str, limit: usize) -> Result<Vec<DeadMessage>> {
     if limit == 0 {
@@ -36,10 +43,12 @@ async fn read(channel: &Channel, queue: &str, limit: usize) -> Result<Vec<DeadMe
     if !exists(channel, queue).await? {
         return Ok(dead);
     }
-    while dead.len() < limit {
+    while dead.len() < MAX_SCAN {
         let Some(got) = get(channel, queue).await? else { break };
         dead.push(codec::read_dead(&got.delivery.properties, &got.delivery.data));
     }
+    dead.sort_by_key(|d| (d.dead_at, d.message.id));
+    dead.truncate(limit);
     Ok(dead)
 }
 

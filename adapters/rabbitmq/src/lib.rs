@@ -9,7 +9,8 @@ mod error;
 mod topology;
 
 pub use bus::{DEFAULT_CONFIRM_TIMEOUT, DEFAULT_PARTITIONS, DEFAULT_PREFETCH, DEFAULT_PREFIX, RabbitMq};
-pub use codec::DEAD_AT;
+pub use codec::{CREATED_AT, DEAD_AT};
 pub use connection::DEFAULT_CONNECT_TIMEOUT;
+pub use dead_letters::MAX_SCAN as MAX_DEAD_LETTERS_SCANNED;
 pub use error::RabbitMqError;
 pub use lapin;
