@@ -149,7 +149,13 @@ impl RabbitMq {
 
     /// Publishes `body` with `props` and waits for the broker's confirm: a message the
     /// broker refused or could not route (it is mandatory) is an error.
-    pub(crate) async fn send(&self, exchange: &str, routing_key: &str, body: &[u8], props: BasicProperties) -> Result<()> {
+    pub(crate) async fn send(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        props: BasicProperties,
+    ) -> Result<()> {
         let message_id = props.message_id().as_ref().map(ToString::to_string).unwrap_or_default();
         let (exchange_name, key) = (name("exchange", exchange)?, name("routing key", routing_key)?);
         let channel = self.link.publishing(&self.topology, &self.groups).await?;
@@ -160,7 +166,10 @@ impl RabbitMq {
             .map_err(|e| broker(format!("basic.publish to exchange `{exchange}`"), e))?;
         let confirmation = tokio::time::timeout(self.confirm_timeout, confirm)
             .await
-            .map_err(|_| RabbitMqError::ConfirmTimeout { message_id: message_id.clone(), waited: self.confirm_timeout })?
+            .map_err(|_| RabbitMqError::ConfirmTimeout {
+                message_id: message_id.clone(),
+                waited: self.confirm_timeout,
+            })?
             .map_err(|e| broker(format!("the confirm of message {message_id}"), e))?;
         match confirmation {
             Confirmation::Ack(None) => Ok(()),

@@ -78,7 +78,9 @@ pub(crate) fn decode(queue: &str, props: &BasicProperties, body: &[u8]) -> Resul
             AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes())
                 .map_err(|_| malformed(format!("message {id}: header `{key}` is not UTF-8")))?
                 .to_owned(),
-            other => text_of(other).ok_or_else(|| malformed(format!("message {id}: header `{key}` is not a string")))?,
+            other => {
+                text_of(other).ok_or_else(|| malformed(format!("message {id}: header `{key}` is not a string")))?
+            }
         };
         headers.insert(key.to_string(), text);
     }

@@ -55,7 +55,12 @@ pub(crate) async fn consume(bus: RabbitMq, app: Mediator, options: ConsumerOptio
 }
 
 /// Sessions one after another until stopped; each outage waits `outage_backoff`.
-async fn sessions(bus: &RabbitMq, app: &Mediator, options: &ConsumerOptions, mut stop: watch::Receiver<bool>) -> Result<()> {
+async fn sessions(
+    bus: &RabbitMq,
+    app: &Mediator,
+    options: &ConsumerOptions,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
     let mut outages = 0;
     loop {
         if *stop.borrow() {
@@ -108,9 +113,10 @@ async fn consume_on(
 ) -> Result<(), Failure> {
     let group = &options.group;
     let channel = connection.create_channel().await.map_err(|e| outage(broker("channel.open", e)))?;
-    bus.topology.declare(&channel, std::slice::from_ref(group)).await.map_err(|e| {
-        if e.is_precondition_failed() { Failure::Fatal(e.into()) } else { outage(e) }
-    })?;
+    bus.topology
+        .declare(&channel, std::slice::from_ref(group))
+        .await
+        .map_err(|e| if e.is_precondition_failed() { Failure::Fatal(e.into()) } else { outage(e) })?;
     let _ = channel.close(200, "OK".into()).await;
 
     let (halt, halted) = watch::channel(false);
@@ -168,7 +174,13 @@ struct Partition {
 }
 
 impl Partition {
-    async fn start(connection: &Connection, bus: &RabbitMq, app: &Mediator, options: &ConsumerOptions, n: u32) -> Result<Self, Failure> {
+    async fn start(
+        connection: &Connection,
+        bus: &RabbitMq,
+        app: &Mediator,
+        options: &ConsumerOptions,
+        n: u32,
+    ) -> Result<Self, Failure> {
         let queue = bus.topology.partition_queue(&options.group, n);
         let channel = connection.create_channel().await.map_err(|e| outage(broker("channel.open", e)))?;
         channel
@@ -251,7 +263,13 @@ impl Partition {
     }
 
     /// Publishes the delivery, confirmed, to the group's dead letters.
-    async fn bury(&self, delivery: &Delivery, message: Option<&OutboxMessage>, error: &str, deliveries: u32) -> Result<(), Failure> {
+    async fn bury(
+        &self,
+        delivery: &Delivery,
+        message: Option<&OutboxMessage>,
+        error: &str,
+        deliveries: u32,
+    ) -> Result<(), Failure> {
         let props = codec::dead_properties(&delivery.properties, message, error, deliveries, chrono::Utc::now())
             .map_err(outage)?;
         let dead_queue = self.bus.topology.dead_queue(&self.options.group);

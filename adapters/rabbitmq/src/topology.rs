@@ -1,6 +1,8 @@
 //! The exchanges and queues, their names, and declaring them (idempotently).
 
-use lapin::options::{ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, ExchangeKind};
 
@@ -60,7 +62,12 @@ impl Topology {
         Ok(())
     }
 
-    async fn declare_exchange(&self, channel: &Channel, exchange: String, kind: ExchangeKind) -> Result<(), RabbitMqError> {
+    async fn declare_exchange(
+        &self,
+        channel: &Channel,
+        exchange: String,
+        kind: ExchangeKind,
+    ) -> Result<(), RabbitMqError> {
         let options = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
         channel
             .exchange_declare(name("exchange", &exchange)?, kind, options, FieldTable::default())

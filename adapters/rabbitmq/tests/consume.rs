@@ -158,7 +158,13 @@ async fn a_malformed_message_goes_to_the_dead_letters_and_the_partition_moves_on
     let with_id = BasicProperties::default().with_message_id(uuid::Uuid::now_v7().to_string().into());
     for (props, body) in [(with_id.with_headers(h.clone()), &[0xff, 0xfe][..]), (BasicProperties::default(), b"{}")] {
         channel
-            .basic_publish("".into(), bus.partition_queue("g", 0).as_str().into(), BasicPublishOptions::default(), body, props)
+            .basic_publish(
+                "".into(),
+                bus.partition_queue("g", 0).as_str().into(),
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
             .await
             .unwrap();
     }

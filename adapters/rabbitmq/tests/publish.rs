@@ -137,7 +137,10 @@ async fn an_unreachable_broker_is_a_connect_error_within_seconds() {
     // Nothing listens there.
     let url = common::url_via(common::free_port());
     let e = tokio::time::timeout(bounded, RabbitMq::connect(&url)).await.expect("promptly").unwrap_err();
-    assert!(matches!(&e, Error::Connect { backend: "RabbitMQ", target, .. } if target.starts_with("127.0.0.1:")), "{e:?}");
+    assert!(
+        matches!(&e, Error::Connect { backend: "RabbitMQ", target, .. } if target.starts_with("127.0.0.1:")),
+        "{e:?}"
+    );
     assert!(e.is_transient());
 
     // Something accepts the connection and never answers: the timeout of the URL.

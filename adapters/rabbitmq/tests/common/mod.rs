@@ -223,6 +223,8 @@ pub struct Probe {
     pub runs: Mutex<Vec<(String, RequestContext)>>,
     /// Orders whose handling fails.
     pub poison: Mutex<HashSet<String>>,
+    /// How long each run takes, at least.
+    pub pace: Mutex<Option<Duration>>,
 }
 
 impl Probe {
@@ -235,6 +237,10 @@ impl Probe {
 #[event_handler(async)]
 async fn note_placed(e: &Placed, ctx: &EventContext, probe: Dep<Probe>) -> Result<()> {
     probe.runs.lock().push((e.order.clone(), RequestContext::current().expect("a context")));
+    let pace = *probe.pace.lock();
+    if let Some(pace) = pace {
+        tokio::time::sleep(pace).await;
+    }
     if probe.poison.lock().contains(&e.order) {
         return Err(Error::handler(format!("order {} is poison", e.order)));
     }
