@@ -148,7 +148,8 @@ impl RabbitMq {
     }
 
     /// Publishes `body` with `props` and waits for the broker's confirm: a message the
-    /// broker refused or could not route (it is mandatory) is an error.
+    /// broker refused or could not route (it is mandatory) is an error. One message is in
+    /// flight at a time per connection (see [`Link::one_in_flight`]).
     pub(crate) async fn send(
         &self,
         exchange: &str,
@@ -158,19 +159,22 @@ impl RabbitMq {
     ) -> Result<()> {
         let message_id = props.message_id().as_ref().map(ToString::to_string).unwrap_or_default();
         let (exchange_name, key) = (name("exchange", exchange)?, name("routing key", routing_key)?);
+        let _one_in_flight = self.link.one_in_flight.lock().await;
         let channel = self.link.publishing(&self.topology, &self.groups).await?;
         let options = BasicPublishOptions { mandatory: true, immediate: false };
         let confirm = channel
             .basic_publish(exchange_name, key, options, body, props)
             .await
             .map_err(|e| broker(format!("basic.publish to exchange `{exchange}`"), e))?;
-        let confirmation = tokio::time::timeout(self.confirm_timeout, confirm)
-            .await
-            .map_err(|_| RabbitMqError::ConfirmTimeout {
-                message_id: message_id.clone(),
-                waited: self.confirm_timeout,
-            })?
-            .map_err(|e| broker(format!("the confirm of message {message_id}"), e))?;
+        let confirmation = match tokio::time::timeout(self.confirm_timeout, confirm).await {
+            Ok(confirmation) => confirmation.map_err(|e| broker(format!("the confirm of message {message_id}"), e))?,
+            Err(_) => {
+                // Its late confirm or return would be taken for the next message's: the
+                // next publish opens another channel.
+                let _ = tokio::time::timeout(Duration::from_secs(1), channel.close(200, "OK".into())).await;
+                return Err(RabbitMqError::ConfirmTimeout { message_id, waited: self.confirm_timeout }.into());
+            }
+        };
         match confirmation {
             Confirmation::Ack(None) => Ok(()),
             Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => Err(RabbitMqError::Unroutable {

@@ -56,6 +56,11 @@ impl Endpoint {
 pub(crate) struct Link {
     pub(crate) endpoint: Endpoint,
     session: Mutex<Option<Session>>,
+    /// Held from a publish to its confirm. The broker's `basic.return` for an unroutable
+    /// message names no delivery tag, and lapin hands it to the next confirm it completes
+    /// (any of them when the broker confirms several at once): with one message in
+    /// flight, that confirm is its own.
+    pub(crate) one_in_flight: Mutex<()>,
 }
 
 struct Session {
@@ -71,7 +76,7 @@ impl Link {
     pub(crate) async fn open(endpoint: Endpoint) -> Result<Self> {
         let connection = endpoint.connect("cqrs-ddd publisher").await?;
         let session = Session { connection, publishing: None, declared: HashSet::new() };
-        Ok(Link { endpoint, session: Mutex::new(Some(session)) })
+        Ok(Link { endpoint, session: Mutex::new(Some(session)), one_in_flight: Mutex::new(()) })
     }
 
     /// The confirming channel, with `topology` declared for `groups` on this connection.

@@ -94,8 +94,14 @@ async fn session(
     stop: watch::Receiver<bool>,
     outages: &mut u32,
 ) -> Result<(), Failure> {
-    let connection =
-        bus.link.endpoint.connect(&format!("cqrs-ddd consumer {}", options.group)).await.map_err(Failure::Outage)?;
+    let mut stopping = stop.clone();
+    let connection_name = format!("cqrs-ddd consumer {}", options.group);
+    let connection = tokio::select! {
+        connection = bus.link.endpoint.connect(&connection_name) => {
+            connection.map_err(Failure::Outage)?
+        }
+        _ = stopping.wait_for(|s| *s) => return Ok(()),
+    };
     let result = consume_on(&connection, bus, app, options, stop, outages).await;
     if connection.status().connected() {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, connection.close(200, "OK".into())).await;
@@ -116,7 +122,7 @@ async fn consume_on(
     bus.topology
         .declare(&channel, std::slice::from_ref(group))
         .await
-        .map_err(|e| if e.is_precondition_failed() { Failure::Fatal(e.into()) } else { outage(e) })?;
+        .map_err(|e| if e.is_permanent() { Failure::Fatal(e.into()) } else { outage(e) })?;
     let _ = channel.close(200, "OK".into()).await;
 
     let (halt, halted) = watch::channel(false);
@@ -187,7 +193,7 @@ impl Partition {
             .basic_qos(bus.prefetch, BasicQosOptions::default())
             .await
             .map_err(|e| outage(broker(format!("basic.qos on `{queue}`"), e)))?;
-        let tag = format!("{queue}.{}", uuid::Uuid::now_v7().simple());
+        let tag = format!("cqrs-ddd.p{n}.{}", uuid::Uuid::now_v7().simple());
         let consumer = channel
             .basic_consume(
                 name("queue", &queue).map_err(|e| Failure::Fatal(e.into()))?,

@@ -85,10 +85,15 @@ impl RabbitMqError {
         matches!(self, RabbitMqError::Broker { source, .. } if is_amqp_code(source, 404))
     }
 
-    /// Whether this is the broker refusing to declare something that exists with other
-    /// arguments (406 `PRECONDITION_FAILED`): retrying would fail the same way.
-    pub(crate) fn is_precondition_failed(&self) -> bool {
-        matches!(self, RabbitMqError::Broker { source, .. } if is_amqp_code(source, 406))
+    /// Whether retrying would fail the same way: the broker refused access (403
+    /// `ACCESS_REFUSED`) or to declare something that exists with other arguments (406
+    /// `PRECONDITION_FAILED`), or a name is too long.
+    pub(crate) fn is_permanent(&self) -> bool {
+        match self {
+            RabbitMqError::Broker { source, .. } => is_amqp_code(source, 403) || is_amqp_code(source, 406),
+            RabbitMqError::NameTooLong { .. } => true,
+            _ => false,
+        }
     }
 }
 

@@ -176,3 +176,34 @@ async fn health_follows_the_connection_and_publishing_reconnects() {
     bus.publish(&event("Order/o3")).await.unwrap();
     bus.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishes_each_get_their_own_outcome() {
+    let prefix = prefix("concurrent");
+    let _cleanup = Cleanup::new(&prefix, 2, &["g"]);
+    let bus = RabbitMq::connect(&url()).await.unwrap().prefix(&prefix).partitions(2).groups(["g"]);
+    // Events are routable (group `g`); other messages are not (nothing bound to them).
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let bus = bus.clone();
+        let mut message = event(&format!("Order/{i}"));
+        if i % 2 == 1 {
+            message.headers.insert(headers::KIND.to_owned(), "message".to_owned());
+            message.topic = format!("nobody.listens.{i}");
+        }
+        tasks.push(tokio::spawn(async move { (message.clone(), bus.publish(&message).await) }));
+    }
+    for task in tasks {
+        let (message, result) = task.await.unwrap();
+        if message.headers[headers::KIND] == "event" {
+            result.unwrap_or_else(|e| panic!("event {} refused: {e}", message.id));
+        } else {
+            let e = result.expect_err("an unroutable message is an error");
+            assert!(
+                matches!(cause(&e), RabbitMqError::Unroutable { message_id, .. } if *message_id == message.id.to_string()),
+                "{e}"
+            );
+        }
+    }
+    bus.close().await.unwrap();
+}
