@@ -12,9 +12,19 @@ use cqrs_ddd::memory::MemoryStore;
 use cqrs_ddd::ports::{Outbox, Publisher};
 use cqrs_ddd::{OutboxRelay, RequestContext};
 use cqrs_ddd_rabbitmq::RabbitMq;
-use cqrs_ddd_rabbitmq::lapin::options::BasicPublishOptions;
+use cqrs_ddd_rabbitmq::lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use cqrs_ddd_rabbitmq::lapin::types::{AMQPValue, FieldTable};
 use cqrs_ddd_rabbitmq::lapin::{BasicProperties, Connection, ConnectionProperties};
+
+/// The messages ready in `queue`.
+async fn waiting(queue: &str) -> u32 {
+    let conn = Connection::connect(&url(), ConnectionProperties::default()).await.unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+    let count = channel.queue_declare(queue.into(), passive, FieldTable::default()).await.unwrap().message_count();
+    conn.close(200, "OK".into()).await.unwrap();
+    count
+}
 
 #[tokio::test]
 async fn an_event_published_twice_changes_things_once() {
@@ -72,8 +82,8 @@ async fn the_handlers_run_in_the_tenant_and_correlation_the_headers_carry() {
 async fn a_poison_message_goes_to_the_dead_letters_the_rest_flows_and_a_replay_delivers_it() {
     let prefix = prefix("poison");
     // One partition: the poison message sits in front of the others.
-    let _cleanup = Cleanup::new(&prefix, 1, &["g"]);
-    let bus = RabbitMq::connect(&url()).await.unwrap().prefix(&prefix).partitions(1).groups(["g"]);
+    let _cleanup = Cleanup::new(&prefix, 1, &["g", "other"]);
+    let bus = RabbitMq::connect(&url()).await.unwrap().prefix(&prefix).partitions(1).groups(["g", "other"]);
     let (store, probe) = (MemoryStore::new(), Arc::new(Probe::default()));
     probe.poison.lock().insert("bad".to_owned());
     let app = app(&store, &probe, &bus);
@@ -101,9 +111,12 @@ async fn a_poison_message_goes_to_the_dead_letters_the_rest_flows_and_a_replay_d
         assert_eq!(dead[0].deliveries, 3);
     }
 
-    // Fixed, then replayed: delivered again, to this group, and gone from the dead letters.
+    // Fixed, then replayed: delivered again, to this group only, and gone from the dead
+    // letters.
     probe.poison.lock().clear();
+    assert_eq!(waiting(&bus.partition_queue("other", 0)).await, 3, "the other group has every event, once");
     assert_eq!(bus.replay_dead("g", &[bad.id]).await.unwrap(), 1);
+    assert_eq!(waiting(&bus.partition_queue("other", 0)).await, 3, "and nothing more after the replay");
     eventually(30, "the replayed message handled", || async { notes(&store, None, "bad").await == 2 }).await;
     assert!(bus.dead_letters("g", 10).await.unwrap().is_empty());
     assert_eq!(bus.replay_dead("g", &[bad.id]).await.unwrap(), 0, "nothing left to replay");
@@ -181,5 +194,74 @@ async fn a_malformed_message_goes_to_the_dead_letters_and_the_partition_moves_on
     assert!(!dead[1].message.id.is_nil(), "given an id so that it can be replayed");
     assert_eq!(dead[0].deliveries, 1, "never retried: it cannot decode");
     consumer.stop().await.unwrap();
+    bus.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_group_gets_every_event() {
+    let prefix = prefix("groups");
+    let _cleanup = Cleanup::new(&prefix, 2, &["billing", "shipping"]);
+    let bus = RabbitMq::connect(&url()).await.unwrap().prefix(&prefix).partitions(2).groups(["billing", "shipping"]);
+    // Two services, each with its own database.
+    let (billing_store, billing) = (MemoryStore::new(), Arc::new(Probe::default()));
+    let (shipping_store, shipping) = (MemoryStore::new(), Arc::new(Probe::default()));
+    let billing_app = app(&billing_store, &billing, &bus);
+    let shipping_app = app(&shipping_store, &shipping, &bus);
+    billing_app.send(common::Place { order: "o1".into() }).await.unwrap();
+    bus.publish(&placed(&billing_store, "o1")).await.unwrap();
+
+    let consumers =
+        [Consumer::start(&billing_app, options("billing")), Consumer::start(&shipping_app, options("shipping"))];
+    eventually(30, "both groups noted the order", || async {
+        notes(&billing_store, None, "o1").await == 2 && notes(&shipping_store, None, "o1").await == 2
+    })
+    .await;
+    for consumer in consumers {
+        consumer.stop().await.unwrap();
+    }
+    assert_eq!((billing.runs_of("o1"), shipping.runs_of("o1")), (1, 1));
+    bus.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn another_process_of_the_group_takes_over_the_partitions_when_one_stops() {
+    let prefix = prefix("takeover");
+    let _cleanup = Cleanup::new(&prefix, 2, &["g"]);
+    let bus = RabbitMq::connect(&url()).await.unwrap().prefix(&prefix).partitions(2).groups(["g"]);
+    // Two processes of one service: one database, a connection each.
+    let store = MemoryStore::new();
+    let (first, second) = (Arc::new(Probe::default()), Arc::new(Probe::default()));
+    let first_app = app(&store, &first, &RabbitMq::connect(&url()).await.unwrap().prefix(&prefix).partitions(2));
+    let second_app = app(&store, &second, &RabbitMq::connect(&url()).await.unwrap().prefix(&prefix).partitions(2));
+
+    let early: Vec<String> = (0..6).map(|i| format!("early-{i}")).collect();
+    let late: Vec<String> = (0..6).map(|i| format!("late-{i}")).collect();
+    for order in &early {
+        first_app.send(common::Place { order: order.clone() }).await.unwrap();
+        bus.publish(&placed(&store, order)).await.unwrap();
+    }
+    let one = Consumer::start(&first_app, options("g"));
+    let two = Consumer::start(&second_app, options("g"));
+    for order in &early {
+        let order = order.as_str();
+        eventually(30, "the early orders noted", || async { notes(&store, None, order).await == 2 }).await;
+    }
+    one.stop().await.unwrap();
+
+    for order in &late {
+        first_app.send(common::Place { order: order.clone() }).await.unwrap();
+        bus.publish(&placed(&store, order)).await.unwrap();
+    }
+    for order in &late {
+        let order = order.as_str();
+        eventually(30, "the late orders noted by the process left", || async { notes(&store, None, order).await == 2 })
+            .await;
+        assert_eq!(second.runs_of(order), 1, "{order}");
+        assert_eq!(first.runs_of(order), 0, "{order}");
+    }
+    for order in &early {
+        assert_eq!(notes(&store, None, order).await, 2, "{order}: once, whoever handled it");
+    }
+    two.stop().await.unwrap();
     bus.close().await.unwrap();
 }
