@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::codec;
 use crate::connection::{Endpoint, Link};
-use crate::error::{RabbitMqError, broker};
+use crate::error::{RabbitMqError, answer, broker};
 use crate::topology::{Topology, name};
 use crate::{consumer, dead_letters};
 
@@ -137,7 +137,7 @@ impl RabbitMq {
         groups.extend(also.iter().map(|g| (*g).to_owned()));
         let channel = self.link.channel().await?;
         let result = self.topology.delete(&channel, &groups).await;
-        let _ = channel.close(200, "OK".into()).await;
+        let _ = answer("channel.close", channel.close(200, "OK".into())).await;
         Ok(result?)
     }
 
@@ -162,10 +162,8 @@ impl RabbitMq {
         let _one_in_flight = self.link.one_in_flight.lock().await;
         let channel = self.link.publishing(&self.topology, &self.groups).await?;
         let options = BasicPublishOptions { mandatory: true, immediate: false };
-        let confirm = channel
-            .basic_publish(exchange_name, key, options, body, props)
-            .await
-            .map_err(|e| broker(format!("basic.publish to exchange `{exchange}`"), e))?;
+        let publish = channel.basic_publish(exchange_name, key, options, body, props);
+        let confirm = answer(format!("basic.publish to exchange `{exchange}`"), publish).await?;
         let confirmation = match tokio::time::timeout(self.confirm_timeout, confirm).await {
             Ok(confirmation) => confirmation.map_err(|e| broker(format!("the confirm of message {message_id}"), e))?,
             Err(_) => {
@@ -236,6 +234,6 @@ impl Bus for RabbitMq {
     /// was lost).
     async fn health(&self) -> Result<()> {
         let channel = self.link.channel().await?;
-        channel.close(200, "OK".into()).await.map_err(|e| broker("channel.close", e))
+        Ok(answer("channel.close", channel.close(200, "OK".into())).await?)
     }
 }

@@ -11,7 +11,7 @@ use lapin::uri::AMQPUri;
 use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::sync::Mutex;
 
-use crate::error::{broker, unreachable};
+use crate::error::{answer, unreachable};
 use crate::topology::Topology;
 
 /// How long connecting may take when the URL does not say (`?connection_timeout=ms`).
@@ -86,11 +86,8 @@ impl Link {
         let channel = match &session.publishing {
             Some(channel) if channel.status().connected() => channel.clone(),
             _ => {
-                let channel = session.connection.create_channel().await.map_err(|e| broker("channel.open", e))?;
-                channel
-                    .confirm_select(ConfirmSelectOptions::default())
-                    .await
-                    .map_err(|e| broker("confirm.select", e))?;
+                let channel = answer("channel.open", session.connection.create_channel()).await?;
+                answer("confirm.select", channel.confirm_select(ConfirmSelectOptions::default())).await?;
                 session.publishing = Some(channel.clone());
                 channel
             }
@@ -107,7 +104,7 @@ impl Link {
     pub(crate) async fn channel(&self) -> Result<Channel> {
         let mut guard = self.session.lock().await;
         let session = self.connected(&mut guard).await?;
-        session.connection.create_channel().await.map_err(|e| broker("channel.open", e))
+        Ok(answer("channel.open", session.connection.create_channel()).await?)
     }
 
     /// Closes the connection; the next use opens another.
@@ -115,7 +112,7 @@ impl Link {
         let session = self.session.lock().await.take();
         match session {
             Some(s) if s.connection.status().connected() => {
-                s.connection.close(200, "OK".into()).await.map_err(|e| broker("connection.close", e))
+                Ok(answer("connection.close", s.connection.close(200, "OK".into())).await?)
             }
             _ => Ok(()),
         }

@@ -18,11 +18,14 @@ use tokio::task::JoinSet;
 
 use crate::RabbitMq;
 use crate::codec;
-use crate::error::{RabbitMqError, broker};
+use crate::error::{answer, answer_while, broker};
 use crate::topology::name;
 
 /// How long closing a connection may take before it is left to the broker.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often a running consumer looks at its connection.
+const WATCHDOG: Duration = Duration::from_secs(1);
 
 /// Why a session ended without being asked to.
 enum Failure {
@@ -118,12 +121,12 @@ async fn consume_on(
     outages: &mut u32,
 ) -> Result<(), Failure> {
     let group = &options.group;
-    let channel = connection.create_channel().await.map_err(|e| outage(broker("channel.open", e)))?;
+    let channel = answer("channel.open", connection.create_channel()).await.map_err(outage)?;
     bus.topology
         .declare(&channel, std::slice::from_ref(group))
         .await
         .map_err(|e| if e.is_permanent() { Failure::Fatal(e.into()) } else { outage(e) })?;
-    let _ = channel.close(200, "OK".into()).await;
+    let _ = answer("channel.close", channel.close(200, "OK".into())).await;
 
     let (halt, halted) = watch::channel(false);
     let mut workers = JoinSet::new();
@@ -144,6 +147,8 @@ async fn consume_on(
 
     let mut failure = None;
     let mut halting = false;
+    let mut watchdog = tokio::time::interval(WATCHDOG);
+    watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             joined = workers.join_next() => match joined {
@@ -163,6 +168,15 @@ async fn consume_on(
             _ = stop.wait_for(|s| *s), if !halting => {
                 halting = true;
                 let _ = halt.send(true);
+            }
+            // A partition that waits for its next message learns of a lost connection
+            // from lapin; this covers one whose broker operation lapin left unanswered.
+            _ = watchdog.tick(), if !halting => {
+                if !connection.status().connected() {
+                    failure.get_or_insert(outage(Error::store(format!("the connection of `{group}` was lost"))));
+                    halting = true;
+                    let _ = halt.send(true);
+                }
             }
         }
     }
@@ -188,21 +202,18 @@ impl Partition {
         n: u32,
     ) -> Result<Self, Failure> {
         let queue = bus.topology.partition_queue(&options.group, n);
-        let channel = connection.create_channel().await.map_err(|e| outage(broker("channel.open", e)))?;
-        channel
-            .basic_qos(bus.prefetch, BasicQosOptions::default())
-            .await
-            .map_err(|e| outage(broker(format!("basic.qos on `{queue}`"), e)))?;
+        let open = || connection.status().connected();
+        let channel = answer_while(open, "channel.open", connection.create_channel()).await.map_err(outage)?;
+        let qos = channel.basic_qos(bus.prefetch, BasicQosOptions::default());
+        answer_while(open, format!("basic.qos on `{queue}`"), qos).await.map_err(outage)?;
         let tag = format!("cqrs-ddd.p{n}.{}", uuid::Uuid::now_v7().simple());
-        let consumer = channel
-            .basic_consume(
-                name("queue", &queue).map_err(|e| Failure::Fatal(e.into()))?,
-                name("consumer tag", &tag).map_err(|e| Failure::Fatal(e.into()))?,
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| outage(broker(format!("basic.consume on `{queue}`"), e)))?;
+        let consume = channel.basic_consume(
+            name("queue", &queue).map_err(|e| Failure::Fatal(e.into()))?,
+            name("consumer tag", &tag).map_err(|e| Failure::Fatal(e.into()))?,
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        );
+        let consumer = answer_while(open, format!("basic.consume on `{queue}`"), consume).await.map_err(outage)?;
         Ok(Partition { bus: bus.clone(), app: app.clone(), options: options.clone(), queue, channel, consumer })
     }
 
@@ -285,13 +296,14 @@ impl Partition {
     }
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), Failure> {
-        match delivery.acker.ack(BasicAckOptions::default()).await {
+        let ack = delivery.acker.ack(BasicAckOptions::default());
+        match answer_while(|| self.channel.status().connected(), format!("basic.ack on `{}`", self.queue), ack).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(outage(Error::store(format!(
                 "the channel of `{}` closed before the message could be acknowledged; the broker will deliver it again",
                 self.queue
             )))),
-            Err(e) => Err(outage(RabbitMqError::broker(format!("basic.ack on `{}`", self.queue), e))),
+            Err(e) => Err(outage(e)),
         }
     }
 }

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::RabbitMq;
 use crate::codec;
-use crate::error::{RabbitMqError, broker};
+use crate::error::answer;
 use crate::topology::name;
 
 /// The most dead letters of one group a listing reads.
@@ -77,7 +77,7 @@ async fn republish(bus: &RabbitMq, channel: &Channel, group: &str, wanted: &Hash
         let partition = partition_of(&partition_key(&dead.message), bus.topology.partitions);
         let target = bus.topology.partition_queue(group, partition);
         bus.send("", &target, &got.delivery.data, codec::replay_properties(props)).await?;
-        let acked = got.delivery.acker.ack(BasicAckOptions::default()).await;
+        let acked = answer("basic.ack", got.delivery.acker.ack(BasicAckOptions::default())).await;
         if !matches!(acked, Ok(true)) {
             return Err(Error::store(format!(
                 "dead letter {id} of `{group}` was published again to `{target}` but could not be removed from \
@@ -94,7 +94,7 @@ async fn republish(bus: &RabbitMq, channel: &Channel, group: &str, wanted: &Hash
 /// acknowledged.
 async fn close(channel: &Channel) {
     if channel.status().connected() {
-        let _ = channel.close(200, "OK".into()).await;
+        let _ = answer("channel.close", channel.close(200, "OK".into())).await;
     }
 }
 
@@ -102,18 +102,15 @@ async fn close(channel: &Channel) {
 /// closes the channel when it does not: nothing else is done on it then.
 async fn exists(channel: &Channel, queue: &str) -> Result<bool> {
     let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
-    match channel.queue_declare(name("queue", queue)?, options, FieldTable::default()).await {
+    let declare = channel.queue_declare(name("queue", queue)?, options, FieldTable::default());
+    match answer(format!("queue.declare (passive) `{queue}`"), declare).await {
         Ok(_) => Ok(true),
-        Err(e) => {
-            let e = RabbitMqError::broker(format!("queue.declare (passive) `{queue}`"), e);
-            if e.is_not_found() { Ok(false) } else { Err(e.into()) }
-        }
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
 async fn get(channel: &Channel, queue: &str) -> Result<Option<BasicGetMessage>> {
-    channel
-        .basic_get(name("queue", queue)?, BasicGetOptions { no_ack: false })
-        .await
-        .map_err(|e| broker(format!("basic.get from `{queue}`"), e))
+    let get = channel.basic_get(name("queue", queue)?, BasicGetOptions { no_ack: false });
+    Ok(answer(format!("basic.get from `{queue}`"), get).await?)
 }

@@ -1,5 +1,6 @@
 //! What can go wrong talking to RabbitMQ, before it becomes a [`cqrs_ddd::Error`].
 
+use std::future::Future;
 use std::time::Duration;
 
 use cqrs_ddd::Error;
@@ -44,6 +45,21 @@ pub enum RabbitMqError {
         message_id: String,
         /// The exchange it was published to.
         exchange: String,
+    },
+    /// The broker did not answer in time (the connection may be gone without lapin
+    /// having noticed yet).
+    #[error("RabbitMQ did not answer {operation} within {waited:?}")]
+    NoAnswer {
+        /// What was asked.
+        operation: String,
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// The connection or channel closed while an operation waited for its answer.
+    #[error("RabbitMQ closed the channel before {operation} was answered")]
+    Closed {
+        /// What was asked.
+        operation: String,
     },
     /// The broker did not confirm a message in time; it may or may not have it.
     #[error("RabbitMQ did not confirm message {message_id} within {waited:?}")]
@@ -112,6 +128,41 @@ impl From<RabbitMqError> for Error {
             }
             other => Error::store(other),
         }
+    }
+}
+
+/// How long a broker operation other than connecting and confirming a message may take.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The broker's answer to `operation`, within [`ANSWER_TIMEOUT`]: a lost connection can
+/// leave an operation that was under way without an answer.
+pub(crate) async fn answer<T>(
+    operation: impl Into<String>,
+    request: impl Future<Output = lapin::Result<T>>,
+) -> Result<T, RabbitMqError> {
+    match tokio::time::timeout(ANSWER_TIMEOUT, request).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(source)) => Err(RabbitMqError::Broker { operation: operation.into(), source }),
+        Err(_) => Err(RabbitMqError::NoAnswer { operation: operation.into(), waited: ANSWER_TIMEOUT }),
+    }
+}
+
+/// Like [`answer`], and gives up as soon as `is_open` says the channel or connection
+/// closed: lapin may leave an operation made as the connection broke unanswered.
+pub(crate) async fn answer_while<T>(
+    is_open: impl Fn() -> bool,
+    operation: impl Into<String>,
+    request: impl Future<Output = lapin::Result<T>>,
+) -> Result<T, RabbitMqError> {
+    let operation = operation.into();
+    let closed = async {
+        while is_open() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::select! {
+        answer = answer(operation.clone(), request) => answer,
+        () = closed => Err(RabbitMqError::Closed { operation }),
     }
 }
 

@@ -153,5 +153,5 @@ pub use bus::{DEFAULT_CONFIRM_TIMEOUT, DEFAULT_PARTITIONS, DEFAULT_PREFETCH, DEF
 pub use codec::{CREATED_AT, DEAD_AT};
 pub use connection::DEFAULT_CONNECT_TIMEOUT;
 pub use dead_letters::MAX_SCAN as MAX_DEAD_LETTERS_SCANNED;
-pub use error::RabbitMqError;
+pub use error::{ANSWER_TIMEOUT, RabbitMqError};
 pub use lapin;

@@ -6,7 +6,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, ExchangeKind};
 
-use crate::error::RabbitMqError;
+use crate::error::{RabbitMqError, answer};
 
 /// What the names of one deployment are made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,16 +46,14 @@ impl Topology {
             for n in 0..self.partitions {
                 let queue = self.partition_queue(group, n);
                 declare_quorum_queue(channel, &queue, true).await?;
-                channel
-                    .queue_bind(
-                        name("queue", &queue)?,
-                        name("exchange", &self.events_exchange())?,
-                        n.to_string().into(),
-                        QueueBindOptions::default(),
-                        FieldTable::default(),
-                    )
-                    .await
-                    .map_err(|e| RabbitMqError::broker(format!("queue.bind `{queue}`"), e))?;
+                let bind = channel.queue_bind(
+                    name("queue", &queue)?,
+                    name("exchange", &self.events_exchange())?,
+                    n.to_string().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                );
+                answer(format!("queue.bind `{queue}`"), bind).await?;
             }
             declare_quorum_queue(channel, &self.dead_queue(group), false).await?;
         }
@@ -69,10 +67,8 @@ impl Topology {
         kind: ExchangeKind,
     ) -> Result<(), RabbitMqError> {
         let options = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
-        channel
-            .exchange_declare(name("exchange", &exchange)?, kind, options, FieldTable::default())
-            .await
-            .map_err(|e| RabbitMqError::broker(format!("exchange.declare `{exchange}`"), e))
+        let declare = channel.exchange_declare(name("exchange", &exchange)?, kind, options, FieldTable::default());
+        answer(format!("exchange.declare `{exchange}`"), declare).await
     }
 
     /// Deletes the queues of `groups` (with their messages) and both exchanges.
@@ -80,17 +76,13 @@ impl Topology {
         for group in groups {
             let queues = (0..self.partitions).map(|n| self.partition_queue(group, n));
             for queue in queues.chain([self.dead_queue(group)]) {
-                channel
-                    .queue_delete(name("queue", &queue)?, QueueDeleteOptions::default())
-                    .await
-                    .map_err(|e| RabbitMqError::broker(format!("queue.delete `{queue}`"), e))?;
+                let delete = channel.queue_delete(name("queue", &queue)?, QueueDeleteOptions::default());
+                answer(format!("queue.delete `{queue}`"), delete).await?;
             }
         }
         for exchange in [self.events_exchange(), self.messages_exchange()] {
-            channel
-                .exchange_delete(name("exchange", &exchange)?, ExchangeDeleteOptions::default())
-                .await
-                .map_err(|e| RabbitMqError::broker(format!("exchange.delete `{exchange}`"), e))?;
+            let delete = channel.exchange_delete(name("exchange", &exchange)?, ExchangeDeleteOptions::default());
+            answer(format!("exchange.delete `{exchange}`"), delete).await?;
         }
         Ok(())
     }
@@ -103,11 +95,8 @@ async fn declare_quorum_queue(channel: &Channel, queue: &str, single_active: boo
     if single_active {
         arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
     }
-    channel
-        .queue_declare(name("queue", queue)?, QueueDeclareOptions::durable(), arguments)
-        .await
-        .map(drop)
-        .map_err(|e| RabbitMqError::broker(format!("queue.declare `{queue}`"), e))
+    let declare = channel.queue_declare(name("queue", queue)?, QueueDeclareOptions::durable(), arguments);
+    answer(format!("queue.declare `{queue}`"), declare).await.map(drop)
 }
 
 /// An AMQP short string (at most 255 bytes), or why not.

@@ -12,7 +12,7 @@ use cqrs_ddd::memory::MemoryStore;
 use cqrs_ddd::ports::{Outbox, Publisher};
 use cqrs_ddd::{OutboxRelay, RequestContext};
 use cqrs_ddd_rabbitmq::RabbitMq;
-use cqrs_ddd_rabbitmq::lapin::options::{BasicPublishOptions, QueueDeclareOptions};
+use cqrs_ddd_rabbitmq::lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use cqrs_ddd_rabbitmq::lapin::types::{AMQPValue, FieldTable};
 use cqrs_ddd_rabbitmq::lapin::{BasicProperties, Connection, ConnectionProperties};
 
@@ -165,6 +165,8 @@ async fn a_malformed_message_goes_to_the_dead_letters_and_the_partition_moves_on
     // Straight into the partition queue: a body that is not UTF-8, then one without an id.
     let conn = Connection::connect(&url(), ConnectionProperties::default()).await.unwrap();
     let channel = conn.create_channel().await.unwrap();
+    // Confirmed, so that they are in the queue before the message published after them.
+    channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
     let mut h = FieldTable::default();
     h.insert(headers::KIND.into(), AMQPValue::LongString("event".into()));
     h.insert(headers::EVENT_TYPE.into(), AMQPValue::LongString("Placed".into()));
@@ -178,6 +180,8 @@ async fn a_malformed_message_goes_to_the_dead_letters_and_the_partition_moves_on
                 body,
                 props,
             )
+            .await
+            .unwrap()
             .await
             .unwrap();
     }
