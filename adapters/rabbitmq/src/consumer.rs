@@ -246,13 +246,13 @@ impl Partition {
             Err(e) => {
                 // It will never decode: no point delivering it again.
                 tracing::error!(queue = %self.queue, error = %e, "malformed message; moving it to the dead letters");
-                self.bury(delivery, None, &e.to_string(), earlier + 1).await?;
+                self.bury(delivery, None, &e.to_string(), earlier.saturating_add(1)).await?;
                 return self.ack(delivery).await;
             }
         };
         let mut attempt: u32 = 0;
         loop {
-            attempt += 1;
+            attempt = attempt.saturating_add(1);
             let delivered = earlier.saturating_add(attempt);
             let error = match AssertUnwindSafe(self.app.deliver(&message)).catch_unwind().await {
                 Ok(Ok(())) => return self.ack(delivery).await,

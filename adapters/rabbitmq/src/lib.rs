@@ -99,7 +99,10 @@
 //!   again later: nothing is dropped silently. A relay that crashed after the confirm
 //!   publishes the row again; the consumer's idempotency absorbs it. The message id is
 //!   the AMQP `message_id`, the outbox headers are AMQP string headers, the creation time
-//!   is the `timestamp` (seconds) and the [`CREATED_AT`] header (exact).
+//!   is the `timestamp` (seconds) and the [`CREATED_AT`] header (exact). One message is
+//!   in flight per [`RabbitMq`] (and its clones) at a time, so that a broker's return is
+//!   never taken for another message's: publishing takes one round trip to the broker
+//!   and its disk per message (the relay publishes one message after another anyway).
 //! - **Consuming** acknowledges a message only after [`cqrs_ddd::Mediator::deliver`]
 //!   returned: each async handler committed its unit of work under an idempotency key of
 //!   the event and the handler, so a redelivery changes nothing. A failed delivery is not
@@ -121,8 +124,8 @@
 //!   and removes it afterwards. While one listing or replay runs, another one does not
 //!   see the messages the first holds.
 //! - **Outages**: connecting gives up after 5 s (or the URL's `?connection_timeout=`
-//!   milliseconds) with [`cqrs_ddd::Error::Connect`]. The publisher connects again on the
-//!   next publish. A consumer that loses the broker connects again after the options'
+//!   milliseconds) with [`cqrs_ddd::Error::Connect`]; any other broker operation after
+//!   [`ANSWER_TIMEOUT`]. The publisher connects again on the next publish. A consumer that loses the broker connects again after the options'
 //!   `outage_backoff` until its shutdown future resolves; the messages it had not
 //!   acknowledged come back from the broker (to it or to another process) and change
 //!   nothing. On shutdown it finishes the message in hand, leaves one that waits for a
