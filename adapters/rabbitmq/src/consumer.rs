@@ -3,6 +3,8 @@
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cqrs_ddd::broker::{AfterFailure, ConsumerOptions, Shutdown};
@@ -10,10 +12,10 @@ use cqrs_ddd::ports::OutboxMessage;
 use cqrs_ddd::{Error, Mediator, Result};
 use futures::{FutureExt, StreamExt};
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::RabbitMq;
@@ -26,6 +28,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often a running consumer looks at its connection.
 const WATCHDOG: Duration = Duration::from_secs(1);
+
+/// How often a running consumer compares the partitions it is active on with its share.
+const REBALANCE: Duration = Duration::from_secs(2);
 
 /// Why a session ended without being asked to.
 enum Failure {
@@ -121,27 +126,30 @@ async fn consume_on(
     outages: &mut u32,
 ) -> Result<(), Failure> {
     let group = &options.group;
-    let channel = answer("channel.open", connection.create_channel()).await.map_err(outage)?;
+    let control = answer("channel.open", connection.create_channel()).await.map_err(outage)?;
     bus.topology
-        .declare(&channel, std::slice::from_ref(group))
+        .declare(&control, std::slice::from_ref(group))
         .await
         .map_err(|e| if e.is_permanent() { Failure::Fatal(e.into()) } else { outage(e) })?;
-    let _ = answer("channel.close", channel.close(200, "OK".into())).await;
 
+    let slots: Vec<Arc<Slot>> = (0..bus.topology.partitions).map(|_| Arc::default()).collect();
     let (halt, halted) = watch::channel(false);
     let mut workers = JoinSet::new();
-    for n in 0..bus.topology.partitions {
-        match Partition::start(connection, bus, app, options, n).await {
+    for (n, slot) in (0..).zip(&slots) {
+        match Partition::start(connection, bus, app, options, n, slot.clone()).await {
             Ok(partition) => {
                 workers.spawn(partition.run(halted.clone()));
             }
-            Err(e) => {
-                let _ = halt.send(true);
-                while workers.join_next().await.is_some() {}
-                return Err(e);
-            }
+            Err(e) => return Err(abandon(&halt, &mut workers, e).await),
         }
     }
+    // Shown last: the other processes hand partitions over only once this one waits
+    // for every partition.
+    let members = bus.topology.members_queue(group);
+    let _presence = match present(connection, &control, &members).await {
+        Ok(presence) => presence,
+        Err(e) => return Err(abandon(&halt, &mut workers, e).await),
+    };
     *outages = 0;
     tracing::info!(%group, partitions = bus.topology.partitions, "RabbitMQ consumer started");
 
@@ -149,38 +157,128 @@ async fn consume_on(
     let mut halting = false;
     let mut watchdog = tokio::time::interval(WATCHDOG);
     watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rebalance = tokio::time::interval_at(tokio::time::Instant::now() + REBALANCE, REBALANCE);
+    rebalance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
+        let event = tokio::select! {
             joined = workers.join_next() => match joined {
                 None => break,
-                Some(Ok(Ok(()))) => {}
-                Some(Ok(Err(e))) => {
-                    failure.get_or_insert(e);
-                    halting = true;
-                    let _ = halt.send(true);
-                }
-                Some(Err(e)) => {
-                    failure.get_or_insert(outage(Error::store(format!("a partition consumer of `{group}` ended: {e}"))));
-                    halting = true;
-                    let _ = halt.send(true);
-                }
+                Some(Ok((n, Ok(exit)))) => Event::Exited(n, exit),
+                Some(Ok((_, Err(e)))) => Event::Broke(e),
+                Some(Err(e)) => Event::Broke(outage(Error::store(format!("a partition consumer of `{group}` ended: {e}")))),
             },
-            _ = stop.wait_for(|s| *s), if !halting => {
+            _ = stop.wait_for(|s| *s), if !halting => Event::Stop,
+            _ = watchdog.tick(), if !halting => Event::Watch,
+            _ = rebalance.tick(), if !halting => Event::Rebalance,
+        };
+        let broke = match event {
+            Event::Exited(n, Exit::Released) if !halting => {
+                // At the back of the line for this partition now.
+                match Partition::start(connection, bus, app, options, n, slots[n as usize].clone()).await {
+                    Ok(partition) => {
+                        workers.spawn(partition.run(halted.clone()));
+                        None
+                    }
+                    Err(e) => Some(e),
+                }
+            }
+            Event::Exited(..) => None,
+            Event::Broke(e) => Some(e),
+            Event::Stop => {
                 halting = true;
                 let _ = halt.send(true);
+                None
             }
             // A partition that waits for its next message learns of a lost connection
             // from lapin; this covers one whose broker operation lapin left unanswered.
-            _ = watchdog.tick(), if !halting => {
-                if !connection.status().connected() {
-                    failure.get_or_insert(outage(Error::store(format!("the connection of `{group}` was lost"))));
-                    halting = true;
-                    let _ = halt.send(true);
-                }
-            }
+            Event::Watch => (!connection.status().connected())
+                .then(|| outage(Error::store(format!("the connection of `{group}` was lost")))),
+            Event::Rebalance => share_out(&control, &members, &slots, group).await.err(),
+        };
+        if let Some(e) = broke {
+            failure.get_or_insert(e);
+            halting = true;
+            let _ = halt.send(true);
         }
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// Halts the workers started so far, waits for them, and returns `e`.
+async fn abandon(
+    halt: &watch::Sender<bool>,
+    workers: &mut JoinSet<(u32, Result<Exit, Failure>)>,
+    e: Failure,
+) -> Failure {
+    let _ = halt.send(true);
+    while workers.join_next().await.is_some() {}
+    e
+}
+
+/// A consumer on the members queue of the group, for as long as it is held.
+async fn present(connection: &Connection, control: &Channel, members: &str) -> Result<Consumer, Failure> {
+    let tag = format!("cqrs-ddd.member.{}", uuid::Uuid::now_v7().simple());
+    let consume = control.basic_consume(
+        name("queue", members).map_err(|e| Failure::Fatal(e.into()))?,
+        name("consumer tag", &tag).map_err(|e| Failure::Fatal(e.into()))?,
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    );
+    answer_while(|| connection.status().connected(), format!("basic.consume on `{members}`"), consume)
+        .await
+        .map_err(outage)
+}
+
+/// Hands over the partitions this process is active on beyond its share (the partitions
+/// over the processes of the group, rounded up): the broker gives each to the next
+/// process waiting for it. Partitions without traffic are not known to be active here
+/// and stay where they are until a message shows it.
+async fn share_out(control: &Channel, members: &str, slots: &[Arc<Slot>], group: &str) -> Result<(), Failure> {
+    let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+    let declare = control.queue_declare(name("queue", members).map_err(outage)?, passive, FieldTable::default());
+    let processes =
+        answer(format!("queue.declare (passive) `{members}`"), declare).await.map_err(outage)?.consumer_count();
+    let share = slots.len().div_ceil(usize::try_from(processes.max(1)).unwrap_or(usize::MAX));
+    let active: Vec<usize> = (0..slots.len()).filter(|&n| slots[n].active.load(Ordering::SeqCst)).collect();
+    let Some(excess) = active.get(share..).filter(|excess| !excess.is_empty()) else { return Ok(()) };
+    for &n in excess {
+        slots[n].active.store(false, Ordering::SeqCst);
+        slots[n].release.notify_one();
+    }
+    tracing::info!(%group, processes, share, partitions = ?excess, "handing partitions over to other processes of the group");
+    Ok(())
+}
+
+/// What the session and the worker of one partition share.
+#[derive(Default)]
+struct Slot {
+    /// The worker got a message since it registered: the broker made it the partition's
+    /// single active consumer.
+    active: AtomicBool,
+    /// Asks the worker to hand the partition over, after the message in hand.
+    release: Notify,
+}
+
+/// What a running session reacts to.
+enum Event {
+    /// A partition's worker ended.
+    Exited(u32, Exit),
+    /// A partition's worker failed.
+    Broke(Failure),
+    /// The consumer is asked to stop.
+    Stop,
+    /// Time to look at the connection.
+    Watch,
+    /// Time to compare the partitions held with the share.
+    Rebalance,
+}
+
+/// How a partition's worker ended when nothing broke.
+enum Exit {
+    /// The consumer is stopping.
+    Halted,
+    /// It handed the partition over; the session registers it again, at the back.
+    Released,
 }
 
 /// The consumer of one partition queue.
@@ -188,6 +286,8 @@ struct Partition {
     bus: RabbitMq,
     app: Mediator,
     options: ConsumerOptions,
+    n: u32,
+    slot: Arc<Slot>,
     queue: String,
     channel: Channel,
     consumer: Consumer,
@@ -200,6 +300,7 @@ impl Partition {
         app: &Mediator,
         options: &ConsumerOptions,
         n: u32,
+        slot: Arc<Slot>,
     ) -> Result<Self, Failure> {
         let queue = bus.topology.partition_queue(&options.group, n);
         let open = || connection.status().connected();
@@ -214,17 +315,39 @@ impl Partition {
             FieldTable::default(),
         );
         let consumer = answer_while(open, format!("basic.consume on `{queue}`"), consume).await.map_err(outage)?;
-        Ok(Partition { bus: bus.clone(), app: app.clone(), options: options.clone(), queue, channel, consumer })
+        Ok(Partition {
+            bus: bus.clone(),
+            app: app.clone(),
+            options: options.clone(),
+            n,
+            slot,
+            queue,
+            channel,
+            consumer,
+        })
     }
 
-    /// Takes deliveries one at a time until halted (after the message in hand) or the
-    /// channel breaks.
-    async fn run(mut self, mut halt: watch::Receiver<bool>) -> Result<(), Failure> {
+    /// Its number and how it ended.
+    async fn run(self, halt: watch::Receiver<bool>) -> (u32, Result<Exit, Failure>) {
+        let n = self.n;
+        (n, self.consume(halt).await)
+    }
+
+    /// Takes deliveries one at a time until halted or asked to hand over (after the
+    /// message in hand), or the channel breaks.
+    async fn consume(mut self, mut halt: watch::Receiver<bool>) -> Result<Exit, Failure> {
         loop {
             let next = tokio::select! {
                 biased;
-                _ = halt.wait_for(|h| *h) => return Ok(()),
-                next = self.consumer.next() => next,
+                _ = halt.wait_for(|h| *h) => return Ok(Exit::Halted),
+                () = self.slot.release.notified() => None,
+                next = self.consumer.next() => Some(next),
+            };
+            let Some(next) = next else {
+                // Closing the channel gives the messages sent ahead back to the broker,
+                // first in line for the next consumer, in order.
+                answer("channel.close", self.channel.close(200, "OK".into())).await.map_err(outage)?;
+                return Ok(Exit::Released);
             };
             let delivery = match next {
                 Some(Ok(delivery)) => delivery,
@@ -233,6 +356,7 @@ impl Partition {
                     return Err(outage(Error::store(format!("the broker cancelled the consumer of `{}`", self.queue))));
                 }
             };
+            self.slot.active.store(true, Ordering::SeqCst);
             self.handle(&delivery, &mut halt).await?;
         }
     }

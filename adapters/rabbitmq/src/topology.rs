@@ -36,8 +36,15 @@ impl Topology {
         format!("{}.{group}.dead", self.prefix)
     }
 
+    /// Where the consumer processes of `group` show that they are alive: each holds a
+    /// consumer on it, and no message ever goes there; its consumer count is the number
+    /// of processes the partitions are shared among.
+    pub(crate) fn members_queue(&self, group: &str) -> String {
+        format!("{}.{group}.members", self.prefix)
+    }
+
     /// Declares both exchanges and, for every group, its partition queues (bound to the
-    /// events exchange) and its dead-letter queue. Declaring what exists with the same
+    /// events exchange), its dead-letter queue and its members queue. Declaring what exists with the same
     /// arguments changes nothing.
     pub(crate) async fn declare(&self, channel: &Channel, groups: &[String]) -> Result<(), RabbitMqError> {
         self.declare_exchange(channel, self.events_exchange(), ExchangeKind::Direct).await?;
@@ -56,6 +63,7 @@ impl Topology {
                 answer(format!("queue.bind `{queue}`"), bind).await?;
             }
             declare_quorum_queue(channel, &self.dead_queue(group), false).await?;
+            declare_quorum_queue(channel, &self.members_queue(group), false).await?;
         }
         Ok(())
     }
@@ -75,7 +83,7 @@ impl Topology {
     pub(crate) async fn delete(&self, channel: &Channel, groups: &[String]) -> Result<(), RabbitMqError> {
         for group in groups {
             let queues = (0..self.partitions).map(|n| self.partition_queue(group, n));
-            for queue in queues.chain([self.dead_queue(group)]) {
+            for queue in queues.chain([self.dead_queue(group), self.members_queue(group)]) {
                 let delete = channel.queue_delete(name("queue", &queue)?, QueueDeleteOptions::default());
                 answer(format!("queue.delete `{queue}`"), delete).await?;
             }
@@ -119,6 +127,7 @@ mod tests {
         assert_eq!(t.messages_exchange(), "shop.messages");
         assert_eq!(t.partition_queue("billing", 3), "shop.billing.p3");
         assert_eq!(t.dead_queue("billing"), "shop.billing.dead");
+        assert_eq!(t.members_queue("billing"), "shop.billing.members");
     }
 
     #[test]

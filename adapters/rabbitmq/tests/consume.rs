@@ -269,3 +269,48 @@ async fn another_process_of_the_group_takes_over_the_partitions_when_one_stops()
     two.stop().await.unwrap();
     bus.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_of_a_group_share_the_partitions() {
+    let prefix = prefix("share");
+    let _cleanup = Cleanup::new(&prefix, 4, &["g"]);
+    let bus = RabbitMq::connect(&url()).await.unwrap().prefix(&prefix).partitions(4).groups(["g"]);
+    let store = MemoryStore::new();
+    let (first, second) = (Arc::new(Probe::default()), Arc::new(Probe::default()));
+    let first_app = app(&store, &first, &RabbitMq::connect(&url()).await.unwrap().prefix(&prefix).partitions(4));
+    let second_app = app(&store, &second, &RabbitMq::connect(&url()).await.unwrap().prefix(&prefix).partitions(4));
+
+    // The first process holds every partition before the second one starts.
+    let one = Consumer::start(&first_app, options("g"));
+    let mut orders = Vec::new();
+    let publish = async |count: usize, orders: &mut Vec<String>| {
+        for _ in 0..count {
+            let order = format!("o{}", orders.len());
+            first_app.send(common::Place { order: order.clone() }).await.unwrap();
+            bus.publish(&placed(&store, &order)).await.unwrap();
+            orders.push(order);
+        }
+    };
+    publish(8, &mut orders).await;
+    eventually(30, "the first process at work", || async { first.runs.lock().len() == 8 }).await;
+    let two = Consumer::start(&second_app, options("g"));
+
+    // As events keep coming, the first hands the second its share.
+    let start = tokio::time::Instant::now();
+    while second.runs.lock().is_empty() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "the second process never got a partition");
+        publish(4, &mut orders).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for order in &orders {
+        let order = order.as_str();
+        eventually(30, "every order noted", || async { notes(&store, None, order).await == 2 }).await;
+    }
+    one.stop().await.unwrap();
+    two.stop().await.unwrap();
+    for order in &orders {
+        assert_eq!(notes(&store, None, order).await, 2, "{order}: once, whichever process handled it");
+    }
+    assert!(!first.runs.lock().is_empty() && !second.runs.lock().is_empty());
+    bus.close().await.unwrap();
+}
