@@ -5,11 +5,14 @@
 //! what was only read. Replaying acknowledges (removes) a dead letter only after its
 //! copy was confirmed in the partition queue.
 //!
-//! The broker puts messages it takes back behind the others, so the queue's order is not
-//! the order in which messages died: a listing reads them all (up to [`MAX_SCAN`]) and
-//! sorts them by the time they died.
+//! The broker takes messages back asynchronously, after the channel closed: both wait
+//! (boundedly) until the dead-letter queue holds again every message they read, so that
+//! the next listing sees them. The queue's order is not necessarily the order in which
+//! messages died: a listing reads them all (up to [`MAX_SCAN`]) and sorts them by the
+//! time they died.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use cqrs_ddd::broker::{DeadMessage, partition_key, partition_of};
 use cqrs_ddd::{Error, Result};
@@ -21,7 +24,7 @@ use uuid::Uuid;
 
 use crate::RabbitMq;
 use crate::codec;
-use crate::error::answer;
+use crate::error::{ANSWER_TIMEOUT, answer};
 use crate::topology::name;
 
 /// The most dead letters of one group a listing reads.
@@ -33,12 +36,16 @@ pub(crate) async fn list(bus: &RabbitMq, group: &str, limit: usize) -> Result<Ve
     }
     let queue = bus.topology.dead_queue(group);
     let channel = bus.link.channel().await?;
-    let result = read(&channel, &queue, limit).await;
+    let result = read(&channel, &queue).await;
     close(&channel).await;
-    result
+    let mut dead = result?;
+    settle(bus, &queue, dead.len()).await?;
+    dead.sort_by_key(|d| (d.dead_at, d.message.id));
+    dead.truncate(limit);
+    Ok(dead)
 }
 
-async fn read(channel: &Channel, queue: &str, limit: usize) -> Result<Vec<DeadMessage>> {
+async fn read(channel: &Channel, queue: &str) -> Result<Vec<DeadMessage>> {
     let mut dead = Vec::new();
     if !exists(channel, queue).await? {
         return Ok(dead);
@@ -47,8 +54,6 @@ async fn read(channel: &Channel, queue: &str, limit: usize) -> Result<Vec<DeadMe
         let Some(got) = get(channel, queue).await? else { break };
         dead.push(codec::read_dead(&got.delivery.properties, &got.delivery.data));
     }
-    dead.sort_by_key(|d| (d.dead_at, d.message.id));
-    dead.truncate(limit);
     Ok(dead)
 }
 
@@ -57,13 +62,25 @@ pub(crate) async fn replay(bus: &RabbitMq, group: &str, ids: &[Uuid]) -> Result<
     if wanted.is_empty() {
         return Ok(0);
     }
+    let queue = bus.topology.dead_queue(group);
     let channel = bus.link.channel().await?;
-    let result = republish(bus, &channel, group, &wanted).await;
+    let mut kept = 0;
+    let result = republish(bus, &channel, group, &wanted, &mut kept).await;
     close(&channel).await;
-    result
+    let settled = settle(bus, &queue, kept).await;
+    let replayed = result?;
+    settled?;
+    Ok(replayed)
 }
 
-async fn republish(bus: &RabbitMq, channel: &Channel, group: &str, wanted: &HashSet<Uuid>) -> Result<u64> {
+/// Republishes the dead letters in `wanted`; counts in `kept` those it read and leaves.
+async fn republish(
+    bus: &RabbitMq,
+    channel: &Channel,
+    group: &str,
+    wanted: &HashSet<Uuid>,
+    kept: &mut usize,
+) -> Result<u64> {
     let queue = bus.topology.dead_queue(group);
     let mut replayed = 0;
     if !exists(channel, &queue).await? {
@@ -71,6 +88,7 @@ async fn republish(bus: &RabbitMq, channel: &Channel, group: &str, wanted: &Hash
     }
     // Every dead letter once: those read stay unacknowledged until the channel closes.
     while let Some(got) = get(channel, &queue).await? {
+        *kept += 1;
         let props = &got.delivery.properties;
         let Some(id) = codec::message_id(props).filter(|id| wanted.contains(id)) else { continue };
         let dead = codec::read_dead(props, &got.delivery.data);
@@ -85,6 +103,7 @@ async fn republish(bus: &RabbitMq, channel: &Channel, group: &str, wanted: &Hash
             )));
         }
         tracing::info!(message = %id, %group, queue = %target, "dead letter replayed");
+        *kept -= 1;
         replayed += 1;
     }
     Ok(replayed)
@@ -96,6 +115,34 @@ async fn close(channel: &Channel) {
     if channel.status().connected() {
         let _ = answer("channel.close", channel.close(200, "OK".into())).await;
     }
+}
+
+/// Waits until `queue` holds at least `held` messages ready again (those a closed channel
+/// read and did not acknowledge), for at most [`ANSWER_TIMEOUT`].
+async fn settle(bus: &RabbitMq, queue: &str, held: usize) -> Result<()> {
+    if held == 0 {
+        return Ok(());
+    }
+    let channel = bus.link.channel().await?;
+    let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
+    let result = loop {
+        let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+        let declare = channel.queue_declare(name("queue", queue)?, options, FieldTable::default());
+        let ready = match answer(format!("queue.declare (passive) `{queue}`"), declare).await {
+            Ok(info) => usize::try_from(info.message_count()).unwrap_or(usize::MAX),
+            Err(e) => break Err(e.into()),
+        };
+        if ready >= held {
+            break Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(%queue, ready, held, "the broker has not taken every dead letter back yet");
+            break Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    close(&channel).await;
+    result
 }
 
 /// Whether `queue` exists (a group that never consumed has no dead letters). The broker

@@ -80,14 +80,21 @@
 //! | another outbox message (`ctx.outbox(topic, ..)`) | topic exchange `p.messages`, routing key: its topic, for other consumers |
 //! | the events of group `g`, partition `n` | quorum queue `p.g.p{n}`, bound to `p.events` with key `n`, single active consumer |
 //! | the dead letters of group `g` | quorum queue `p.g.dead` |
+//! | the consumer processes of group `g` | quorum queue `p.g.members`: one consumer per process, no messages |
 //!
 //! The partition is [`cqrs_ddd::broker::partition_of`] the event's stream over
-//! [`RabbitMq::partitions`] (16 by default). Every group gets every event; the processes
-//! of one group share the partitions, and the broker lets one consumer at a time take
-//! from each partition queue (`x-single-active-consumer`), so the events of one stream are
-//! handled one after another, in order. The publisher and every consumer declare what
-//! they use, idempotently; give the publisher the groups ([`RabbitMq::groups`]) so their
-//! queues exist before their first consumer starts. No plugin is needed.
+//! [`RabbitMq::partitions`] (16 by default). Every group gets every event. Every process
+//! of a group consumes every partition queue, and the broker lets one consumer at a time
+//! take from each (`x-single-active-consumer`), so the events of one stream are handled
+//! one after another, in order, and a process that dies is replaced at once by the next
+//! one waiting. To share the work, each process counts the processes of its group (the
+//! consumers of `p.g.members`) every 2 s and hands over the partitions it is active on
+//! beyond its share (partitions ÷ processes, rounded up): it closes that partition's
+//! channel after the message in hand, the broker passes the partition, with the messages
+//! sent ahead, in order, to the next process waiting, and the process registers again at
+//! the back. The publisher and every consumer declare what they use, idempotently; give
+//! the publisher the groups ([`RabbitMq::groups`]) so their queues exist before their
+//! first consumer starts. No plugin is needed.
 //!
 //! # Guarantees and caveats
 //!
@@ -132,7 +139,7 @@
 //!   retry to the broker, and closes its connection.
 //! - **Counting deliveries**: quorum queues count every return of a message, also of
 //!   those prefetched ([`RabbitMq::prefetch`], 8 by default) but not yet handled when a
-//!   consumer stops or loses its connection; such a message may reach the dead letters
+//!   consumer stops, loses its connection or hands its partition over; such a message may reach the dead letters
 //!   after fewer failed runs than `max_deliveries`. RabbitMQ 4 also gives quorum queues a
 //!   default `delivery-limit` of 20 returns, after which the broker drops a message:
 //!   set a policy with a higher limit where consumers restart often.
