@@ -121,7 +121,8 @@ impl Link {
     async fn connected<'a>(&self, session: &'a mut Option<Session>) -> Result<&'a mut Session, Error> {
         if !session.as_ref().is_some_and(|s| s.connection.status().connected()) {
             if session.is_some() {
-                tracing::warn!(broker = %self.endpoint.target, "the RabbitMQ publishing connection was lost; connecting again");
+                let broker = &self.endpoint.target;
+                tracing::warn!(%broker, "the RabbitMQ publishing connection was lost; connecting again");
             }
             *session = None;
             let connection = self.endpoint.connect("cqrs-ddd publisher").await?;

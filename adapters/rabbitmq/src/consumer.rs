@@ -84,7 +84,10 @@ async fn sessions(
                 outages += 1;
                 let wait = options.outage_backoff.delay(outages);
                 metrics::counter!("cqrs_ddd_rabbitmq_consumer_outages_total").increment(1);
-                tracing::warn!(group = %options.group, error = %e, ?wait, "RabbitMQ consumer lost the broker; connecting again");
+                tracing::warn!(
+                    group = %options.group, error = %e, ?wait,
+                    "RabbitMQ consumer lost the broker; connecting again"
+                );
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     _ = stop.wait_for(|s| *s) => return Ok(()),
@@ -165,7 +168,9 @@ async fn consume_on(
                 None => break,
                 Some(Ok((n, Ok(exit)))) => Event::Exited(n, exit),
                 Some(Ok((_, Err(e)))) => Event::Broke(e),
-                Some(Err(e)) => Event::Broke(outage(Error::store(format!("a partition consumer of `{group}` ended: {e}")))),
+                Some(Err(e)) => {
+                    Event::Broke(outage(Error::store(format!("a partition consumer of `{group}` ended: {e}"))))
+                }
             },
             _ = stop.wait_for(|s| *s), if !halting => Event::Stop,
             _ = watchdog.tick(), if !halting => Event::Watch,
@@ -245,7 +250,10 @@ async fn share_out(control: &Channel, members: &str, slots: &[Arc<Slot>], group:
         slots[n].active.store(false, Ordering::SeqCst);
         slots[n].release.notify_one();
     }
-    tracing::info!(%group, processes, share, partitions = ?excess, "handing partitions over to other processes of the group");
+    tracing::info!(
+        %group, processes, share, partitions = ?excess,
+        "handing partitions over to other processes of the group"
+    );
     Ok(())
 }
 
@@ -385,12 +393,18 @@ impl Partition {
             };
             match self.options.after_failure(delivered) {
                 AfterFailure::Dead => {
-                    tracing::error!(message = %message.id, topic = %message.topic, queue = %self.queue, deliveries = delivered, %error, "giving up on a message; moving it to the dead letters");
+                    tracing::error!(
+                        message = %message.id, topic = %message.topic, queue = %self.queue, deliveries = delivered,
+                        %error, "giving up on a message; moving it to the dead letters"
+                    );
                     self.bury(delivery, Some(&message), &error, delivered).await?;
                     return self.ack(delivery).await;
                 }
                 AfterFailure::Retry(wait) => {
-                    tracing::warn!(message = %message.id, topic = %message.topic, queue = %self.queue, deliveries = delivered, %error, ?wait, "delivery failed; will retry");
+                    tracing::warn!(
+                        message = %message.id, topic = %message.topic, queue = %self.queue, deliveries = delivered,
+                        %error, ?wait, "delivery failed; will retry"
+                    );
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
                         _ = halt.wait_for(|h| *h) => return Ok(()),

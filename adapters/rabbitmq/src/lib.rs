@@ -92,7 +92,8 @@
 //! beyond its share (partitions ÷ processes, rounded up): it closes that partition's
 //! channel after the message in hand, the broker passes the partition, with the messages
 //! sent ahead, in order, to the next process waiting, and the process registers again at
-//! the back. The publisher and every consumer declare what they use, idempotently; give
+//! the back. A partition without traffic stays where it is until a message shows who
+//! holds it. The publisher and every consumer declare what they use, idempotently; give
 //! the publisher the groups ([`RabbitMq::groups`]) so their queues exist before their
 //! first consumer starts. No plugin is needed.
 //!
@@ -128,19 +129,22 @@
 //!   and given back unacknowledged, oldest death first (the whole queue is read and
 //!   sorted, up to [`MAX_DEAD_LETTERS_SCANNED`]). [`cqrs_ddd::broker::Bus::replay_dead`]
 //!   publishes each one, confirmed, straight to its partition queue of that group only,
-//!   and removes it afterwards. While one listing or replay runs, another one does not
-//!   see the messages the first holds.
+//!   and removes it afterwards. The broker takes the letters read back after the
+//!   channel closed; both wait for that (at most [`ANSWER_TIMEOUT`]) before they return.
+//!   While one listing or replay runs, another one does not see the letters the first
+//!   holds.
 //! - **Outages**: connecting gives up after 5 s (or the URL's `?connection_timeout=`
 //!   milliseconds) with [`cqrs_ddd::Error::Connect`]; any other broker operation after
-//!   [`ANSWER_TIMEOUT`]. The publisher connects again on the next publish. A consumer that loses the broker connects again after the options'
-//!   `outage_backoff` until its shutdown future resolves; the messages it had not
-//!   acknowledged come back from the broker (to it or to another process) and change
-//!   nothing. On shutdown it finishes the message in hand, leaves one that waits for a
-//!   retry to the broker, and closes its connection.
+//!   [`ANSWER_TIMEOUT`]. The publisher connects again on the next publish. A consumer
+//!   that loses the broker connects again after the options' `outage_backoff` until its
+//!   shutdown future resolves; the messages it had not acknowledged come back from the
+//!   broker (to it or to another process), first and in order, and change nothing. On
+//!   shutdown it finishes the message in hand, leaves one that waits for a retry to the
+//!   broker, and closes its connection.
 //! - **Counting deliveries**: quorum queues count every return of a message, also of
 //!   those prefetched ([`RabbitMq::prefetch`], 8 by default) but not yet handled when a
-//!   consumer stops, loses its connection or hands its partition over; such a message may reach the dead letters
-//!   after fewer failed runs than `max_deliveries`. RabbitMQ 4 also gives quorum queues a
+//!   consumer stops, loses its connection or hands its partition over; such a message
+//!   may reach the dead letters after fewer failed runs than `max_deliveries`. RabbitMQ 4 also gives quorum queues a
 //!   default `delivery-limit` of 20 returns, after which the broker drops a message:
 //!   set a policy with a higher limit where consumers restart often.
 //! - The consumer options' `ack_wait` is not used: the broker's `consumer_timeout` (30
