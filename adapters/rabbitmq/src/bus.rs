@@ -23,6 +23,9 @@ pub const DEFAULT_PARTITIONS: u32 = 16;
 /// Unacknowledged messages the broker sends ahead to each partition's consumer, unless
 /// [`RabbitMq::prefetch`] says otherwise.
 pub const DEFAULT_PREFETCH: u16 = 8;
+/// Messages a [`RabbitMq`] (with its clones) publishes at once, one per channel of its
+/// connection (the outbox relay of an application with a bus has up to 64 in flight).
+pub const PUBLISHING_CHANNELS: usize = 64;
 /// How long a publisher waits for the broker's confirm, unless
 /// [`RabbitMq::confirm_timeout`] says otherwise.
 pub const DEFAULT_CONFIRM_TIMEOUT: Duration = Duration::from_secs(15);
@@ -58,7 +61,7 @@ impl RabbitMq {
     /// `?connection_timeout=` in milliseconds). Exchanges and queues are declared on
     /// first use, with the configuration the builder methods set.
     pub async fn connect(url: &str) -> Result<Self> {
-        let link = Link::open(Endpoint::parse(url)?).await?;
+        let link = Link::open(Endpoint::parse(url)?, PUBLISHING_CHANNELS).await?;
         Ok(RabbitMq {
             link: Arc::new(link),
             topology: Topology { prefix: DEFAULT_PREFIX.to_owned(), partitions: DEFAULT_PARTITIONS },
@@ -126,7 +129,9 @@ impl RabbitMq {
     /// Declares the exchanges and the queues of the configured groups now (publishing
     /// and consuming do it on their own); declaring again changes nothing.
     pub async fn declare(&self) -> Result<()> {
-        self.link.publishing(&self.topology, &self.groups).await.map(drop)
+        let publishing = self.link.publishing(&self.topology, &self.groups).await?;
+        self.link.give_back(publishing).await;
+        Ok(())
     }
 
     /// Deletes the queues of the configured groups and `also` (with the messages in
@@ -149,7 +154,7 @@ impl RabbitMq {
 
     /// Publishes `body` with `props` and waits for the broker's confirm: a message the
     /// broker refused or could not route (it is mandatory) is an error. One message is in
-    /// flight at a time per connection (see [`Link::one_in_flight`]).
+    /// flight at a time per channel (see [`Link`]).
     pub(crate) async fn send(
         &self,
         exchange: &str,
@@ -159,20 +164,21 @@ impl RabbitMq {
     ) -> Result<()> {
         let message_id = props.message_id().as_ref().map(ToString::to_string).unwrap_or_default();
         let (exchange_name, key) = (name("exchange", exchange)?, name("routing key", routing_key)?);
-        let _one_in_flight = self.link.one_in_flight.lock().await;
-        let channel = self.link.publishing(&self.topology, &self.groups).await?;
+        let publishing = self.link.publishing(&self.topology, &self.groups).await?;
+        let channel = &publishing.channel;
         let options = BasicPublishOptions { mandatory: true, immediate: false };
         let publish = channel.basic_publish(exchange_name, key, options, body, props);
         let confirm = answer(format!("basic.publish to exchange `{exchange}`"), publish).await?;
         let confirmation = match tokio::time::timeout(self.confirm_timeout, confirm).await {
             Ok(confirmation) => confirmation.map_err(|e| broker(format!("the confirm of message {message_id}"), e))?,
             Err(_) => {
-                // Its late confirm or return would be taken for the next message's: the
-                // next publish opens another channel.
+                // Its late confirm or return would be taken for another message's: the
+                // channel is not used again.
                 let _ = tokio::time::timeout(Duration::from_secs(1), channel.close(200, "OK".into())).await;
                 return Err(RabbitMqError::ConfirmTimeout { message_id, waited: self.confirm_timeout }.into());
             }
         };
+        self.link.give_back(publishing).await;
         match confirmation {
             Confirmation::Ack(None) => Ok(()),
             Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => Err(RabbitMqError::Unroutable {

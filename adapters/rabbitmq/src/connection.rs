@@ -9,7 +9,7 @@ use cqrs_ddd::{Error, Result};
 use lapin::options::ConfirmSelectOptions;
 use lapin::uri::AMQPUri;
 use lapin::{Channel, Connection, ConnectionProperties};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore, SemaphorePermit};
 
 use crate::error::{answer, unreachable};
 use crate::topology::Topology;
@@ -51,45 +51,58 @@ impl Endpoint {
     }
 }
 
-/// The connection publishers share, with its confirming channel: made again when it
+/// The connection publishers share, with its confirming channels: made again when it
 /// was lost, the next time it is needed.
+///
+/// A channel carries one message at a time, from its publish to its confirm: the
+/// broker's `basic.return` for an unroutable message names no delivery tag, and lapin
+/// hands it to the next confirm it completes on that channel (any of them when the
+/// broker confirms several at once). With one message in flight per channel, that
+/// confirm is its own. Messages are published at once on up to `channels` channels.
 pub(crate) struct Link {
     pub(crate) endpoint: Endpoint,
     session: Mutex<Option<Session>>,
-    /// Held from a publish to its confirm. The broker's `basic.return` for an unroutable
-    /// message names no delivery tag, and lapin hands it to the next confirm it completes
-    /// (any of them when the broker confirms several at once): with one message in
-    /// flight, that confirm is its own.
-    pub(crate) one_in_flight: Mutex<()>,
+    /// One permit per publishing channel.
+    channels: Semaphore,
 }
 
 struct Session {
     connection: Connection,
-    /// In confirm mode; replaced when the broker closed it.
-    publishing: Option<Channel>,
+    /// Channels in confirm mode with no message in flight.
+    idle: Vec<Channel>,
     /// The topologies declared on this connection.
     declared: HashSet<String>,
 }
 
+/// A confirming channel taken for one message; [`Link::give_back`] returns it.
+pub(crate) struct Publishing<'a> {
+    pub(crate) channel: Channel,
+    _permit: SemaphorePermit<'a>,
+}
+
 impl Link {
     /// Connects now, so that an unreachable broker is known at once.
-    pub(crate) async fn open(endpoint: Endpoint) -> Result<Self> {
+    pub(crate) async fn open(endpoint: Endpoint, channels: usize) -> Result<Self> {
         let connection = endpoint.connect("cqrs-ddd publisher").await?;
-        let session = Session { connection, publishing: None, declared: HashSet::new() };
-        Ok(Link { endpoint, session: Mutex::new(Some(session)), one_in_flight: Mutex::new(()) })
+        let session = Session { connection, idle: Vec::new(), declared: HashSet::new() };
+        Ok(Link { endpoint, session: Mutex::new(Some(session)), channels: Semaphore::new(channels.max(1)) })
     }
 
-    /// The confirming channel, with `topology` declared for `groups` on this connection.
-    pub(crate) async fn publishing(&self, topology: &Topology, groups: &[String]) -> Result<Channel> {
+    /// A confirming channel of its own for one message, with `topology` declared for
+    /// `groups` on this connection.
+    pub(crate) async fn publishing(&self, topology: &Topology, groups: &[String]) -> Result<Publishing<'_>> {
+        let permit = self.channels.acquire().await.map_err(|_| unreachable(&self.endpoint.target, "closed"))?;
         let mut guard = self.session.lock().await;
         let session = self.connected(&mut guard).await?;
-        let channel = match &session.publishing {
-            Some(channel) if channel.status().connected() => channel.clone(),
-            _ => {
-                let channel = answer("channel.open", session.connection.create_channel()).await?;
-                answer("confirm.select", channel.confirm_select(ConfirmSelectOptions::default())).await?;
-                session.publishing = Some(channel.clone());
-                channel
+        let channel = loop {
+            match session.idle.pop() {
+                Some(channel) if channel.status().connected() => break channel,
+                Some(_) => {}
+                None => {
+                    let channel = answer("channel.open", session.connection.create_channel()).await?;
+                    answer("confirm.select", channel.confirm_select(ConfirmSelectOptions::default())).await?;
+                    break channel;
+                }
             }
         };
         let key = format!("{topology:?}{groups:?}");
@@ -97,7 +110,18 @@ impl Link {
             topology.declare(&channel, groups).await?;
             session.declared.insert(key);
         }
-        Ok(channel)
+        Ok(Publishing { channel, _permit: permit })
+    }
+
+    /// Keeps a channel whose message was confirmed (or returned) for the next one.
+    pub(crate) async fn give_back(&self, publishing: Publishing<'_>) {
+        if !publishing.channel.status().connected() {
+            return;
+        }
+        let mut guard = self.session.lock().await;
+        if let Some(session) = guard.as_mut().filter(|s| s.connection.status().connected()) {
+            session.idle.push(publishing.channel);
+        }
     }
 
     /// A channel of its own on the shared connection, for the caller to close.
@@ -126,7 +150,7 @@ impl Link {
             }
             *session = None;
             let connection = self.endpoint.connect("cqrs-ddd publisher").await?;
-            *session = Some(Session { connection, publishing: None, declared: HashSet::new() });
+            *session = Some(Session { connection, idle: Vec::new(), declared: HashSet::new() });
         }
         session.as_mut().ok_or_else(|| unreachable(&self.endpoint.target, "not connected"))
     }

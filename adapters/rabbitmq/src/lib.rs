@@ -107,10 +107,9 @@
 //!   again later: nothing is dropped silently. A relay that crashed after the confirm
 //!   publishes the row again; the consumer's idempotency absorbs it. The message id is
 //!   the AMQP `message_id`, the outbox headers are AMQP string headers, the creation time
-//!   is the `timestamp` (seconds) and the [`CREATED_AT`] header (exact). One message is
-//!   in flight per [`RabbitMq`] (and its clones) at a time, so that a broker's return is
-//!   never taken for another message's: publishing takes one round trip to the broker
-//!   and its disk per message (the relay publishes one message after another anyway).
+//!   is the `timestamp` (seconds) and the [`CREATED_AT`] header (exact). Up to
+//!   [`PUBLISHING_CHANNELS`] messages are in flight at once, each on a channel of its
+//!   own, so that a broker's return is never taken for another message's.
 //! - **Consuming** acknowledges a message only after [`cqrs_ddd::Mediator::deliver`]
 //!   returned: each async handler committed its unit of work under an idempotency key of
 //!   the event and the handler, so a redelivery changes nothing. A failed delivery is not
@@ -163,7 +162,9 @@ mod dead_letters;
 mod error;
 mod topology;
 
-pub use bus::{DEFAULT_CONFIRM_TIMEOUT, DEFAULT_PARTITIONS, DEFAULT_PREFETCH, DEFAULT_PREFIX, RabbitMq};
+pub use bus::{
+    DEFAULT_CONFIRM_TIMEOUT, DEFAULT_PARTITIONS, DEFAULT_PREFETCH, DEFAULT_PREFIX, PUBLISHING_CHANNELS, RabbitMq,
+};
 pub use codec::{CREATED_AT, DEAD_AT};
 pub use connection::DEFAULT_CONNECT_TIMEOUT;
 pub use dead_letters::MAX_SCAN as MAX_DEAD_LETTERS_SCANNED;
