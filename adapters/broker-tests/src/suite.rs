@@ -230,16 +230,18 @@ pub async fn killed_consumer<B: TestBus>() {
     let world = World::<B>::new(&address).await;
     let clocks = clocks("k", 40);
     let mut first = world.spawn(&address);
-    let _second = world.spawn(&address);
+    let second = world.spawn(&address);
     let (stop, relay) = world.relay();
     world.produce(&clocks, 100, 10).await;
     world.wait_for(&clocks, 800).await;
     first.kill();
-    let _third = world.spawn(&address);
+    let third = world.spawn(&address);
     world.wait_for(&clocks, 4_000).await;
     world.check(&clocks, 100).await;
     let _ = stop.send(());
     relay.await.unwrap().unwrap();
+    // Killed before the cleaning, so that none of them declares its queues again.
+    drop((second, third));
     world.finish().await;
 }
 
@@ -249,7 +251,7 @@ pub async fn cut_connections<B: TestBus>() {
     let proxy = Proxy::start(&B::address()).await;
     let world = World::<B>::new(&proxy.address()).await;
     let clocks = clocks("x", 40);
-    let _consumers = [world.spawn(&proxy.address()), world.spawn(&proxy.address())];
+    let consumers = [world.spawn(&proxy.address()), world.spawn(&proxy.address())];
     let (stop, relay) = world.relay();
     world.produce(&clocks, 50, 10).await;
     world.wait_for(&clocks, 500).await;
@@ -260,6 +262,7 @@ pub async fn cut_connections<B: TestBus>() {
     world.check(&clocks, 50).await;
     let _ = stop.send(());
     relay.await.unwrap().unwrap();
+    drop(consumers);
     world.finish().await;
 }
 
