@@ -218,11 +218,7 @@ impl OutboxRelay {
 
         let stream_of = |row: &OutboxRecord| row.message.headers.get(crate::broker::headers::STREAM).cloned();
         let mut waiting: VecDeque<OutboxRecord> = rows.into();
-        let mut settled = Settled {
-            published: Vec::with_capacity(waiting.len()),
-            failed_streams: failed_before.clone(),
-            ..Settled::default()
-        };
+        let mut settled = Settled { published: Vec::with_capacity(waiting.len()), ..Settled::default() };
         // Streams with a message being published.
         let mut busy = HashSet::new();
         let mut in_flight = FuturesUnordered::new();
@@ -233,7 +229,7 @@ impl OutboxRelay {
             while k < waiting.len() && in_flight.len() < self.options.in_flight {
                 let stream = stream_of(&waiting[k]);
                 if let Some(s) = &stream {
-                    if settled.failed_streams.contains(s) {
+                    if failed_before.contains(s) || settled.failed_streams.contains(s) {
                         settled.untried.extend(waiting.remove(k).map(|r| r.message.id));
                         continue;
                     }
@@ -392,7 +388,9 @@ impl OutboxRelay {
 struct Settled {
     published: Vec<Uuid>,
     untried: Vec<Uuid>,
-    /// Streams whose message failed: the next batch leaves their rows untried.
+    /// Streams whose message failed in this batch: the next batch, claimed before the
+    /// failure was written, leaves their rows untried (later batches do not see them:
+    /// the outbox holds them back).
     failed_streams: HashSet<String>,
 }
 

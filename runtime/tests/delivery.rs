@@ -267,3 +267,83 @@ async fn a_relay_publishing_many_at_once_keeps_each_streams_order() {
     let most = slow.most.load(std::sync::atomic::Ordering::SeqCst);
     assert!((2..=3).contains(&most), "streams went out side by side, one message each at most: {most}");
 }
+
+/// Refuses every message while `down`, then publishes in order.
+#[derive(Default)]
+struct Outage {
+    down: std::sync::atomic::AtomicBool,
+    published: Mutex<Vec<String>>,
+}
+
+#[cqrs_ddd::ports::async_trait]
+impl cqrs_ddd::ports::Publisher for Outage {
+    async fn publish(&self, message: &OutboxMessage) -> Result<()> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::handler("broker unreachable"));
+        }
+        self.published.lock().push(message.payload.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_relay_publishes_everything_in_order_after_an_outage() {
+    use cqrs_ddd::ports::CommitBatch;
+    use cqrs_ddd::{OutboxRelay, RelayOptions};
+    use std::time::Duration;
+
+    let store = MemoryStore::new();
+    let outbox: Vec<OutboxMessage> = (0..300)
+        .map(|k| OutboxMessage {
+            id: uuid::Uuid::now_v7(),
+            topic: "Ticked".into(),
+            payload: format!("s{}-{:03}", k % 3, k / 3),
+            headers: [(headers::STREAM.to_owned(), format!("s{}", k % 3))].into(),
+            created_at: chrono::Utc::now(),
+        })
+        .collect();
+    store.commit(CommitBatch { outbox, ..CommitBatch::default() }).await.unwrap();
+    let outage = Arc::new(Outage::default());
+    outage.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let options = RelayOptions {
+        batch_size: 10,
+        in_flight: 4,
+        max_attempts: 1000,
+        base_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+        poll_interval: Duration::from_millis(5),
+        ..RelayOptions::default()
+    };
+    let relay = Arc::new(OutboxRelay::new(Arc::new(store.clone()), outage.clone()).with_options(options));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn({
+        let relay = relay.clone();
+        async move {
+            relay
+                .run(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        }
+    });
+    // Full batches (more rows than a batch holds) fail for a while, then the broker is
+    // back.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    outage.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let start = std::time::Instant::now();
+    while outage.published.lock().len() < 300 {
+        assert!(start.elapsed() < Duration::from_secs(30), "published {} of 300", outage.published.lock().len());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    let published = outage.published.lock().clone();
+    assert_eq!(published.len(), 300, "each message once");
+    for s in ["s0", "s1", "s2"] {
+        let of: Vec<&String> = published.iter().filter(|p| p.starts_with(s)).collect();
+        let mut sorted = of.clone();
+        sorted.sort();
+        assert_eq!(of, sorted, "stream {s} left in order");
+    }
+    assert!(store.outbox_records().iter().all(|r| r.status == cqrs_ddd::ports::OutboxStatus::Published));
+}

@@ -178,7 +178,21 @@ impl<B: TestBus> World<B> {
             if done >= at_least {
                 return;
             }
-            assert!(start.elapsed() < PATIENCE, "only {done} of {at_least} ticks were recorded within {PATIENCE:?}");
+            if start.elapsed() >= PATIENCE {
+                use cqrs_ddd::ports::Outbox;
+                let pending = self.store.pending(100_000).await.unwrap_or_default();
+                let dead = self.store.dead().await.map(|d| d.len());
+                let errors: BTreeSet<String> = pending
+                    .iter()
+                    .filter_map(|r| r.last_error.as_ref().map(|e| format!("{} attempts: {e}", r.attempts)))
+                    .take(3)
+                    .collect();
+                panic!(
+                    "only {done} of {at_least} ticks were recorded within {PATIENCE:?} (outbox: {} pending, {dead:?} \
+                     dead; last errors: {errors:?})",
+                    pending.len()
+                );
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
