@@ -163,6 +163,10 @@ pub(crate) const REDIS_LOCK: &str = "redis_lock_unlock";
 pub(crate) const RELAY_NATS: &str = "relay_nats";
 /// Scenario 17: from a command's commit to its event's async handler, over NATS.
 pub(crate) const E2E_NATS: [&str; 2] = ["e2e_nats_p50", "e2e_nats_p99"];
+/// Scenario 17: outbox rows relayed to RabbitMQ, with publisher confirms.
+pub(crate) const RELAY_RABBIT: &str = "relay_rabbitmq";
+/// Scenario 17: from a command's commit to its event's async handler, over RabbitMQ.
+pub(crate) const E2E_RABBIT: [&str; 2] = ["e2e_rabbitmq_p50", "e2e_rabbitmq_p99"];
 /// Scenario 8: the events a projection catches up on, spread over this many accounts.
 pub(crate) const PROJECTION_EVENTS: usize = 100_000;
 pub(crate) const PROJECTION_ACCOUNTS: usize = 1_000;
@@ -308,7 +312,14 @@ impl Group {
             Group::LiteLoad => LITE_LOADS.iter().map(|&(_, id)| row(id, Millis)).collect(),
             Group::Spec => vec![row(SPEC_PAGE, QueriesPerSec), row(SPEC_COUNT, QueriesPerSec)],
             Group::RedisLock => vec![row(REDIS_LOCK, Micros)],
-            Group::Relay => vec![row(RELAY_NATS, MessagesPerSec), row(E2E_NATS[0], Micros), row(E2E_NATS[1], Micros)],
+            Group::Relay => vec![
+                row(RELAY_NATS, MessagesPerSec),
+                row(E2E_NATS[0], Micros),
+                row(E2E_NATS[1], Micros),
+                row(RELAY_RABBIT, MessagesPerSec),
+                row(E2E_RABBIT[0], Micros),
+                row(E2E_RABBIT[1], Micros),
+            ],
         }
     }
 
@@ -377,9 +388,9 @@ impl Group {
                 w.lock_cycles
             ),
             Group::Relay => format!(
-                "17. the outbox relay: {} rows from Postgres to NATS JetStream, each confirmed, 64 in flight: messages/s \
-                 (broker client: async-nats publishing the same messages, 64 in flight); and {} commands one at a time, \
-                 from the call to the async handler in a consumer of the bus: p50, p99",
+                "17. the outbox relay: {} rows from Postgres to NATS JetStream and to RabbitMQ, each confirmed, 64 in \
+                 flight: messages/s (broker client: async-nats / lapin publishing the same messages, 64 in flight); and \
+                 {} commands one at a time, from the call to the async handler in a consumer of the bus: p50, p99",
                 thousands(w.relay_messages),
                 w.e2e_samples
             ),

@@ -3,7 +3,7 @@
 use crate::report::{Results, num, ratio};
 use crate::scenarios::{
     Contender, Group, LITE_LOADS, LITE_SEQ, LOAD_SNAP, LOADS, LoadIds, MEDIATOR_DIRECT, MEDIATOR_SEND, MEM_LONG,
-    PG_BATCH, REDIS_LOCK, RELAY_NATS, RateIds, SPEC_COUNT, SPEC_PAGE,
+    PG_BATCH, REDIS_LOCK, RELAY_NATS, RELAY_RABBIT, RateIds, SPEC_COUNT, SPEC_PAGE,
 };
 #[cfg(feature = "mysql")]
 use crate::scenarios::{MY_CONC16, MY_LOADS, MY_SEQ};
@@ -83,13 +83,15 @@ pub(crate) fn check(r: &Results) -> Vec<String> {
         "x",
         vs(REDIS_LOCK, Contender::Sqlx).map(|r| 1.0 / r),
     ));
-    targets.push(t(
-        Group::Relay,
-        format!("{RELAY_NATS}: cqrs-ddd / async-nats"),
-        Bound::AtLeast(0.8),
-        "x",
-        vs(RELAY_NATS, Contender::Sqlx),
-    ));
+    for (id, client) in [(RELAY_NATS, "async-nats"), (RELAY_RABBIT, "lapin")] {
+        targets.push(t(
+            Group::Relay,
+            format!("{id}: cqrs-ddd / {client}"),
+            Bound::AtLeast(0.8),
+            "x",
+            vs(id, Contender::Sqlx),
+        ));
+    }
     for id in [SPEC_PAGE, SPEC_COUNT] {
         targets.push(t(
             Group::Spec,

@@ -21,6 +21,7 @@ use cqrs_ddd::ports::{CommitBatch, OutboxMessage};
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::{OutboxRelay, RelayOptions};
 use cqrs_ddd_nats::Nats;
+use cqrs_ddd_rabbitmq::{RabbitMq, lapin};
 use cqrs_ddd_sqlx::PgStore;
 use std::sync::Mutex;
 use tokio::sync::{Notify, mpsc};
@@ -28,10 +29,11 @@ use tokio::sync::{Notify, mpsc};
 use crate::db::Target;
 use crate::error::BenchError;
 use crate::measure::{Outcome, sequential};
-use crate::scenarios::{E2E_NATS, RELAY_NATS, Workload};
+use crate::scenarios::{E2E_NATS, E2E_RABBIT, RELAY_NATS, RELAY_RABBIT, Workload};
 
 const ME: &str = "cqrs-ddd";
 const DIRECT: &str = "async-nats";
+const LAPIN: &str = "lapin";
 
 /// Publishes awaiting their confirmation at once, for both contenders.
 const IN_FLIGHT: usize = 64;
@@ -77,6 +79,71 @@ async fn connect(who: &'static str, rep: usize) -> Result<Nats, BenchError> {
         .prefix(&prefix(who, rep)))
 }
 
+fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// The bus on RabbitMQ, with the queues of the consumer group `bench` (a message must
+/// reach a queue to be confirmed).
+async fn rabbit(who: &'static str, rep: usize) -> Result<RabbitMq, BenchError> {
+    let bus = RabbitMq::connect(&amqp_url())
+        .await
+        .map_err(|e| BenchError::framework(who, "connect", e))?
+        .prefix(prefix(who, rep))
+        .groups(["bench"]);
+    bus.declare().await.map_err(|e| BenchError::framework(who, "declare", e))?;
+    Ok(bus)
+}
+
+/// lapin: the same messages on one confirming channel, up to 64 awaiting their confirm,
+/// mandatory and persistent, to the same exchange and partitions.
+pub(crate) async fn direct_rabbit(w: &Workload, rep: usize) -> Result<f64, BenchError> {
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+    use lapin::types::{AMQPValue, FieldTable};
+    use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+    let bus = rabbit(LAPIN, rep).await?;
+    let err = |what: &'static str| move |e: lapin::Error| BenchError::framework(LAPIN, what, e);
+    let conn = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.map_err(err("connect"))?;
+    let channel = conn.create_channel().await.map_err(err("channel"))?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(err("confirm_select"))?;
+    let exchange = format!("{}.events", prefix(LAPIN, rep));
+    let all = messages(w.relay_messages);
+    let start = Instant::now();
+    let mut confirms: std::collections::VecDeque<futures::future::BoxFuture<'static, lapin::Result<()>>> =
+        std::collections::VecDeque::with_capacity(IN_FLIGHT);
+    for m in &all {
+        if confirms.len() == IN_FLIGHT
+            && let Some(confirm) = confirms.pop_front()
+        {
+            confirm.await.map_err(err("confirm"))?;
+        }
+        let mut headers = FieldTable::default();
+        for (k, v) in &m.headers {
+            headers.insert(k.as_str().into(), AMQPValue::LongString(v.as_str().into()));
+        }
+        let props = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2)
+            .with_message_id(m.id.to_string().into())
+            .with_headers(headers);
+        let partition = cqrs_ddd::broker::partition_of(&m.headers[headers::STREAM], 16).to_string();
+        let options = BasicPublishOptions { mandatory: true, immediate: false };
+        let confirm = channel
+            .basic_publish(exchange.as_str().into(), partition.as_str().into(), options, m.payload.as_bytes(), props)
+            .await
+            .map_err(err("publish"))?;
+        confirms.push_back(Box::pin(async move { confirm.await.map(drop) }));
+    }
+    for confirm in confirms {
+        confirm.await.map_err(err("confirm"))?;
+    }
+    let rate = crate::stats::count_f64(all.len()) / start.elapsed().as_secs_f64();
+    let _ = conn.close(200, "OK".into()).await;
+    bus.delete_topology(&[]).await.map_err(|e| BenchError::framework(LAPIN, "delete_topology", e))?;
+    Ok(rate)
+}
+
 /// A store of its own schema, emptied.
 async fn relay_store(target: &Target) -> Result<PgStore, BenchError> {
     let pool = sqlx::postgres::PgPoolOptions::new()
@@ -93,21 +160,38 @@ async fn relay_store(target: &Target) -> Result<PgStore, BenchError> {
     Ok(store)
 }
 
-/// cqrs-ddd: the relay, then a command at a time end to end.
+/// cqrs-ddd: the relay to NATS, then a command at a time end to end.
 pub(crate) async fn ours(target: &Target, w: &Workload, rep: usize) -> Result<Outcome, BenchError> {
     let store = relay_store(target).await?;
     let nats = connect(ME, rep).await?;
-    // The streams exist before timing (the first publish creates them).
-    let warm = messages(1);
-    nats.publish(&warm[0]).await.map_err(|e| BenchError::framework(ME, "publish", e))?;
-    for chunk in messages(w.relay_messages).chunks(500) {
+    let mut out = Outcome::default();
+    out.figure(RELAY_NATS, relay_rate(&store, nats.clone(), w.relay_messages).await?);
+    let lat = end_to_end(&store, nats.clone(), w.e2e_samples).await?;
+    out.figure(E2E_NATS[0], lat.percentile_us(50.0));
+    out.figure(E2E_NATS[1], lat.percentile_us(99.0));
+    nats.delete_streams().await;
+
+    let rabbit = rabbit(ME, rep).await?;
+    out.figure(RELAY_RABBIT, relay_rate(&store, rabbit.clone(), w.relay_messages).await?);
+    let lat = end_to_end(&store, rabbit.clone(), w.e2e_samples).await?;
+    out.figure(E2E_RABBIT[0], lat.percentile_us(50.0));
+    out.figure(E2E_RABBIT[1], lat.percentile_us(99.0));
+    rabbit.delete_topology(&[]).await.map_err(|e| BenchError::framework(ME, "delete_topology", e))?;
+    Ok(out)
+}
+
+/// Messages per second of the relay from the outbox to `bus`, from the first claim to
+/// the last confirm.
+async fn relay_rate(store: &PgStore, bus: impl Publisher + Clone, n: usize) -> Result<f64, BenchError> {
+    // The broker's names exist before timing (the first publish declares them).
+    bus.publish(&messages(1)[0]).await.map_err(|e| BenchError::framework(ME, "publish", e))?;
+    for chunk in messages(n).chunks(500) {
         let batch = CommitBatch { outbox: chunk.to_vec(), ..CommitBatch::default() };
-        cqrs_ddd::ports::EventStore::commit(&store, batch).await.map_err(|e| BenchError::framework(ME, "commit", e))?;
+        cqrs_ddd::ports::EventStore::commit(store, batch).await.map_err(|e| BenchError::framework(ME, "commit", e))?;
     }
-    let counted =
-        Arc::new(Counted { inner: nats.clone(), left: AtomicUsize::new(w.relay_messages), done: Notify::new() });
+    let counted = Arc::new(Counted { inner: bus, left: AtomicUsize::new(n), done: Notify::new() });
     let relay = OutboxRelay::new(Arc::new(store.clone()), counted.clone()).with_options(RelayOptions {
-        batch_size: 500,
+        batch_size: 1000,
         in_flight: IN_FLIGHT,
         ..RelayOptions::default()
     });
@@ -117,16 +201,7 @@ pub(crate) async fn ours(target: &Target, w: &Workload, rep: usize) -> Result<Ou
         .await
         .map_err(|_| BenchError::Check(format!("{ME}: the relay did not publish every row within 120 s")))?
         .map_err(|e| BenchError::framework(ME, "run", e))?;
-    let elapsed = start.elapsed();
-    let published = w.relay_messages;
-    let mut out = Outcome::default();
-    out.figure(RELAY_NATS, crate::stats::count_f64(published) / elapsed.as_secs_f64());
-
-    let lat = end_to_end(&store, nats.clone(), w.e2e_samples).await?;
-    out.figure(E2E_NATS[0], lat.percentile_us(50.0));
-    out.figure(E2E_NATS[1], lat.percentile_us(99.0));
-    nats.delete_streams().await;
-    Ok(out)
+    Ok(crate::stats::count_f64(n) / start.elapsed().as_secs_f64())
 }
 
 /// async-nats: the same messages, published one at a time, each confirmed.
@@ -167,18 +242,19 @@ pub(crate) async fn direct(w: &Workload, rep: usize) -> Result<Outcome, BenchErr
     nats.delete_streams().await;
     let mut out = Outcome::default();
     out.figure(RELAY_NATS, crate::stats::count_f64(all.len()) / elapsed.as_secs_f64());
+    out.figure(RELAY_RABBIT, direct_rabbit(w, rep).await?);
     Ok(out)
 }
 
 /// The relay's publisher, counting down the messages still to publish.
-struct Counted {
-    inner: Nats,
+struct Counted<P> {
+    inner: P,
     left: AtomicUsize,
     done: Notify,
 }
 
 #[cqrs_ddd::ports::async_trait]
-impl Publisher for Counted {
+impl<P: Publisher> Publisher for Counted<P> {
     async fn publish(&self, message: &OutboxMessage) -> cqrs_ddd::Result<()> {
         self.inner.publish(message).await?;
         if self.left.fetch_sub(1, Ordering::SeqCst) == 1 {
@@ -232,10 +308,14 @@ async fn on_pinged(_e: &Pinged) -> Result<()> {
     Ok(())
 }
 
-async fn end_to_end(store: &PgStore, nats: Nats, samples: usize) -> Result<crate::stats::Latencies, BenchError> {
+async fn end_to_end(
+    store: &PgStore,
+    bus: impl cqrs_ddd::broker::Bus,
+    samples: usize,
+) -> Result<crate::stats::Latencies, BenchError> {
     let app = App::builder()
         .event_store(store.clone())
-        .bus(nats)
+        .bus(bus)
         .build()
         .map_err(|e| BenchError::framework(ME, "App::build", e))?;
     let (tx, mut rx) = mpsc::unbounded_channel();
