@@ -182,8 +182,12 @@
 //!
 //! Outbox messages (`CommandContext::outbox`, and the events of `#[event_handler(async)]`
 //! handlers) commit with the command. An [`OutboxRelay`] claims them, hands them to a
-//! [`ports::Publisher`] ([`outbox::InProcessPublisher`] for async handlers), retries with
-//! backoff and marks a message dead after its last attempt; delivery is at least once.
+//! [`ports::Publisher`] ([`outbox::InProcessPublisher`] for async handlers, or a broker:
+//! see [`broker`] and [`AppBuilder::bus`]), retries with backoff and marks a message dead
+//! after its last attempt; a stream's messages leave in order. Delivery is at least once
+//! and the effect exactly once: each async handler runs in a unit of work of its own,
+//! committed under an idempotency key of the event and the handler, so a redelivered
+//! event changes nothing ([`Mediator::deliver`]).
 //!
 //! ```rust,standalone_crate
 //! use std::sync::Arc;
