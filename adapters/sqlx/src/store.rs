@@ -56,6 +56,26 @@ impl<D: Dialect> std::fmt::Debug for SqlStore<D> {
 }
 
 impl<D: Dialect> SqlStore<D> {
+    /// Runs `sql` (an `UPDATE` of outbox rows ending in `id IN ({in})`) over `ids`, a
+    /// chunk at a time, with `first` as its first argument when it has one; the number
+    /// of rows changed.
+    async fn update_outbox(&self, sql: &str, first: Option<Value<'static>>, ids: &[Uuid]) -> Result<u64> {
+        let mut n = 0;
+        let mut conn = self.conn().await?;
+        for chunk in ids.chunks(ROWS_PER_INSERT) {
+            let sql = with_list(&self.dialect, sql, "?", chunk.len());
+            let mut stmt = Stmt::new(&sql);
+            if let Some(first) = first.clone() {
+                stmt = stmt.arg(first);
+            }
+            for id in chunk {
+                stmt = stmt.uuid(*id);
+            }
+            n += conn.run(stmt).await.map_err(store_err)?;
+        }
+        Ok(n)
+    }
+
     /// A store on `pool` for `dialect`; its statements are rendered once here.
     pub(crate) fn with(pool: Pool<D::Db>, dialect: D) -> Self {
         SqlStore { sql: Arc::new(Statements::new(&dialect)), pool, dialect }
@@ -587,59 +607,21 @@ impl<D: Dialect> Outbox for SqlStore<D> {
     }
 
     async fn mark_all_published(&self, ids: &[Uuid]) -> Result<()> {
-        let mut conn = self.conn().await?;
-        for chunk in ids.chunks(ROWS_PER_INSERT) {
-            let sql = with_list(
-                &self.dialect,
-                "UPDATE {t}outbox SET status = 'published', published_at = ?, claimed_until = NULL WHERE id IN ({in})",
-                "?",
-                chunk.len(),
-            );
-            let mut stmt = Stmt::new(&sql).arg(instant::<D>(Utc::now()));
-            for id in chunk {
-                stmt = stmt.uuid(*id);
-            }
-            conn.run(stmt).await.map_err(store_err)?;
-        }
-        Ok(())
+        let sql =
+            "UPDATE {t}outbox SET status = 'published', published_at = ?, claimed_until = NULL WHERE id IN ({in})";
+        self.update_outbox(sql, Some(instant::<D>(Utc::now())), ids).await.map(drop)
     }
 
     async fn release(&self, ids: &[Uuid]) -> Result<()> {
-        let mut conn = self.conn().await?;
-        for chunk in ids.chunks(ROWS_PER_INSERT) {
-            let sql = with_list(
-                &self.dialect,
-                "UPDATE {t}outbox SET claimed_by = NULL, claimed_until = NULL WHERE status = 'pending' AND id IN ({in})",
-                "?",
-                chunk.len(),
-            );
-            let mut stmt = Stmt::new(&sql);
-            for id in chunk {
-                stmt = stmt.uuid(*id);
-            }
-            conn.run(stmt).await.map_err(store_err)?;
-        }
-        Ok(())
+        let sql =
+            "UPDATE {t}outbox SET claimed_by = NULL, claimed_until = NULL WHERE status = 'pending' AND id IN ({in})";
+        self.update_outbox(sql, None, ids).await.map(drop)
     }
 
     async fn retry_dead(&self, ids: &[Uuid]) -> Result<u64> {
-        let mut n = 0;
-        let mut conn = self.conn().await?;
-        for chunk in ids.chunks(ROWS_PER_INSERT) {
-            let sql = with_list(
-                &self.dialect,
-                "UPDATE {t}outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, claimed_until = NULL \
-                 WHERE status = 'dead' AND id IN ({in})",
-                "?",
-                chunk.len(),
-            );
-            let mut stmt = Stmt::new(&sql).arg(at::<D>(Utc::now()));
-            for id in chunk {
-                stmt = stmt.uuid(*id);
-            }
-            n += conn.run(stmt).await.map_err(store_err)?;
-        }
-        Ok(n)
+        let sql = "UPDATE {t}outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, claimed_until = NULL \
+                   WHERE status = 'dead' AND id IN ({in})";
+        self.update_outbox(sql, Some(at::<D>(Utc::now())), ids).await
     }
 
     async fn dead(&self) -> Result<Vec<OutboxRecord>> {
