@@ -34,7 +34,7 @@ async fn a_cut_connection_loses_nothing_and_duplicates_no_effect() {
     let _cleanup = Cleanup::new(&prefix, 4, &["g"]);
     let publisher = RabbitMq::connect(&url()).await.unwrap().prefix(&prefix).partitions(4).groups(["g"]);
     let proxy = Proxy::start(&broker_addr()).await;
-    let consuming = RabbitMq::connect(&common::via(&proxy)).await.unwrap().prefix(&prefix).partitions(4).groups(["g"]);
+    let consuming = RabbitMq::connect(&proxy.url()).await.unwrap().prefix(&prefix).partitions(4).groups(["g"]);
     let (store, probe) = (MemoryStore::new(), Arc::new(Probe::default()));
     *probe.pace.lock() = Some(Duration::from_millis(20));
     let app = app(&store, &probe, &consuming);
@@ -71,7 +71,7 @@ async fn a_consumer_that_cannot_reach_the_broker_keeps_trying_until_it_can() {
     let _cleanup = Cleanup::new(&prefix, 2, &["g"]);
     let publisher = RabbitMq::connect(&url()).await.unwrap().prefix(&prefix).partitions(2).groups(["g"]);
     let proxy = Proxy::start(&broker_addr()).await;
-    let consuming = RabbitMq::connect(&common::via(&proxy)).await.unwrap().prefix(&prefix).partitions(2).groups(["g"]);
+    let consuming = RabbitMq::connect(&proxy.url()).await.unwrap().prefix(&prefix).partitions(2).groups(["g"]);
     let (store, probe) = (MemoryStore::new(), Arc::new(Probe::default()));
     let app = app(&store, &probe, &consuming);
     let orders = vec!["late-1".to_owned(), "late-2".to_owned()];
@@ -93,7 +93,7 @@ async fn a_consumer_that_cannot_reach_the_broker_keeps_trying_until_it_can() {
 async fn a_consumer_stops_when_asked_even_while_the_broker_is_unreachable() {
     let prefix = prefix("stop");
     let proxy = Proxy::start(&broker_addr()).await;
-    let consuming = RabbitMq::connect(&common::via(&proxy)).await.unwrap().prefix(&prefix).partitions(1);
+    let consuming = RabbitMq::connect(&proxy.url()).await.unwrap().prefix(&prefix).partitions(1);
     let (store, probe) = (MemoryStore::new(), Arc::new(Probe::default()));
     let app = app(&store, &probe, &consuming);
     proxy.cut();

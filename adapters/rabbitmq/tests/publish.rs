@@ -163,7 +163,7 @@ async fn health_follows_the_connection_and_publishing_reconnects() {
     let prefix = prefix("health");
     let _cleanup = Cleanup::new(&prefix, 1, &["g"]);
     let proxy = common::Proxy::start(&common::broker_addr()).await;
-    let bus = RabbitMq::connect(&common::via(&proxy)).await.unwrap().prefix(&prefix).partitions(1).groups(["g"]);
+    let bus = RabbitMq::connect(&proxy.url()).await.unwrap().prefix(&prefix).partitions(1).groups(["g"]);
     bus.health().await.unwrap();
     bus.publish(&event("Order/o1")).await.unwrap();
 
