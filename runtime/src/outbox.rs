@@ -8,7 +8,7 @@
 //! [`Outbox::retry_dead`]. A relay that dies mid-batch leaves its claims to expire:
 //! those rows are published again (consumers de-duplicate by message id).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,7 +134,7 @@ impl OutboxRelay {
     /// without one, to its own async handlers and sagas ([`InProcessPublisher`]).
     pub fn for_app(outbox: Arc<dyn Outbox>, app: &crate::Mediator) -> Self {
         let (publisher, in_flight): (Arc<dyn Publisher>, usize) = match app.bus() {
-            Some(bus) => (Arc::new(BusPublisher(bus)), 64),
+            Some(bus) => (bus, 64),
             None => (Arc::new(InProcessPublisher::new(app.clone())), 1),
         };
         Self::assemble(outbox, publisher, RelayOptions { in_flight, ..RelayOptions::default() }.wake_on(app), None)
@@ -216,39 +216,41 @@ impl OutboxRelay {
     ) -> Result<Settled> {
         use futures::stream::{FuturesUnordered, StreamExt};
 
-        let stream_of = |row: &OutboxRecord| row.message.headers.get(crate::broker::headers::STREAM).cloned();
-        let mut waiting: VecDeque<OutboxRecord> = rows.into();
-        let mut settled = Settled { published: Vec::with_capacity(waiting.len()), ..Settled::default() };
-        // Streams with a message being published.
-        let mut busy = HashSet::new();
+        let mut settled = Settled { published: Vec::with_capacity(rows.len()), ..Settled::default() };
+        // One queue per stream, in the order the streams first appear (a row without a
+        // stream is a queue of its own); a queue has at most one message in flight.
+        let mut queues: Vec<(Option<String>, VecDeque<OutboxRecord>)> = Vec::new();
+        let mut of_stream: HashMap<String, usize> = HashMap::new();
+        for row in rows {
+            match row.message.headers.get(crate::broker::headers::STREAM) {
+                Some(s) if failed_before.contains(s) => settled.untried.push(row.message.id),
+                Some(s) => match of_stream.get(s) {
+                    Some(&q) => queues[q].1.push_back(row),
+                    None => {
+                        of_stream.insert(s.clone(), queues.len());
+                        queues.push((Some(s.clone()), VecDeque::from([row])));
+                    }
+                },
+                None => queues.push((None, VecDeque::from([row]))),
+            }
+        }
+        // Queues whose next message may start.
+        let mut ready: VecDeque<usize> = (0..queues.len()).collect();
         let mut in_flight = FuturesUnordered::new();
         loop {
-            // Start what may start: the first waiting row of each stream that is free.
-            let mut seen = HashSet::new();
-            let mut k = 0;
-            while k < waiting.len() && in_flight.len() < self.options.in_flight {
-                let stream = stream_of(&waiting[k]);
-                if let Some(s) = &stream {
-                    if failed_before.contains(s) || settled.failed_streams.contains(s) {
-                        settled.untried.extend(waiting.remove(k).map(|r| r.message.id));
-                        continue;
-                    }
-                    if busy.contains(s) || !seen.insert(s.clone()) {
-                        k += 1;
-                        continue;
-                    }
-                    busy.insert(s.clone());
-                }
-                let Some(row) = waiting.remove(k) else { break };
+            while in_flight.len() < self.options.in_flight
+                && let Some(q) = ready.pop_front()
+            {
+                let Some(row) = queues[q].1.pop_front() else { continue };
                 let publisher = self.publisher.clone();
                 in_flight.push(async move {
                     let result = publisher.publish(&row.message).await;
-                    (row, stream, result)
+                    (q, row, result)
                 });
             }
-            let Some((row, stream, result)) = in_flight.next().await else { break };
-            if let Some(s) = &stream {
-                busy.remove(s);
+            let Some((q, row, result)) = in_flight.next().await else { break };
+            if result.is_ok() && !queues[q].1.is_empty() {
+                ready.push_back(q);
             }
             let id = row.message.id;
             match result {
@@ -257,7 +259,9 @@ impl OutboxRelay {
                     report.published += 1;
                 }
                 Err(e) => {
-                    settled.failed_streams.extend(stream);
+                    // The stream's later rows wait for this one: given back untried.
+                    settled.untried.extend(queues[q].1.drain(..).map(|r| r.message.id));
+                    settled.failed_streams.extend(queues[q].0.clone());
                     let failures = row.attempts + 1;
                     let error = e.to_string();
                     self.outbox
@@ -274,7 +278,6 @@ impl OutboxRelay {
                 }
             }
         }
-        settled.untried.extend(waiting.into_iter().map(|r| r.message.id));
         metrics::counter!("cqrs_ddd_outbox_published_total").increment(report.published as u64);
         Ok(settled)
     }
@@ -428,16 +431,6 @@ impl Publisher for InProcessPublisher {
     /// [`crate::Mediator::deliver`]: each async handler exactly once in effect.
     async fn publish(&self, message: &OutboxMessage) -> Result<()> {
         self.mediator.deliver(message).await
-    }
-}
-
-/// The bus as the relay's publisher.
-struct BusPublisher(Arc<dyn crate::broker::Bus>);
-
-#[async_trait]
-impl Publisher for BusPublisher {
-    async fn publish(&self, message: &OutboxMessage) -> Result<()> {
-        self.0.publish(message).await
     }
 }
 

@@ -143,7 +143,8 @@ impl Nats {
                     deliveries: delivered,
                     dead_at: Utc::now(),
                 };
-                match self.bury(&options.group, &dead).await {
+                let delivered_as = header(&message, MSG_ID).unwrap_or_default().to_owned();
+                match self.bury(&options.group, &dead, &delivered_as).await {
                     Ok(()) => {
                         tracing::error!(message = %dead.message.id, deliveries = delivered, error = %dead.error, "message moved to the dead letters");
                         ack(&message).await;
@@ -157,14 +158,17 @@ impl Nats {
         }
     }
 
-    /// Stores a dead letter of `group`, de-duplicated by message id.
-    pub(crate) async fn bury(&self, group: &str, dead: &DeadMessage) -> Result<()> {
+    /// Stores a dead letter of `group`, de-duplicated by the id the message was delivered
+    /// with (`delivered_as`: a message buried again after a lost acknowledgement is one
+    /// dead letter; a replayed one that dies again, delivered under a new id, another).
+    pub(crate) async fn bury(&self, group: &str, dead: &DeadMessage, delivered_as: &str) -> Result<()> {
         let extra = [
             (headers::ERROR, dead.error.clone()),
             (headers::DELIVERIES, dead.deliveries.to_string()),
             ("dead-group", group.to_owned()),
         ];
-        let msg_id = format!("{}:dead:{}:{}", dead.message.id, token(group), Uuid::now_v7());
+        let delivered_as = if delivered_as.is_empty() { dead.message.id.to_string() } else { delivered_as.to_owned() };
+        let msg_id = format!("{delivered_as}:dead:{}", token(group));
         self.publish_on(self.dead_subject(group), &dead.message, &msg_id, &extra).await
     }
 }

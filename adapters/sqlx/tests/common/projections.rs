@@ -244,6 +244,25 @@ impl Publisher for Flaky {
     }
 }
 
+/// A relay's publisher that waits, at its first message, until the other relay's gate
+/// has a message too: both relays then hold a claimed batch at once, whatever the
+/// scheduling (SQLite lets one busy writer take every claim otherwise).
+struct Gate {
+    inner: Arc<Flaky>,
+    both: Arc<tokio::sync::Barrier>,
+    first: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Publisher for Gate {
+    async fn publish(&self, message: &OutboxMessage) -> Result<()> {
+        if self.first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.both.wait().await;
+        }
+        self.inner.publish(message).await
+    }
+}
+
 #[command]
 pub struct Announce {
     pub topics: Vec<String>,
@@ -299,8 +318,10 @@ pub async fn two_relays_publish_each_message_once(db: &impl TestDb, messages: us
         app.send(Announce { topics: chunk.iter().map(|i| format!("m{i}")).collect() }).await.unwrap();
     }
     let publisher = Arc::new(Flaky::default());
+    let both = Arc::new(tokio::sync::Barrier::new(2));
     let relay = |name: &str, store| {
-        OutboxRelay::new(Arc::new(store), publisher.clone()).with_options(RelayOptions {
+        let gate = Gate { inner: publisher.clone(), both: both.clone(), first: true.into() };
+        OutboxRelay::new(Arc::new(store), Arc::new(gate)).with_options(RelayOptions {
             name: name.into(),
             batch_size: 100,
             ..RelayOptions::default()
