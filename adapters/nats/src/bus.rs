@@ -29,7 +29,7 @@ pub struct Nats {
     pub(crate) partitions: u32,
     duplicate_window: Duration,
     max_age: Duration,
-    target: String,
+    pub(crate) target: String,
     ready: Arc<OnceCell<()>>,
 }
 

@@ -113,7 +113,7 @@ impl Bus for Nats {
             async_nats::connection::State::Connected => self.client.flush().await.map_err(Error::store),
             state => Err(Error::Connect {
                 backend: "NATS",
-                target: format!("{:?}", self.client.server_info().host),
+                target: self.target.clone(),
                 reason: format!("connection {state:?}"),
             }),
         }
