@@ -13,6 +13,8 @@ fn the_three_processes_fulfil_the_orders_over_nats() {
     assert!(out.status.success(), "the example failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("saga completed, order confirmed, on the board: confirmed"), "{stdout}");
     assert!(stdout.contains("because: card declined by the issuer"), "{stdout}");
-    assert!(stdout.contains("because: only 5 in stock, 50 ordered"), "{stdout}");
+    // How much was in stock when the third order's saga asked depends on whether the
+    // other two had reserved theirs yet: the three sagas run side by side.
+    assert!(stdout.lines().any(|l| l.contains("because: only ") && l.ends_with("in stock, 50 ordered")), "{stdout}");
     assert!(stdout.contains(": 7 in stock"), "{stdout}");
 }
