@@ -306,6 +306,7 @@ mod registry;
 pub mod saga;
 pub mod scheduling;
 pub mod spec;
+pub mod telemetry;
 pub mod testing;
 pub mod uow;
 pub mod worker;
