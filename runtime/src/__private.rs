@@ -29,11 +29,12 @@ pub use crate::cqrs::by_name::{
     DispatchJson, NotDecodable as DispatchNotDecodable, Probe as DispatchProbe, ViaDynHandler as DispatchViaDynHandler,
     ViaHandler as DispatchViaHandler,
 };
+pub use crate::cqrs::catalog;
 pub use crate::domain::encode_checked;
 pub use crate::lock::CommandLocks;
 pub use crate::registry::{
     AggregateRegistration, CommandRegistration, CommandTypeRegistration, DepKey, EventHandlerRegistration,
-    EventRegistration, QueryRegistration, SagaRegistration, UpcasterRegistration, erased_command,
+    EventRegistration, QueryRegistration, QueryTypeRegistration, SagaRegistration, UpcasterRegistration, erased_command,
 };
 pub use crate::saga::{Step as SagaStep, send_command as saga_send_command, unknown_command as saga_unknown_command};
 pub use crate::spec::field::{

@@ -218,7 +218,7 @@ pub enum Error {
         name: String,
     },
     /// A message known only by its stored name whose payload does not decode into its type.
-    #[error("cannot decode {kind} `{name}` from its stored payload: {reason}")]
+    #[error("cannot decode {kind} `{name}` from its payload: {reason}")]
     Decode {
         /// `command`.
         kind: &'static str,
@@ -233,6 +233,13 @@ impl Error {
     /// Wraps a domain error, keeping its type for [`Error::domain_error`].
     pub fn domain<E: StdError + Send + Sync + 'static>(error: E) -> Self {
         Error::Domain(DomainError::new(error))
+    }
+
+    /// Wraps a domain error that is `Serialize`, keeping its fields as JSON
+    /// ([`DomainError::fields`]) besides its type.
+    pub fn domain_with_fields<E: StdError + serde::Serialize + Send + Sync + 'static>(error: E) -> Self {
+        let fields = serde_json::to_value(&error).ok();
+        Error::Domain(DomainError::with_fields(error, fields))
     }
 
     /// Wraps any error raised by a handler.
@@ -279,12 +286,25 @@ impl Error {
 pub struct DomainError {
     inner: Box<dyn StdError + Send + Sync>,
     type_name: &'static str,
+    fields: Option<serde_json::Value>,
 }
 
 impl DomainError {
     /// Wraps `error`.
     pub fn new<E: StdError + Send + Sync + 'static>(error: E) -> Self {
-        DomainError { inner: Box::new(error), type_name: std::any::type_name::<E>() }
+        DomainError { inner: Box::new(error), type_name: std::any::type_name::<E>(), fields: None }
+    }
+
+    /// Wraps `error` with its fields as JSON (what an HTTP problem shows of it).
+    pub fn with_fields<E: StdError + Send + Sync + 'static>(error: E, fields: Option<serde_json::Value>) -> Self {
+        DomainError { inner: Box::new(error), type_name: std::any::type_name::<E>(), fields }
+    }
+
+    /// The error's fields as JSON, when it is `Serialize`: an aggregate's error type
+    /// that derives `Serialize` gets them (for an enum, `{"Variant": {..}}`), and
+    /// [`Error::domain_with_fields`] gives them.
+    pub fn fields(&self) -> Option<&serde_json::Value> {
+        self.fields.as_ref()
     }
 
     /// The wrapped error, if it is an `E`.

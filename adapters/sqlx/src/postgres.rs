@@ -423,15 +423,18 @@ fn connect_error(options: &PgConnectOptions, e: &sqlx::Error) -> String {
 fn receipt(batch: &CommitBatch, rows: Vec<PgRow>) -> Result<CommitReceipt> {
     let ids = batch.appends.iter().flat_map(|a| a.events.iter().map(|e| e.event_id));
     let mut by_id = std::collections::HashMap::with_capacity(rows.len());
+    let mut commit = None;
     for r in rows {
         let id: Uuid = r.try_get("event_id").map_err(store_err)?;
         let position: i64 = r.try_get("position").map_err(store_err)?;
+        let transaction: i64 = r.try_get("transaction_id").map_err(store_err)?;
+        commit = Some(to_u64(transaction, "transaction id")?);
         by_id.insert(id, to_u64(position, "position")?);
     }
     let positions = ids
         .map(|id| by_id.get(&id).copied().ok_or_else(|| Error::store(format!("the commit did not return event {id}"))))
         .collect::<Result<_>>()?;
-    Ok(CommitReceipt { positions })
+    Ok(CommitReceipt { positions, commit })
 }
 
 /// The batch as column arrays, for `UNNEST`.
@@ -603,7 +606,7 @@ impl PgSql {
                 p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12]
             );
         }
-        sql.push_str(" RETURNING event_id, position");
+        sql.push_str(" RETURNING event_id, position, transaction_id");
         sql
     }
 
@@ -626,7 +629,7 @@ impl PgSql {
                  SELECT t, st, sid, v, eid, et, sv, p::json, corr, caus, pr, h::json, oa FROM UNNEST(\
                  {}::text[], {}::text[], {}::text[], {}::int8[], {}::uuid[], {}::text[], {}::int4[], {}::text[], \
                  {}::uuid[], {}::uuid[], {}::text[], {}::text[], {}::timestamptz[]) \
-                 AS x(t, st, sid, v, eid, et, sv, p, corr, caus, pr, h, oa) RETURNING event_id, position)",
+                 AS x(t, st, sid, v, eid, et, sv, p, corr, caus, pr, h, oa) RETURNING event_id, position, transaction_id)",
                 a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]
             ));
         }
@@ -662,9 +665,9 @@ impl PgSql {
             let _ = write!(sql, "WITH {} ", parts.join(", "));
         }
         if events {
-            sql.push_str("SELECT event_id, position FROM ev");
+            sql.push_str("SELECT event_id, position, transaction_id FROM ev");
         } else {
-            sql.push_str("SELECT NULL::uuid, NULL::int8 WHERE false");
+            sql.push_str("SELECT NULL::uuid, NULL::int8, NULL::int8 WHERE false");
         }
         sql
     }

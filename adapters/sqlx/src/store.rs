@@ -249,7 +249,7 @@ impl<D: Dialect> SqlStore<D> {
                 .arg(Value::OptString(o.headers.get(cqrs_ddd::broker::headers::STREAM).cloned()));
             conn.run(stmt).await?;
         }
-        Ok(CommitReceipt { positions })
+        Ok(CommitReceipt { positions, commit: None })
     }
 
     /// The insert of `rows` events.

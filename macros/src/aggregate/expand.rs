@@ -113,6 +113,11 @@ pub(crate) fn expand_struct(model: &AggregateStruct, item: TokenStream) -> Token
                 fn apply(&mut self, event: &#event_enum) {
                     match #event { #(#apply_arms)* }
                 }
+                fn error_fields(error: &#error) -> #p::Option<#p::serde_json::Value> {
+                    #[allow(unused_imports)]
+                    use #p::catalog::{FieldsNot as _, FieldsSerialize as _};
+                    (&&#p::catalog::Probe::<#error>::new()).__cqrs_ddd_fields(error)
+                }
             }
 
             #p::inventory::submit! {

@@ -91,12 +91,29 @@ fn by_name(model: &CommandModel) -> TokenStream {
             (&&&#p::DispatchProbe::<#ident>::new()).__cqrs_ddd_dispatch_json()
         }
 
+        fn __cqrs_ddd_encode() -> #p::catalog::EncodeReply {
+            #[allow(unused_imports)]
+            use #p::catalog::{EncodeNot as _, EncodeSerialize as _};
+            (&&#p::catalog::Probe::<#ident>::new()).__cqrs_ddd_encode()
+        }
+
+        fn __cqrs_ddd_request_schema() -> #p::catalog::SchemaFn {
+            #k::__cqrs_ddd_schema!(request, #ident)
+        }
+
+        fn __cqrs_ddd_response_schema() -> #p::catalog::SchemaFn {
+            #k::__cqrs_ddd_schema!(command_response, #ident)
+        }
+
         #p::inventory::submit! {
             #p::CommandTypeRegistration {
                 name: #name,
                 type_id: #p::TypeId::of::<#ident>,
                 type_name: #p::type_name::<#ident>,
                 dispatch: __cqrs_ddd_dispatch_json,
+                encode: __cqrs_ddd_encode,
+                request_schema: __cqrs_ddd_request_schema,
+                response_schema: __cqrs_ddd_response_schema,
             }
         }
     }

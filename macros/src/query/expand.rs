@@ -4,7 +4,8 @@ use quote::quote;
 use super::model::QueryModel;
 
 pub(crate) fn expand(model: &QueryModel, item: TokenStream) -> TokenStream {
-    let QueryModel { krate: k, ident, name } = model;
+    let QueryModel { krate: k, ident, name, reads } = model;
+    let p = quote!(#k::__private);
     quote! {
         #item
         #[doc(hidden)]
@@ -12,6 +13,32 @@ pub(crate) fn expand(model: &QueryModel, item: TokenStream) -> TokenStream {
             #[automatically_derived]
             impl #k::Query for #ident {
                 const NAME: &'static str = #name;
+            }
+
+            fn __cqrs_ddd_ask() -> #p::catalog::QueryJson {
+                #[allow(unused_imports)]
+                use #p::catalog::{AskNot as _, AskViaHandler as _};
+                (&&#p::catalog::Probe::<#ident>::new()).__cqrs_ddd_ask()
+            }
+
+            fn __cqrs_ddd_request_schema() -> #p::catalog::SchemaFn {
+                #k::__cqrs_ddd_schema!(request, #ident)
+            }
+
+            fn __cqrs_ddd_response_schema() -> #p::catalog::SchemaFn {
+                #k::__cqrs_ddd_schema!(query_response, #ident)
+            }
+
+            #p::inventory::submit! {
+                #p::QueryTypeRegistration {
+                    name: #name,
+                    type_id: #p::TypeId::of::<#ident>,
+                    type_name: #p::type_name::<#ident>,
+                    reads: &[#(<#reads as #k::Projection>::NAME),*],
+                    ask: __cqrs_ddd_ask,
+                    request_schema: __cqrs_ddd_request_schema,
+                    response_schema: __cqrs_ddd_response_schema,
+                }
             }
         };
     }

@@ -4,6 +4,7 @@ use syn::{DeriveInput, LitStr};
 
 use super::model::QueryModel;
 use super::validate;
+use crate::common::options::Types;
 use crate::common::{Arg, Errors, options, wrong_item};
 
 /// `#[query(..)]`.
@@ -12,6 +13,9 @@ use crate::common::{Arg, Errors, options, wrong_item};
 struct QueryOptions {
     /// The stored name, for dispatch by name; the Rust type name by default.
     name: Option<Arg<LitStr>>,
+    /// The projections whose read models the query reads (`reads = Balances` or
+    /// `reads = [A, B]`): a caller asking to read its own writes waits for them.
+    reads: Option<Arg<Types>>,
     /// The path of the runtime crate, when it is not `::cqrs_ddd`.
     #[darling(rename = "crate")]
     krate: Option<Arg<syn::Path>>,
@@ -24,5 +28,10 @@ pub(crate) fn parse(args: TokenStream, item: &TokenStream) -> syn::Result<(Query
     let opts: QueryOptions = options::parse("query", args, &mut errors);
     let ident = input.ident;
     let name = opts.name.map_or_else(|| LitStr::new(&ident.to_string(), ident.span()), |a| a.value);
-    Ok((QueryModel { krate: options::krate(opts.krate), ident, name }, errors))
+    let reads = match opts.reads.map(|a| a.value) {
+        None => Vec::new(),
+        Some(Types::One(t)) => vec![*t],
+        Some(Types::Many(ts)) => ts,
+    };
+    Ok((QueryModel { krate: options::krate(opts.krate), ident, name, reads }, errors))
 }

@@ -12,6 +12,7 @@ use super::handlers::{StaticCommand, StaticEvent};
 use super::{AppBuilder, NamedRegistration};
 use crate::cqrs::Deps;
 use crate::cqrs::Mediator;
+use crate::cqrs::catalog::{Described, NamedQuery};
 use crate::cqrs::extensions::Extensions;
 use crate::cqrs::mediator::{ErasedCommandHandler, EventHandlerEntry, NamedCommand, Runtime};
 use crate::error::{BuildError, BuildProblem, Error, Result};
@@ -20,8 +21,9 @@ use crate::memory::{MemorySagaStore, MemoryScheduleStore, MemoryStore};
 use crate::ports::SystemClock;
 use crate::registry::{
     AggregateRegistration, CommandRegistration, CommandTypeRegistration, DepKey, EventHandlerRegistration,
-    EventRegistration, QueryRegistration, SagaRegistration,
+    EventRegistration, QueryRegistration, QueryTypeRegistration, SagaRegistration,
 };
+use crate::middleware::MessageKind;
 use crate::saga::{DEADLINE_COMMAND, SagaRuntime, SagaSendFn, fire_deadline};
 use crate::scheduling::{InternalCommand, Schedules};
 
@@ -63,6 +65,9 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
             type_id: (c.type_id)(),
             type_name: (c.type_name)(),
             dispatch: (c.dispatch)(),
+            encode: (c.encode)(),
+            request_schema: (c.request_schema)(),
+            response_schema: (c.response_schema)(),
         })
         .collect();
     named.extend(named_commands);
@@ -102,10 +107,39 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
             problems.push(BuildProblem::DuplicateCommandName { name, types });
         }
     }
-    let commands_by_name =
-        named.into_iter().map(|c| (c.name, NamedCommand { type_id: c.type_id, dispatch: c.dispatch })).collect();
+    let mut catalog: Vec<Described> = named
+        .iter()
+        .map(|c| Described {
+            kind: MessageKind::Command,
+            name: c.name,
+            type_name: c.type_name,
+            request: c.request_schema,
+            response: c.response_schema,
+            reads: &[],
+        })
+        .collect();
+    catalog.sort_by_key(|d| d.name);
+    catalog.dedup_by_key(|d| d.name);
+    let commands_by_name = named
+        .into_iter()
+        .map(|c| (c.name, NamedCommand { type_id: c.type_id, dispatch: c.dispatch, encode: c.encode }))
+        .collect();
 
-    check_queries(&collected::<QueryRegistration>(), &deps, &mut problems);
+    let mut query_types = collected::<QueryTypeRegistration>();
+    check_queries(&collected::<QueryRegistration>(), &query_types, &deps, &mut problems);
+    query_types.sort_by_key(|q| q.name);
+    let queries_by_name = query_types
+        .iter()
+        .map(|q| (q.name, NamedQuery { ask: (q.ask)(), reads: q.reads }))
+        .collect();
+    catalog.extend(query_types.iter().map(|q| Described {
+        kind: MessageKind::Query,
+        name: q.name,
+        type_name: (q.type_name)(),
+        request: (q.request_schema)(),
+        response: (q.response_schema)(),
+        reads: q.reads,
+    }));
 
     // Event handlers: for registered events, dependencies provided; in a stable order.
     let event_types: HashSet<TypeId> = events.values().flatten().map(|r| (r.type_id)()).collect();
@@ -180,6 +214,8 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
         event_decoders: events.values().flatten().map(|r| (r.name, ((r.type_id)(), r.decode))).collect(),
         extensions,
         commands_by_name,
+        queries_by_name,
+        catalog,
     }))
 }
 
@@ -228,8 +264,16 @@ fn check_aggregates(
 }
 
 /// Unique names, dependencies provided.
-fn check_queries(registered: &[&'static QueryRegistration], deps: &Deps, problems: &mut Vec<BuildProblem>) {
+fn check_queries(
+    registered: &[&'static QueryRegistration],
+    types: &[&'static QueryTypeRegistration],
+    deps: &Deps,
+    problems: &mut Vec<BuildProblem>,
+) {
     let mut query_names: BTreeMap<&'static str, HashSet<TypeId>> = BTreeMap::new();
+    for q in types {
+        query_names.entry(q.name).or_default().insert((q.type_id)());
+    }
     for q in registered {
         query_names.entry(q.name).or_default().insert((q.type_id)());
         check_deps(deps, q.handler, q.deps, problems);
@@ -344,7 +388,7 @@ mod tests {
         static BALANCE_V2: QueryRegistration =
             QueryRegistration { name: "Balance", type_id: TypeId::of::<u16>, handler: "balance_v2", deps: &[] };
         let mut problems = Vec::new();
-        check_queries(&[&BALANCE, &BALANCE_V2], &Deps::default(), &mut problems);
+        check_queries(&[&BALANCE, &BALANCE_V2], &[], &Deps::default(), &mut problems);
         assert!(
             matches!(problems.as_slice(), [BuildProblem::DuplicateQueryName { name: "Balance", types: 2 }]),
             "{problems:?}"

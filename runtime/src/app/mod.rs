@@ -28,6 +28,9 @@ struct NamedRegistration {
     type_id: TypeId,
     type_name: &'static str,
     dispatch: DispatchJson,
+    encode: crate::cqrs::catalog::EncodeReply,
+    request_schema: crate::cqrs::catalog::SchemaFn,
+    response_schema: crate::cqrs::catalog::SchemaFn,
 }
 
 /// The entry point: `App::builder()`.
@@ -205,6 +208,9 @@ impl AppBuilder {
             type_id: TypeId::of::<C>(),
             type_name: std::any::type_name::<C>(),
             dispatch: crate::cqrs::by_name::via_handler::<C>,
+            encode: crate::cqrs::catalog::not_encodable::<C>,
+            request_schema: crate::cqrs::catalog::no_schema,
+            response_schema: crate::cqrs::catalog::no_schema,
         });
         self
     }

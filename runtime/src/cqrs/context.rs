@@ -179,7 +179,10 @@ impl CommandContext {
                 }
                 _ => {}
             }
-            let events = staged.state.handle(cmd).map_err(Error::domain)?;
+            let events = staged.state.handle(cmd).map_err(|e| {
+                let fields = A::error_fields(&e);
+                Error::Domain(crate::DomainError::with_fields(e, fields))
+            })?;
             let occurred_at = Utc::now();
             staged.pending.reserve(events.len());
             for event in events {

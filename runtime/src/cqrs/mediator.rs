@@ -54,6 +54,10 @@ pub(crate) struct Runtime {
     pub(crate) extensions: Extensions,
     /// Stored command name → its type and how to send it decoded from JSON.
     pub(crate) commands_by_name: BTreeMap<&'static str, NamedCommand>,
+    /// Stored query name → how to ask it decoded from JSON.
+    pub(crate) queries_by_name: HashMap<&'static str, crate::cqrs::catalog::NamedQuery>,
+    /// Every command and query, described (commands first, by name).
+    pub(crate) catalog: Vec<crate::cqrs::catalog::Described>,
 }
 
 /// A command that can be sent by its stored name.
@@ -61,6 +65,7 @@ pub(crate) struct Runtime {
 pub(crate) struct NamedCommand {
     pub(crate) type_id: TypeId,
     pub(crate) dispatch: DispatchJson,
+    pub(crate) encode: crate::cqrs::catalog::EncodeReply,
 }
 
 pub(crate) type EventDecoder = fn(&str) -> serde_json::Result<Box<dyn Any + Send + Sync>>;
@@ -376,7 +381,7 @@ impl Mediator {
     }
 }
 
-pub(super) fn downcast_reply<R: 'static>(reply: Result<Reply>, name: &'static str) -> Result<R> {
+pub(crate) fn downcast_reply<R: 'static>(reply: Result<Reply>, name: &'static str) -> Result<R> {
     reply?.downcast::<R>().map(|b| *b).map_err(|_| {
         Error::handler(format!("a middleware replaced the reply to `{name}` with a value of another type"))
     })

@@ -1,6 +1,7 @@
 //! Commands, queries, their handlers, and the mediator that routes them.
 
 pub(crate) mod by_name;
+pub mod catalog;
 mod context;
 mod delivery;
 mod deps;
@@ -10,6 +11,8 @@ mod message;
 mod read_models;
 mod root;
 
+pub use by_name::SendOptions;
+pub use catalog::{MessageInfo, Payload, Receipt};
 pub use context::{CommandContext, EventContext, QueryContext};
 pub use deps::Dep;
 pub(crate) use deps::Deps;

@@ -156,6 +156,9 @@ impl Root {
             match rt.store.commit(batch).await {
                 Ok(r) => {
                     rt.committed.notify_waiters();
+                    if let Some(cursor) = r.cursor() {
+                        crate::cqrs::catalog::committed(cursor);
+                    }
                     r
                 }
                 Err(e) => {

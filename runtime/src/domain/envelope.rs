@@ -90,3 +90,33 @@ impl Cursor {
     /// Before the first event.
     pub const START: Cursor = Cursor { commit: 0, position: 0 };
 }
+
+/// `position` where the commit key is the position, `commit.position` elsewhere: the
+/// form a cursor takes in an HTTP header.
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.commit == self.position {
+            write!(f, "{}", self.position)
+        } else {
+            write!(f, "{}.{}", self.commit, self.position)
+        }
+    }
+}
+
+/// A cursor's text form was not `position` or `commit.position`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a position: write `position` or `commit.position` (numbers)")]
+pub struct BadCursor(pub String);
+
+impl std::str::FromStr for Cursor {
+    type Err = BadCursor;
+
+    fn from_str(s: &str) -> Result<Self, BadCursor> {
+        let bad = || BadCursor(s.chars().take(64).collect());
+        let number = |t: &str| t.parse::<u64>().map_err(|_| bad());
+        match s.split_once('.') {
+            None => number(s).map(|p| Cursor { commit: p, position: p }),
+            Some((commit, position)) => Ok(Cursor { commit: number(commit)?, position: number(position)? }),
+        }
+    }
+}

@@ -2,7 +2,7 @@
 
 mod envelope;
 
-pub use envelope::{Cursor, Envelope, EventHeader, Metadata};
+pub use envelope::{BadCursor, Cursor, Envelope, EventHeader, Metadata};
 
 use std::any::{Any, TypeId};
 use std::fmt::{Debug, Display};
@@ -135,6 +135,12 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync + 'sta
     type Error: std::error::Error + Send + Sync + 'static;
     /// Evolves the state by one event.
     fn apply(&mut self, event: &Self::Event);
+    /// The fields of a domain error as JSON, for callers outside Rust (an HTTP problem):
+    /// `#[aggregate]` gives them when the error type is `Serialize`.
+    fn error_fields(error: &Self::Error) -> Option<serde_json::Value> {
+        let _ = error;
+        None
+    }
 }
 
 /// One `#[apply]` method: how the aggregate evolves by event `E`.

@@ -126,7 +126,7 @@ impl EventStore for MemoryStore {
             claimed_until: None,
             claimed_by: None,
         }));
-        Ok(CommitReceipt { positions })
+        Ok(CommitReceipt { positions, commit: None })
     }
 
     async fn read_stream(&self, stream: &StreamKey, after_version: u64) -> Result<EventStream<'static>> {

@@ -192,6 +192,18 @@ impl CommitBatch {
 pub struct CommitReceipt {
     /// The global position of each event, in batch order (appends, then events).
     pub positions: Vec<u64>,
+    /// The commit order key of the batch ([`Cursor::commit`]), on stores where it is not
+    /// the position itself (PostgreSQL: the transaction id); `None` where it is.
+    pub commit: Option<u64>,
+}
+
+impl CommitReceipt {
+    /// The cursor just past the last event of the batch: a reader of all events that
+    /// reached it has read the whole batch. `None` for a batch without events.
+    pub fn cursor(&self) -> Option<Cursor> {
+        let last = self.positions.iter().copied().max()?;
+        Some(Cursor { commit: self.commit.unwrap_or(last), position: last })
+    }
 }
 
 impl StoredEvent {

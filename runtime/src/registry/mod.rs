@@ -71,6 +71,30 @@ pub struct CommandTypeRegistration {
     pub type_name: fn() -> &'static str,
     /// Chooses the sending function for the concrete type (see `cqrs::by_name`).
     pub dispatch: fn() -> DispatchJson,
+    /// Chooses how its response becomes JSON (see `cqrs::catalog`).
+    pub encode: fn() -> crate::cqrs::catalog::EncodeReply,
+    /// The JSON schema of the command.
+    pub request_schema: fn() -> crate::cqrs::catalog::SchemaFn,
+    /// The JSON schema of its response.
+    pub response_schema: fn() -> crate::cqrs::catalog::SchemaFn,
+}
+
+/// Submitted by every `#[query]`: its stored name and how to ask it by that name.
+pub struct QueryTypeRegistration {
+    /// The stored name.
+    pub name: &'static str,
+    /// The query type.
+    pub type_id: fn() -> TypeId,
+    /// The query type's Rust name.
+    pub type_name: fn() -> &'static str,
+    /// The projections whose read models it reads (`#[query(reads = [..])]`).
+    pub reads: &'static [&'static str],
+    /// Chooses the answering function for the concrete type (see `cqrs::catalog`).
+    pub ask: fn() -> crate::cqrs::catalog::QueryJson,
+    /// The JSON schema of the query.
+    pub request_schema: fn() -> crate::cqrs::catalog::SchemaFn,
+    /// The JSON schema of its response.
+    pub response_schema: fn() -> crate::cqrs::catalog::SchemaFn,
 }
 
 /// Submitted by `#[query_handler]`.
@@ -135,6 +159,7 @@ inventory::collect!(EventRegistration);
 inventory::collect!(AggregateRegistration);
 inventory::collect!(CommandRegistration);
 inventory::collect!(CommandTypeRegistration);
+inventory::collect!(QueryTypeRegistration);
 inventory::collect!(QueryRegistration);
 inventory::collect!(EventHandlerRegistration);
 inventory::collect!(UpcasterRegistration);
