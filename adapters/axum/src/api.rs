@@ -1,18 +1,17 @@
 //! [`Api`]: one builder for the routes of an application.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Extension, RawQuery};
 use axum::routing::{MethodRouter, get, post};
-use axum::{Json, Router};
+use axum::Router;
 use cqrs_ddd::Mediator;
 use cqrs_ddd::spec::ReadModel;
 use utoipa::openapi::OpenApi;
 
 use crate::context::{AuthConfig, ContextLayer};
 use crate::extract::{Application, Context};
-use crate::health::{self, DEFAULT_READY_TIMEOUT};
+use crate::health;
 use crate::messages;
 use crate::openapi::{self, Spec};
 use crate::read_model::{self, ReadModelRoute};
@@ -43,7 +42,6 @@ pub struct Api {
     queries: bool,
     read_models: Vec<ReadModelRoute>,
     health: bool,
-    ready_timeout: Duration,
     openapi: bool,
     title: String,
     version: String,
@@ -61,7 +59,6 @@ impl Api {
             queries: false,
             read_models: Vec::new(),
             health: false,
-            ready_timeout: DEFAULT_READY_TIMEOUT,
             openapi: false,
             title: "cqrs-ddd application".to_owned(),
             version: "1".to_owned(),
@@ -118,13 +115,6 @@ impl Api {
     /// Serves `GET /health/live` and `GET /health/ready` (see [`health`]).
     pub fn health(mut self) -> Self {
         self.health = true;
-        self
-    }
-
-    /// How long `/health/ready` waits for the checks before reporting them down (10
-    /// seconds by default).
-    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
-        self.ready_timeout = timeout;
         self
     }
 
@@ -185,7 +175,7 @@ impl Api {
 
     /// The router.
     pub fn router(self) -> Router {
-        let document = self.openapi.then(|| Arc::new(self.document()));
+        let document = self.openapi.then(|| self.document());
         let mut router = Router::new();
         if self.commands {
             router = router.route("/commands/{name}", post(messages::send_command));
@@ -205,14 +195,18 @@ impl Api {
             );
         }
         if self.health {
-            let timeout = self.ready_timeout;
-            router = router
-                .route("/health/live", get(health::live))
-                .route("/health/ready", get(move |app: Application| health::ready(app, timeout)));
+            router = router.route("/health/live", get(health::live)).route("/health/ready", get(health::ready));
         }
         // `GET /metrics` (Prometheus, see the `metrics` module) is mounted here.
         if let Some(document) = document {
-            router = router.route("/openapi.json", get(move || async move { Json(document.as_ref().clone()) }));
+            let body = axum::body::Bytes::from(serde_json::to_vec(&document).unwrap_or_default());
+            router = router.route(
+                "/openapi.json",
+                get(move || {
+                    let body = body.clone();
+                    async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
+                }),
+            );
         }
         router.merge(self.routes).layer(Extension(self.app)).layer(self.context)
     }

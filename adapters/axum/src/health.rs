@@ -4,21 +4,16 @@
 //! with 200 when it is ready ([`HealthReport::is_ready`]: no check is down) and 503
 //! otherwise, never cached. Liveness reads the workers' states only (no I/O), so an
 //! orchestrator restarts the process only when a worker has stopped; readiness runs every
-//! check (stores, brokers, workers), so a load balancer stops sending traffic while the
-//! database is unreachable. A readiness check that does not answer within its bound
-//! (10 seconds by default) is reported down.
-
-use std::time::Duration;
+//! check (stores, brokers, workers), each bounded in time by the runtime
+//! ([`cqrs_ddd::health::HealthThresholds`]), so a load balancer stops sending traffic
+//! while the database is unreachable.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cqrs_ddd::health::{Check, HealthReport, Status};
+use cqrs_ddd::health::HealthReport;
 
 use crate::extract::Application;
-
-/// How long `/health/ready` waits for the checks by default.
-pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The report as a response: 200 when ready, else 503.
 pub fn report_response(report: &HealthReport) -> Response {
@@ -33,15 +28,7 @@ pub(crate) async fn live(Application(app): Application) -> Response {
     report_response(&app.liveness())
 }
 
-/// `GET /health/ready`, bounded by `timeout`.
-pub(crate) async fn ready(Application(app): Application, timeout: Duration) -> Response {
-    let report = tokio::time::timeout(timeout, app.health()).await.unwrap_or_else(|_| HealthReport {
-        status: Status::Down,
-        checks: vec![Check {
-            name: "health".to_owned(),
-            status: Status::Down,
-            detail: serde_json::json!({"error": format!("the checks did not answer within {timeout:?}")}),
-        }],
-    });
-    report_response(&report)
+/// `GET /health/ready`.
+pub(crate) async fn ready(Application(app): Application) -> Response {
+    report_response(&app.health().await)
 }

@@ -2,8 +2,10 @@
 //!
 //! - `POST /commands/{name}` decodes the JSON body into the command registered under
 //!   `name` and sends it ([`Mediator::send_json`]); the answer is
-//!   `{"position": <u64 or null>, "response": <json>}`, with the header
-//!   `x-cqrs-position` when the command committed events. An `Idempotency-Key` header (a
+//!   `{"position": <position or null>, "response": <json>}`, with the header
+//!   `x-cqrs-position` when the command committed events. A position is a
+//!   [`Cursor`]'s text form, `42` or `7301.42` (commit key and position, on PostgreSQL):
+//!   pass it back as it is. An `Idempotency-Key` header (a
 //!   UUID) sends the command at most once per key; a repeat is a 409
 //!   ([`crate::problem::ALREADY_PROCESSED`]).
 //! - `GET /queries/{name}?field=value&..` decodes the query string into the query,
@@ -23,6 +25,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use cqrs_ddd::Mediator;
 use cqrs_ddd::cqrs::{Payload, SendOptions};
+use cqrs_ddd::domain::Cursor;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -57,11 +60,11 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<Uuid>, Probl
 }
 
 /// The position and the wait a query asks for, if any.
-pub(crate) fn min_position(headers: &HeaderMap) -> Result<Option<(u64, Duration)>, Problem> {
+pub(crate) fn min_position(headers: &HeaderMap) -> Result<Option<(Cursor, Duration)>, Problem> {
     let Some(position) = header_text(headers, MIN_POSITION)? else { return Ok(None) };
-    let position = position
-        .parse::<u64>()
-        .map_err(|_| Problem::bad_request(format!("`{MIN_POSITION}` takes a position (a whole number)")))?;
+    let position = position.parse::<Cursor>().map_err(|e| {
+        Problem::bad_request(format!("`{MIN_POSITION}` takes the `{POSITION}` of a command: {e}"))
+    })?;
     let wait = match header_text(headers, WAIT_MS)? {
         Some(ms) => Duration::from_millis(
             ms.parse::<u64>()
@@ -85,9 +88,10 @@ pub(crate) async fn send_command(
     let json = json_text(&body)?;
     let receipt =
         app.send_json(&name, Payload::Json(json), SendOptions { metadata: None, idempotency_key }).await?;
-    let mut response = Json(json!({"position": receipt.position, "response": receipt.response})).into_response();
-    if let Some(position) = receipt.position {
-        response.headers_mut().insert(POSITION, HeaderValue::from(position));
+    let position = receipt.position.map(|p| p.to_string());
+    let mut response = Json(json!({"position": position, "response": receipt.response})).into_response();
+    if let Some(value) = position.and_then(|p| HeaderValue::from_str(&p).ok()) {
+        response.headers_mut().insert(POSITION, value);
     }
     Ok(response)
 }
@@ -137,10 +141,11 @@ mod tests {
     #[test]
     fn waits_are_read_bounded_and_refused_when_malformed() {
         assert_eq!(min_position(&headers(&[])).unwrap(), None);
-        assert_eq!(min_position(&headers(&[(MIN_POSITION, "7")])).unwrap(), Some((7, DEFAULT_WAIT)));
+        let seven = Cursor { commit: 7, position: 7 };
+        assert_eq!(min_position(&headers(&[(MIN_POSITION, "7")])).unwrap(), Some((seven, DEFAULT_WAIT)));
         assert_eq!(
-            min_position(&headers(&[(MIN_POSITION, "7"), (WAIT_MS, "99999999")])).unwrap(),
-            Some((7, MAX_WAIT))
+            min_position(&headers(&[(MIN_POSITION, "9.7"), (WAIT_MS, "99999999")])).unwrap(),
+            Some((Cursor { commit: 9, position: 7 }, MAX_WAIT))
         );
         assert_eq!(min_position(&headers(&[(MIN_POSITION, "x")])).unwrap_err().status(), 400);
         assert_eq!(min_position(&headers(&[(MIN_POSITION, "1"), (WAIT_MS, "-1")])).unwrap_err().status(), 400);

@@ -18,8 +18,9 @@ use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, Header, InfoBuilder, OpenApi, OpenApiBuilder, PathItem, PathsBuilder, Ref,
-    RefOr, Required, Schema, Tag, TagBuilder,
+    RefOr, Required, Schema,
 };
+use utoipa::openapi::tag::{Tag, TagBuilder};
 
 use crate::context::{CORRELATION_ID, TRACEPARENT};
 use crate::messages::{IDEMPOTENCY_KEY, MIN_POSITION, POSITION, WAIT_MS};
@@ -118,8 +119,8 @@ impl Ops<'_> {
                 "type": "object",
                 "required": ["position", "response"],
                 "properties": {
-                    "position": {"type": ["integer", "null"], "format": "int64", "minimum": 0,
-                                 "description": "The global position of the last event the command committed."},
+                    "position": {"type": ["string", "null"], "pattern": "^[0-9]+(\\.[0-9]+)?$",
+                                 "description": "Where the reader of all events stands once it read the command's last event (`null`: it committed none); give it to a query as `x-cqrs-min-position`."},
                     "response": {}
                 }
             }))))
@@ -147,7 +148,7 @@ impl Ops<'_> {
                 .content(JSON, receipt)
                 .header(
                     POSITION,
-                    Header::new(schema(&json!({"type": "integer", "format": "int64", "minimum": 0}))),
+                    Header::new(schema(&json!({"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"}))),
                 )
                 .build(),
         )
@@ -171,7 +172,7 @@ impl Ops<'_> {
             .parameter(header_param(
                 MIN_POSITION,
                 "Wait until the read models this query reads have reached this position (the `x-cqrs-position` of a command).",
-                &json!({"type": "integer", "format": "int64", "minimum": 0}),
+                &json!({"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"}),
             ))
             .parameter(header_param(
                 WAIT_MS,

@@ -382,8 +382,11 @@ impl From<&Error> for Problem {
 }
 
 /// Adds the domain error's `fields` member when it has one.
-fn domain_fields(problem: Problem, _error: &cqrs_ddd::DomainError) -> Problem {
-    problem
+fn domain_fields(problem: Problem, error: &cqrs_ddd::DomainError) -> Problem {
+    match error.fields() {
+        Some(fields) => problem.with("fields", fields.clone()),
+        None => problem,
+    }
 }
 
 /// A filter request that cannot be answered: 400 [`INVALID_FILTER`]; one that needs a
