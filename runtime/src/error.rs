@@ -217,6 +217,14 @@ pub enum Error {
         /// The stored name.
         name: String,
     },
+    /// Something awaited did not happen in time (a read model reaching a position).
+    #[error("{what}: not within {after:?}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long it was awaited.
+        after: std::time::Duration,
+    },
     /// A message known only by its stored name whose payload does not decode into its type.
     #[error("cannot decode {kind} `{name}` from its payload: {reason}")]
     Decode {
@@ -278,7 +286,14 @@ impl Error {
     /// failing store), as opposed to a rejection that will repeat (a domain error, a
     /// validation error, a missing aggregate, a handler's own error).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Conflict { .. } | Error::Store(_) | Error::Connect { .. } | Error::UnitOfWorkClosed(_))
+        matches!(
+            self,
+            Error::Conflict { .. }
+                | Error::Store(_)
+                | Error::Connect { .. }
+                | Error::UnitOfWorkClosed(_)
+                | Error::Timeout { .. }
+        )
     }
 }
 
@@ -516,6 +531,27 @@ pub enum BuildProblem {
     SnapshotPolicyWithoutStore {
         /// The stream types of the aggregates with a policy, sorted.
         aggregates: Vec<&'static str>,
+    },
+    /// Asynchronous event handlers or sagas are registered, and the event store keeps no
+    /// outbox to hand their events over: they would never run.
+    #[error(
+        "{} run after the commit, through the outbox, and the event store keeps none; \
+         use an event store that is also an outbox (every store of cqrs-ddd is) or add `.outbox(..)`",
+        join(.handlers)
+    )]
+    AsyncHandlersWithoutOutbox {
+        /// The asynchronous handlers and saga steps, sorted.
+        handlers: Vec<&'static str>,
+    },
+    /// Projections are registered and there is no document store to keep them in.
+    #[error(
+        "projections {} need a document store for their read models and checkpoints; add `.read_models(store)` \
+         (the SQL stores are one)",
+        join(.projections)
+    )]
+    ProjectionsWithoutReadModels {
+        /// The projections' names, sorted.
+        projections: Vec<&'static str>,
     },
 }
 

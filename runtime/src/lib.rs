@@ -296,6 +296,8 @@ pub mod cqrs;
 pub mod domain;
 mod error;
 pub mod es;
+pub mod health;
+pub mod host;
 pub mod lock;
 pub mod memory;
 pub mod middleware;

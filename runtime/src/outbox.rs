@@ -151,6 +151,10 @@ impl OutboxRelay {
         OutboxRelay { outbox, publisher, options, events, supervisor, stall, pipeline: parking_lot::Mutex::default() }
     }
 
+    pub(crate) fn outbox(&self) -> &Arc<dyn Outbox> {
+        &self.outbox
+    }
+
     /// Sets the options.
     pub fn with_options(self, mut options: RelayOptions) -> Self {
         options.batch_size = options.batch_size.max(1);

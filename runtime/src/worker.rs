@@ -49,6 +49,19 @@ pub enum WorkerState {
     Failed,
 }
 
+impl WorkerState {
+    /// `not_started`, `running`, `retrying`, `stopped` or `failed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WorkerState::NotStarted => "not_started",
+            WorkerState::Running => "running",
+            WorkerState::Retrying { .. } => "retrying",
+            WorkerState::Stopped => "stopped",
+            WorkerState::Failed => "failed",
+        }
+    }
+}
+
 /// A loop's health, as another task sees it while the loop runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerHealth {
@@ -62,6 +75,9 @@ pub struct WorkerHealth {
     pub last_error: Option<String>,
     /// When the last error happened.
     pub last_error_at: Option<DateTime<Utc>>,
+    /// When the last round ended well: the loop's heartbeat (an idle loop's rounds
+    /// count, so it stays fresh while the loop waits for work; `None` before the first).
+    pub last_round_at: Option<DateTime<Utc>>,
 }
 
 impl WorkerHealth {
@@ -72,7 +88,12 @@ impl WorkerHealth {
             retries: 0,
             last_error: None,
             last_error_at: None,
+            last_round_at: None,
         }
+    }
+
+    pub(crate) fn running() -> Self {
+        WorkerHealth { state: WorkerState::Running, ..Self::new() }
     }
 
     /// When the current streak of failures started, if the loop is retrying.
@@ -188,10 +209,13 @@ impl Supervisor {
         if failures > 0 {
             tracing::info!(worker = self.worker, name = %self.name, failures, "recovered");
         }
+        let now = Utc::now();
+        // The heartbeat alone notifies no one: watchers wake on changes of state.
         self.health.send_if_modified(|h| {
             let changed = h.state != WorkerState::Running || h.consecutive_failures != 0;
             h.state = WorkerState::Running;
             h.consecutive_failures = 0;
+            h.last_round_at = Some(now);
             changed
         });
     }

@@ -47,6 +47,7 @@ pub(crate) struct Statements {
     pub(crate) outbox_published: String,
     pub(crate) outbox_failed: String,
     pub(crate) outbox_dead: String,
+    pub(crate) outbox_counts: String,
     /// One statement that claims and returns rows (dialects with `RETURNING`), else the
     /// `SELECT` of the rows to claim.
     pub(crate) outbox_claim: String,
@@ -164,6 +165,8 @@ impl Statements {
             ),
             outbox_failed: r("UPDATE {t}outbox SET status = CASE WHEN attempts + 1 >= ? THEN 'dead' ELSE status END, \
                  attempts = attempts + 1, last_error = ?, claimed_until = NULL, next_attempt_at = ? WHERE id = ?"),
+            outbox_counts: r("SELECT (SELECT count(*) FROM {t}outbox WHERE status = 'pending') AS pending, \
+                 (SELECT count(*) FROM {t}outbox WHERE status = 'dead') AS dead"),
             outbox_dead: r(&format!(
                 "SELECT {OUTBOX_COLUMNS} FROM {{t}}outbox WHERE status = 'dead' ORDER BY position"
             )),

@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_stream::try_stream;
 use chrono::Utc;
 use cqrs_ddd::ports::{
-    CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, NewEvent, Outbox, OutboxRecord, ReadStall, Snapshot,
-    SnapshotStore, StoredEvent, StoredState, StreamKey, async_trait,
+    CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, NewEvent, Outbox, OutboxCounts, OutboxRecord,
+    ProjectionStore, ReadStall, Snapshot, SnapshotStore, StoredEvent, StoredState, StreamKey, async_trait,
 };
 use cqrs_ddd::{Error, Result};
 use futures::TryStreamExt;
@@ -410,6 +410,14 @@ fn protocol(e: Error) -> sqlx::Error {
 
 #[async_trait]
 impl<D: Dialect> EventStore for SqlStore<D> {
+    fn outbox(self: Arc<Self>) -> Option<Arc<dyn Outbox>> {
+        Some(self)
+    }
+
+    fn read_models(self: Arc<Self>) -> Option<Arc<dyn ProjectionStore>> {
+        Some(self)
+    }
+
     async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
         batch.check()?;
         check_batch(&batch)?;
@@ -627,5 +635,12 @@ impl<D: Dialect> Outbox for SqlStore<D> {
     async fn dead(&self) -> Result<Vec<OutboxRecord>> {
         let rows = self.conn().await?.rows(Stmt::new(&self.sql.outbox_dead)).await.map_err(store_err)?;
         rows.iter().map(rows::outbox::<D>).collect()
+    }
+
+    async fn counts(&self) -> Result<OutboxCounts> {
+        let row = self.conn().await?.row(Stmt::new(&self.sql.outbox_counts)).await.map_err(store_err)?;
+        let Some(r) = row else { return Ok(OutboxCounts::default()) };
+        let c = Cols::<D>::of(&r);
+        Ok(OutboxCounts { pending: c.count("pending", "pending rows")?, dead: c.count("dead", "dead rows")? })
     }
 }

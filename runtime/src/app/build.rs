@@ -18,7 +18,7 @@ use crate::cqrs::mediator::{ErasedCommandHandler, EventHandlerEntry, NamedComman
 use crate::error::{BuildError, BuildProblem, Error, Result};
 use crate::es::{AggregateCache, Loader, UpcastStep, Upcasters};
 use crate::memory::{MemorySagaStore, MemoryScheduleStore, MemoryStore};
-use crate::ports::SystemClock;
+use crate::ports::{EventStore, SystemClock};
 use crate::registry::{
     AggregateRegistration, CommandRegistration, CommandTypeRegistration, DepKey, EventHandlerRegistration,
     EventRegistration, QueryRegistration, QueryTypeRegistration, SagaRegistration,
@@ -52,6 +52,12 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
         named_commands,
         hand_sagas,
         bus,
+        read_models,
+        outbox,
+        projections,
+        relay,
+        consumer,
+        health,
     } = builder;
 
     let events = check_events(&collected::<EventRegistration>(), &mut problems);
@@ -181,8 +187,35 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
         problems.push(BuildProblem::SnapshotPolicyWithoutStore { aggregates });
     }
 
+    // The host's wiring: an outbox for async handlers and sagas, a document store for
+    // projections.
+    let default_store = store.is_none();
+    let store: Arc<dyn EventStore> = store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+    let outbox = outbox.or_else(|| store.clone().outbox());
+    let asynchronous = !async_handlers.is_empty() || !saga_types.is_empty();
+    if asynchronous && outbox.is_none() {
+        let mut handlers: Vec<&'static str> = async_handlers.values().flatten().map(|h| h.name).collect();
+        handlers.extend(saga_types.keys().copied());
+        handlers.sort_unstable();
+        handlers.dedup();
+        problems.push(BuildProblem::AsyncHandlersWithoutOutbox { handlers });
+    }
+    let read_models = read_models.or_else(|| store.clone().read_models()).or_else(|| {
+        (default_store && !projections.is_empty())
+            .then(|| Arc::new(crate::MemoryProjectionStore::new()) as Arc<dyn crate::ports::ProjectionStore>)
+    });
+    if !projections.is_empty() && read_models.is_none() {
+        let mut names: Vec<&'static str> = projections.iter().map(|p| p.name).collect();
+        names.sort_unstable();
+        problems.push(BuildProblem::ProjectionsWithoutReadModels { projections: names });
+    }
+
     if !problems.is_empty() {
         return Err(Error::Build(BuildError { problems }));
+    }
+    let mut deps = deps;
+    if let Some(store) = &read_models {
+        deps.insert(Arc::new(crate::cqrs::ReadModelStore(store.clone())));
     }
 
     let mut extensions = Extensions::default();
@@ -194,6 +227,17 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
     if let Some(bus) = bus {
         extensions.insert(bus);
     }
+    extensions.insert(crate::host::HostPlan {
+        outbox,
+        read_models,
+        projections,
+        relay,
+        consumer,
+        asynchronous,
+        sagas: !saga_types.is_empty(),
+    });
+    extensions.insert(crate::host::Hosted::default());
+    extensions.insert(health);
     extensions.insert(SagaRuntime {
         store: saga_store.unwrap_or_else(|| Arc::new(MemorySagaStore::new())),
         options: saga_options,
@@ -201,7 +245,7 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
     });
     middleware.sort_by_key(|m| m.priority());
     Ok(Mediator::from_runtime(Runtime {
-        store: store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+        store,
         deps,
         middleware,
         event_handlers: handlers,

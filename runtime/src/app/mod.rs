@@ -72,6 +72,12 @@ pub struct AppBuilder {
     named_commands: Vec<NamedRegistration>,
     hand_sagas: Vec<SagaRegistration>,
     bus: Option<Arc<dyn crate::broker::Bus>>,
+    read_models: Option<Arc<dyn crate::ports::ProjectionStore>>,
+    outbox: Option<Arc<dyn crate::ports::Outbox>>,
+    projections: Vec<crate::host::ProjectionPlan>,
+    relay: Option<crate::outbox::RelayOptions>,
+    consumer: Option<crate::broker::ConsumerOptions>,
+    health: crate::health::HealthChecks,
 }
 
 impl AppBuilder {
@@ -95,7 +101,64 @@ impl AppBuilder {
 
     /// The document store of the read models, already shared.
     pub fn read_models_arc(mut self, store: Arc<dyn crate::ports::ProjectionStore>) -> Self {
-        self.deps.insert(Arc::new(crate::cqrs::ReadModelStore(store)));
+        self.read_models = Some(store);
+        self
+    }
+
+    /// A projection the [worker host](crate::host) runs, writing to the read-model store
+    /// ([`AppBuilder::read_models`], else the event store's own, else in memory with the
+    /// default in-memory event store); woken by local commits.
+    pub fn projection<P: crate::Projection>(self, projection: P) -> Self {
+        self.projection_with(projection, crate::projection::WorkerOptions::default())
+    }
+
+    /// [`AppBuilder::projection`] with its worker's options (partitions, batch size,
+    /// error policy, one tenant).
+    pub fn projection_with<P: crate::Projection>(
+        mut self,
+        projection: P,
+        options: crate::projection::WorkerOptions,
+    ) -> Self {
+        self.projections.push(crate::host::ProjectionPlan::of(projection, options));
+        self
+    }
+
+    /// The outbox the [worker host](crate::host) relays (default: the event store's own;
+    /// every store of cqrs-ddd keeps one).
+    pub fn outbox(mut self, outbox: impl crate::ports::Outbox) -> Self {
+        self.outbox = Some(Arc::new(outbox));
+        self
+    }
+
+    /// [`AppBuilder::outbox`], already shared.
+    pub fn outbox_arc(mut self, outbox: Arc<dyn crate::ports::Outbox>) -> Self {
+        self.outbox = Some(outbox);
+        self
+    }
+
+    /// The options of the outbox relay the [worker host](crate::host) runs.
+    pub fn relay_options(mut self, options: crate::outbox::RelayOptions) -> Self {
+        self.relay = Some(options);
+        self
+    }
+
+    /// The consumer group (and its retries) in which the [worker host](crate::host)
+    /// consumes the bus (default: `ConsumerOptions::group("default")`).
+    pub fn consumer(mut self, options: crate::broker::ConsumerOptions) -> Self {
+        self.consumer = Some(options);
+        self
+    }
+
+    /// Adds a check to [`Mediator::health`] (a cache, a lock backend, a service the
+    /// handlers call); see [`crate::health::check_fn`].
+    pub fn health_check(mut self, check: impl crate::health::HealthCheck) -> Self {
+        self.health.checks.push(Arc::new(check));
+        self
+    }
+
+    /// Where [`Mediator::health`]'s checks draw their lines.
+    pub fn health_thresholds(mut self, thresholds: crate::health::HealthThresholds) -> Self {
+        self.health.thresholds = thresholds;
         self
     }
 

@@ -66,6 +66,10 @@ impl MemoryStore {
 
 #[async_trait]
 impl EventStore for MemoryStore {
+    fn outbox(self: Arc<Self>) -> Option<Arc<dyn Outbox>> {
+        Some(self)
+    }
+
     async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
         batch.check()?;
         let mut inner = self.inner.write();

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use async_trait::async_trait;
@@ -187,6 +188,15 @@ impl CommitBatch {
     }
 }
 
+/// The rows of an outbox, counted ([`Outbox::counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    /// Rows waiting to be published, due or not.
+    pub pending: u64,
+    /// Rows given up on.
+    pub dead: u64,
+}
+
 /// What a commit assigned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommitReceipt {
@@ -239,6 +249,18 @@ pub type EventStream<'a> = BoxStream<'a, Result<StreamEvent>>;
 pub trait EventStore: Send + Sync + 'static {
     /// Writes the batch atomically.
     async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt>;
+
+    /// The outbox this store writes the outbox rows of a commit into, when it keeps
+    /// them itself (every store of cqrs-ddd does): what the worker host relays.
+    fn outbox(self: Arc<Self>) -> Option<Arc<dyn Outbox>> {
+        None
+    }
+
+    /// The document store of read models on the same database, if this store is one
+    /// (the SQL stores are): where hosted projections write by default.
+    fn read_models(self: Arc<Self>) -> Option<Arc<dyn ProjectionStore>> {
+        None
+    }
 
     /// The events of one stream with version > `after_version`, in order, read lazily.
     async fn read_stream(&self, stream: &StreamKey, after_version: u64) -> Result<EventStream<'static>>;
@@ -397,6 +419,12 @@ pub trait Outbox: Send + Sync + 'static {
     async fn pending(&self, limit: usize) -> Result<Vec<OutboxRecord>>;
     /// Every dead row.
     async fn dead(&self) -> Result<Vec<OutboxRecord>>;
+    /// How many rows wait (pending, due or not) and how many are dead, for health checks
+    /// and gauges. The default counts what [`Outbox::pending`] (up to 100,001) and
+    /// [`Outbox::dead`] return; the SQL stores count in SQL.
+    async fn counts(&self) -> Result<OutboxCounts> {
+        Ok(OutboxCounts { pending: self.pending(100_001).await?.len() as u64, dead: self.dead().await?.len() as u64 })
+    }
     /// Puts dead rows back to pending, attempts reset; returns how many.
     async fn retry_dead(&self, ids: &[Uuid]) -> Result<u64>;
 }

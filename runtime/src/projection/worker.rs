@@ -190,7 +190,7 @@ impl<P: Projection> ProjectionWorker<P> {
         Self::assemble(Arc::new(projection), events, store, WorkerOptions::default())
     }
 
-    fn assemble(
+    pub(crate) fn assemble(
         projection: Arc<P>,
         events: Arc<dyn EventStore>,
         store: Arc<dyn ProjectionStore>,

@@ -49,6 +49,10 @@ impl SagaRecovery {
         }
     }
 
+    pub(crate) fn mediator(&self) -> &Mediator {
+        &self.mediator
+    }
+
     /// Sets how long [`SagaRecovery::run`] waits before its next round after one failed
     /// with a transient error (the stores unreachable, a connection lost).
     pub fn outage_backoff(mut self, backoff: Backoff) -> Self {

@@ -219,6 +219,10 @@ impl Scheduler {
         Scheduler { mediator, options, supervisor }
     }
 
+    pub(crate) fn mediator(&self) -> &Mediator {
+        &self.mediator
+    }
+
     /// How [`Scheduler::run`] is doing, now (readable from any task while it runs).
     pub fn health(&self) -> WorkerHealth {
         self.supervisor.health()
