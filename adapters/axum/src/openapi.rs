@@ -45,10 +45,36 @@ pub(crate) struct Spec<'a> {
 
 /// A JSON schema as an OpenAPI schema; a schema utoipa does not read becomes "any value".
 fn schema(value: &Value) -> RefOr<Schema> {
-    serde_json::from_value(value.clone()).unwrap_or_else(|e| {
+    let mut value = value.clone();
+    typeless_as_any(&mut value);
+    serde_json::from_value(value).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "a JSON schema does not read as an OpenAPI schema; documented as any value");
         any()
     })
+}
+
+/// Marks every sub-schema without a `type` (`{}`, `{"description": ..}`) as typeless
+/// with `"type": null`, the form utoipa reads (and writes back without the `type`).
+fn typeless_as_any(value: &mut Value) {
+    let Some(map) = value.as_object_mut() else { return };
+    if !["type", "$ref", "oneOf", "allOf", "anyOf"].iter().any(|k| map.contains_key(*k)) {
+        map.insert("type".to_owned(), Value::Null);
+    }
+    for key in ["items", "additionalProperties", "not", "propertyNames", "contentSchema"] {
+        if let Some(sub) = map.get_mut(key) {
+            typeless_as_any(sub);
+        }
+    }
+    for key in ["oneOf", "allOf", "anyOf", "prefixItems"] {
+        if let Some(Value::Array(list)) = map.get_mut(key) {
+            list.iter_mut().for_each(typeless_as_any);
+        }
+    }
+    for key in ["properties", "$defs", "patternProperties"] {
+        if let Some(Value::Object(subs)) = map.get_mut(key) {
+            subs.values_mut().for_each(typeless_as_any);
+        }
+    }
 }
 
 fn any() -> RefOr<Schema> {
@@ -410,7 +436,16 @@ mod tests {
 
     #[test]
     fn json_schemas_read_back_as_written() {
-        for s in [problem_schema(), health_schema(), json!({"type": "object"}), json!({"$ref": "#/components/schemas/X"})] {
+        for s in [
+            problem_schema(),
+            health_schema(),
+            json!({"type": "object"}),
+            json!({"$ref": "#/components/schemas/X"}),
+            json!({}),
+            json!({"type": "array", "items": {}}),
+            json!({"type": "object", "properties": {"v": {"description": "any"}}, "additionalProperties": {}}),
+            json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/X"}]}),
+        ] {
             let back = serde_json::to_value(schema(&s)).unwrap();
             assert_eq!(back, s);
         }

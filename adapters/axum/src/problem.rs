@@ -369,6 +369,7 @@ impl From<&Error> for Problem {
             Error::Spec(spec) => Problem::new(StatusCode::BAD_REQUEST, INVALID_FILTER, "Invalid filter").detail(spec.to_string()),
             Error::Tenant(t) => Problem::forbidden_tenant(t.to_string()),
             Error::Lock(lock) => lock_problem(lock),
+            Error::Timeout { .. } => Problem::timeout(e.to_string()),
             e if e.is_transient() => {
                 tracing::warn!(error = %e, "transient failure answered with 503");
                 Problem::unavailable("a backend the service needs is unavailable; retry later")
