@@ -70,7 +70,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Context {
 /// does not decode is a 400 problem ([`crate::problem::INVALID_BODY`]) naming the path
 /// of the offending field (`lines[2].quantity`), and a body that is not JSON a 415.
 ///
-/// ```
+/// ```rust,standalone_crate
 /// use axum::extract::Path;
 /// use cqrs_ddd_axum::{Application, Cmd, Problem};
 /// # use cqrs_ddd::prelude::*;
