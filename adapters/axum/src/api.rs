@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{Extension, RawQuery};
 use axum::routing::{MethodRouter, get, post};
-use axum::Router;
 use cqrs_ddd::Mediator;
 use cqrs_ddd::spec::ReadModel;
 use utoipa::openapi::OpenApi;
@@ -17,6 +17,15 @@ use crate::openapi::{self, Spec};
 use crate::read_model::{self, ReadModelRoute};
 
 type Customize = Arc<dyn Fn(&mut OpenApi) + Send + Sync>;
+
+/// A group of routes an [`Api`] may serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Commands,
+    Queries,
+    Health,
+    OpenApi,
+}
 
 /// The HTTP API of an application: pick what it serves, then take the
 /// [`axum::Router`].
@@ -38,11 +47,8 @@ type Customize = Arc<dyn Fn(&mut OpenApi) + Send + Sync>;
 pub struct Api {
     app: Mediator,
     context: ContextLayer,
-    commands: bool,
-    queries: bool,
+    serves: Vec<Part>,
     read_models: Vec<ReadModelRoute>,
-    health: bool,
-    openapi: bool,
     title: String,
     version: String,
     routes: Router,
@@ -55,16 +61,24 @@ impl Api {
         Api {
             app,
             context: ContextLayer::new(),
-            commands: false,
-            queries: false,
+            serves: Vec::new(),
             read_models: Vec::new(),
-            health: false,
-            openapi: false,
             title: "cqrs-ddd application".to_owned(),
             version: "1".to_owned(),
             routes: Router::new(),
             customize: Vec::new(),
         }
+    }
+
+    fn serve(mut self, part: Part) -> Self {
+        if !self.serves.contains(&part) {
+            self.serves.push(part);
+        }
+        self
+    }
+
+    fn serves(&self, part: Part) -> bool {
+        self.serves.contains(&part)
     }
 
     /// The context layer every route runs behind (tenant, token, correlation id).
@@ -74,16 +88,14 @@ impl Api {
     }
 
     /// Serves every registered command at `POST /commands/{name}` (see [`messages`]).
-    pub fn commands(mut self) -> Self {
-        self.commands = true;
-        self
+    pub fn commands(self) -> Self {
+        self.serve(Part::Commands)
     }
 
     /// Serves every registered query at `GET` and `POST /queries/{name}` (see
     /// [`messages`]).
-    pub fn queries(mut self) -> Self {
-        self.queries = true;
-        self
+    pub fn queries(self) -> Self {
+        self.serve(Part::Queries)
     }
 
     /// Serves the read model `T` at `GET /read-models/{T::COLLECTION}` (see
@@ -101,7 +113,10 @@ impl Api {
         self.mount_read_model::<T>(schema)
     }
 
-    fn mount_read_model<T: ReadModel>(mut self, schema: Option<(serde_json::Value, Vec<(String, serde_json::Value)>)>) -> Self {
+    fn mount_read_model<T: ReadModel>(
+        mut self,
+        schema: Option<(serde_json::Value, Vec<(String, serde_json::Value)>)>,
+    ) -> Self {
         self.read_models.retain(|r| r.collection != T::COLLECTION);
         self.read_models.push(ReadModelRoute {
             collection: T::COLLECTION,
@@ -113,16 +128,14 @@ impl Api {
     }
 
     /// Serves `GET /health/live` and `GET /health/ready` (see [`health`]).
-    pub fn health(mut self) -> Self {
-        self.health = true;
-        self
+    pub fn health(self) -> Self {
+        self.serve(Part::Health)
     }
 
     /// Serves the OpenAPI document of everything above at `GET /openapi.json` (see
     /// [`openapi`](crate::openapi)).
-    pub fn openapi(mut self) -> Self {
-        self.openapi = true;
-        self
+    pub fn openapi(self) -> Self {
+        self.serve(Part::OpenApi)
     }
 
     /// The title and version in the OpenAPI document.
@@ -158,11 +171,15 @@ impl Api {
         let spec = Spec {
             title: &self.title,
             version: &self.version,
-            messages: if self.commands || self.queries { self.app.messages() } else { Vec::new() },
-            commands: self.commands,
-            queries: self.queries,
+            messages: if self.serves(Part::Commands) || self.serves(Part::Queries) {
+                self.app.messages()
+            } else {
+                Vec::new()
+            },
+            commands: self.serves(Part::Commands),
+            queries: self.serves(Part::Queries),
             read_models: &self.read_models,
-            health: self.health,
+            health: self.serves(Part::Health),
             bearer: auth.map(|a| a == AuthConfig::Required),
             tenant_header: self.context.tenant_header_name(),
         };
@@ -174,16 +191,16 @@ impl Api {
     }
 
     /// The router.
-    pub fn router(self) -> Router {
-        let document = self.openapi.then(|| self.document());
+    pub fn router(mut self) -> Router {
+        let document = self.serves(Part::OpenApi).then(|| self.document());
         let mut router = Router::new();
-        if self.commands {
+        if self.serves(Part::Commands) {
             router = router.route("/commands/{name}", post(messages::send_command));
         }
-        if self.queries {
+        if self.serves(Part::Queries) {
             router = router.route("/queries/{name}", get(messages::get_query).post(messages::post_query));
         }
-        for route in self.read_models {
+        for route in std::mem::take(&mut self.read_models) {
             let path = route.path();
             let route = Arc::new(route);
             router = router.route(
@@ -194,7 +211,7 @@ impl Api {
                 }),
             );
         }
-        if self.health {
+        if self.serves(Part::Health) {
             router = router.route("/health/live", get(health::live)).route("/health/ready", get(health::ready));
         }
         // `GET /metrics` (Prometheus, see the `metrics` module) is mounted here.

@@ -242,7 +242,10 @@ impl Config {
         }
         if let Some(claim) = claims.and_then(|c| c.get(&self.tenant_claim)) {
             let Some(text) = claim.as_str() else {
-                return Err(Problem::forbidden_tenant(format!("the token's `{}` claim is not a string", self.tenant_claim)));
+                return Err(Problem::forbidden_tenant(format!(
+                    "the token's `{}` claim is not a string",
+                    self.tenant_claim
+                )));
             };
             named.push(("the token", text.to_owned()));
         }

@@ -148,7 +148,8 @@ pub(crate) fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Proble
 
 /// The body as JSON text, checked to be well-formed (an empty body is `{}`).
 pub(crate) fn json_text(bytes: &[u8]) -> Result<&str, Problem> {
-    let text = std::str::from_utf8(bytes).map_err(|e| Problem::invalid_body(format!("the body is not UTF-8: {e}"), None))?;
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| Problem::invalid_body(format!("the body is not UTF-8: {e}"), None))?;
     if text.trim().is_empty() {
         return Ok("{}");
     }

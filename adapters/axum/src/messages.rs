@@ -41,9 +41,9 @@ pub const WAIT_MS: &str = "x-cqrs-wait-ms";
 /// The request header that sends a command at most once.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// How long a query waits for its read models when `x-cqrs-wait-ms` is not given.
-pub const DEFAULT_WAIT: Duration = Duration::from_millis(5000);
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 /// The longest wait a request may ask for.
-pub const MAX_WAIT: Duration = Duration::from_millis(30_000);
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
 
 fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Problem> {
     headers
@@ -62,9 +62,9 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<Uuid>, Probl
 /// The position and the wait a query asks for, if any.
 pub(crate) fn min_position(headers: &HeaderMap) -> Result<Option<(Cursor, Duration)>, Problem> {
     let Some(position) = header_text(headers, MIN_POSITION)? else { return Ok(None) };
-    let position = position.parse::<Cursor>().map_err(|e| {
-        Problem::bad_request(format!("`{MIN_POSITION}` takes the `{POSITION}` of a command: {e}"))
-    })?;
+    let position = position
+        .parse::<Cursor>()
+        .map_err(|e| Problem::bad_request(format!("`{MIN_POSITION}` takes the `{POSITION}` of a command: {e}")))?;
     let wait = match header_text(headers, WAIT_MS)? {
         Some(ms) => Duration::from_millis(
             ms.parse::<u64>()
@@ -86,8 +86,7 @@ pub(crate) async fn send_command(
     require_json(&headers)?;
     let idempotency_key = idempotency_key(&headers)?;
     let json = json_text(&body)?;
-    let receipt =
-        app.send_json(&name, Payload::Json(json), SendOptions { metadata: None, idempotency_key }).await?;
+    let receipt = app.send_json(&name, Payload::Json(json), SendOptions { metadata: None, idempotency_key }).await?;
     let position = receipt.position.map(|p| p.to_string());
     let mut response = Json(json!({"position": position, "response": receipt.response})).into_response();
     if let Some(value) = position.and_then(|p| HeaderValue::from_str(&p).ok()) {

@@ -16,11 +16,11 @@ use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder, ParameterBu
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::tag::{Tag, TagBuilder};
 use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, Header, InfoBuilder, OpenApi, OpenApiBuilder, PathItem, PathsBuilder, Ref,
     RefOr, Required, Schema,
 };
-use utoipa::openapi::tag::{Tag, TagBuilder};
 
 use crate::context::{CORRELATION_ID, TRACEPARENT};
 use crate::messages::{IDEMPOTENCY_KEY, MIN_POSITION, POSITION, WAIT_MS};
@@ -78,7 +78,9 @@ fn typeless_as_any(value: &mut Value) {
 }
 
 fn any() -> RefOr<Schema> {
-    RefOr::T(Schema::Object(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::AnyValue).build()))
+    RefOr::T(Schema::Object(
+        utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::AnyValue).build(),
+    ))
 }
 
 fn object() -> RefOr<Schema> {
@@ -165,17 +167,17 @@ impl Ops<'_> {
             &json!({"type": "string", "format": "uuid"}),
         ))
         .request_body(Some(
-            RequestBodyBuilder::new().required(Some(Required::True)).content(JSON, ContentBuilder::new().schema(Some(payload)).build()).build(),
+            RequestBodyBuilder::new()
+                .required(Some(Required::True))
+                .content(JSON, ContentBuilder::new().schema(Some(payload)).build())
+                .build(),
         ))
         .response(
             "200",
             ResponseBuilder::new()
                 .description("The command's response and the position it committed.")
                 .content(JSON, receipt)
-                .header(
-                    POSITION,
-                    Header::new(schema(&json!({"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"}))),
-                )
+                .header(POSITION, Header::new(schema(&json!({"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"}))))
                 .build(),
         )
         .build()
@@ -272,14 +274,18 @@ impl Ops<'_> {
         ))
         .parameter(param("sort", "Fields, `-` for descending (`-created_at,name`).", json!({"type": "string"})))
         .parameter(param("fields", "The fields to return.", json!({"type": "string"})))
-        .parameter(param("limit", "The page size (20 by default, at most 100).", json!({"type": "integer", "minimum": 1})))
+        .parameter(param(
+            "limit",
+            "The page size (20 by default, at most 100).",
+            json!({"type": "integer", "minimum": 1}),
+        ))
         .parameter(param("offset", "Documents to skip.", json!({"type": "integer", "minimum": 0})))
         .parameter(param("cursor", "The `next` of the previous page.", json!({"type": "string"})))
         .response("200", ResponseBuilder::new().description("One page of documents.").content(JSON, page).build())
         .build()
     }
 
-    fn health(&self, ready: bool) -> Operation {
+    fn health(ready: bool) -> Operation {
         let report = ContentBuilder::new().schema(Some(RefOr::Ref(Ref::from_schema_name("HealthReport")))).build();
         let (id, summary) = if ready {
             ("health_ready", "Readiness: every check (stores, brokers, workers)")
@@ -290,8 +296,14 @@ impl Ops<'_> {
             .tag("health")
             .operation_id(Some(id))
             .summary(Some(summary))
-            .response("200", ResponseBuilder::new().description("Ready: no check is down.").content(JSON, report.clone()).build())
-            .response("503", ResponseBuilder::new().description("Not ready: a check is down.").content(JSON, report).build())
+            .response(
+                "200",
+                ResponseBuilder::new().description("Ready: no check is down.").content(JSON, report.clone()).build(),
+            )
+            .response(
+                "503",
+                ResponseBuilder::new().description("Not ready: a check is down.").content(JSON, report).build(),
+            )
             .build()
     }
 }
@@ -329,7 +341,10 @@ pub(crate) fn document(spec: &Spec<'_>) -> OpenApi {
     let mut tags = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     let mut add_components = |components: ComponentsBuilder, named: &[(String, Value)]| {
-        named.iter().fold(components, |c, (name, s)| if seen.insert(name.clone()) { c.schema(name.clone(), schema(s)) } else { c })
+        named.iter().fold(
+            components,
+            |c, (name, s)| if seen.insert(name.clone()) { c.schema(name.clone(), schema(s)) } else { c },
+        )
     };
     if spec.commands {
         tags.push(tag("commands", "Commands sent by name: `POST /commands/{name}`."));
@@ -358,19 +373,20 @@ pub(crate) fn document(spec: &Spec<'_>) -> OpenApi {
     }
     if spec.health {
         tags.push(tag("health", "Liveness and readiness."));
-        paths = paths.path("/health/live", PathItem::new(HttpMethod::Get, ops.health(false)));
-        paths = paths.path("/health/ready", PathItem::new(HttpMethod::Get, ops.health(true)));
+        paths = paths.path("/health/live", PathItem::new(HttpMethod::Get, Ops::health(false)));
+        paths = paths.path("/health/ready", PathItem::new(HttpMethod::Get, Ops::health(true)));
         components = components.schema("HealthReport", schema(&health_schema()));
     }
-    components = components
-        .schema("Problem", schema(&problem_schema()))
-        .response(
-            "Problem",
-            ResponseBuilder::new()
-                .description("An RFC 9457 problem; `type` names it (see the `Problem` schema).")
-                .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(RefOr::Ref(Ref::from_schema_name("Problem")))).build())
-                .build(),
-        );
+    components = components.schema("Problem", schema(&problem_schema())).response(
+        "Problem",
+        ResponseBuilder::new()
+            .description("An RFC 9457 problem; `type` names it (see the `Problem` schema).")
+            .content(
+                PROBLEM_JSON,
+                ContentBuilder::new().schema(Some(RefOr::Ref(Ref::from_schema_name("Problem")))).build(),
+            )
+            .build(),
+    );
     if spec.bearer.is_some() {
         components = components.security_scheme(
             "bearer",

@@ -116,6 +116,11 @@ pub const RETRY_AFTER_SECS: u64 = 2;
 /// ```
 #[derive(Clone)]
 pub struct Problem {
+    inner: Box<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
     status: StatusCode,
     type_uri: Cow<'static, str>,
     title: Cow<'static, str>,
@@ -127,22 +132,28 @@ pub struct Problem {
 
 impl Problem {
     /// A problem of type `type_uri` with `status` and `title`.
-    pub fn new(status: StatusCode, type_uri: impl Into<Cow<'static, str>>, title: impl Into<Cow<'static, str>>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        type_uri: impl Into<Cow<'static, str>>,
+        title: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Problem {
-            status,
-            type_uri: type_uri.into(),
-            title: title.into(),
-            detail: None,
-            extensions: Map::new(),
-            retry_after: None,
-            www_authenticate: None,
+            inner: Box::new(Inner {
+                status,
+                type_uri: type_uri.into(),
+                title: title.into(),
+                detail: None,
+                extensions: Map::new(),
+                retry_after: None,
+                www_authenticate: None,
+            }),
         }
     }
 
     /// Sets what went wrong with this request.
     #[must_use]
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
+        self.inner.detail = Some(detail.into());
         self
     }
 
@@ -152,7 +163,7 @@ impl Problem {
     pub fn with(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         let key = key.into();
         if !matches!(key.as_str(), "type" | "title" | "status" | "detail") {
-            self.extensions.insert(key, value.into());
+            self.inner.extensions.insert(key, value.into());
         }
         self
     }
@@ -160,47 +171,47 @@ impl Problem {
     /// Asks the client to retry after `secs` seconds (`Retry-After`).
     #[must_use]
     pub fn retry_after(mut self, secs: u64) -> Self {
-        self.retry_after = Some(secs);
+        self.inner.retry_after = Some(secs);
         self
     }
 
     /// The `WWW-Authenticate` challenge sent with the problem.
     #[must_use]
     pub fn www_authenticate(mut self, challenge: impl Into<String>) -> Self {
-        self.www_authenticate = Some(challenge.into());
+        self.inner.www_authenticate = Some(challenge.into());
         self
     }
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.inner.status
     }
 
     /// The problem type URI.
     pub fn type_uri(&self) -> &str {
-        &self.type_uri
+        &self.inner.type_uri
     }
 
     /// The title.
     pub fn title(&self) -> &str {
-        &self.title
+        &self.inner.title
     }
 
     /// The detail, if any.
     pub fn detail_text(&self) -> Option<&str> {
-        self.detail.as_deref()
+        self.inner.detail.as_deref()
     }
 
     /// The JSON body.
     pub fn body(&self) -> Value {
         let mut body = Map::new();
-        body.insert("type".into(), Value::String(self.type_uri.to_string()));
-        body.insert("title".into(), Value::String(self.title.to_string()));
-        body.insert("status".into(), json!(self.status.as_u16()));
-        if let Some(detail) = &self.detail {
+        body.insert("type".into(), Value::String(self.inner.type_uri.to_string()));
+        body.insert("title".into(), Value::String(self.inner.title.to_string()));
+        body.insert("status".into(), json!(self.inner.status.as_u16()));
+        if let Some(detail) = &self.inner.detail {
             body.insert("detail".into(), Value::String(detail.clone()));
         }
-        for (k, v) in &self.extensions {
+        for (k, v) in &self.inner.extensions {
             body.insert(k.clone(), v.clone());
         }
         Value::Object(body)
@@ -259,18 +270,18 @@ impl Problem {
 impl fmt::Debug for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Problem")
-            .field("status", &self.status.as_u16())
-            .field("type", &self.type_uri)
-            .field("detail", &self.detail)
-            .field("extensions", &self.extensions)
+            .field("status", &self.inner.status.as_u16())
+            .field("type", &self.inner.type_uri)
+            .field("detail", &self.inner.detail)
+            .field("extensions", &self.inner.extensions)
             .finish_non_exhaustive()
     }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.status.as_u16(), self.title)?;
-        if let Some(detail) = &self.detail {
+        write!(f, "{} {}", self.inner.status.as_u16(), self.inner.title)?;
+        if let Some(detail) = &self.inner.detail {
             write!(f, ": {detail}")?;
         }
         Ok(())
@@ -282,13 +293,13 @@ impl std::error::Error for Problem {}
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.body()).unwrap_or_default();
-        let mut response = (self.status, body).into_response();
+        let mut response = (self.inner.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let Some(secs) = self.retry_after {
+        if let Some(secs) = self.inner.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if let Some(challenge) = self.www_authenticate.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+        if let Some(challenge) = self.inner.www_authenticate.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         response
@@ -340,33 +351,42 @@ impl From<&Error> for Problem {
                     .with("expected", *expected)
                     .with("actual", *actual)
             }
-            Error::AlreadyExists { stream, version } => Problem::new(StatusCode::CONFLICT, ALREADY_EXISTS, "Already exists")
-                .detail(e.to_string())
-                .with("stream", stream.as_str())
-                .with("version", *version),
+            Error::AlreadyExists { stream, version } => {
+                Problem::new(StatusCode::CONFLICT, ALREADY_EXISTS, "Already exists")
+                    .detail(e.to_string())
+                    .with("stream", stream.as_str())
+                    .with("version", *version)
+            }
             Error::AlreadyProcessed { key } => {
                 Problem::new(StatusCode::CONFLICT, ALREADY_PROCESSED, "Already processed")
                     .detail(e.to_string())
                     .with("idempotency_key", key.to_string())
             }
-            Error::NotFound { stream } => {
-                Problem::new(StatusCode::NOT_FOUND, NOT_FOUND, "Not found").detail(e.to_string()).with("stream", stream.as_str())
+            Error::NotFound { stream } => Problem::new(StatusCode::NOT_FOUND, NOT_FOUND, "Not found")
+                .detail(e.to_string())
+                .with("stream", stream.as_str()),
+            Error::UnknownMessage { kind, name } => {
+                Problem::new(StatusCode::NOT_FOUND, UNKNOWN_MESSAGE, "Unknown message")
+                    .detail(format!("no {kind} is named `{name}`"))
+                    .with("kind", *kind)
+                    .with("name", name.as_str())
             }
-            Error::UnknownMessage { kind, name } => Problem::new(StatusCode::NOT_FOUND, UNKNOWN_MESSAGE, "Unknown message")
-                .detail(format!("no {kind} is named `{name}`"))
-                .with("kind", *kind)
-                .with("name", name.as_str()),
-            Error::Decode { kind, name, reason } => {
-                Problem::invalid_body(format!("the body does not decode into {kind} `{name}`: {reason}"), decode_path(reason))
-            }
+            Error::Decode { kind, name, reason } => Problem::invalid_body(
+                format!("the body does not decode into {kind} `{name}`: {reason}"),
+                decode_path(reason),
+            ),
             Error::Validation { message: "filter", reason } => {
                 Problem::new(StatusCode::BAD_REQUEST, INVALID_FILTER, "Invalid filter").detail(reason.clone())
             }
-            Error::Validation { message, reason } => Problem::new(StatusCode::BAD_REQUEST, VALIDATION, "Validation failed")
-                .detail(e.to_string())
-                .with("message", *message)
-                .with("reason", reason.as_str()),
-            Error::Spec(spec) => Problem::new(StatusCode::BAD_REQUEST, INVALID_FILTER, "Invalid filter").detail(spec.to_string()),
+            Error::Validation { message, reason } => {
+                Problem::new(StatusCode::BAD_REQUEST, VALIDATION, "Validation failed")
+                    .detail(e.to_string())
+                    .with("message", *message)
+                    .with("reason", reason.as_str())
+            }
+            Error::Spec(spec) => {
+                Problem::new(StatusCode::BAD_REQUEST, INVALID_FILTER, "Invalid filter").detail(spec.to_string())
+            }
             Error::Tenant(t) => Problem::forbidden_tenant(t.to_string()),
             Error::Lock(lock) => lock_problem(lock),
             Error::Timeout { .. } => Problem::timeout(e.to_string()),

@@ -85,7 +85,12 @@ async fn hs256_refuses_missing_expired_forged_and_early_tokens() {
     assert_unauthorized(&a, "expired");
     assert!(a.header("www-authenticate").unwrap().contains("error=\"invalid_token\""), "{a:?}");
 
-    let forged = token(Algorithm::HS256, &EncodingKey::from_secret(b"another secret, also 32 bytes long"), None, &claims("ada", json!({})));
+    let forged = token(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(b"another secret, also 32 bytes long"),
+        None,
+        &claims("ada", json!({})),
+    );
     assert_unauthorized(&whoami(&router, &[("authorization", &bearer(&forged))]).await, "signature");
 
     let early = hs256(&claims("ada", json!({"nbf": now() + 3600})));
@@ -133,7 +138,8 @@ async fn optional_auth_lets_anonymous_requests_through_but_not_bad_tokens() {
 
 #[tokio::test]
 async fn issuer_and_audience_are_checked_when_configured() {
-    let router = router(ContextLayer::new().jwt(JwtConfig::hs256(SECRET).issuer("https://id.example").audience("bank")));
+    let router =
+        router(ContextLayer::new().jwt(JwtConfig::hs256(SECRET).issuer("https://id.example").audience("bank")));
     let good = hs256(&claims("ada", json!({"iss": "https://id.example", "aud": "bank"})));
     assert_eq!(whoami(&router, &[("authorization", &bearer(&good))]).await.status, StatusCode::OK);
     let other_issuer = hs256(&claims("ada", json!({"iss": "https://evil.example", "aud": "bank"})));

@@ -21,7 +21,8 @@ fn through(url: &str, addr: SocketAddr) -> (String, SocketAddr) {
     let (host_port, path) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
     let host_port = if host_port.contains(':') { host_port.to_owned() } else { format!("{host_port}:5432") };
     let host_port = host_port.replace("localhost", "127.0.0.1");
-    let upstream: SocketAddr = host_port.parse().unwrap_or_else(|_| panic!("the test needs DATABASE_URL on an IP address, not `{host_port}`"));
+    let upstream: SocketAddr =
+        host_port.parse().unwrap_or_else(|_| panic!("the test needs DATABASE_URL on an IP address, not `{host_port}`"));
     let user = if user.is_empty() { String::new() } else { format!("{user}@") };
     (format!("{scheme}://{user}{addr}/{path}"), upstream)
 }
@@ -46,15 +47,20 @@ async fn until(router: &Router, status: u16) -> Answer {
 async fn readiness_follows_the_database_and_liveness_does_not() {
     let url = database_url();
     let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
-    let admin = PgStore::connect_with(PgOptions::new(&url).schema(&schema).max_connections(2)).await.unwrap_or_else(|e| {
-        panic!("PostgreSQL is unreachable at DATABASE_URL ({e}); start it (`scripts/services.sh`) or set DATABASE_URL")
-    });
+    let admin =
+        PgStore::connect_with(PgOptions::new(&url).schema(&schema).max_connections(2)).await.unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is unreachable at DATABASE_URL ({e}); start it (`scripts/services.sh`) or set DATABASE_URL"
+            )
+        });
     admin.migrate().await.expect("the schema migrates");
 
     let (_, upstream) = through(&url, "127.0.0.1:1".parse().unwrap());
     let proxy = Proxy::start(upstream).await;
     let (proxied, _) = through(&url, proxy.addr());
-    let store = PgStore::connect_with(PgOptions::new(proxied).schema(&schema).max_connections(4)).await.expect("through the proxy");
+    let store = PgStore::connect_with(PgOptions::new(proxied).schema(&schema).max_connections(4))
+        .await
+        .expect("through the proxy");
     let app = App::builder().event_store(store).build().expect("wired");
     let router = Api::new(app).commands().health().router();
 

@@ -100,7 +100,9 @@ async fn conflicts_are_409() {
     call(&router, post("/commands/Fail", r#"{"how": "conflict"}"#, &[])).await.assert_problem(409, "conflict");
     let ok = call(&router, post("/commands/Open", r#"{"account": "o", "initial": 1}"#, &[])).await;
     assert_eq!(ok.status, StatusCode::OK, "{ok:?}");
-    call(&router, post("/commands/Open", r#"{"account": "o", "initial": 1}"#, &[])).await.assert_problem(409, "already-exists");
+    call(&router, post("/commands/Open", r#"{"account": "o", "initial": 1}"#, &[]))
+        .await
+        .assert_problem(409, "already-exists");
 }
 
 #[tokio::test]
@@ -158,7 +160,8 @@ async fn the_correlation_id_is_taken_from_the_request_or_its_trace() {
     assert_eq!(a.header("x-correlation-id"), Some(id));
     assert_eq!(a.body["response"]["correlation_id"], id);
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let a = call(&router, post("/commands/Whoami", "{}", &[("traceparent", traceparent), ("x-correlation-id", id)])).await;
+    let a =
+        call(&router, post("/commands/Whoami", "{}", &[("traceparent", traceparent), ("x-correlation-id", id)])).await;
     assert_eq!(a.header("x-correlation-id"), Some("4bf92f35-77b3-4da6-a3ce-929d0e0e4736"), "the trace id wins: {a:?}");
     let a = call(&router, post("/commands/Whoami", "{}", &[("x-correlation-id", "not-a-uuid")])).await;
     a.assert_problem(400, "bad-request");

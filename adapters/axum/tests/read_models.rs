@@ -30,7 +30,9 @@ pub struct Note {
 async fn seeded() -> MemoryProjectionStore {
     let store = MemoryProjectionStore::new();
     let mut tx = store.begin().await.unwrap();
-    for (tenant, account, balance) in [("t1", "a", 5), ("t1", "b", 50), ("t1", "c", 20), ("t1", "d", 80), ("t2", "z", 99)] {
+    for (tenant, account, balance) in
+        [("t1", "a", 5), ("t1", "b", 50), ("t1", "c", 20), ("t1", "d", 80), ("t2", "z", 99)]
+    {
         let doc = json!({"account": account, "balance": balance}).to_string();
         tx.put_doc(Some(tenant), "balances", account, doc).await.unwrap();
     }
@@ -50,7 +52,12 @@ async fn router() -> Router {
 }
 
 fn accounts(a: &Answer) -> Vec<&str> {
-    a.body["items"].as_array().unwrap_or_else(|| panic!("items: {a:?}")).iter().map(|i| i["account"].as_str().unwrap()).collect()
+    a.body["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("items: {a:?}"))
+        .iter()
+        .map(|i| i["account"].as_str().unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -82,7 +89,9 @@ async fn filters_that_cannot_be_answered_are_400_naming_the_mistake() {
     assert!(a.body["detail"].as_str().unwrap().contains("did you mean `balance`"), "{a:?}");
     call(&router, get("/read-models/balances?filter=balance:like:1", &t1)).await.assert_problem(400, "invalid-filter");
     call(&router, get("/read-models/balances?limit=0", &t1)).await.assert_problem(400, "invalid-filter");
-    call(&router, get("/read-models/balances?sort=-balance&cursor=garbage", &t1)).await.assert_problem(400, "invalid-filter");
+    call(&router, get("/read-models/balances?sort=-balance&cursor=garbage", &t1))
+        .await
+        .assert_problem(400, "invalid-filter");
 }
 
 #[tokio::test]
@@ -97,7 +106,9 @@ async fn owned_read_models_show_each_principal_their_own_within_a_tenant() {
     assert_eq!(a.body["items"], json!([]), "{a:?}");
     call(&router, get("/read-models/notes", &[("x-tenant-id", "t1")])).await.assert_problem(401, "unauthorized");
     let anyone = token(Algorithm::HS256, &EncodingKey::from_secret(SECRET), None, &claims("ada", json!({})));
-    call(&router, get("/read-models/notes", &[("authorization", &bearer(&anyone))])).await.assert_problem(403, "tenant");
+    call(&router, get("/read-models/notes", &[("authorization", &bearer(&anyone))]))
+        .await
+        .assert_problem(403, "tenant");
 }
 
 fn lagging_app() -> cqrs_ddd::Mediator {
@@ -134,7 +145,12 @@ async fn a_query_waits_for_its_read_models_to_reach_the_position_of_a_command() 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let host = tokio::spawn({
         let app = app.clone();
-        async move { app.run(async move { stopped.await.ok(); }).await }
+        async move {
+            app.run(async move {
+                stopped.await.ok();
+            })
+            .await
+        }
     });
     let fresh = waiting.await.expect("the query task");
     assert_eq!(fresh.status, StatusCode::OK, "{fresh:?}");
@@ -162,12 +178,21 @@ async fn the_api_answers_over_a_loopback_socket() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        axum::serve(listener, router).with_graceful_shutdown(async move { stopped.await.ok(); }).await
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                stopped.await.ok();
+            })
+            .await
     });
     let (stop_host, host_stopped) = tokio::sync::oneshot::channel::<()>();
     let host = tokio::spawn({
         let app = app.clone();
-        async move { app.run(async move { host_stopped.await.ok(); }).await }
+        async move {
+            app.run(async move {
+                host_stopped.await.ok();
+            })
+            .await
+        }
     });
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
 
@@ -197,7 +222,12 @@ async fn the_api_answers_over_a_loopback_socket() {
     assert_eq!(balance, json!({"account": "s", "balance": 42}));
     let page: Value = client.get(format!("{base}/read-models/balances")).send().await.unwrap().json().await.unwrap();
     assert_eq!(page["items"], json!([{"account": "s", "balance": 42}]));
-    let problem = client.post(format!("{base}/commands/Withdraw")).json(&json!({"account": "s", "amount": 100})).send().await.unwrap();
+    let problem = client
+        .post(format!("{base}/commands/Withdraw"))
+        .json(&json!({"account": "s", "amount": 100}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(problem.status(), 422);
     assert_eq!(problem.headers()["content-type"], "application/problem+json");
     let live = client.get(format!("{base}/health/live")).send().await.unwrap();
