@@ -266,7 +266,8 @@ impl Host {
             && let Some(store) = &plan.read_models
         {
             for p in &plan.projections {
-                let options = WorkerOptions { wake: Some(app.commit_signal()), ..p.options.clone() };
+                let wake = p.options.wake.clone().or_else(|| Some(app.commit_signal()));
+                let options = WorkerOptions { wake, ..p.options.clone() };
                 workers.push((p.make)(app.event_store(), store.clone(), options));
             }
         }
