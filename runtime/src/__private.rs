@@ -34,7 +34,8 @@ pub use crate::domain::encode_checked;
 pub use crate::lock::CommandLocks;
 pub use crate::registry::{
     AggregateRegistration, CommandRegistration, CommandTypeRegistration, DepKey, EventHandlerRegistration,
-    EventRegistration, QueryRegistration, QueryTypeRegistration, SagaRegistration, UpcasterRegistration, erased_command,
+    EventRegistration, QueryRegistration, QueryTypeRegistration, SagaRegistration, UpcasterRegistration,
+    erased_command,
 };
 pub use crate::saga::{Step as SagaStep, send_command as saga_send_command, unknown_command as saga_unknown_command};
 pub use crate::spec::field::{

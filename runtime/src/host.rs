@@ -82,7 +82,8 @@ pub(crate) struct ProjectionPlan {
     pub(crate) name: &'static str,
     pub(crate) options: WorkerOptions,
     /// Builds its worker over the application's stores.
-    pub(crate) make: Arc<dyn Fn(Arc<dyn EventStore>, Arc<dyn ProjectionStore>, WorkerOptions) -> Arc<dyn Worker> + Send + Sync>,
+    pub(crate) make:
+        Arc<dyn Fn(Arc<dyn EventStore>, Arc<dyn ProjectionStore>, WorkerOptions) -> Arc<dyn Worker> + Send + Sync>,
 }
 
 impl ProjectionPlan {
@@ -208,7 +209,7 @@ impl Mediator {
 async fn reached(store: &dyn ProjectionStore, scopes: &[(String, u32)], position: Cursor) -> Result<bool> {
     for (scope, partitions) in scopes {
         for partition in 0..*partitions {
-            if store.checkpoint(scope, partition).await?.is_none_or(|c| c < position) {
+            if store.checkpoint(scope, partition).await?.unwrap_or(Cursor::START) < position {
                 return Ok(false);
             }
         }
@@ -265,7 +266,8 @@ impl Host {
             && let Some(store) = &plan.read_models
         {
             for p in &plan.projections {
-                let options = WorkerOptions { wake: Some(app.commit_signal()), ..p.options.clone() };
+                let wake = p.options.wake.clone().or_else(|| Some(app.commit_signal()));
+                let options = WorkerOptions { wake, ..p.options.clone() };
                 workers.push((p.make)(app.event_store(), store.clone(), options));
             }
         }
@@ -309,7 +311,9 @@ impl Host {
         while let Some(joined) = tasks.join_next().await {
             let (label, result) = match joined {
                 Ok(done) => done,
-                Err(e) => ("a worker".to_owned(), Err(Error::handler(format!("the task panicked or was cancelled: {e}")))),
+                Err(e) => {
+                    ("a worker".to_owned(), Err(Error::handler(format!("the task panicked or was cancelled: {e}"))))
+                }
             };
             if let Err(e) = result {
                 tracing::error!(worker = %label, error = %e, "a worker stopped on an error; stopping the others");

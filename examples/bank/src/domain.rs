@@ -23,7 +23,7 @@ pub(crate) struct Withdrew {
     pub(crate) amount: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, Serialize)]
 pub(crate) enum AccountError {
     #[error("insufficient funds: balance {balance}, requested {requested}")]
     InsufficientFunds { balance: u64, requested: u64 },
@@ -82,6 +82,7 @@ impl Account {
 }
 
 #[command(aggregate = Account)]
+#[derive(Serialize, Deserialize)]
 pub(crate) struct OpenAccount {
     #[id]
     pub(crate) id: AccountId,
@@ -89,6 +90,7 @@ pub(crate) struct OpenAccount {
 }
 
 #[command(aggregate = Account)]
+#[derive(Serialize, Deserialize)]
 pub(crate) struct Deposit {
     #[id]
     pub(crate) id: AccountId,
@@ -96,13 +98,15 @@ pub(crate) struct Deposit {
 }
 
 #[command(aggregate = Account)]
+#[derive(Serialize, Deserialize)]
 pub(crate) struct Withdraw {
     #[id]
     pub(crate) id: AccountId,
     pub(crate) amount: u64,
 }
 
-#[query]
+#[query(reads = Balances)]
+#[derive(Serialize, Deserialize)]
 pub(crate) struct GetBalance {
     pub(crate) id: AccountId,
 }

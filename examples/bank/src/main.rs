@@ -13,11 +13,13 @@ mod domain;
 
 use std::sync::Arc;
 
-use cqrs_ddd::outbox::{InProcessPublisher, OutboxRelay};
-use cqrs_ddd::ports::{Cursor, EventStore, Outbox, ProjectionStore, SnapshotStore};
+use std::time::Duration;
+
+use cqrs_ddd::cqrs::{Payload, SendOptions};
+use cqrs_ddd::ports::{Cursor, EventStore, ProjectionStore, SnapshotStore};
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::spec::{QueryOptions, ReadModel, parse_query};
-use cqrs_ddd::{ProjectionWorker, SnapshotPolicy, TracingMiddleware};
+use cqrs_ddd::{SnapshotPolicy, TracingMiddleware};
 use cqrs_ddd_sqlx::{MySqlStore, PgStore, SqliteStore};
 use domain::{Account, AccountError, BalanceView, Balances, Deposit, GetBalance, Notifier, OpenAccount, Withdraw};
 
@@ -26,7 +28,6 @@ struct Stores {
     events: Arc<dyn EventStore>,
     snapshots: Arc<dyn SnapshotStore>,
     projections: Arc<dyn ProjectionStore>,
-    outbox: Arc<dyn Outbox>,
     place: &'static str,
 }
 
@@ -36,13 +37,21 @@ async fn main() -> Result<()> {
     let store = stores.events.clone();
     println!("storing events in {}", stores.place);
     let notifier = Arc::new(Notifier::default());
+    // The projection and the async handler run in the worker host; the store is also
+    // the outbox and the read models' document store.
     let app = App::builder()
         .event_store_arc(store.clone())
         .snapshot_store_arc(stores.snapshots.clone())
         .snapshot::<Account>(SnapshotPolicy::every(100))
+        .projection(Balances)
         .provide_arc(notifier.clone())
         .middleware(TracingMiddleware)
         .build()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let host = tokio::spawn(app.clone().host().run(async move {
+        let _ = stopped.await;
+    }));
+    println!("worker host running: {}", app.host().labels().join(", "));
 
     // A fresh account per run, so the example can run again on the same database.
     let id = format!("acc-{}", cqrs_ddd::new_id().simple());
@@ -68,17 +77,18 @@ async fn main() -> Result<()> {
     let balance = app.query(GetBalance { id: id.clone() }).await?;
     println!("balance of {id}: {balance}");
 
-    // The read model: a projection worker catches up (a service would `run` it).
-    let worker = ProjectionWorker::new(Balances, store.clone(), stores.projections.clone());
-    let applied = worker.catch_up().await?;
+    // The read model: the same command sent by name answers the position it committed,
+    // and the hosted projection is awaited until it has read that far.
+    let receipt = app
+        .send_json("Deposit", Payload::Json(&format!(r#"{{"id": "{id}", "amount": 1}}"#)), SendOptions::default())
+        .await?;
+    let position = receipt.position.ok_or_else(|| Error::handler("a deposit commits an event"))?;
+    app.wait_for_position("GetBalance", position, Duration::from_secs(10)).await?;
     let doc = stores.projections.document("balances", &id).await?.ok_or_else(|| Error::handler("no read model"))?;
     let view: BalanceView = serde_json::from_str(&doc.json).map_err(Error::handler)?;
     println!(
-        "projection applied {applied} events; read model of {id}: owner {}, balance {}, {} movements (lag {})",
-        view.owner,
-        view.balance,
-        view.movements,
-        worker.lag().await?
+        "read model of {id} at position {position}: owner {}, balance {}, {} movements",
+        view.owner, view.balance, view.movements
     );
 
     // The read model answers specifications: in code, and from an HTTP filter string
@@ -104,14 +114,17 @@ async fn main() -> Result<()> {
         println!("a filter on a field callers may not use is refused: {e}");
     }
 
-    // The outbox: a relay hands the withdrawal to the asynchronous handler.
-    let relay = OutboxRelay::new(stores.outbox.clone(), Arc::new(InProcessPublisher::new(app.clone())));
-    let report = relay.run_once().await?;
-    println!("outbox relay published {} message(s)", report.published);
-
+    // The outbox: the host's relay hands the withdrawal to the asynchronous handler.
+    for _ in 0..1_000 {
+        if notifier.alerts().iter().any(|a| a.contains("via the outbox")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     for alert in notifier.alerts() {
         println!("event handler: {alert}");
     }
+    println!("health: {}", serde_json::to_string(&app.health().await).map_err(Error::handler)?);
 
     println!("stored events of {id}:");
     let mut cursor = Cursor::START;
@@ -125,6 +138,10 @@ async fn main() -> Result<()> {
     }
     let loaded = app.load::<Account>(&id).await?;
     println!("{id} is at version {} with balance {}", loaded.version, loaded.state.balance());
+
+    // Graceful shutdown: each loop finishes its round.
+    let _ = stop.send(());
+    host.await.map_err(Error::handler)??;
     Ok(())
 }
 
@@ -138,8 +155,7 @@ async fn open_stores() -> Result<Stores> {
             Ok(Stores {
                 events: Arc::new(store.clone()),
                 snapshots: Arc::new(store.clone()),
-                projections: Arc::new(store.clone()),
-                outbox: Arc::new(store),
+                projections: Arc::new(store),
                 place: "MariaDB",
             })
         }
@@ -149,8 +165,7 @@ async fn open_stores() -> Result<Stores> {
             Ok(Stores {
                 events: Arc::new(store.clone()),
                 snapshots: Arc::new(store.clone()),
-                projections: Arc::new(store.clone()),
-                outbox: Arc::new(store),
+                projections: Arc::new(store),
                 place: "PostgreSQL",
             })
         }
@@ -160,8 +175,7 @@ async fn open_stores() -> Result<Stores> {
             Ok(Stores {
                 events: Arc::new(store.clone()),
                 snapshots: Arc::new(store.clone()),
-                projections: Arc::new(store.clone()),
-                outbox: Arc::new(store),
+                projections: Arc::new(store),
                 place: "SQLite (bank.db)",
             })
         }

@@ -15,13 +15,11 @@
 
 mod domain;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use cqrs_ddd::outbox::{InProcessPublisher, OutboxRelay};
 use cqrs_ddd::ports::{EventStore, Outbox, SagaStore, ScheduleStore};
 use cqrs_ddd::prelude::*;
-use cqrs_ddd::saga::{CommandKind, SagaInstance, SagaRecovery};
+use cqrs_ddd::saga::{CommandKind, SagaInstance};
 use cqrs_ddd_sqlx::{MySqlStore, PgStore, SqliteStore};
 use domain::{Fulfilment, Order, PlaceOrder, Restock, Stock};
 
@@ -53,21 +51,12 @@ where
     println!("keeping events, sagas and schedules in {place}");
     let app = App::builder().event_store(store.clone()).sagas_on(store.clone()).build()?;
 
-    // Background workers, as a service would run them.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let relay = OutboxRelay::new(Arc::new(store.clone()), Arc::new(InProcessPublisher::new(app.clone())));
-    let relay = tokio::spawn({
-        let shutdown = until_stopped(stopped.clone());
-        async move { relay.run(shutdown).await }
-    });
-    let recovery = SagaRecovery::new(app.clone()).poll_interval(Duration::from_millis(200));
-    let recovery = tokio::spawn({
-        let shutdown = until_stopped(stopped.clone());
-        async move { recovery.run(shutdown).await }
-    });
+    // The background workers the wiring implies (the outbox relay feeding the saga, saga
+    // recovery with its deadlines), as a service runs them: one call, one shutdown.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let host = tokio::spawn(app.clone().host().run(async move {
+        let _ = stopped.await;
+    }));
 
     // Fresh ids per run, so the example can run again on the same database.
     let run_id = cqrs_ddd::new_id().simple().to_string();
@@ -101,9 +90,8 @@ where
         println!("  order {}; {} in stock\n", order.state.status(), stock.state.available());
     }
 
-    let _ = stop.send(true);
-    relay.await.map_err(Error::handler)??;
-    recovery.await.map_err(Error::handler)??;
+    let _ = stop.send(());
+    host.await.map_err(Error::handler)??;
     Ok(())
 }
 

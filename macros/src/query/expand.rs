@@ -1,11 +1,13 @@
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use super::model::QueryModel;
 
 pub(crate) fn expand(model: &QueryModel, item: TokenStream) -> TokenStream {
     let QueryModel { krate: k, ident, name, reads } = model;
     let p = quote!(#k::__private);
+    let reads = reads.iter().map(|t| quote_spanned!(t.span()=> <#t as #k::Projection>::NAME));
     quote! {
         #item
         #[doc(hidden)]
@@ -34,7 +36,7 @@ pub(crate) fn expand(model: &QueryModel, item: TokenStream) -> TokenStream {
                     name: #name,
                     type_id: #p::TypeId::of::<#ident>,
                     type_name: #p::type_name::<#ident>,
-                    reads: &[#(<#reads as #k::Projection>::NAME),*],
+                    reads: &[#(#reads),*],
                     ask: __cqrs_ddd_ask,
                     request_schema: __cqrs_ddd_request_schema,
                     response_schema: __cqrs_ddd_response_schema,

@@ -18,12 +18,12 @@ use crate::cqrs::mediator::{ErasedCommandHandler, EventHandlerEntry, NamedComman
 use crate::error::{BuildError, BuildProblem, Error, Result};
 use crate::es::{AggregateCache, Loader, UpcastStep, Upcasters};
 use crate::memory::{MemorySagaStore, MemoryScheduleStore, MemoryStore};
+use crate::middleware::MessageKind;
 use crate::ports::{EventStore, SystemClock};
 use crate::registry::{
     AggregateRegistration, CommandRegistration, CommandTypeRegistration, DepKey, EventHandlerRegistration,
     EventRegistration, QueryRegistration, QueryTypeRegistration, SagaRegistration,
 };
-use crate::middleware::MessageKind;
 use crate::saga::{DEADLINE_COMMAND, SagaRuntime, SagaSendFn, fire_deadline};
 use crate::scheduling::{InternalCommand, Schedules};
 
@@ -134,10 +134,7 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
     let mut query_types = collected::<QueryTypeRegistration>();
     check_queries(&collected::<QueryRegistration>(), &query_types, &deps, &mut problems);
     query_types.sort_by_key(|q| q.name);
-    let queries_by_name = query_types
-        .iter()
-        .map(|q| (q.name, NamedQuery { ask: (q.ask)(), reads: q.reads }))
-        .collect();
+    let queries_by_name = query_types.iter().map(|q| (q.name, NamedQuery { ask: (q.ask)(), reads: q.reads })).collect();
     catalog.extend(query_types.iter().map(|q| Described {
         kind: MessageKind::Query,
         name: q.name,

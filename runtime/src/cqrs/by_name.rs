@@ -92,11 +92,7 @@ impl<T: Command> NotDecodable for Probe<T> {
 }
 
 fn decode<T: Command + DeserializeOwned>(json: &str) -> Result<T> {
-    serde_json::from_str(json).map_err(|e| Error::Decode {
-        kind: "command",
-        name: T::NAME.to_owned(),
-        reason: e.to_string(),
-    })
+    crate::cqrs::catalog::decode("command", T::NAME, crate::cqrs::catalog::Payload::Json(json))
 }
 
 pub(crate) fn via_handler<'a, T: CommandHandler + DeserializeOwned>(

@@ -79,7 +79,8 @@ pub type EncodeReply = fn(Reply) -> Result<serde_json::Value>;
 pub type SchemaFn = fn(&mut Vec<(String, serde_json::Value)>) -> Option<serde_json::Value>;
 
 /// Decodes a query from its payload, answers it and encodes the answer.
-pub type QueryJson = for<'a> fn(&'a Mediator, Payload<'a>, Option<Metadata>) -> BoxFuture<'a, Result<serde_json::Value>>;
+pub type QueryJson =
+    for<'a> fn(&'a Mediator, Payload<'a>, Option<Metadata>) -> BoxFuture<'a, Result<serde_json::Value>>;
 
 /// The schema of a type without one.
 pub fn no_schema(_: &mut Vec<(String, serde_json::Value)>) -> Option<serde_json::Value> {
@@ -143,7 +144,8 @@ pub(crate) fn not_encodable<T: Command>(_: Reply) -> Result<serde_json::Value> {
 }
 
 fn unencodable(name: &str, response: &str) -> Error {
-    let reason = format!("its response `{response}` does not implement `serde::Serialize`; derive it to answer over HTTP");
+    let reason =
+        format!("its response `{response}` does not implement `serde::Serialize`; derive it to answer over HTTP");
     Error::Encode { what: format!("the response of `{name}`"), source: serde::ser::Error::custom(reason) }
 }
 
@@ -247,7 +249,11 @@ where
     })
 }
 
-fn not_askable<'a, T: Query>(_: &'a Mediator, _: Payload<'a>, _: Option<Metadata>) -> BoxFuture<'a, Result<serde_json::Value>> {
+fn not_askable<'a, T: Query>(
+    _: &'a Mediator,
+    _: Payload<'a>,
+    _: Option<Metadata>,
+) -> BoxFuture<'a, Result<serde_json::Value>> {
     Box::pin(async {
         Err(Error::Decode {
             kind: "query",
@@ -505,6 +511,10 @@ impl Mediator {
     }
 
     pub(crate) fn named_query(&self, name: &str) -> Result<NamedQuery> {
-        self.rt.queries_by_name.get(name).copied().ok_or_else(|| Error::UnknownMessage { kind: "query", name: name.to_owned() })
+        self.rt
+            .queries_by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::UnknownMessage { kind: "query", name: name.to_owned() })
     }
 }

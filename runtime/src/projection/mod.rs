@@ -21,6 +21,11 @@ use crate::ports::StoredEvent;
 
 /// A read model fed by events. Implemented by `#[projection]` on an impl block whose
 /// `#[on]` methods take `(&self, &Envelope<E>, &mut ProjectionTx)`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a projection",
+    label = "not a type with a `#[projection]` impl block",
+    note = "a query's `reads = [..]` lists the projections whose read models it reads"
+)]
 pub trait Projection: Send + Sync + 'static {
     /// The projection's stable name (its checkpoints are stored under it).
     const NAME: &'static str;

@@ -302,6 +302,7 @@ impl<P: Projection> ProjectionWorker<P> {
         let mut worked = false;
         while self.store.acquire_lease(&self.scope, partition, &self.options.owner, self.options.lease_ttl).await? {
             let step = self.step(partition).await?;
+            self.supervisor.beat();
             worked |= step.read > 0;
             if step.read < self.options.batch_size {
                 return Ok((worked, true));

@@ -25,15 +25,12 @@
 mod domain;
 
 use std::process::{Child, Command};
-use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_ddd::broker::ConsumerOptions;
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::projection::WorkerOptions;
 use cqrs_ddd::saga::SagaInstance;
-use cqrs_ddd::saga::SagaRecovery;
-use cqrs_ddd::{OutboxRelay, ProjectionWorker, RelayOptions};
 use cqrs_ddd_nats::Nats;
 use cqrs_ddd_sqlx::{PgOptions, PgStore};
 use domain::{Fulfilment, Order, OrderCancelled, OrderConfirmed, OrderPlaced, PlaceOrder, Restock, Stock};
@@ -85,11 +82,19 @@ async fn main() -> Result<()> {
     let store = PgStore::connect_with(PgOptions::new(database).schema("orders_nats")).await?;
     store.migrate().await?;
     let nats = Nats::connect(&nats_url).await?.prefix("orders");
-    let app = App::builder().event_store(store.clone()).sagas_on(store.clone()).bus(nats.clone()).build()?;
+    let builder = App::builder().event_store(store.clone()).sagas_on(store.clone()).bus(nats.clone());
+    // The projection worker reads the event store when NATS says there is something new.
+    let app = match role.as_str() {
+        "projections" => {
+            let wake = WorkerOptions { wake: Some(nats.wake_on_events().await?), ..WorkerOptions::default() };
+            builder.projection_with(Board, wake).build()?
+        }
+        _ => builder.projection(Board).build()?,
+    };
     match role.as_str() {
         "api" => api(&app, &store).await,
         "sagas" => sagas(&app, until_ctrl_c()).await,
-        "projections" => projections(&store, &nats, until_ctrl_c()).await,
+        "projections" => projections(&app, until_ctrl_c()).await,
         "all" => all(&app, &store).await,
         other => Err(Error::handler(format!("unknown role `{other}`: api, sagas, projections or all"))),
     }
@@ -99,43 +104,28 @@ async fn until_ctrl_c() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// The saga worker: consumes events as the group `sagas`, and sends what a crash left.
+/// The saga worker: consumes events as the group `sagas`, and sends what a crash left
+/// (saga recovery).
 async fn sagas(app: &Mediator, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
     println!("[sagas] consuming");
-    let recovery = SagaRecovery::new(app.clone()).poll_interval(Duration::from_millis(500));
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let recovery = tokio::spawn(async move {
-        let mut stopped = stopped;
-        recovery.run(async move { drop(stopped.wait_for(|s| *s).await) }).await
-    });
-    let consumed = app.consume(ConsumerOptions::group("sagas"), shutdown).await;
-    let _ = stop.send(true);
-    recovery.await.map_err(Error::handler)??;
-    consumed
+    let host = app.host().relay(false).projections(false).consume(Some(ConsumerOptions::group("sagas")));
+    host.run(shutdown).await
 }
 
-/// The projection worker: reads the event store when NATS says there is something new.
-async fn projections(store: &PgStore, nats: &Nats, shutdown: impl Future<Output = ()>) -> Result<()> {
+/// The projection worker.
+async fn projections(app: &Mediator, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
     println!("[projections] keeping order_board");
-    let options = WorkerOptions { wake: Some(nats.wake_on_events().await?), ..WorkerOptions::default() };
-    let worker = ProjectionWorker::new(Board, Arc::new(store.clone()), Arc::new(store.clone())).with_options(options);
-    worker.run(shutdown).await
+    app.host().relay(false).scheduler(false).consume(None).run(shutdown).await
 }
 
 /// The API process: places three orders, relays the outbox to NATS, and shows what the
 /// other processes made of them.
 async fn api(app: &Mediator, store: &PgStore) -> Result<()> {
-    let relay = OutboxRelay::for_app(Arc::new(store.clone()), app).with_options(
-        RelayOptions { poll_interval: Duration::from_millis(100), ..RelayOptions::default() }.wake_on(app),
-    );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let relay = tokio::spawn(async move {
-        relay
-            .run(async move {
-                let _ = stopped.await;
-            })
-            .await
+    let relay = app.host().projections(false).scheduler(false).consume(None).run(async move {
+        let _ = stopped.await;
     });
+    let relay = tokio::spawn(relay);
 
     let run = cqrs_ddd::new_id().simple().to_string();
     let sku = format!("lamp-{}", &run[20..]);

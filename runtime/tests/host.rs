@@ -1,0 +1,316 @@
+//! The worker host, messages by name as JSON, read-your-writes and health, on the
+//! in-memory stores.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use cqrs_ddd::cqrs::{Payload, SendOptions};
+use cqrs_ddd::health::{Status, check_fn};
+use cqrs_ddd::memory::MemoryStore;
+use cqrs_ddd::ports::{
+    CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, StoredEvent, StoredState, StreamKey, async_trait,
+};
+use cqrs_ddd::prelude::*;
+use cqrs_ddd::projection::{ErrorPolicy, WorkerOptions};
+use cqrs_ddd::{BuildProblem, MessageKind};
+use tokio::sync::oneshot;
+
+#[event]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Deposited {
+    amount: u64,
+}
+
+#[derive(Debug, thiserror::Error, Serialize)]
+enum AccountError {
+    #[error("amounts must be below {limit}")]
+    TooLarge { limit: u64, asked: u64 },
+}
+
+#[aggregate(id = String, events(Deposited), error = AccountError)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Account {
+    balance: u64,
+}
+
+#[aggregate]
+impl Account {
+    #[handle(create_if_missing)]
+    fn deposit(&self, c: &Deposit) -> Result<Vec<AccountEvent>, AccountError> {
+        if c.amount >= 1_000_000 {
+            return Err(AccountError::TooLarge { limit: 1_000_000, asked: c.amount });
+        }
+        Ok(vec![Deposited { amount: c.amount }.into()])
+    }
+    #[apply]
+    fn deposited(&mut self, e: &Deposited) {
+        self.balance += e.amount;
+    }
+}
+
+#[command(aggregate = Account)]
+#[derive(Deserialize)]
+struct Deposit {
+    #[id]
+    account: String,
+    amount: u64,
+}
+
+#[command(response = u64)]
+#[derive(Deserialize)]
+struct Double {
+    n: u64,
+}
+
+#[command_handler]
+async fn double(c: Double, _ctx: &mut CommandContext) -> Result<u64> {
+    Ok(c.n * 2)
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct BalanceView {
+    balance: u64,
+}
+
+struct Balances;
+
+#[projection(name = "host_balances")]
+impl Balances {
+    #[on]
+    async fn deposited(&self, e: &Envelope<Deposited>, tx: &mut ProjectionTx) -> Result<()> {
+        if e.amount == 13 {
+            return Err(Error::handler("thirteen is refused"));
+        }
+        let amount = e.amount;
+        tx.docs("host_balances").update(&e.header.stream_id, |v: &mut BalanceView| v.balance += amount).await?;
+        Ok(())
+    }
+}
+
+#[query(reads = Balances)]
+#[derive(Deserialize)]
+struct GetBalance {
+    account: String,
+}
+
+#[query_handler]
+async fn get_balance(q: GetBalance, ctx: &QueryContext) -> Result<u64> {
+    let doc = ctx.read_models()?.get("host_balances", &q.account).await?;
+    Ok(doc
+        .map(|d| serde_json::from_str::<BalanceView>(&d.json).map(|v| v.balance))
+        .transpose()
+        .map_err(Error::handler)?
+        .unwrap_or(0))
+}
+
+/// Deposits seen by the async handler.
+#[derive(Default)]
+struct Seen(AtomicU64);
+
+#[event_handler(async)]
+async fn count_deposits(e: &Deposited, seen: Dep<Seen>) -> Result<()> {
+    seen.0.fetch_add(e.amount, Ordering::SeqCst);
+    Ok(())
+}
+
+fn app(seen: &Arc<Seen>) -> Mediator {
+    App::builder().provide_arc(seen.clone()).projection(Balances).build().expect("the wiring is complete")
+}
+
+/// Starts the host; the sender stops it.
+fn start(app: &Mediator) -> (oneshot::Sender<()>, tokio::task::JoinHandle<Result<()>>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let run = tokio::spawn(app.clone().host().run(async move {
+        let _ = stopped.await;
+    }));
+    (stop, run)
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..2_000 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("{what} did not happen within 10 s");
+}
+
+#[tokio::test]
+async fn the_host_runs_what_the_wiring_implies_and_stops_gracefully() {
+    let seen = Arc::new(Seen::default());
+    let app = app(&seen);
+    let mut labels = app.host().labels();
+    labels.sort();
+    assert_eq!(labels, ["outbox_relay", "projection:host_balances", "scheduler"]);
+
+    let (stop, run) = start(&app);
+    let receipt = app
+        .send_json("Deposit", Payload::Json(r#"{"account": "a-1", "amount": 40}"#), SendOptions::default())
+        .await
+        .expect("the deposit goes through");
+    assert_eq!(receipt.response, serde_json::Value::Null);
+    let position = receipt.position.expect("a deposit commits an event");
+
+    // Read your writes: the projection runs in the host.
+    app.wait_for_position("GetBalance", position, Duration::from_secs(10)).await.expect("the read model catches up");
+    let balance = app.query_json("GetBalance", Payload::Form("account=a-1"), None).await.expect("the query answers");
+    assert_eq!(balance, serde_json::json!(40));
+    // The async handler runs through the relay the host started.
+    eventually("the async handler", || seen.0.load(Ordering::SeqCst) == 40).await;
+
+    let report = app.health().await;
+    assert!(report.is_ready(), "{report:?}");
+    let names: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
+    for expected in ["event_store", "outbox_relay", "projection:host_balances", "scheduler"] {
+        assert!(names.contains(&expected), "{expected} in {names:?}");
+    }
+    let projection = report.checks.iter().find(|c| c.name == "projection:host_balances").unwrap();
+    assert_eq!(projection.detail["lag"], 0, "{projection:?}");
+    let relay = report.checks.iter().find(|c| c.name == "outbox_relay").unwrap();
+    assert_eq!(relay.detail["backlog"], 0, "{relay:?}");
+
+    stop.send(()).unwrap();
+    run.await.unwrap().expect("the host stops without an error");
+    assert_eq!(app.liveness().status, Status::Up, "stopped workers are still live");
+    assert_eq!(app.health().await.status, Status::Down, "stopped workers serve nothing");
+}
+
+#[tokio::test]
+async fn messages_by_name_answer_json_and_say_what_is_wrong() {
+    let seen = Arc::new(Seen::default());
+    let app = app(&seen);
+    let kinds: Vec<(MessageKind, &str)> = app.messages().iter().map(|m| (m.kind, m.name)).collect();
+    assert!(kinds.contains(&(MessageKind::Command, "Deposit")), "{kinds:?}");
+    assert!(kinds.contains(&(MessageKind::Query, "GetBalance")), "{kinds:?}");
+    let get = app.messages().into_iter().find(|m| m.name == "GetBalance").unwrap();
+    assert_eq!(get.reads, ["host_balances"]);
+
+    let doubled = app.send_json("Double", Payload::Json(r#"{"n": 21}"#), SendOptions::default()).await.unwrap();
+    assert_eq!((doubled.response, doubled.position), (serde_json::json!(42), None));
+
+    let bad =
+        app.send_json("Deposit", Payload::Json(r#"{"account": "a", "amount": "x"}"#), SendOptions::default()).await;
+    match bad {
+        Err(Error::Decode { reason, .. }) => assert!(reason.contains("amount"), "{reason}"),
+        other => panic!("a bad field is a decode error naming it, not {other:?}"),
+    }
+    let form = app.send_json("Deposit", Payload::Form("account=a"), SendOptions::default()).await;
+    assert!(matches!(form, Err(Error::Decode { .. })), "{form:?}");
+    let unknown = app.send_json("Withdraw", Payload::Json("{}"), SendOptions::default()).await;
+    assert!(matches!(unknown, Err(Error::UnknownMessage { kind: "command", .. })), "{unknown:?}");
+    let unknown = app.query_json("Nothing", Payload::Form(""), None).await;
+    assert!(matches!(unknown, Err(Error::UnknownMessage { kind: "query", .. })), "{unknown:?}");
+    let bad = app.query_json("GetBalance", Payload::Form("acount=a"), None).await;
+    assert!(matches!(bad, Err(Error::Decode { .. })), "{bad:?}");
+
+    // A domain error keeps its fields.
+    let err = app
+        .send_json("Deposit", Payload::Json(r#"{"account": "a", "amount": 2000000}"#), SendOptions::default())
+        .await
+        .unwrap_err();
+    let Error::Domain(domain) = &err else { panic!("{err:?}") };
+    assert_eq!(domain.fields(), Some(&serde_json::json!({"TooLarge": {"limit": 1_000_000, "asked": 2_000_000}})));
+    assert!(err.domain_error::<AccountError>().is_some());
+}
+
+#[tokio::test]
+async fn reading_ones_writes_times_out_without_a_worker() {
+    let seen = Arc::new(Seen::default());
+    let app = app(&seen);
+    let receipt = app
+        .send_json("Deposit", Payload::Json(r#"{"account": "b", "amount": 1}"#), SendOptions::default())
+        .await
+        .unwrap();
+    let err = app
+        .wait_for_position("GetBalance", receipt.position.unwrap(), Duration::from_millis(50))
+        .await
+        .expect_err("nothing runs the projection");
+    assert!(matches!(err, Error::Timeout { .. }) && err.is_transient(), "{err:?}");
+    // A position already reached is answered at once.
+    app.wait_for_position("GetBalance", Cursor::START, Duration::ZERO).await.unwrap();
+    assert_eq!("12".parse::<Cursor>().unwrap(), Cursor { commit: 12, position: 12 });
+    assert_eq!("7.12".parse::<Cursor>().unwrap().to_string(), "7.12");
+    assert!("x.1".parse::<Cursor>().is_err());
+}
+
+#[tokio::test]
+async fn a_worker_that_cannot_heal_stops_the_host_with_its_error() {
+    let seen = Arc::new(Seen::default());
+    let options = WorkerOptions { error_policy: ErrorPolicy::Stop, ..WorkerOptions::default() };
+    let app = App::builder().provide_arc(seen.clone()).projection_with(Balances, options).build().unwrap();
+    let (_stop, run) = start(&app);
+    app.send(Deposit { account: "c".into(), amount: 13 }).await.unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(30), run).await.expect("the host stops").unwrap();
+    let err = result.expect_err("the projection's error ends the host");
+    assert!(err.to_string().contains("thirteen"), "{err}");
+    let live = app.liveness();
+    assert_eq!(live.status, Status::Down, "{live:?}");
+}
+
+#[tokio::test]
+async fn a_failing_check_makes_the_application_not_ready() {
+    let app = App::builder()
+        .provide(Seen::default())
+        .health_check(check_fn("mail", || async { Err::<(), _>("connection refused") }))
+        .health_check(check_fn("cache", || async { Ok::<(), String>(()) }))
+        .build()
+        .unwrap();
+    let report = app.health().await;
+    assert!(!report.is_ready());
+    let mail = report.checks.iter().find(|c| c.name == "mail").unwrap();
+    assert_eq!((mail.status, mail.detail["error"].as_str()), (Status::Down, Some("connection refused")));
+    assert_eq!(report.checks.iter().find(|c| c.name == "cache").unwrap().status, Status::Up);
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["status"], "down");
+}
+
+/// An event store that keeps no outbox and no read models of its own.
+struct Bare(MemoryStore);
+
+#[async_trait]
+impl EventStore for Bare {
+    async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
+        self.0.commit(batch).await
+    }
+    async fn read_stream(&self, stream: &StreamKey, after_version: u64) -> Result<EventStream<'static>> {
+        self.0.read_stream(stream, after_version).await
+    }
+    async fn read_all(&self, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
+        self.0.read_all(after, limit).await
+    }
+    async fn stream_version(&self, stream: &StreamKey) -> Result<u64> {
+        self.0.stream_version(stream).await
+    }
+    async fn load_state(&self, stream: &StreamKey) -> Result<Option<StoredState>> {
+        self.0.load_state(stream).await
+    }
+}
+
+#[test]
+fn wiring_that_cannot_run_is_refused_by_build() {
+    let Err(err) =
+        App::builder().event_store(Bare(MemoryStore::new())).provide(Seen::default()).projection(Balances).build()
+    else {
+        panic!("nothing relays the async handler, nothing keeps the projection")
+    };
+    let Error::Build(build) = &err else { panic!("{err:?}") };
+    assert!(
+        build.problems.iter().any(|p| matches!(p, BuildProblem::AsyncHandlersWithoutOutbox { handlers } if handlers.iter().any(|h| h.contains("count_deposits")))),
+        "{err}"
+    );
+    assert!(
+        build.problems.iter().any(|p| matches!(p, BuildProblem::ProjectionsWithoutReadModels { projections } if projections == &["host_balances"])),
+        "{err}"
+    );
+    // Given an outbox and a document store, the same wiring builds.
+    App::builder()
+        .event_store(Bare(MemoryStore::new()))
+        .outbox(MemoryStore::new())
+        .read_models(cqrs_ddd::MemoryProjectionStore::new())
+        .provide(Seen::default())
+        .projection(Balances)
+        .build()
+        .expect("complete wiring");
+}
