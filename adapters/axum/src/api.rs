@@ -118,12 +118,7 @@ impl Api {
         schema: Option<(serde_json::Value, Vec<(String, serde_json::Value)>)>,
     ) -> Self {
         self.read_models.retain(|r| r.collection != T::COLLECTION);
-        self.read_models.push(ReadModelRoute {
-            collection: T::COLLECTION,
-            type_name: std::any::type_name::<T>(),
-            allow: Arc::new(T::allow_list()),
-            schema,
-        });
+        self.read_models.push(ReadModelRoute { collection: T::COLLECTION, allow: Arc::new(T::allow_list()), schema });
         self
     }
 
@@ -214,7 +209,7 @@ impl Api {
         if self.serves(Part::Health) {
             router = router.route("/health/live", get(health::live)).route("/health/ready", get(health::ready));
         }
-        // `GET /metrics` (Prometheus, see the `metrics` module) is mounted here.
+        // `GET /metrics` (Prometheus, the `metrics` module) is mounted here, beside health.
         if let Some(document) = document {
             let body = axum::body::Bytes::from(serde_json::to_vec(&document).unwrap_or_default());
             router = router.route(

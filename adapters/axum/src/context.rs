@@ -375,7 +375,8 @@ where
                             parts.extensions.insert(claims);
                         }
                         let request = Request::from_parts(parts, body);
-                        let response = match context.scope(inner.call(request)).await {
+                        // The inner service is called inside the scope too, not only polled there.
+                        let response = match context.scope(async move { inner.call(request).await }).await {
                             Ok(response) => response,
                             Err(never) => match never {},
                         };

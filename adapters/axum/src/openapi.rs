@@ -160,7 +160,7 @@ impl Ops<'_> {
             format!("Send the command `{}`", info.name),
             &[404, 409, 415, 422, 503],
         )
-        .description(Some(format!("Sends `{}` (`{}`) with the JSON body as its payload.", info.name, info.type_name)))
+        .description(Some(format!("Sends `{}` with the JSON body as its payload.", info.name)))
         .parameter(header_param(
             IDEMPOTENCY_KEY,
             "Sends the command at most once per key (a UUID); a repeat answers 409.",
@@ -194,8 +194,8 @@ impl Ops<'_> {
         let mut op = self
             .operation("queries", id, summary, &[404, 415, 503])
             .description(Some(format!(
-                "Asks `{}` (`{}`). With `{MIN_POSITION}` it first waits until the read models it reads reached that position.",
-                info.name, info.type_name
+                "Asks `{}`. With `{MIN_POSITION}` it first waits until the read models it reads reached that position.",
+                info.name
             )))
             .parameter(header_param(
                 MIN_POSITION,
@@ -266,7 +266,7 @@ impl Ops<'_> {
             format!("Read the `{}` read model", route.collection),
             &[401, 503],
         )
-        .description(Some(format!("Documents of `{}` (`{}`), a page at a time.", route.collection, route.type_name)))
+        .description(Some(format!("Documents of `{}`, a page at a time.", route.collection)))
         .parameter(param(
             "filter",
             "Clauses `field:op:value` joined by commas (`status:eq:open,total:gte:10`), or a JSON filter.",

@@ -26,8 +26,6 @@ use crate::problem::{INVALID_FILTER, Problem};
 pub(crate) struct ReadModelRoute {
     /// Its collection (the last segment of its path).
     pub(crate) collection: &'static str,
-    /// The Rust type, for the documentation.
-    pub(crate) type_name: &'static str,
     /// What callers may filter, sort and select.
     pub(crate) allow: Arc<AllowList>,
     /// The JSON schema of one document and the named schemas it refers to, when known.
