@@ -38,6 +38,7 @@ impl Contender {
             (Contender::CqrsEs, Backend::Postgres) => "postgres-es",
             (Contender::Sqlx, _) if group == Group::RedisLock => "redis-rs",
             (Contender::Sqlx, _) if group == Group::Relay => "broker client",
+            (Contender::Sqlx, _) if group == Group::Http => "axum by hand",
             _ => self.key(),
         }
     }
@@ -167,6 +168,8 @@ pub(crate) const E2E_NATS: [&str; 2] = ["e2e_nats_p50", "e2e_nats_p99"];
 pub(crate) const RELAY_RABBIT: &str = "relay_rabbitmq";
 /// Scenario 17: from a command's commit to its event's async handler, over RabbitMQ.
 pub(crate) const E2E_RABBIT: [&str; 2] = ["e2e_rabbitmq_p50", "e2e_rabbitmq_p99"];
+/// Scenario 18: commands over HTTP on loopback, driven by wrk.
+pub(crate) const HTTP_COMMANDS: &str = "http_commands";
 /// Scenario 8: the events a projection catches up on, spread over this many accounts.
 pub(crate) const PROJECTION_EVENTS: usize = 100_000;
 pub(crate) const PROJECTION_ACCOUNTS: usize = 1_000;
@@ -198,6 +201,7 @@ pub(crate) enum Group {
     Spec,
     RedisLock,
     Relay,
+    Http,
 }
 
 impl Group {
@@ -224,6 +228,7 @@ impl Group {
         Group::Spec,
         Group::RedisLock,
         Group::Relay,
+        Group::Http,
     ];
 
     /// The name of a cell on the command line of the child process.
@@ -249,6 +254,7 @@ impl Group {
             Group::Spec => "spec",
             Group::RedisLock => "redis_lock",
             Group::Relay => "relay",
+            Group::Http => "http",
         }
     }
 
@@ -260,7 +266,7 @@ impl Group {
     pub(crate) fn backend(self) -> Backend {
         match self {
             // Redis needs no database of the run: the cells connect to `REDIS_URL`.
-            Group::MemSpread | Group::MemLong | Group::Mediator | Group::RedisLock => Backend::Memory,
+            Group::MemSpread | Group::MemLong | Group::Mediator | Group::RedisLock | Group::Http => Backend::Memory,
             Group::PgSeq
             | Group::PgConc16
             | Group::PgBatch100
@@ -279,7 +285,9 @@ impl Group {
         match self {
             Group::MemSpread | Group::MemLong => &[Contender::Ours, Contender::CqrsEs],
             Group::Mediator => &[Contender::Ours],
-            Group::Projection | Group::Spec | Group::RedisLock | Group::Relay => &[Contender::Ours, Contender::Sqlx],
+            Group::Projection | Group::Spec | Group::RedisLock | Group::Relay | Group::Http => {
+                &[Contender::Ours, Contender::Sqlx]
+            }
             // MariaDB and SQLite: no cqrs-es column (postgres-es is PostgreSQL only).
             _ if self.backend() != Backend::Postgres => &[Contender::Ours, Contender::Sqlx],
             _ => &Contender::ALL,
@@ -320,6 +328,7 @@ impl Group {
                 row(E2E_RABBIT[0], Micros),
                 row(E2E_RABBIT[1], Micros),
             ],
+            Group::Http => vec![row(HTTP_COMMANDS, CommandsPerSec)],
         }
     }
 
@@ -394,6 +403,10 @@ impl Group {
                 thousands(w.relay_messages),
                 w.e2e_samples
             ),
+            Group::Http => "18. HTTP on loopback, in memory: deposits posted by wrk (2 threads, 32 connections) through \
+                 cqrs-ddd-axum's `POST /commands/{name}`: commands/s (axum by hand: one route decoding `Json<Deposit>` \
+                 and calling `send`)"
+                .to_owned(),
             Group::Spec => format!(
                 "15. Postgres, a read model of {} documents with a declared index: a specification's page of 20 \
                  (filter + order) and its count: queries/s (sqlx: the same queries written by hand)",

@@ -3,7 +3,7 @@
 use crate::report::{Results, num, ratio};
 use crate::scenarios::{
     Contender, Group, LITE_LOADS, LITE_SEQ, LOAD_SNAP, LOADS, LoadIds, MEDIATOR_DIRECT, MEDIATOR_SEND, MEM_LONG,
-    PG_BATCH, REDIS_LOCK, RELAY_NATS, RELAY_RABBIT, RateIds, SPEC_COUNT, SPEC_PAGE,
+    HTTP_COMMANDS, PG_BATCH, REDIS_LOCK, RELAY_NATS, RELAY_RABBIT, RateIds, SPEC_COUNT, SPEC_PAGE,
 };
 #[cfg(feature = "mysql")]
 use crate::scenarios::{MY_CONC16, MY_LOADS, MY_SEQ};
@@ -92,6 +92,13 @@ pub(crate) fn check(r: &Results) -> Vec<String> {
             vs(id, Contender::Sqlx),
         ));
     }
+    targets.push(t(
+        Group::Http,
+        format!("{HTTP_COMMANDS}: cqrs-ddd / axum by hand"),
+        Bound::AtLeast(0.9),
+        "x",
+        vs(HTTP_COMMANDS, Contender::Sqlx),
+    ));
     for id in [SPEC_PAGE, SPEC_COUNT] {
         targets.push(t(
             Group::Spec,

@@ -236,6 +236,29 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Running it: the worker host and health
+//!
+//! One call runs every background loop the wiring implies: `app.run(shutdown)` (or
+//! [`Mediator::host`] to choose) starts the outbox relay when there are async handlers,
+//! sagas or a bus, a consumer of the bus, a worker per projection registered with
+//! [`AppBuilder::projection`] (woken by local commits), and saga recovery or the
+//! scheduler; when `shutdown` completes, each finishes its round and `run` returns. The
+//! event store supplies the outbox and the read models' document store (every store of
+//! cqrs-ddd is both); [`AppBuilder::build`] refuses wiring that could not run (async
+//! handlers without an outbox, projections without a document store). See [`host`].
+//!
+//! [`Mediator::health`] is readiness: the event store and the bus answer, each hosted
+//! loop runs with a fresh heartbeat, projections within their lag, the outbox and the
+//! schedule without dead rows, and the checks added with [`AppBuilder::health_check`];
+//! [`Mediator::liveness`] says whether a loop stopped for good. See [`health`].
+//!
+//! Outside Rust, commands and queries are sent by name with JSON
+//! ([`Mediator::send_json`], [`Mediator::query_json`], the catalogue
+//! [`Mediator::messages`]; `cqrs-ddd-axum` serves them over HTTP). A command sent so
+//! answers the position it committed, and [`Mediator::wait_for_position`] waits until the
+//! read models a query reads (`#[query(reads = Projection)]`) have caught up with it:
+//! read-your-writes across processes.
+//!
 //! # Sagas and scheduled commands
 //!
 //! A `#[saga]` reacts to events with `#[step]` methods that send commands, compensate
@@ -273,6 +296,7 @@
 //! | --- | --- | --- |
 //! | `macros` | yes | re-exports `#[event]`, `#[aggregate]`, `#[command]`, `#[query]`, `#[command_handler]`, `#[query_handler]`, `#[event_handler]`, `#[upcaster]`, `#[projection]`, `#[saga]`, the method markers `#[handle]`, `#[apply]`, `#[step]`, `#[on]`, `#[reset]`, and `#[derive(ReadModel)]` ([`spec::ReadModel`]) |
 //! | `geo` | no | the geometry operators of specifications in memory ([`spec`], "Geometry"), through the `geo` crate |
+//! | `openapi` | no | the JSON schemas of commands and queries deriving `utoipa::ToSchema` in [`Mediator::messages`] (`cqrs-ddd-axum` turns it on) |
 //!
 //! The test kit ([`testing`]) is always compiled: it has no dependencies of its own.
 //!

@@ -1,6 +1,7 @@
 //! The contenders, one small module each, and the table of which one runs which group.
 
 pub(crate) mod cqrs_es;
+pub(crate) mod http;
 pub(crate) mod ours_mem;
 pub(crate) mod ours_pg;
 pub(crate) mod ours_sql;
@@ -55,6 +56,8 @@ pub(crate) async fn run(
         (Group::RedisLock, Sqlx) => Some(redis_lock::plain(w).await?),
         (Group::Relay, Ours) => Some(relay::ours(db()?, w, rep).await?),
         (Group::Relay, Sqlx) => Some(relay::direct(w, rep).await?),
+        (Group::Http, Ours) => Some(http::ours(w).await?),
+        (Group::Http, Sqlx) => Some(http::by_hand(w).await?),
         (Group::Spec, Sqlx) => Some(spec_docs::plain(db()?, w).await?),
         (Group::LoadRss, Ours) => ours_pg::load_rss(db()?).await?,
         (Group::LoadRss, CqrsEs) => Some(postgres_es::load_rss(db()?).await?),

@@ -42,6 +42,7 @@ impl Account {
 }
 
 #[command(aggregate = Account)]
+#[derive(Deserialize)]
 pub(crate) struct Deposit {
     #[id]
     pub(crate) account: String,
