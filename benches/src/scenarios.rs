@@ -403,10 +403,12 @@ impl Group {
                 thousands(w.relay_messages),
                 w.e2e_samples
             ),
-            Group::Http => "18. HTTP on loopback, in memory: deposits posted by wrk (2 threads, 32 connections) through \
+            Group::Http => {
+                "18. HTTP on loopback, in memory: deposits posted by wrk (2 threads, 32 connections) through \
                  cqrs-ddd-axum's `POST /commands/{name}`: commands/s (axum by hand: one route decoding `Json<Deposit>` \
                  and calling `send`)"
-                .to_owned(),
+                    .to_owned()
+            }
             Group::Spec => format!(
                 "15. Postgres, a read model of {} documents with a declared index: a specification's page of 20 \
                  (filter + order) and its count: queries/s (sqlx: the same queries written by hand)",

@@ -2,8 +2,8 @@
 
 use crate::report::{Results, num, ratio};
 use crate::scenarios::{
-    Contender, Group, LITE_LOADS, LITE_SEQ, LOAD_SNAP, LOADS, LoadIds, MEDIATOR_DIRECT, MEDIATOR_SEND, MEM_LONG,
-    HTTP_COMMANDS, PG_BATCH, REDIS_LOCK, RELAY_NATS, RELAY_RABBIT, RateIds, SPEC_COUNT, SPEC_PAGE,
+    Contender, Group, HTTP_COMMANDS, LITE_LOADS, LITE_SEQ, LOAD_SNAP, LOADS, LoadIds, MEDIATOR_DIRECT, MEDIATOR_SEND,
+    MEM_LONG, PG_BATCH, REDIS_LOCK, RELAY_NATS, RELAY_RABBIT, RateIds, SPEC_COUNT, SPEC_PAGE,
 };
 #[cfg(feature = "mysql")]
 use crate::scenarios::{MY_CONC16, MY_LOADS, MY_SEQ};

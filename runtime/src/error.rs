@@ -335,7 +335,11 @@ impl DomainError {
 
 impl fmt::Debug for DomainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DomainError").field("type", &self.type_name).field("error", &self.inner).finish()
+        f.debug_struct("DomainError")
+            .field("type", &self.type_name)
+            .field("error", &self.inner)
+            .field("fields", &self.fields)
+            .finish()
     }
 }
 

@@ -76,14 +76,16 @@ impl Hosted {
     }
 }
 
+/// Builds a projection's worker over the event store and the read-model store.
+type MakeWorker = dyn Fn(Arc<dyn EventStore>, Arc<dyn ProjectionStore>, WorkerOptions) -> Arc<dyn Worker> + Send + Sync;
+
 /// A projection registered with [`AppBuilder::projection`](crate::AppBuilder::projection).
 #[derive(Clone)]
 pub(crate) struct ProjectionPlan {
     pub(crate) name: &'static str,
     pub(crate) options: WorkerOptions,
     /// Builds its worker over the application's stores.
-    pub(crate) make:
-        Arc<dyn Fn(Arc<dyn EventStore>, Arc<dyn ProjectionStore>, WorkerOptions) -> Arc<dyn Worker> + Send + Sync>,
+    pub(crate) make: Arc<MakeWorker>,
 }
 
 impl ProjectionPlan {

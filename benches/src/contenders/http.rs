@@ -9,6 +9,7 @@
 //!   answer with the position it committed, errors as problem+json;
 //! - axum by hand: one route decoding `Json<Deposit>` and calling `app.send`.
 //!
+//! Both retry a command that meets a version conflict (two requests on one account).
 //! `wrk` runs 2 threads and 32 connections for the cell's duration; its requests per
 //! second are the figure. `wrk` shares the 2 cores with the server, the same for both.
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 use axum::extract::{Json, State};
 use axum::http::StatusCode;
 use axum::routing::post;
+use cqrs_ddd::RetryPolicy;
 use cqrs_ddd::prelude::*;
 use cqrs_ddd_axum::Api;
 
@@ -40,14 +42,20 @@ end
 
 /// The adapter's router.
 pub(crate) async fn ours(w: &Workload) -> Result<Outcome, BenchError> {
-    let app = App::builder().build().map_err(|e| BenchError::framework(ME, "build", e))?;
+    let app = App::builder()
+        .retry_on_conflict(RetryPolicy::retries(5))
+        .build()
+        .map_err(|e| BenchError::framework(ME, "build", e))?;
     let router = Api::new(app).commands().router();
     serve_and_load(router, "/commands/Deposit", w).await
 }
 
 /// A route written by hand.
 pub(crate) async fn by_hand(w: &Workload) -> Result<Outcome, BenchError> {
-    let app = App::builder().build().map_err(|e| BenchError::framework(BY_HAND, "build", e))?;
+    let app = App::builder()
+        .retry_on_conflict(RetryPolicy::retries(5))
+        .build()
+        .map_err(|e| BenchError::framework(BY_HAND, "build", e))?;
     let router = axum::Router::new().route("/deposit", post(deposit)).with_state(app);
     serve_and_load(router, "/deposit", w).await
 }
@@ -87,9 +95,7 @@ async fn wrk(script: &std::path::Path, url: &str, secs: u64) -> Result<f64, Benc
     let out = tokio::time::timeout(Duration::from_secs(secs + 30), out)
         .await
         .map_err(|_| BenchError::Usage("wrk did not finish".to_owned()))?
-        .map_err(|e| {
-            BenchError::Usage(format!("cannot run `wrk` ({e}); install it: apt-get install wrk"))
-        })?;
+        .map_err(|e| BenchError::Usage(format!("cannot run `wrk` ({e}); install it: apt-get install wrk")))?;
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         return Err(BenchError::Usage(format!("wrk failed: {text} {}", String::from_utf8_lossy(&out.stderr))));

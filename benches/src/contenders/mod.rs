@@ -88,7 +88,8 @@ pub(crate) async fn run(
             | Group::LiteLoad
             | Group::Spec
             | Group::RedisLock
-            | Group::Relay,
+            | Group::Relay
+            | Group::Http,
             CqrsEs,
         ) => None,
     })
