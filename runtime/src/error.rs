@@ -226,14 +226,16 @@ pub enum Error {
         after: std::time::Duration,
     },
     /// A message known only by its stored name whose payload does not decode into its type.
-    #[error("cannot decode {kind} `{name}` from its payload: {reason}")]
+    #[error("cannot decode {kind} `{name}` from its payload{}: {reason}", at(.path.as_deref()))]
     Decode {
-        /// `command`.
+        /// `command` or `query`.
         kind: &'static str,
         /// The stored name.
         name: String,
         /// What serde said, or why the type cannot be decoded at all.
         reason: String,
+        /// Where in the payload it failed (`amount`, `items[2].sku`), when serde said.
+        path: Option<String>,
     },
 }
 
@@ -557,6 +559,11 @@ pub enum BuildProblem {
         /// The projections' names, sorted.
         projections: Vec<&'static str>,
     },
+}
+
+/// `` at `path` `` or nothing.
+fn at(path: Option<&str>) -> String {
+    path.map(|p| format!(" at `{p}`")).unwrap_or_default()
 }
 
 /// `` `a` and `b` ``.

@@ -312,13 +312,6 @@ fn short_type_name(type_name: &str) -> &str {
     plain.rsplit("::").next().unwrap_or(plain)
 }
 
-/// The field path at the start of a decode reason (`at `amount`: ...`), if any.
-fn decode_path(reason: &str) -> Option<String> {
-    let rest = reason.strip_prefix("at `")?;
-    let end = rest.find("`:")?;
-    Some(rest[..end].to_owned())
-}
-
 fn lock_problem(e: &LockError) -> Problem {
     match e {
         LockError::Upgrade { .. } => {
@@ -371,10 +364,9 @@ impl From<&Error> for Problem {
                     .with("kind", *kind)
                     .with("name", name.as_str())
             }
-            Error::Decode { kind, name, reason } => Problem::invalid_body(
-                format!("the body does not decode into {kind} `{name}`: {reason}"),
-                decode_path(reason),
-            ),
+            Error::Decode { kind, name, reason, path } => {
+                Problem::invalid_body(format!("the body does not decode into {kind} `{name}`: {reason}"), path.clone())
+            }
             Error::Validation { message: "filter", reason } => {
                 Problem::new(StatusCode::BAD_REQUEST, INVALID_FILTER, "Invalid filter").detail(reason.clone())
             }
@@ -427,11 +419,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn type_names_are_shortened_and_paths_found() {
+    fn type_names_are_shortened() {
         assert_eq!(short_type_name("bank::domain::AccountError"), "AccountError");
         assert_eq!(short_type_name("a::Wrap<b::C>"), "Wrap");
-        assert_eq!(decode_path("at `lines[0].qty`: invalid type"), Some("lines[0].qty".to_owned()));
-        assert_eq!(decode_path("missing field `amount`"), None);
     }
 
     #[test]

@@ -127,6 +127,7 @@ fn not_decodable<'a, T: Command>(_: &'a Mediator, _: &'a str, _: SendOptions) ->
                 "`{}` does not implement `serde::Deserialize`; derive it to send the command by name (scheduled, from a broker or over HTTP)",
                 std::any::type_name::<T>()
             ),
+            path: None,
         })
     })
 }

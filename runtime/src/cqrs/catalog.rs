@@ -203,28 +203,24 @@ impl<T: Query> AskNot for Probe<T> {
 
 /// Decodes a message of type `T` named `name` from `payload`.
 pub(crate) fn decode<T: DeserializeOwned>(kind: &'static str, name: &str, payload: Payload<'_>) -> Result<T> {
-    let reason = match payload {
+    let (path, reason) = match payload {
         Payload::Json(json) => {
             let de = &mut serde_json::Deserializer::from_str(json);
             match serde_path_to_error::deserialize(de) {
                 Ok(v) => return Ok(v),
-                Err(e) => described(e.path(), e.inner()),
+                Err(e) => (e.path().to_string(), e.into_inner().to_string()),
             }
         }
         Payload::Form(form) => {
             let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(form.as_bytes()));
             match serde_path_to_error::deserialize(de) {
                 Ok(v) => return Ok(v),
-                Err(e) => described(e.path(), e.inner()),
+                Err(e) => (e.path().to_string(), e.into_inner().to_string()),
             }
         }
     };
-    Err(Error::Decode { kind, name: name.to_owned(), reason })
-}
-
-fn described(path: &serde_path_to_error::Path, error: &dyn std::fmt::Display) -> String {
-    let path = path.to_string();
-    if path == "." { error.to_string() } else { format!("at `{path}`: {error}") }
+    let path = (path != ".").then_some(path);
+    Err(Error::Decode { kind, name: name.to_owned(), reason, path })
 }
 
 fn ask<'a, T: QueryHandler + DeserializeOwned>(
@@ -262,6 +258,7 @@ fn not_askable<'a, T: Query>(
                 "`{}` cannot be asked by name: it needs `serde::Deserialize`, a `#[query_handler]`, and a response that implements `serde::Serialize`",
                 std::any::type_name::<T>()
             ),
+            path: None,
         })
     })
 }
@@ -481,6 +478,7 @@ impl Mediator {
                     kind: "command",
                     name: name.to_owned(),
                     reason: "a command's payload is a JSON document".to_owned(),
+                    path: None,
                 });
             }
         };
