@@ -1,7 +1,9 @@
 //! The bank domain: one aggregate, its events and commands, a query and a policy.
 
 use cqrs_ddd::prelude::*;
+use cqrs_ddd::spec::ReadModel;
 use std::sync::Mutex;
+use utoipa::ToSchema;
 
 pub(crate) type AccountId = String;
 
@@ -82,7 +84,7 @@ impl Account {
 }
 
 #[command(aggregate = Account)]
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub(crate) struct OpenAccount {
     #[id]
     pub(crate) id: AccountId,
@@ -90,7 +92,7 @@ pub(crate) struct OpenAccount {
 }
 
 #[command(aggregate = Account)]
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub(crate) struct Deposit {
     #[id]
     pub(crate) id: AccountId,
@@ -98,15 +100,16 @@ pub(crate) struct Deposit {
 }
 
 #[command(aggregate = Account)]
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub(crate) struct Withdraw {
     #[id]
     pub(crate) id: AccountId,
     pub(crate) amount: u64,
 }
 
-#[query(reads = Balances)]
-#[derive(Serialize, Deserialize)]
+/// The balance, from the aggregate itself: always up to date.
+#[query]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub(crate) struct GetBalance {
     pub(crate) id: AccountId,
 }
@@ -114,6 +117,20 @@ pub(crate) struct GetBalance {
 #[query_handler]
 async fn get_balance(q: GetBalance, ctx: &QueryContext) -> Result<u64> {
     Ok(ctx.load::<Account>(&q.id).await?.state.balance)
+}
+
+/// The account's read model, kept by the `Balances` projection: a caller that sent a
+/// command may ask to read its own write (over HTTP: `x-cqrs-min-position`).
+#[query(reads = Balances)]
+#[derive(Serialize, Deserialize, ToSchema)]
+pub(crate) struct GetAccount {
+    pub(crate) id: AccountId,
+}
+
+#[query_handler]
+async fn get_account(q: GetAccount, ctx: &QueryContext) -> Result<Option<BalanceView>> {
+    let Some(doc) = ctx.read_models()?.get(BalanceView::COLLECTION, &q.id).await? else { return Ok(None) };
+    serde_json::from_str(&doc.json).map(Some).map_err(Error::handler)
 }
 
 /// Collects alerts; a real application would send mail.
@@ -142,7 +159,7 @@ async fn alert_large_deposit(e: &Envelope<Deposited>, notifier: Dep<Notifier>) -
 
 /// The read model of balances, one JSON document per account: its typed fields answer
 /// specifications, and callers over HTTP may filter and sort on what it allows.
-#[derive(Debug, Default, Clone, Serialize, Deserialize, ReadModel)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize, ReadModel, ToSchema)]
 #[read_model(collection = "balances")]
 pub(crate) struct BalanceView {
     #[read_model(filter(eq, ne, in_), select)]

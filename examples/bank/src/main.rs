@@ -1,9 +1,17 @@
-//! Run with: cargo run -p example-bank
+//! Run with: cargo run -p example-bank             (a scripted tour)
+//!       or: cargo run -p example-bank -- serve    (over HTTP)
 //!
 //! A bank account, event-sourced: open, deposit, withdraw, an overdraft rejected with a
 //! typed domain error, a balance query, an event handler reacting to large deposits, a
 //! balance projection (a read model kept exactly once), and an asynchronous event
-//! handler fed by the transactional outbox.
+//! handler fed by the transactional outbox; the projection and the outbox relay run in
+//! the worker host.
+//!
+//! `serve` serves the same application over HTTP on `--bind ADDR` (else the `BIND`
+//! variable, else 127.0.0.1:3000): commands at `POST /commands/{name}`, queries at
+//! `GET /queries/{name}`, the read model at `GET /read-models/balances?filter=..`,
+//! `/health/live`, `/health/ready`, `/metrics` and `/openapi.json`; Ctrl-C stops it
+//! gracefully.
 //!
 //! The events go to SQLite (`bank.db` in the working directory) unless `DATABASE_URL`
 //! names a PostgreSQL database (`postgres://postgres@127.0.0.1:5432/postgres`) or a
@@ -19,7 +27,9 @@ use cqrs_ddd::cqrs::{Payload, SendOptions};
 use cqrs_ddd::ports::{Cursor, EventStore, ProjectionStore, SnapshotStore};
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::spec::{QueryOptions, ReadModel, parse_query};
-use cqrs_ddd::{SnapshotPolicy, TracingMiddleware};
+use cqrs_ddd::{MetricsMiddleware, SnapshotPolicy, TracingMiddleware};
+use cqrs_ddd_axum::Api;
+use cqrs_ddd_axum::metrics::PrometheusMetrics;
 use cqrs_ddd_sqlx::{MySqlStore, PgStore, SqliteStore};
 use domain::{Account, AccountError, BalanceView, Balances, Deposit, GetBalance, Notifier, OpenAccount, Withdraw};
 
@@ -33,20 +43,66 @@ struct Stores {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let stores = open_stores().await?;
-    let store = stores.events.clone();
     println!("storing events in {}", stores.place);
     let notifier = Arc::new(Notifier::default());
     // The projection and the async handler run in the worker host; the store is also
     // the outbox and the read models' document store.
     let app = App::builder()
-        .event_store_arc(store.clone())
+        .event_store_arc(stores.events.clone())
         .snapshot_store_arc(stores.snapshots.clone())
         .snapshot::<Account>(SnapshotPolicy::every(100))
         .projection(Balances)
         .provide_arc(notifier.clone())
         .middleware(TracingMiddleware)
+        .middleware(MetricsMiddleware)
         .build()?;
+    match args.first().map(String::as_str) {
+        Some("serve") => serve(app, &args[1..]).await,
+        None => tour(app, &stores, &notifier).await,
+        Some(other) => Err(Error::handler(format!("unknown command `{other}`; run without one, or `serve [--bind ADDR]`"))),
+    }
+}
+
+/// Serves the application over HTTP until Ctrl-C, with its workers.
+async fn serve(app: Mediator, args: &[String]) -> Result<()> {
+    let bind = match args {
+        [] => std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:3000".to_owned()),
+        [flag, addr] if flag == "--bind" => addr.clone(),
+        _ => return Err(Error::handler("usage: example-bank serve [--bind ADDR]")),
+    };
+    let metrics = PrometheusMetrics::install().map_err(Error::handler)?;
+    let router = Api::new(app.clone())
+        .info("bank", env!("CARGO_PKG_VERSION"))
+        .commands()
+        .queries()
+        .read_model_with_schema::<BalanceView>()
+        .health()
+        .metrics(metrics)
+        .openapi()
+        .router();
+    let listener = tokio::net::TcpListener::bind(&bind).await.map_err(Error::handler)?;
+    let addr = listener.local_addr().map_err(Error::handler)?;
+    println!("listening on http://{addr}");
+    // Ctrl-C stops the server (after the requests in flight) and the workers (after
+    // their round).
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let host = tokio::spawn(app.host().run(until_stopped(stopped.clone())));
+    axum::serve(listener, router).with_graceful_shutdown(until_stopped(stopped)).await.map_err(Error::handler)?;
+    host.await.map_err(Error::handler)?
+}
+
+/// The scripted tour.
+async fn tour(app: Mediator, stores: &Stores, notifier: &Notifier) -> Result<()> {
+    let store = stores.events.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let host = tokio::spawn(app.clone().host().run(async move {
         let _ = stopped.await;
@@ -83,7 +139,7 @@ async fn main() -> Result<()> {
         .send_json("Deposit", Payload::Json(&format!(r#"{{"id": "{id}", "amount": 1}}"#)), SendOptions::default())
         .await?;
     let position = receipt.position.ok_or_else(|| Error::handler("a deposit commits an event"))?;
-    app.wait_for_position("GetBalance", position, Duration::from_secs(10)).await?;
+    app.wait_for_position("GetAccount", position, Duration::from_secs(10)).await?;
     let doc = stores.projections.document("balances", &id).await?.ok_or_else(|| Error::handler("no read model"))?;
     let view: BalanceView = serde_json::from_str(&doc.json).map_err(Error::handler)?;
     println!(
