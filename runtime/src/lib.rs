@@ -298,6 +298,7 @@ mod error;
 pub mod es;
 pub mod lock;
 pub mod memory;
+pub mod metrics;
 pub mod middleware;
 pub mod outbox;
 pub mod ports;
