@@ -429,7 +429,8 @@ impl Partition {
             .map_err(outage)?;
         let dead_queue = self.bus.topology.dead_queue(&self.options.group);
         self.bus.send("", &dead_queue, &delivery.data, props).await.map_err(Failure::Outage)?;
-        metrics::counter!(cqrs_ddd::metrics::RABBITMQ_DEAD_LETTERS_TOTAL, "group" => self.options.group.clone()).increment(1);
+        metrics::counter!(cqrs_ddd::metrics::RABBITMQ_DEAD_LETTERS_TOTAL, "group" => self.options.group.clone())
+            .increment(1);
         Ok(())
     }
 
