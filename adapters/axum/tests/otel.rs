@@ -83,6 +83,12 @@ async fn journal_placed(e: &Placed, ctx: &EventContext) -> Result<()> {
     ctx.send(Note { journal: "j".into(), order: e.order.clone() }).await
 }
 
+/// Gives the journal's events an outbox row too.
+#[event_handler(async)]
+async fn noted_elsewhere(_e: &Noted) -> Result<()> {
+    Ok(())
+}
+
 /// What the caller of the HTTP request sent: its trace and its span.
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -162,12 +168,15 @@ async fn one_trace_runs_from_the_request_through_the_outbox_to_the_async_handler
     app.send(Place { order: "o1".into() }).instrument(request).await.unwrap();
 
     let row = store.outbox_records().pop().expect("the event went to the outbox").message;
+    assert_eq!(row.topic, "Placed");
     let staged = row.headers.get(headers::TRACEPARENT).expect("a traceparent header");
     assert_eq!(cqrs_ddd::broker::trace_id(staged).map(|id| id.simple().to_string()).as_deref(), Some(TRACE_ID));
     assert!(!staged.contains(CALLER_SPAN_ID), "the row names the command's span, not the caller's: {staged}");
 
     let relay = OutboxRelay::for_app(Arc::new(store.clone()), &app);
     assert_eq!(relay.run_once().await.unwrap().published, 1);
+    let noted = store.outbox_records().into_iter().find(|r| r.message.topic == "Noted").expect("the handler's event");
+    let noted = noted.message.headers[headers::TRACEPARENT].clone();
 
     let guard = tokio::task::spawn_blocking(move || {
         guard.flush().unwrap();
@@ -210,6 +219,8 @@ async fn one_trace_runs_from_the_request_through_the_outbox_to_the_async_handler
     assert_eq!(hex(&deliver.parent_span_id), hex(&place.span_id), "the delivery follows the command's outbox row");
     assert!(staged.contains(&hex(&place.span_id)), "the row's traceparent is the command's span");
     assert_eq!(hex(&note.parent_span_id), hex(&deliver.span_id), "the handler's command runs in the delivery");
+    // The handler's unit of work commits in the delivery span, after its command returned.
+    assert!(noted.contains(&hex(&deliver.span_id)), "what the handler staged names the delivery: {noted}");
     assert_eq!(attribute(deliver, "event_type").as_deref(), Some("Placed"));
     assert_eq!(attribute(deliver, "handlers").as_deref(), Some("1"));
     assert_eq!(attribute(deliver, "event_id"), Some(row.id.to_string()));
