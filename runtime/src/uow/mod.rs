@@ -338,11 +338,11 @@ fn broker_headers(
     headers
 }
 
-/// The W3C `traceparent` of a message staged now: the one its headers carry (a
-/// consumer restores the delivered message's, see [`crate::broker::request_of`]), else
-/// the current span's when a [`crate::telemetry::Propagator`] is installed (a root command
-/// stages and commits inside its `cqrs_ddd.command` span), else one made from the
-/// correlation id.
+/// The W3C `traceparent` of a message staged now: the one its context's headers carry
+/// (in the handlers of a delivered message, its `cqrs_ddd.deliver` span's, else the
+/// message's own: see [`crate::Mediator::deliver`]), else the current span's when a
+/// [`crate::telemetry::Propagator`] is installed (a root command stages and commits inside
+/// its `cqrs_ddd.command` span), else one made from the correlation id.
 pub(crate) fn traceparent_for(
     headers: &std::collections::BTreeMap<String, String>,
     correlation: Uuid,
