@@ -290,6 +290,17 @@
 //! [`Error::Decode`] names the type); one implementing `Command` by hand is registered
 //! with [`AppBuilder::schedulable`].
 //!
+//! # Metrics and traces
+//!
+//! Counters, gauges and histograms go through the `metrics` facade, so any exporter
+//! records them (`cqrs-ddd-axum` serves them to Prometheus); [`metrics`] is the table of
+//! every name, kind and label. [`TracingMiddleware`] opens a `cqrs_ddd.command` or
+//! `cqrs_ddd.query` span per message, and [`Mediator::deliver`] a `cqrs_ddd.deliver` span
+//! per delivered event. With a [`telemetry::Propagator`] installed (`cqrs-ddd-axum`'s
+//! `otel` module installs one), outbox rows carry the W3C `traceparent` of the span that
+//! committed them and each delivery span is that span's child, so one trace runs from the
+//! request through the outbox and the brokers to the async handlers.
+//!
 //! # Cargo features
 //!
 //! | feature | default | what it gives |
@@ -324,6 +335,7 @@ pub mod health;
 pub mod host;
 pub mod lock;
 pub mod memory;
+pub mod metrics;
 pub mod middleware;
 pub mod outbox;
 pub mod ports;

@@ -205,8 +205,13 @@ impl OutboxRelay {
         Ok(report)
     }
 
+    /// Claims the next batch; how many rows it found is the backlog gauge
+    /// ([`crate::metrics::OUTBOX_BACKLOG`]: at most a batch, no query of its own).
     async fn claim(&self) -> Result<Vec<OutboxRecord>> {
-        self.outbox.claim(&self.options.name, self.options.batch_size, self.options.lease).await
+        let rows = self.outbox.claim(&self.options.name, self.options.batch_size, self.options.lease).await?;
+        #[allow(clippy::cast_precision_loss)] // a gauge
+        metrics::gauge!(crate::metrics::OUTBOX_BACKLOG).set(rows.len() as f64);
+        Ok(rows)
     }
 
     /// Publishes a claimed batch (see [`OutboxRelay::run_once`]); rows of the streams in
@@ -248,7 +253,9 @@ impl OutboxRelay {
                 let Some(row) = queues[q].1.pop_front() else { continue };
                 let publisher = self.publisher.clone();
                 in_flight.push(async move {
+                    let started = std::time::Instant::now();
                     let result = publisher.publish(&row.message).await;
+                    metrics::histogram!(crate::metrics::OUTBOX_PUBLISH_SECONDS).record(started.elapsed().as_secs_f64());
                     (q, row, result)
                 });
             }
@@ -273,7 +280,7 @@ impl OutboxRelay {
                         .await?;
                     if failures >= self.options.max_attempts {
                         tracing::error!(message = %id, topic = %row.message.topic, error = %error, "outbox message is dead");
-                        metrics::counter!("cqrs_ddd_outbox_dead_total").increment(1);
+                        metrics::counter!(crate::metrics::OUTBOX_DEAD_TOTAL).increment(1);
                         report.dead += 1;
                     } else {
                         tracing::warn!(message = %id, attempt = failures, error = %error, "publishing failed; will retry");
@@ -282,7 +289,8 @@ impl OutboxRelay {
                 }
             }
         }
-        metrics::counter!("cqrs_ddd_outbox_published_total").increment(report.published as u64);
+        metrics::counter!(crate::metrics::OUTBOX_PUBLISHED_TOTAL).increment(report.published as u64);
+        metrics::counter!(crate::metrics::OUTBOX_FAILED_TOTAL).increment(report.retried as u64);
         Ok(settled)
     }
 

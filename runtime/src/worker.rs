@@ -245,7 +245,7 @@ impl Supervisor {
             failures = h.consecutive_failures;
         });
         tracing::warn!(worker = self.worker, name = %self.name, error = %error, failures, "round failed; retrying after a backoff");
-        metrics::counter!("cqrs_ddd_worker_retries_total", "worker" => self.worker, "name" => self.name.clone())
+        metrics::counter!(crate::metrics::WORKER_RETRIES_TOTAL, "worker" => self.worker, "name" => self.name.clone())
             .increment(1);
         failures
     }
@@ -295,7 +295,7 @@ impl StallWatch {
         };
         let held = stall.as_ref().map(|s| s.held_for(Utc::now())).unwrap_or_default();
         let (key, name) = &self.label;
-        metrics::gauge!("cqrs_ddd_read_horizon_held_seconds", *key => name.clone()).set(held.as_secs_f64());
+        metrics::gauge!(crate::metrics::READ_HORIZON_HELD_SECONDS, *key => name.clone()).set(held.as_secs_f64());
         let Some(stall) = stall.filter(|_| held >= self.warn_after) else {
             *self.warned.lock() = None;
             return;

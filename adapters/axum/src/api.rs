@@ -41,6 +41,7 @@ enum Part {
 /// | [`Api::queries`] | `GET` and `POST /queries/{name}` |
 /// | [`Api::read_model`] | `GET /read-models/{collection}` |
 /// | [`Api::health`] | `GET /health/live`, `GET /health/ready` |
+/// | [`Api::metrics`] | `GET /metrics` (Prometheus) |
 /// | [`Api::openapi`] | `GET /openapi.json` |
 /// | [`Api::route`], [`Api::merge`] | your own routes |
 #[must_use]
@@ -53,6 +54,7 @@ pub struct Api {
     version: String,
     routes: Router,
     customize: Vec<Customize>,
+    metrics: Option<crate::metrics::PrometheusMetrics>,
 }
 
 impl Api {
@@ -67,6 +69,7 @@ impl Api {
             version: "1".to_owned(),
             routes: Router::new(),
             customize: Vec::new(),
+            metrics: None,
         }
     }
 
@@ -125,6 +128,14 @@ impl Api {
     /// Serves `GET /health/live` and `GET /health/ready` (see [`health`]).
     pub fn health(self) -> Self {
         self.serve(Part::Health)
+    }
+
+    /// Serves `GET /metrics`: the framework's metrics (and any other the program records
+    /// through the `metrics` crate) in Prometheus' text format, from the recorder
+    /// [`PrometheusMetrics::install`](crate::metrics::PrometheusMetrics::install) installed.
+    pub fn metrics(mut self, metrics: crate::metrics::PrometheusMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Serves the OpenAPI document of everything above at `GET /openapi.json` (see
@@ -209,7 +220,9 @@ impl Api {
         if self.serves(Part::Health) {
             router = router.route("/health/live", get(health::live)).route("/health/ready", get(health::ready));
         }
-        // `GET /metrics` (Prometheus, the `metrics` module) is mounted here, beside health.
+        if let Some(metrics) = &self.metrics {
+            router = router.merge(metrics.routes());
+        }
         if let Some(document) = document {
             let body = axum::body::Bytes::from(serde_json::to_vec(&document).unwrap_or_default());
             router = router.route(

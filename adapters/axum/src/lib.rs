@@ -153,7 +153,10 @@ pub mod extract;
 pub mod health;
 pub mod jwt;
 pub mod messages;
+pub mod metrics;
 pub mod openapi;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod problem;
 pub mod read_model;
 

@@ -213,7 +213,7 @@ impl Publisher for RabbitMq {
         let (exchange, routing_key) = self.route(message);
         let props = codec::properties(message)?;
         self.send(&exchange, &routing_key, message.payload.as_bytes(), props).await?;
-        metrics::counter!("cqrs_ddd_rabbitmq_published_total").increment(1);
+        metrics::counter!(cqrs_ddd::metrics::RABBITMQ_PUBLISHED_TOTAL).increment(1);
         Ok(())
     }
 }

@@ -83,7 +83,7 @@ async fn sessions(
             Err(Failure::Outage(e)) => {
                 outages += 1;
                 let wait = options.outage_backoff.delay(outages);
-                metrics::counter!("cqrs_ddd_rabbitmq_consumer_outages_total").increment(1);
+                metrics::counter!(cqrs_ddd::metrics::RABBITMQ_CONSUMER_OUTAGES_TOTAL).increment(1);
                 tracing::warn!(
                     group = %options.group, error = %e, ?wait,
                     "RabbitMQ consumer lost the broker; connecting again"
@@ -429,7 +429,8 @@ impl Partition {
             .map_err(outage)?;
         let dead_queue = self.bus.topology.dead_queue(&self.options.group);
         self.bus.send("", &dead_queue, &delivery.data, props).await.map_err(Failure::Outage)?;
-        metrics::counter!("cqrs_ddd_rabbitmq_dead_letters_total", "group" => self.options.group.clone()).increment(1);
+        metrics::counter!(cqrs_ddd::metrics::RABBITMQ_DEAD_LETTERS_TOTAL, "group" => self.options.group.clone())
+            .increment(1);
         Ok(())
     }
 

@@ -61,7 +61,9 @@ async fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("serve") => serve(app, &args[1..]).await,
         None => tour(app, &stores, &notifier).await,
-        Some(other) => Err(Error::handler(format!("unknown command `{other}`; run without one, or `serve [--bind ADDR]`"))),
+        Some(other) => {
+            Err(Error::handler(format!("unknown command `{other}`; run without one, or `serve [--bind ADDR]`")))
+        }
     }
 }
 

@@ -54,12 +54,8 @@ async fn the_bank_serves_commands_queries_health_metrics_and_its_document() {
         .await
         .unwrap();
     assert_eq!(open.status(), 200, "{:?}", open.text().await);
-    let deposit = http
-        .post(format!("{base}/commands/Deposit"))
-        .json(&json!({"id": id, "amount": 250}))
-        .send()
-        .await
-        .unwrap();
+    let deposit =
+        http.post(format!("{base}/commands/Deposit")).json(&json!({"id": id, "amount": 250})).send().await.unwrap();
     assert_eq!(deposit.status(), 200);
     let position = deposit.headers()["x-cqrs-position"].to_str().unwrap().to_owned();
 

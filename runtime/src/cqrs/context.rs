@@ -90,6 +90,8 @@ impl CommandContext {
         let mut headers = std::collections::BTreeMap::new();
         headers.insert("correlation_id".to_owned(), self.request.correlation_id.to_string());
         headers.insert("causation_id".to_owned(), self.command_id().to_string());
+        let traceparent = crate::uow::traceparent_for(&self.request.headers, self.request.correlation_id, id);
+        headers.insert(crate::broker::headers::TRACEPARENT.to_owned(), traceparent);
         self.uow.add_outbox(OutboxMessage { id, topic, payload, headers, created_at: Utc::now() })?;
         Ok(id)
     }

@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::time::Duration;
 
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::Backoff;
@@ -14,6 +15,7 @@ use crate::cqrs::mediator::{EventHandlerEntry, Mediator};
 use crate::cqrs::root::Root;
 use crate::error::{Error, Result};
 use crate::ports::OutboxMessage;
+use crate::telemetry;
 
 /// Conflicts an async handler's unit of work retries before the delivery fails.
 const CONFLICT_RETRIES: u32 = 5;
@@ -65,22 +67,31 @@ impl Mediator {
             event_type: event_type.clone(),
             source,
         })?;
-        let request = broker::request_of(message)?;
-        let ctx = EventContext::new(self.clone());
-        let mut first = None;
-        for h in handlers {
-            let result = if h.unit_of_work {
-                self.deliver_once(h, &*envelope, &ctx, &request, message.id).await
-            } else {
-                context::enter(request.clone(), None, h.handler.call(&*envelope, &ctx)).await
-            };
-            if let Err(e) = result {
-                metrics::counter!("cqrs_ddd_async_handler_failures_total", "handler" => h.name).increment(1);
-                tracing::warn!(handler = h.name, event = %event_type, message = %message.id, error = %e, "async event handler failed");
-                first.get_or_insert(e);
-            }
+        let mut request = broker::request_of(message)?;
+        let span = delivery_span(message, event_type, handlers.len());
+        if let Some(traceparent) = span.in_scope(telemetry::current_traceparent) {
+            // What the handlers stage is caused by this delivery, not by its sender.
+            request.headers.insert(headers::TRACEPARENT.to_owned(), traceparent);
         }
-        first.map_or(Ok(()), Err)
+        let ctx = EventContext::new(self.clone());
+        async {
+            let mut first = None;
+            for h in handlers {
+                let result = if h.unit_of_work {
+                    self.deliver_once(h, &*envelope, &ctx, &request, message.id).await
+                } else {
+                    context::enter(request.clone(), None, h.handler.call(&*envelope, &ctx)).await
+                };
+                if let Err(e) = result {
+                    metrics::counter!(crate::metrics::ASYNC_HANDLER_FAILURES_TOTAL, "handler" => h.name).increment(1);
+                    tracing::warn!(handler = h.name, event = %event_type, message = %message.id, error = %e, "async event handler failed");
+                    first.get_or_insert(e);
+                }
+            }
+            first.map_or(Ok(()), Err)
+        }
+        .instrument(span)
+        .await
     }
 
     /// One async handler in its own unit of work under its delivery key.
@@ -106,7 +117,7 @@ impl Mediator {
             }
             match root.finish(&uow, result).await {
                 Err(Error::AlreadyProcessed { .. }) => {
-                    metrics::counter!("cqrs_ddd_redeliveries_ignored_total", "handler" => h.name).increment(1);
+                    metrics::counter!(crate::metrics::REDELIVERIES_IGNORED_TOTAL, "handler" => h.name).increment(1);
                     return Ok(());
                 }
                 Err(e) if e.is_conflict() && attempt < CONFLICT_RETRIES => {
@@ -117,6 +128,23 @@ impl Mediator {
             }
         }
     }
+}
+
+/// The span the handlers of a delivered message run in, `cqrs_ddd.deliver`, a child of the
+/// span that staged the message when its `traceparent` header names one and a
+/// [`telemetry::Propagator`] is installed.
+fn delivery_span(message: &OutboxMessage, event_type: &str, handlers: usize) -> tracing::Span {
+    let span = tracing::info_span!(
+        "cqrs_ddd.deliver",
+        event_type,
+        stream = message.headers.get(headers::STREAM).map_or("", String::as_str),
+        event_id = %message.id,
+        handlers,
+    );
+    if let Some(traceparent) = message.headers.get(headers::TRACEPARENT) {
+        telemetry::set_parent(&span, traceparent);
+    }
+    span
 }
 
 #[cfg(test)]

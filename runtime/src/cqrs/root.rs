@@ -109,7 +109,7 @@ impl Root {
             if used_cache && !stale_cache_retried {
                 stale_cache_retried = true;
             } else if attempt < policy.max_retries {
-                metrics::counter!("cqrs_ddd_conflict_retries_total", "command" => name).increment(1);
+                metrics::counter!(crate::metrics::CONFLICT_RETRIES_TOTAL, "command" => name).increment(1);
                 tokio::time::sleep(backoff.delay(attempt + 1)).await;
                 attempt += 1;
             } else {
@@ -159,10 +159,12 @@ impl Root {
                     if let Some(cursor) = r.cursor() {
                         crate::cqrs::catalog::committed(cursor);
                     }
+                    uow::count_appended(&streams);
                     r
                 }
                 Err(e) => {
                     uow.mark_failed();
+                    uow::count_conflict(&streams, &e);
                     return Err(e);
                 }
             }
@@ -185,7 +187,7 @@ impl Root {
             for event in after.events {
                 for (name, result) in self.mediator.dispatch_event(event.type_id, &*event.envelope).await {
                     if let Err(e) = result {
-                        metrics::counter!("cqrs_ddd_event_handler_failures_total", "handler" => name).increment(1);
+                        metrics::counter!(crate::metrics::EVENT_HANDLER_FAILURES_TOTAL, "handler" => name).increment(1);
                         tracing::error!(handler = name, error = %e, "event handler failed after commit");
                     }
                 }

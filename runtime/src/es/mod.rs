@@ -97,7 +97,7 @@ impl Loader {
                     stream = %key, version = snapshot.version, error = %e,
                     "snapshot no longer matches the aggregate's shape; replaying the stream"
                 );
-                metrics::counter!("cqrs_ddd_stale_snapshots_total", "aggregate" => A::TYPE).increment(1);
+                metrics::counter!(crate::metrics::STALE_SNAPSHOTS_TOTAL, "aggregate" => A::TYPE).increment(1);
                 Ok((A::default(), 0))
             }
         }

@@ -92,7 +92,11 @@ impl<'a> Next<'a> {
     }
 }
 
-/// Opens a `tracing` span per message and logs failures.
+/// Opens a `tracing` span per message, `cqrs_ddd.command` or `cqrs_ddd.query`, with the
+/// message's `name`, its `correlation_id` and whether it is `nested`; logs failures.
+///
+/// A root command commits inside its span, so the outbox rows it writes carry the span's
+/// trace context when a [`crate::telemetry::Propagator`] is installed.
 #[derive(Debug, Clone, Default)]
 pub struct TracingMiddleware;
 
@@ -103,13 +107,13 @@ impl Middleware for TracingMiddleware {
 
     fn handle<'a>(&'a self, msg: Message, next: Next<'a>) -> BoxFuture<'a, Result<Reply>> {
         use tracing::Instrument;
-        let span = tracing::info_span!(
-            "message",
-            kind = ?msg.kind,
-            name = msg.name,
-            correlation_id = %msg.request.correlation_id,
-            nested = msg.nested
-        );
+        let (name, correlation_id, nested) = (msg.name, &msg.request.correlation_id, msg.nested);
+        let span = match msg.kind {
+            MessageKind::Command => {
+                tracing::info_span!("cqrs_ddd.command", name, correlation_id = %correlation_id, nested)
+            }
+            MessageKind::Query => tracing::info_span!("cqrs_ddd.query", name, correlation_id = %correlation_id, nested),
+        };
         Box::pin(
             async move {
                 let result = next.run(msg).await;
@@ -123,8 +127,10 @@ impl Middleware for TracingMiddleware {
     }
 }
 
-/// Counts messages and records their latency through the `metrics` facade
-/// (`cqrs_ddd_messages_total`, `cqrs_ddd_message_seconds`, labelled by name and outcome).
+/// Counts commands and queries and records their latency through the `metrics` facade:
+/// [`crate::metrics::MESSAGES_TOTAL`] by `kind` (`command`, `query`), `name` and
+/// `outcome` (`ok`, `rejected`, `conflict`, `error`), and
+/// [`crate::metrics::MESSAGE_SECONDS`] by `kind` and `name`.
 #[derive(Debug, Clone, Default)]
 pub struct MetricsMiddleware;
 
@@ -134,13 +140,19 @@ impl Middleware for MetricsMiddleware {
     }
 
     fn handle<'a>(&'a self, msg: Message, next: Next<'a>) -> BoxFuture<'a, Result<Reply>> {
+        use crate::metrics as m;
         Box::pin(async move {
             let name = msg.name;
+            let kind = match msg.kind {
+                MessageKind::Command => "command",
+                MessageKind::Query => "query",
+            };
             let started = Instant::now();
             let result = next.run(msg).await;
-            let outcome = if result.is_ok() { "ok" } else { "error" };
-            metrics::counter!("cqrs_ddd_messages_total", "name" => name, "outcome" => outcome).increment(1);
-            metrics::histogram!("cqrs_ddd_message_seconds", "name" => name).record(started.elapsed().as_secs_f64());
+            let outcome = m::outcome(&result);
+            metrics::counter!(m::MESSAGES_TOTAL, "kind" => kind, "name" => name, "outcome" => outcome).increment(1);
+            metrics::histogram!(m::MESSAGE_SECONDS, "kind" => kind, "name" => name)
+                .record(started.elapsed().as_secs_f64());
             result
         })
     }

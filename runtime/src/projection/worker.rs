@@ -147,6 +147,14 @@ struct Step {
     applied: usize,
 }
 
+impl Step {
+    /// Counts the events applied ([`crate::metrics::PROJECTION_EVENTS_APPLIED_TOTAL`]).
+    fn count<P: Projection>(self) {
+        metrics::counter!(crate::metrics::PROJECTION_EVENTS_APPLIED_TOTAL, "projection" => P::NAME)
+            .increment(self.applied as u64);
+    }
+}
+
 /// How an attempt at applying and writing events in one transaction failed.
 enum Attempt<'e> {
     /// Opening the transaction or prefetching failed: the store's failure, not an event's.
@@ -303,6 +311,7 @@ impl<P: Projection> ProjectionWorker<P> {
         while self.store.acquire_lease(&self.scope, partition, &self.options.owner, self.options.lease_ttl).await? {
             let step = self.step(partition).await?;
             self.supervisor.beat();
+            step.count::<P>();
             worked |= step.read > 0;
             if step.read < self.options.batch_size {
                 return Ok((worked, true));
@@ -322,6 +331,7 @@ impl<P: Projection> ProjectionWorker<P> {
         for partition in 0..self.options.partitions {
             loop {
                 let step = self.step(partition).await?;
+                step.count::<P>();
                 if step.read == 0 {
                     break;
                 }
@@ -392,7 +402,7 @@ impl<P: Projection> ProjectionWorker<P> {
     pub async fn lag(&self) -> Result<u64> {
         let (_, _, lag) = self.positions().await?;
         #[allow(clippy::cast_precision_loss)] // a gauge
-        metrics::gauge!("cqrs_ddd_projection_lag", "projection" => P::NAME).set(lag as f64);
+        metrics::gauge!(crate::metrics::PROJECTION_LAG, "projection" => P::NAME).set(lag as f64);
         Ok(lag)
     }
 
@@ -632,7 +642,7 @@ impl<P: Projection> ProjectionWorker<P> {
             projection = P::NAME, partition, %stream, version, position = at.position, error = %reason,
             "passing a corrupt row"
         );
-        metrics::counter!("cqrs_ddd_projection_failures_total", "projection" => P::NAME).increment(1);
+        metrics::counter!(crate::metrics::PROJECTION_FAILURES_TOTAL, "projection" => P::NAME).increment(1);
         let mut tx = self.store.begin().await?;
         let moved = async {
             if let Some(letter) = letter {
@@ -667,7 +677,7 @@ impl<P: Projection> ProjectionWorker<P> {
             tokio::time::sleep(self.options.outage_backoff.delay(failures)).await;
             return Ok(());
         }
-        metrics::counter!("cqrs_ddd_projection_failures_total", "projection" => P::NAME).increment(1);
+        metrics::counter!(crate::metrics::PROJECTION_FAILURES_TOTAL, "projection" => P::NAME).increment(1);
         let reason = error.to_string();
         let named = || {
             format!(

@@ -210,13 +210,20 @@ impl SagaManager {
         let mut attempt = 0;
         loop {
             let found = self.get(key).await?;
+            let before = found.as_ref().map(SagaInstance::status);
             let now = self.now();
             let Some((mut inst, fx)) = change(found, now, rt.options.grace)? else { return Ok(None) };
             match self.save(&mut inst, fx, now).await {
-                Ok(()) => return Ok(Some(inst)),
+                Ok(()) => {
+                    if before != Some(inst.status()) {
+                        count_transition(rt, key, inst.status());
+                    }
+                    return Ok(Some(inst));
+                }
                 Err(e) if e.is_conflict() && attempt < rt.options.max_conflict_retries => {
                     attempt += 1;
-                    metrics::counter!("cqrs_ddd_saga_conflicts_total", "saga" => key.saga_type.clone()).increment(1);
+                    metrics::counter!(crate::metrics::SAGA_CONFLICTS_TOTAL, "saga" => key.saga_type.clone())
+                        .increment(1);
                     tokio::time::sleep(CONFLICT_BACKOFF.delay(attempt)).await;
                 }
                 Err(e) => return Err(e),
@@ -380,6 +387,16 @@ impl SagaManager {
     pub(crate) async fn due(&self, limit: usize) -> Result<Vec<SagaKey>> {
         self.rt().store.due(self.now(), limit).await
     }
+}
+
+/// Counts an instance saved in a new status ([`crate::metrics::SAGA_TRANSITIONS_TOTAL`]),
+/// labelled by the saga type's registered name when it has one (no copy).
+fn count_transition(rt: &SagaRuntime, key: &SagaKey, status: SagaStatus) {
+    let saga: metrics::SharedString = match rt.types.get_key_value(key.saga_type.as_str()) {
+        Some((name, _)) => (*name).into(),
+        None => key.saga_type.clone().into(),
+    };
+    metrics::counter!(crate::metrics::SAGA_TRANSITIONS_TOTAL, "saga" => saga, "state" => status.as_str()).increment(1);
 }
 
 fn deadline_command(d: &Deadline, now: DateTime<Utc>) -> Result<ScheduledCommand> {

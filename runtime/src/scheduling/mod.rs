@@ -265,9 +265,9 @@ impl Scheduler {
                 }
             }
         }
-        metrics::counter!("cqrs_ddd_scheduled_sent_total").increment(report.sent as u64);
-        metrics::counter!("cqrs_ddd_scheduled_retried_total").increment(report.retried as u64);
-        metrics::counter!("cqrs_ddd_scheduled_dead_total").increment(report.dead as u64);
+        metrics::counter!(crate::metrics::SCHEDULED_SENT_TOTAL).increment(report.sent as u64);
+        metrics::counter!(crate::metrics::SCHEDULED_RETRIED_TOTAL).increment(report.retried as u64);
+        metrics::counter!(crate::metrics::SCHEDULED_DEAD_TOTAL).increment(report.dead as u64);
         Ok(report)
     }
 

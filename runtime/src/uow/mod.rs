@@ -217,9 +217,32 @@ pub(crate) fn after_commit(
     after
 }
 
+/// Counts the events a commit appended, once per stream
+/// ([`crate::metrics::EVENTS_APPENDED_TOTAL`]).
+pub(crate) fn count_appended(streams: &[Box<dyn StagedStream>]) {
+    for s in streams {
+        s.count_appended();
+    }
+}
+
+/// Counts a commit refused by a version conflict under the type of the stream it names
+/// ([`crate::metrics::CONFLICTS_TOTAL`]).
+pub(crate) fn count_conflict(streams: &[Box<dyn StagedStream>], error: &Error) {
+    let Error::Conflict { stream, .. } = error else { return };
+    let stream_type = match streams {
+        [one] => one.stream_type(),
+        _ => streams.iter().find(|s| s.key().to_string() == *stream).map_or("unknown", |s| s.stream_type()),
+    };
+    metrics::counter!(crate::metrics::CONFLICTS_TOTAL, "stream_type" => stream_type).increment(1);
+}
+
 /// A staged stream of any aggregate type.
 pub(crate) trait StagedStream: Send {
     fn key(&self) -> &StreamKey;
+    /// The aggregate type.
+    fn stream_type(&self) -> &'static str;
+    /// Adds the events staged on it to [`crate::metrics::EVENTS_APPENDED_TOTAL`].
+    fn count_appended(&self);
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn write(&self, batch: &mut CommitBatch, to_outbox: &dyn Fn(TypeId) -> bool) -> Result<()>;
     fn into_committed(
@@ -251,6 +274,12 @@ pub(crate) struct Staged<A: Aggregate> {
 }
 
 impl<A: Aggregate> Staged<A> {
+    /// The key of its [`crate::metrics::EVENTS_APPENDED_TOTAL`] series, made at compile
+    /// time: counting a commit allocates and hashes nothing.
+    const APPENDED: metrics::Key =
+        metrics::Key::from_static_parts(crate::metrics::EVENTS_APPENDED_TOTAL, Self::APPENDED_LABELS);
+    const APPENDED_LABELS: &'static [metrics::Label] = &[metrics::Label::from_static_parts("stream_type", A::TYPE)];
+
     pub(crate) fn version(&self) -> u64 {
         self.loaded_version + self.pending.len() as u64
     }
@@ -305,15 +334,40 @@ fn broker_headers(
     if let Some(p) = &meta.principal {
         headers.insert(h::PRINCIPAL.to_owned(), p.clone());
     }
-    let traceparent =
-        meta.headers.get(h::TRACEPARENT).cloned().unwrap_or_else(|| crate::broker::traceparent(correlation, event_id));
-    headers.insert(h::TRACEPARENT.to_owned(), traceparent);
+    headers.insert(h::TRACEPARENT.to_owned(), traceparent_for(&meta.headers, correlation, event_id));
     headers
+}
+
+/// The W3C `traceparent` of a message staged now: the one its context's headers carry
+/// (in the handlers of a delivered message, its `cqrs_ddd.deliver` span's, else the
+/// message's own: see [`crate::Mediator::deliver`]), else the current span's when a
+/// [`crate::telemetry::Propagator`] is installed (a root command stages and commits inside
+/// its `cqrs_ddd.command` span), else one made from the correlation id.
+pub(crate) fn traceparent_for(
+    headers: &std::collections::BTreeMap<String, String>,
+    correlation: Uuid,
+    message_id: Uuid,
+) -> String {
+    match headers.get(crate::broker::headers::TRACEPARENT) {
+        Some(tp) => tp.clone(),
+        None => crate::telemetry::current_traceparent()
+            .unwrap_or_else(|| crate::broker::traceparent(correlation, message_id)),
+    }
 }
 
 impl<A: Aggregate> StagedStream for Staged<A> {
     fn key(&self) -> &StreamKey {
         &self.key
+    }
+
+    fn stream_type(&self) -> &'static str {
+        A::TYPE
+    }
+
+    fn count_appended(&self) {
+        if !self.pending.is_empty() {
+            crate::metrics::counter_of(&Self::APPENDED).increment(self.pending.len() as u64);
+        }
     }
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
