@@ -238,7 +238,25 @@ impl Ops<'_> {
     }
 
     fn read_model(&self, route: &ReadModelRoute) -> Operation {
-        let item = route.schema.as_ref().map_or_else(object, |(s, _)| schema(s));
+        let document = route.schema.as_ref().map_or_else(object, |(s, _)| schema(s));
+        let item = RefOr::T(Schema::Object(
+            utoipa::openapi::ObjectBuilder::new()
+                .property(
+                    "id",
+                    schema(&json!({"type": "string", "description": "The document's id in its collection."})),
+                )
+                .property(
+                    "version",
+                    schema(
+                        &json!({"type": "integer", "minimum": 1, "description": "1 on insert, one more per update."}),
+                    ),
+                )
+                .property("document", document)
+                .required("id")
+                .required("version")
+                .required("document")
+                .build(),
+        ));
         let page = ContentBuilder::new()
             .schema(Some(schema(&json!({
                 "type": "object",

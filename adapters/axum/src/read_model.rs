@@ -6,7 +6,8 @@
 //! (`tenant_required`) refuses a request without a tenant (403), one owned by its
 //! callers (`owned_by`) shows each principal their own documents. The documents are read
 //! from the application's read-model store for the request's tenant, a page at a time:
-//! `{"items": [<document>, ..], "next": <cursor or null>}`; give `next` back as
+//! `{"items": [{"id": .., "version": .., "document": <document>}, ..], "next": <cursor or
+//! null>}`; give `next` back as
 //! `cursor` for the following page (with the same `sort`). A filter that cannot be
 //! answered is a 400 ([`crate::problem::INVALID_FILTER`]) naming the offending part.
 
@@ -70,7 +71,7 @@ pub(crate) async fn page(
             tracing::error!(collection = route.collection, id = doc.id, error = %e, "a stored document is not JSON");
             Problem::internal()
         })?;
-        items.push(value);
+        items.push(json!({"id": doc.id, "version": doc.version, "document": value}));
     }
     Ok(Json(json!({"items": items, "next": page.next})).into_response())
 }
