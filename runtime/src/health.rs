@@ -94,10 +94,19 @@ pub trait HealthCheck: Send + Sync + 'static {
 }
 
 /// A [`HealthCheck`] from a name and an async closure answering `Ok` (up) or an error
-/// (down), for backends that have a `health()` of their own:
+/// (down), for a service the handlers depend on (the lock and cache backends have
+/// [`lock_check`] and [`cache_check`]):
 ///
-/// ```rust,ignore
-/// App::builder().health_check(check_fn("redis", move || { let cache = cache.clone(); async move { cache.health().await } }))
+/// ```rust
+/// # use cqrs_ddd::App;
+/// # use cqrs_ddd::health::check_fn;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> cqrs_ddd::Result<()> {
+/// let app = App::builder()
+///     .health_check(check_fn("mail", || async { Err::<(), _>("connection refused") }))
+///     .build()?;
+/// assert!(!app.health().await.is_ready());
+/// # Ok(()) }
 /// ```
 pub fn check_fn<F, Fut, E>(name: impl Into<String>, check: F) -> impl HealthCheck
 where
@@ -127,6 +136,23 @@ where
         }
     }
     FnCheck { name: name.into(), check }
+}
+
+/// A check that a lock backend answers (`RedisLocks`, `Redlock`: a quorum of nodes,
+/// `PgLocks`, `MemoryLocks`): `.health_check(lock_check("locks", locks.clone()))`.
+pub fn lock_check(name: impl Into<String>, backend: Arc<dyn crate::lock::LockBackend>) -> impl HealthCheck {
+    check_fn(name, move || {
+        let backend = backend.clone();
+        async move { backend.health().await }
+    })
+}
+
+/// A check that a cache backend answers (`RedisCache`, `MemoryCache`).
+pub fn cache_check(name: impl Into<String>, backend: Arc<dyn crate::cache::CacheBackend>) -> impl HealthCheck {
+    check_fn(name, move || {
+        let backend = backend.clone();
+        async move { backend.health().await }
+    })
 }
 
 /// Where the checks draw their lines.

@@ -58,7 +58,10 @@ async fn the_document_describes_messages_read_models_health_and_problems() {
     assert_eq!(balance["get"]["responses"]["200"]["content"]["application/json"]["schema"]["type"], "integer");
     let page =
         &doc["paths"]["/read-models/balances"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
-    assert_eq!(page["properties"]["items"]["items"]["properties"]["document"]["properties"]["balance"]["type"], "integer", "{page}");
+    assert_eq!(
+        page["properties"]["items"]["items"]["properties"]["document"]["properties"]["balance"]["type"], "integer",
+        "{page}"
+    );
     assert!(doc["paths"]["/health/ready"]["get"]["responses"]["503"].is_object());
     assert_eq!(
         doc["components"]["responses"]["Problem"]["content"]["application/problem+json"]["schema"]["$ref"],

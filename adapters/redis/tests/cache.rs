@@ -123,3 +123,20 @@ async fn read_model_answers_are_renewed_across_processes_after_a_commit() {
     assert_eq!(b.count_of(Some("t1"), "tickets", &open).await.unwrap(), 2, "b sees a's commit");
     assert_eq!(b.count_of(Some("t2"), "tickets", &open).await.unwrap(), 0, "another tenant");
 }
+
+#[tokio::test]
+async fn the_health_checks_follow_the_server() {
+    use cqrs_ddd::health::{HealthCheck, Status, cache_check, lock_check};
+    use std::sync::Arc;
+
+    let up = cache_check("cache", Arc::new(RedisCache::new(&common::url()).unwrap()));
+    assert_eq!(up.check().await.status, Status::Up);
+    let locks = lock_check("locks", Arc::new(cqrs_ddd_redis::RedisLocks::new(&common::url()).unwrap()));
+    assert_eq!(locks.check().await.status, Status::Up);
+    // Nothing listens on this port: the check is down and says why.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let down = cache_check("cache", Arc::new(RedisCache::new(&format!("redis://{closed}")).unwrap()));
+    let check = tokio::time::timeout(Duration::from_secs(30), down.check()).await.expect("the check answers");
+    assert_eq!(check.status, Status::Down, "{check:?}");
+    assert!(check.detail["error"].is_string(), "{check:?}");
+}
