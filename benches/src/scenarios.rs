@@ -574,8 +574,9 @@ mod tests {
 
     #[test]
     fn in_memory_groups_need_no_database() {
-        // The three in-memory groups, and Redis (its cells connect to `REDIS_URL`).
-        assert!(Group::ALL.iter().filter(|g| g.backend() == Backend::Memory).count() == 4);
+        // The three in-memory groups, Redis (its cells connect to `REDIS_URL`) and HTTP
+        // (its servers keep their events in memory).
+        assert!(Group::ALL.iter().filter(|g| g.backend() == Backend::Memory).count() == 5);
         assert!(
             Group::ALL
                 .iter()

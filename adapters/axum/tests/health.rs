@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use common::proxy::Proxy;
 use common::*;
 use cqrs_ddd::App;
+use cqrs_ddd::testing::TcpProxy as Proxy;
 use cqrs_ddd_axum::Api;
 use cqrs_ddd_sqlx::{PgOptions, PgStore};
 
@@ -56,7 +56,7 @@ async fn readiness_follows_the_database_and_liveness_does_not() {
     admin.migrate().await.expect("the schema migrates");
 
     let (_, upstream) = through(&url, "127.0.0.1:1".parse().unwrap());
-    let proxy = Proxy::start(upstream).await;
+    let proxy = Proxy::start(upstream).await.expect("a free port on 127.0.0.1 for the proxy");
     let (proxied, _) = through(&url, proxy.addr());
     let store = PgStore::connect_with(PgOptions::new(proxied).schema(&schema).max_connections(4))
         .await

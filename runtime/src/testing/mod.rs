@@ -1,4 +1,5 @@
-//! Given / when / then for sagas, without a database or a mediator.
+//! Given / when / then for sagas, without a database or a mediator; and a TCP proxy
+//! ([`TcpProxy`]) that cuts a connection to a server, for tests of faults.
 //!
 //! [`SagaFixture`] runs a saga's steps with the same state transitions as the runtime
 //! (commands stored, then marked dispatched; compensations last-first; TCC; timeouts),
@@ -45,6 +46,10 @@
 //! assert_eq!(saga.sent(), ["Ping"]);
 //! assert_eq!(saga.status(), SagaStatus::Completed);
 //! ```
+
+mod proxy;
+
+pub use proxy::TcpProxy;
 
 use std::collections::HashMap;
 use std::marker::PhantomData;

@@ -1,8 +1,6 @@
 //! The domain the HTTP tests serve (a bank account), and helpers to call a router.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
-pub mod proxy;
-
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;

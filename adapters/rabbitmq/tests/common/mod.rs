@@ -7,7 +7,6 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::net::TcpListener as StdListener;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cqrs_ddd::Backoff;
@@ -18,7 +17,6 @@ use cqrs_ddd::ports::{EventStore, OutboxMessage, StreamKey};
 use cqrs_ddd::prelude::*;
 use cqrs_ddd_rabbitmq::RabbitMq;
 use parking_lot::Mutex;
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -85,61 +83,23 @@ impl Drop for Cleanup {
 
 /// A proxy to a TCP address; [`Proxy::cut`] closes every connection and refuses new
 /// ones until [`Proxy::restore`].
-pub struct Proxy {
-    pub port: u16,
-    up: Arc<AtomicBool>,
-    pipes: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    accept: JoinHandle<()>,
-}
+pub struct Proxy(cqrs_ddd::testing::TcpProxy);
 
 impl Proxy {
     pub async fn start(upstream: &str) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
-        let pipes = Arc::new(Mutex::new(Vec::new()));
-        let upstream = upstream.to_owned();
-        let accept = tokio::spawn({
-            let (up, pipes) = (up.clone(), pipes.clone());
-            async move {
-                while let Ok((mut client, _)) = listener.accept().await {
-                    if !up.load(Ordering::SeqCst) {
-                        drop(client);
-                        continue;
-                    }
-                    let upstream = upstream.clone();
-                    let pipe = tokio::spawn(async move {
-                        if let Ok(mut server) = TcpStream::connect(&upstream).await {
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                        }
-                    });
-                    pipes.lock().push(pipe);
-                }
-            }
-        });
-        Proxy { port, up, pipes, accept }
+        Proxy(cqrs_ddd::testing::TcpProxy::start_to(upstream).await.expect("a proxy on a loopback port"))
     }
 
     pub fn url(&self) -> String {
-        url_via(self.port)
+        url_via(self.0.addr().port())
     }
 
     pub fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for pipe in self.pipes.lock().drain(..) {
-            pipe.abort();
-        }
+        self.0.cut();
     }
 
     pub fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
-        self.accept.abort();
+        self.0.restore();
     }
 }
 

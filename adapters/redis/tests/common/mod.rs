@@ -4,12 +4,9 @@
 
 use std::net::TcpListener as StdListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::net::TcpStream;
 
 pub fn url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
@@ -25,47 +22,19 @@ pub fn free_port() -> u16 {
 }
 
 /// A proxy to a TCP address; [`Proxy::cut`] closes every connection and refuses new ones.
-pub struct Proxy {
-    pub port: u16,
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
+pub struct Proxy(cqrs_ddd::testing::TcpProxy);
 
 impl Proxy {
     pub async fn start(upstream: &str) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let tasks = Arc::new(Mutex::new(Vec::new()));
-        let upstream = upstream.to_owned();
-        let list = tasks.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                let pipe = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                list.lock().push(pipe);
-            }
-        });
-        tasks.lock().push(accept);
-        Proxy { port, tasks }
+        Proxy(cqrs_ddd::testing::TcpProxy::start_to(upstream).await.expect("a proxy on a loopback port"))
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("redis://{}", self.0.addr())
     }
 
     pub fn cut(&self) {
-        for t in self.tasks.lock().drain(..) {
-            t.abort();
-        }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
+        self.0.cut();
     }
 }
 

@@ -10,7 +10,6 @@ pub mod kill;
 pub mod mem;
 pub mod outage;
 pub mod projections;
-pub mod proxy;
 pub mod saga_engine;
 pub mod sagas;
 pub mod specs;

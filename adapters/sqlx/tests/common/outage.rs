@@ -8,7 +8,6 @@ use cqrs_ddd::ports::async_trait;
 
 use super::domain::{Deposit, Open};
 use super::projections::{Announce, Balance, Balances, Flaky, balance};
-use super::proxy::Proxy;
 use super::saga_engine::{Journal, Reserve};
 use super::{TestDb, app, eventually};
 use cqrs_ddd::memory::MemoryProjectionStore;
@@ -17,6 +16,7 @@ use cqrs_ddd::ports::{Outbox, ProjectionStore};
 use cqrs_ddd::projection::{ProjectionWorker, WorkerOptions};
 use cqrs_ddd::saga::SagaRecovery;
 use cqrs_ddd::scheduling::{Scheduler, SchedulerOptions};
+use cqrs_ddd::testing::TcpProxy as Proxy;
 use cqrs_ddd::{Backoff, WorkerHealth, WorkerState};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -39,7 +39,7 @@ pub trait Proxied: TestDb {
 /// scheduled command was applied once.
 pub async fn workers_ride_out_a_database_outage<D: Proxied>(db: &D) {
     let direct = db.store().await;
-    let proxy = Proxy::start(db.upstream().await).await;
+    let proxy = Proxy::start(db.upstream().await).await.expect("a free port on 127.0.0.1 for the proxy");
     let via = db.store_via(proxy.addr()).await;
 
     // Commands go straight to the database; the workers' stores go through the proxy.

@@ -1,7 +1,7 @@
-//! A TCP proxy for tests of faults: put it between the stores and a database, then cut
-//! every connection through it (new ones are accepted and closed at once, like a server
-//! that is restarting) and let traffic through again. Nothing else is touched, so tests
-//! sharing the database run on undisturbed.
+//! A TCP proxy for tests of faults: put it between a store (a bus, a cache) and its
+//! server, then cut every connection through it (new ones are accepted and closed at
+//! once, like a server that is restarting) and let traffic through again. Nothing else is
+//! touched, so tests sharing the server run on undisturbed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Forwards connections from a port on 127.0.0.1 to `upstream` until cut.
-pub struct Proxy {
+pub struct TcpProxy {
     addr: SocketAddr,
     shared: Arc<Shared>,
     accepting: JoinHandle<()>,
@@ -30,11 +30,11 @@ struct Shared {
     refused: AtomicUsize,
 }
 
-impl Proxy {
+impl TcpProxy {
     /// Listens on a free port of 127.0.0.1 and forwards to `upstream`, open.
-    pub async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port on 127.0.0.1 for the proxy");
-        let addr = listener.local_addr().expect("the proxy's address");
+    pub async fn start(upstream: SocketAddr) -> std::io::Result<TcpProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             upstream,
             open: AtomicBool::new(true),
@@ -43,7 +43,15 @@ impl Proxy {
             refused: AtomicUsize::new(0),
         });
         let accepting = tokio::spawn(accept(listener, shared.clone()));
-        Proxy { addr, shared, accepting }
+        Ok(TcpProxy { addr, shared, accepting })
+    }
+
+    /// [`TcpProxy::start`] to `upstream` given as `host:port` (resolved once, now).
+    pub async fn start_to(upstream: &str) -> std::io::Result<TcpProxy> {
+        let addr = tokio::net::lookup_host(upstream).await?.next().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, format!("`{upstream}` resolves to no address"))
+        })?;
+        Self::start(addr).await
     }
 
     /// Where clients connect.
@@ -51,7 +59,7 @@ impl Proxy {
         self.addr
     }
 
-    /// Closes every live connection and refuses new ones until [`Proxy::restore`].
+    /// Closes every live connection and refuses new ones until [`TcpProxy::restore`].
     pub fn cut(&self) {
         self.shared.open.store(false, Ordering::SeqCst);
         self.shared.cuts.send_modify(|n| *n += 1);
@@ -73,7 +81,7 @@ impl Proxy {
     }
 }
 
-impl Drop for Proxy {
+impl Drop for TcpProxy {
     fn drop(&mut self) {
         self.accepting.abort();
         self.cut();
