@@ -192,7 +192,6 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
     let asynchronous = !async_handlers.is_empty() || !saga_types.is_empty();
     if asynchronous && outbox.is_none() {
         let mut handlers: Vec<&'static str> = async_handlers.values().flatten().map(|h| h.name).collect();
-        handlers.extend(saga_types.keys().copied());
         handlers.sort_unstable();
         handlers.dedup();
         problems.push(BuildProblem::AsyncHandlersWithoutOutbox { handlers });

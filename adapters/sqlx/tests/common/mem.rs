@@ -1,5 +1,6 @@
 //! Every in-memory store behind one handle, so the port contract runs on memory too.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -24,6 +25,12 @@ pub struct Mem {
 
 #[async_trait]
 impl EventStore for Mem {
+    fn outbox(self: Arc<Self>) -> Option<Arc<dyn Outbox>> {
+        Some(self)
+    }
+    fn read_models(self: Arc<Self>) -> Option<Arc<dyn ProjectionStore>> {
+        Some(self)
+    }
     async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
         self.events.commit(batch).await
     }
