@@ -232,7 +232,10 @@ impl OutboxRelay {
         let mut of_stream: HashMap<String, usize> = HashMap::new();
         for row in rows {
             match row.message.headers.get(crate::broker::headers::STREAM) {
-                Some(s) if failed_before.contains(s) => settled.untried.push(row.message.id),
+                Some(s) if failed_before.contains(s) => {
+                    settled.untried.push(row.message.id);
+                    settled.failed_streams.insert(s.clone());
+                }
                 Some(s) => match of_stream.get(s) {
                     Some(&q) => queues[q].1.push_back(row),
                     None => {
@@ -345,10 +348,15 @@ impl OutboxRelay {
             },
         };
         let full = rows.len() == self.options.batch_size;
+        // The next batch is claimed ahead only when the previous one held no stream back:
+        // a claim skips the later rows of a stream while an earlier one is claimed, except
+        // this relay's own claims (they leave first), so a claim made while rows of a
+        // held stream are about to be given back could let later rows overtake them.
+        let prefetch = full && unsettled.failed_streams.is_empty();
         let mut report = RelayReport { claimed: rows.len(), ..RelayReport::default() };
         let (published, next, previous) = tokio::join!(
             self.publish_batch(rows, &unsettled.failed_streams, &mut report),
-            async { if full { Some(self.claim().await) } else { None } },
+            async { if prefetch { Some(self.claim().await) } else { None } },
             self.settle(&unsettled),
         );
         let mut state = Pipeline::default();
@@ -358,7 +366,7 @@ impl OutboxRelay {
             first_error = Some(e);
         }
         match published {
-            Ok(settled) if full => state.unsettled.absorb(settled),
+            Ok(settled) if prefetch => state.unsettled.absorb(settled),
             Ok(settled) => {
                 if let Err(e) = self.settle(&settled).await {
                     state.unsettled.absorb(settled);
@@ -403,9 +411,10 @@ impl OutboxRelay {
 struct Settled {
     published: Vec<Uuid>,
     untried: Vec<Uuid>,
-    /// Streams whose message failed in this batch: the next batch, claimed before the
-    /// failure was written, leaves their rows untried (later batches do not see them:
-    /// the outbox holds them back).
+    /// Streams this batch held back (a message failed, or rows were left untried): the
+    /// next batch, claimed before that was written, leaves their rows untried, and is
+    /// settled before any further claim (later batches do not see them out of order: the
+    /// outbox holds them back).
     failed_streams: HashSet<String>,
 }
 

@@ -211,6 +211,47 @@ async fn the_relay_keeps_each_streams_order_across_a_failed_publish() {
     assert_eq!(*flaky.published.lock(), ["b1", "b2", "b3", "a1", "a2", "a3"]);
 }
 
+/// A relay running its pipeline (the next batch claimed while one is published) keeps a
+/// stream's order across a failure: the batch claimed ahead, holding later rows of the
+/// stream, must not let them pass the rows given back untried.
+#[tokio::test]
+async fn a_pipelined_relay_keeps_a_streams_order_across_a_failed_publish() {
+    use cqrs_ddd::ports::{CommitBatch, Outbox};
+    use cqrs_ddd::{OutboxRelay, RelayOptions};
+
+    let store = MemoryStore::new();
+    let outbox: Vec<OutboxMessage> = (1..=8)
+        .map(|n| OutboxMessage {
+            id: uuid::Uuid::now_v7(),
+            topic: "Ticked".into(),
+            payload: format!("x{n}"),
+            headers: [(headers::STREAM.to_owned(), "x".to_owned())].into(),
+            created_at: chrono::Utc::now(),
+        })
+        .collect();
+    let flaky = Arc::new(Flaky::default());
+    flaky.fail_once.lock().push(outbox[0].id);
+    store.commit(CommitBatch { outbox, ..CommitBatch::default() }).await.unwrap();
+    let options = RelayOptions { batch_size: 2, base_backoff: std::time::Duration::ZERO, ..RelayOptions::default() };
+    let relay = OutboxRelay::new(Arc::new(store.clone()), flaky.clone()).with_options(options);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = relay.run(async move {
+        let _ = stopped.await;
+    });
+    let watch = async {
+        for _ in 0..2_000 {
+            if store.pending(10).await.unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let _ = stop.send(());
+    };
+    let (ran, ()) = tokio::join!(run, watch);
+    ran.unwrap();
+    assert_eq!(*flaky.published.lock(), ["x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8"]);
+}
+
 /// Publishes after a short random pause, counting how many publishes overlap.
 #[derive(Default)]
 struct Slow {
