@@ -14,6 +14,7 @@ use crate::extract::{Application, Context};
 use crate::health;
 use crate::messages;
 use crate::openapi::{self, Spec};
+use crate::problem::Problem;
 use crate::read_model::{self, ReadModelRoute};
 
 type Customize = Arc<dyn Fn(&mut OpenApi) + Send + Sync>;
@@ -233,6 +234,13 @@ impl Api {
                 }),
             );
         }
-        router.merge(self.routes).layer(Extension(self.app)).layer(self.context)
+        router
+            .merge(self.routes)
+            .fallback(|uri: axum::http::Uri| async move { Problem::no_route(uri.path()) })
+            .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+                Problem::method_not_allowed(method.as_str(), uri.path())
+            })
+            .layer(Extension(self.app))
+            .layer(self.context)
     }
 }

@@ -75,6 +75,10 @@ pub const FORBIDDEN_TENANT: &str = "https://cqrs-ddd.dev/problems/tenant";
 pub const UNAVAILABLE: &str = "https://cqrs-ddd.dev/problems/unavailable";
 /// A wait that ran out: retry after `Retry-After` seconds (503).
 pub const TIMEOUT: &str = "https://cqrs-ddd.dev/problems/timeout";
+/// No route has the request's path (404).
+pub const NO_ROUTE: &str = "https://cqrs-ddd.dev/problems/no-route";
+/// The path takes other methods (405).
+pub const METHOD_NOT_ALLOWED: &str = "https://cqrs-ddd.dev/problems/method-not-allowed";
 /// An unexpected failure, logged on the server (500).
 pub const INTERNAL: &str = "https://cqrs-ddd.dev/problems/internal";
 
@@ -96,6 +100,8 @@ pub const PROBLEM_TYPES: &[(&str, u16, &str)] = &[
     (FORBIDDEN_TENANT, 403, "Tenant not allowed"),
     (UNAVAILABLE, 503, "Service unavailable"),
     (TIMEOUT, 503, "Timed out"),
+    (NO_ROUTE, 404, "No such route"),
+    (METHOD_NOT_ALLOWED, 405, "Method not allowed"),
     (INTERNAL, 500, "Internal error"),
 ];
 
@@ -258,6 +264,17 @@ impl Problem {
     /// 503 [`TIMEOUT`] with `Retry-After`.
     pub fn timeout(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, TIMEOUT, "Timed out").detail(detail).retry_after(RETRY_AFTER_SECS)
+    }
+
+    /// 404 [`NO_ROUTE`]: nothing is served at `path`.
+    pub fn no_route(path: &str) -> Self {
+        Problem::new(StatusCode::NOT_FOUND, NO_ROUTE, "No such route").detail(format!("nothing is served at `{path}`"))
+    }
+
+    /// 405 [`METHOD_NOT_ALLOWED`]: `path` is served, not with `method`.
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        Problem::new(StatusCode::METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED, "Method not allowed")
+            .detail(format!("`{path}` does not take {method}"))
     }
 
     /// 500 [`INTERNAL`]; the cause stays on the server (log it before).

@@ -1,5 +1,6 @@
-//! Bearer tokens (HS256, ES256 from PEM, a JWKS file) and tenants, through the context
-//! layer. The ES256 keys are made at test time.
+//! Bearer tokens (HS256, ES256 and RS256 from PEM, a JWKS file) and tenants, through the
+//! context layer. The ES256 keys are made at test time; the RS256 keys are fixtures
+//! (`tests/fixtures/rs256_*.pem`, test keys only).
 
 mod common;
 
@@ -170,6 +171,25 @@ async fn es256_tokens_verify_with_the_public_key_only() {
     let t = token(Algorithm::ES256, &key, None, &claims("bob", json!({"tenant": "acme"})));
     let a = whoami(&router, &[("authorization", &bearer(&t)), ("x-tenant-id", "globex")]).await;
     a.assert_problem(403, "tenant");
+}
+
+#[tokio::test]
+async fn rs256_tokens_verify_with_the_public_key_only() {
+    let private = include_bytes!("fixtures/rs256_private.pem");
+    let public = include_str!("fixtures/rs256_public.pem");
+    let key = EncodingKey::from_rsa_pem(private).expect("an RSA encoding key");
+    let router = router(ContextLayer::new().jwt(JwtConfig::rs256_pem(public).expect("the public key reads")));
+    let t = token(Algorithm::RS256, &key, None, &claims("carol", json!({"tenant": "acme"})));
+    let a = whoami(&router, &[("authorization", &bearer(&t))]).await;
+    assert_eq!((a.status, &a.body["response"]["principal"]), (StatusCode::OK, &json!("carol")), "{a:?}");
+
+    let other = EncodingKey::from_rsa_pem(include_bytes!("fixtures/rs256_other_private.pem")).expect("an RSA key");
+    let forged = token(Algorithm::RS256, &other, None, &claims("carol", json!({})));
+    assert_unauthorized(&whoami(&router, &[("authorization", &bearer(&forged))]).await, "signature");
+    let expired = token(Algorithm::RS256, &key, None, &json!({"sub": "carol", "exp": now() - 3600}));
+    assert_unauthorized(&whoami(&router, &[("authorization", &bearer(&expired))]).await, "expired");
+    let hmac = token(Algorithm::HS256, &EncodingKey::from_secret(public.as_bytes()), None, &claims("carol", json!({})));
+    assert_unauthorized(&whoami(&router, &[("authorization", &bearer(&hmac))]).await, "algorithm");
 }
 
 #[tokio::test]

@@ -85,6 +85,11 @@ async fn unknown_names_are_404() {
     a.assert_problem(404, "unknown-message");
     assert_eq!((a.body["kind"].as_str(), a.body["name"].as_str()), (Some("command"), Some("Nope")));
     call(&router, get("/queries/Nope", &[])).await.assert_problem(404, "unknown-message");
+    // Paths and methods nothing serves are problems too, with the correlation id.
+    let a = call(&router, get("/nothing/here", &[])).await;
+    a.assert_problem(404, "no-route");
+    assert!(a.headers.contains_key("x-correlation-id"), "{a:?}");
+    call(&router, get("/commands/Deposit", &[])).await.assert_problem(405, "method-not-allowed");
 }
 
 #[tokio::test]
