@@ -187,6 +187,7 @@ impl Api {
             queries: self.serves(Part::Queries),
             read_models: &self.read_models,
             health: self.serves(Part::Health),
+            metrics: self.metrics.is_some(),
             bearer: auth.map(|a| a == AuthConfig::Required),
             tenant_header: self.context.tenant_header_name(),
         };

@@ -38,6 +38,7 @@ pub(crate) struct Spec<'a> {
     pub(crate) queries: bool,
     pub(crate) read_models: &'a [ReadModelRoute],
     pub(crate) health: bool,
+    pub(crate) metrics: bool,
     /// `Some(required)` when bearer tokens are verified.
     pub(crate) bearer: Option<bool>,
     pub(crate) tenant_header: Option<&'a str>,
@@ -394,6 +395,17 @@ pub(crate) fn document(spec: &Spec<'_>) -> OpenApi {
         paths = paths.path("/health/live", PathItem::new(HttpMethod::Get, Ops::health(false)));
         paths = paths.path("/health/ready", PathItem::new(HttpMethod::Get, Ops::health(true)));
         components = components.schema("HealthReport", schema(&health_schema()));
+    }
+    if spec.metrics {
+        tags.push(tag("metrics", "The framework's metrics for Prometheus."));
+        let text = ContentBuilder::new().schema(Some(schema(&json!({"type": "string"})))).build();
+        let scrape = OperationBuilder::new()
+            .tag("metrics")
+            .operation_id(Some("metrics"))
+            .summary(Some("Every metric recorded, in Prometheus' text format"))
+            .response("200", ResponseBuilder::new().description("The metrics.").content("text/plain", text).build())
+            .build();
+        paths = paths.path("/metrics", PathItem::new(HttpMethod::Get, scrape));
     }
     components = components.schema("Problem", schema(&problem_schema())).response(
         "Problem",

@@ -24,6 +24,7 @@ async fn document() -> Value {
         .queries()
         .read_model_with_schema::<BalanceView>()
         .health()
+        .metrics(cqrs_ddd_axum::metrics::PrometheusMetrics::install().expect("the recorder installs"))
         .openapi()
         .router();
     let a = call(&router, get("/openapi.json", &[("authorization", &bearer(&hs_token()))])).await;
@@ -63,6 +64,7 @@ async fn the_document_describes_messages_read_models_health_and_problems() {
         "{page}"
     );
     assert!(doc["paths"]["/health/ready"]["get"]["responses"]["503"].is_object());
+    assert!(doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]["text/plain"].is_object(), "{doc}");
     assert_eq!(
         doc["components"]["responses"]["Problem"]["content"]["application/problem+json"]["schema"]["$ref"],
         "#/components/schemas/Problem"
