@@ -30,6 +30,7 @@ use crate::read_model::ReadModelRoute;
 const JSON: &str = "application/json";
 
 /// What the document describes.
+#[allow(clippy::struct_excessive_bools)] // one per group of routes the API may serve
 pub(crate) struct Spec<'a> {
     pub(crate) title: &'a str,
     pub(crate) version: &'a str,
