@@ -35,6 +35,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use parking_lot::Mutex;
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::broker::ConsumerOptions;
 use crate::cqrs::Mediator;
@@ -42,8 +43,8 @@ use crate::domain::Cursor;
 use crate::error::{Error, Result};
 use crate::health::{Check, HealthThresholds, Status, worker_check};
 use crate::outbox::{OutboxRelay, RelayOptions};
-use crate::ports::{EventStore, Outbox, ProjectionStore};
-use crate::projection::{Projection, ProjectionWorker, WorkerOptions};
+use crate::ports::{DeadLetter, EventStore, Outbox, ProjectionStore};
+use crate::projection::{Projection, ProjectionStatus, ProjectionWorker, WorkerOptions};
 use crate::saga::SagaRecovery;
 use crate::scheduling::Scheduler;
 use crate::worker::{WorkerHealth, WorkerState};
@@ -77,7 +78,110 @@ impl Hosted {
 }
 
 /// Builds a projection's worker over the event store and the read-model store.
-type MakeWorker = dyn Fn(Arc<dyn EventStore>, Arc<dyn ProjectionStore>, WorkerOptions) -> Arc<dyn Worker> + Send + Sync;
+type MakeWorker =
+    dyn Fn(Arc<dyn EventStore>, Arc<dyn ProjectionStore>, WorkerOptions) -> Arc<dyn Projected> + Send + Sync;
+
+/// A hosted projection worker, with what an operator does to it.
+#[async_trait]
+pub(crate) trait Projected: Worker {
+    fn scope(&self) -> String;
+    async fn status(&self) -> Result<ProjectionStatus>;
+    async fn rebuild(&self, progress: &mut (dyn FnMut(u64) + Send)) -> Result<u64>;
+    async fn catch_up(&self, progress: &mut (dyn FnMut(u64) + Send)) -> Result<u64>;
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>>;
+    async fn retry_dead_letter(&self, event_id: Uuid) -> Result<()>;
+    async fn skip_dead_letter(&self, event_id: Uuid) -> Result<()>;
+}
+
+#[async_trait]
+impl<P: Projection> Projected for ProjectionWorker<P> {
+    fn scope(&self) -> String {
+        ProjectionWorker::scope(self).to_owned()
+    }
+    async fn status(&self) -> Result<ProjectionStatus> {
+        ProjectionWorker::status(self).await
+    }
+    async fn rebuild(&self, progress: &mut (dyn FnMut(u64) + Send)) -> Result<u64> {
+        ProjectionWorker::rebuild(self, progress).await
+    }
+    async fn catch_up(&self, progress: &mut (dyn FnMut(u64) + Send)) -> Result<u64> {
+        self.catch_up_with(progress).await
+    }
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        ProjectionWorker::dead_letters(self).await
+    }
+    async fn retry_dead_letter(&self, event_id: Uuid) -> Result<()> {
+        ProjectionWorker::retry_dead_letter(self, event_id).await
+    }
+    async fn skip_dead_letter(&self, event_id: Uuid) -> Result<()> {
+        ProjectionWorker::skip_dead_letter(self, event_id).await
+    }
+}
+
+/// A projection registered with [`AppBuilder::projection`](crate::AppBuilder::projection),
+/// for an operator (a CLI, an admin page): its status, a rebuild or a catch-up with
+/// progress, its dead letters. From [`Mediator::projections`].
+///
+/// A rebuild or a catch-up applies events in batches, each committed with its
+/// checkpoint: stopped between two (the future dropped, Ctrl-C), the read model and
+/// the checkpoint agree, and [`ProjectionControl::catch_up`] goes on from there. Neither
+/// takes the workers' leases: run them while the host's worker for the projection is
+/// stopped, or accept that both apply batches (each event is still applied once: a
+/// batch that loses the race to the checkpoint is not written).
+#[derive(Clone)]
+pub struct ProjectionControl {
+    name: &'static str,
+    worker: Arc<dyn Projected>,
+}
+
+impl std::fmt::Debug for ProjectionControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectionControl").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl ProjectionControl {
+    /// The projection's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The name its checkpoints are kept under (`name@tenant` for one tenant's worker).
+    pub fn scope(&self) -> String {
+        self.worker.scope()
+    }
+
+    /// Checkpoints, head, lag, dead letters, what holds the read horizon back.
+    pub async fn status(&self) -> Result<ProjectionStatus> {
+        self.worker.status().await
+    }
+
+    /// Drops the read model and applies every event again; `progress` hears the number
+    /// applied after each batch.
+    pub async fn rebuild(&self, mut progress: impl FnMut(u64) + Send) -> Result<u64> {
+        self.worker.rebuild(&mut progress).await
+    }
+
+    /// Applies the events after the checkpoints; `progress` as for a rebuild.
+    pub async fn catch_up(&self, mut progress: impl FnMut(u64) + Send) -> Result<u64> {
+        self.worker.catch_up(&mut progress).await
+    }
+
+    /// The events it gave up on, oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        self.worker.dead_letters().await
+    }
+
+    /// Applies a dead letter's event again and removes the letter.
+    pub async fn retry_dead_letter(&self, event_id: Uuid) -> Result<()> {
+        self.worker.retry_dead_letter(event_id).await
+    }
+
+    /// Removes a dead letter without applying its event.
+    pub async fn skip_dead_letter(&self, event_id: Uuid) -> Result<()> {
+        self.worker.skip_dead_letter(event_id).await
+    }
+}
 
 /// A projection registered with [`AppBuilder::projection`](crate::AppBuilder::projection).
 #[derive(Clone)]
@@ -95,7 +199,7 @@ impl ProjectionPlan {
             name: P::NAME,
             options,
             make: Arc::new(move |events, store, options| {
-                Arc::new(ProjectionWorker::assemble(projection.clone(), events, store, options)) as Arc<dyn Worker>
+                Arc::new(ProjectionWorker::assemble(projection.clone(), events, store, options)) as Arc<dyn Projected>
             }),
         }
     }
@@ -151,6 +255,36 @@ impl Mediator {
     /// `self.host().run(shutdown)` (see [`crate::host`]).
     pub async fn run(&self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         self.host().run(shutdown).await
+    }
+
+    /// The projections registered with
+    /// [`AppBuilder::projection`](crate::AppBuilder::projection), in that order, for an
+    /// operator; empty without a read-model store.
+    pub fn projections(&self) -> Vec<ProjectionControl> {
+        let plan = self.extension::<HostPlan>().cloned().unwrap_or_default();
+        let Some(store) = plan.read_models else { return Vec::new() };
+        plan.projections
+            .iter()
+            .map(|p| ProjectionControl {
+                name: p.name,
+                worker: (p.make)(self.event_store(), store.clone(), p.options.clone()),
+            })
+            .collect()
+    }
+
+    /// The registered projection `name`; [`Error::UnknownMessage`] (kind `projection`)
+    /// when none has it.
+    pub fn projection(&self, name: &str) -> Result<ProjectionControl> {
+        self.projections()
+            .into_iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::UnknownMessage { kind: "projection", name: name.to_owned() })
+    }
+
+    /// The outbox the host relays: the one given to
+    /// [`AppBuilder::outbox`](crate::AppBuilder::outbox), else the event store's own.
+    pub fn outbox(&self) -> Option<Arc<dyn Outbox>> {
+        self.extension::<HostPlan>().and_then(|p| p.outbox.clone())
     }
 
     /// The document store of the read models: the one given to
@@ -270,7 +404,7 @@ impl Host {
             for p in &plan.projections {
                 let wake = p.options.wake.clone().or_else(|| Some(app.commit_signal()));
                 let options = WorkerOptions { wake, ..p.options.clone() };
-                workers.push((p.make)(app.event_store(), store.clone(), options));
+                workers.push((p.make)(app.event_store(), store.clone(), options) as Arc<dyn Worker>);
             }
         }
         if self.scheduler {

@@ -266,7 +266,8 @@ async fn a_failing_check_makes_the_application_not_ready() {
     assert_eq!(json["status"], "down");
 }
 
-/// An event store that keeps no outbox and no read models of its own.
+/// An event store that keeps no outbox and no read models of its own, and lets other
+/// tasks run at each read (as a store on a network would).
 struct Bare(MemoryStore);
 
 #[async_trait]
@@ -278,6 +279,7 @@ impl EventStore for Bare {
         self.0.read_stream(stream, after_version).await
     }
     async fn read_all(&self, after: Cursor, limit: usize) -> Result<Vec<StoredEvent>> {
+        tokio::task::yield_now().await;
         self.0.read_all(after, limit).await
     }
     async fn stream_version(&self, stream: &StreamKey) -> Result<u64> {
@@ -313,4 +315,68 @@ fn wiring_that_cannot_run_is_refused_by_build() {
         .projection(Balances)
         .build()
         .expect("complete wiring");
+}
+
+#[tokio::test]
+async fn an_operator_rebuilds_a_projection_stopped_midway_and_resumes_it() {
+    let options = WorkerOptions {
+        batch_size: 10,
+        error_policy: ErrorPolicy::RetryThenDeadLetter { attempts: 0, backoff: Duration::ZERO },
+        ..WorkerOptions::default()
+    };
+    let events = MemoryStore::new();
+    let app = App::builder()
+        .event_store(Bare(events.clone()))
+        .outbox(events)
+        .read_models(cqrs_ddd::MemoryProjectionStore::new())
+        .provide(Seen::default())
+        .projection_with(Balances, options)
+        .build()
+        .unwrap();
+    for n in 0..60u64 {
+        let amount = if n == 25 { 13 } else { 1 };
+        app.send(Deposit { account: format!("a-{}", n % 5), amount }).await.unwrap();
+    }
+    assert_eq!(
+        app.projections().iter().map(cqrs_ddd::host::ProjectionControl::name).collect::<Vec<_>>(),
+        ["host_balances"]
+    );
+    assert!(matches!(app.projection("nope"), Err(Error::UnknownMessage { kind: "projection", .. })));
+    let control = app.projection("host_balances").unwrap();
+    let store = app.read_model_store().unwrap();
+    let total = || async {
+        let docs = store.documents("host_balances").await.unwrap();
+        docs.iter().map(|d| serde_json::from_str::<BalanceView>(&d.json).unwrap().balance).sum::<u64>()
+    };
+
+    // Stopped after its second batch, wherever the rebuild is then: what is written
+    // matches the checkpoint.
+    let (reached, stop) = oneshot::channel::<()>();
+    let mut reached = Some(reached);
+    let rebuild = control.rebuild(move |applied| {
+        if applied >= 20 {
+            reached.take().map(|r| r.send(()));
+        }
+    });
+    tokio::select! {
+        done = rebuild => panic!("the rebuild was to be stopped midway: {done:?}"),
+        _ = stop => {}
+    }
+    let status = control.status().await.unwrap();
+    let checkpoint = status.checkpoints[0].expect("a checkpoint after two batches");
+    let events = app.event_store().read_all(Cursor::START, 1_000).await.unwrap();
+    let expected = events.iter().filter(|e| e.cursor() <= checkpoint && !e.payload.contains("13")).count() as u64;
+    assert!((19..59).contains(&expected), "stopped midway: {expected}");
+    assert_eq!(total().await, expected, "the read model is the checkpoint's");
+
+    // Resumed, it goes on from the checkpoint; the refused event is a dead letter.
+    control.catch_up(|_| {}).await.unwrap();
+    assert_eq!(total().await, 59);
+    assert_eq!(control.status().await.unwrap().lag, 0);
+    let letters = control.dead_letters().await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(control.retry_dead_letter(letters[0].event_id).await.is_err(), "still refused");
+    control.skip_dead_letter(letters[0].event_id).await.unwrap();
+    assert!(control.dead_letters().await.unwrap().is_empty());
+    assert!(app.outbox().is_some(), "the outbox given to the builder");
 }

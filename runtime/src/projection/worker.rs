@@ -326,7 +326,7 @@ impl<P: Projection> ProjectionWorker<P> {
         self.catch_up_with(|_| {}).await
     }
 
-    async fn catch_up_with(&self, mut progress: impl FnMut(u64)) -> Result<u64> {
+    pub(crate) async fn catch_up_with(&self, mut progress: impl FnMut(u64)) -> Result<u64> {
         let mut applied = 0;
         for partition in 0..self.options.partitions {
             loop {
@@ -379,6 +379,17 @@ impl<P: Projection> ProjectionWorker<P> {
             return Err(e);
         }
         tx.finish().await?.commit().await?;
+        self.store.remove_dead_letter(&self.scope, event_id).await
+    }
+
+    /// The events this projection gave up on, oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        self.store.dead_letters(&self.scope).await
+    }
+
+    /// Forgets a dead letter without applying its event (the read model goes on
+    /// without it).
+    pub async fn skip_dead_letter(&self, event_id: Uuid) -> Result<()> {
         self.store.remove_dead_letter(&self.scope, event_id).await
     }
 
