@@ -194,7 +194,7 @@ impl Default for HealthThresholds {
 }
 
 /// The checks an application was given.
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub(crate) struct HealthChecks {
     pub(crate) checks: Vec<Arc<dyn HealthCheck>>,
     pub(crate) thresholds: HealthThresholds,
@@ -229,53 +229,50 @@ pub(crate) fn worker_check(name: String, health: &WorkerHealth, thresholds: &Hea
     Check { name, status, detail }
 }
 
-/// Runs `check`, down when it takes longer than `timeout`.
-pub(crate) async fn bounded(name: String, timeout: Duration, check: impl Future<Output = Check>) -> Check {
-    match tokio::time::timeout(timeout, check).await {
-        Ok(check) => check,
-        Err(_) => Check::down(name, format!("no answer within {timeout:?}")),
+/// Runs `checks`; one check `name`, down, when they take longer than `timeout`.
+async fn bounded(name: String, timeout: Duration, checks: impl Future<Output = Vec<Check>>) -> Vec<Check> {
+    match tokio::time::timeout(timeout, checks).await {
+        Ok(checks) => checks,
+        Err(_) => vec![Check::down(name, format!("no answer within {timeout:?}"))],
     }
+}
+
+/// A backend's own answer as a check.
+fn answered<E: std::fmt::Display>(name: String, answer: Result<serde_json::Value, E>) -> Vec<Check> {
+    vec![match answer {
+        Ok(detail) => Check::up(name, detail),
+        Err(e) => Check::down(name, e),
+    }]
 }
 
 impl Mediator {
     /// Readiness: every check (see the [module docs](crate::health)), run at once.
     pub async fn health(&self) -> HealthReport {
-        let checks = self.extension::<HealthChecks>().cloned().unwrap_or_default();
-        let timeout = checks.thresholds.check_timeout;
-        let mut pending: Vec<BoxFuture<'_, Vec<Check>>> = Vec::new();
+        let default = HealthChecks::default();
+        let checks = self.extension::<HealthChecks>().unwrap_or(&default);
+        let thresholds = &checks.thresholds;
+        let timeout = thresholds.check_timeout;
         let store = self.event_store();
-        pending.push(Box::pin(async move {
-            vec![
-                bounded("event_store".to_owned(), timeout, async {
-                    match store.head().await {
-                        Ok(head) => Check::up("event_store", json!({ "head": head.to_string() })),
-                        Err(e) => Check::down("event_store", e),
-                    }
-                })
-                .await,
-            ]
-        }));
+        let mut pending: Vec<BoxFuture<'_, Vec<Check>>> =
+            vec![Box::pin(bounded("event_store".into(), timeout, async move {
+                answered("event_store".into(), store.head().await.map(|head| json!({ "head": head.to_string() })))
+            }))];
         if let Some(bus) = self.bus() {
-            pending.push(Box::pin(async move {
-                let name = format!("bus:{}", bus.name());
-                vec![
-                    bounded(name.clone(), timeout, async {
-                        match bus.health().await {
-                            Ok(()) => Check::up(name.clone(), json!({})),
-                            Err(e) => Check::down(name.clone(), e),
-                        }
-                    })
-                    .await,
-                ]
-            }));
+            let name = format!("bus:{}", bus.name());
+            pending.push(Box::pin(bounded(name.clone(), timeout, async move {
+                answered(name, bus.health().await.map(|()| json!({})))
+            })));
         }
-        for check in checks.checks {
-            pending.push(Box::pin(async move { vec![bounded(check.name(), timeout, check.check()).await] }));
+        for check in &checks.checks {
+            pending.push(Box::pin(bounded(check.name(), timeout, async move { vec![check.check().await] })));
         }
         if let Some(hosted) = self.extension::<crate::host::Hosted>() {
             for worker in hosted.workers() {
-                let thresholds = checks.thresholds.clone();
-                pending.push(Box::pin(crate::host::bounded_checks(worker, thresholds)));
+                pending.push(Box::pin(bounded(
+                    worker.label(),
+                    timeout,
+                    async move { worker.checks(thresholds).await },
+                )));
             }
         }
         HealthReport::of(futures::future::join_all(pending).await.into_iter().flatten().collect())

@@ -214,7 +214,7 @@ impl ProjectionPlan {
 }
 
 /// What the builder wired for the host.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub(crate) struct HostPlan {
     pub(crate) outbox: Option<Arc<dyn Outbox>>,
     pub(crate) read_models: Option<Arc<dyn ProjectionStore>>,
@@ -236,10 +236,16 @@ pub struct Host {
 }
 
 impl Mediator {
+    /// What the builder wired for the host (nothing for a mediator built otherwise).
+    fn host_plan(&self) -> &HostPlan {
+        static NONE: std::sync::LazyLock<HostPlan> = std::sync::LazyLock::new(HostPlan::default);
+        self.extension::<HostPlan>().unwrap_or(&NONE)
+    }
+
     /// The host of this application's background loops, with what the wiring implies
     /// switched on (see [`crate::host`]).
     pub fn host(&self) -> Host {
-        let plan = self.extension::<HostPlan>().cloned().unwrap_or_default();
+        let plan = self.host_plan();
         let bus = self.bus().is_some();
         Host {
             app: self.clone(),
@@ -261,8 +267,8 @@ impl Mediator {
     /// [`AppBuilder::projection`](crate::AppBuilder::projection), in that order, for an
     /// operator; empty without a read-model store.
     pub fn projections(&self) -> Vec<ProjectionControl> {
-        let plan = self.extension::<HostPlan>().cloned().unwrap_or_default();
-        let Some(store) = plan.read_models else { return Vec::new() };
+        let plan = self.host_plan();
+        let Some(store) = &plan.read_models else { return Vec::new() };
         plan.projections
             .iter()
             .map(|p| ProjectionControl {
@@ -284,13 +290,13 @@ impl Mediator {
     /// The outbox the host relays: the one given to
     /// [`AppBuilder::outbox`](crate::AppBuilder::outbox), else the event store's own.
     pub fn outbox(&self) -> Option<Arc<dyn Outbox>> {
-        self.extension::<HostPlan>().and_then(|p| p.outbox.clone())
+        self.host_plan().outbox.clone()
     }
 
     /// The document store of the read models: the one given to
     /// [`AppBuilder::read_models`](crate::AppBuilder::read_models), else the event store's own.
     pub fn read_model_store(&self) -> Option<Arc<dyn ProjectionStore>> {
-        self.extension::<HostPlan>().and_then(|p| p.read_models.clone())
+        self.host_plan().read_models.clone()
     }
 
     /// Waits until the read models the query `query` reads (its `#[query(reads = ..)]`,
@@ -305,7 +311,7 @@ impl Mediator {
     /// read-model store, a store error.
     pub async fn wait_for_position(&self, query: &str, position: Cursor, timeout: Duration) -> Result<()> {
         let reads = self.named_query(query)?.reads;
-        let plan = self.extension::<HostPlan>().cloned().unwrap_or_default();
+        let plan = self.host_plan();
         let scopes: Vec<(String, u32)> = if reads.is_empty() {
             plan.projections.iter().map(|p| (p.scope(), p.options.partitions.max(1))).collect()
         } else {
@@ -322,11 +328,11 @@ impl Mediator {
         if scopes.is_empty() {
             return Ok(());
         }
-        let store = plan.read_models.ok_or(Error::NoReadModels { needed_by: "wait_for_position" })?;
+        let store = plan.read_models.as_ref().ok_or(Error::NoReadModels { needed_by: "wait_for_position" })?;
         let deadline = tokio::time::Instant::now() + timeout;
         let mut pause = Duration::from_millis(2);
         loop {
-            if reached(&*store, &scopes, position).await? {
+            if reached(&**store, &scopes, position).await? {
                 return Ok(());
             }
             let now = tokio::time::Instant::now();
@@ -386,7 +392,7 @@ impl Host {
 
     fn workers(&self) -> Vec<Arc<dyn Worker>> {
         let app = &self.app;
-        let plan = app.extension::<HostPlan>().cloned().unwrap_or_default();
+        let plan = app.host_plan();
         let mut workers: Vec<Arc<dyn Worker>> = Vec::new();
         if let (true, Some(outbox)) = (self.relay, &plan.outbox) {
             let mut relay = OutboxRelay::for_app(outbox.clone(), app);
@@ -625,14 +631,5 @@ impl Worker for Consumer {
             }
         });
         result
-    }
-}
-
-/// A worker's checks, down when they take longer than the thresholds allow.
-pub(crate) async fn bounded_checks(worker: Arc<dyn Worker>, thresholds: HealthThresholds) -> Vec<Check> {
-    let timeout = thresholds.check_timeout;
-    match tokio::time::timeout(timeout, worker.checks(&thresholds)).await {
-        Ok(checks) => checks,
-        Err(_) => vec![Check::down(worker.label(), format!("no answer within {timeout:?}"))],
     }
 }

@@ -39,7 +39,8 @@ pub struct SendOptions {
 /// response, boxed.
 pub type DispatchJson = for<'a> fn(&'a Mediator, &'a str, SendOptions) -> BoxFuture<'a, Result<Reply>>;
 
-/// Chooses the [`DispatchJson`] of a concrete command type: see the module docs.
+/// Chooses the [`DispatchJson`] of a concrete command type (see the module docs), and
+/// what `cqrs::catalog` chooses per type.
 pub struct Probe<T>(PhantomData<fn() -> T>);
 
 impl<T> Probe<T> {

@@ -17,7 +17,6 @@
 //!   lists and options) carries its JSON schema; without one the schema is absent.
 
 use std::cell::Cell;
-use std::marker::PhantomData;
 
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -87,21 +86,9 @@ pub fn no_schema(_: &mut Vec<(String, serde_json::Value)>) -> Option<serde_json:
     None
 }
 
-/// Chooses a function for a concrete type by method resolution (see the module docs).
-pub struct Probe<T>(PhantomData<fn() -> T>);
-
-impl<T> Probe<T> {
-    /// The probe of `T`.
-    pub const fn new() -> Self {
-        Probe(PhantomData)
-    }
-}
-
-impl<T> Default for Probe<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+/// The probe of dispatch by name, which the choices here are made on too (see the module
+/// docs).
+pub use crate::cqrs::by_name::Probe;
 
 /// First choice for a command's reply: its response is `Serialize`.
 pub trait EncodeSerialize {
