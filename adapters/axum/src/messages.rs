@@ -26,7 +26,6 @@ use axum::response::{IntoResponse, Response};
 use cqrs_ddd::Mediator;
 use cqrs_ddd::cqrs::{Payload, SendOptions};
 use cqrs_ddd::domain::Cursor;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::extract::{Application, json_text, require_json};
@@ -76,6 +75,13 @@ pub(crate) fn min_position(headers: &HeaderMap) -> Result<Option<(Cursor, Durati
     Ok(Some((position, wait)))
 }
 
+/// What `POST /commands/{name}` answers.
+#[derive(serde::Serialize)]
+struct Answer<'a> {
+    position: Option<&'a str>,
+    response: &'a serde_json::Value,
+}
+
 /// `POST /commands/{name}`.
 pub(crate) async fn send_command(
     Application(app): Application,
@@ -88,7 +94,7 @@ pub(crate) async fn send_command(
     let json = json_text(&body)?;
     let receipt = app.send_json(&name, Payload::Json(json), SendOptions { metadata: None, idempotency_key }).await?;
     let position = receipt.position.map(|p| p.to_string());
-    let mut response = Json(json!({"position": position, "response": receipt.response})).into_response();
+    let mut response = Json(Answer { position: position.as_deref(), response: &receipt.response }).into_response();
     if let Some(value) = position.and_then(|p| HeaderValue::from_str(&p).ok()) {
         response.headers_mut().insert(POSITION, value);
     }

@@ -190,24 +190,34 @@ impl<T: Query> AskNot for Probe<T> {
 
 /// Decodes a message of type `T` named `name` from `payload`.
 pub(crate) fn decode<T: DeserializeOwned>(kind: &'static str, name: &str, payload: Payload<'_>) -> Result<T> {
+    // Decoded once without tracking where; a payload that does not decode is decoded
+    // again, tracking the path, to say where.
     let (path, reason) = match payload {
         Payload::Json(json) => {
-            let de = &mut serde_json::Deserializer::from_str(json);
-            match serde_path_to_error::deserialize(de) {
+            let e = match serde_json::from_str::<T>(json) {
                 Ok(v) => return Ok(v),
-                Err(e) => (e.path().to_string(), e.into_inner().to_string()),
+                Err(e) => e,
+            };
+            if e.is_syntax() || e.is_eof() {
+                // Text that is not JSON has no field at fault.
+                (None, format!("not JSON: {e}"))
+            } else {
+                let de = &mut serde_json::Deserializer::from_str(json);
+                match serde_path_to_error::deserialize::<_, T>(de) {
+                    Err(tracked) => (Some(tracked.path().to_string()), tracked.into_inner().to_string()),
+                    Ok(_) => (None, e.to_string()),
+                }
             }
         }
         Payload::Form(form) => {
             let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(form.as_bytes()));
             match serde_path_to_error::deserialize(de) {
                 Ok(v) => return Ok(v),
-                Err(e) => (e.path().to_string(), e.into_inner().to_string()),
+                Err(e) => (Some(e.path().to_string()), e.into_inner().to_string()),
             }
         }
     };
-    let path = (path != ".").then_some(path);
-    Err(Error::Decode { kind, name: name.to_owned(), reason, path })
+    Err(Error::Decode { kind, name: name.to_owned(), reason, path: path.filter(|p| p != ".") })
 }
 
 fn ask<'a, T: QueryHandler + DeserializeOwned>(
