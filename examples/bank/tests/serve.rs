@@ -63,6 +63,7 @@ async fn the_bank_serves_commands_queries_health_metrics_and_its_document() {
     let account: Value = http
         .get(format!("{base}/queries/GetAccount?id={id}"))
         .header("x-cqrs-min-position", &position)
+        .header("x-cqrs-wait-ms", "30000")
         .send()
         .await
         .unwrap()
