@@ -159,6 +159,14 @@ async fn the_host_runs_what_the_wiring_implies_and_stops_gracefully() {
     assert_eq!(balance, serde_json::json!(40));
     // The async handler runs through the relay the host started.
     eventually("the async handler", || seen.0.load(Ordering::SeqCst) == 40).await;
+    // The relay marks the message published after the handler ran.
+    let outbox = app.outbox().expect("the memory store is its own outbox");
+    for _ in 0..2_000 {
+        if outbox.counts().await.unwrap().pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 
     let report = app.health().await;
     assert!(report.is_ready(), "{report:?}");
