@@ -225,6 +225,21 @@ pub enum Error {
         /// How long it was awaited.
         after: std::time::Duration,
     },
+    /// An operator named something that is not there: a saga instance, a scheduled
+    /// command, a dead letter, an outbox row.
+    #[error("{what} does not exist")]
+    Missing {
+        /// What was asked for (`saga \`orders/o-1\``).
+        what: String,
+    },
+    /// An operation needs a part the application was not given.
+    #[error("the application has no {part}; {hint}")]
+    NotWired {
+        /// The missing part (`outbox`).
+        part: &'static str,
+        /// How to give it.
+        hint: &'static str,
+    },
     /// A message known only by its stored name whose payload does not decode into its type.
     #[error("cannot decode {kind} `{name}` from its payload{}: {reason}", at(.path.as_deref()))]
     Decode {

@@ -27,6 +27,7 @@
 //! relay, the scheduler and saga recovery claim their rows.
 
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,7 +45,7 @@ use crate::error::{Error, Result};
 use crate::health::{Check, HealthThresholds, Status, worker_check};
 use crate::outbox::{OutboxRelay, RelayOptions};
 use crate::ports::{DeadLetter, EventStore, Outbox, ProjectionStore};
-use crate::projection::{Projection, ProjectionStatus, ProjectionWorker, WorkerOptions};
+use crate::projection::{Progress, Projection, ProjectionStatus, ProjectionWorker, WorkerOptions};
 use crate::saga::SagaRecovery;
 use crate::scheduling::Scheduler;
 use crate::worker::{WorkerHealth, WorkerState};
@@ -86,8 +87,8 @@ type MakeWorker =
 pub(crate) trait Projected: Worker {
     fn scope(&self) -> String;
     async fn status(&self) -> Result<ProjectionStatus>;
-    async fn rebuild(&self, progress: &mut (dyn FnMut(u64) + Send)) -> Result<u64>;
-    async fn catch_up(&self, progress: &mut (dyn FnMut(u64) + Send)) -> Result<u64>;
+    async fn rebuild(&self, progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send)) -> Result<Progress>;
+    async fn catch_up(&self, progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send)) -> Result<Progress>;
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>>;
     async fn retry_dead_letter(&self, event_id: Uuid) -> Result<()>;
     async fn skip_dead_letter(&self, event_id: Uuid) -> Result<()>;
@@ -101,11 +102,11 @@ impl<P: Projection> Projected for ProjectionWorker<P> {
     async fn status(&self) -> Result<ProjectionStatus> {
         ProjectionWorker::status(self).await
     }
-    async fn rebuild(&self, progress: &mut (dyn FnMut(u64) + Send)) -> Result<u64> {
-        ProjectionWorker::rebuild(self, progress).await
+    async fn rebuild(&self, progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send)) -> Result<Progress> {
+        self.rebuild_with(|p: &Progress| progress(*p)).await
     }
-    async fn catch_up(&self, progress: &mut (dyn FnMut(u64) + Send)) -> Result<u64> {
-        self.catch_up_with(progress).await
+    async fn catch_up(&self, progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send)) -> Result<Progress> {
+        self.catch_up_with(|p: &Progress| progress(*p)).await
     }
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
         ProjectionWorker::dead_letters(self).await
@@ -131,6 +132,7 @@ impl<P: Projection> Projected for ProjectionWorker<P> {
 #[derive(Clone)]
 pub struct ProjectionControl {
     name: &'static str,
+    tenant: Option<String>,
     worker: Arc<dyn Projected>,
 }
 
@@ -151,20 +153,27 @@ impl ProjectionControl {
         self.worker.scope()
     }
 
+    /// The tenant whose events it reads ([`WorkerOptions::tenant`]; `None`: every tenant's).
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+
     /// Checkpoints, head, lag, dead letters, what holds the read horizon back.
     pub async fn status(&self) -> Result<ProjectionStatus> {
         self.worker.status().await
     }
 
-    /// Drops the read model and applies every event again; `progress` hears the number
-    /// applied after each batch.
-    pub async fn rebuild(&self, mut progress: impl FnMut(u64) + Send) -> Result<u64> {
-        self.worker.rebuild(&mut progress).await
+    /// Drops the read model and applies every event again. `progress` hears how far it
+    /// is after each batch; when it answers [`ControlFlow::Break`], the rebuild stops
+    /// there (that batch committed with its checkpoint) and the answer says
+    /// [`Progress::stopped`]: [`ProjectionControl::catch_up`] resumes it.
+    pub async fn rebuild(&self, mut progress: impl FnMut(&Progress) -> ControlFlow<()> + Send) -> Result<Progress> {
+        self.worker.rebuild(&mut |p| progress(&p)).await
     }
 
     /// Applies the events after the checkpoints; `progress` as for a rebuild.
-    pub async fn catch_up(&self, mut progress: impl FnMut(u64) + Send) -> Result<u64> {
-        self.worker.catch_up(&mut progress).await
+    pub async fn catch_up(&self, mut progress: impl FnMut(&Progress) -> ControlFlow<()> + Send) -> Result<Progress> {
+        self.worker.catch_up(&mut |p| progress(&p)).await
     }
 
     /// The events it gave up on, oldest first.
@@ -273,17 +282,19 @@ impl Mediator {
             .iter()
             .map(|p| ProjectionControl {
                 name: p.name,
+                tenant: p.options.tenant.clone(),
                 worker: (p.make)(self.event_store(), store.clone(), p.options.clone()),
             })
             .collect()
     }
 
-    /// The registered projection `name`; [`Error::UnknownMessage`] (kind `projection`)
-    /// when none has it.
+    /// The registered projection `name` (the first so named), or the one whose checkpoint
+    /// scope is `name` (`name@tenant`, for one of several tenants' workers);
+    /// [`Error::UnknownMessage`] (kind `projection`) when none has it.
     pub fn projection(&self, name: &str) -> Result<ProjectionControl> {
         self.projections()
             .into_iter()
-            .find(|p| p.name == name)
+            .find(|p| p.name == name || p.scope() == name)
             .ok_or_else(|| Error::UnknownMessage { kind: "projection", name: name.to_owned() })
     }
 

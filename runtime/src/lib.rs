@@ -322,6 +322,7 @@
 
 extern crate self as cqrs_ddd;
 
+pub mod admin;
 mod app;
 mod backoff;
 pub mod broker;

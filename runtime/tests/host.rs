@@ -325,6 +325,50 @@ fn wiring_that_cannot_run_is_refused_by_build() {
         .expect("complete wiring");
 }
 
+/// A rebuild asked to stop stops after the batch it is told about, with that batch
+/// committed; progress counts every event read, and the estimate is the head.
+#[tokio::test]
+async fn a_rebuild_asked_to_stop_stops_at_a_batch_boundary() {
+    let options = WorkerOptions { batch_size: 10, ..WorkerOptions::default() };
+    let events = MemoryStore::new();
+    let app = App::builder()
+        .event_store(Bare(events.clone()))
+        .outbox(events)
+        .read_models(cqrs_ddd::MemoryProjectionStore::new())
+        .provide(Seen::default())
+        .projection_with(Balances, options)
+        .build()
+        .unwrap();
+    for n in 0..35u64 {
+        app.send(Deposit { account: format!("a-{}", n % 5), amount: 1 }).await.unwrap();
+    }
+    let control = app.projection("host_balances").unwrap();
+    let mut seen = Vec::new();
+    let stopped = control
+        .rebuild(|p| {
+            seen.push((p.read, p.total));
+            if p.read >= 20 { std::ops::ControlFlow::Break(()) } else { std::ops::ControlFlow::Continue(()) }
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, [(10, 35), (20, 35)], "told after each batch, against the head");
+    assert!(stopped.stopped);
+    assert_eq!((stopped.read, stopped.applied), (20, 20));
+    assert!((stopped.percent() - 57.142).abs() < 0.01, "{}", stopped.percent());
+    let status = control.status().await.unwrap();
+    assert_eq!(status.checkpoints[0].map(|c| c.position), Some(20), "the second batch is committed");
+    assert_eq!(status.lag, 15);
+    let store = app.read_model_store().unwrap();
+    let sum = |docs: Vec<cqrs_ddd::ports::Document>| {
+        docs.iter().map(|d| serde_json::from_str::<BalanceView>(&d.json).unwrap().balance).sum::<u64>()
+    };
+    assert_eq!(sum(store.documents("host_balances").await.unwrap()), 20, "the read model is the checkpoint's");
+    let rest = control.catch_up(|_| std::ops::ControlFlow::Continue(())).await.unwrap();
+    assert_eq!((rest.read, rest.total, rest.stopped), (15, 15, false));
+    assert!((rest.percent() - 100.0).abs() < f64::EPSILON);
+    assert_eq!(sum(store.documents("host_balances").await.unwrap()), 35);
+}
+
 #[tokio::test]
 async fn an_operator_rebuilds_a_projection_stopped_midway_and_resumes_it() {
     let options = WorkerOptions {
@@ -361,10 +405,11 @@ async fn an_operator_rebuilds_a_projection_stopped_midway_and_resumes_it() {
     // matches the checkpoint.
     let (reached, stop) = oneshot::channel::<()>();
     let mut reached = Some(reached);
-    let rebuild = control.rebuild(move |applied| {
-        if applied >= 20 {
+    let rebuild = control.rebuild(move |progress| {
+        if progress.applied >= 20 {
             reached.take().map(|r| r.send(()));
         }
+        std::ops::ControlFlow::Continue(())
     });
     tokio::select! {
         done = rebuild => panic!("the rebuild was to be stopped midway: {done:?}"),
@@ -378,7 +423,9 @@ async fn an_operator_rebuilds_a_projection_stopped_midway_and_resumes_it() {
     assert_eq!(total().await, expected, "the read model is the checkpoint's");
 
     // Resumed, it goes on from the checkpoint; the refused event is a dead letter.
-    control.catch_up(|_| {}).await.unwrap();
+    let resumed = control.catch_up(|_| std::ops::ControlFlow::Continue(())).await.unwrap();
+    assert!(!resumed.stopped);
+    assert_eq!(resumed.read, resumed.total, "finished: all it read");
     assert_eq!(total().await, 59);
     assert_eq!(control.status().await.unwrap().lag, 0);
     let letters = control.dead_letters().await.unwrap();

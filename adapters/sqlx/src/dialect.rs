@@ -122,6 +122,16 @@ pub trait Dialect: sealed::Sealed + Clone + Send + Sync + Sized + 'static {
         ))
     }
 
+    /// The newest rows a reader of all events can see, newest first (of one tenant when
+    /// `tenant`, its argument first), then `LIMIT ?`; the columns of `read_all_sql`.
+    fn latest_sql(&self, tenant: bool) -> String {
+        let tenant = if tenant { " WHERE tenant_id = ?" } else { "" };
+        self.render(&format!(
+            "SELECT position AS commit_key, {} FROM {{t}}events{tenant} ORDER BY position DESC LIMIT ?",
+            crate::rows::EVENT_COLUMNS
+        ))
+    }
+
     /// The newest event a reader of all events can see: columns `commit_key`, `position`.
     fn head_sql(&self) -> String {
         self.render("SELECT position AS commit_key, position FROM {t}events ORDER BY position DESC LIMIT 1")

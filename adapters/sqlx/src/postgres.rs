@@ -169,6 +169,15 @@ impl Dialect for Postgres {
         ))
     }
 
+    fn latest_sql(&self, tenant: bool) -> String {
+        let tenant = if tenant { " AND tenant_id = ?" } else { "" };
+        self.render(&format!(
+            "SELECT transaction_id AS commit_key, {EVENT_COLUMNS} FROM {{t}}events WHERE {}{tenant} \
+             ORDER BY transaction_id DESC, position DESC LIMIT ?",
+            gap_safe()
+        ))
+    }
+
     fn head_sql(&self) -> String {
         self.render(&format!(
             "SELECT transaction_id AS commit_key, position FROM {{t}}events WHERE {} \

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use cqrs_ddd::Result;
-use cqrs_ddd::ports::{SagaKey, SagaRecord, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand, async_trait};
+use cqrs_ddd::ports::{
+    SagaFilter, SagaKey, SagaRecord, SagaStore, ScheduleStore, ScheduledCommand, TenantScope, async_trait,
+};
 use uuid::Uuid;
 
 use crate::common::{
@@ -14,7 +16,7 @@ use crate::common::{
 };
 use crate::dialect::{Dialect, at, at_opt};
 use crate::exec::{SqlConn, Stmt, Value};
-use crate::rows::{self, Cols, SAGA_COLUMNS};
+use crate::rows::{self, Cols, SAGA_COLUMNS, SCHEDULED_COLUMNS};
 use crate::sql::with_list;
 use crate::storable::{check_saga, check_scheduled, lossy, write_err};
 use crate::store::SqlStore;
@@ -65,24 +67,30 @@ impl<D: Dialect> SagaStore for SqlStore<D> {
         rows.iter().map(rows::saga_key::<D>).collect()
     }
 
-    async fn list(&self, saga_type: Option<&str>, statuses: &[SagaStatus], max: usize) -> Result<Vec<SagaRecord>> {
+    async fn list(&self, filter: &SagaFilter<'_>) -> Result<Vec<SagaRecord>> {
         let mut sql = format!("SELECT {SAGA_COLUMNS} FROM {{t}}sagas WHERE 1 = 1");
-        if saga_type.is_some() {
+        if filter.saga_type.is_some() {
             sql.push_str(" AND saga_type = ?");
         }
-        if !statuses.is_empty() {
+        if !filter.statuses.is_empty() {
             sql.push_str(" AND status IN ({in})");
         }
+        if matches!(filter.tenant, TenantScope::Only(_)) {
+            sql.push_str(" AND tenant_id = ?");
+        }
         sql.push_str(" ORDER BY created_at, tenant_id, saga_type, saga_id LIMIT ?");
-        let sql = with_list(&self.dialect, &sql, "?", statuses.len());
+        let sql = with_list(&self.dialect, &sql, "?", filter.statuses.len());
         let mut stmt = Stmt::new(&sql);
-        if let Some(t) = saga_type {
+        if let Some(t) = filter.saga_type {
             stmt = stmt.str(t);
         }
-        for s in statuses {
+        for s in filter.statuses {
             stmt = stmt.str(s.as_str());
         }
-        let rows = self.conn().await?.rows(stmt.int(limit(max))).await.map_err(store_err)?;
+        if let TenantScope::Only(tenant) = filter.tenant {
+            stmt = stmt.str(tenant_column(tenant)?);
+        }
+        let rows = self.conn().await?.rows(stmt.int(limit(filter.limit))).await.map_err(store_err)?;
         rows.iter().map(rows::saga::<D>).collect()
     }
 }
@@ -201,6 +209,19 @@ impl<D: Dialect> ScheduleStore for SqlStore<D> {
     async fn dead(&self, max: usize) -> Result<Vec<ScheduledCommand>> {
         let rows =
             self.conn().await?.rows(Stmt::new(&self.sql.schedule_dead).int(limit(max))).await.map_err(store_err)?;
+        rows.iter().map(rows::scheduled::<D>).collect()
+    }
+
+    async fn scheduled(&self, scope: TenantScope<'_>, dead: bool, max: usize) -> Result<Vec<ScheduledCommand>> {
+        let tenant = if matches!(scope, TenantScope::Only(_)) { " AND tenant_id = ?" } else { "" };
+        let sql = self.dialect.render(&format!(
+            "SELECT {SCHEDULED_COLUMNS} FROM {{t}}scheduled_commands WHERE dead = {dead}{tenant} ORDER BY due_at, id LIMIT ?"
+        ));
+        let mut stmt = Stmt::new(&sql);
+        if let TenantScope::Only(tenant) = scope {
+            stmt = stmt.str(tenant_column(tenant)?);
+        }
+        let rows = self.conn().await?.rows(stmt.int(limit(max))).await.map_err(store_err)?;
         rows.iter().map(rows::scheduled::<D>).collect()
     }
 }

@@ -9,7 +9,7 @@ use async_stream::try_stream;
 use chrono::Utc;
 use cqrs_ddd::ports::{
     CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, NewEvent, Outbox, OutboxCounts, OutboxRecord,
-    ProjectionStore, ReadStall, Snapshot, SnapshotStore, StoredEvent, StoredState, StreamKey, async_trait,
+    ProjectionStore, ReadStall, Snapshot, SnapshotStore, StoredEvent, StoredState, StreamKey, TenantScope, async_trait,
 };
 use cqrs_ddd::{Error, Result};
 use futures::TryStreamExt;
@@ -472,6 +472,22 @@ impl<D: Dialect> EventStore for SqlStore<D> {
             }
             None => Ok(Cursor::START),
         }
+    }
+
+    async fn latest(&self, scope: TenantScope<'_>, max: usize) -> Result<Vec<StoredEvent>> {
+        let stmt = match scope {
+            TenantScope::All => Stmt::new(&self.sql.latest),
+            TenantScope::Only(tenant) => Stmt::new(&self.sql.latest_tenant).str(tenant_column(tenant)?),
+        };
+        let rows = self.conn().await?.rows(stmt.int(limit(max))).await.map_err(store_err)?;
+        let mut events = rows::page::<D>(&rows)?;
+        events.reverse();
+        Ok(events)
+    }
+
+    async fn tenants(&self) -> Result<Vec<String>> {
+        let rows = self.conn().await?.rows(Stmt::new(&self.sql.tenants)).await.map_err(store_err)?;
+        rows.iter().map(|r| Cols::<D>::of(r).text("tenant_id").map_err(store_err)).collect()
     }
 
     async fn load_state(&self, stream: &StreamKey) -> Result<Option<StoredState>> {

@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::ports::{
-    Clock, SagaKey, SagaRecord, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand, async_trait, check_tenant,
+    Clock, SagaFilter, SagaKey, SagaRecord, SagaStore, ScheduleStore, ScheduledCommand, TenantScope, async_trait,
+    check_tenant,
 };
 
 /// Saga instances in memory. Cheap to clone; clones share the instances.
@@ -56,16 +57,12 @@ impl SagaStore for MemorySagaStore {
         Ok(due.into_iter().take(limit).map(|(_, k)| k).collect())
     }
 
-    async fn list(&self, saga_type: Option<&str>, statuses: &[SagaStatus], limit: usize) -> Result<Vec<SagaRecord>> {
+    async fn list(&self, filter: &SagaFilter<'_>) -> Result<Vec<SagaRecord>> {
+        filter.tenant.check()?;
         let rows = self.rows.read();
-        let mut found: Vec<_> = rows
-            .values()
-            .filter(|r| saga_type.is_none_or(|t| r.key.saga_type == t))
-            .filter(|r| statuses.is_empty() || statuses.contains(&r.status))
-            .cloned()
-            .collect();
+        let mut found: Vec<_> = rows.values().filter(|r| filter.admits(r)).cloned().collect();
         found.sort_by(|a, b| (a.created_at, &a.key).cmp(&(b.created_at, &b.key)));
-        found.truncate(limit);
+        found.truncate(filter.limit);
         Ok(found)
     }
 }
@@ -167,6 +164,19 @@ impl ScheduleStore for MemoryScheduleStore {
         dead.sort_by_key(|c| (c.created_at, c.id));
         dead.truncate(limit);
         Ok(dead)
+    }
+
+    async fn scheduled(&self, scope: TenantScope<'_>, dead: bool, limit: usize) -> Result<Vec<ScheduledCommand>> {
+        scope.check()?;
+        let rows = self.rows.lock();
+        let mut found: Vec<_> = rows
+            .values()
+            .filter(|r| r.dead == dead && scope.admits(r.command.metadata.tenant_id.as_deref()))
+            .map(|r| r.command.clone())
+            .collect();
+        found.sort_by_key(|c| (c.due_at, c.id));
+        found.truncate(limit);
+        Ok(found)
     }
 }
 

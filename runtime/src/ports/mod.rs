@@ -12,7 +12,9 @@ mod sagas;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 pub(crate) use sagas::after;
-pub use sagas::{Clock, SagaKey, SagaRecord, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand, SystemClock};
+pub use sagas::{
+    Clock, SagaFilter, SagaKey, SagaRecord, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand, SystemClock,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -189,7 +191,7 @@ impl CommitBatch {
 }
 
 /// The rows of an outbox, counted ([`Outbox::counts`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct OutboxCounts {
     /// Rows waiting to be published, due or not.
     pub pending: u64,
@@ -315,6 +317,71 @@ pub trait EventStore: Send + Sync + 'static {
                 Some(last) => cursor = last.cursor(),
                 None => return Ok(cursor),
             }
+        }
+    }
+
+    /// The newest `limit` events a reader of all events can see now, of the tenants in
+    /// `scope`, oldest first: the start of an operator's tail. Reading on with
+    /// [`EventStore::read_all`] after the last one's cursor misses nothing. By default it
+    /// reads every page; SQL stores ask for the newest rows.
+    async fn latest(&self, scope: TenantScope<'_>, limit: usize) -> Result<Vec<StoredEvent>> {
+        scope.check()?;
+        let mut newest = std::collections::VecDeque::with_capacity(limit.min(1024));
+        let mut cursor = Cursor::START;
+        loop {
+            let page = self.read_all(cursor, 1000).await?;
+            let Some(last) = page.last() else { return Ok(newest.into()) };
+            cursor = last.cursor();
+            for event in page.into_iter().filter(|e| scope.admits(e.stream.tenant_id.as_deref())) {
+                if newest.len() == limit {
+                    newest.pop_front();
+                }
+                if limit > 0 {
+                    newest.push_back(event);
+                }
+            }
+        }
+    }
+
+    /// The tenants that have events, sorted. By default it reads every page; SQL stores
+    /// ask for the distinct tenant column.
+    async fn tenants(&self) -> Result<Vec<String>> {
+        let mut tenants = std::collections::BTreeSet::new();
+        let mut cursor = Cursor::START;
+        loop {
+            let page = self.read_all(cursor, 1000).await?;
+            let Some(last) = page.last() else { return Ok(tenants.into_iter().collect()) };
+            cursor = last.cursor();
+            tenants.extend(page.into_iter().filter_map(|e| e.stream.tenant_id));
+        }
+    }
+}
+
+/// Which tenants an operator's listing covers ([`EventStore::latest`],
+/// [`SagaStore::list`], [`ScheduleStore::scheduled`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TenantScope<'a> {
+    /// Every tenant's, and what belongs to none.
+    #[default]
+    All,
+    /// One tenant's (`None`: what belongs to no tenant).
+    Only(Option<&'a str>),
+}
+
+impl TenantScope<'_> {
+    /// Whether something of `tenant` is in the scope.
+    pub fn admits(&self, tenant: Option<&str>) -> bool {
+        match self {
+            TenantScope::All => true,
+            TenantScope::Only(only) => *only == tenant,
+        }
+    }
+
+    /// Refuses an empty tenant id.
+    pub fn check(&self) -> Result<()> {
+        match self {
+            TenantScope::All => Ok(()),
+            TenantScope::Only(tenant) => check_tenant(*tenant),
         }
     }
 }

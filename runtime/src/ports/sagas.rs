@@ -154,9 +154,37 @@ pub trait SagaStore: Send + Sync + 'static {
     async fn save(&self, record: &SagaRecord, expected_version: u64) -> Result<()>;
     /// Up to `limit` instances whose `wake_at` is at or before `now`, earliest first.
     async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<SagaKey>>;
-    /// Up to `limit` instances of `saga_type` (any type when `None`) in one of
-    /// `statuses` (any status when empty), oldest first.
-    async fn list(&self, saga_type: Option<&str>, statuses: &[SagaStatus], limit: usize) -> Result<Vec<SagaRecord>>;
+    /// The instances `filter` selects, oldest first.
+    async fn list(&self, filter: &SagaFilter<'_>) -> Result<Vec<SagaRecord>>;
+}
+
+/// Which saga instances [`SagaStore::list`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SagaFilter<'a> {
+    /// Of this saga type only (any when `None`).
+    pub saga_type: Option<&'a str>,
+    /// In one of these statuses (any when empty).
+    pub statuses: &'a [SagaStatus],
+    /// Of these tenants.
+    pub tenant: super::TenantScope<'a>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+impl Default for SagaFilter<'_> {
+    /// Every instance, at most 100.
+    fn default() -> Self {
+        SagaFilter { saga_type: None, statuses: &[], tenant: super::TenantScope::All, limit: 100 }
+    }
+}
+
+impl SagaFilter<'_> {
+    /// Whether `record` is one it selects (the limit aside).
+    pub fn admits(&self, record: &SagaRecord) -> bool {
+        self.saga_type.is_none_or(|t| record.key.saga_type == t)
+            && (self.statuses.is_empty() || self.statuses.contains(&record.status))
+            && self.tenant.admits(record.key.tenant_id.as_deref())
+    }
 }
 
 /// A command to send at a given time, kept until it has been sent.
@@ -210,6 +238,10 @@ pub trait ScheduleStore: Send + Sync + 'static {
     async fn mark_dead(&self, tenant: Option<&str>, id: Uuid, error: &str) -> Result<()>;
     /// Up to `limit` dead commands, oldest first.
     async fn dead(&self, limit: usize) -> Result<Vec<ScheduledCommand>>;
+    /// Up to `limit` commands of the tenants in `scope` that wait to be sent (`dead`:
+    /// that gave up), earliest due first.
+    async fn scheduled(&self, scope: super::TenantScope<'_>, dead: bool, limit: usize)
+    -> Result<Vec<ScheduledCommand>>;
 }
 
 /// The time, for everything that waits (saga timeouts, schedules, retries).

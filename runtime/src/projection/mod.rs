@@ -12,7 +12,7 @@ mod tx;
 mod worker;
 
 pub use tx::{Docs, ProjectionTx};
-pub use worker::{ErrorPolicy, ProjectionStatus, ProjectionWorker, StartFrom, WorkerOptions};
+pub use worker::{ErrorPolicy, Progress, ProjectionStatus, ProjectionWorker, StartFrom, WorkerOptions};
 
 use futures::future::BoxFuture;
 

@@ -1,5 +1,6 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,6 +137,35 @@ pub struct ProjectionStatus {
     pub read_stall: Option<ReadStall>,
     /// How this worker's [`ProjectionWorker::run`] is doing.
     pub health: WorkerHealth,
+}
+
+/// How far a rebuild or a catch-up has got ([`crate::host::ProjectionControl::rebuild`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Progress {
+    /// Events read so far (each partition reads the log: with several partitions an event
+    /// is read once per partition).
+    pub read: u64,
+    /// Events the projection applied so far.
+    pub applied: u64,
+    /// Events to read: an estimate from the positions between each partition's
+    /// checkpoint and the head when it started (positions may have gaps; events
+    /// committed meanwhile raise it). Equal to `read` once it has finished.
+    pub total: u64,
+    /// Whether it stopped before the end because it was asked to.
+    pub stopped: bool,
+}
+
+impl Progress {
+    /// Events read out of the estimated total, in percent (100 when there is nothing to
+    /// read).
+    pub fn percent(&self) -> f64 {
+        if self.total == 0 {
+            return 100.0;
+        }
+        #[allow(clippy::cast_precision_loss)] // a percentage
+        let percent = self.read as f64 * 100.0 / self.total as f64;
+        percent.min(100.0)
+    }
 }
 
 /// What one batch did.
@@ -323,11 +353,25 @@ impl<P: Projection> ProjectionWorker<P> {
     /// Applies everything up to the head, on every partition, without leases (for tests,
     /// tools, and rebuilds); returns the number of events applied.
     pub async fn catch_up(&self) -> Result<u64> {
-        self.catch_up_with(|_| {}).await
+        self.catch_up_with(|_| ControlFlow::Continue(())).await.map(|p| p.applied)
     }
 
-    pub(crate) async fn catch_up_with(&self, mut progress: impl FnMut(u64)) -> Result<u64> {
-        let mut applied = 0;
+    /// Applies batches up to the head, telling `progress` after each; stops after the
+    /// batch for which `progress` breaks (the batch is committed with its checkpoint).
+    pub(crate) async fn catch_up_with(
+        &self,
+        mut progress: impl FnMut(&Progress) -> ControlFlow<()>,
+    ) -> Result<Progress> {
+        let head = self.events.head().await?;
+        let mut done = Progress::default();
+        for partition in 0..self.options.partitions {
+            let from = match (self.store.checkpoint(&self.scope, partition).await?, self.options.start_from) {
+                (Some(c), _) => c.position,
+                (None, StartFrom::Beginning) => 0,
+                (None, StartFrom::Head) => head.position,
+            };
+            done.total += head.position.saturating_sub(from);
+        }
         for partition in 0..self.options.partitions {
             loop {
                 let step = self.step(partition).await?;
@@ -335,16 +379,34 @@ impl<P: Projection> ProjectionWorker<P> {
                 if step.read == 0 {
                     break;
                 }
-                applied += step.applied as u64;
-                progress(applied);
+                done.read += step.read as u64;
+                done.applied += step.applied as u64;
+                done.total = done.total.max(done.read);
+                if progress(&done).is_break() {
+                    done.stopped = true;
+                    return Ok(done);
+                }
             }
         }
-        Ok(applied)
+        done.total = done.read;
+        Ok(done)
     }
 
     /// Drops the read model (`#[reset]`), forgets the checkpoints, and applies all events
     /// again; `progress` is told the number applied so far after each batch.
-    pub async fn rebuild(&self, progress: impl FnMut(u64)) -> Result<u64> {
+    pub async fn rebuild(&self, mut progress: impl FnMut(u64)) -> Result<u64> {
+        let done = self
+            .rebuild_with(|p| {
+                progress(p.applied);
+                ControlFlow::Continue(())
+            })
+            .await?;
+        Ok(done.applied)
+    }
+
+    /// [`ProjectionWorker::rebuild`], telling `progress` how far it is after each batch
+    /// and stopping after the batch for which it breaks.
+    pub(crate) async fn rebuild_with(&self, progress: impl FnMut(&Progress) -> ControlFlow<()>) -> Result<Progress> {
         let mut tx = ProjectionTx::new(self.store.begin().await?);
         self.projection.reset(&mut tx).await?;
         tx.txn().reset_checkpoints(&self.scope).await?;

@@ -14,7 +14,7 @@ use crate::cqrs::Mediator;
 use crate::domain::{Envelope, Event, Metadata};
 use crate::error::{Error, Result};
 use crate::memory::MemorySagaStore;
-use crate::ports::{SagaKey, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand};
+use crate::ports::{SagaFilter, SagaKey, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand};
 use crate::saga::instance::{Deadline, Effects, SagaCommand, SagaInstance};
 use crate::saga::{Saga, SagaHandles};
 use crate::scheduling::Schedules;
@@ -153,17 +153,12 @@ impl SagaManager {
     /// Instances still at work (pending, running, suspended, compensating), of one saga
     /// type or all, oldest first.
     pub async fn list_active(&self, saga_type: Option<&str>, limit: usize) -> Result<Vec<SagaInstance>> {
-        self.list(saga_type, &SagaStatus::ACTIVE, limit).await
+        self.list(&SagaFilter { saga_type, statuses: &SagaStatus::ACTIVE, limit, ..SagaFilter::default() }).await
     }
 
-    /// Instances of one saga type or all, in the given statuses (all when empty).
-    pub async fn list(
-        &self,
-        saga_type: Option<&str>,
-        statuses: &[SagaStatus],
-        limit: usize,
-    ) -> Result<Vec<SagaInstance>> {
-        self.rt().store.list(saga_type, statuses, limit).await?.into_iter().map(SagaInstance::from_record).collect()
+    /// The instances `filter` selects, oldest first.
+    pub async fn list(&self, filter: &SagaFilter<'_>) -> Result<Vec<SagaInstance>> {
+        self.rt().store.list(filter).await?.into_iter().map(SagaInstance::from_record).collect()
     }
 
     /// Handles an event for saga `S`: finds (or starts) its instance, records the step

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use cqrs_ddd::Mediator;
-use cqrs_ddd::ports::{Cursor, EventStore, SagaKey, SagaRecord, SagaStatus, SagaStore, async_trait};
+use cqrs_ddd::ports::{Cursor, EventStore, SagaFilter, SagaKey, SagaRecord, SagaStatus, SagaStore, async_trait};
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::projection::{ProjectionWorker, WorkerOptions};
 use cqrs_ddd::saga::{Saga, SagaCommand, SagaHandles, SagaOptions, SagaRecovery, Step};
@@ -321,8 +321,8 @@ impl<S: SagaStore + Clone> SagaStore for AbortAfter<S> {
     async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<SagaKey>> {
         self.inner.due(now, limit).await
     }
-    async fn list(&self, t: Option<&str>, s: &[SagaStatus], limit: usize) -> Result<Vec<SagaRecord>> {
-        self.inner.list(t, s, limit).await
+    async fn list(&self, filter: &SagaFilter<'_>) -> Result<Vec<SagaRecord>> {
+        self.inner.list(filter).await
     }
 }
 
@@ -400,7 +400,16 @@ pub async fn a_saga_process_killed_between_storing_and_sending_sends_each_comman
             break;
         }
     }
-    let done = app.sagas().list(Some("shipping"), &[SagaStatus::Completed], 1000).await.unwrap();
+    let done = app
+        .sagas()
+        .list(&SagaFilter {
+            saga_type: Some("shipping"),
+            statuses: &[SagaStatus::Completed],
+            limit: 1000,
+            ..SagaFilter::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(done.len() as u128, SAGAS, "every saga completed");
 
     let total = usize::try_from(SAGAS * 3).unwrap();

@@ -8,8 +8,8 @@ use cqrs_ddd::Result;
 use cqrs_ddd::memory::{MemoryProjectionStore, MemorySagaStore, MemoryScheduleStore, MemorySnapshotStore, MemoryStore};
 use cqrs_ddd::ports::{
     CommitBatch, CommitReceipt, Cursor, DeadLetter, Document, EventStore, EventStream, Outbox, OutboxRecord,
-    ProjectionStore, ProjectionTxn, SagaKey, SagaRecord, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand,
-    Snapshot, SnapshotStore, StoredEvent, StoredState, StreamKey, async_trait,
+    ProjectionStore, ProjectionTxn, SagaFilter, SagaKey, SagaRecord, SagaStore, ScheduleStore, ScheduledCommand,
+    Snapshot, SnapshotStore, StoredEvent, StoredState, StreamKey, TenantScope, async_trait,
 };
 use uuid::Uuid;
 
@@ -128,8 +128,8 @@ impl SagaStore for Mem {
     async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<SagaKey>> {
         self.sagas.due(now, limit).await
     }
-    async fn list(&self, saga_type: Option<&str>, statuses: &[SagaStatus], limit: usize) -> Result<Vec<SagaRecord>> {
-        self.sagas.list(saga_type, statuses, limit).await
+    async fn list(&self, filter: &SagaFilter<'_>) -> Result<Vec<SagaRecord>> {
+        self.sagas.list(filter).await
     }
 }
 
@@ -164,5 +164,8 @@ impl ScheduleStore for Mem {
     }
     async fn dead(&self, limit: usize) -> Result<Vec<ScheduledCommand>> {
         self.schedules.dead(limit).await
+    }
+    async fn scheduled(&self, scope: TenantScope<'_>, dead: bool, limit: usize) -> Result<Vec<ScheduledCommand>> {
+        self.schedules.scheduled(scope, dead, limit).await
     }
 }

@@ -70,6 +70,7 @@ macro_rules! every_store_contract {
             tenancy_documents_are_kept_per_tenant => documents_are_kept_per_tenant();
             tenancy_documents_are_found_by_specification => documents_are_found_and_counted_by_specification_per_tenant();
             tenancy_scheduled_ids_are_per_tenant => scheduled_ids_are_per_tenant();
+            tenancy_operators_list_one_tenant_or_all => operators_list_one_tenant_or_all();
             tenancy_a_worker_of_one_tenant_keeps_its_own_checkpoint => a_worker_of_one_tenant_keeps_its_own_checkpoint();
             tenancy_random_interleavings_agree_with_memory => random_two_tenant_interleavings_agree_with_memory(8, 40);
         }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use cqrs_ddd::ports::{
-    CommitBatch, EventStore, OutboxMessage, SagaKey, SagaRecord, SagaStatus, SagaStore, ScheduleStore,
-    ScheduledCommand, StateWrite, StreamAppend, StreamKey,
+    CommitBatch, EventStore, OutboxMessage, SagaFilter, SagaKey, SagaRecord, SagaStatus, SagaStore, ScheduleStore,
+    ScheduledCommand, StateWrite, StreamAppend, StreamKey, TenantScope,
 };
 use cqrs_ddd::{Error, Metadata};
 use serde_json::json;
@@ -263,7 +263,8 @@ pub async fn sagas_are_listed_by_type_and_status(db: &impl TestDb) {
     let list = |saga_type, statuses: &'static [SagaStatus], limit| {
         let store = store.clone();
         async move {
-            let found = store.list(saga_type, statuses, limit).await.unwrap();
+            let filter = SagaFilter { saga_type, statuses, limit, ..SagaFilter::default() };
+            let found = store.list(&filter).await.unwrap();
             found.into_iter().map(|r| r.key.saga_id).collect::<Vec<_>>()
         }
     };
@@ -273,7 +274,18 @@ pub async fn sagas_are_listed_by_type_and_status(db: &impl TestDb) {
     assert_eq!(list(None, &[], 2).await, ["p1", "o1"]);
     assert_eq!(list(Some("Payment"), &[SagaStatus::Completed], 10).await, Vec::<String>::new());
     assert_eq!(list(Some("Shipping"), &[], 10).await, Vec::<String>::new());
-    assert_eq!(store.list(None, &[SagaStatus::Failed], 10).await.unwrap(), [oa], "records load back whole");
+    let failed = SagaFilter { statuses: &[SagaStatus::Failed], ..SagaFilter::default() };
+    assert_eq!(store.list(&failed).await.unwrap(), [oa], "records load back whole");
+    // An operator's view of one tenant.
+    let mut t1 = saga("Order", "t1-o", SagaStatus::Running, secs(5));
+    t1.key.tenant_id = Some("t1".into());
+    SagaStore::save(&store, &t1, 0).await.unwrap();
+    let of = |tenant| SagaFilter { tenant, ..SagaFilter::default() };
+    let ids = |found: Vec<SagaRecord>| found.into_iter().map(|r| r.key.saga_id).collect::<Vec<_>>();
+    assert_eq!(ids(store.list(&of(TenantScope::Only(Some("t1")))).await.unwrap()), ["t1-o"]);
+    assert_eq!(ids(store.list(&of(TenantScope::Only(None))).await.unwrap()).len(), 6, "the untenanted ones");
+    assert_eq!(ids(store.list(&of(TenantScope::All)).await.unwrap()).len(), 7);
+    assert!(store.list(&of(TenantScope::Only(Some("")))).await.is_err(), "an empty tenant id is refused");
 }
 
 pub async fn saga_keys_are_isolated_by_tenant(db: &impl TestDb) {

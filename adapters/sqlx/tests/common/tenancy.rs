@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use cqrs_ddd::ports::{
     CommitBatch, Cursor, EventStore, ProjectionStore, ScheduleStore, ScheduledCommand, StreamAppend, StreamKey,
+    TenantScope,
 };
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::projection::ProjectionWorker;
@@ -179,6 +180,62 @@ pub async fn scheduled_ids_are_per_tenant<D: TestDb>(db: &D) {
     assert!(store.cancel(Some("a"), id).await.unwrap());
     assert!(store.get(Some("a"), id).await.unwrap().is_none());
     assert_eq!(store.get(Some("b"), id).await.unwrap().unwrap().command_type, "for-b");
+}
+
+/// What operators list (the newest events, the tenants, scheduled commands) covers one
+/// tenant or all of them, and a tail read on from the newest events misses nothing.
+pub async fn operators_list_one_tenant_or_all<D: TestDb>(db: &D) {
+    let store = db.store().await;
+    let app = app(store.clone()).build().unwrap();
+    assert_eq!(store.tenants().await.unwrap(), Vec::<String>::new());
+    assert_eq!(store.latest(TenantScope::All, 10).await.unwrap(), []);
+    for (tenant, account) in [("t2", "a"), ("t1", "b"), ("t2", "c")] {
+        in_tenant(tenant, app.send(Open { account: account.into(), owner: tenant.into() })).await.unwrap();
+    }
+    app.send(Open { account: "d".into(), owner: "nobody".into() }).await.unwrap();
+    visible(&store, 4).await;
+    assert_eq!(store.tenants().await.unwrap(), ["t1", "t2"]);
+    let ids =
+        |events: Vec<cqrs_ddd::ports::StoredEvent>| events.into_iter().map(|e| e.stream.stream_id).collect::<Vec<_>>();
+    assert_eq!(ids(store.latest(TenantScope::All, 10).await.unwrap()), ["a", "b", "c", "d"]);
+    assert_eq!(ids(store.latest(TenantScope::All, 2).await.unwrap()), ["c", "d"], "the newest, oldest first");
+    assert_eq!(ids(store.latest(TenantScope::Only(Some("t2")), 10).await.unwrap()), ["a", "c"]);
+    assert_eq!(ids(store.latest(TenantScope::Only(None), 10).await.unwrap()), ["d"]);
+    assert_eq!(store.latest(TenantScope::All, 0).await.unwrap(), []);
+    assert!(store.latest(TenantScope::Only(Some("")), 1).await.is_err(), "an empty tenant id is refused");
+    // A tail goes on with `read_all` after the newest it showed.
+    let newest = store.latest(TenantScope::All, 1).await.unwrap();
+    in_tenant("t1", app.send(Open { account: "e".into(), owner: "t1".into() })).await.unwrap();
+    visible(&store, 5).await;
+    assert_eq!(ids(store.read_all(newest[0].cursor(), 10).await.unwrap()), ["e"]);
+
+    let at = chrono::Utc::now();
+    let scheduled = |tenant: Option<&str>, minutes: i64| ScheduledCommand {
+        id: cqrs_ddd::new_id(),
+        command_type: format!("for-{}", tenant.unwrap_or("none")),
+        payload: "{}".into(),
+        due_at: at + chrono::Duration::minutes(minutes),
+        metadata: Metadata { tenant_id: tenant.map(str::to_owned), ..Metadata::default() },
+        attempts: 0,
+        last_error: None,
+        created_at: at,
+    };
+    let (a1, a2, b, none) =
+        (scheduled(Some("a"), 2), scheduled(Some("a"), 1), scheduled(Some("b"), 3), scheduled(None, 4));
+    for c in [&a1, &a2, &b, &none] {
+        store.schedule(c).await.unwrap();
+    }
+    store.mark_dead(Some("a"), a1.id, "refused").await.unwrap();
+    let listed = |scope, dead| {
+        let store = store.clone();
+        async move { store.scheduled(scope, dead, 10).await.unwrap().into_iter().map(|c| c.id).collect::<Vec<_>>() }
+    };
+    assert_eq!(listed(TenantScope::All, false).await, [a2.id, b.id, none.id], "earliest due first");
+    assert_eq!(listed(TenantScope::Only(Some("a")), false).await, [a2.id]);
+    assert_eq!(listed(TenantScope::Only(Some("a")), true).await, [a1.id]);
+    assert_eq!(listed(TenantScope::Only(Some("b")), true).await, Vec::<Uuid>::new());
+    assert_eq!(listed(TenantScope::Only(None), false).await, [none.id]);
+    assert_eq!(store.scheduled(TenantScope::All, false, 1).await.unwrap().len(), 1);
 }
 
 /// One step of a random two-tenant interleaving.

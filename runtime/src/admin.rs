@@ -1,0 +1,635 @@
+//! What operators see and do, in one place: the projections with their lag and dead
+//! letters, the outbox's dead rows, saga instances, scheduled commands, the event log
+//! and the tenants. The command-line tool (`cqrs-ddd-cli`) and the admin page of
+//! `cqrs-ddd-axum` are both written on it; a team's own tooling can be too.
+//!
+//! [`Mediator::admin`] gives an [`Admin`] over every tenant;
+//! [`Admin::for_tenant`] narrows it to one. Every listing answers views that serialize
+//! to JSON (payloads as JSON values, cursors and times as text), so a tool can print them
+//! or hand them on as they are.
+//!
+//! ```
+//! # async fn run() -> cqrs_ddd::Result<()> {
+//! use cqrs_ddd::prelude::*;
+//!
+//! let app = App::builder().build()?;
+//! let admin = app.admin().for_tenant(Some("acme".to_owned()));
+//! for event in admin.latest(20).await? {
+//!     println!("{} {} {}/{}", event.cursor, event.event_type, event.stream_type, event.stream_id);
+//! }
+//! assert!(admin.tenants().await?.is_empty());
+//! # Ok(()) }
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run()).unwrap();
+//! ```
+//!
+//! Acting on a projection (a rebuild with progress, a catch-up, a dead letter retried)
+//! goes through its [`ProjectionControl`](crate::host::ProjectionControl) from
+//! [`Admin::projection`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::broker::headers;
+use crate::cqrs::Mediator;
+use crate::error::{Error, Result};
+use crate::host::ProjectionControl;
+use crate::ports::{
+    Cursor, DeadLetter, Outbox, OutboxCounts, OutboxRecord, OutboxStatus, ReadStall, SagaFilter, SagaKey, SagaStatus,
+    ScheduledCommand, StoredEvent, StreamEvent, StreamKey, TenantScope,
+};
+use crate::saga::{SagaCommand, SagaInstance, UndoEntry};
+
+/// The most rows a lookup by id reads when the tenant is not given.
+const LOOKUP_ROWS: usize = 10_000;
+
+impl Mediator {
+    /// What operators see and do, over every tenant; see the [module docs](crate::admin).
+    pub fn admin(&self) -> Admin {
+        Admin { app: self.clone(), tenant: None }
+    }
+}
+
+/// Operators' listings and actions over an application; see the [module docs](self).
+#[derive(Clone)]
+pub struct Admin {
+    app: Mediator,
+    tenant: Option<String>,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin").field("tenant", &self.tenant).finish_non_exhaustive()
+    }
+}
+
+/// A registered projection, where it stands.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectionView {
+    /// Its name.
+    pub name: &'static str,
+    /// The name its checkpoints are kept under (`name@tenant` for one tenant's worker).
+    pub scope: String,
+    /// The tenant whose events it reads (`None`: every tenant's).
+    pub tenant: Option<String>,
+    /// Each partition's checkpoint (`commit.position` or `position`; `None`: never ran).
+    pub checkpoints: Vec<Option<String>>,
+    /// The newest event readers can see.
+    pub head: String,
+    /// Events between the slowest partition and the head.
+    pub lag: u64,
+    /// Events it gave up on.
+    pub dead_letters: usize,
+    /// What holds the read horizon back now, if anything.
+    pub read_stall: Option<ReadStall>,
+}
+
+/// An event a projection gave up on, with its payload.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetterView {
+    /// The projection (its checkpoint scope).
+    pub projection: String,
+    /// The event.
+    pub event_id: Uuid,
+    /// Its cursor.
+    pub cursor: String,
+    /// Its stream's tenant.
+    pub tenant: Option<String>,
+    /// Its stream's type.
+    pub stream_type: String,
+    /// Its stream's id.
+    pub stream_id: String,
+    /// Its version in the stream.
+    pub version: u64,
+    /// Its type.
+    pub event_type: String,
+    /// Why the projection failed.
+    pub error: String,
+    /// When.
+    pub failed_at: DateTime<Utc>,
+    /// The event's payload (`None` when the event is no longer in the store).
+    pub payload: Option<Value>,
+}
+
+/// An event as operators read it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    /// Its cursor (`commit.position` or `position`): give it to [`Admin::events_after`].
+    pub cursor: String,
+    /// Its global position.
+    pub position: u64,
+    /// Its stream's tenant.
+    pub tenant: Option<String>,
+    /// Its stream's type.
+    pub stream_type: String,
+    /// Its stream's id.
+    pub stream_id: String,
+    /// Its version in the stream.
+    pub version: u64,
+    /// Its id.
+    pub event_id: Uuid,
+    /// Its stable type name.
+    pub event_type: String,
+    /// Its payload's shape version.
+    pub schema_version: u32,
+    /// When it was recorded.
+    pub occurred_at: DateTime<Utc>,
+    /// Its correlation id.
+    pub correlation_id: Option<Uuid>,
+    /// The id of the command that caused it.
+    pub causation_id: Option<Uuid>,
+    /// Who asked for it.
+    pub principal: Option<String>,
+    /// Its headers.
+    pub headers: BTreeMap<String, String>,
+    /// Its payload (as text when it is not JSON).
+    pub payload: Value,
+    #[serde(skip)]
+    at: Cursor,
+}
+
+impl EventView {
+    /// Its cursor, to read on after it.
+    pub fn at(&self) -> Cursor {
+        self.at
+    }
+}
+
+/// An event of one stream ([`Admin::stream`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamEventView {
+    /// Its version in the stream.
+    pub version: u64,
+    /// Its stable type name.
+    pub event_type: String,
+    /// Its payload's shape version.
+    pub schema_version: u32,
+    /// Its payload (as text when it is not JSON).
+    pub payload: Value,
+}
+
+/// An outbox row.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxView {
+    /// Its id.
+    pub id: Uuid,
+    /// Where it goes.
+    pub topic: String,
+    /// `pending`, `published` or `dead`.
+    pub status: &'static str,
+    /// Failed publish attempts.
+    pub attempts: u32,
+    /// The last publish error.
+    pub last_error: Option<String>,
+    /// When it was staged.
+    pub created_at: DateTime<Utc>,
+    /// The tenant of its event (its `tenant-id` header).
+    pub tenant: Option<String>,
+    /// Its event type (its `event-type` header).
+    pub event_type: Option<String>,
+    /// Its headers.
+    pub headers: BTreeMap<String, String>,
+    /// Its body.
+    pub payload: Value,
+}
+
+/// A saga instance, with what it sent and what would undo it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SagaView {
+    /// Its tenant.
+    pub tenant: Option<String>,
+    /// Its saga type.
+    pub saga_type: String,
+    /// Its association value.
+    pub saga_id: String,
+    /// Where it stands.
+    pub status: SagaStatus,
+    /// Saves so far.
+    pub version: u64,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+    /// When a suspended instance times out.
+    pub timeout_at: Option<DateTime<Utc>>,
+    /// Failed sends in a row.
+    pub retries: u32,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// The correlation id of its business transaction.
+    pub correlation_id: Option<Uuid>,
+    /// The saga's own state.
+    pub state: Value,
+    /// Its commands in order: actions, confirmations, compensations, cancels, each
+    /// marked sent or not: its history.
+    pub commands: Vec<SagaCommand>,
+    /// What would undo the actions sent so far, newest last.
+    pub undo: Vec<UndoEntry>,
+}
+
+/// A scheduled command.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleView {
+    /// Its id (to cancel it).
+    pub id: Uuid,
+    /// Its tenant.
+    pub tenant: Option<String>,
+    /// The command's name.
+    pub command_type: String,
+    /// When it is due.
+    pub due_at: DateTime<Utc>,
+    /// Failed attempts.
+    pub attempts: u32,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Whether it gave up.
+    pub dead: bool,
+    /// When it was scheduled.
+    pub created_at: DateTime<Utc>,
+    /// The command.
+    pub payload: Value,
+}
+
+impl Admin {
+    /// Narrows every listing and action to one tenant's (`None`: every tenant's).
+    /// Projections shown are then the ones whose workers read only that tenant.
+    pub fn for_tenant(mut self, tenant: Option<String>) -> Self {
+        self.tenant = tenant;
+        self
+    }
+
+    /// The tenant it is narrowed to.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+
+    /// The application.
+    pub fn app(&self) -> &Mediator {
+        &self.app
+    }
+
+    fn scope(&self) -> TenantScope<'_> {
+        match &self.tenant {
+            Some(t) => TenantScope::Only(Some(t)),
+            None => TenantScope::All,
+        }
+    }
+
+    fn admits(&self, tenant: Option<&str>) -> bool {
+        self.scope().admits(tenant)
+    }
+
+    // ---- projections -------------------------------------------------------------
+
+    /// The registered projections (of the tenant, when narrowed), with their status.
+    pub async fn projections(&self) -> Result<Vec<ProjectionView>> {
+        let mut views = Vec::new();
+        for control in self.controls() {
+            views.push(view_projection(&control).await?);
+        }
+        Ok(views)
+    }
+
+    /// One registered projection by name, to rebuild, catch up, or retry its dead
+    /// letters. Errors: [`Error::UnknownMessage`] for a name no projection has (or one
+    /// of another tenant when narrowed).
+    pub fn projection(&self, name: &str) -> Result<ProjectionControl> {
+        self.controls()
+            .into_iter()
+            .find(|c| c.name() == name || c.scope() == name)
+            .ok_or_else(|| Error::UnknownMessage { kind: "projection", name: name.to_owned() })
+    }
+
+    /// The projection's status.
+    pub async fn projection_status(&self, name: &str) -> Result<ProjectionView> {
+        view_projection(&self.projection(name)?).await
+    }
+
+    fn controls(&self) -> Vec<ProjectionControl> {
+        let controls = self.app.projections();
+        match &self.tenant {
+            None => controls,
+            Some(t) => controls.into_iter().filter(|c| c.tenant() == Some(t.as_str())).collect(),
+        }
+    }
+
+    /// A projection's dead letters, oldest first, each with its event's payload.
+    pub async fn dead_letters(&self, projection: &str) -> Result<Vec<DeadLetterView>> {
+        let control = self.projection(projection)?;
+        let events = self.app.event_store();
+        let mut views = Vec::new();
+        for letter in control.dead_letters().await? {
+            let payload = event_at(&*events, &letter).await?.map(|e| json_or_text(&e.payload));
+            views.push(DeadLetterView {
+                projection: letter.projection,
+                event_id: letter.event_id,
+                cursor: Cursor { commit: letter.commit, position: letter.position }.to_string(),
+                tenant: letter.stream.tenant_id,
+                stream_type: letter.stream.stream_type,
+                stream_id: letter.stream.stream_id,
+                version: letter.version,
+                event_type: letter.event_type,
+                error: letter.error,
+                failed_at: letter.failed_at,
+                payload,
+            });
+        }
+        Ok(views)
+    }
+
+    // ---- outbox ------------------------------------------------------------------
+
+    fn outbox_port(&self) -> Result<Arc<dyn Outbox>> {
+        self.app.outbox().ok_or(Error::NotWired {
+            part: "outbox",
+            hint: "give `App::builder()` an event store that keeps one (the SQL and memory stores do) or `.outbox(..)`",
+        })
+    }
+
+    /// Rows waiting and rows given up on (every tenant's: rows are counted in the store).
+    pub async fn outbox_counts(&self) -> Result<OutboxCounts> {
+        self.outbox_port()?.counts().await
+    }
+
+    /// Up to `limit` pending rows (of the tenant, when narrowed), oldest first.
+    pub async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxView>> {
+        let rows = self.outbox_port()?.pending(limit).await?;
+        Ok(rows.into_iter().map(view_outbox).filter(|v| self.admits(v.tenant.as_deref())).collect())
+    }
+
+    /// The rows given up on (of the tenant, when narrowed), oldest first.
+    pub async fn outbox_dead(&self) -> Result<Vec<OutboxView>> {
+        let rows = self.outbox_port()?.dead().await?;
+        Ok(rows.into_iter().map(view_outbox).filter(|v| self.admits(v.tenant.as_deref())).collect())
+    }
+
+    /// Puts dead rows back to be published (`ids`, or every dead row of the scope when
+    /// empty); answers how many. Errors: [`Error::Missing`] for an id that is not a dead
+    /// row of the scope (nothing is retried then).
+    pub async fn retry_outbox(&self, ids: &[Uuid]) -> Result<u64> {
+        let dead: Vec<Uuid> = self.outbox_dead().await?.into_iter().map(|v| v.id).collect();
+        let chosen = if ids.is_empty() {
+            dead
+        } else {
+            if let Some(id) = ids.iter().find(|id| !dead.contains(id)) {
+                return Err(Error::Missing { what: format!("dead outbox row {id}") });
+            }
+            ids.to_vec()
+        };
+        if chosen.is_empty() {
+            return Ok(0);
+        }
+        self.outbox_port()?.retry_dead(&chosen).await
+    }
+
+    // ---- sagas -------------------------------------------------------------------
+
+    /// Up to `limit` saga instances of `saga_type` (any when `None`) in `statuses` (any
+    /// when empty), oldest first.
+    pub async fn sagas(&self, saga_type: Option<&str>, statuses: &[SagaStatus], limit: usize) -> Result<Vec<SagaView>> {
+        let filter = SagaFilter { saga_type, statuses, tenant: self.scope(), limit };
+        Ok(self.app.sagas().list(&filter).await?.iter().map(view_saga).collect())
+    }
+
+    /// One saga instance. When the admin is not narrowed to a tenant and the instance
+    /// has one, name it `tenant/id` or narrow the admin. Errors: [`Error::Missing`].
+    pub async fn saga(&self, saga_type: &str, saga_id: &str) -> Result<SagaView> {
+        let key = self.saga_key(saga_type, saga_id).await?;
+        let instance = self.app.sagas().get(&key).await?.ok_or_else(|| missing_saga(&key))?;
+        Ok(view_saga(&instance))
+    }
+
+    /// Sends the instance's unsent commands again now (a failed compensation included).
+    pub async fn retry_saga(&self, saga_type: &str, saga_id: &str) -> Result<SagaView> {
+        let key = self.saga_key(saga_type, saga_id).await?;
+        self.app.sagas().retry(&key).await?;
+        self.saga_after(&key).await
+    }
+
+    /// Fails the instance and runs its compensations.
+    pub async fn compensate_saga(&self, saga_type: &str, saga_id: &str, reason: &str) -> Result<SagaView> {
+        let key = self.saga_key(saga_type, saga_id).await?;
+        self.app.sagas().compensate(&key, reason).await?;
+        self.saga_after(&key).await
+    }
+
+    async fn saga_after(&self, key: &SagaKey) -> Result<SagaView> {
+        let instance = self.app.sagas().get(key).await?.ok_or_else(|| missing_saga(key))?;
+        Ok(view_saga(&instance))
+    }
+
+    /// The key of an instance: in the admin's tenant, else the one tenant that has it.
+    async fn saga_key(&self, saga_type: &str, saga_id: &str) -> Result<SagaKey> {
+        if let Some(t) = &self.tenant {
+            return Ok(SagaKey::new(saga_type, saga_id).with_tenant(Some(t.clone())));
+        }
+        let untenanted = SagaKey::new(saga_type, saga_id);
+        if self.app.sagas().get(&untenanted).await?.is_some() {
+            return Ok(untenanted);
+        }
+        let filter = SagaFilter { saga_type: Some(saga_type), limit: LOOKUP_ROWS, ..SagaFilter::default() };
+        let mut found = self.app.sagas().list(&filter).await?.into_iter().filter(|i| i.key().saga_id == saga_id);
+        match (found.next(), found.next()) {
+            (Some(one), None) => Ok(one.key().clone()),
+            (Some(_), Some(_)) => {
+                Err(Error::handler(format!("several tenants have a saga `{saga_type}/{saga_id}`: say which tenant")))
+            }
+            (None, _) => Err(missing_saga(&untenanted)),
+        }
+    }
+
+    // ---- scheduled commands ------------------------------------------------------
+
+    /// Up to `limit` scheduled commands waiting to be sent (`dead`: that gave up),
+    /// earliest due first.
+    pub async fn schedules(&self, dead: bool, limit: usize) -> Result<Vec<ScheduleView>> {
+        let found = self.app.schedule_store().scheduled(self.scope(), dead, limit).await?;
+        Ok(found.into_iter().map(|c| view_schedule(c, dead)).collect())
+    }
+
+    /// Cancels a scheduled command (in the admin's tenant, else the one tenant that has
+    /// it). Errors: [`Error::Missing`].
+    pub async fn cancel_schedule(&self, id: Uuid) -> Result<()> {
+        let store = self.app.schedule_store();
+        let tenant = match &self.tenant {
+            Some(t) => Some(t.clone()),
+            None if store.get(None, id).await?.is_some() => None,
+            None => {
+                let mut tenants = Vec::new();
+                for dead in [false, true] {
+                    let found = store.scheduled(TenantScope::All, dead, LOOKUP_ROWS).await?;
+                    tenants.extend(found.into_iter().filter(|c| c.id == id).map(|c| c.metadata.tenant_id));
+                }
+                match tenants.as_slice() {
+                    [one] => one.clone(),
+                    [] => return Err(missing_schedule(id)),
+                    _ => {
+                        return Err(Error::handler(format!("several tenants have a scheduled command {id}: say which")));
+                    }
+                }
+            }
+        };
+        if store.cancel(tenant.as_deref(), id).await? { Ok(()) } else { Err(missing_schedule(id)) }
+    }
+
+    // ---- events ------------------------------------------------------------------
+
+    /// The newest `limit` events, oldest first.
+    pub async fn latest(&self, limit: usize) -> Result<Vec<EventView>> {
+        let events = self.app.event_store().latest(self.scope(), limit).await?;
+        Ok(events.iter().map(view_event).collect())
+    }
+
+    /// Up to `limit` events after `after`, in the order readers of all events see them
+    /// (gap-safe: following a tail with it misses nothing).
+    pub async fn events_after(&self, after: Cursor, limit: usize) -> Result<Vec<EventView>> {
+        let store = self.app.event_store();
+        let events = match &self.tenant {
+            Some(t) => store.read_tenant(Some(t), after, limit).await?,
+            None => store.read_all(after, limit).await?,
+        };
+        Ok(events.iter().map(view_event).collect())
+    }
+
+    /// A stream's events, oldest first (in the admin's tenant; a stream of no tenant
+    /// when it is not narrowed), as stored (before upcasting). Errors:
+    /// [`Error::Missing`] for a stream with no event.
+    pub async fn stream(&self, stream_type: &str, stream_id: &str) -> Result<Vec<StreamEventView>> {
+        let key = StreamKey::new(stream_type, stream_id).with_tenant(self.tenant.clone());
+        let events: Vec<StreamEvent> = self.app.event_store().read_stream(&key, 0).await?.try_collect().await?;
+        if events.is_empty() {
+            return Err(Error::Missing { what: format!("stream `{key}`") });
+        }
+        Ok(events
+            .into_iter()
+            .map(|e| StreamEventView {
+                version: e.version,
+                event_type: e.event_type,
+                schema_version: e.schema_version,
+                payload: json_or_text(&e.payload),
+            })
+            .collect())
+    }
+
+    /// The tenants that have events (just the admin's, when narrowed and it has some).
+    pub async fn tenants(&self) -> Result<Vec<String>> {
+        let tenants = self.app.event_store().tenants().await?;
+        Ok(match &self.tenant {
+            Some(t) => tenants.into_iter().filter(|x| x == t).collect(),
+            None => tenants,
+        })
+    }
+}
+
+async fn view_projection(control: &ProjectionControl) -> Result<ProjectionView> {
+    let status = control.status().await?;
+    Ok(ProjectionView {
+        name: control.name(),
+        scope: control.scope(),
+        tenant: control.tenant().map(str::to_owned),
+        checkpoints: status.checkpoints.iter().map(|c| c.map(|c| c.to_string())).collect(),
+        head: status.head.to_string(),
+        lag: status.lag,
+        dead_letters: status.dead_letters,
+        read_stall: status.read_stall,
+    })
+}
+
+/// The event a dead letter names, if the store still has it.
+async fn event_at(events: &dyn crate::ports::EventStore, letter: &DeadLetter) -> Result<Option<StoredEvent>> {
+    let before = Cursor { commit: letter.commit, position: letter.position.saturating_sub(1) };
+    let page = match letter.stream.tenant_id.as_deref() {
+        Some(t) => events.read_tenant(Some(t), before, 16).await?,
+        None => events.read_all(before, 16).await?,
+    };
+    Ok(page.into_iter().find(|e| e.event_id == letter.event_id))
+}
+
+fn json_or_text(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+fn view_event(e: &StoredEvent) -> EventView {
+    EventView {
+        cursor: e.cursor().to_string(),
+        position: e.position,
+        tenant: e.stream.tenant_id.clone(),
+        stream_type: e.stream.stream_type.clone(),
+        stream_id: e.stream.stream_id.clone(),
+        version: e.version,
+        event_id: e.event_id,
+        event_type: e.event_type.clone(),
+        schema_version: e.schema_version,
+        occurred_at: e.occurred_at,
+        correlation_id: e.metadata.correlation_id,
+        causation_id: e.metadata.causation_id,
+        principal: e.metadata.principal.clone(),
+        headers: e.metadata.headers.clone(),
+        payload: json_or_text(&e.payload),
+        at: e.cursor(),
+    }
+}
+
+fn view_outbox(r: OutboxRecord) -> OutboxView {
+    let m = r.message;
+    OutboxView {
+        id: m.id,
+        topic: m.topic,
+        status: match r.status {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Published => "published",
+            OutboxStatus::Dead => "dead",
+        },
+        attempts: r.attempts,
+        last_error: r.last_error,
+        created_at: m.created_at,
+        tenant: m.headers.get(headers::TENANT).cloned(),
+        event_type: m.headers.get(headers::EVENT_TYPE).cloned(),
+        payload: json_or_text(&m.payload),
+        headers: m.headers,
+    }
+}
+
+fn view_saga(i: &SagaInstance) -> SagaView {
+    let key = i.key();
+    SagaView {
+        tenant: key.tenant_id.clone(),
+        saga_type: key.saga_type.clone(),
+        saga_id: key.saga_id.clone(),
+        status: i.status(),
+        version: i.version(),
+        created_at: i.created_at(),
+        timeout_at: i.timeout_at(),
+        retries: i.retries(),
+        error: i.error().map(str::to_owned),
+        correlation_id: i.correlation_id(),
+        state: i.state::<Value>().unwrap_or(Value::Null),
+        commands: i.commands().to_vec(),
+        undo: i.undo_stack().to_vec(),
+    }
+}
+
+fn view_schedule(c: ScheduledCommand, dead: bool) -> ScheduleView {
+    ScheduleView {
+        id: c.id,
+        tenant: c.metadata.tenant_id,
+        command_type: c.command_type,
+        due_at: c.due_at,
+        attempts: c.attempts,
+        last_error: c.last_error,
+        dead,
+        created_at: c.created_at,
+        payload: json_or_text(&c.payload),
+    }
+}
+
+fn missing_saga(key: &SagaKey) -> Error {
+    Error::Missing { what: format!("saga `{key}`") }
+}
+
+fn missing_schedule(id: Uuid) -> Error {
+    Error::Missing { what: format!("scheduled command {id}") }
+}
