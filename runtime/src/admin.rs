@@ -394,23 +394,25 @@ impl Admin {
         Ok(self.app.sagas().list(&filter).await?.iter().map(view_saga).collect())
     }
 
-    /// One saga instance. When the admin is not narrowed to a tenant and the instance
-    /// has one, name it `tenant/id` or narrow the admin. Errors: [`Error::Missing`].
-    pub async fn saga(&self, saga_type: &str, saga_id: &str) -> Result<SagaView> {
+    /// One saga instance by its association value, of `saga_type` (any type when `None`:
+    /// the one type that has it) in the admin's tenant (any tenant when not narrowed:
+    /// the one that has it). Errors: [`Error::Missing`]; [`Error::Ambiguous`] when
+    /// several types or tenants have such an instance.
+    pub async fn saga(&self, saga_type: Option<&str>, saga_id: &str) -> Result<SagaView> {
         let key = self.saga_key(saga_type, saga_id).await?;
-        let instance = self.app.sagas().get(&key).await?.ok_or_else(|| missing_saga(&key))?;
-        Ok(view_saga(&instance))
+        self.saga_after(&key).await
     }
 
-    /// Sends the instance's unsent commands again now (a failed compensation included).
-    pub async fn retry_saga(&self, saga_type: &str, saga_id: &str) -> Result<SagaView> {
+    /// Sends the instance's unsent commands again now (a failed compensation included);
+    /// answers the instance after.
+    pub async fn retry_saga(&self, saga_type: Option<&str>, saga_id: &str) -> Result<SagaView> {
         let key = self.saga_key(saga_type, saga_id).await?;
         self.app.sagas().retry(&key).await?;
         self.saga_after(&key).await
     }
 
-    /// Fails the instance and runs its compensations.
-    pub async fn compensate_saga(&self, saga_type: &str, saga_id: &str, reason: &str) -> Result<SagaView> {
+    /// Fails the instance and runs its compensations; answers the instance after.
+    pub async fn compensate_saga(&self, saga_type: Option<&str>, saga_id: &str, reason: &str) -> Result<SagaView> {
         let key = self.saga_key(saga_type, saga_id).await?;
         self.app.sagas().compensate(&key, reason).await?;
         self.saga_after(&key).await
@@ -421,23 +423,26 @@ impl Admin {
         Ok(view_saga(&instance))
     }
 
-    /// The key of an instance: in the admin's tenant, else the one tenant that has it.
-    async fn saga_key(&self, saga_type: &str, saga_id: &str) -> Result<SagaKey> {
-        if let Some(t) = &self.tenant {
-            return Ok(SagaKey::new(saga_type, saga_id).with_tenant(Some(t.clone())));
+    /// The key of an instance: of the type and tenant given, else the one that has it.
+    async fn saga_key(&self, saga_type: Option<&str>, saga_id: &str) -> Result<SagaKey> {
+        if let Some(t) = saga_type {
+            let direct = SagaKey::new(t, saga_id).with_tenant(self.tenant.clone());
+            if self.tenant.is_some() || self.app.sagas().get(&direct).await?.is_some() {
+                return Ok(direct);
+            }
         }
-        let untenanted = SagaKey::new(saga_type, saga_id);
-        if self.app.sagas().get(&untenanted).await?.is_some() {
-            return Ok(untenanted);
-        }
-        let filter = SagaFilter { saga_type: Some(saga_type), limit: LOOKUP_ROWS, ..SagaFilter::default() };
-        let mut found = self.app.sagas().list(&filter).await?.into_iter().filter(|i| i.key().saga_id == saga_id);
+        let filter = SagaFilter { saga_type, tenant: self.scope(), limit: LOOKUP_ROWS, ..SagaFilter::default() };
+        let found = self.app.sagas().list(&filter).await?;
+        let mut found = found.iter().filter(|i| i.key().saga_id == saga_id);
         match (found.next(), found.next()) {
             (Some(one), None) => Ok(one.key().clone()),
-            (Some(_), Some(_)) => {
-                Err(Error::handler(format!("several tenants have a saga `{saga_type}/{saga_id}`: say which tenant")))
-            }
-            (None, _) => Err(missing_saga(&untenanted)),
+            (Some(a), Some(b)) => Err(Error::Ambiguous {
+                what: format!("saga `{saga_id}`"),
+                candidates: vec![a.key().to_string(), b.key().to_string()],
+            }),
+            (None, _) => Err(Error::Missing {
+                what: format!("saga `{}{saga_id}`", saga_type.map(|t| format!("{t}/")).unwrap_or_default()),
+            }),
         }
     }
 
@@ -466,8 +471,14 @@ impl Admin {
                 match tenants.as_slice() {
                     [one] => one.clone(),
                     [] => return Err(missing_schedule(id)),
-                    _ => {
-                        return Err(Error::handler(format!("several tenants have a scheduled command {id}: say which")));
+                    several => {
+                        return Err(Error::Ambiguous {
+                            what: format!("scheduled command {id}"),
+                            candidates: several
+                                .iter()
+                                .map(|t| format!("tenant {}", t.as_deref().unwrap_or("(none)")))
+                                .collect(),
+                        });
                     }
                 }
             }

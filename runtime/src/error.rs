@@ -232,6 +232,15 @@ pub enum Error {
         /// What was asked for (`saga \`orders/o-1\``).
         what: String,
     },
+    /// An operator named something several things answer to (a saga id that two
+    /// tenants use): say which.
+    #[error("{what} is ambiguous: it could be {}; say which", .candidates.join(" or "))]
+    Ambiguous {
+        /// What was asked for.
+        what: String,
+        /// Some of what it could be.
+        candidates: Vec<String>,
+    },
     /// An operation needs a part the application was not given.
     #[error("the application has no {part}; {hint}")]
     NotWired {
