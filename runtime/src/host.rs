@@ -89,6 +89,11 @@ pub(crate) trait Projected: Worker {
     async fn status(&self) -> Result<ProjectionStatus>;
     async fn rebuild(&self, progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send)) -> Result<Progress>;
     async fn catch_up(&self, progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send)) -> Result<Progress>;
+    async fn rebuild_partition(
+        &self,
+        partition: u32,
+        progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send),
+    ) -> Result<Progress>;
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>>;
     async fn retry_dead_letter(&self, event_id: Uuid) -> Result<()>;
     async fn skip_dead_letter(&self, event_id: Uuid) -> Result<()>;
@@ -107,6 +112,13 @@ impl<P: Projection> Projected for ProjectionWorker<P> {
     }
     async fn catch_up(&self, progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send)) -> Result<Progress> {
         self.catch_up_with(|p: &Progress| progress(*p)).await
+    }
+    async fn rebuild_partition(
+        &self,
+        partition: u32,
+        progress: &mut (dyn FnMut(Progress) -> ControlFlow<()> + Send),
+    ) -> Result<Progress> {
+        self.rebuild_partition_with(partition, |p: &Progress| progress(*p)).await
     }
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
         ProjectionWorker::dead_letters(self).await
@@ -169,6 +181,19 @@ impl ProjectionControl {
     /// [`Progress::stopped`]: [`ProjectionControl::catch_up`] resumes it.
     pub async fn rebuild(&self, mut progress: impl FnMut(&Progress) -> ControlFlow<()> + Send) -> Result<Progress> {
         self.worker.rebuild(&mut |p| progress(&p)).await
+    }
+
+    /// Rebuilds one partition: its checkpoint goes back to the start and its events are
+    /// applied again over the documents as they are. The read model is not dropped, so
+    /// this suits projections whose handlers set documents from the event (after fixing
+    /// a handler, say) rather than add to them. `progress` as for a rebuild. Errors:
+    /// [`Error::Missing`] for a partition the projection does not have.
+    pub async fn rebuild_partition(
+        &self,
+        partition: u32,
+        mut progress: impl FnMut(&Progress) -> ControlFlow<()> + Send,
+    ) -> Result<Progress> {
+        self.worker.rebuild_partition(partition, &mut |p| progress(&p)).await
     }
 
     /// Applies the events after the checkpoints; `progress` as for a rebuild.

@@ -358,13 +358,19 @@ impl<P: Projection> ProjectionWorker<P> {
 
     /// Applies batches up to the head, telling `progress` after each; stops after the
     /// batch for which `progress` breaks (the batch is committed with its checkpoint).
-    pub(crate) async fn catch_up_with(
+    pub(crate) async fn catch_up_with(&self, progress: impl FnMut(&Progress) -> ControlFlow<()>) -> Result<Progress> {
+        self.catch_up_partitions(0..self.options.partitions, progress).await
+    }
+
+    /// [`ProjectionWorker::catch_up_with`] on some partitions only.
+    async fn catch_up_partitions(
         &self,
+        partitions: std::ops::Range<u32>,
         mut progress: impl FnMut(&Progress) -> ControlFlow<()>,
     ) -> Result<Progress> {
         let head = self.events.head().await?;
         let mut done = Progress::default();
-        for partition in 0..self.options.partitions {
+        for partition in partitions.clone() {
             let from = match (self.store.checkpoint(&self.scope, partition).await?, self.options.start_from) {
                 (Some(c), _) => c.position,
                 (None, StartFrom::Beginning) => 0,
@@ -372,7 +378,7 @@ impl<P: Projection> ProjectionWorker<P> {
             };
             done.total += head.position.saturating_sub(from);
         }
-        for partition in 0..self.options.partitions {
+        for partition in partitions {
             loop {
                 let step = self.step(partition).await?;
                 step.count::<P>();
@@ -419,6 +425,38 @@ impl<P: Projection> ProjectionWorker<P> {
             WorkerOptions { start_from: StartFrom::Beginning, ..self.options.clone() },
         );
         worker.catch_up_with(progress).await
+    }
+
+    /// Rebuilds one partition: its checkpoint goes back to the start and its events are
+    /// applied again over the documents as they are (the read model is not reset, so this
+    /// suits projections whose handlers set documents from the event rather than add to
+    /// them). Errors: [`Error::Missing`] for a partition the projection does not have.
+    pub(crate) async fn rebuild_partition_with(
+        &self,
+        partition: u32,
+        progress: impl FnMut(&Progress) -> ControlFlow<()>,
+    ) -> Result<Progress> {
+        if partition >= self.options.partitions {
+            return Err(Error::Missing {
+                what: format!(
+                    "partition {partition} of projection `{}` (it has {})",
+                    self.scope, self.options.partitions
+                ),
+            });
+        }
+        let current = self.store.checkpoint(&self.scope, partition).await?;
+        if current.is_some() {
+            let mut tx = self.store.begin().await?;
+            tx.save_checkpoint(&self.scope, partition, current, Cursor::START).await?;
+            tx.commit().await?;
+        }
+        let worker = Self::assemble(
+            self.projection.clone(),
+            self.events.clone(),
+            self.store.clone(),
+            WorkerOptions { start_from: StartFrom::Beginning, ..self.options.clone() },
+        );
+        worker.catch_up_partitions(partition..partition + 1, progress).await
     }
 
     /// Applies a dead-lettered event again (after the projection or the data was fixed)
