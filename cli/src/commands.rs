@@ -1,5 +1,6 @@
 //! What each command does.
 
+use std::fmt::Write as _;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
@@ -145,7 +146,7 @@ async fn projections(admin: &Admin, out: Out, cmd: Projections) -> Result<u8, Fa
             }
             let mut sentence = format!("retried {} dead letter(s) of {}", retried.len(), control.scope());
             for (id, e) in &failed {
-                sentence.push_str(&format!("\nstill failing: {id}: {e}"));
+                let _ = write!(sentence, "\nstill failing: {id}: {e}");
             }
             let failed_json: Vec<_> = failed.iter().map(|(id, e)| json!({ "event_id": id, "error": e })).collect();
             out.done(&sentence, &json!({ "retried": retried, "failed": failed_json }));
@@ -194,7 +195,7 @@ async fn apply_with_progress<'c>(
     start: impl FnOnce(&'c ProjectionControl, Box<dyn FnMut(&Progress) -> ControlFlow<()> + Send + 'c>) -> Applying<'c>,
 ) -> Result<u8, Failure> {
     let stop = Arc::new(AtomicBool::new(false));
-    let signals = tokio::spawn(watch_ctrl_c(stop.clone()));
+    let signals = tokio::spawn(watch_ctrl_c(CtrlC::listen(), stop.clone()));
     let bar = Bar::new(what);
     let reporter = bar.clone();
     let asked = stop.clone();
@@ -218,10 +219,11 @@ async fn apply_with_progress<'c>(
         checkpoints.join(", ")
     );
     if done.stopped {
-        sentence.push_str(&format!(
+        let _ = write!(
+            sentence,
             "\nstopped after a batch, the read model at its checkpoint; `projections catch-up {}` resumes it",
             control.scope()
-        ));
+        );
     }
     let doc = json!({
         "projection": control.scope(),
@@ -244,14 +246,48 @@ async fn apply_with_progress<'c>(
     Ok(exit::OK)
 }
 
+/// Listens for Ctrl-C from the moment it is made (a signal that comes before the first
+/// wait is not lost).
+struct CtrlC {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl CtrlC {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+            CtrlC { signal }
+        }
+        #[cfg(not(unix))]
+        CtrlC {}
+    }
+
+    /// The next Ctrl-C; `false` when none can be heard.
+    async fn next(&mut self) -> bool {
+        #[cfg(unix)]
+        {
+            match &mut self.signal {
+                Some(signal) => signal.recv().await.is_some(),
+                None => false,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await.is_ok()
+        }
+    }
+}
+
 /// Sets `stop` on the first Ctrl-C; exits on the second.
-async fn watch_ctrl_c(stop: Arc<AtomicBool>) {
-    if tokio::signal::ctrl_c().await.is_err() {
+async fn watch_ctrl_c(mut ctrl_c: CtrlC, stop: Arc<AtomicBool>) {
+    if !ctrl_c.next().await {
         return;
     }
     stop.store(true, Ordering::SeqCst);
     eprintln!("stopping after the batch in flight (Ctrl-C again to abort it)");
-    if tokio::signal::ctrl_c().await.is_ok() {
+    if ctrl_c.next().await {
         eprintln!("aborted: the batch in flight is rolled back");
         std::process::exit(i32::from(exit::INTERRUPTED));
     }
@@ -271,8 +307,7 @@ impl Bar {
             let bar = ProgressBar::new(0);
             let style =
                 ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} events ({per_sec}, {eta} left) {prefix}")
-                    .map(|s| s.progress_chars("=> "))
-                    .unwrap_or_else(|_| ProgressStyle::default_bar());
+                    .map_or_else(|_| ProgressStyle::default_bar(), |s| s.progress_chars("=> "));
             bar.set_style(style);
             bar.set_message(what.to_owned());
             bar
@@ -450,8 +485,9 @@ async fn events(admin: &Admin, out: Out, cmd: Events) -> Result<u8, Failure> {
             }
             let stop = Arc::new(AtomicBool::new(false));
             let stopper = stop.clone();
+            let mut ctrl_c = CtrlC::listen();
             let signals = tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
+                if ctrl_c.next().await {
                     stopper.store(true, Ordering::SeqCst);
                 }
             });

@@ -1,6 +1,7 @@
 //! Tables for people, JSON for scripts.
 
-use std::io::Write;
+use std::fmt::Write as _;
+use std::io::Write as _;
 
 use serde::Serialize;
 
@@ -38,6 +39,7 @@ impl Out {
     }
 
     /// A JSON document on standard output.
+    #[allow(clippy::unused_self)] // every answer goes through the one `Out`
     pub(crate) fn value<T: Serialize + ?Sized>(self, value: &T) {
         let text = serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
         let mut out = std::io::stdout().lock();
@@ -45,6 +47,7 @@ impl Out {
     }
 
     /// One JSON document on one line (a followed tail).
+    #[allow(clippy::unused_self)] // every answer goes through the one `Out`
     pub(crate) fn line<T: Serialize>(self, value: &T) {
         let text = serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
         let mut out = std::io::stdout().lock();
@@ -78,7 +81,7 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
             if i + 1 == widths.len() {
                 text.push_str(cell);
             } else {
-                text.push_str(&format!("{cell:<width$}  "));
+                let _ = write!(text, "{cell:<width$}  ");
             }
         }
         text.trim_end().to_owned()

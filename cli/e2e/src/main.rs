@@ -14,7 +14,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use cqrs_ddd::prelude::*;
-use cqrs_ddd::saga::SagaOptions;
 use cqrs_ddd::{RelayOptions, RequestContext};
 use cqrs_ddd_cli::Database;
 
@@ -191,7 +190,6 @@ fn app(db: &Database) -> Result<Mediator> {
             },
         )
         .saga::<Welcome>()
-        .saga_options(SagaOptions { max_retries: 1_000, backoff: Duration::from_secs(3600), ..SagaOptions::default() })
         .relay_options(RelayOptions {
             max_attempts: 1,
             poll_interval: Duration::from_millis(20),
