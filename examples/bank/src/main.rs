@@ -1,5 +1,6 @@
 //! Run with: cargo run -p example-bank             (a scripted tour)
 //!       or: cargo run -p example-bank -- serve    (over HTTP)
+//!       or: cargo run -p example-bank -- ops ..   (the operator tool, e.g. `ops projections list`)
 //!
 //! A bank account, event-sourced: open, deposit, withdraw, an overdraft rejected with a
 //! typed domain error, a balance query, an event handler reacting to large deposits, a
@@ -19,17 +20,20 @@
 
 mod domain;
 
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use std::time::Duration;
 
+use clap::Parser as _;
 use cqrs_ddd::cqrs::{Payload, SendOptions};
 use cqrs_ddd::ports::{Cursor, EventStore, ProjectionStore, SnapshotStore};
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::spec::{QueryOptions, ReadModel, parse_query};
-use cqrs_ddd::{MetricsMiddleware, SnapshotPolicy, TracingMiddleware};
+use cqrs_ddd::{AppBuilder, MetricsMiddleware, SnapshotPolicy, TracingMiddleware};
 use cqrs_ddd_axum::Api;
 use cqrs_ddd_axum::metrics::PrometheusMetrics;
+use cqrs_ddd_cli::Cli;
 use cqrs_ddd_sqlx::{MySqlStore, PgStore, SqliteStore};
 use domain::{Account, AccountError, BalanceView, Balances, Deposit, GetBalance, Notifier, OpenAccount, Withdraw};
 
@@ -42,28 +46,53 @@ struct Stores {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("ops") {
+        return ops(&args[1..]).await;
+    }
+    match run(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The application's wiring, whatever the store.
+fn wire(builder: AppBuilder, notifier: Arc<Notifier>) -> Result<Mediator> {
+    builder
+        .snapshot::<Account>(SnapshotPolicy::every(100))
+        .projection(Balances)
+        .provide_arc(notifier)
+        .middleware(TracingMiddleware)
+        .middleware(MetricsMiddleware)
+        .build()
+}
+
+/// `ops ..`: the operator tool (cqrs-ddd-cli) with this application's projection and
+/// commands registered, on `DATABASE_URL` (else `bank.db`).
+async fn ops(args: &[String]) -> ExitCode {
+    let mut cli = Cli::parse_from(std::iter::once("example-bank ops").chain(args.iter().map(String::as_str)));
+    cli.global.database_url.get_or_insert_with(|| "sqlite://bank.db?mode=rwc".to_owned());
+    cli.run(|db| async move { wire(db.builder(), Arc::new(Notifier::default())) }).await
+}
+
+async fn run(args: &[String]) -> Result<()> {
     let stores = open_stores().await?;
     println!("storing events in {}", stores.place);
     let notifier = Arc::new(Notifier::default());
     // The projection and the async handler run in the worker host; the store is also
     // the outbox and the read models' document store.
-    let app = App::builder()
-        .event_store_arc(stores.events.clone())
-        .snapshot_store_arc(stores.snapshots.clone())
-        .snapshot::<Account>(SnapshotPolicy::every(100))
-        .projection(Balances)
-        .provide_arc(notifier.clone())
-        .middleware(TracingMiddleware)
-        .middleware(MetricsMiddleware)
-        .build()?;
+    let builder = App::builder().event_store_arc(stores.events.clone()).snapshot_store_arc(stores.snapshots.clone());
+    let app = wire(builder, notifier.clone())?;
     match args.first().map(String::as_str) {
         Some("serve") => serve(app, &args[1..]).await,
         None => tour(app, &stores, &notifier).await,
-        Some(other) => {
-            Err(Error::handler(format!("unknown command `{other}`; run without one, or `serve [--bind ADDR]`")))
-        }
+        Some(other) => Err(Error::handler(format!(
+            "unknown command `{other}`; run without one, or `serve [--bind ADDR]`, or `ops --help`"
+        ))),
     }
 }
 
