@@ -215,7 +215,7 @@ impl<D: Dialect> ScheduleStore for SqlStore<D> {
     async fn scheduled(&self, scope: TenantScope<'_>, dead: bool, max: usize) -> Result<Vec<ScheduledCommand>> {
         let tenant = if matches!(scope, TenantScope::Only(_)) { " AND tenant_id = ?" } else { "" };
         let sql = self.dialect.render(&format!(
-            "SELECT {SCHEDULED_COLUMNS} FROM {{t}}scheduled_commands WHERE dead = {dead}{tenant} ORDER BY due_at, id LIMIT ?"
+            "SELECT {SCHEDULED_COLUMNS} FROM {{t}}scheduled_commands WHERE dead = {dead}{tenant} ORDER BY due_at, id, tenant_id LIMIT ?"
         ));
         let mut stmt = Stmt::new(&sql);
         if let TenantScope::Only(tenant) = scope {

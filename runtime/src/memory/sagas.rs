@@ -174,7 +174,7 @@ impl ScheduleStore for MemoryScheduleStore {
             .filter(|r| r.dead == dead && scope.admits(r.command.metadata.tenant_id.as_deref()))
             .map(|r| r.command.clone())
             .collect();
-        found.sort_by_key(|c| (c.due_at, c.id));
+        found.sort_by(|a, b| (a.due_at, a.id, &a.metadata.tenant_id).cmp(&(b.due_at, b.id, &b.metadata.tenant_id)));
         found.truncate(limit);
         Ok(found)
     }

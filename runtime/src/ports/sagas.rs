@@ -239,7 +239,7 @@ pub trait ScheduleStore: Send + Sync + 'static {
     /// Up to `limit` dead commands, oldest first.
     async fn dead(&self, limit: usize) -> Result<Vec<ScheduledCommand>>;
     /// Up to `limit` commands of the tenants in `scope` that wait to be sent (`dead`:
-    /// that gave up), earliest due first.
+    /// that gave up), earliest due first (then by id and tenant).
     async fn scheduled(&self, scope: super::TenantScope<'_>, dead: bool, limit: usize)
     -> Result<Vec<ScheduledCommand>>;
 }
