@@ -9,6 +9,7 @@ use cqrs_ddd::Mediator;
 use cqrs_ddd::spec::ReadModel;
 use utoipa::openapi::OpenApi;
 
+use crate::admin::{self, AdminPage};
 use crate::context::{AuthConfig, ContextLayer};
 use crate::extract::{Application, Context};
 use crate::health;
@@ -44,6 +45,7 @@ enum Part {
 /// | [`Api::health`] | `GET /health/live`, `GET /health/ready` |
 /// | [`Api::metrics`] | `GET /metrics` (Prometheus) |
 /// | [`Api::openapi`] | `GET /openapi.json` |
+/// | [`Api::admin`] | `GET /admin` and the admin API under `/admin/api` |
 /// | [`Api::route`], [`Api::merge`] | your own routes |
 #[must_use]
 pub struct Api {
@@ -56,6 +58,7 @@ pub struct Api {
     routes: Router,
     customize: Vec<Customize>,
     metrics: Option<crate::metrics::PrometheusMetrics>,
+    admin: Option<AdminPage>,
 }
 
 impl Api {
@@ -71,6 +74,7 @@ impl Api {
             routes: Router::new(),
             customize: Vec::new(),
             metrics: None,
+            admin: None,
         }
     }
 
@@ -143,6 +147,15 @@ impl Api {
     /// [`openapi`](crate::openapi)).
     pub fn openapi(self) -> Self {
         self.serve(Part::OpenApi)
+    }
+
+    /// Serves the operators' admin page at `GET /admin` and its JSON API under
+    /// `/admin/api` (see [`admin`](crate::admin)). The page is served outside the context
+    /// layer (it holds no data); its API runs behind it, for principals `page` allows.
+    /// The admin API is not in the OpenAPI document.
+    pub fn admin(mut self, page: AdminPage) -> Self {
+        self.admin = Some(page);
+        self
     }
 
     /// The title and version in the OpenAPI document.
@@ -235,13 +248,19 @@ impl Api {
                 }),
             );
         }
-        router
+        let admin_page = self.admin.is_some();
+        if let Some(page) = self.admin.take() {
+            router = router.merge(page.api_routes(self.context.verifies_tokens()));
+        }
+        let router = router
             .merge(self.routes)
             .fallback(|uri: axum::http::Uri| async move { Problem::no_route(uri.path()) })
             .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
                 Problem::method_not_allowed(method.as_str(), uri.path())
             })
             .layer(Extension(self.app))
-            .layer(self.context)
+            .layer(self.context);
+        // Added after the layers: the page loads before the operator has given a token.
+        if admin_page { router.route(admin::PAGE_PATH, get(admin::page)) } else { router }
     }
 }

@@ -87,6 +87,7 @@
 //! | `GET /read-models/{collection}?filter=..&sort=..&limit=..&cursor=..&fields=..` | a page of a `#[derive(ReadModel)]` read model for the request's tenant and principal | [`read_model`] |
 //! | `GET /health/live`, `GET /health/ready` | the runtime's health report; 503 when not ready | [`health`] |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of all of the above | [`openapi`] |
+//! | `GET /admin`, `/admin/api/..` | the operators' page: projections (rebuild with progress, dead letters), sagas, outbox, scheduled commands, events, tenants ([`Api::admin`]) | [`admin`] |
 //! | your routes ([`Api::route`]) | typed paths such as `POST /accounts/{id}/deposits`, with the [`Application`], [`Context`] and [`Cmd`] extractors | [`extract`] |
 //!
 //! Every route runs behind the [`ContextLayer`]: the request's correlation id (from
@@ -119,6 +120,33 @@
 //! (`"42"`, or `"7301.42"` on PostgreSQL, whose commit order is its transactions'):
 //! pass it back as it is.
 //!
+//! # The admin page
+//!
+//! [`Api::admin`] serves the operators' page at `GET /admin`: one HTML document, with no
+//! data and nothing fetched from elsewhere, whose script calls a JSON API under
+//! `/admin/api` with the operator's bearer token (`/admin#token=..`, or pasted into the
+//! page). It lists the projections (with a rebuild and its live progress), their dead
+//! letters (retry, skip), sagas by status with their history (retry, compensate), the
+//! outbox's dead rows (retry), scheduled commands (cancel), events and streams, and the
+//! tenants. Every API call needs a verified principal whose token names the page's role
+//! (`roles: ["admin"]` by default), else 401 or 403, and is narrowed to the request's
+//! tenant when it has one. See [`admin`] for the routes.
+//!
+//! ```rust,standalone_crate
+//! use cqrs_ddd::App;
+//! use cqrs_ddd_axum::admin::AdminPage;
+//! use cqrs_ddd_axum::{Api, ContextLayer, JwtConfig};
+//!
+//! # fn main() -> cqrs_ddd::Result<()> {
+//! let router = Api::new(App::builder().build()?)
+//!     .context(ContextLayer::new().jwt(JwtConfig::hs256(b"a secret of at least 32 bytes....")))
+//!     .commands()
+//!     .admin(AdminPage::new().role("ops").role_claim("groups"))
+//!     .router();
+//! # let _: axum::Router = router;
+//! # Ok(()) }
+//! ```
+//!
 //! # OpenAPI
 //!
 //! The document is generated from the runtime's catalogue of messages
@@ -126,7 +154,8 @@
 //! `utoipa::ToSchema` (add `utoipa = "5"` to your dependencies) is described by its
 //! schema, the others by a generic one; a read model mounted with
 //! [`Api::read_model_with_schema`] likewise. This crate turns on the runtime's `openapi`
-//! feature. Routes you add yourself are described with [`Api::customize_openapi`].
+//! feature. Routes you add yourself are described with [`Api::customize_openapi`]. The
+//! admin API is left out: it is the admin page's, not a contract for clients.
 //!
 //! # Cargo features
 //!
@@ -147,6 +176,7 @@
 //!   registers every message linked into a binary, and two test domains in one binary
 //!   would share names.
 
+pub mod admin;
 mod api;
 pub mod context;
 pub mod extract;

@@ -10,10 +10,11 @@
 //! | type | status | for |
 //! | --- | --- | --- |
 //! | [`DOMAIN`] | 422 | [`Error::Domain`]: a domain rule refused the command (`error`: the error type, `fields` when it has some) |
-//! | [`CONFLICT`] | 409 | [`Error::Conflict`]: a concurrent writer moved the stream |
+//! | [`CONFLICT`] | 409 | [`Error::Conflict`]: a concurrent writer moved the stream; an action already under way (a rebuild of the same projection) |
+//! | [`AMBIGUOUS`] | 409 | [`Error::Ambiguous`]: an operator named something several things answer to (`what`, `candidates`); the request is sound but the data holds several matches, so name one of the `candidates` and ask again |
 //! | [`ALREADY_EXISTS`] | 409 | [`Error::AlreadyExists`]: a creating command met an existing aggregate |
 //! | [`ALREADY_PROCESSED`] | 409 | [`Error::AlreadyProcessed`]: the `Idempotency-Key` was used before |
-//! | [`NOT_FOUND`] | 404 | [`Error::NotFound`]: no such aggregate |
+//! | [`NOT_FOUND`] | 404 | [`Error::NotFound`]: no such aggregate (`stream`); [`Error::Missing`]: no such thing as an operator named (a saga, a scheduled command, a dead outbox row; `what`) |
 //! | [`UNKNOWN_MESSAGE`] | 404 | [`Error::UnknownMessage`]: no command or query has that name |
 //! | [`INVALID_BODY`] | 400 | a body that is not JSON, or does not decode into the message ([`Error::Decode`]; `path` of the field) |
 //! | [`VALIDATION`] | 400 | [`Error::Validation`]: a message refused before its handler |
@@ -22,6 +23,8 @@
 //! | [`UNSUPPORTED_MEDIA_TYPE`] | 415 | a body that is neither JSON nor a form |
 //! | [`UNAUTHORIZED`] | 401 | a missing, expired or unverifiable bearer token (with `WWW-Authenticate: Bearer`) |
 //! | [`FORBIDDEN_TENANT`] | 403 | a tenant the request may not use: the header and the token disagree, an empty tenant, a command naming another tenant ([`Error::Tenant`]) |
+//! | [`FORBIDDEN`] | 403 | a verified principal without the right to the route (the admin API without its role) |
+//! | [`NOT_WIRED`] | 501 | [`Error::NotWired`]: the application was built without a part the request needs (`part`, and a `detail` saying how to give it); not transient, so no `Retry-After` |
 //! | [`UNAVAILABLE`] | 503 | a transient failure ([`Error::is_transient`]: the store or a lock backend is unreachable), with `Retry-After` |
 //! | [`TIMEOUT`] | 503 | a wait that ran out, such as a read model that did not reach `x-cqrs-min-position` in time, with `Retry-After` |
 //! | [`INTERNAL`] | 500 | anything else; the cause is logged, never sent |
@@ -53,7 +56,7 @@ pub const CONFLICT: &str = "https://cqrs-ddd.dev/problems/conflict";
 pub const ALREADY_EXISTS: &str = "https://cqrs-ddd.dev/problems/already-exists";
 /// A command with this idempotency key was already processed (409).
 pub const ALREADY_PROCESSED: &str = "https://cqrs-ddd.dev/problems/already-processed";
-/// The aggregate does not exist (404).
+/// The aggregate, or what an operator named, does not exist (404).
 pub const NOT_FOUND: &str = "https://cqrs-ddd.dev/problems/not-found";
 /// No command or query of this program has that name (404).
 pub const UNKNOWN_MESSAGE: &str = "https://cqrs-ddd.dev/problems/unknown-message";
@@ -71,6 +74,12 @@ pub const UNSUPPORTED_MEDIA_TYPE: &str = "https://cqrs-ddd.dev/problems/unsuppor
 pub const UNAUTHORIZED: &str = "https://cqrs-ddd.dev/problems/unauthorized";
 /// A tenant the request may not use (403).
 pub const FORBIDDEN_TENANT: &str = "https://cqrs-ddd.dev/problems/tenant";
+/// A principal without the right to the route (403).
+pub const FORBIDDEN: &str = "https://cqrs-ddd.dev/problems/forbidden";
+/// What an operator named could be several things: name one of the candidates (409).
+pub const AMBIGUOUS: &str = "https://cqrs-ddd.dev/problems/ambiguous";
+/// The application was built without a part the request needs (501).
+pub const NOT_WIRED: &str = "https://cqrs-ddd.dev/problems/not-wired";
 /// A transient failure: retry after `Retry-After` seconds (503).
 pub const UNAVAILABLE: &str = "https://cqrs-ddd.dev/problems/unavailable";
 /// A wait that ran out: retry after `Retry-After` seconds (503).
@@ -98,6 +107,9 @@ pub const PROBLEM_TYPES: &[(&str, u16, &str)] = &[
     (UNSUPPORTED_MEDIA_TYPE, 415, "Unsupported media type"),
     (UNAUTHORIZED, 401, "Unauthorized"),
     (FORBIDDEN_TENANT, 403, "Tenant not allowed"),
+    (FORBIDDEN, 403, "Forbidden"),
+    (AMBIGUOUS, 409, "Ambiguous"),
+    (NOT_WIRED, 501, "Not wired"),
     (UNAVAILABLE, 503, "Service unavailable"),
     (TIMEOUT, 503, "Timed out"),
     (NO_ROUTE, 404, "No such route"),
@@ -254,6 +266,16 @@ impl Problem {
         Problem::new(StatusCode::FORBIDDEN, FORBIDDEN_TENANT, "Tenant not allowed").detail(detail)
     }
 
+    /// 403 [`FORBIDDEN`]: the principal may not use the route.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::FORBIDDEN, FORBIDDEN, "Forbidden").detail(detail)
+    }
+
+    /// 409 [`CONFLICT`]: an action is already under way.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::CONFLICT, CONFLICT, "Concurrent modification").detail(detail)
+    }
+
     /// 503 [`UNAVAILABLE`] with `Retry-After`.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, "Service unavailable")
@@ -381,6 +403,16 @@ impl From<&Error> for Problem {
                     .with("kind", *kind)
                     .with("name", name.as_str())
             }
+            Error::Missing { what } => Problem::new(StatusCode::NOT_FOUND, NOT_FOUND, "Not found")
+                .detail(e.to_string())
+                .with("what", what.as_str()),
+            Error::Ambiguous { what, candidates } => Problem::new(StatusCode::CONFLICT, AMBIGUOUS, "Ambiguous")
+                .detail(e.to_string())
+                .with("what", what.as_str())
+                .with("candidates", candidates.clone()),
+            Error::NotWired { part, .. } => Problem::new(StatusCode::NOT_IMPLEMENTED, NOT_WIRED, "Not wired")
+                .detail(e.to_string())
+                .with("part", *part),
             Error::Decode { kind, name, reason, path } => {
                 Problem::invalid_body(format!("the body does not decode into {kind} `{name}`: {reason}"), path.clone())
             }
@@ -447,6 +479,26 @@ mod tests {
             assert!(uri.starts_with(PROBLEM_BASE), "{uri}");
             assert!(StatusCode::from_u16(*status).is_ok());
         }
+    }
+
+    #[test]
+    fn what_an_operator_names_is_missing_ambiguous_or_not_wired() {
+        let missing = Problem::from(Error::Missing { what: "saga `payout/p-9`".into() });
+        assert_eq!((missing.status(), missing.type_uri()), (StatusCode::NOT_FOUND, NOT_FOUND));
+        assert_eq!(missing.body()["what"], "saga `payout/p-9`");
+
+        let ambiguous = Problem::from(Error::Ambiguous {
+            what: "saga `p-1`".into(),
+            candidates: vec!["a/p-1".into(), "b/p-1".into()],
+        });
+        assert_eq!((ambiguous.status(), ambiguous.type_uri()), (StatusCode::CONFLICT, AMBIGUOUS));
+        assert_eq!(ambiguous.body()["candidates"], json!(["a/p-1", "b/p-1"]));
+
+        let not_wired = Problem::from(Error::NotWired { part: "outbox", hint: "give it one" });
+        assert_eq!((not_wired.status(), not_wired.type_uri()), (StatusCode::NOT_IMPLEMENTED, NOT_WIRED));
+        assert_eq!(not_wired.body()["part"], "outbox");
+        assert!(not_wired.detail_text().unwrap().contains("give it one"), "{not_wired:?}");
+        assert!(not_wired.inner.retry_after.is_none(), "not transient");
     }
 
     #[test]

@@ -463,8 +463,8 @@ impl<P: Projection> ProjectionWorker<P> {
     /// and removes its letter. On failure the letter stays and the error is returned.
     pub async fn retry_dead_letter(&self, event_id: Uuid) -> Result<()> {
         let letters = self.store.dead_letters(&self.scope).await?;
-        let letter = letters.iter().find(|l| l.event_id == event_id).ok_or_else(|| {
-            Error::handler(format!("projection `{}` has no dead letter for event {event_id}", P::NAME))
+        let letter = letters.iter().find(|l| l.event_id == event_id).ok_or_else(|| Error::Missing {
+            what: format!("dead letter of event {event_id} in projection `{}`", self.scope),
         })?;
         let before = Cursor { commit: letter.commit, position: letter.position.saturating_sub(1) };
         let event = self
@@ -472,7 +472,7 @@ impl<P: Projection> ProjectionWorker<P> {
             .await?
             .into_iter()
             .find(|e| e.event_id == event_id)
-            .ok_or_else(|| Error::handler(format!("event {event_id} is no longer in the store")))?;
+            .ok_or_else(|| Error::Missing { what: format!("event {event_id} (of a dead letter) in the store") })?;
         let mut tx = ProjectionTx::new(self.store.begin().await?);
         if let Err(e) = super::apply_in(&*self.projection, &event, &mut tx).await {
             tx.abandon().rollback().await?;
