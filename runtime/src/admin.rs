@@ -293,14 +293,24 @@ impl Admin {
         Ok(views)
     }
 
-    /// One registered projection by name, to rebuild, catch up, or retry its dead
-    /// letters. Errors: [`Error::UnknownMessage`] for a name no projection has (or one
-    /// of another tenant when narrowed).
+    /// One registered projection, to rebuild, catch up, or retry its dead letters: the
+    /// one whose checkpoint scope is `name` (`balances`, `balances@acme`), else the one
+    /// named `name`. Errors: [`Error::UnknownMessage`] for a name no projection has (or
+    /// one of another tenant when narrowed); [`Error::Ambiguous`] for a name several
+    /// tenants' workers share (name the scope).
     pub fn projection(&self, name: &str) -> Result<ProjectionControl> {
-        self.controls()
-            .into_iter()
-            .find(|c| c.name() == name || c.scope() == name)
-            .ok_or_else(|| Error::UnknownMessage { kind: "projection", name: name.to_owned() })
+        let controls = self.controls();
+        if let Some(exact) = controls.iter().find(|c| c.scope() == name) {
+            return Ok(exact.clone());
+        }
+        let mut named = controls.into_iter().filter(|c| c.name() == name);
+        match (named.next(), named.next()) {
+            (Some(one), None) => Ok(one),
+            (Some(a), Some(b)) => {
+                Err(Error::Ambiguous { what: format!("projection `{name}`"), candidates: vec![a.scope(), b.scope()] })
+            }
+            (None, _) => Err(Error::UnknownMessage { kind: "projection", name: name.to_owned() }),
+        }
     }
 
     /// The projection's status.
@@ -349,9 +359,16 @@ impl Admin {
         })
     }
 
-    /// Rows waiting and rows given up on (every tenant's: rows are counted in the store).
+    /// Rows waiting and rows given up on: counted in the store, or, when narrowed to a
+    /// tenant, among the rows listed (up to 100,001 pending).
     pub async fn outbox_counts(&self) -> Result<OutboxCounts> {
-        self.outbox_port()?.counts().await
+        if self.tenant.is_none() {
+            return self.outbox_port()?.counts().await;
+        }
+        Ok(OutboxCounts {
+            pending: self.outbox_pending(100_001).await?.len() as u64,
+            dead: self.outbox_dead().await?.len() as u64,
+        })
     }
 
     /// Up to `limit` pending rows (of the tenant, when narrowed), oldest first.
@@ -505,12 +522,39 @@ impl Admin {
         Ok(events.iter().map(view_event).collect())
     }
 
-    /// A stream's events, oldest first (in the admin's tenant; a stream of no tenant
-    /// when it is not narrowed), as stored (before upcasting). Errors:
-    /// [`Error::Missing`] for a stream with no event.
+    /// A stream's events, oldest first, as stored (before upcasting): in the admin's
+    /// tenant, else the stream of no tenant, else the one tenant that has it. Errors:
+    /// [`Error::Missing`] for a stream with no event; [`Error::Ambiguous`] when several
+    /// tenants have one so named.
     pub async fn stream(&self, stream_type: &str, stream_id: &str) -> Result<Vec<StreamEventView>> {
-        let key = StreamKey::new(stream_type, stream_id).with_tenant(self.tenant.clone());
-        let events: Vec<StreamEvent> = self.app.event_store().read_stream(&key, 0).await?.try_collect().await?;
+        let store = self.app.event_store();
+        let read = |tenant: Option<String>| {
+            let store = store.clone();
+            let key = StreamKey::new(stream_type, stream_id).with_tenant(tenant);
+            async move {
+                let events: Vec<StreamEvent> = store.read_stream(&key, 0).await?.try_collect().await?;
+                Ok::<_, Error>((key, events))
+            }
+        };
+        let (key, mut events) = read(self.tenant.clone()).await?;
+        if events.is_empty() && self.tenant.is_none() {
+            let mut found = Vec::new();
+            for tenant in store.tenants().await? {
+                let (key, events) = read(Some(tenant)).await?;
+                if !events.is_empty() {
+                    found.push((key, events));
+                }
+            }
+            if found.len() > 1 {
+                return Err(Error::Ambiguous {
+                    what: format!("stream `{stream_type}/{stream_id}`"),
+                    candidates: found.iter().map(|(k, _)| k.to_string()).collect(),
+                });
+            }
+            if let Some((_, one)) = found.pop() {
+                events = one;
+            }
+        }
         if events.is_empty() {
             return Err(Error::Missing { what: format!("stream `{key}`") });
         }

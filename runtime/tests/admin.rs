@@ -95,17 +95,23 @@ async fn listings_narrow_to_a_tenant() {
 
     assert_eq!(only_a.stream("Account", "x").await.unwrap()[0].payload["amount"], 2);
     assert_eq!(admin.stream("Account", "y").await.unwrap().len(), 1, "a stream of no tenant");
-    assert!(matches!(admin.stream("Account", "x").await, Err(Error::Missing { .. })), "x is only in tenants");
+    assert!(matches!(admin.stream("Account", "x").await, Err(Error::Ambiguous { .. })), "x is in two tenants");
+    assert!(matches!(admin.stream("Account", "z").await, Err(Error::Missing { .. })));
+    in_tenant("b", app.send(Deposit { account: "w".into(), amount: 4 })).await.unwrap();
+    assert_eq!(admin.stream("Account", "w").await.unwrap()[0].payload["amount"], 4, "the one tenant that has it");
 
     // Projections: the all-tenant worker, and tenant a's.
     let scopes: Vec<String> = admin.projections().await.unwrap().into_iter().map(|p| p.scope).collect();
+    assert_eq!(admin.projection("admin_totals").unwrap().scope(), "admin_totals", "the exact scope first");
+    assert_eq!(only_a.projection("admin_totals").unwrap().scope(), "admin_totals@a", "a's only worker");
     assert_eq!(scopes, ["admin_totals", "admin_totals@a"]);
     let mine = only_a.projections().await.unwrap();
     assert_eq!(mine.len(), 1);
-    assert_eq!((mine[0].scope.as_str(), mine[0].tenant.as_deref(), mine[0].lag), ("admin_totals@a", Some("a"), 3));
+    assert_eq!((mine[0].scope.as_str(), mine[0].tenant.as_deref(), mine[0].lag), ("admin_totals@a", Some("a"), 4));
     let control = admin.projection("admin_totals@a").unwrap();
     let done = control.catch_up(|_| std::ops::ControlFlow::Continue(())).await.unwrap();
     assert_eq!((done.read, done.applied), (1, 1), "tenant a's worker reads a's events");
+    assert!(matches!(control.skip_dead_letter(cqrs_ddd::new_id()).await, Err(Error::Missing { .. })));
     assert!(matches!(only_a.projection("admin_totals@b"), Err(Error::UnknownMessage { kind: "projection", .. })));
     assert!(matches!(admin.dead_letters("nope").await, Err(Error::UnknownMessage { .. })));
     assert!(admin.dead_letters("admin_totals").await.unwrap().is_empty());

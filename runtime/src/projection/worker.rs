@@ -489,7 +489,14 @@ impl<P: Projection> ProjectionWorker<P> {
 
     /// Forgets a dead letter without applying its event (the read model goes on
     /// without it).
+    /// Errors: [`Error::Missing`] when the projection has no such letter.
     pub async fn skip_dead_letter(&self, event_id: Uuid) -> Result<()> {
+        let letters = self.store.dead_letters(&self.scope).await?;
+        if !letters.iter().any(|l| l.event_id == event_id) {
+            return Err(Error::Missing {
+                what: format!("dead letter of event {event_id} in projection `{}`", self.scope),
+            });
+        }
         self.store.remove_dead_letter(&self.scope, event_id).await
     }
 
