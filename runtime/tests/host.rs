@@ -325,20 +325,24 @@ fn wiring_that_cannot_run_is_refused_by_build() {
         .expect("complete wiring");
 }
 
-/// A rebuild asked to stop stops after the batch it is told about, with that batch
-/// committed; progress counts every event read, and the estimate is the head.
-#[tokio::test]
-async fn a_rebuild_asked_to_stop_stops_at_a_batch_boundary() {
-    let options = WorkerOptions { batch_size: 10, ..WorkerOptions::default() };
+/// An application whose balances projection runs with `options`.
+fn app_projecting(options: WorkerOptions) -> Mediator {
     let events = MemoryStore::new();
-    let app = App::builder()
+    App::builder()
         .event_store(Bare(events.clone()))
         .outbox(events)
         .read_models(cqrs_ddd::MemoryProjectionStore::new())
         .provide(Seen::default())
         .projection_with(Balances, options)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// A rebuild asked to stop stops after the batch it is told about, with that batch
+/// committed; progress counts every event read, and the estimate is the head.
+#[tokio::test]
+async fn a_rebuild_asked_to_stop_stops_at_a_batch_boundary() {
+    let app = app_projecting(WorkerOptions { batch_size: 10, ..WorkerOptions::default() });
     for n in 0..35u64 {
         app.send(Deposit { account: format!("a-{}", n % 5), amount: 1 }).await.unwrap();
     }
@@ -371,20 +375,11 @@ async fn a_rebuild_asked_to_stop_stops_at_a_batch_boundary() {
 
 #[tokio::test]
 async fn an_operator_rebuilds_a_projection_stopped_midway_and_resumes_it() {
-    let options = WorkerOptions {
+    let app = app_projecting(WorkerOptions {
         batch_size: 10,
         error_policy: ErrorPolicy::RetryThenDeadLetter { attempts: 0, backoff: Duration::ZERO },
         ..WorkerOptions::default()
-    };
-    let events = MemoryStore::new();
-    let app = App::builder()
-        .event_store(Bare(events.clone()))
-        .outbox(events)
-        .read_models(cqrs_ddd::MemoryProjectionStore::new())
-        .provide(Seen::default())
-        .projection_with(Balances, options)
-        .build()
-        .unwrap();
+    });
     for n in 0..60u64 {
         let amount = if n == 25 { 13 } else { 1 };
         app.send(Deposit { account: format!("a-{}", n % 5), amount }).await.unwrap();
