@@ -151,10 +151,10 @@ async fn operate(db: Db) {
     assert_eq!(strings(&stream, "event_type"), ["Opened", "Deposited"]);
     assert_eq!(stream[1]["payload"]["amount"], 1);
     assert_eq!(len(&db.json(&["--tenant", "t1", "events", "stream", "Account", "t1-1"])), 2);
-    assert!(
-        db.fails(&["events", "stream", "Account", "t1-1"], 3).contains("does not exist"),
-        "t1's stream is not untenanted"
-    );
+    let found = db.json(&["events", "stream", "Account", "t1-1"]);
+    assert_eq!(len(&found), 2, "found in the one tenant that has it");
+    assert!(db.fails(&["events", "stream", "Account", "nobody"], 3).contains("does not exist"));
+    db.fails(&["--tenant", "t1", "events", "stream", "Account", "acc-1"], 3);
     let (code, table, _) = db.run(&["events", "tail", "-n", "1"], &[]);
     assert_eq!(code, 0);
     assert!(table.starts_with("CURSOR") && table.contains("t1:Account/t1-1 v2"), "{table}");
