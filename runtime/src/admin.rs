@@ -299,18 +299,7 @@ impl Admin {
     /// one of another tenant when narrowed); [`Error::Ambiguous`] for a name several
     /// tenants' workers share (name the scope).
     pub fn projection(&self, name: &str) -> Result<ProjectionControl> {
-        let controls = self.controls();
-        if let Some(exact) = controls.iter().find(|c| c.scope() == name) {
-            return Ok(exact.clone());
-        }
-        let mut named = controls.into_iter().filter(|c| c.name() == name);
-        match (named.next(), named.next()) {
-            (Some(one), None) => Ok(one),
-            (Some(a), Some(b)) => {
-                Err(Error::Ambiguous { what: format!("projection `{name}`"), candidates: vec![a.scope(), b.scope()] })
-            }
-            (None, _) => Err(Error::UnknownMessage { kind: "projection", name: name.to_owned() }),
-        }
+        crate::host::pick_projection(self.controls(), name)
     }
 
     /// The projection's status.

@@ -217,6 +217,21 @@ impl ProjectionControl {
     }
 }
 
+/// Of `controls`, the one whose scope is `name`, else the one named `name`.
+pub(crate) fn pick_projection(controls: Vec<ProjectionControl>, name: &str) -> Result<ProjectionControl> {
+    if let Some(exact) = controls.iter().find(|c| c.scope() == name) {
+        return Ok(exact.clone());
+    }
+    let mut named = controls.into_iter().filter(|c| c.name() == name);
+    match (named.next(), named.next()) {
+        (Some(one), None) => Ok(one),
+        (Some(a), Some(b)) => {
+            Err(Error::Ambiguous { what: format!("projection `{name}`"), candidates: vec![a.scope(), b.scope()] })
+        }
+        (None, _) => Err(Error::UnknownMessage { kind: "projection", name: name.to_owned() }),
+    }
+}
+
 /// A projection registered with [`AppBuilder::projection`](crate::AppBuilder::projection).
 #[derive(Clone)]
 pub(crate) struct ProjectionPlan {
@@ -313,14 +328,12 @@ impl Mediator {
             .collect()
     }
 
-    /// The registered projection `name` (the first so named), or the one whose checkpoint
-    /// scope is `name` (`name@tenant`, for one of several tenants' workers);
-    /// [`Error::UnknownMessage`] (kind `projection`) when none has it.
+    /// The registered projection whose checkpoint scope is `name` (`balances`,
+    /// `balances@acme` for one tenant's worker), else the one named `name`.
+    /// [`Error::UnknownMessage`] (kind `projection`) when none has it;
+    /// [`Error::Ambiguous`] for a name several tenants' workers share (name the scope).
     pub fn projection(&self, name: &str) -> Result<ProjectionControl> {
-        self.projections()
-            .into_iter()
-            .find(|p| p.name == name || p.scope() == name)
-            .ok_or_else(|| Error::UnknownMessage { kind: "projection", name: name.to_owned() })
+        pick_projection(self.projections(), name)
     }
 
     /// The outbox the host relays: the one given to
