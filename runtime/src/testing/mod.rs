@@ -1,5 +1,8 @@
-//! Given / when / then for sagas, without a database or a mediator; and a TCP proxy
-//! ([`TcpProxy`]) that cuts a connection to a server, for tests of faults.
+//! Given / when / then, without a database or a mediator: for aggregates
+//! ([`AggregateFixture`]: given events, when a command, then events or a typed error),
+//! projections ([`ProjectionFixture`]: given events, then documents and query answers)
+//! and sagas ([`SagaFixture`]); and a TCP proxy ([`TcpProxy`]) that cuts a connection to
+//! a server, for tests of faults.
 //!
 //! [`SagaFixture`] runs a saga's steps with the same state transitions as the runtime
 //! (commands stored, then marked dispatched; compensations last-first; TCC; timeouts),
@@ -47,8 +50,12 @@
 //! assert_eq!(saga.status(), SagaStatus::Completed);
 //! ```
 
+mod aggregate;
+mod projection;
 mod proxy;
 
+pub use aggregate::AggregateFixture;
+pub use projection::ProjectionFixture;
 pub use proxy::TcpProxy;
 
 use std::collections::HashMap;
