@@ -51,6 +51,51 @@
 //! # }
 //! ```
 //!
+//! # Testing a domain
+//!
+//! Start with the test kits in [`testing`]: they run the code the macros generate, with
+//! no store and no runtime. [`testing::AggregateFixture`] takes past events, sends a
+//! command through the aggregate's `#[handle]` method (checking its creation policy and
+//! that each event would store), applies what it decided, and lets the test check the
+//! events or the typed error:
+//!
+//! ```rust,standalone_crate
+//! # use cqrs_ddd::prelude::*;
+//! # #[event]
+//! # #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+//! # pub struct Deposited { pub amount: u64 }
+//! # #[derive(Debug, PartialEq, thiserror::Error)]
+//! # pub enum AccountError { #[error("amounts must be positive")] ZeroAmount }
+//! # #[aggregate(id = String, events(Deposited), error = AccountError)]
+//! # #[derive(Debug, Default, Serialize, Deserialize)]
+//! # pub struct Account { balance: u64 }
+//! # #[aggregate]
+//! # impl Account {
+//! #     #[handle(create_if_missing)]
+//! #     fn deposit(&self, cmd: &Deposit) -> Result<Vec<AccountEvent>, AccountError> {
+//! #         if cmd.amount == 0 { return Err(AccountError::ZeroAmount) }
+//! #         Ok(vec![Deposited { amount: cmd.amount }.into()])
+//! #     }
+//! #     #[apply]
+//! #     fn deposited(&mut self, e: &Deposited) { self.balance += e.amount }
+//! # }
+//! # #[command(aggregate = Account)]
+//! # pub struct Deposit { #[id] pub account: String, pub amount: u64 }
+//! use cqrs_ddd::testing::AggregateFixture;
+//!
+//! let mut account = AggregateFixture::<Account>::new().given([Deposited { amount: 70 }]);
+//! account.when(Deposit { account: "a-1".into(), amount: 30 }).then_events(&["Deposited"]);
+//! assert_eq!(account.events_of::<Deposited>(), [Deposited { amount: 30 }]);
+//! account.when(Deposit { account: "a-1".into(), amount: 0 });
+//! assert_eq!(account.then_error::<AccountError>(), &AccountError::ZeroAmount);
+//! ```
+//!
+//! [`testing::ProjectionFixture`] feeds a projection events and answers its documents
+//! and the queries that read them; [`testing::SagaFixture`] runs a saga's steps and
+//! records the commands it would send. Then test the wiring through
+//! [`App::builder()`](AppBuilder) on the in-memory stores, and the adapters against real
+//! databases.
+//!
 //! # What the macros check at compile time
 //!
 //! | mistake | where the error points |

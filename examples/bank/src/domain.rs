@@ -220,3 +220,57 @@ async fn report_withdrawal(e: &Envelope<Withdrew>, notifier: Dep<Notifier>) -> R
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The account's decisions, with the test kits: no database, no mediator.
+
+    use cqrs_ddd::testing::{AggregateFixture, ProjectionFixture};
+
+    use super::*;
+
+    fn opened() -> AggregateFixture<Account> {
+        AggregateFixture::new().given([AccountOpened { owner: "Ada".into() }])
+    }
+
+    #[test]
+    fn an_account_is_opened_once() {
+        let mut account = AggregateFixture::<Account>::new();
+        account.when(OpenAccount { id: "a".into(), owner: "Ada".into() }).then_events(&["AccountOpened"]);
+        account.when(OpenAccount { id: "a".into(), owner: "Bob".into() });
+        assert!(matches!(account.error(), Error::AlreadyExists { .. }));
+    }
+
+    #[test]
+    fn deposits_add_up_and_an_overdraft_is_refused() {
+        let mut account = opened();
+        account.when(Deposit { id: "a".into(), amount: 100 }).then_events(&["Deposited"]);
+        account.when(Withdraw { id: "a".into(), amount: 30 }).then_events(&["bank.withdrew"]);
+        assert_eq!(account.state().balance(), 70);
+        account.when(Withdraw { id: "a".into(), amount: 71 });
+        assert!(matches!(
+            account.then_error::<AccountError>(),
+            AccountError::InsufficientFunds { balance: 70, requested: 71 }
+        ));
+        account.when(Deposit { id: "a".into(), amount: 0 });
+        assert!(matches!(account.then_error::<AccountError>(), AccountError::ZeroAmount));
+    }
+
+    #[test]
+    fn a_deposit_needs_an_open_account() {
+        let mut account = AggregateFixture::<Account>::new();
+        account.when(Deposit { id: "a".into(), amount: 5 });
+        assert!(matches!(account.error(), Error::NotFound { .. }));
+    }
+
+    #[tokio::test]
+    async fn the_balances_read_model_follows_the_events() -> Result<()> {
+        let mut balances = ProjectionFixture::new(Balances);
+        balances.given("Account", "a", AccountOpened { owner: "Ada".into() }).await?;
+        balances.given("Account", "a", Deposited { amount: 100 }).await?;
+        balances.given("Account", "a", Withdrew { amount: 40 }).await?;
+        let view = balances.document::<BalanceView>("balances", "a").await?.expect("a document for the account");
+        assert_eq!((view.owner.as_str(), view.balance, view.movements), ("Ada", 60, 2));
+        Ok(())
+    }
+}

@@ -10,7 +10,7 @@ use crate::error::{DomainError, Error};
 /// events is [`Error::AlreadyExists`]), the method decides, each event it returns must
 /// serialize and read back as the store requires, and each is applied to the state.
 ///
-/// ```
+/// ```rust,standalone_crate
 /// use cqrs_ddd::prelude::*;
 /// use cqrs_ddd::testing::AggregateFixture;
 ///

@@ -18,7 +18,7 @@ use crate::projection::{Projection, ProjectionTx, apply_in};
 /// transaction as a worker would, then answers what the read model holds, directly or
 /// through a `#[query_handler]`.
 ///
-/// ```
+/// ```rust,standalone_crate
 /// use cqrs_ddd::prelude::*;
 /// use cqrs_ddd::testing::ProjectionFixture;
 ///
@@ -57,7 +57,7 @@ pub struct ProjectionFixture<P: Projection> {
 
 impl<P: Projection> std::fmt::Debug for ProjectionFixture<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProjectionFixture").field("projection", &P::NAME).field("events", &self.position).finish()
+        f.debug_struct("ProjectionFixture").field("projection", &P::NAME).field("events", &self.position).finish_non_exhaustive()
     }
 }
 
