@@ -125,7 +125,11 @@
 //! overwrite. After the commit, `#[event_handler]`s run, then after-commit hooks, in
 //! order; on any error nothing is written and no hook runs. A `send` from inside a handler
 //! joins the outer unit of work. [`AppBuilder::retry_on_conflict`] makes root aggregate
-//! commands reload and decide again on a conflict.
+//! commands reload and decide again on a conflict; [`AppBuilder::retry_transient`] (or
+//! [`AppBuilder::retry_transient_for`] one command) does the same after a transient
+//! failure, a store or broker out of reach, with exponential or fixed waits
+//! ([`TransientRetry`]), under an idempotency key so that a commit whose answer was lost
+//! is not applied twice.
 //!
 //! Correlation id, causation id, tenant and principal travel in a task-local
 //! [`RequestContext`]: taken from the command's [`Metadata`] (see [`Mediator::send_with`]),
@@ -400,7 +404,7 @@ pub use backoff::{Backoff, Growth};
 pub use context::RequestContext;
 pub use cqrs::{
     AggregateCommand, Command, CommandContext, CommandHandler, Dep, DynCommandHandler, DynEventHandler, EventContext,
-    Mediator, Query, QueryContext, QueryHandler, ReadModels, RetryPolicy,
+    Mediator, Query, QueryContext, QueryHandler, ReadModels, RetryPolicy, TransientRetry,
 };
 pub use domain::{
     Aggregate, AggregateEvent, AggregateId, Apply, CreationPolicy, Envelope, Event, EventHeader, EventOf, Handle,

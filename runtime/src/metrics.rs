@@ -15,6 +15,7 @@
 //! | `cqrs_ddd_events_appended_total` | counter | `stream_type` | events committed, counted once per commit by aggregate type |
 //! | `cqrs_ddd_conflicts_total` | counter | `stream_type` | commits refused because a stream had moved past the expected version |
 //! | `cqrs_ddd_conflict_retries_total` | counter | `command` | root commands decided again after a conflict ([`crate::AppBuilder::retry_on_conflict`]) |
+//! | `cqrs_ddd_transient_retries_total` | counter | `command` | root commands decided again after a transient failure ([`crate::AppBuilder::retry_transient`]) |
 //! | `cqrs_ddd_event_handler_failures_total` | counter | `handler` | in-process `#[event_handler]`s that failed after a commit (the command stays committed) |
 //! | `cqrs_ddd_async_handler_failures_total` | counter | `handler` | deliveries of an event to an `#[event_handler(async)]` or saga step that failed (it is delivered again) |
 //! | `cqrs_ddd_redeliveries_ignored_total` | counter | `handler` | deliveries an async handler had already committed, refused by its idempotency key |
@@ -57,6 +58,8 @@ pub const EVENTS_APPENDED_TOTAL: &str = "cqrs_ddd_events_appended_total";
 pub const CONFLICTS_TOTAL: &str = "cqrs_ddd_conflicts_total";
 /// Root commands decided again after a conflict (counter; `command`).
 pub const CONFLICT_RETRIES_TOTAL: &str = "cqrs_ddd_conflict_retries_total";
+/// Root commands decided again after a transient failure (counter; `command`).
+pub const TRANSIENT_RETRIES_TOTAL: &str = "cqrs_ddd_transient_retries_total";
 /// In-process event handlers that failed after a commit (counter; `handler`).
 pub const EVENT_HANDLER_FAILURES_TOTAL: &str = "cqrs_ddd_event_handler_failures_total";
 /// Failed deliveries to async handlers and saga steps (counter; `handler`).
@@ -145,6 +148,7 @@ pub const ALL: &[Metric] = &[
     counter(EVENTS_APPENDED_TOTAL, &["stream_type"], "Events committed"),
     counter(CONFLICTS_TOTAL, &["stream_type"], "Commits refused by a version conflict"),
     counter(CONFLICT_RETRIES_TOTAL, &["command"], "Root commands decided again after a conflict"),
+    counter(TRANSIENT_RETRIES_TOTAL, &["command"], "Root commands decided again after a transient failure"),
     counter(EVENT_HANDLER_FAILURES_TOTAL, &["handler"], "In-process event handlers that failed after a commit"),
     counter(ASYNC_HANDLER_FAILURES_TOTAL, &["handler"], "Failed deliveries to async event handlers and saga steps"),
     counter(REDELIVERIES_IGNORED_TOTAL, &["handler"], "Redeliveries an async handler had already committed"),

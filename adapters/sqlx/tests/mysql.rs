@@ -167,6 +167,13 @@ async fn workers_ride_out_a_database_outage() {
     db.drop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_ride_out_a_database_outage() {
+    let db = My::new().await;
+    common::outage::commands_ride_out_a_database_outage(&db).await;
+    db.drop().await;
+}
+
 /// Messages for the two-relay test.
 const MESSAGES: usize = 2_000;
 

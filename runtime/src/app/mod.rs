@@ -60,6 +60,8 @@ pub struct AppBuilder {
     commands: HashMap<TypeId, (HandRegistered, Arc<dyn ErasedCommandHandler>)>,
     event_handlers: Vec<(TypeId, &'static str, TypeId, Arc<dyn ErasedEventHandler>)>,
     retry: RetryPolicy,
+    transient: crate::cqrs::TransientRetry,
+    transient_for: HashMap<&'static str, crate::cqrs::TransientRetry>,
     problems: Vec<BuildProblem>,
     snapshots: Option<Arc<dyn SnapshotStore>>,
     policies: HashMap<&'static str, SnapshotPolicy>,
@@ -183,6 +185,19 @@ impl AppBuilder {
     /// How root aggregate commands are retried on a version conflict.
     pub fn retry_on_conflict(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
+        self
+    }
+
+    /// How root aggregate commands retry a transient failure (the store unreachable,
+    /// a lost connection); see [`TransientRetry`](crate::cqrs::TransientRetry).
+    pub fn retry_transient(mut self, policy: crate::cqrs::TransientRetry) -> Self {
+        self.transient = policy;
+        self
+    }
+
+    /// [`AppBuilder::retry_transient`] for command `C` only (over the application's).
+    pub fn retry_transient_for<C: crate::cqrs::Command>(mut self, policy: crate::cqrs::TransientRetry) -> Self {
+        self.transient_for.insert(C::NAME, policy);
         self
     }
 

@@ -131,7 +131,11 @@ impl CommandContext {
         C: AggregateCommand<Aggregate = A> + Sync,
     {
         let result = self.decide::<A, C>(&cmd).await;
-        if self.keeps_decision && (self.mediator.retries_conflicts() || self.uow.used_cache()) {
+        if self.keeps_decision
+            && (self.mediator.retries_conflicts()
+                || self.uow.used_cache()
+                || self.mediator.transient_retry(C::NAME).retries())
+        {
             self.decision = Some(Box::new(AggregateDecision::<A, C>(cmd, PhantomData)));
         }
         result

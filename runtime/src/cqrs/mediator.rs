@@ -41,6 +41,8 @@ pub(crate) struct Runtime {
     pub(crate) event_handlers: HashMap<TypeId, Vec<EventHandlerEntry>>,
     pub(crate) dyn_commands: HashMap<TypeId, Arc<dyn ErasedCommandHandler>>,
     pub(crate) retry: RetryPolicy,
+    pub(crate) transient: crate::cqrs::TransientRetry,
+    pub(crate) transient_for: HashMap<&'static str, crate::cqrs::TransientRetry>,
     pub(crate) loader: Loader,
     pub(crate) cache: Option<AggregateCache>,
     /// Notified after each commit that wrote events (wakes projection workers and relays).
@@ -203,6 +205,11 @@ impl Mediator {
         self.rt.retry.max_retries > 0
     }
 
+    /// How command `name` retries a transient failure.
+    pub(crate) fn transient_retry(&self, name: &str) -> crate::cqrs::TransientRetry {
+        self.rt.transient_for.get(name).copied().unwrap_or(self.rt.transient)
+    }
+
     pub(crate) fn dep<T: Send + Sync + 'static>(&self, needed_by: &'static str) -> Result<Dep<T>> {
         self.rt.deps.get::<T>(needed_by)
     }
@@ -245,6 +252,9 @@ impl Mediator {
             return self.send_nested(cmd, uow, request).await;
         }
         let request = RequestContext::for_root(metadata.as_ref())?;
+        // A command retried after an outage is keyed, so a retry cannot apply it twice.
+        let idempotency_key =
+            idempotency_key.or_else(|| self.transient_retry(C::NAME).retries().then(crate::domain::new_id));
         if self.rt.middleware.is_empty() {
             return Root::new(self.clone(), request, idempotency_key).run(cmd).await;
         }

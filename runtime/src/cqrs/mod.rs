@@ -20,4 +20,4 @@ pub use mediator::Mediator;
 pub use message::{AggregateCommand, Command, CommandHandler, DynCommandHandler, DynEventHandler, Query, QueryHandler};
 pub(crate) use read_models::ReadModelStore;
 pub use read_models::ReadModels;
-pub use root::RetryPolicy;
+pub use root::{RetryPolicy, TransientRetry};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, Growth};
 use crate::context::{self, RequestContext};
 use crate::cqrs::context::{CommandContext, Decision};
 use crate::cqrs::mediator::{Mediator, downcast_reply};
@@ -47,6 +47,61 @@ impl Default for RetryPolicy {
     }
 }
 
+/// How root aggregate commands retry a transient failure: the store or the broker
+/// unreachable, a lost connection, a timeout ([`Error::is_transient`], conflicts
+/// aside: those are decided again under [`RetryPolicy`]). The command is decided again
+/// in a fresh unit of work after each wait.
+///
+/// A commit whose answer was lost may have gone through. So that a retry cannot apply
+/// the command twice, a command retried this way is committed under an idempotency
+/// key (one per send, the caller's if it gave one): when the earlier attempt did
+/// commit, the retry meets [`Error::AlreadyProcessed`] and the send reports success.
+/// That costs one more row per commit while the policy is on. Only commands an
+/// aggregate decides are retried (the runtime keeps them to decide again); a
+/// `#[command_handler]`'s command is returned its error.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TransientRetry {
+    /// Retries after the first attempt (0: a transient error reaches the caller).
+    pub max_retries: u32,
+    /// The waits between attempts.
+    pub backoff: Backoff,
+}
+
+impl TransientRetry {
+    /// No retry.
+    pub const NONE: TransientRetry = TransientRetry {
+        max_retries: 0,
+        backoff: Backoff { initial: Duration::ZERO, max: Duration::ZERO, jitter: 0.0, growth: Growth::Doubling },
+    };
+
+    /// Up to `max_retries` retries, waiting `initial`, doubling up to `max`, with up to
+    /// half of each wait taken off at random.
+    pub fn exponential(max_retries: u32, initial: Duration, max: Duration) -> Self {
+        TransientRetry { max_retries, backoff: Backoff::new(initial, max).with_jitter(0.5) }
+    }
+
+    /// Up to `max_retries` retries, `delay` apart.
+    pub fn fixed(max_retries: u32, delay: Duration) -> Self {
+        TransientRetry { max_retries, backoff: Backoff::new(delay, delay) }
+    }
+
+    /// Whether it retries at all.
+    pub fn retries(&self) -> bool {
+        self.max_retries > 0
+    }
+}
+
+impl Default for TransientRetry {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+/// A failure worth another attempt later (a conflict is decided again instead).
+fn is_transient(e: &Error) -> bool {
+    e.is_transient() && !e.is_conflict()
+}
+
 /// A root command run: its own unit of work, committed at the end.
 pub(crate) struct Root {
     mediator: Mediator,
@@ -80,46 +135,62 @@ impl Root {
         let (uow, mut ctx) = self.begin(C::NAME);
         ctx.keep_decision();
         let result = uow.enter(self.request.clone(), cmd.handle(&mut ctx)).await;
-        let conflict = match self.finish(&uow, result).await {
-            Err(e) if e.is_conflict() => e,
+        let transient = self.mediator.transient_retry(C::NAME);
+        let failure = match self.finish(&uow, result).await {
+            Err(e) if e.is_conflict() || (transient.retries() && is_transient(&e)) => e,
             other => return other,
         };
-        let Some(decision) = ctx.take_decision() else { return Err(conflict) };
+        let Some(decision) = ctx.take_decision() else { return Err(failure) };
         // Boxed: the retry loop's state (a fresh context, a commit, a backoff sleep) is
         // larger than the rest of this future, and every `send` would carry it inline.
-        let reply = Box::pin(self.decide_again(C::NAME, &*decision, conflict, uow.used_cache())).await;
+        let reply = Box::pin(self.decide_again(C::NAME, &*decision, failure, uow.used_cache(), transient)).await;
         downcast_reply::<C::Response>(reply, C::NAME)
     }
 
-    /// Decides `decision` again in fresh units of work after `conflict`: once more at
-    /// any rate when the aggregate came from the cache (the cached state was stale and is
-    /// gone from the cache now), then as many times as the retry policy allows.
+    /// Decides `decision` again in fresh units of work after `failure`. After a
+    /// conflict: once more at any rate when the aggregate came from the cache (the
+    /// cached state was stale and is gone from the cache now), then as many times as the
+    /// conflict policy allows. After a transient failure: as many times as `transient`
+    /// allows; a retry that finds the command already committed (its answer was lost)
+    /// succeeds.
     async fn decide_again(
         &self,
         name: &'static str,
         decision: &dyn Decision,
-        mut conflict: Error,
+        mut failure: Error,
         mut used_cache: bool,
+        transient: TransientRetry,
     ) -> Result<Reply> {
         let policy = self.mediator.rt.retry;
         let backoff = policy.backoff();
-        let mut attempt = 0;
+        let (mut conflicts, mut outages) = (0, 0);
         let mut stale_cache_retried = false;
         loop {
-            if used_cache && !stale_cache_retried {
+            if !failure.is_conflict() {
+                if outages >= transient.max_retries {
+                    return Err(failure);
+                }
+                metrics::counter!(crate::metrics::TRANSIENT_RETRIES_TOTAL, "command" => name).increment(1);
+                outages += 1;
+                tracing::info!(command = name, attempt = outages, error = %failure, "retrying after a transient failure");
+                tokio::time::sleep(transient.backoff.delay(outages)).await;
+            } else if used_cache && !stale_cache_retried {
                 stale_cache_retried = true;
-            } else if attempt < policy.max_retries {
+            } else if conflicts < policy.max_retries {
                 metrics::counter!(crate::metrics::CONFLICT_RETRIES_TOTAL, "command" => name).increment(1);
-                tokio::time::sleep(backoff.delay(attempt + 1)).await;
-                attempt += 1;
+                tokio::time::sleep(backoff.delay(conflicts + 1)).await;
+                conflicts += 1;
             } else {
-                return Err(conflict);
+                return Err(failure);
             }
             let (uow, mut ctx) = self.begin(name);
             let result = uow.enter(self.request.clone(), decision.decide(&mut ctx)).await;
             match self.finish(&uow, result).await {
-                Err(e) if e.is_conflict() => {
-                    conflict = e;
+                // An attempt after an outage found its key recorded: the attempt whose
+                // answer was lost had committed. A decision answers nothing but `()`.
+                Err(Error::AlreadyProcessed { .. }) if outages > 0 => return Ok(Box::new(())),
+                Err(e) if e.is_conflict() || (transient.retries() && is_transient(&e)) => {
+                    failure = e;
                     used_cache = uow.used_cache();
                 }
                 other => return other,
@@ -233,7 +304,7 @@ mod tests {
     fn a_root_run_does_not_carry_the_conflict_retry_inline() {
         let root = Root::new(crate::App::builder().build().unwrap(), RequestContext::new(), None);
         let conflict = Error::Conflict { stream: "Ping/1".to_owned(), expected: 0, actual: 1 };
-        let retry = root.decide_again(Ping::NAME, &Again, conflict, false);
+        let retry = root.decide_again(Ping::NAME, &Again, conflict, false, TransientRetry::NONE);
         let run = root.run(Ping);
         assert!(
             std::mem::size_of_val(&run) < std::mem::size_of_val(&retry),

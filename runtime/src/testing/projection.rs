@@ -57,7 +57,10 @@ pub struct ProjectionFixture<P: Projection> {
 
 impl<P: Projection> std::fmt::Debug for ProjectionFixture<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProjectionFixture").field("projection", &P::NAME).field("events", &self.position).finish_non_exhaustive()
+        f.debug_struct("ProjectionFixture")
+            .field("projection", &P::NAME)
+            .field("events", &self.position)
+            .finish_non_exhaustive()
     }
 }
 

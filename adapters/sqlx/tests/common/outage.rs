@@ -215,3 +215,40 @@ pub async fn workers_ride_out_a_database_outage<D: Proxied>(db: &D) {
     }
     drop(proxy);
 }
+
+/// A command sent while the database is cut off is retried under a transient-retry
+/// policy until it is back, and applied once; without the policy the caller gets the
+/// failure. The cut outlasts the pool's 2 s wait for a connection, so the first attempt
+/// fails whatever the timing.
+pub async fn commands_ride_out_a_database_outage<D: Proxied>(db: &D) {
+    use super::domain::Account;
+    use cqrs_ddd::TransientRetry;
+
+    let proxy = Proxy::start(db.upstream().await).await.expect("a free port on 127.0.0.1 for the proxy");
+    let via = db.store_via(proxy.addr()).await;
+    let retrying = app(via.clone())
+        .retry_transient(TransientRetry::exponential(100, Duration::from_millis(20), Duration::from_millis(250)))
+        .build()
+        .unwrap();
+    let plain = app(via.clone()).build().unwrap();
+    retrying.send(Open { account: "o".into(), owner: "Ada".into() }).await.unwrap();
+
+    proxy.cut();
+    let failed = plain.send(Deposit { account: "o".into(), amount: 1 }).await.unwrap_err();
+    assert!(failed.is_transient(), "an outage is transient: {failed}");
+    let sending = {
+        let retrying = retrying.clone();
+        tokio::spawn(async move { retrying.send(Deposit { account: "o".into(), amount: 5 }).await })
+    };
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    proxy.restore();
+    tokio::time::timeout(Duration::from_secs(60), sending)
+        .await
+        .expect("the retried send ends once the database is back")
+        .unwrap()
+        .unwrap();
+    let account = db.store().await;
+    let loaded = app(account).build().unwrap().load::<Account>(&"o".to_owned()).await.unwrap();
+    assert_eq!(loaded.state.balance, 5, "applied once; the plain send wrote nothing");
+    assert_eq!(loaded.version, 2);
+}
