@@ -23,7 +23,7 @@
 //! ```
 //!
 //! Acting on a projection (a rebuild with progress, a catch-up, a dead letter retried)
-//! goes through its [`ProjectionControl`](crate::host::ProjectionControl) from
+//! goes through its [`ProjectionControl`] from
 //! [`Admin::projection`].
 
 use std::collections::BTreeMap;
