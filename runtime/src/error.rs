@@ -146,8 +146,10 @@ pub enum Error {
     Validation {
         /// The message type.
         message: &'static str,
-        /// Why it was rejected.
+        /// Why it was rejected (every failing field, for a declarative validation).
         reason: String,
+        /// The fields that failed, each with why (empty when a rule gave one reason).
+        fields: Vec<InvalidField>,
     },
     /// The unit of work was used after it committed or rolled back.
     #[error("the unit of work is already {0}")]
@@ -328,6 +330,29 @@ pub struct DomainError {
     inner: Box<dyn StdError + Send + Sync>,
     type_name: &'static str,
     fields: Option<serde_json::Value>,
+}
+
+/// A field a message's declarative validation refused ([`Error::Validation`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InvalidField {
+    /// Where in the message (`amount`, `lines[2].sku`).
+    pub path: String,
+    /// Why.
+    pub message: String,
+}
+
+impl Error {
+    /// [`Error::Validation`] listing every field that failed, as `#[command(validate)]`
+    /// and `#[query(validate)]` report them.
+    pub fn invalid(message: &'static str, fields: impl IntoIterator<Item = (String, String)>) -> Self {
+        let fields: Vec<InvalidField> = fields.into_iter().map(|(path, message)| InvalidField { path, message }).collect();
+        let reason = fields
+            .iter()
+            .map(|f| if f.path.is_empty() { f.message.clone() } else { format!("{}: {}", f.path, f.message) })
+            .collect::<Vec<_>>()
+            .join("; ");
+        Error::Validation { message, reason, fields }
+    }
 }
 
 impl DomainError {

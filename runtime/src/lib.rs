@@ -410,7 +410,7 @@ pub use domain::{
     Aggregate, AggregateEvent, AggregateId, Apply, CreationPolicy, Envelope, Event, EventHeader, EventOf, Handle,
     Metadata, Payload, Storage, new_correlation_id, new_id,
 };
-pub use error::{BuildError, BuildProblem, DomainError, Error, Result, TenantError};
+pub use error::{BuildError, BuildProblem, DomainError, Error, InvalidField, Result, TenantError};
 pub use es::{AggregateCache, Loaded, SnapshotPolicy, UnknownEventPolicy};
 pub use memory::{MemoryProjectionStore, MemorySnapshotStore, MemoryStore};
 pub use middleware::{

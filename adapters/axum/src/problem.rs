@@ -17,7 +17,7 @@
 //! | [`NOT_FOUND`] | 404 | [`Error::NotFound`]: no such aggregate (`stream`); [`Error::Missing`]: no such thing as an operator named (a saga, a scheduled command, a dead outbox row; `what`) |
 //! | [`UNKNOWN_MESSAGE`] | 404 | [`Error::UnknownMessage`]: no command or query has that name |
 //! | [`INVALID_BODY`] | 400 | a body that is not JSON, or does not decode into the message ([`Error::Decode`]; `path` of the field) |
-//! | [`VALIDATION`] | 400 | [`Error::Validation`]: a message refused before its handler |
+//! | [`VALIDATION`] | 400 | [`Error::Validation`]: a message refused before its handler; `fields` lists each failing field's `path` and `message` (`#[command(validate)]`) |
 //! | [`INVALID_FILTER`] | 400 | a read-model filter, sort, page or selection that cannot be answered ([`FilterError`]) |
 //! | [`BAD_REQUEST`] | 400 | a malformed header (`x-correlation-id`, `Idempotency-Key`, `x-cqrs-min-position`) |
 //! | [`UNSUPPORTED_MEDIA_TYPE`] | 415 | a body that is neither JSON nor a form |
@@ -416,14 +416,15 @@ impl From<&Error> for Problem {
             Error::Decode { kind, name, reason, path } => {
                 Problem::invalid_body(format!("the body does not decode into {kind} `{name}`: {reason}"), path.clone())
             }
-            Error::Validation { message: "filter", reason } => {
+            Error::Validation { message: "filter", reason, .. } => {
                 Problem::new(StatusCode::BAD_REQUEST, INVALID_FILTER, "Invalid filter").detail(reason.clone())
             }
-            Error::Validation { message, reason } => {
+            Error::Validation { message, reason, fields } => {
                 Problem::new(StatusCode::BAD_REQUEST, VALIDATION, "Validation failed")
                     .detail(e.to_string())
                     .with("message", *message)
                     .with("reason", reason.as_str())
+                    .with("fields", serde_json::to_value(fields).unwrap_or_default())
             }
             Error::Spec(spec) => {
                 Problem::new(StatusCode::BAD_REQUEST, INVALID_FILTER, "Invalid filter").detail(spec.to_string())

@@ -15,6 +15,7 @@ pub(crate) fn expand(model: &CommandModel, item: TokenStream) -> TokenStream {
     let routed = target.as_ref().map(|t| routed(model, t));
     let stub = stub_handler.then(|| stub_handler_impl(model));
     let locks = (!model.lock.is_empty()).then(|| locks(model));
+    let validate = model.validate.as_ref().map(|key| crate::common::validate_method(k, key, "Command"));
     quote! {
         #item
         #[doc(hidden)]
@@ -23,6 +24,7 @@ pub(crate) fn expand(model: &CommandModel, item: TokenStream) -> TokenStream {
             impl #k::Command for #ident {
                 const NAME: &'static str = #name;
                 type Response = #response;
+                #validate
             }
             #by_name
             #routed

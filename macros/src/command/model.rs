@@ -15,6 +15,8 @@ pub(crate) struct CommandModel {
     pub(crate) lock: Vec<syn::Ident>,
     /// The aggregate whose stored name is the kind of the locked resources.
     pub(crate) lock_kind: Option<Type>,
+    /// `validate`: its key, when given.
+    pub(crate) validate: Option<Ident>,
 }
 
 /// The aggregate a command is routed to, and the field holding its id.

@@ -22,6 +22,8 @@ struct CommandOptions {
     /// work, of the kind the aggregate's stored name gives (the command's name without an
     /// aggregate): `lock = [account, to_account]`.
     lock: Option<Arg<options::Types>>,
+    /// Checks the command with its `garde::Validate` derive before anything runs.
+    validate: Option<Arg<options::Word>>,
     /// The path of the runtime crate, when it is not `::cqrs_ddd`.
     #[darling(rename = "crate")]
     krate: Option<Arg<syn::Path>>,
@@ -48,7 +50,17 @@ pub(crate) fn parse(args: TokenStream, item: &TokenStream) -> syn::Result<(Comma
     let lock = opts.lock.map(|a| validate::lock_fields(&mut errors, &input, a.value)).unwrap_or_default();
     let aggregate = target.as_ref().map(|t| t.aggregate.clone());
     Ok((
-        CommandModel { krate, ident, name, response, target, stub_handler, lock, lock_kind: aggregate },
+        CommandModel {
+            krate,
+            ident,
+            name,
+            response,
+            target,
+            stub_handler,
+            lock,
+            lock_kind: aggregate,
+            validate: opts.validate.map(|a| a.key),
+        },
         input.to_token_stream(),
         errors,
     ))

@@ -110,3 +110,24 @@ pub(crate) fn not_on_trait_impl(errors: &mut Errors, item: &syn::ItemImpl, macro
         );
     }
 }
+
+/// The `validate` method `#[command(validate)]` and `#[query(validate)]` give their
+/// trait (`Command` or `Query`): the type's `garde::Validate` derive, every failing
+/// field reported. Spanned on the `validate` key, so a type without the derive, or a
+/// crate without `garde`, is reported there.
+pub(crate) fn validate_method(krate: &syn::Path, key: &syn::Ident, message_trait: &str) -> proc_macro2::TokenStream {
+    let message_trait = syn::Ident::new(message_trait, key.span());
+    quote::quote_spanned! { key.span() =>
+        fn validate(&self) -> #krate::Result<()> {
+            match ::garde::Validate::validate(self) {
+                ::core::result::Result::Ok(()) => ::core::result::Result::Ok(()),
+                ::core::result::Result::Err(report) => ::core::result::Result::Err(#krate::Error::invalid(
+                    <Self as #krate::#message_trait>::NAME,
+                    report.iter().map(|(path, error)| {
+                        (::std::string::ToString::to_string(path), ::std::string::ToString::to_string(error))
+                    }),
+                )),
+            }
+        }
+    }
+}

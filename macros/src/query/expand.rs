@@ -5,7 +5,8 @@ use syn::spanned::Spanned;
 use super::model::QueryModel;
 
 pub(crate) fn expand(model: &QueryModel, item: TokenStream) -> TokenStream {
-    let QueryModel { krate: k, ident, name, reads } = model;
+    let QueryModel { krate: k, ident, name, reads, validate } = model;
+    let validate = validate.as_ref().map(|key| crate::common::validate_method(k, key, "Query"));
     let p = quote!(#k::__private);
     let reads = reads.iter().map(|t| quote_spanned!(t.span()=> <#t as #k::Projection>::NAME));
     quote! {
@@ -15,6 +16,7 @@ pub(crate) fn expand(model: &QueryModel, item: TokenStream) -> TokenStream {
             #[automatically_derived]
             impl #k::Query for #ident {
                 const NAME: &'static str = #name;
+                #validate
             }
 
             fn __cqrs_ddd_ask() -> #p::catalog::QueryJson {

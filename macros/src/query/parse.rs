@@ -16,6 +16,8 @@ struct QueryOptions {
     /// The projections whose read models the query reads (`reads = Balances` or
     /// `reads = [A, B]`): a caller asking to read its own writes waits for them.
     reads: Option<Arg<Types>>,
+    /// Checks the query with its `garde::Validate` derive before its handler runs.
+    validate: Option<Arg<options::Word>>,
     /// The path of the runtime crate, when it is not `::cqrs_ddd`.
     #[darling(rename = "crate")]
     krate: Option<Arg<syn::Path>>,
@@ -33,5 +35,6 @@ pub(crate) fn parse(args: TokenStream, item: &TokenStream) -> syn::Result<(Query
         Some(Types::One(t)) => vec![*t],
         Some(Types::Many(ts)) => ts,
     };
-    Ok((QueryModel { krate: options::krate(opts.krate), ident, name, reads }, errors))
+    let validate = opts.validate.map(|a| a.key);
+    Ok((QueryModel { krate: options::krate(opts.krate), ident, name, reads, validate }, errors))
 }

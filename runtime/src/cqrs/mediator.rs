@@ -251,6 +251,7 @@ impl Mediator {
             let request = RequestContext::for_nested(metadata.as_ref())?;
             return self.send_nested(cmd, uow, request).await;
         }
+        cmd.validate()?;
         let request = RequestContext::for_root(metadata.as_ref())?;
         // A command retried after an outage is keyed, so a retry cannot apply it twice.
         let idempotency_key =
@@ -276,6 +277,7 @@ impl Mediator {
         uow: UnitOfWork,
         request: RequestContext,
     ) -> Result<C::Response> {
+        cmd.validate()?;
         let mut ctx = CommandContext::new(self.clone(), uow, request.clone(), C::NAME);
         if self.rt.middleware.is_empty() {
             return cmd.handle(&mut ctx).await;
@@ -333,6 +335,7 @@ impl Mediator {
 
     /// Runs a query on its one handler (no unit of work).
     pub async fn query<Q: QueryHandler>(&self, query: Q) -> Result<Q::Response> {
+        query.validate()?;
         let request = RequestContext::current().unwrap_or_default();
         let ctx = QueryContext::new(self.clone(), request.clone(), Q::NAME);
         if self.rt.middleware.is_empty() {

@@ -17,6 +17,13 @@ pub trait Command: Send + 'static {
     const NAME: &'static str;
     /// What a successful `send` returns.
     type Response: Send + 'static;
+
+    /// Checks the command before anything runs: [`crate::Error::Validation`] listing
+    /// every field that failed. `#[command(validate)]` runs the type's
+    /// `garde::Validate` derive here; by default every command is valid.
+    fn validate(&self) -> crate::Result<()> {
+        Ok(())
+    }
 }
 
 /// A command handled by an aggregate, routed by its `#[id]` field.
@@ -42,6 +49,12 @@ pub trait AggregateCommand: Command {
 pub trait Query: Send + 'static {
     /// Stable name.
     const NAME: &'static str;
+
+    /// Checks the query before its handler runs, as [`Command::validate`] does
+    /// (`#[query(validate)]`).
+    fn validate(&self) -> crate::Result<()> {
+        Ok(())
+    }
 }
 
 /// The one handler of a command, known at compile time.

@@ -194,7 +194,7 @@ impl Middleware for ValidationMiddleware {
     fn handle<'a>(&'a self, msg: Message, next: Next<'a>) -> BoxFuture<'a, Result<Reply>> {
         Box::pin(async move {
             if let Some(rule) = self.rules.get(&msg.type_id) {
-                rule(&msg).map_err(|reason| Error::Validation { message: msg.name, reason })?;
+                rule(&msg).map_err(|reason| Error::Validation { message: msg.name, reason, fields: Vec::new() })?;
             }
             next.run(msg).await
         })

@@ -190,7 +190,7 @@ pub enum FilterError {
 /// whole explanation.
 impl From<FilterError> for crate::Error {
     fn from(e: FilterError) -> Self {
-        crate::Error::Validation { message: "filter", reason: e.to_string() }
+        crate::Error::Validation { message: "filter", reason: e.to_string(), fields: Vec::new() }
     }
 }
 
