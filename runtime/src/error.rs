@@ -343,9 +343,11 @@ pub struct InvalidField {
 
 impl Error {
     /// [`Error::Validation`] listing every field that failed, as `#[command(validate)]`
-    /// and `#[query(validate)]` report them.
+    /// and `#[query(validate)]` report them, ordered by path.
     pub fn invalid(message: &'static str, fields: impl IntoIterator<Item = (String, String)>) -> Self {
-        let fields: Vec<InvalidField> = fields.into_iter().map(|(path, message)| InvalidField { path, message }).collect();
+        let mut fields: Vec<InvalidField> =
+            fields.into_iter().map(|(path, message)| InvalidField { path, message }).collect();
+        fields.sort_by(|a, b| a.path.cmp(&b.path));
         let reason = fields
             .iter()
             .map(|f| if f.path.is_empty() { f.message.clone() } else { format!("{}: {}", f.path, f.message) })

@@ -131,6 +131,11 @@
 //! ([`TransientRetry`]), under an idempotency key so that a commit whose answer was lost
 //! is not applied twice.
 //!
+//! `#[command(validate)]` and `#[query(validate)]` check a message with its
+//! `#[derive(garde::Validate)]` rules before anything runs (root and nested sends,
+//! messages by name): a refusal is one [`Error::Validation`] listing every failing field
+//! ([`InvalidField`]: path and message), and nothing is written.
+//!
 //! Correlation id, causation id, tenant and principal travel in a task-local
 //! [`RequestContext`]: taken from the command's [`Metadata`] (see [`Mediator::send_with`]),
 //! else from the surrounding context, else fresh; every event records them, with the

@@ -277,7 +277,10 @@ mod tests {
     #[test]
     fn outcomes_tell_rejections_and_conflicts_from_errors() {
         assert_eq!(outcome(&Ok(())), "ok");
-        assert_eq!(outcome::<()>(&Err(Error::Validation { message: "M", reason: "no".into(), fields: Vec::new() })), "rejected");
+        assert_eq!(
+            outcome::<()>(&Err(Error::Validation { message: "M", reason: "no".into(), fields: Vec::new() })),
+            "rejected"
+        );
         let conflict = Error::Conflict { stream: "A/1".into(), expected: 1, actual: 2 };
         assert_eq!(outcome::<()>(&Err(conflict)), "conflict");
         assert_eq!(outcome::<()>(&Err(Error::NoBus)), "error");

@@ -1,9 +1,9 @@
 //! `#[command(validate)]` and `#[query(validate)]`: the type's `garde::Validate` derive
 //! runs before anything else, and a refusal lists every field that failed.
 
+use cqrs_ddd::InvalidField;
 use cqrs_ddd::cqrs::{Payload, SendOptions};
 use cqrs_ddd::prelude::*;
-use cqrs_ddd::InvalidField;
 
 #[event]
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,7 +87,7 @@ async fn every_failing_field_is_listed_and_nothing_is_written() {
     let err = app.send(bad).await.unwrap_err();
     let failed = fields(&err);
     let paths: Vec<&str> = failed.iter().map(|(p, _)| *p).collect();
-    assert_eq!(paths, ["account", "amount", "tags[1]", "tags"], "{err}");
+    assert_eq!(paths, ["account", "amount", "tags", "tags[1]"], "{err}");
     assert!(failed[0].1.contains('3'), "{failed:?}");
     let Error::Validation { message, reason, .. } = &err else { unreachable!() };
     assert_eq!(*message, "Deposit");

@@ -78,6 +78,33 @@ async fn a_refused_validation_is_400() {
     assert!(a.body["detail"].as_str().unwrap().contains("above zero"), "{a:?}");
 }
 
+/// Registers a user; declared rules checked before the handler runs.
+#[cqrs_ddd::command(validate)]
+#[derive(serde::Deserialize, garde::Validate)]
+struct Register {
+    #[garde(length(min = 3))]
+    name: String,
+    #[garde(contains("@"))]
+    email: String,
+}
+
+#[cqrs_ddd::command_handler]
+async fn register(_cmd: Register) -> cqrs_ddd::Result<()> {
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_declarative_validation_is_400_with_every_failing_field() {
+    let a = call(&router(), post("/commands/Register", r#"{"name": "a", "email": "nowhere"}"#, &[])).await;
+    a.assert_problem(400, "validation");
+    let fields = a.body["fields"].as_array().unwrap();
+    let paths: Vec<&str> = fields.iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["email", "name"], "{a:?}");
+    assert!(fields.iter().all(|f| !f["message"].as_str().unwrap().is_empty()));
+    let ok = call(&router(), post("/commands/Register", r#"{"name": "ada", "email": "ada@example.org"}"#, &[])).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+}
+
 #[tokio::test]
 async fn unknown_names_are_404() {
     let router = router();

@@ -15,7 +15,8 @@ pub(crate) fn expand(model: &CommandModel, item: TokenStream) -> TokenStream {
     let routed = target.as_ref().map(|t| routed(model, t));
     let stub = stub_handler.then(|| stub_handler_impl(model));
     let locks = (!model.lock.is_empty()).then(|| locks(model));
-    let validate = model.validate.as_ref().map(|key| crate::common::validate_method(k, key, "Command"));
+    let (checker, validate) =
+        model.validate.as_ref().map(|key| crate::common::validate_method(k, key, "Command")).unzip();
     quote! {
         #item
         #[doc(hidden)]
@@ -26,6 +27,7 @@ pub(crate) fn expand(model: &CommandModel, item: TokenStream) -> TokenStream {
                 type Response = #response;
                 #validate
             }
+            #checker
             #by_name
             #routed
             #stub

@@ -111,15 +111,39 @@ pub(crate) fn not_on_trait_impl(errors: &mut Errors, item: &syn::ItemImpl, macro
     }
 }
 
-/// The `validate` method `#[command(validate)]` and `#[query(validate)]` give their
-/// trait (`Command` or `Query`): the type's `garde::Validate` derive, every failing
-/// field reported. Spanned on the `validate` key, so a type without the derive, or a
-/// crate without `garde`, is reported there.
-pub(crate) fn validate_method(krate: &syn::Path, key: &syn::Ident, message_trait: &str) -> proc_macro2::TokenStream {
+/// What `#[command(validate)]` and `#[query(validate)]` add: the `validate` method of
+/// their trait (`Command` or `Query`), running the type's `garde::Validate` derive with
+/// every failing field reported, and a local trait through which it is called, so a
+/// type without the derive is one error at the `validate` key saying what to add.
+pub(crate) fn validate_method(
+    krate: &syn::Path,
+    key: &syn::Ident,
+    message_trait: &str,
+) -> (proc_macro2::TokenStream, proc_macro2::TokenStream) {
+    let attribute = message_trait.to_lowercase();
+    let message = format!("`#[{attribute}(validate)]` needs `#[derive(garde::Validate)]` on `{{Self}}`");
+    let note = format!(
+        "add `#[derive(garde::Validate)]` with a `#[garde(..)]` rule (or `#[garde(skip)]`) on each field, and `garde` to the dependencies; or drop `validate` from `#[{attribute}(..)]`"
+    );
     let message_trait = syn::Ident::new(message_trait, key.span());
-    quote::quote_spanned! { key.span() =>
+    let checker = quote::quote! {
+        #[diagnostic::on_unimplemented(message = #message, label = "no `garde::Validate` for this type", note = #note)]
+        trait __CqrsDddValidate {
+            fn __cqrs_ddd_validate(&self) -> ::core::result::Result<(), ::garde::Report>;
+        }
+        #[diagnostic::do_not_recommend]
+        impl<T: ::garde::Validate> __CqrsDddValidate for T
+        where
+            T::Context: ::core::default::Default,
+        {
+            fn __cqrs_ddd_validate(&self) -> ::core::result::Result<(), ::garde::Report> {
+                ::garde::Validate::validate(self)
+            }
+        }
+    };
+    let method = quote::quote_spanned! { key.span() =>
         fn validate(&self) -> #krate::Result<()> {
-            match ::garde::Validate::validate(self) {
+            match __CqrsDddValidate::__cqrs_ddd_validate(self) {
                 ::core::result::Result::Ok(()) => ::core::result::Result::Ok(()),
                 ::core::result::Result::Err(report) => ::core::result::Result::Err(#krate::Error::invalid(
                     <Self as #krate::#message_trait>::NAME,
@@ -129,5 +153,6 @@ pub(crate) fn validate_method(krate: &syn::Path, key: &syn::Ident, message_trait
                 )),
             }
         }
-    }
+    };
+    (checker, method)
 }

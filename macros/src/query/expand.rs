@@ -6,7 +6,7 @@ use super::model::QueryModel;
 
 pub(crate) fn expand(model: &QueryModel, item: TokenStream) -> TokenStream {
     let QueryModel { krate: k, ident, name, reads, validate } = model;
-    let validate = validate.as_ref().map(|key| crate::common::validate_method(k, key, "Query"));
+    let (checker, validate) = validate.as_ref().map(|key| crate::common::validate_method(k, key, "Query")).unzip();
     let p = quote!(#k::__private);
     let reads = reads.iter().map(|t| quote_spanned!(t.span()=> <#t as #k::Projection>::NAME));
     quote! {
@@ -18,6 +18,7 @@ pub(crate) fn expand(model: &QueryModel, item: TokenStream) -> TokenStream {
                 const NAME: &'static str = #name;
                 #validate
             }
+            #checker
 
             fn __cqrs_ddd_ask() -> #p::catalog::QueryJson {
                 #[allow(unused_imports)]
