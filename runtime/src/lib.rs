@@ -381,6 +381,7 @@ mod app;
 mod backoff;
 pub mod broker;
 pub mod cache;
+pub mod conflict;
 pub mod context;
 pub mod cqrs;
 pub mod domain;
