@@ -37,7 +37,7 @@ use uuid::Uuid;
 
 use crate::broker::headers;
 use crate::cqrs::Mediator;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, the_one};
 use crate::host::ProjectionControl;
 use crate::ports::{
     Cursor, DeadLetter, Outbox, OutboxCounts, OutboxRecord, OutboxStatus, ReadStall, SagaFilter, SagaKey, SagaStatus,
@@ -439,17 +439,14 @@ impl Admin {
         }
         let filter = SagaFilter { saga_type, tenant: self.scope(), limit: LOOKUP_ROWS, ..SagaFilter::default() };
         let found = self.app.sagas().list(&filter).await?;
-        let mut found = found.iter().filter(|i| i.key().saga_id == saga_id);
-        match (found.next(), found.next()) {
-            (Some(one), None) => Ok(one.key().clone()),
-            (Some(a), Some(b)) => Err(Error::Ambiguous {
-                what: format!("saga `{saga_id}`"),
-                candidates: vec![a.key().to_string(), b.key().to_string()],
-            }),
-            (None, _) => Err(Error::Missing {
+        let found = found.iter().filter(|i| i.key().saga_id == saga_id).map(|i| (i.key().to_string(), i.key().clone()));
+        the_one(
+            found.collect(),
+            || format!("saga `{saga_id}`"),
+            || Error::Missing {
                 what: format!("saga `{}{saga_id}`", saga_type.map(|t| format!("{t}/")).unwrap_or_default()),
-            }),
-        }
+            },
+        )
     }
 
     // ---- scheduled commands ------------------------------------------------------
@@ -472,21 +469,12 @@ impl Admin {
                 let mut tenants = Vec::new();
                 for dead in [false, true] {
                     let found = store.scheduled(TenantScope::All, dead, LOOKUP_ROWS).await?;
-                    tenants.extend(found.into_iter().filter(|c| c.id == id).map(|c| c.metadata.tenant_id));
+                    tenants.extend(found.into_iter().filter(|c| c.id == id).map(|c| {
+                        let tenant = c.metadata.tenant_id;
+                        (format!("tenant {}", tenant.as_deref().unwrap_or("(none)")), tenant)
+                    }));
                 }
-                match tenants.as_slice() {
-                    [one] => one.clone(),
-                    [] => return Err(missing_schedule(id)),
-                    several => {
-                        return Err(Error::Ambiguous {
-                            what: format!("scheduled command {id}"),
-                            candidates: several
-                                .iter()
-                                .map(|t| format!("tenant {}", t.as_deref().unwrap_or("(none)")))
-                                .collect(),
-                        });
-                    }
-                }
+                the_one(tenants, || format!("scheduled command {id}"), || missing_schedule(id))?
             }
         };
         if store.cancel(tenant.as_deref(), id).await? { Ok(()) } else { Err(missing_schedule(id)) }
@@ -526,26 +514,19 @@ impl Admin {
             }
         };
         let (key, mut events) = read(self.tenant.clone()).await?;
+        let missing = || Error::Missing { what: format!("stream `{key}`") };
         if events.is_empty() && self.tenant.is_none() {
             let mut found = Vec::new();
             for tenant in store.tenants().await? {
                 let (key, events) = read(Some(tenant)).await?;
                 if !events.is_empty() {
-                    found.push((key, events));
+                    found.push((key.to_string(), events));
                 }
             }
-            if found.len() > 1 {
-                return Err(Error::Ambiguous {
-                    what: format!("stream `{stream_type}/{stream_id}`"),
-                    candidates: found.iter().map(|(k, _)| k.to_string()).collect(),
-                });
-            }
-            if let Some((_, one)) = found.pop() {
-                events = one;
-            }
+            events = the_one(found, || format!("stream `{stream_type}/{stream_id}`"), missing)?;
         }
         if events.is_empty() {
-            return Err(Error::Missing { what: format!("stream `{key}`") });
+            return Err(missing());
         }
         Ok(events
             .into_iter()

@@ -332,6 +332,19 @@ pub struct DomainError {
     fields: Option<serde_json::Value>,
 }
 
+/// The one thing an operator's name found, each found with how to name it:
+/// [`Error::Ambiguous`] (listing them) when several were, `missing()` when none was.
+pub(crate) fn the_one<T>(
+    found: Vec<(String, T)>,
+    what: impl FnOnce() -> String,
+    missing: impl FnOnce() -> Error,
+) -> Result<T> {
+    if found.len() > 1 {
+        return Err(Error::Ambiguous { what: what(), candidates: found.into_iter().map(|(name, _)| name).collect() });
+    }
+    found.into_iter().next().map(|(_, one)| one).ok_or_else(missing)
+}
+
 /// A field a message's declarative validation refused ([`Error::Validation`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct InvalidField {

@@ -222,14 +222,12 @@ pub(crate) fn pick_projection(controls: Vec<ProjectionControl>, name: &str) -> R
     if let Some(exact) = controls.iter().find(|c| c.scope() == name) {
         return Ok(exact.clone());
     }
-    let mut named = controls.into_iter().filter(|c| c.name() == name);
-    match (named.next(), named.next()) {
-        (Some(one), None) => Ok(one),
-        (Some(a), Some(b)) => {
-            Err(Error::Ambiguous { what: format!("projection `{name}`"), candidates: vec![a.scope(), b.scope()] })
-        }
-        (None, _) => Err(Error::UnknownMessage { kind: "projection", name: name.to_owned() }),
-    }
+    let named = controls.into_iter().filter(|c| c.name() == name).map(|c| (c.scope(), c)).collect();
+    crate::error::the_one(
+        named,
+        || format!("projection `{name}`"),
+        || Error::UnknownMessage { kind: "projection", name: name.to_owned() },
+    )
 }
 
 /// A projection registered with [`AppBuilder::projection`](crate::AppBuilder::projection).
