@@ -10,7 +10,7 @@
 //! | [`MergeStrategy::Fields`] | `existing` with `incoming`'s top-level fields laid over it, limited to `include` (when given), never those in `exclude`; with `keep_existing`, a field both have keeps `existing`'s value |
 //! | [`MergeStrategy::Deep`] | objects merged field by field, recursively; lists of objects merged item by item by an identity field (`list_key`), existing items first, new ones after (an item without the field is added unless an equal one is there); lists without a key replaced (or appended with `append_lists`); anything else: `incoming` |
 //! | [`MergeStrategy::Timestamp`] | whichever has the later time in `field` (RFC 3339); a tie goes to `incoming`; when either has no readable time, `incoming` with `fallback_to_incoming`, else `existing` |
-//! | [`MergeStrategy::Union`] | lists only: every item of both once, existing order then new items; with `key`, items are the same when that field is, and `incoming`'s copy wins (items without the field are all kept); anything but two lists: `incoming` |
+//! | [`MergeStrategy::Union`] | two lists: every item of both once, existing order then new items; with `key`, items are the same when that field is, and `incoming`'s copy wins (items without the field are all kept); two objects (an aggregate's state): `existing` with `incoming`'s fields laid over it, each field that is a list in both being their union; anything else: `incoming` |
 //! | [`MergeStrategy::Custom`] | your function |
 //!
 //! ```
@@ -64,7 +64,7 @@ pub enum MergeStrategy {
         /// When either time is missing or unreadable, take `incoming` (else `existing`).
         fallback_to_incoming: bool,
     },
-    /// The union of two lists.
+    /// The union of two lists, or of the list fields of two objects.
     Union {
         /// The field that identifies items (whole items are compared without it).
         key: Option<String>,
@@ -149,10 +149,21 @@ impl MergeStrategy {
                     _ => existing.clone(),
                 }
             }
-            MergeStrategy::Union { key } => {
-                let (Value::Array(old), Value::Array(new)) = (existing, incoming) else { return incoming.clone() };
-                Value::Array(union(old, new, key.as_deref()))
-            }
+            MergeStrategy::Union { key } => match (existing, incoming) {
+                (Value::Array(old), Value::Array(new)) => Value::Array(union(old, new, key.as_deref())),
+                (Value::Object(old), Value::Object(new)) => {
+                    let mut merged = old.clone();
+                    for (k, v) in new {
+                        let value = match (old.get(k), v) {
+                            (Some(Value::Array(o)), Value::Array(n)) => Value::Array(union(o, n, key.as_deref())),
+                            _ => v.clone(),
+                        };
+                        merged.insert(k.clone(), value);
+                    }
+                    Value::Object(merged)
+                }
+                _ => incoming.clone(),
+            },
             MergeStrategy::Custom(merge) => merge(existing, incoming),
         }
     }

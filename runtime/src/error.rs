@@ -251,6 +251,18 @@ pub enum Error {
         /// How to give it.
         hint: &'static str,
     },
+    /// A state-stored aggregate's conflict could not be merged
+    /// ([`crate::Aggregate::on_conflict`]): a state does not read as JSON, or the merged
+    /// JSON does not read back as the aggregate. Nothing was written.
+    #[error("cannot merge the state of `{stream}` with version {version} stored by another writer: {reason}")]
+    Merge {
+        /// The aggregate's stream.
+        stream: String,
+        /// The version the other writer stored.
+        version: u64,
+        /// What serde said.
+        reason: String,
+    },
     /// A message known only by its stored name whose payload does not decode into its type.
     #[error("cannot decode {kind} `{name}` from its payload{}: {reason}", at(.path.as_deref()))]
     Decode {

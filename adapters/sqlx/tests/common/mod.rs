@@ -8,6 +8,7 @@ pub mod hardening;
 #[macro_use]
 pub mod kill;
 pub mod mem;
+pub mod merging;
 pub mod outage;
 pub mod projections;
 pub mod saga_engine;
@@ -73,6 +74,10 @@ macro_rules! every_store_contract {
             tenancy_operators_list_one_tenant_or_all => operators_list_one_tenant_or_all();
             tenancy_a_worker_of_one_tenant_keeps_its_own_checkpoint => a_worker_of_one_tenant_keeps_its_own_checkpoint();
             tenancy_random_interleavings_agree_with_memory => random_two_tenant_interleavings_agree_with_memory(8, 40);
+            merge_a_conflicting_state_write_is_merged => a_conflicting_write_is_merged();
+            merge_gives_up_after_three_merges => merging_gives_up_after_three_merges();
+            merge_an_unreadable_merge_is_a_merge_error => an_unreadable_merge_is_a_merge_error();
+            merge_not_declared_a_conflict_is_decided_again => without_a_merge_a_conflict_is_decided_again();
         }
     };
 }
