@@ -26,6 +26,66 @@
 //! );
 //! ```
 
+//!
+//! # On a state-stored aggregate
+//!
+//! Declared on the aggregate, a strategy merges a root command's write that meets a
+//! version conflict, instead of deciding the command again:
+//!
+//! ```rust,standalone_crate
+//! use cqrs_ddd::prelude::*;
+//!
+//! #[event]
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! pub struct Tagged { pub tag: String }
+//!
+//! #[derive(Debug, thiserror::Error)]
+//! #[error("blank tag")]
+//! pub struct BlankTag;
+//!
+//! #[aggregate(id = String, events(Tagged), error = BlankTag, state_stored, on_conflict = merge(union))]
+//! #[derive(Debug, Default, Serialize, Deserialize)]
+//! pub struct Labels { pub tags: Vec<String> }
+//!
+//! #[aggregate]
+//! impl Labels {
+//!     #[handle(create_if_missing)]
+//!     fn tag(&self, cmd: &Tag) -> Result<Vec<LabelsEvent>, BlankTag> {
+//!         if cmd.tag.is_empty() { return Err(BlankTag) }
+//!         Ok(vec![Tagged { tag: cmd.tag.clone() }.into()])
+//!     }
+//!
+//!     #[apply]
+//!     fn tagged(&mut self, e: &Tagged) { self.tags.push(e.tag.clone()) }
+//! }
+//!
+//! #[command(aggregate = Labels)]
+//! pub struct Tag { #[id] pub id: String, pub tag: String }
+//!
+//! assert!(<Labels as Aggregate>::on_conflict().is_some());
+//! ```
+//!
+//! When another writer stored the row between the command's load and its commit, the
+//! stored state is read, merged (`existing`: the stored one; `incoming`: the command's),
+//! and written at the next version with the command's events journaled after the other
+//! writer's; the cache, if any, keeps the merged state. Up to three writers may cut in
+//! like this; the fourth conflict is returned. A conflict on any other stream of the
+//! unit of work is decided again as usual ([`crate::AppBuilder::retry_on_conflict`]),
+//! and a merged state that does not read back as the aggregate is
+//! [`crate::Error::Merge`], with nothing written.
+//!
+//! | `on_conflict = ..` | strategy |
+//! | --- | --- |
+//! | `merge(last_wins)` | [`MergeStrategy::LastWins`] |
+//! | `merge(fields)`, `merge(fields(include = [a, b], exclude = [c], keep_existing))` | [`MergeStrategy::Fields`] |
+//! | `merge(deep)`, `merge(deep(key = id, append_lists))` | [`MergeStrategy::Deep`] |
+//! | `merge(timestamp)`, `merge(timestamp(field = modified_at, fallback_to_incoming))` | [`MergeStrategy::Timestamp`] (`modified_at` by default) |
+//! | `merge(union)`, `merge(union(key = code))` | [`MergeStrategy::Union`] |
+//! | `merge(with = my_merge)` | [`MergeStrategy::Custom`]: `fn(&Value, &Value) -> Value` |
+//!
+//! Field names are words or strings (`"modifiedAt"` for a field serde renames). Merges
+//! are counted in `cqrs_ddd_conflict_merges_total`.
+
 use std::fmt;
 use std::sync::Arc;
 

@@ -203,11 +203,11 @@ fn list_of(words: &[&str]) -> String {
 /// A field name: `id` or `"id"`.
 fn field_name(expr: &Expr) -> syn::Result<LitStr> {
     match expr {
-        Expr::Path(p) => p
-            .path
-            .get_ident()
-            .map(|i| LitStr::new(&i.to_string().trim_start_matches("r#").to_owned(), i.span()))
-            .ok_or_else(|| syn::Error::new(expr.span(), "a field name is one word or a string, like `id` or `\"id\"`")),
+        Expr::Path(p) => {
+            p.path.get_ident().map(|i| LitStr::new(i.to_string().trim_start_matches("r#"), i.span())).ok_or_else(|| {
+                syn::Error::new(expr.span(), "a field name is one word or a string, like `id` or `\"id\"`")
+            })
+        }
         Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) if !s.value().is_empty() => Ok(s.clone()),
         _ => Err(syn::Error::new(expr.span(), "a field name is one word or a string, like `id` or `\"id\"`")),
     }
