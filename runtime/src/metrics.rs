@@ -15,6 +15,7 @@
 //! | `cqrs_ddd_events_appended_total` | counter | `stream_type` | events committed, counted once per commit by aggregate type |
 //! | `cqrs_ddd_conflicts_total` | counter | `stream_type` | commits refused because a stream had moved past the expected version |
 //! | `cqrs_ddd_conflict_retries_total` | counter | `command` | root commands decided again after a conflict ([`crate::AppBuilder::retry_on_conflict`]) |
+//! | `cqrs_ddd_conflict_merges_total` | counter | `stream_type` | state-stored aggregates' conflicts merged instead of decided again ([`crate::conflict`]) |
 //! | `cqrs_ddd_transient_retries_total` | counter | `command` | root commands decided again after a transient failure ([`crate::AppBuilder::retry_transient`]) |
 //! | `cqrs_ddd_event_handler_failures_total` | counter | `handler` | in-process `#[event_handler]`s that failed after a commit (the command stays committed) |
 //! | `cqrs_ddd_async_handler_failures_total` | counter | `handler` | deliveries of an event to an `#[event_handler(async)]` or saga step that failed (it is delivered again) |
