@@ -34,9 +34,26 @@ pub use crate::domain::encode_checked;
 pub use crate::lock::CommandLocks;
 pub use crate::registry::{
     AggregateRegistration, CommandRegistration, CommandTypeRegistration, DepKey, EventHandlerRegistration,
-    EventRegistration, QueryRegistration, QueryTypeRegistration, SagaRegistration, UpcasterRegistration,
-    erased_command,
+    EventRegistration, QueryRegistration, QueryTypeRegistration, SagaRegistration, UndoRegistration,
+    UpcasterRegistration, erased_command,
 };
+pub use crate::undo::{redo_of, undo_of};
+
+/// Checks `#[event(undo = C)]`: the event's `Undo` impl builds `C`, and `C` has a handler.
+pub const fn assert_undo<E, C>()
+where
+    E: crate::undo::Undo<Command = C>,
+    C: crate::CommandHandler,
+{
+}
+
+/// Checks `#[event(redo = C)]`: the event's `Redo` impl builds `C`, and `C` has a handler.
+pub const fn assert_redo<E, C>()
+where
+    E: crate::undo::Redo<Command = C>,
+    C: crate::CommandHandler,
+{
+}
 pub use crate::saga::{Step as SagaStep, send_command as saga_send_command, unknown_command as saga_unknown_command};
 pub use crate::spec::field::{
     BoolHasNoOrder, JsonIsNotCompared, ListIsNotCompared, NotAList, ObjectIsNotCompared, field_path, intern, op_fits,

@@ -402,6 +402,7 @@ pub mod scheduling;
 pub mod spec;
 pub mod telemetry;
 pub mod testing;
+pub mod undo;
 pub mod uow;
 pub mod worker;
 
