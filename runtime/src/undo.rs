@@ -380,15 +380,23 @@ impl Mediator {
             recorded_at: self.clock().now(),
         };
         let command = inverse.command;
+        let refused = match action {
+            UndoAction::Undo => UndoError::AlreadyUndone { event_id, generation },
+            UndoAction::Redo => UndoError::AlreadyRedone { event_id, generation },
+        };
         match (inverse.send)(self.clone(), key, entry).await {
             Ok(()) => Ok(Undone { event_id, action, generation, command, key }),
             // Another undo of the same generation committed first, under the same key.
-            Err(Error::AlreadyProcessed { key: taken }) if taken == key => Err(match action {
-                UndoAction::Undo => UndoError::AlreadyUndone { event_id, generation },
-                UndoAction::Redo => UndoError::AlreadyRedone { event_id, generation },
+            Err(Error::AlreadyProcessed { key: taken }) if taken == key => Err(refused.into()),
+            // The command failed: when another undo of the same generation committed
+            // meanwhile (the command then met the state it left), say so.
+            Err(e) => {
+                let log = store.undo_log(tenant.as_deref(), event_id).await.unwrap_or_default();
+                if log.iter().any(|l| (l.generation, l.action) == (generation, action)) {
+                    return Err(refused.into());
+                }
+                Err(e)
             }
-            .into()),
-            Err(e) => Err(e),
         }
     }
 

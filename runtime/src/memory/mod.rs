@@ -201,7 +201,7 @@ impl EventStore for MemoryStore {
         let inner = self.inner.read();
         let mut entries: Vec<UndoLogEntry> =
             inner.undo_log.values().flatten().filter(|e| e.stream == *stream).cloned().collect();
-        entries.sort_by(|a, b| (a.recorded_at, a.generation, a.action).cmp(&(b.recorded_at, b.generation, b.action)));
+        entries.sort_by_key(|e| (e.recorded_at, e.event_id, e.generation, e.action));
         Ok(entries)
     }
 

@@ -14,6 +14,7 @@ pub mod saga_engine;
 pub mod sagas;
 pub mod specs;
 pub mod tenancy;
+pub mod undo;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -73,6 +74,11 @@ macro_rules! every_store_contract {
             tenancy_operators_list_one_tenant_or_all => operators_list_one_tenant_or_all();
             tenancy_a_worker_of_one_tenant_keeps_its_own_checkpoint => a_worker_of_one_tenant_keeps_its_own_checkpoint();
             tenancy_random_interleavings_agree_with_memory => random_two_tenant_interleavings_agree_with_memory(8, 40);
+            undo_redo_and_the_log_read_back => undo_and_redo_are_logged_and_read_back();
+            undo_events_and_log_are_per_tenant => undo_is_kept_per_tenant();
+            undo_a_logged_entry_refuses_the_whole_batch => a_logged_entry_refuses_the_whole_batch();
+            undo_racing_undos_let_one_commit => of_racing_undos_exactly_one_commits();
+            undo_a_failing_inverse_command_logs_nothing => a_failing_inverse_command_logs_nothing();
         }
     };
 }
