@@ -37,22 +37,22 @@ pub use crate::registry::{
     EventRegistration, QueryRegistration, QueryTypeRegistration, SagaRegistration, UndoRegistration,
     UpcasterRegistration, erased_command,
 };
-pub use crate::undo::{redo_of, undo_of};
-
-/// Checks `#[event(undo = C)]`: the event's `Undo` impl builds `C`, and `C` has a handler.
-pub const fn assert_undo<E, C>()
+/// How `#[event(undo = C)]` undoes an event: its `Undo` impl, which must build `C` (the
+/// trait's own bound checks that `C` has a handler). The one use of the event as `Undo`,
+/// so a missing impl is one error.
+pub const fn undo_fn<E, C>() -> crate::undo::InverseFn
 where
     E: crate::undo::Undo<Command = C>,
-    C: crate::CommandHandler,
 {
+    crate::undo::undo_of::<E>
 }
 
-/// Checks `#[event(redo = C)]`: the event's `Redo` impl builds `C`, and `C` has a handler.
-pub const fn assert_redo<E, C>()
+/// How `#[event(redo = C)]` redoes an event (see [`undo_fn`]).
+pub const fn redo_fn<E, C>() -> crate::undo::InverseFn
 where
     E: crate::undo::Redo<Command = C>,
-    C: crate::CommandHandler,
 {
+    crate::undo::redo_of::<E>
 }
 pub use crate::saga::{Step as SagaStep, send_command as saga_send_command, unknown_command as saga_unknown_command};
 pub use crate::spec::field::{

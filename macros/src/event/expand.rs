@@ -31,35 +31,23 @@ pub(crate) fn expand(model: &EventModel, item: TokenStream) -> TokenStream {
     }
 }
 
-/// The checks of `undo = C` (and `redo = R`), spanned on the command in the attribute,
-/// and the registration of the event for `Mediator::undo`. Every use of the event as
-/// `Undo` (or `Redo`) is spanned there too, so a missing impl is reported once.
+/// The registration of the event for `Mediator::undo`, through the one use of the event
+/// as `Undo` (and `Redo`), spanned on the command in the attribute: a missing impl, or
+/// one that builds another command, is one error there.
 fn undo_registration(model: &EventModel, undo: &UndoModel) -> TokenStream {
     let EventModel { krate, ident, name, .. } = model;
     let p = quote!(#krate::__private);
     let UndoModel { undo: command, redo, within_ms } = undo;
-    let undo_span = command.span();
-    let undo_check = quote_spanned! {undo_span=> #p::assert_undo::<#ident, #command>(); };
-    let undo_fn = quote_spanned! {undo_span=> #p::undo_of::<#ident> };
-    let (redo_check, redo_fn) = match redo {
-        Some(r) => {
-            let span = r.span();
-            (
-                quote_spanned! {span=> #p::assert_redo::<#ident, #r>(); },
-                quote_spanned! {span=> #p::Some(#p::redo_of::<#ident>) },
-            )
-        }
-        None => (TokenStream::new(), quote!(#p::None)),
+    let undo_fn = quote_spanned! {command.span()=> #p::undo_fn::<#ident, #command>() };
+    let redo_fn = match redo {
+        Some(r) => quote_spanned! {r.span()=> #p::Some(#p::redo_fn::<#ident, #r>()) },
+        None => quote!(#p::None),
     };
     let within = match within_ms {
         Some(ms) => quote!(#p::Some(#ms)),
         None => quote!(#p::None),
     };
     quote! {
-        const _: () = {
-            #undo_check
-            #redo_check
-        };
         #p::inventory::submit! {
             #p::UndoRegistration {
                 event: #name,
