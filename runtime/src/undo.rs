@@ -385,7 +385,10 @@ impl Mediator {
             UndoAction::Redo => UndoError::AlreadyRedone { event_id, generation },
         };
         match (inverse.send)(self.clone(), key, entry).await {
-            Ok(()) => Ok(Undone { event_id, action, generation, command, key }),
+            Ok(()) => {
+                tracing::info!(event = %event_id, %action, generation, command, "undo log: command sent and logged");
+                Ok(Undone { event_id, action, generation, command, key })
+            }
             // Another undo of the same generation committed first, under the same key.
             Err(Error::AlreadyProcessed { key: taken }) if taken == key => Err(refused.into()),
             // The command failed: when another undo of the same generation committed
