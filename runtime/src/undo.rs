@@ -237,7 +237,9 @@ pub struct Undone {
     pub key: Uuid,
 }
 
-/// A command built from an event, ready to be sent with its log entry.
+/// A command built from an event, ready to be sent with its log entry (what the
+/// registration of `#[event(undo = ..)]` builds).
+#[doc(hidden)]
 pub struct Inverse {
     command: &'static str,
     send: Box<dyn FnOnce(Mediator, Uuid, UndoLogEntry) -> BoxFuture<'static, Result<()>> + Send>,
@@ -256,15 +258,18 @@ impl Inverse {
 
 /// Builds the command of one action from a stored event (erased [`Undo::undo`] or
 /// [`Redo::redo`]).
+#[doc(hidden)]
 pub type InverseFn = fn(&StoredEvent) -> Result<Option<Inverse>>;
 
 /// [`Undo::undo`] of a stored `E`, decoded (and upcast) first.
+#[doc(hidden)]
 pub fn undo_of<E: Undo>(stored: &StoredEvent) -> Result<Option<Inverse>> {
     let event = crate::__private::decode_envelope::<E>(stored)?;
     Ok(E::undo(&event).map(Inverse::of))
 }
 
 /// [`Redo::redo`] of a stored `E`, decoded (and upcast) first.
+#[doc(hidden)]
 pub fn redo_of<E: Redo>(stored: &StoredEvent) -> Result<Option<Inverse>> {
     let event = crate::__private::decode_envelope::<E>(stored)?;
     Ok(E::redo(&event).map(Inverse::of))

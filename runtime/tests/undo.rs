@@ -354,6 +354,11 @@ async fn another_tenant_cannot_see_or_undo_an_event() {
     assert_eq!(logged[0].stream.tenant_id.as_deref(), Some("acme"));
     assert_eq!(globex.scope(app.undo_log_of_stream("User", "ada")).await.unwrap(), []);
     assert!(acme.scope(roles(&app, "ada")).await.is_empty());
+
+    // Operators see it over every tenant, or narrowed to the one that has it.
+    assert_eq!(app.admin().undo_log(granted.event_id).await.unwrap(), logged);
+    assert_eq!(app.admin().for_tenant(Some("acme".into())).undo_log(granted.event_id).await.unwrap(), logged);
+    assert_eq!(app.admin().for_tenant(Some("globex".into())).undo_log(granted.event_id).await.unwrap(), []);
 }
 
 #[tokio::test]
