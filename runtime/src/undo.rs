@@ -78,8 +78,10 @@
 //! - [`UndoError::Refused`]: [`Undo::undo`] answered `None` for this event.
 //!
 //! Otherwise it sends the inverse command as a root command, under an idempotency key
-//! derived from the event id, the action and the generation, and the store writes the
-//! undo log entry ([`UndoLogEntry`]) in the same commit as the command's events: an undo
+//! derived from the event id, the action and the generation, with the headers of
+//! [`headers`] (`undo-of`: the event id, `undo-action`, `undo-generation`) added to its
+//! metadata, so its events say what they undid; the store writes the undo log entry
+//! ([`UndoLogEntry`]) in the same commit as the command's events: an undo
 //! is logged if and only if it was applied. A failing inverse command writes neither. Two
 //! undos of one event at once: one commits, the other is refused with
 //! [`UndoError::AlreadyUndone`] (its entry, or its key, is taken) and writes nothing.
@@ -112,7 +114,7 @@ use uuid::Uuid;
 
 use crate::context::RequestContext;
 use crate::cqrs::{CommandHandler, Mediator};
-use crate::domain::{Envelope, Event};
+use crate::domain::{Envelope, Event, Metadata};
 use crate::error::{Error, Result};
 use crate::ports::{EventStore, StoredEvent, StreamKey, UndoAction, UndoLogEntry, check_tenant};
 
@@ -242,18 +244,32 @@ pub struct Undone {
 #[doc(hidden)]
 pub struct Inverse {
     command: &'static str,
-    send: Box<dyn FnOnce(Mediator, Uuid, UndoLogEntry) -> BoxFuture<'static, Result<()>> + Send>,
+    send: Box<dyn FnOnce(Mediator, Metadata, UndoLogEntry) -> BoxFuture<'static, Result<()>> + Send>,
 }
 
 impl Inverse {
     fn of<C: CommandHandler>(cmd: C) -> Self {
         Inverse {
             command: C::NAME,
-            send: Box::new(move |mediator, key, entry| {
-                Box::pin(async move { mediator.send_logging_undo(cmd, None, Some(key), Some(entry)).await.map(drop) })
+            send: Box::new(move |mediator, metadata, entry| {
+                Box::pin(async move {
+                    let key = entry.command_key;
+                    mediator.send_logging_undo(cmd, Some(metadata), Some(key), Some(entry)).await.map(drop)
+                })
             }),
         }
     }
+}
+
+/// The headers an undo (or redo) adds to the metadata of the command it sends, so that
+/// the command's events say what they undid.
+pub mod headers {
+    /// The id of the event undone or redone.
+    pub const UNDO_OF: &str = "undo-of";
+    /// `undo` or `redo`.
+    pub const UNDO_ACTION: &str = "undo-action";
+    /// The generation of the undo.
+    pub const UNDO_GENERATION: &str = "undo-generation";
 }
 
 /// Builds the command of one action from a stored event (erased [`Undo::undo`] or
@@ -384,12 +400,18 @@ impl Mediator {
             command_key: key,
             recorded_at: self.clock().now(),
         };
+        // The caller's headers (trace context and the like), and what this undoes.
+        let mut request_headers = RequestContext::current().map(|r| r.headers).unwrap_or_default();
+        request_headers.insert(headers::UNDO_OF.to_owned(), event_id.to_string());
+        request_headers.insert(headers::UNDO_ACTION.to_owned(), action.to_string());
+        request_headers.insert(headers::UNDO_GENERATION.to_owned(), generation.to_string());
+        let metadata = Metadata { headers: request_headers, ..Metadata::default() };
         let command = inverse.command;
         let refused = match action {
             UndoAction::Undo => UndoError::AlreadyUndone { event_id, generation },
             UndoAction::Redo => UndoError::AlreadyRedone { event_id, generation },
         };
-        match (inverse.send)(self.clone(), key, entry).await {
+        match (inverse.send)(self.clone(), metadata, entry).await {
             Ok(()) => {
                 tracing::info!(event = %event_id, %action, generation, command, "undo log: command sent and logged");
                 Ok(Undone { event_id, action, generation, command, key })

@@ -8,7 +8,7 @@ use std::time::Duration;
 use cqrs_ddd::memory::ManualClock;
 use cqrs_ddd::ports::{StoredEvent, TenantScope, UndoAction};
 use cqrs_ddd::prelude::*;
-use cqrs_ddd::undo::{Redo, Undo, UndoError, undo_key};
+use cqrs_ddd::undo::{Redo, Undo, UndoError, headers, undo_key};
 use cqrs_ddd::{MemoryStore, RequestContext};
 use uuid::Uuid;
 
@@ -188,6 +188,12 @@ async fn undo_sends_the_inverse_command_and_logs_it_in_its_commit() {
     assert!(roles(&app, "ada").await.is_empty());
     let revoked = last_event(&app).await;
     assert_eq!(revoked.event_type, "Revoked");
+    let said = |h: &str| revoked.metadata.headers.get(h).cloned();
+    assert_eq!(said(headers::UNDO_OF), Some(granted.event_id.to_string()));
+    assert_eq!(
+        (said(headers::UNDO_ACTION).as_deref(), said(headers::UNDO_GENERATION).as_deref()),
+        (Some("undo"), Some("1"))
+    );
     assert_eq!(store.event_count(), 2);
     let log = app.undo_log(granted.event_id).await.unwrap();
     assert_eq!(log.len(), 1);

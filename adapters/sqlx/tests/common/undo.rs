@@ -9,7 +9,7 @@ use cqrs_ddd::ports::{
     CommitBatch, Cursor, EventStore, StoredEvent, StreamAppend, StreamKey, TenantScope, UndoAction, UndoLogEntry,
 };
 use cqrs_ddd::prelude::*;
-use cqrs_ddd::undo::{Redo, Undo, UndoError, undo_key};
+use cqrs_ddd::undo::{Redo, Undo, UndoError, headers, undo_key};
 use uuid::Uuid;
 
 use super::{TestDb, app, new_event, visible};
@@ -147,6 +147,11 @@ pub async fn undo_and_redo_are_logged_and_read_back<D: TestDb>(db: &D) {
     assert_eq!(app.undo_log(granted.event_id).await.unwrap(), expected);
     assert_eq!(store.undo_log_of_stream(&StreamKey::new("Membership", "m")).await.unwrap(), expected);
     assert_eq!(second.key, undo_key(granted.event_id, UndoAction::Undo, 2));
+    let revoked = last_event(&store, 4).await;
+    assert_eq!(revoked.event_type, "membership.revoked");
+    let said = |h: &str| revoked.metadata.headers.get(h).cloned();
+    assert_eq!(said(headers::UNDO_OF), Some(granted.event_id.to_string()));
+    assert_eq!(said(headers::UNDO_GENERATION).as_deref(), Some("2"));
     assert!(app.load::<Membership>(&"m".to_owned()).await.unwrap().state.roles.is_empty());
     assert_eq!(store.stream_version(&StreamKey::new("Membership", "m")).await.unwrap(), 4);
 }
