@@ -17,6 +17,7 @@ pub use core::result::Result::{self, Err, Ok};
 pub use core::time::Duration;
 pub use std::boxed::Box;
 pub use std::string::{String, ToString};
+pub use std::sync::LazyLock;
 pub use std::vec;
 pub use std::vec::Vec;
 
@@ -25,6 +26,7 @@ pub use inventory;
 pub use serde;
 pub use serde_json;
 
+pub use crate::conflict::MergeStrategy;
 pub use crate::cqrs::by_name::{
     DispatchJson, NotDecodable as DispatchNotDecodable, Probe as DispatchProbe, ViaDynHandler as DispatchViaDynHandler,
     ViaHandler as DispatchViaHandler,

@@ -10,7 +10,7 @@
 //! | [`MergeStrategy::Fields`] | `existing` with `incoming`'s top-level fields laid over it, limited to `include` (when given), never those in `exclude`; with `keep_existing`, a field both have keeps `existing`'s value |
 //! | [`MergeStrategy::Deep`] | objects merged field by field, recursively; lists of objects merged item by item by an identity field (`list_key`), existing items first, new ones after (an item without the field is added unless an equal one is there); lists without a key replaced (or appended with `append_lists`); anything else: `incoming` |
 //! | [`MergeStrategy::Timestamp`] | whichever has the later time in `field` (RFC 3339); a tie goes to `incoming`; when either has no readable time, `incoming` with `fallback_to_incoming`, else `existing` |
-//! | [`MergeStrategy::Union`] | lists only: every item of both once, existing order then new items; with `key`, items are the same when that field is, and `incoming`'s copy wins (items without the field are all kept); anything but two lists: `incoming` |
+//! | [`MergeStrategy::Union`] | two lists: every item of both once, existing order then new items; with `key`, items are the same when that field is, and `incoming`'s copy wins (items without the field are all kept); two objects (an aggregate's state): `existing` with `incoming`'s fields laid over it, each field that is a list in both being their union; anything else: `incoming` |
 //! | [`MergeStrategy::Custom`] | your function |
 //!
 //! ```
@@ -25,6 +25,66 @@
 //!     json!({"lines": [{"id": 1, "qty": 1}, {"id": 2, "qty": 5}, {"id": 3, "qty": 1}]})
 //! );
 //! ```
+
+//!
+//! # On a state-stored aggregate
+//!
+//! Declared on the aggregate, a strategy merges a root command's write that meets a
+//! version conflict, instead of deciding the command again:
+//!
+//! ```rust,standalone_crate
+//! use cqrs_ddd::prelude::*;
+//!
+//! #[event]
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! pub struct Tagged { pub tag: String }
+//!
+//! #[derive(Debug, thiserror::Error)]
+//! #[error("blank tag")]
+//! pub struct BlankTag;
+//!
+//! #[aggregate(id = String, events(Tagged), error = BlankTag, state_stored, on_conflict = merge(union))]
+//! #[derive(Debug, Default, Serialize, Deserialize)]
+//! pub struct Labels { pub tags: Vec<String> }
+//!
+//! #[aggregate]
+//! impl Labels {
+//!     #[handle(create_if_missing)]
+//!     fn tag(&self, cmd: &Tag) -> Result<Vec<LabelsEvent>, BlankTag> {
+//!         if cmd.tag.is_empty() { return Err(BlankTag) }
+//!         Ok(vec![Tagged { tag: cmd.tag.clone() }.into()])
+//!     }
+//!
+//!     #[apply]
+//!     fn tagged(&mut self, e: &Tagged) { self.tags.push(e.tag.clone()) }
+//! }
+//!
+//! #[command(aggregate = Labels)]
+//! pub struct Tag { #[id] pub id: String, pub tag: String }
+//!
+//! assert!(<Labels as Aggregate>::on_conflict().is_some());
+//! ```
+//!
+//! When another writer stored the row between the command's load and its commit, the
+//! stored state is read, merged (`existing`: the stored one; `incoming`: the command's),
+//! and written at the next version with the command's events journaled after the other
+//! writer's; the cache, if any, keeps the merged state. Up to three writers may cut in
+//! like this; the fourth conflict is returned. A conflict on any other stream of the
+//! unit of work is decided again as usual ([`crate::AppBuilder::retry_on_conflict`]),
+//! and a merged state that does not read back as the aggregate is
+//! [`crate::Error::Merge`], with nothing written.
+//!
+//! | `on_conflict = ..` | strategy |
+//! | --- | --- |
+//! | `merge(last_wins)` | [`MergeStrategy::LastWins`] |
+//! | `merge(fields)`, `merge(fields(include = [a, b], exclude = [c], keep_existing))` | [`MergeStrategy::Fields`] |
+//! | `merge(deep)`, `merge(deep(key = id, append_lists))` | [`MergeStrategy::Deep`] |
+//! | `merge(timestamp)`, `merge(timestamp(field = modified_at, fallback_to_incoming))` | [`MergeStrategy::Timestamp`] (`modified_at` by default) |
+//! | `merge(union)`, `merge(union(key = code))` | [`MergeStrategy::Union`] |
+//! | `merge(with = my_merge)` | [`MergeStrategy::Custom`]: `fn(&Value, &Value) -> Value` |
+//!
+//! Field names are words or strings (`"modifiedAt"` for a field serde renames). Merges
+//! are counted in `cqrs_ddd_conflict_merges_total`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -64,7 +124,7 @@ pub enum MergeStrategy {
         /// When either time is missing or unreadable, take `incoming` (else `existing`).
         fallback_to_incoming: bool,
     },
-    /// The union of two lists.
+    /// The union of two lists, or of the list fields of two objects.
     Union {
         /// The field that identifies items (whole items are compared without it).
         key: Option<String>,
@@ -149,10 +209,21 @@ impl MergeStrategy {
                     _ => existing.clone(),
                 }
             }
-            MergeStrategy::Union { key } => {
-                let (Value::Array(old), Value::Array(new)) = (existing, incoming) else { return incoming.clone() };
-                Value::Array(union(old, new, key.as_deref()))
-            }
+            MergeStrategy::Union { key } => match (existing, incoming) {
+                (Value::Array(old), Value::Array(new)) => Value::Array(union(old, new, key.as_deref())),
+                (Value::Object(old), Value::Object(new)) => {
+                    let mut merged = old.clone();
+                    for (k, v) in new {
+                        let value = match (old.get(k), v) {
+                            (Some(Value::Array(o)), Value::Array(n)) => Value::Array(union(o, n, key.as_deref())),
+                            _ => v.clone(),
+                        };
+                        merged.insert(k.clone(), value);
+                    }
+                    Value::Object(merged)
+                }
+                _ => incoming.clone(),
+            },
             MergeStrategy::Custom(merge) => merge(existing, incoming),
         }
     }

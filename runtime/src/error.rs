@@ -251,6 +251,18 @@ pub enum Error {
         /// How to give it.
         hint: &'static str,
     },
+    /// A state-stored aggregate's conflict could not be merged
+    /// ([`crate::Aggregate::on_conflict`]): a state does not read as JSON, or the merged
+    /// JSON does not read back as the aggregate. Nothing was written.
+    #[error("cannot merge the state of `{stream}` with version {version} stored by another writer: {reason}")]
+    Merge {
+        /// The aggregate's stream.
+        stream: String,
+        /// The version the other writer stored.
+        version: u64,
+        /// What serde said.
+        reason: String,
+    },
     /// An undo or a redo was refused (see [`crate::undo`]).
     #[error("undo: {0}")]
     Undo(crate::undo::UndoError),

@@ -131,7 +131,9 @@
 //! [`AppBuilder::retry_transient_for`] one command) does the same after a transient
 //! failure, a store or broker out of reach, with exponential or fixed waits
 //! ([`TransientRetry`]), under an idempotency key so that a commit whose answer was lost
-//! is not applied twice.
+//! is not applied twice. A state-stored aggregate may merge instead of deciding again:
+//! `#[aggregate(state_stored, on_conflict = merge(..))]` merges its state with the one
+//! the other writer stored (see [`conflict`]).
 //!
 //! `#[command(validate)]` and `#[query(validate)]` check a message with its
 //! `#[derive(garde::Validate)]` rules before anything runs (root and nested sends,

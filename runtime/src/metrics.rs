@@ -58,6 +58,9 @@ pub const EVENTS_APPENDED_TOTAL: &str = "cqrs_ddd_events_appended_total";
 pub const CONFLICTS_TOTAL: &str = "cqrs_ddd_conflicts_total";
 /// Root commands decided again after a conflict (counter; `command`).
 pub const CONFLICT_RETRIES_TOTAL: &str = "cqrs_ddd_conflict_retries_total";
+/// State-stored aggregates' conflicts merged instead of decided again (counter;
+/// `stream_type`).
+pub const CONFLICT_MERGES_TOTAL: &str = "cqrs_ddd_conflict_merges_total";
 /// Root commands decided again after a transient failure (counter; `command`).
 pub const TRANSIENT_RETRIES_TOTAL: &str = "cqrs_ddd_transient_retries_total";
 /// In-process event handlers that failed after a commit (counter; `handler`).
@@ -148,6 +151,11 @@ pub const ALL: &[Metric] = &[
     counter(EVENTS_APPENDED_TOTAL, &["stream_type"], "Events committed"),
     counter(CONFLICTS_TOTAL, &["stream_type"], "Commits refused by a version conflict"),
     counter(CONFLICT_RETRIES_TOTAL, &["command"], "Root commands decided again after a conflict"),
+    counter(
+        CONFLICT_MERGES_TOTAL,
+        &["stream_type"],
+        "State-stored aggregates' conflicts merged instead of decided again",
+    ),
     counter(TRANSIENT_RETRIES_TOTAL, &["command"], "Root commands decided again after a transient failure"),
     counter(EVENT_HANDLER_FAILURES_TOTAL, &["handler"], "In-process event handlers that failed after a commit"),
     counter(ASYNC_HANDLER_FAILURES_TOTAL, &["handler"], "Failed deliveries to async event handlers and saga steps"),

@@ -2,8 +2,105 @@
 //! each strategy keeps for any input.
 
 use cqrs_ddd::conflict::MergeStrategy;
+use cqrs_ddd::prelude::*;
 use proptest::prelude::*;
 use serde_json::{Value, json};
+
+#[event]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Noted {
+    text: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("never")]
+struct Never;
+
+/// One state-stored aggregate per declared strategy; `declared!` also gives each the
+/// `#[handle]`/`#[apply]` it needs.
+macro_rules! declared {
+    ($($name:ident: $merge:expr;)*) => {$(
+        #[aggregate(id = String, events(Noted), error = Never, state_stored, on_conflict = $merge)]
+        #[derive(Debug, Default, Serialize, Deserialize)]
+        struct $name {
+            notes: Vec<String>,
+        }
+
+        #[aggregate]
+        impl $name {
+            #[apply]
+            fn noted(&mut self, e: &Noted) {
+                self.notes.push(e.text.clone());
+            }
+        }
+    )*};
+}
+
+declared! {
+    ByLastWins: merge(last_wins);
+    ByFields: merge(fields);
+    ByFieldsListed: merge(fields(include = [name, "modifiedAt"], exclude = [secret], keep_existing));
+    ByDeep: merge(deep);
+    ByDeepKey: merge(deep(key = id, append_lists));
+    ByTimestamp: merge(timestamp);
+    ByTimestampField: merge(timestamp(field = "changed", fallback_to_incoming));
+    ByUnion: merge(union);
+    ByUnionKey: merge(union(key = code));
+    ByFunction: merge(with = sum);
+}
+
+fn sum(existing: &Value, incoming: &Value) -> Value {
+    json!(existing.as_i64().unwrap_or(0) + incoming.as_i64().unwrap_or(0))
+}
+
+#[test]
+fn each_declared_strategy_is_the_runtime_s() {
+    fn declared<A: Aggregate>() -> String {
+        format!("{:?}", A::on_conflict().expect("a strategy"))
+    }
+    let fields = |include: Option<&[&str]>, exclude: &[&str], keep_existing| MergeStrategy::Fields {
+        include: include.map(|i| i.iter().map(|s| (*s).to_owned()).collect()),
+        exclude: exclude.iter().map(|s| (*s).to_owned()).collect(),
+        keep_existing,
+    };
+    let cases: [(String, MergeStrategy); 9] = [
+        (declared::<ByLastWins>(), MergeStrategy::LastWins),
+        (declared::<ByFields>(), MergeStrategy::fields()),
+        (declared::<ByFieldsListed>(), fields(Some(&["name", "modifiedAt"]), &["secret"], true)),
+        (declared::<ByDeep>(), MergeStrategy::Deep { list_key: None, append_lists: false }),
+        (declared::<ByDeepKey>(), MergeStrategy::Deep { list_key: Some("id".into()), append_lists: true }),
+        (declared::<ByTimestamp>(), MergeStrategy::timestamp("modified_at")),
+        (
+            declared::<ByTimestampField>(),
+            MergeStrategy::Timestamp { field: "changed".into(), fallback_to_incoming: true },
+        ),
+        (declared::<ByUnion>(), MergeStrategy::Union { key: None }),
+        (declared::<ByUnionKey>(), MergeStrategy::union_by("code")),
+    ];
+    for (declared, expected) in cases {
+        assert_eq!(declared, format!("{expected:?}"));
+    }
+    let function = ByFunction::on_conflict().expect("a strategy");
+    assert_eq!(function.merge(&json!(2), &json!(3)), json!(5), "the declared function is called");
+    assert!(Noted::NAME == "Noted" && Never.to_string() == "never");
+}
+
+#[test]
+fn an_aggregate_without_on_conflict_has_no_strategy() {
+    #[aggregate(id = String, events(Noted), error = Never, state_stored, name = "Plain")]
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    struct Plain {
+        notes: u32,
+    }
+    #[aggregate]
+    impl Plain {
+        #[apply]
+        fn noted(&mut self, _e: &Noted) {
+            self.notes += 1;
+        }
+    }
+    assert!(Plain::on_conflict().is_none());
+}
 
 #[test]
 fn last_wins_takes_incoming() {
@@ -77,6 +174,11 @@ fn union_by_code_with_incoming_winning() {
     let plain = MergeStrategy::Union { key: None };
     assert_eq!(plain.merge(&json!(["a", "b"]), &json!(["b", "c", "a"])), json!(["a", "b", "c"]));
     assert_eq!(plain.merge(&json!({"a": 1}), &json!(["x"])), json!(["x"]), "not two lists");
+    // An aggregate's state: its list fields are unioned, its other fields laid over.
+    assert_eq!(
+        plain.merge(&json!({"tags": ["a", "b"], "n": 1, "kept": true}), &json!({"tags": ["c"], "n": 2})),
+        json!({"tags": ["a", "b", "c"], "n": 2, "kept": true})
+    );
 }
 
 #[test]

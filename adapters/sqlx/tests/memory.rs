@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::mem::Mem;
+use common::merging::*;
 use common::projections::*;
 use common::saga_engine::*;
 use common::sagas::*;

@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::hardening::*;
+use common::merging::*;
 use common::projections::*;
 use common::saga_engine::*;
 use common::sagas::*;

@@ -5,7 +5,8 @@ use syn::spanned::Spanned;
 use super::model::{AggregateImpl, AggregateStruct, ApplyFn, HandleFn, Policy};
 
 pub(crate) fn expand_struct(model: &AggregateStruct, item: TokenStream) -> TokenStream {
-    let AggregateStruct { krate: k, vis, ident, name, id, error, events, event_enum, state_stored } = model;
+    let AggregateStruct { krate: k, vis, ident, name, id, error, events, event_enum, state_stored, on_conflict } =
+        model;
     let p = quote!(#k::__private);
     let tys: Vec<_> = events.iter().map(|e| &e.ty).collect();
     let variants: Vec<_> = events.iter().map(|e| &e.variant).collect();
@@ -39,6 +40,15 @@ pub(crate) fn expand_struct(model: &AggregateStruct, item: TokenStream) -> Token
         quote! {
             if event_type == <#ty as #k::Event>::NAME {
                 return #p::Some(#p::Result::map(<#ty as #k::Payload>::from_json(payload), #event_enum::#v));
+            }
+        }
+    });
+    let on_conflict = on_conflict.as_ref().map(|merge| {
+        let strategy = merge.build(k);
+        quote! {
+            fn on_conflict() -> #p::Option<&'static #p::MergeStrategy> {
+                static STRATEGY: #p::LazyLock<#p::MergeStrategy> = #p::LazyLock::new(|| #strategy);
+                #p::Some(&*STRATEGY)
             }
         }
     });
@@ -118,6 +128,7 @@ pub(crate) fn expand_struct(model: &AggregateStruct, item: TokenStream) -> Token
                     use #p::catalog::{FieldsNot as _, FieldsSerialize as _};
                     (&&#p::catalog::Probe::<#error>::new()).__cqrs_ddd_fields(error)
                 }
+                #on_conflict
             }
 
             #p::inventory::submit! {

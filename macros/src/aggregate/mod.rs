@@ -2,6 +2,7 @@
 //! block, one `Handle<C>` per `#[handle]` method and one `Apply<E>` per `#[apply]` method.
 
 mod expand;
+mod merge;
 mod model;
 mod parse;
 mod validate;

@@ -13,6 +13,8 @@ pub(crate) struct AggregateStruct {
     /// The generated event enum.
     pub(crate) event_enum: Ident,
     pub(crate) state_stored: bool,
+    /// `on_conflict = merge(..)`.
+    pub(crate) on_conflict: Option<super::merge::Merge>,
 }
 
 /// One entry of `events(..)`.

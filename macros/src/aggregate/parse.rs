@@ -3,6 +3,7 @@ use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::{ImplItem, ImplItemFn, Item, LitStr, Type};
 
+use super::merge;
 use super::model::{AggregateImpl, AggregateStruct, ApplyFn, EventRef, HandleFn, Policy};
 use super::validate;
 use crate::common::options::{self, TypeList, Word};
@@ -28,6 +29,8 @@ struct AggregateOptions {
     event_enum: Option<Arg<syn::Ident>>,
     /// Stores the state itself (with its version) instead of its events.
     state_stored: Option<Arg<Word>>,
+    /// How a state-stored aggregate merges a conflicting write: `merge(..)`.
+    on_conflict: Option<Arg<merge::Declared>>,
     /// The path of the runtime crate, when it is not `::cqrs_ddd`.
     #[darling(rename = "crate")]
     krate: Option<Arg<syn::Path>>,
@@ -84,6 +87,17 @@ pub(crate) fn parse_struct(args: TokenStream, item: &Item) -> syn::Result<(Aggre
     let event_enum =
         opts.event_enum.map_or_else(|| syn::Ident::new(&format!("{ident}Event"), ident.span()), |a| a.value);
     let name = opts.name.map_or_else(|| LitStr::new(&ident.to_string(), ident.span()), |a| a.value);
+    let on_conflict = opts.on_conflict.and_then(|Arg { key, value }| {
+        if opts.state_stored.is_none() {
+            errors.spanned(
+                &key,
+                "`on_conflict = merge(..)` is for state-stored aggregates: add `state_stored`, or leave it out \
+                 (an event-sourced aggregate's command is decided again on a conflict: `AppBuilder::retry_on_conflict`)",
+            );
+            return None;
+        }
+        merge::parse(value.0).map_err(|e| errors.push(e)).ok()
+    });
     let model = AggregateStruct {
         krate: options::krate(opts.krate),
         vis: vis.clone(),
@@ -95,6 +109,7 @@ pub(crate) fn parse_struct(args: TokenStream, item: &Item) -> syn::Result<(Aggre
         events: event_refs,
         event_enum,
         state_stored: opts.state_stored.is_some(),
+        on_conflict,
     };
     Ok((model, errors))
 }

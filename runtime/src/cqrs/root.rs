@@ -12,7 +12,7 @@ use crate::cqrs::mediator::{Mediator, downcast_reply};
 use crate::cqrs::message::CommandHandler;
 use crate::error::{Error, Result};
 use crate::middleware::Reply;
-use crate::ports::{CommitReceipt, UndoLogEntry};
+use crate::ports::{CommitBatch, CommitReceipt, UndoLogEntry};
 use crate::uow::{self, UnitOfWork};
 
 /// How a root command on an aggregate is retried after a version conflict: it is
@@ -228,15 +228,19 @@ impl Root {
         let rt = &self.mediator.rt;
         let request = &self.request;
         let async_handlers = &rt.async_handlers;
-        let Some(uow::Taken { mut batch, streams, hooks }) = uow.take_batch(&|t| async_handlers.contains_key(&t))?
-        else {
+        let to_outbox = |t| async_handlers.contains_key(&t);
+        let Some(uow::Taken { mut batch, base, mut streams, hooks }) = uow.take_batch(&to_outbox)? else {
             return Ok(());
         };
         batch.tenant_id.clone_from(&request.tenant_id);
         let receipt = if batch.is_empty() {
             CommitReceipt::default()
         } else {
-            match rt.store.commit(batch).await {
+            let committed = match base {
+                None => rt.store.commit(batch).await,
+                Some(base) => self.commit_merging(batch, base, &mut streams, &to_outbox).await,
+            };
+            match committed {
                 Ok(r) => {
                     rt.committed.notify_waiters();
                     if let Some(cursor) = r.cursor() {
@@ -283,6 +287,50 @@ impl Root {
         Ok(())
     }
 }
+
+impl Root {
+    /// Commits `batch`, merging a conflict on a stream whose aggregate merges
+    /// ([`crate::Aggregate::on_conflict`]): its state is merged with the stored one, it
+    /// moves onto the stored version and the batch is written again (from `base`, the
+    /// batch without the streams' rows), at most [`MAX_MERGES`] times. A conflict on any
+    /// other stream is returned, to be decided again.
+    async fn commit_merging(
+        &self,
+        mut batch: CommitBatch,
+        base: CommitBatch,
+        streams: &mut [Box<dyn uow::StagedStream>],
+        to_outbox: &(dyn Fn(std::any::TypeId) -> bool + Sync),
+    ) -> Result<CommitReceipt> {
+        let store = &self.mediator.rt.store;
+        let mut merges = 0;
+        loop {
+            let conflict = match store.commit(batch).await {
+                Err(e @ Error::Conflict { .. }) => e,
+                other => return other,
+            };
+            let Error::Conflict { stream, .. } = &conflict else { return Err(conflict) };
+            let Some(staged) =
+                streams.iter_mut().find(|s| s.merge_strategy().is_some() && s.key().to_string() == *stream)
+            else {
+                return Err(conflict);
+            };
+            if merges == MAX_MERGES {
+                return Err(conflict);
+            }
+            let Some(stored) = store.load_state(staged.key()).await? else { return Err(conflict) };
+            staged.rebase(stored)?;
+            merges += 1;
+            metrics::counter!(crate::metrics::CONFLICT_MERGES_TOTAL, "stream_type" => staged.stream_type())
+                .increment(1);
+            let base = CommitBatch { tenant_id: self.request.tenant_id.clone(), ..base.clone() };
+            batch = uow::write_streams(base, streams, to_outbox)?;
+        }
+    }
+}
+
+/// Merges one root command tries before its conflict is returned: each follows a write
+/// by another writer that came in between.
+pub(crate) const MAX_MERGES: u32 = 3;
 
 #[cfg(test)]
 mod tests {

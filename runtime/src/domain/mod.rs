@@ -141,6 +141,12 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync + 'sta
         let _ = error;
         None
     }
+    /// How a state-stored aggregate's root command merges its state with the one another
+    /// writer stored first, instead of deciding again (`#[aggregate(state_stored,
+    /// on_conflict = merge(..))]`); `None`: a conflict is decided again.
+    fn on_conflict() -> Option<&'static crate::conflict::MergeStrategy> {
+        None
+    }
 }
 
 /// One `#[apply]` method: how the aggregate evolves by event `E`.

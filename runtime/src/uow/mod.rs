@@ -15,12 +15,15 @@ use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use uuid::Uuid;
 
+use crate::conflict::MergeStrategy;
 use crate::context::{self, RequestContext};
 use crate::domain::{Aggregate, AggregateEvent, EventHeader, Metadata, Storage};
 use crate::error::{Error, Result};
 use crate::es::cache::Cached;
 use crate::es::{AggregateCache, Loader};
-use crate::ports::{CommitBatch, NewEvent, OutboxMessage, Snapshot, StateWrite, StreamAppend, StreamKey, UndoLogEntry};
+use crate::ports::{
+    CommitBatch, NewEvent, OutboxMessage, Snapshot, StateWrite, StoredState, StreamAppend, StreamKey, UndoLogEntry,
+};
 
 /// A unit of work shared by a root command and the commands nested in it.
 #[derive(Clone, Default)]
@@ -53,6 +56,9 @@ pub(crate) struct Committed {
 /// What a unit of work hands to its commit.
 pub(crate) struct Taken {
     pub(crate) batch: CommitBatch,
+    /// The batch without the streams' rows, kept when a stream may merge a conflict
+    /// ([`Aggregate::on_conflict`]) so that the batch can be written again after merging.
+    pub(crate) base: Option<CommitBatch>,
     pub(crate) streams: Vec<Box<dyn StagedStream>>,
     pub(crate) hooks: Vec<BoxFuture<'static, ()>>,
 }
@@ -191,19 +197,19 @@ impl UnitOfWork {
             st.closed = Some("committed");
             return Ok(None);
         }
-        let mut batch = CommitBatch {
+        let base = CommitBatch {
             outbox: std::mem::take(&mut st.outbox),
             idempotency_key: st.idempotency_key,
             undo_log: std::mem::take(&mut st.undo_log),
             ..CommitBatch::default()
         };
-        for s in &st.streams {
-            s.write(&mut batch, to_outbox)?;
-        }
+        // Kept (only) when a stream may merge a conflict: the batch is then written again.
+        let kept = st.streams.iter().any(|s| s.merge_strategy().is_some()).then(|| base.clone());
+        let batch = write_streams(base, &st.streams, to_outbox)?;
         st.closed = Some("committed");
         let streams = std::mem::take(&mut st.streams);
         let hooks = std::mem::take(&mut st.hooks);
-        Ok(Some(Taken { batch, streams, hooks }))
+        Ok(Some(Taken { batch, base: kept, streams, hooks }))
     }
 
     /// Whether nothing was staged: no aggregate, outbox message or hook.
@@ -221,6 +227,18 @@ impl UnitOfWork {
     pub(crate) fn mark_failed(&self) {
         self.state.lock().closed = Some("rolled back");
     }
+}
+
+/// `base` with the rows of `streams` added: their events, state rows and outbox rows.
+pub(crate) fn write_streams(
+    mut base: CommitBatch,
+    streams: &[Box<dyn StagedStream>],
+    to_outbox: &dyn Fn(TypeId) -> bool,
+) -> Result<CommitBatch> {
+    for s in streams {
+        s.write(&mut base, to_outbox)?;
+    }
+    Ok(base)
 }
 
 /// Turns committed streams into handler-ready events, due snapshots and cache entries.
@@ -266,6 +284,12 @@ pub(crate) trait StagedStream: Send {
     fn count_appended(&self);
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn write(&self, batch: &mut CommitBatch, to_outbox: &dyn Fn(TypeId) -> bool) -> Result<()>;
+    /// How a conflict on it is merged, when its aggregate declares it
+    /// ([`Aggregate::on_conflict`], state-stored aggregates only).
+    fn merge_strategy(&self) -> Option<&'static MergeStrategy>;
+    /// Merges the state another writer stored (`stored`) with this one, as its strategy
+    /// says, and moves onto the stored version: the staged events follow it.
+    fn rebase(&mut self, stored: StoredState) -> Result<()>;
     fn into_committed(
         self: Box<Self>,
         positions: &mut dyn Iterator<Item = u64>,
@@ -430,6 +454,29 @@ impl<A: Aggregate> StagedStream for Staged<A> {
             });
         }
         batch.appends.push(StreamAppend { stream: self.key.clone(), expected_version: self.loaded_version, events });
+        Ok(())
+    }
+
+    fn merge_strategy(&self) -> Option<&'static MergeStrategy> {
+        match A::STORAGE {
+            Storage::StateStored if !self.pending.is_empty() => A::on_conflict(),
+            _ => None,
+        }
+    }
+
+    fn rebase(&mut self, stored: StoredState) -> Result<()> {
+        let Some(strategy) = self.merge_strategy() else { return Ok(()) };
+        let failed = |e: serde_json::Error| Error::Merge {
+            stream: self.key.to_string(),
+            version: stored.version,
+            reason: e.to_string(),
+        };
+        let ours = serde_json::to_value(&self.state).map_err(failed)?;
+        let theirs: serde_json::Value = serde_json::from_str(&stored.state).map_err(failed)?;
+        let merged = strategy.merge(&theirs, &ours);
+        self.state = serde_json::from_value(merged).map_err(failed)?;
+        self.loaded_version = stored.version;
+        self.from_cache = false;
         Ok(())
     }
 

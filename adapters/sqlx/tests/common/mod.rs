@@ -8,6 +8,7 @@ pub mod hardening;
 #[macro_use]
 pub mod kill;
 pub mod mem;
+pub mod merging;
 pub mod outage;
 pub mod projections;
 pub mod saga_engine;
@@ -74,6 +75,10 @@ macro_rules! every_store_contract {
             tenancy_operators_list_one_tenant_or_all => operators_list_one_tenant_or_all();
             tenancy_a_worker_of_one_tenant_keeps_its_own_checkpoint => a_worker_of_one_tenant_keeps_its_own_checkpoint();
             tenancy_random_interleavings_agree_with_memory => random_two_tenant_interleavings_agree_with_memory(8, 40);
+            merge_a_conflicting_state_write_is_merged => a_conflicting_write_is_merged();
+            merge_gives_up_after_three_merges => merging_gives_up_after_three_merges();
+            merge_an_unreadable_merge_is_a_merge_error => an_unreadable_merge_is_a_merge_error();
+            merge_not_declared_a_conflict_is_decided_again => without_a_merge_a_conflict_is_decided_again();
             undo_redo_and_the_log_read_back => undo_and_redo_are_logged_and_read_back();
             undo_events_and_log_are_per_tenant => undo_is_kept_per_tenant();
             undo_a_logged_entry_refuses_the_whole_batch => a_logged_entry_refuses_the_whole_batch();

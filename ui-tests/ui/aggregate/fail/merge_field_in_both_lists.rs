@@ -1,0 +1,23 @@
+use cqrs_ddd::prelude::*;
+
+#[event]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Opened;
+
+#[derive(Debug, thiserror::Error)]
+#[error("closed")]
+struct Closed;
+
+#[aggregate(id = String, events(Opened), error = Closed, state_stored, on_conflict = merge(fields(include = [tags, name], exclude = [name])))]
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Account {
+    tags: Vec<String>,
+}
+
+#[aggregate]
+impl Account {
+    #[apply]
+    fn opened(&mut self, _: &Opened) {}
+}
+
+fn main() {}
