@@ -375,7 +375,7 @@ impl Mediator {
             }
             (UndoAction::Undo, Standing::Done { generation }) => {
                 self.check_window(&event, registration)?;
-                (generation + 1, registration.undo)
+                (generation.saturating_add(1), registration.undo)
             }
             (UndoAction::Redo, Standing::Done { .. }) => return Err(UndoError::NotUndone { event_id }.into()),
             (UndoAction::Redo, Standing::Undone { generation }) => {
