@@ -30,7 +30,9 @@ use proc_macro::TokenStream;
 use handler::Kind;
 
 /// Marks a domain event: a stable stored name (`name = ".."`, default the type name) and
-/// a payload schema version (`version = N`, default 1).
+/// a payload schema version (`version = N`, default 1). `undo = Command` (with its `Undo`
+/// impl) makes its events undoable with `Mediator::undo`; `redo = Command` (with `Redo`)
+/// redoable; `undo_within = "1h"` bounds the undo in time.
 #[proc_macro_attribute]
 pub fn event(args: TokenStream, item: TokenStream) -> TokenStream {
     event::event(args.into(), item.into()).into()

@@ -36,9 +36,26 @@ pub use crate::domain::encode_checked;
 pub use crate::lock::CommandLocks;
 pub use crate::registry::{
     AggregateRegistration, CommandRegistration, CommandTypeRegistration, DepKey, EventHandlerRegistration,
-    EventRegistration, QueryRegistration, QueryTypeRegistration, SagaRegistration, UpcasterRegistration,
-    erased_command,
+    EventRegistration, QueryRegistration, QueryTypeRegistration, SagaRegistration, UndoRegistration,
+    UpcasterRegistration, erased_command,
 };
+/// How `#[event(undo = C)]` undoes an event: its `Undo` impl, which must build `C` (the
+/// trait's own bound checks that `C` has a handler). The one use of the event as `Undo`,
+/// so a missing impl is one error.
+pub const fn undo_fn<E, C>() -> crate::undo::InverseFn
+where
+    E: crate::undo::Undo<Command = C>,
+{
+    crate::undo::undo_of::<E>
+}
+
+/// How `#[event(redo = C)]` redoes an event (see [`undo_fn`]).
+pub const fn redo_fn<E, C>() -> crate::undo::InverseFn
+where
+    E: crate::undo::Redo<Command = C>,
+{
+    crate::undo::redo_of::<E>
+}
 pub use crate::saga::{Step as SagaStep, send_command as saga_send_command, unknown_command as saga_unknown_command};
 pub use crate::spec::field::{
     BoolHasNoOrder, JsonIsNotCompared, ListIsNotCompared, NotAList, ObjectIsNotCompared, field_path, intern, op_fits,

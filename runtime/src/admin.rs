@@ -41,7 +41,7 @@ use crate::error::{Error, Result, the_one};
 use crate::host::ProjectionControl;
 use crate::ports::{
     Cursor, DeadLetter, Outbox, OutboxCounts, OutboxRecord, OutboxStatus, ReadStall, SagaFilter, SagaKey, SagaStatus,
-    ScheduledCommand, StoredEvent, StreamEvent, StreamKey, TenantScope,
+    ScheduledCommand, StoredEvent, StreamEvent, StreamKey, TenantScope, UndoLogEntry,
 };
 use crate::saga::{SagaCommand, SagaInstance, UndoEntry};
 
@@ -537,6 +537,20 @@ impl Admin {
                 payload: json_or_text(&e.payload),
             })
             .collect())
+    }
+
+    /// The undo log of one event ([`crate::undo`]), oldest first: in the admin's tenant,
+    /// or, not narrowed, in whichever tenant has the event.
+    pub async fn undo_log(&self, event_id: Uuid) -> Result<Vec<UndoLogEntry>> {
+        let store = self.app.event_store();
+        if self.tenant.is_some() {
+            return store.undo_log(self.tenant.as_deref(), event_id).await;
+        }
+        let mut entries = store.undo_log(None, event_id).await?;
+        for tenant in store.tenants().await? {
+            entries.extend(store.undo_log(Some(&tenant), event_id).await?);
+        }
+        Ok(entries)
     }
 
     /// The tenants that have events (just the admin's, when narrowed and it has some).

@@ -263,6 +263,9 @@ pub enum Error {
         /// What serde said.
         reason: String,
     },
+    /// An undo or a redo was refused (see [`crate::undo`]).
+    #[error("undo: {0}")]
+    Undo(crate::undo::UndoError),
     /// A message known only by its stored name whose payload does not decode into its type.
     #[error("cannot decode {kind} `{name}` from its payload{}: {reason}", at(.path.as_deref()))]
     Decode {

@@ -107,6 +107,8 @@
 //! | a handler whose return type is not the command's `response` | the return type |
 //! | an event type without `Serialize`/`Deserialize`, a saga state without `Default` | the type |
 //! | a handler taking `Dep<dyn Trait>` (take `Dep<Arc<dyn Trait>>`) | the parameter |
+//! | `#[event(undo = C)]` without an [`undo::Undo`] impl, or with one that builds another command | the event type |
+//! | an undo (or redo) command nobody handles | the impl's `type Command` |
 //! | unknown, duplicate or malformed macro arguments (with a did-you-mean), a missing comma, wrong item kinds, generics | the offending tokens |
 //!
 //! What only the running program knows (two event types with one stored name, a
@@ -325,6 +327,17 @@
 //! [`testing::SagaFixture`] to test a saga without a database. On a database, give the
 //! builder the adapter: `App::builder().event_store(db.clone()).sagas_on(db)`.
 //!
+//! # Undo and redo
+//!
+//! An event type names the command that undoes it, `#[event(undo = RevokeGrant)]`, and
+//! builds it from the event with an [`undo::Undo`] impl (`None`: this one cannot be
+//! undone). [`Mediator::undo`] sends that command for one stored event of the current
+//! tenant, at most once: an undo log entry commits with the command's events, so a second
+//! undo, or a concurrent one, is refused with [`undo::UndoError::AlreadyUndone`]. An undo
+//! window (`undo_within = "1h"`, or [`AppBuilder::undo_window`]) is measured on the
+//! application's clock; `redo = GrantAgain` with [`undo::Redo`] takes an undo back with
+//! [`Mediator::redo`]. See [`undo`].
+//!
 //! # Locks and caching
 //!
 //! [`lock`] takes leases on resources (TTL, heartbeat, fencing tokens, read/write modes)
@@ -404,6 +417,7 @@ pub mod scheduling;
 pub mod spec;
 pub mod telemetry;
 pub mod testing;
+pub mod undo;
 pub mod uow;
 pub mod worker;
 

@@ -14,6 +14,7 @@
 //! | [`AMBIGUOUS`] | 409 | [`Error::Ambiguous`]: an operator named something several things answer to (`what`, `candidates`); the request is sound but the data holds several matches, so name one of the `candidates` and ask again |
 //! | [`ALREADY_EXISTS`] | 409 | [`Error::AlreadyExists`]: a creating command met an existing aggregate |
 //! | [`ALREADY_PROCESSED`] | 409 | [`Error::AlreadyProcessed`]: the `Idempotency-Key` was used before |
+//! | [`UNDO_REFUSED`] | 409 | [`Error::Undo`]: an undo or redo the event's undo log or type refuses (already undone, too old, not undoable) |
 //! | [`NOT_FOUND`] | 404 | [`Error::NotFound`]: no such aggregate (`stream`); [`Error::Missing`]: no such thing as an operator named (a saga, a scheduled command, a dead outbox row; `what`) |
 //! | [`UNKNOWN_MESSAGE`] | 404 | [`Error::UnknownMessage`]: no command or query has that name |
 //! | [`INVALID_BODY`] | 400 | a body that is not JSON, or does not decode into the message ([`Error::Decode`]; `path` of the field) |
@@ -78,6 +79,8 @@ pub const FORBIDDEN_TENANT: &str = "https://cqrs-ddd.dev/problems/tenant";
 pub const FORBIDDEN: &str = "https://cqrs-ddd.dev/problems/forbidden";
 /// What an operator named could be several things: name one of the candidates (409).
 pub const AMBIGUOUS: &str = "https://cqrs-ddd.dev/problems/ambiguous";
+/// An undo or redo was refused: already undone, too old, not undoable (409).
+pub const UNDO_REFUSED: &str = "https://cqrs-ddd.dev/problems/undo-refused";
 /// The application was built without a part the request needs (501).
 pub const NOT_WIRED: &str = "https://cqrs-ddd.dev/problems/not-wired";
 /// A transient failure: retry after `Retry-After` seconds (503).
@@ -109,6 +112,7 @@ pub const PROBLEM_TYPES: &[(&str, u16, &str)] = &[
     (FORBIDDEN_TENANT, 403, "Tenant not allowed"),
     (FORBIDDEN, 403, "Forbidden"),
     (AMBIGUOUS, 409, "Ambiguous"),
+    (UNDO_REFUSED, 409, "Undo refused"),
     (NOT_WIRED, 501, "Not wired"),
     (UNAVAILABLE, 503, "Service unavailable"),
     (TIMEOUT, 503, "Timed out"),
@@ -410,6 +414,7 @@ impl From<&Error> for Problem {
                 .detail(e.to_string())
                 .with("what", what.as_str())
                 .with("candidates", candidates.clone()),
+            Error::Undo(_) => Problem::new(StatusCode::CONFLICT, UNDO_REFUSED, "Undo refused").detail(e.to_string()),
             Error::NotWired { part, .. } => Problem::new(StatusCode::NOT_IMPLEMENTED, NOT_WIRED, "Not wired")
                 .detail(e.to_string())
                 .with("part", *part),
@@ -500,6 +505,13 @@ mod tests {
         assert_eq!(not_wired.body()["part"], "outbox");
         assert!(not_wired.detail_text().unwrap().contains("give it one"), "{not_wired:?}");
         assert!(not_wired.inner.retry_after.is_none(), "not transient");
+    }
+
+    #[test]
+    fn a_refused_undo_is_a_conflict() {
+        let refused = Problem::from(Error::Undo(cqrs_ddd::undo::UndoError::NotUndone { event_id: uuid::Uuid::nil() }));
+        assert_eq!((refused.status(), refused.type_uri()), (StatusCode::CONFLICT, UNDO_REFUSED));
+        assert!(refused.detail_text().unwrap().contains("not undone"), "{refused:?}");
     }
 
     #[test]

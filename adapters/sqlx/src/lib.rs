@@ -126,6 +126,13 @@
 //!   writes nothing; when it would also conflict, `AlreadyProcessed` wins (the command is
 //!   done). A refused batch does not record its key. Keys are kept until you delete them
 //!   (`processed_at` says when each was recorded).
+//! - **The undo log** ([`cqrs_ddd::undo`]). The entries of
+//!   [`CommitBatch::undo_log`](cqrs_ddd::ports::CommitBatch::undo_log) go into `undo_log`
+//!   in the batch's transaction, after its idempotency key (on PostgreSQL a batch with
+//!   entries commits in a transaction instead of the one statement); its primary key
+//!   (tenant, event id, generation, action) refuses a second entry, and with it the whole
+//!   batch, as [`UndoError::AlreadyUndone`](cqrs_ddd::undo::UndoError::AlreadyUndone) or
+//!   `AlreadyRedone`. `undo` finds its event by the index `events_by_id`.
 //! - **State rows.** A state row that no event append of its stream guards is written
 //!   with its own condition: inserted when the writer expects none (the key refuses a
 //!   second), updated `WHERE version = ?` otherwise. Racing writers of one row get one
@@ -137,7 +144,7 @@
 //!   concurrent workers take disjoint commands.
 //! - **Tenancy in every key.** Every table that holds per-tenant rows has a `tenant_id`
 //!   column (`''` for no tenant) in its primary key: events, states, snapshots, idempotency
-//!   keys, documents, sagas and scheduled commands (PostgreSQL's and SQLite's migration
+//!   keys, documents, sagas, scheduled commands and the undo log (PostgreSQL's and SQLite's migration
 //!   4 moved the last three into it; SQLite copies those tables into their new shape
 //!   once). An empty tenant id is
 //!   refused before any statement runs, so `Some("")` never aliases "no tenant".

@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use chrono::{DateTime, Utc};
 use cqrs_ddd::ports::{
     Cursor, DeadLetter, Document, OutboxMessage, OutboxRecord, SagaKey, SagaRecord, ScheduledCommand, StoredEvent,
-    StreamEvent, StreamKey,
+    StreamEvent, StreamKey, UndoAction, UndoLogEntry,
 };
 use cqrs_ddd::{Error, Metadata};
 use uuid::Uuid;
@@ -30,6 +30,9 @@ pub(crate) const SCHEDULED_COLUMNS: &str = "id, command_type, payload::text AS p
     causation_id, tenant_id, principal, headers::text AS headers, attempts::int8 AS attempts, last_error, created_at";
 /// The columns of a document row.
 pub(crate) const DOCUMENT_COLUMNS: &str = "id, version, document::text AS document";
+/// The columns of an undo log row.
+pub(crate) const UNDO_COLUMNS: &str = "tenant_id, event_id, generation, action, stream_type, stream_id, event_type, \
+    command_type, command_key, recorded_at";
 /// The columns of a dead letter row.
 pub(crate) const DEAD_LETTER_COLUMNS: &str = "projection, event_id, position, commit_id, tenant_id, stream_type, stream_id, version, event_type, error, failed_at";
 
@@ -296,6 +299,41 @@ pub(crate) fn scheduled<D: Dialect>(row: &D::Row) -> Result<ScheduledCommand, Er
         attempts: attempts(&c)?,
         last_error: c.text_opt("last_error").map_err(store_err)?,
         created_at: c.at("created_at").map_err(store_err)?,
+    })
+}
+
+/// An undo log row ([`UNDO_COLUMNS`]), checked: a generation out of range or an unknown
+/// action is [`Error::CorruptRow`] naming the event.
+pub(crate) fn undo_entry<D: Dialect>(row: &D::Row) -> Result<UndoLogEntry, Error> {
+    let c = Cols::<D>::of(row);
+    let event_id = c.uuid("event_id").map_err(store_err)?;
+    let stream = StreamKey {
+        tenant_id: tenant_from(c.text("tenant_id").map_err(store_err)?),
+        stream_type: c.text("stream_type").map_err(store_err)?,
+        stream_id: c.text("stream_id").map_err(store_err)?,
+    };
+    let corrupt = |reason: String| Error::CorruptRow {
+        stream: stream.to_string(),
+        version: 0,
+        reason: format!("the undo log entry of event {event_id}: {reason}"),
+        at: None,
+    };
+    let generation = c.int("generation").map_err(store_err)?;
+    let generation = u32::try_from(generation)
+        .ok()
+        .filter(|g| *g >= 1)
+        .ok_or_else(|| corrupt(format!("its generation {generation} is out of range")))?;
+    let action = c.text("action").map_err(store_err)?;
+    let action = UndoAction::parse(&action).ok_or_else(|| corrupt(format!("its action `{action}` is unknown")))?;
+    Ok(UndoLogEntry {
+        event_id,
+        event_type: c.text("event_type").map_err(store_err)?,
+        generation,
+        action,
+        command_type: c.text("command_type").map_err(store_err)?,
+        command_key: c.uuid("command_key").map_err(store_err)?,
+        recorded_at: c.instant("recorded_at").map_err(store_err)?,
+        stream,
     })
 }
 

@@ -9,7 +9,9 @@
 //! (MariaDB evaluates them left to right, the others all against the old row).
 
 use crate::dialect::Dialect;
-use crate::rows::{DEAD_LETTER_COLUMNS, DOCUMENT_COLUMNS, OUTBOX_COLUMNS, SAGA_COLUMNS, SCHEDULED_COLUMNS};
+use crate::rows::{
+    DEAD_LETTER_COLUMNS, DOCUMENT_COLUMNS, EVENT_COLUMNS, OUTBOX_COLUMNS, SAGA_COLUMNS, SCHEDULED_COLUMNS, UNDO_COLUMNS,
+};
 
 /// Event rows per multi-row `INSERT` whose text is prepared once; larger commits build
 /// theirs (and insert at most [`ROWS_PER_INSERT`] rows per statement).
@@ -82,6 +84,11 @@ pub(crate) struct Statements {
     pub(crate) schedule_retry: String,
     pub(crate) schedule_kill: String,
     pub(crate) schedule_dead: String,
+    /// One event of a tenant by id, with `commit_key`.
+    pub(crate) event_by_id: String,
+    pub(crate) insert_undo: String,
+    pub(crate) undo_log: String,
+    pub(crate) undo_log_stream: String,
 }
 
 impl Statements {
@@ -286,6 +293,21 @@ impl Statements {
                  claimed_by = NULL, claimed_until = NULL WHERE id = ? AND tenant_id = ?"),
             schedule_dead: r(&format!(
                 "SELECT {SCHEDULED_COLUMNS} FROM {{t}}scheduled_commands WHERE dead = true ORDER BY created_at, id LIMIT ?"
+            )),
+            event_by_id: r(&format!(
+                "SELECT {} AS commit_key, {EVENT_COLUMNS} FROM {{t}}events WHERE event_id = ? AND tenant_id = ?",
+                if D::COMMIT_ORDER { "transaction_id" } else { "position" }
+            )),
+            insert_undo: r(&format!(
+                "INSERT INTO {{t}}undo_log ({UNDO_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            )),
+            // Within a generation the undo comes before its redo (`undo` > `redo`).
+            undo_log: r(&format!(
+                "SELECT {UNDO_COLUMNS} FROM {{t}}undo_log WHERE tenant_id = ? AND event_id = ? \
+                 ORDER BY generation, action DESC"
+            )),
+            undo_log_stream: r(&format!(
+                "SELECT {UNDO_COLUMNS} FROM {{t}}undo_log WHERE {KEY} ORDER BY recorded_at, event_id, generation, action DESC"
             )),
         }
     }

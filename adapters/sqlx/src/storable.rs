@@ -150,6 +150,13 @@ pub(crate) fn check_batch(batch: &CommitBatch) -> Result<(), Error> {
         check_json(&o.payload, what)?;
         check_headers(&o.headers, what)?;
     }
+    for u in &batch.undo_log {
+        let what = || format!("the undo log entry of event {}", u.event_id);
+        check_key(&u.stream, what)?;
+        check_text(&u.event_type, what)?;
+        check_text(&u.command_type, what)?;
+        check_time(u.recorded_at, what)?;
+    }
     Ok(())
 }
 

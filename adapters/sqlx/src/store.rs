@@ -9,8 +9,10 @@ use async_stream::try_stream;
 use chrono::Utc;
 use cqrs_ddd::ports::{
     CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, NewEvent, Outbox, OutboxCounts, OutboxRecord,
-    ProjectionStore, ReadStall, Snapshot, SnapshotStore, StoredEvent, StoredState, StreamKey, TenantScope, async_trait,
+    ProjectionStore, ReadStall, Snapshot, SnapshotStore, StoredEvent, StoredState, StreamKey, TenantScope,
+    UndoLogEntry, async_trait,
 };
+use cqrs_ddd::undo::UndoError;
 use cqrs_ddd::{Error, Result};
 use futures::TryStreamExt;
 use sqlx::Pool;
@@ -126,6 +128,7 @@ impl<D: Dialect> SqlStore<D> {
     /// deadlock victim (it then wrote nothing).
     pub(crate) async fn commit_txn(&self, batch: CommitBatch) -> Result<CommitReceipt> {
         let one_insert = batch.idempotency_key.is_none()
+            && batch.undo_log.is_empty()
             && batch.states.is_empty()
             && batch.outbox.is_empty()
             && (1..=ROWS_PER_INSERT).contains(&batch.event_count());
@@ -182,6 +185,7 @@ impl<D: Dialect> SqlStore<D> {
                 .await
                 .map_err(|e| if is_unique_violation(&e) { Error::AlreadyProcessed { key } } else { store_err(e) })?;
         }
+        self.write_undo_log(conn, batch).await?;
         self.write_unguarded_states(conn, batch).await?;
         match self.write_rows(conn, batch, positions_locked).await {
             Ok(receipt) => Ok(receipt),
@@ -258,6 +262,33 @@ impl<D: Dialect> SqlStore<D> {
             Some(sql) if rows <= CACHED_INSERTS => Cow::Borrowed(sql),
             _ => Cow::Owned(insert_events(&self.dialect, rows)),
         }
+    }
+
+    /// Writes the undo log entries of a batch; an entry already written (by a concurrent
+    /// undo of the same event) refuses the batch with [`UndoError::AlreadyUndone`] or
+    /// `AlreadyRedone`.
+    pub(crate) async fn write_undo_log(&self, conn: &mut D::Conn, batch: &CommitBatch) -> Result<()> {
+        for u in &batch.undo_log {
+            let stmt = Stmt::new(&self.sql.insert_undo)
+                .str(tenant(&u.stream))
+                .uuid(u.event_id)
+                .int(i64::from(u.generation))
+                .str(u.action.as_str())
+                .str(&u.stream.stream_type)
+                .str(&u.stream.stream_id)
+                .str(&u.event_type)
+                .str(&u.command_type)
+                .uuid(u.command_key)
+                .arg(instant::<D>(u.recorded_at));
+            conn.run(stmt).await.map_err(|e| {
+                if is_unique_violation(&e) {
+                    UndoError::already(u).into()
+                } else {
+                    write_err(e, || format!("the undo log entry of event {}", u.event_id))
+                }
+            })?;
+        }
+        Ok(())
     }
 
     /// Writes the state rows no event append guards, each only if it is at the version
@@ -483,6 +514,24 @@ impl<D: Dialect> EventStore for SqlStore<D> {
         let mut events = rows::page::<D>(&rows)?;
         events.reverse();
         Ok(events)
+    }
+
+    async fn event(&self, tenant: Option<&str>, event_id: Uuid) -> Result<Option<StoredEvent>> {
+        let stmt = Stmt::new(&self.sql.event_by_id).uuid(event_id).str(tenant_column(tenant)?);
+        let row = self.conn().await?.row(stmt).await.map_err(store_err)?;
+        Ok(rows::page::<D>(row.as_slice())?.pop())
+    }
+
+    async fn undo_log(&self, tenant: Option<&str>, event_id: Uuid) -> Result<Vec<UndoLogEntry>> {
+        let stmt = Stmt::new(&self.sql.undo_log).str(tenant_column(tenant)?).uuid(event_id);
+        let rows = self.conn().await?.rows(stmt).await.map_err(store_err)?;
+        rows.iter().map(rows::undo_entry::<D>).collect()
+    }
+
+    async fn undo_log_of_stream(&self, stream: &StreamKey) -> Result<Vec<UndoLogEntry>> {
+        stream.check()?;
+        let rows = self.conn().await?.rows(key_stmt(&self.sql.undo_log_stream, stream)).await.map_err(store_err)?;
+        rows.iter().map(rows::undo_entry::<D>).collect()
     }
 
     async fn tenants(&self) -> Result<Vec<String>> {

@@ -14,6 +14,7 @@ use common::saga_engine::*;
 use common::sagas::*;
 use common::specs::*;
 use common::tenancy::*;
+use common::undo::*;
 use common::*;
 use cqrs_ddd::Result;
 use cqrs_ddd::ports::{CommitBatch, CommitReceipt, async_trait};

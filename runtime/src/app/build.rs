@@ -60,6 +60,7 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
         relay,
         consumer,
         health,
+        undo_window,
     } = builder;
 
     let events = check_events(&collected::<EventRegistration>(), &mut problems);
@@ -235,6 +236,10 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
         sagas: !saga_types.is_empty(),
     });
     extensions.insert(crate::host::Hosted::default());
+    extensions.insert(crate::undo::UndoRuntime {
+        window: undo_window,
+        events: collected::<crate::registry::UndoRegistration>().into_iter().map(|u| (u.event, u)).collect(),
+    });
     extensions.insert(health);
     extensions.insert(SagaRuntime {
         store: saga_store.unwrap_or_else(|| Arc::new(MemorySagaStore::new())),

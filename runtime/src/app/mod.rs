@@ -80,6 +80,7 @@ pub struct AppBuilder {
     relay: Option<crate::outbox::RelayOptions>,
     consumer: Option<crate::broker::ConsumerOptions>,
     health: crate::health::HealthChecks,
+    undo_window: Option<std::time::Duration>,
 }
 
 impl AppBuilder {
@@ -270,6 +271,14 @@ impl AppBuilder {
     /// The clock of saga timeouts, schedules and retries (default: the system clock).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// How long after an event [`Mediator::undo`] may undo it, for event types without
+    /// `#[event(undo_within = "..")]` of their own (default: no limit), measured on the
+    /// application's [`clock`](AppBuilder::clock). See [`crate::undo`].
+    pub fn undo_window(mut self, window: std::time::Duration) -> Self {
+        self.undo_window = Some(window);
         self
     }
 

@@ -16,7 +16,7 @@ use crate::domain::{Aggregate, Envelope, Event, Metadata};
 use crate::error::{Error, Result};
 use crate::es::{AggregateCache, Loaded, Loader};
 use crate::middleware::{Message, MessageKind, Middleware, Next, Reply};
-use crate::ports::{EventStore, StreamKey};
+use crate::ports::{EventStore, StreamKey, UndoLogEntry};
 use crate::uow::UnitOfWork;
 
 pub(crate) trait ErasedCommandHandler: Send + Sync {
@@ -247,9 +247,26 @@ impl Mediator {
         metadata: Option<Metadata>,
         idempotency_key: Option<Uuid>,
     ) -> Result<C::Response> {
+        self.send_logging_undo(cmd, metadata, idempotency_key, None).await
+    }
+
+    /// [`Mediator::send_root`] that commits `undo` (an undo log entry) with the command's
+    /// events: in its own unit of work, or, sent from inside a handler, in the one it
+    /// joins once the command succeeded there.
+    pub(crate) async fn send_logging_undo<C: CommandHandler>(
+        &self,
+        cmd: C,
+        metadata: Option<Metadata>,
+        idempotency_key: Option<Uuid>,
+        undo: Option<UndoLogEntry>,
+    ) -> Result<C::Response> {
         if let Some(uow) = UnitOfWork::current() {
             let request = RequestContext::for_nested(metadata.as_ref())?;
-            return self.send_nested(cmd, uow, request).await;
+            let response = self.send_nested(cmd, uow.clone(), request).await?;
+            if let Some(entry) = undo {
+                uow.log_undo(entry)?;
+            }
+            return Ok(response);
         }
         cmd.validate()?;
         let request = RequestContext::for_root(metadata.as_ref())?;
@@ -257,9 +274,9 @@ impl Mediator {
         let idempotency_key =
             idempotency_key.or_else(|| self.transient_retry(C::NAME).retries().then(crate::domain::new_id));
         if self.rt.middleware.is_empty() {
-            return Root::new(self.clone(), request, idempotency_key).run(cmd).await;
+            return Root::new(self.clone(), request, idempotency_key).logging_undo(undo).run(cmd).await;
         }
-        let root = Root::new(self.clone(), request.clone(), idempotency_key);
+        let root = Root::new(self.clone(), request.clone(), idempotency_key).logging_undo(undo);
         let msg = message(MessageKind::Command, C::NAME, request, false, cmd);
         let terminal = Box::new(move |msg: Message| -> BoxFuture<'_, Result<Reply>> {
             Box::pin(async move {

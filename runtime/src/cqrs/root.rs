@@ -12,7 +12,7 @@ use crate::cqrs::mediator::{Mediator, downcast_reply};
 use crate::cqrs::message::CommandHandler;
 use crate::error::{Error, Result};
 use crate::middleware::Reply;
-use crate::ports::{CommitBatch, CommitReceipt};
+use crate::ports::{CommitBatch, CommitReceipt, UndoLogEntry};
 use crate::uow::{self, UnitOfWork};
 
 /// How a root command on an aggregate is retried after a version conflict: it is
@@ -107,11 +107,20 @@ pub(crate) struct Root {
     mediator: Mediator,
     request: RequestContext,
     idempotency_key: Option<Uuid>,
+    /// Committed in every unit of work of this run: the command undoes (or redoes) an
+    /// event (see [`crate::undo`]).
+    undo_log: Option<Box<UndoLogEntry>>,
 }
 
 impl Root {
     pub(super) fn new(mediator: Mediator, request: RequestContext, idempotency_key: Option<Uuid>) -> Self {
-        Root { mediator, request, idempotency_key }
+        Root { mediator, request, idempotency_key, undo_log: None }
+    }
+
+    /// The same run, committing `entry` with the command's events.
+    pub(super) fn logging_undo(mut self, entry: Option<UndoLogEntry>) -> Self {
+        self.undo_log = entry.map(Box::new);
+        self
     }
 
     pub(super) fn mediator(&self) -> &Mediator {
@@ -124,6 +133,9 @@ impl Root {
 
     pub(super) fn begin(&self, name: &'static str) -> (UnitOfWork, CommandContext) {
         let uow = UnitOfWork::with_idempotency_key(self.idempotency_key);
+        if let Some(entry) = &self.undo_log {
+            uow.stage_undo(UndoLogEntry::clone(entry));
+        }
         let ctx = CommandContext::new(self.mediator.clone(), uow.clone(), self.request.clone(), name);
         (uow, ctx)
     }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::ports::{
     CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, Outbox, OutboxRecord, OutboxStatus, Snapshot,
-    SnapshotStore, StoredEvent, StoredState, StreamEvent, StreamKey,
+    SnapshotStore, StoredEvent, StoredState, StreamEvent, StreamKey, UndoLogEntry, check_tenant,
 };
 
 /// An event store, state store and outbox in memory, with a global position.
@@ -38,6 +38,10 @@ struct Inner {
     outbox: Vec<OutboxRow>,
     /// Idempotency keys, per tenant.
     processed: std::collections::HashSet<(Option<String>, uuid::Uuid)>,
+    /// Where each event is in `log`, by id.
+    by_id: HashMap<Uuid, usize>,
+    /// The undo log, per tenant and event, oldest first.
+    undo_log: HashMap<(Option<String>, Uuid), Vec<UndoLogEntry>>,
 }
 
 struct OutboxRow {
@@ -70,7 +74,7 @@ impl EventStore for MemoryStore {
         Some(self)
     }
 
-    async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
+    async fn commit(&self, mut batch: CommitBatch) -> Result<CommitReceipt> {
         batch.check()?;
         let mut inner = self.inner.write();
         // Check every expectation before writing anything: all or nothing.
@@ -94,8 +98,17 @@ impl EventStore for MemoryStore {
                 return Err(conflict(&state.stream, state.expected_version, actual));
             }
         }
+        for entry in &batch.undo_log {
+            let logged = inner.undo_log.get(&(entry.stream.tenant_id.clone(), entry.event_id));
+            if logged.is_some_and(|l| l.iter().any(|e| (e.generation, e.action) == (entry.generation, entry.action))) {
+                return Err(crate::undo::UndoError::already(entry).into());
+            }
+        }
         if let Some(p) = processed {
             inner.processed.insert(p);
+        }
+        for entry in std::mem::take(&mut batch.undo_log) {
+            inner.undo_log.entry((entry.stream.tenant_id.clone(), entry.event_id)).or_default().push(entry);
         }
         let mut positions = Vec::with_capacity(batch.event_count());
         for append in batch.appends {
@@ -114,6 +127,8 @@ impl EventStore for MemoryStore {
                     metadata: e.metadata,
                     occurred_at: e.occurred_at,
                 });
+                let index = inner.log.len();
+                inner.by_id.insert(event.event_id, index);
                 inner.log.push(event.clone());
                 stored.push(event);
                 positions.push(position);
@@ -166,6 +181,28 @@ impl EventStore for MemoryStore {
     async fn stream_version(&self, stream: &StreamKey) -> Result<u64> {
         stream.check()?;
         Ok(self.inner.read().streams.get(stream).map_or(0, |s| s.len() as u64))
+    }
+
+    async fn event(&self, tenant: Option<&str>, event_id: Uuid) -> Result<Option<StoredEvent>> {
+        check_tenant(tenant)?;
+        let inner = self.inner.read();
+        let found = inner.by_id.get(&event_id).and_then(|&i| inner.log.get(i));
+        Ok(found.filter(|e| e.stream.tenant_id.as_deref() == tenant).map(|e| StoredEvent::clone(e)))
+    }
+
+    async fn undo_log(&self, tenant: Option<&str>, event_id: Uuid) -> Result<Vec<UndoLogEntry>> {
+        check_tenant(tenant)?;
+        let key = (tenant.map(ToOwned::to_owned), event_id);
+        Ok(self.inner.read().undo_log.get(&key).cloned().unwrap_or_default())
+    }
+
+    async fn undo_log_of_stream(&self, stream: &StreamKey) -> Result<Vec<UndoLogEntry>> {
+        stream.check()?;
+        let inner = self.inner.read();
+        let mut entries: Vec<UndoLogEntry> =
+            inner.undo_log.values().flatten().filter(|e| e.stream == *stream).cloned().collect();
+        entries.sort_by_key(|e| (e.recorded_at, e.event_id, e.generation, e.action));
+        Ok(entries)
     }
 
     async fn load_state(&self, stream: &StreamKey) -> Result<Option<StoredState>> {

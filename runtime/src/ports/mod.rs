@@ -9,6 +9,7 @@ use std::time::Duration;
 pub use async_trait::async_trait;
 
 mod sagas;
+mod undo;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 pub(crate) use sagas::after;
@@ -16,6 +17,7 @@ pub use sagas::{
     Clock, SagaFilter, SagaKey, SagaRecord, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand, SystemClock,
 };
 use serde::{Deserialize, Serialize};
+pub use undo::{UndoAction, UndoLogEntry};
 use uuid::Uuid;
 
 use crate::domain::Metadata;
@@ -169,19 +171,28 @@ pub struct CommitBatch {
     /// The tenant the batch was written for: idempotency keys are per tenant (tenant B
     /// may use a key tenant A used).
     pub tenant_id: Option<String>,
+    /// Undo log entries ([`crate::undo`]), written with the events of the command that
+    /// undid (or redid) the event: an entry already logged refuses the whole batch with
+    /// [`crate::undo::UndoError::AlreadyUndone`] (or `AlreadyRedone`).
+    pub undo_log: Vec<UndoLogEntry>,
 }
 
 impl CommitBatch {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.appends.is_empty() && self.states.is_empty() && self.outbox.is_empty() && self.idempotency_key.is_none()
+        self.appends.is_empty()
+            && self.states.is_empty()
+            && self.outbox.is_empty()
+            && self.idempotency_key.is_none()
+            && self.undo_log.is_empty()
     }
 
     /// Refuses an empty tenant id anywhere in the batch (every store calls it first).
     pub fn check(&self) -> Result<()> {
         check_tenant(self.tenant_id.as_deref())?;
         self.appends.iter().try_for_each(|a| a.stream.check())?;
-        self.states.iter().try_for_each(|s| s.stream.check())
+        self.states.iter().try_for_each(|s| s.stream.check())?;
+        self.undo_log.iter().try_for_each(|u| u.stream.check())
     }
 
     /// Number of events in the batch.
@@ -343,6 +354,38 @@ pub trait EventStore: Send + Sync + 'static {
         }
     }
 
+    /// The event `event_id` of `tenant` (`None`: of no tenant); `None` when that tenant
+    /// has no such event, even when another tenant has. By default it reads every page of
+    /// the tenant's events; the stores of cqrs-ddd look it up by id.
+    async fn event(&self, tenant: Option<&str>, event_id: Uuid) -> Result<Option<StoredEvent>> {
+        check_tenant(tenant)?;
+        let mut cursor = Cursor::START;
+        loop {
+            let page = self.read_tenant(tenant, cursor, 1000).await?;
+            let Some(last) = page.last() else { return Ok(None) };
+            cursor = last.cursor();
+            if let Some(found) = page.into_iter().find(|e| e.event_id == event_id) {
+                return Ok(Some(found));
+            }
+        }
+    }
+
+    /// The undo log entries of event `event_id` of `tenant`, oldest first (see
+    /// [`crate::undo`]). A store that keeps no undo log (the default) answers
+    /// [`crate::Error::NotWired`], so that undo is refused before anything is sent: such a
+    /// store would drop [`CommitBatch::undo_log`].
+    async fn undo_log(&self, tenant: Option<&str>, event_id: Uuid) -> Result<Vec<UndoLogEntry>> {
+        let _ = (tenant, event_id);
+        Err(no_undo_log())
+    }
+
+    /// The undo log entries of the events of one stream (its key names the tenant),
+    /// oldest first.
+    async fn undo_log_of_stream(&self, stream: &StreamKey) -> Result<Vec<UndoLogEntry>> {
+        let _ = stream;
+        Err(no_undo_log())
+    }
+
     /// The tenants that have events, sorted. By default it reads every page; SQL stores
     /// ask for the distinct tenant column.
     async fn tenants(&self) -> Result<Vec<String>> {
@@ -354,6 +397,13 @@ pub trait EventStore: Send + Sync + 'static {
             cursor = last.cursor();
             tenants.extend(page.into_iter().filter_map(|e| e.stream.tenant_id));
         }
+    }
+}
+
+fn no_undo_log() -> crate::Error {
+    crate::Error::NotWired {
+        part: "undo log",
+        hint: "its event store keeps none; use `MemoryStore` or a store of `cqrs-ddd-sqlx`, or implement `EventStore::undo_log`",
     }
 }
 

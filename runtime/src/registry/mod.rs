@@ -154,6 +154,19 @@ pub struct SagaRegistration {
     pub send: SagaSendFn,
 }
 
+/// Submitted by `#[event(undo = ..)]`.
+pub struct UndoRegistration {
+    /// The stored name of the event.
+    pub event: &'static str,
+    /// The undo window of `undo_within = ".."`, in milliseconds.
+    pub within_ms: Option<u64>,
+    /// Builds the undo command from a stored event.
+    pub undo: crate::undo::InverseFn,
+    /// Builds the redo command (`redo = ..`).
+    pub redo: Option<crate::undo::InverseFn>,
+}
+
+inventory::collect!(UndoRegistration);
 inventory::collect!(SagaRegistration);
 inventory::collect!(EventRegistration);
 inventory::collect!(AggregateRegistration);

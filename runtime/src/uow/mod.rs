@@ -21,7 +21,9 @@ use crate::domain::{Aggregate, AggregateEvent, EventHeader, Metadata, Storage};
 use crate::error::{Error, Result};
 use crate::es::cache::Cached;
 use crate::es::{AggregateCache, Loader};
-use crate::ports::{CommitBatch, NewEvent, OutboxMessage, Snapshot, StateWrite, StoredState, StreamAppend, StreamKey};
+use crate::ports::{
+    CommitBatch, NewEvent, OutboxMessage, Snapshot, StateWrite, StoredState, StreamAppend, StreamKey, UndoLogEntry,
+};
 
 /// A unit of work shared by a root command and the commands nested in it.
 #[derive(Clone, Default)]
@@ -41,6 +43,8 @@ struct UowState {
     used_cache: bool,
     /// Committed with the batch so that the same command is never committed twice.
     idempotency_key: Option<uuid::Uuid>,
+    /// Undo log entries, committed with the events of the command that undid the event.
+    undo_log: Vec<UndoLogEntry>,
 }
 
 /// An event committed by a unit of work, ready for its handlers.
@@ -149,6 +153,18 @@ impl UnitOfWork {
         Ok(())
     }
 
+    /// Records an undo log entry, written in the same transaction as the events (see
+    /// [`crate::undo`]).
+    pub(crate) fn log_undo(&self, entry: UndoLogEntry) -> Result<()> {
+        self.open()?.undo_log.push(entry);
+        Ok(())
+    }
+
+    /// [`UnitOfWork::log_undo`] on a unit of work that was just made (it is open).
+    pub(crate) fn stage_undo(&self, entry: UndoLogEntry) {
+        self.state.lock().undo_log.push(entry);
+    }
+
     /// Adds a hook that runs after a successful commit, after earlier hooks.
     pub fn after_commit(&self, hook: BoxFuture<'static, ()>) -> Result<()> {
         self.open()?.hooks.push(hook);
@@ -163,6 +179,7 @@ impl UnitOfWork {
             st.streams.clear();
             st.outbox.clear();
             st.hooks.clear();
+            st.undo_log.clear();
         }
     }
 
@@ -171,13 +188,19 @@ impl UnitOfWork {
     /// `None` when nothing was staged at all: there is nothing to commit or run.
     pub(crate) fn take_batch(&self, to_outbox: &dyn Fn(TypeId) -> bool) -> Result<Option<Taken>> {
         let mut st = self.open()?;
-        if st.streams.is_empty() && st.outbox.is_empty() && st.hooks.is_empty() && st.idempotency_key.is_none() {
+        if st.streams.is_empty()
+            && st.outbox.is_empty()
+            && st.hooks.is_empty()
+            && st.idempotency_key.is_none()
+            && st.undo_log.is_empty()
+        {
             st.closed = Some("committed");
             return Ok(None);
         }
         let base = CommitBatch {
             outbox: std::mem::take(&mut st.outbox),
             idempotency_key: st.idempotency_key,
+            undo_log: std::mem::take(&mut st.undo_log),
             ..CommitBatch::default()
         };
         // Kept (only) when a stream may merge a conflict: the batch is then written again.

@@ -9,7 +9,7 @@ use cqrs_ddd::memory::{MemoryProjectionStore, MemorySagaStore, MemoryScheduleSto
 use cqrs_ddd::ports::{
     CommitBatch, CommitReceipt, Cursor, DeadLetter, Document, EventStore, EventStream, Outbox, OutboxRecord,
     ProjectionStore, ProjectionTxn, SagaFilter, SagaKey, SagaRecord, SagaStore, ScheduleStore, ScheduledCommand,
-    Snapshot, SnapshotStore, StoredEvent, StoredState, StreamKey, TenantScope, async_trait,
+    Snapshot, SnapshotStore, StoredEvent, StoredState, StreamKey, TenantScope, UndoLogEntry, async_trait,
 };
 use uuid::Uuid;
 
@@ -48,6 +48,15 @@ impl EventStore for Mem {
     }
     async fn load_state(&self, stream: &StreamKey) -> Result<Option<StoredState>> {
         self.events.load_state(stream).await
+    }
+    async fn event(&self, tenant: Option<&str>, event_id: Uuid) -> Result<Option<StoredEvent>> {
+        self.events.event(tenant, event_id).await
+    }
+    async fn undo_log(&self, tenant: Option<&str>, event_id: Uuid) -> Result<Vec<UndoLogEntry>> {
+        self.events.undo_log(tenant, event_id).await
+    }
+    async fn undo_log_of_stream(&self, stream: &StreamKey) -> Result<Vec<UndoLogEntry>> {
+        self.events.undo_log_of_stream(stream).await
     }
 }
 

@@ -15,6 +15,7 @@ pub mod saga_engine;
 pub mod sagas;
 pub mod specs;
 pub mod tenancy;
+pub mod undo;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -78,6 +79,11 @@ macro_rules! every_store_contract {
             merge_gives_up_after_three_merges => merging_gives_up_after_three_merges();
             merge_an_unreadable_merge_is_a_merge_error => an_unreadable_merge_is_a_merge_error();
             merge_not_declared_a_conflict_is_decided_again => without_a_merge_a_conflict_is_decided_again();
+            undo_redo_and_the_log_read_back => undo_and_redo_are_logged_and_read_back();
+            undo_events_and_log_are_per_tenant => undo_is_kept_per_tenant();
+            undo_a_logged_entry_refuses_the_whole_batch => a_logged_entry_refuses_the_whole_batch();
+            undo_racing_undos_let_one_commit => of_racing_undos_exactly_one_commits();
+            undo_a_failing_inverse_command_logs_nothing => a_failing_inverse_command_logs_nothing();
         }
     };
 }

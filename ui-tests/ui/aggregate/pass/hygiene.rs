@@ -18,8 +18,22 @@ struct From;
 struct Err;
 
 #[derive(Debug, ::core::clone::Clone, serde::Serialize, serde::Deserialize)]
-#[cqrs_ddd::event]
+#[cqrs_ddd::event(undo = Ping, redo = Ping, undo_within = "1h")]
 struct Opened;
+
+impl cqrs_ddd::undo::Undo for Opened {
+    type Command = Ping;
+    fn undo(_: &Envelope<Self>) -> ::core::option::Option<Ping> {
+        ::core::option::Option::Some(Ping)
+    }
+}
+
+impl cqrs_ddd::undo::Redo for Opened {
+    type Command = Ping;
+    fn redo(_: &Envelope<Self>) -> ::core::option::Option<Ping> {
+        ::core::option::Option::None
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("e")]
