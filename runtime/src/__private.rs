@@ -31,10 +31,11 @@ pub use crate::cqrs::by_name::{
 };
 pub use crate::cqrs::catalog;
 pub use crate::domain::encode_checked;
+pub use crate::jobs::run_job;
 pub use crate::lock::CommandLocks;
 pub use crate::registry::{
     AggregateRegistration, CommandRegistration, CommandTypeRegistration, DepKey, EventHandlerRegistration,
-    EventRegistration, QueryRegistration, QueryTypeRegistration, SagaRegistration, UpcasterRegistration,
+    EventRegistration, JobRegistration, QueryRegistration, QueryTypeRegistration, SagaRegistration, UpcasterRegistration,
     erased_command,
 };
 pub use crate::saga::{Step as SagaStep, send_command as saga_send_command, unknown_command as saga_unknown_command};

@@ -389,6 +389,7 @@ mod error;
 pub mod es;
 pub mod health;
 pub mod host;
+pub mod jobs;
 pub mod lock;
 pub mod memory;
 pub mod metrics;
@@ -434,8 +435,8 @@ pub use futures::future::BoxFuture;
 
 #[cfg(feature = "macros")]
 pub use cqrs_ddd_macros::{
-    aggregate, apply, command, command_handler, event, event_handler, handle, on, projection, query, query_handler,
-    reset, saga, step, upcaster,
+    aggregate, apply, command, command_handler, event, event_handler, handle, job, on, projection, query,
+    query_handler, reset, saga, step, upcaster,
 };
 
 /// Everything a domain module needs: `use cqrs_ddd::prelude::*;`.
@@ -444,10 +445,11 @@ pub mod prelude {
         Aggregate, App, Command, CommandContext, Dep, Envelope, Error, Event, EventContext, Mediator, Metadata,
         ProjectionTx, Query, QueryContext, ReadModel, Result,
     };
+    pub use crate::jobs::{JobContext, JobHandler};
     #[cfg(feature = "macros")]
     pub use cqrs_ddd_macros::{
-        aggregate, apply, command, command_handler, event, event_handler, handle, on, projection, query, query_handler,
-        reset, saga, step, upcaster,
+        aggregate, apply, command, command_handler, event, event_handler, handle, job, on, projection, query,
+        query_handler, reset, saga, step, upcaster,
     };
     pub use serde::{Deserialize, Serialize};
 }

@@ -60,6 +60,8 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
         relay,
         consumer,
         health,
+        hand_jobs,
+        job_options,
     } = builder;
 
     let events = check_events(&collected::<EventRegistration>(), &mut problems);
@@ -208,6 +210,17 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
         problems.push(BuildProblem::ProjectionsWithoutReadModels { projections: names });
     }
 
+    // Jobs: unique names; kept where the events are.
+    let mut job_regs: Vec<&crate::registry::JobRegistration> = collected::<crate::registry::JobRegistration>();
+    job_regs.extend(hand_jobs.iter());
+    let job_types = check_jobs(&job_regs, &mut problems);
+    let job_store = store.clone().jobs();
+    if !job_types.is_empty() && job_store.is_none() {
+        let mut jobs: Vec<&'static str> = job_types.keys().copied().collect();
+        jobs.sort_unstable();
+        problems.push(BuildProblem::JobsWithoutStore { jobs });
+    }
+
     if !problems.is_empty() {
         return Err(Error::Build(BuildError { problems }));
     }
@@ -233,7 +246,9 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
         consumer,
         asynchronous,
         sagas: !saga_types.is_empty(),
+        jobs: !job_types.is_empty(),
     });
+    extensions.insert(crate::jobs::Jobs { store: job_store, types: job_types, options: job_options });
     extensions.insert(crate::host::Hosted::default());
     extensions.insert(health);
     extensions.insert(SagaRuntime {
@@ -380,6 +395,27 @@ fn check_sagas(
         }
     }
     saga_types
+}
+
+/// Unique names; how each job type runs.
+fn check_jobs(
+    registered: &[&crate::registry::JobRegistration],
+    problems: &mut Vec<BuildProblem>,
+) -> HashMap<&'static str, (TypeId, crate::jobs::JobRunFn)> {
+    let mut types: HashMap<&'static str, (TypeId, crate::jobs::JobRunFn)> = HashMap::new();
+    let mut names: BTreeMap<&'static str, Vec<&'static str>> = BTreeMap::new();
+    for j in registered {
+        names.entry(j.name).or_default().push((j.type_name)());
+        types.insert(j.name, ((j.type_id)(), j.run));
+    }
+    for (name, mut types) in names {
+        types.sort_unstable();
+        types.dedup();
+        if types.len() > 1 {
+            problems.push(BuildProblem::DuplicateJobName { name, types });
+        }
+    }
+    types
 }
 
 fn check_deps(deps: &Deps, handler: &'static str, needed: &[DepKey], problems: &mut Vec<BuildProblem>) {

@@ -1,5 +1,6 @@
 //! In-memory adapters for every port: tests, examples, and the default store.
 
+mod jobs;
 mod projection;
 mod sagas;
 
@@ -38,6 +39,8 @@ struct Inner {
     outbox: Vec<OutboxRow>,
     /// Idempotency keys, per tenant.
     processed: std::collections::HashSet<(Option<String>, uuid::Uuid)>,
+    /// Background jobs, by id (ids are UUIDv7: in the order they were made).
+    jobs: std::collections::BTreeMap<Uuid, crate::ports::JobRecord>,
 }
 
 struct OutboxRow {
@@ -67,6 +70,10 @@ impl MemoryStore {
 #[async_trait]
 impl EventStore for MemoryStore {
     fn outbox(self: Arc<Self>) -> Option<Arc<dyn Outbox>> {
+        Some(self)
+    }
+
+    fn jobs(self: Arc<Self>) -> Option<Arc<dyn crate::ports::JobStore>> {
         Some(self)
     }
 
@@ -130,6 +137,9 @@ impl EventStore for MemoryStore {
             claimed_until: None,
             claimed_by: None,
         }));
+        for job in &batch.jobs {
+            inner.jobs.insert(job.id, crate::ports::JobRecord::pending(job));
+        }
         Ok(CommitReceipt { positions, commit: None })
     }
 
