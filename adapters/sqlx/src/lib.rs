@@ -316,6 +316,7 @@ mod common;
 pub mod dialect;
 #[doc(hidden)]
 pub mod exec;
+mod jobs;
 #[cfg(feature = "postgres")]
 mod locks;
 #[cfg(feature = "mysql")]

@@ -31,6 +31,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, sql: include_str!("../migrations/postgres/0005_document_ids.sql") },
     Migration { version: 6, sql: include_str!("../migrations/postgres/0006_lock_fences.sql") },
     Migration { version: 7, sql: include_str!("../migrations/postgres/0007_outbox_streams.sql") },
+    Migration { version: 8, sql: include_str!("../migrations/postgres/0008_jobs.sql") },
 ];
 
 /// Event store, state rows, snapshots, outbox, projections, sagas and scheduled commands
@@ -199,7 +200,8 @@ impl Dialect for Postgres {
     }
 
     async fn commit(store: &PgStore, batch: CommitBatch) -> Result<CommitReceipt> {
-        if has_unguarded_states(&batch) {
+        // Jobs are rows of their own statement: the batch then needs a transaction.
+        if has_unguarded_states(&batch) || !batch.jobs.is_empty() {
             return retry_deadlocks(|| async {
                 // A cancelled commit closes its connection (see `Txn`).
                 let mut tx = Txn::begin(&store.pool, None).await?;
@@ -268,21 +270,25 @@ enum Failure {
 }
 
 impl Postgres {
-    /// Unguarded state rows, then the batch statement for everything else.
+    /// Unguarded state rows, then the batch statement for everything else, then the
+    /// jobs.
     async fn write_all(
         store: &PgStore,
         conn: &mut PgConnection,
         batch: &CommitBatch,
     ) -> std::result::Result<Vec<PgRow>, Failure> {
-        if !has_unguarded_states(batch) {
-            return Self::write(&store.dialect.sql, conn, batch).await.map_err(Failure::Sql);
-        }
-        store.write_unguarded_states(conn, batch).await.map_err(Failure::State)?;
-        let rest = CommitBatch {
-            states: batch.states.iter().filter(|s| is_guarded(batch, s)).cloned().collect(),
-            ..batch.clone()
+        let rows = if has_unguarded_states(batch) {
+            store.write_unguarded_states(conn, batch).await.map_err(Failure::State)?;
+            let rest = CommitBatch {
+                states: batch.states.iter().filter(|s| is_guarded(batch, s)).cloned().collect(),
+                ..batch.clone()
+            };
+            Self::write(&store.dialect.sql, conn, &rest).await.map_err(Failure::Sql)?
+        } else {
+            Self::write(&store.dialect.sql, conn, batch).await.map_err(Failure::Sql)?
         };
-        Self::write(&store.dialect.sql, conn, &rest).await.map_err(Failure::Sql)
+        store.insert_jobs(conn, &batch.jobs).await.map_err(Failure::Sql)?;
+        Ok(rows)
     }
 
     /// The one statement that writes a batch.

@@ -82,6 +82,7 @@ pub(crate) struct Statements {
     pub(crate) schedule_retry: String,
     pub(crate) schedule_kill: String,
     pub(crate) schedule_dead: String,
+    pub(crate) jobs: crate::jobs::JobStatements,
 }
 
 impl Statements {
@@ -287,6 +288,7 @@ impl Statements {
             schedule_dead: r(&format!(
                 "SELECT {SCHEDULED_COLUMNS} FROM {{t}}scheduled_commands WHERE dead = true ORDER BY created_at, id LIMIT ?"
             )),
+            jobs: crate::jobs::JobStatements::new(d),
         }
     }
 }

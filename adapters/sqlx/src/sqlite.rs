@@ -23,6 +23,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, sql: include_str!("../migrations/sqlite/0005_json.sql") },
     Migration { version: 6, sql: include_str!("../migrations/sqlite/0006_one_shape.sql") },
     Migration { version: 7, sql: include_str!("../migrations/sqlite/0007_outbox_streams.sql") },
+    Migration { version: 8, sql: include_str!("../migrations/sqlite/0008_jobs.sql") },
 ];
 
 /// Event store, state rows, snapshots, outbox, projections, sagas and scheduled commands
