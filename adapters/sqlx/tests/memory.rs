@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::mem::Mem;
 use common::projections::*;
 use common::saga_engine::*;
+use common::jobs::*;
 use common::sagas::*;
 use common::tenancy::*;
 use common::*;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::hardening::*;
 use common::projections::*;
 use common::saga_engine::*;
+use common::jobs::*;
 use common::sagas::*;
 use common::specs::*;
 use common::tenancy::*;

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use cqrs_ddd::Result;
 use cqrs_ddd::memory::{MemoryProjectionStore, MemorySagaStore, MemoryScheduleStore, MemorySnapshotStore, MemoryStore};
 use cqrs_ddd::ports::{
-    CommitBatch, CommitReceipt, Cursor, DeadLetter, Document, EventStore, EventStream, Outbox, OutboxRecord,
+    CommitBatch, CommitReceipt, Cursor, DeadLetter, Document, EventStore, EventStream, Heartbeat, JobFilter,
+    JobOutcome, JobProgress, JobRecord, JobStats, JobStore, NewJob, Outbox, OutboxRecord,
     ProjectionStore, ProjectionTxn, SagaFilter, SagaKey, SagaRecord, SagaStore, ScheduleStore, ScheduledCommand,
     Snapshot, SnapshotStore, StoredEvent, StoredState, StreamKey, TenantScope, async_trait,
 };
@@ -29,6 +30,9 @@ impl EventStore for Mem {
         Some(self)
     }
     fn read_models(self: Arc<Self>) -> Option<Arc<dyn ProjectionStore>> {
+        Some(self)
+    }
+    fn jobs(self: Arc<Self>) -> Option<Arc<dyn JobStore>> {
         Some(self)
     }
     async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
@@ -64,7 +68,7 @@ impl SnapshotStore for Mem {
 #[async_trait]
 impl Outbox for Mem {
     async fn claim(&self, relay: &str, limit: usize, lease: Duration) -> Result<Vec<OutboxRecord>> {
-        self.events.claim(relay, limit, lease).await
+        Outbox::claim(&self.events, relay, limit, lease).await
     }
     async fn mark_published(&self, id: Uuid) -> Result<()> {
         self.events.mark_published(id).await
@@ -114,6 +118,50 @@ impl ProjectionStore for Mem {
     }
     async fn documents_of(&self, tenant: Option<&str>, collection: &str) -> Result<Vec<Document>> {
         self.projections.documents_of(tenant, collection).await
+    }
+}
+
+#[async_trait]
+impl JobStore for Mem {
+    async fn enqueue(&self, jobs: &[NewJob]) -> Result<()> {
+        self.events.enqueue(jobs).await
+    }
+    async fn get(&self, scope: TenantScope<'_>, id: Uuid) -> Result<Option<JobRecord>> {
+        self.events.get(scope, id).await
+    }
+    async fn claim(&self, worker: &str, now: DateTime<Utc>, limit: usize, lease: Duration) -> Result<Vec<JobRecord>> {
+        JobStore::claim(&self.events, worker, now, limit, lease).await
+    }
+    async fn heartbeat(
+        &self,
+        id: Uuid,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        progress: Option<JobProgress>,
+    ) -> Result<Heartbeat> {
+        self.events.heartbeat(id, worker, now, lease, progress).await
+    }
+    async fn finish(&self, id: Uuid, worker: &str, outcome: &JobOutcome, now: DateTime<Utc>) -> Result<bool> {
+        self.events.finish(id, worker, outcome, now).await
+    }
+    async fn sweep(&self, now: DateTime<Utc>, limit: usize) -> Result<u64> {
+        self.events.sweep(now, limit).await
+    }
+    async fn list(&self, filter: &JobFilter<'_>) -> Result<Vec<JobRecord>> {
+        JobStore::list(&self.events, filter).await
+    }
+    async fn stats(&self, scope: TenantScope<'_>) -> Result<JobStats> {
+        self.events.stats(scope).await
+    }
+    async fn cancel(&self, scope: TenantScope<'_>, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64> {
+        self.events.cancel(scope, ids, now).await
+    }
+    async fn retry(&self, scope: TenantScope<'_>, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64> {
+        self.events.retry(scope, ids, now).await
+    }
+    async fn purge(&self, scope: TenantScope<'_>, before: DateTime<Utc>) -> Result<u64> {
+        self.events.purge(scope, before).await
     }
 }
 
