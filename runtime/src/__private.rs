@@ -35,8 +35,8 @@ pub use crate::jobs::run_job;
 pub use crate::lock::CommandLocks;
 pub use crate::registry::{
     AggregateRegistration, CommandRegistration, CommandTypeRegistration, DepKey, EventHandlerRegistration,
-    EventRegistration, JobRegistration, QueryRegistration, QueryTypeRegistration, SagaRegistration, UpcasterRegistration,
-    erased_command,
+    EventRegistration, JobRegistration, QueryRegistration, QueryTypeRegistration, SagaRegistration,
+    UpcasterRegistration, erased_command,
 };
 pub use crate::saga::{Step as SagaStep, send_command as saga_send_command, unknown_command as saga_unknown_command};
 pub use crate::spec::field::{

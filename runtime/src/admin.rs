@@ -40,8 +40,9 @@ use crate::cqrs::Mediator;
 use crate::error::{Error, Result, the_one};
 use crate::host::ProjectionControl;
 use crate::ports::{
-    Cursor, DeadLetter, JobFilter, JobProgress, JobRecord, JobStats, JobStatus, JobStore, Outbox, OutboxCounts, OutboxRecord, OutboxStatus, ReadStall, SagaFilter, SagaKey, SagaStatus,
-    ScheduledCommand, StoredEvent, StreamEvent, StreamKey, TenantScope,
+    Cursor, DeadLetter, JobFilter, JobProgress, JobRecord, JobStats, JobStatus, JobStore, Outbox, OutboxCounts,
+    OutboxRecord, OutboxStatus, ReadStall, SagaFilter, SagaKey, SagaStatus, ScheduledCommand, StoredEvent, StreamEvent,
+    StreamKey, TenantScope,
 };
 use crate::saga::{SagaCommand, SagaInstance, UndoEntry};
 

@@ -277,6 +277,7 @@ pub(crate) struct HostPlan {
 }
 
 /// The loops to run, chosen from the wiring; see the [module docs](self).
+#[allow(clippy::struct_excessive_bools)] // one independent switch per kind of loop
 pub struct Host {
     app: Mediator,
     relay: bool,

@@ -441,11 +441,11 @@ pub use cqrs_ddd_macros::{
 
 /// Everything a domain module needs: `use cqrs_ddd::prelude::*;`.
 pub mod prelude {
+    pub use crate::jobs::{JobContext, JobHandler};
     pub use crate::{
         Aggregate, App, Command, CommandContext, Dep, Envelope, Error, Event, EventContext, Mediator, Metadata,
         ProjectionTx, Query, QueryContext, ReadModel, Result,
     };
-    pub use crate::jobs::{JobContext, JobHandler};
     #[cfg(feature = "macros")]
     pub use cqrs_ddd_macros::{
         aggregate, apply, command, command_handler, event, event_handler, handle, job, on, projection, query,

@@ -39,9 +39,11 @@ pub(crate) struct JobStatements {
     beat_progress: String,
     cancel_requested: String,
     finish: String,
-    /// As `claim`, for the expired leases (the ids to sweep where there is no
-    /// `RETURNING`... or any subquery `LIMIT`).
+    /// The update of the jobs whose lease ran out: of the ids `expired` selects, in one
+    /// statement on dialects with `RETURNING`; else `AND id IN (..)` is appended with the
+    /// ids `expired` found (MariaDB takes no `LIMIT` in such a subquery).
     sweep: String,
+    /// The ids of running jobs whose lease ran out, oldest lease first.
     expired: String,
     stats: String,
     stats_tenant: String,
@@ -64,9 +66,11 @@ impl JobStatements {
              lease_owner = NULL, lease_until = NULL, run_at = ?, updated_at = ? \
              WHERE status = 'running' AND lease_until < ?";
         JobStatements {
-            insert: r("INSERT INTO {t}jobs (id, job_type, payload, correlation_id, causation_id, tenant_id, principal, \
+            insert: r(
+                "INSERT INTO {t}jobs (id, job_type, payload, correlation_id, causation_id, tenant_id, principal, \
                  headers, max_attempts, run_at, created_at, updated_at, status, attempt, progress_processed, \
-                 cancel_requested) VALUES (?, ?, ?::json, ?, ?, ?, ?, ?::json, ?, ?, ?, ?, 'pending', 0, 0, false)"),
+                 cancel_requested) VALUES (?, ?, ?::json, ?, ?, ?, ?, ?::json, ?, ?, ?, ?, 'pending', 0, 0, false)",
+            ),
             claim: r(&if D::RETURNING {
                 format!(
                     "UPDATE {{t}}jobs SET status = 'running', attempt = attempt + 1, lease_owner = ?, \
@@ -153,11 +157,23 @@ impl<D: Dialect> SqlStore<D> {
 }
 
 /// ` AND tenant_id = ?` and its argument for one tenant's scope; nothing for all.
-fn tenant_condition<'a>(scope: TenantScope<'a>) -> Result<(&'static str, Option<&'a str>)> {
+fn tenant_condition(scope: TenantScope<'_>) -> Result<(&'static str, Option<&str>)> {
     match scope {
         TenantScope::All => Ok(("", None)),
         TenantScope::Only(t) => Ok((" AND tenant_id = ?", Some(tenant_column(t)?))),
     }
+}
+
+/// The sweep's statement with its first arguments: the errors it records, then `now`
+/// as the new due time, the change time and the end of the leases that ran out.
+fn sweep_stmt<D: Dialect>(sql: &str, now: DateTime<Utc>) -> Stmt<'_> {
+    Stmt::new(sql)
+        .str(swept::CANCELLED)
+        .str(swept::FAILED)
+        .str(swept::RETRIED)
+        .arg(at::<D>(now))
+        .arg(at::<D>(now))
+        .arg(at::<D>(now))
 }
 
 /// `ids` without repeats, in their order.
@@ -264,8 +280,7 @@ impl<D: Dialect> JobStore for SqlStore<D> {
                     "?",
                     claimed.len(),
                 );
-                let mut stmt =
-                    Stmt::new(&sql).str(worker).arg(at::<D>(until)).arg(at::<D>(now)).arg(at::<D>(now));
+                let mut stmt = Stmt::new(&sql).str(worker).arg(at::<D>(until)).arg(at::<D>(now)).arg(at::<D>(now));
                 for j in &claimed {
                     stmt = stmt.uuid(j.id);
                 }
@@ -351,17 +366,8 @@ impl<D: Dialect> JobStore for SqlStore<D> {
 
     async fn sweep(&self, now: DateTime<Utc>, max: usize) -> Result<u64> {
         let now = to_ms_precision(now);
-        fn set<D: Dialect>(sql: &str, now: DateTime<Utc>) -> Stmt<'_> {
-            Stmt::new(sql)
-                .str(swept::CANCELLED)
-                .str(swept::FAILED)
-                .str(swept::RETRIED)
-                .arg(at::<D>(now))
-                .arg(at::<D>(now))
-                .arg(at::<D>(now))
-        }
         if D::RETURNING {
-            let stmt = set::<D>(&self.sql.jobs.sweep, now).arg(at::<D>(now)).int(limit(max));
+            let stmt = sweep_stmt::<D>(&self.sql.jobs.sweep, now).arg(at::<D>(now)).int(limit(max));
             return self.conn().await?.run(stmt).await.map_err(store_err);
         }
         let mut tx = self.begin_write().await?;
@@ -378,7 +384,7 @@ impl<D: Dialect> JobStore for SqlStore<D> {
                 return Ok(0);
             }
             let sql = with_list(&self.dialect, &format!("{} AND id IN ({{in}})", self.sql.jobs.sweep), "?", ids.len());
-            let mut stmt = set::<D>(&sql, now);
+            let mut stmt = sweep_stmt::<D>(&sql, now);
             for id in &ids {
                 stmt = stmt.uuid(*id);
             }

@@ -6,10 +6,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::jobs::*;
 use common::mem::Mem;
 use common::projections::*;
 use common::saga_engine::*;
-use common::jobs::*;
 use common::sagas::*;
 use common::tenancy::*;
 use common::*;

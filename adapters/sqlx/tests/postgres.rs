@@ -8,9 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::hardening::*;
+use common::jobs::*;
 use common::projections::*;
 use common::saga_engine::*;
-use common::jobs::*;
 use common::sagas::*;
 use common::specs::*;
 use common::tenancy::*;

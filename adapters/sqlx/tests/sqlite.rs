@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::hardening::*;
+use common::jobs::*;
 use common::projections::*;
 use common::saga_engine::*;
-use common::jobs::*;
 use common::sagas::*;
 use common::specs::*;
 use common::tenancy::*;

@@ -204,7 +204,8 @@ impl Mediator {
 
     /// The stored names of the job types this program runs, sorted.
     pub fn job_types(&self) -> Vec<&'static str> {
-        let mut names: Vec<&'static str> = Jobs::of(self).map(|j| j.types.keys().copied().collect()).unwrap_or_default();
+        let mut names: Vec<&'static str> =
+            Jobs::of(self).map(|j| j.types.keys().copied().collect()).unwrap_or_default();
         names.sort_unstable();
         names
     }

@@ -119,9 +119,9 @@ impl JobStore for MemoryStore {
     async fn sweep(&self, now: DateTime<Utc>, limit: usize) -> Result<u64> {
         let now = ms(now);
         let mut inner = self.inner.write();
-        let mut swept = 0;
+        let mut swept: usize = 0;
         for job in inner.jobs.values_mut() {
-            if swept as usize >= limit {
+            if swept >= limit {
                 break;
             }
             if job.status != JobStatus::Running || job.lease_until.is_none_or(|until| until >= now) {
@@ -136,14 +136,14 @@ impl JobStore for MemoryStore {
             job.updated_at = now;
             swept += 1;
         }
-        Ok(swept)
+        Ok(u64::try_from(swept).unwrap_or(u64::MAX))
     }
 
     async fn list(&self, filter: &JobFilter<'_>) -> Result<Vec<JobRecord>> {
         filter.tenant.check()?;
         let inner = self.inner.read();
         let mut found: Vec<&JobRecord> = inner.jobs.values().filter(|j| filter.admits(j)).collect();
-        found.sort_by(|a, b| (b.updated_at, b.id).cmp(&(a.updated_at, a.id)));
+        found.sort_by_key(|j| std::cmp::Reverse((j.updated_at, j.id)));
         Ok(found.into_iter().skip(filter.offset).take(filter.limit).cloned().collect())
     }
 

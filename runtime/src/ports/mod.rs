@@ -12,7 +12,9 @@ mod jobs;
 mod sagas;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
-pub use jobs::{swept,Heartbeat, JobFilter, JobOutcome, JobProgress, JobRecord, JobStats, JobStatus, JobStore, NewJob};
+pub use jobs::{
+    Heartbeat, JobFilter, JobOutcome, JobProgress, JobRecord, JobStats, JobStatus, JobStore, NewJob, swept,
+};
 pub(crate) use sagas::after;
 pub use sagas::{
     Clock, SagaFilter, SagaKey, SagaRecord, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand, SystemClock,

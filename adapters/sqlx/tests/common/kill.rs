@@ -553,9 +553,7 @@ pub async fn job_worker_process<D: Reopen>() {
     cqrs_ddd::jobs::JobWorker::new(app).run(std::future::pending()).await.unwrap();
 }
 
-pub async fn a_job_worker_killed_mid_job_leaves_the_job_to_another_that_completes_it_once<D: Reopen>(
-    process: &str,
-) {
+pub async fn a_job_worker_killed_mid_job_leaves_the_job_to_another_that_completes_it_once<D: Reopen>(process: &str) {
     use cqrs_ddd::ports::{JobStatus, JobStore, StreamKey, TenantScope};
     let db = D::create().await;
     let place = db.place();

@@ -8,9 +8,9 @@ use cqrs_ddd::Result;
 use cqrs_ddd::memory::{MemoryProjectionStore, MemorySagaStore, MemoryScheduleStore, MemorySnapshotStore, MemoryStore};
 use cqrs_ddd::ports::{
     CommitBatch, CommitReceipt, Cursor, DeadLetter, Document, EventStore, EventStream, Heartbeat, JobFilter,
-    JobOutcome, JobProgress, JobRecord, JobStats, JobStore, NewJob, Outbox, OutboxRecord,
-    ProjectionStore, ProjectionTxn, SagaFilter, SagaKey, SagaRecord, SagaStore, ScheduleStore, ScheduledCommand,
-    Snapshot, SnapshotStore, StoredEvent, StoredState, StreamKey, TenantScope, async_trait,
+    JobOutcome, JobProgress, JobRecord, JobStats, JobStore, NewJob, Outbox, OutboxRecord, ProjectionStore,
+    ProjectionTxn, SagaFilter, SagaKey, SagaRecord, SagaStore, ScheduleStore, ScheduledCommand, Snapshot,
+    SnapshotStore, StoredEvent, StoredState, StreamKey, TenantScope, async_trait,
 };
 use uuid::Uuid;
 
