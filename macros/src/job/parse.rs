@@ -27,6 +27,5 @@ pub(crate) fn parse(args: TokenStream, item: &TokenStream) -> syn::Result<(JobMo
     let opts: JobOptions = options::parse("job", args, &mut errors);
     let ident = input.ident;
     let name = opts.name.map_or_else(|| LitStr::new(&ident.to_string(), ident.span()), |a| a.value);
-    validate::name(&name, &mut errors);
     Ok((JobModel { krate: options::krate(opts.krate), ident, name }, errors))
 }

@@ -1,4 +1,4 @@
-use syn::{Data, DeriveInput, LitStr};
+use syn::{Data, DeriveInput};
 
 use crate::common::{Errors, no_generics};
 
@@ -11,11 +11,4 @@ pub(crate) fn item(input: &DeriveInput) -> syn::Result<()> {
     }
     no_generics(&mut errors, &input.generics, "job", "type");
     errors.check()
-}
-
-/// A stored name is not empty: an empty one could not be told from none.
-pub(crate) fn name(name: &LitStr, errors: &mut Errors) {
-    if name.value().trim().is_empty() {
-        errors.spanned(name, "`#[job(name = ..)]` cannot be empty; write the name jobs are stored under");
-    }
 }

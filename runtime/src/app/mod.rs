@@ -298,7 +298,7 @@ impl AppBuilder {
     /// Registers a background job type that implements [`Job`](crate::jobs::Job) by
     /// hand (without `#[job]`), so that it can be enqueued and run. Every `#[job]` type
     /// registers itself: it needs no call (one is harmless).
-    pub fn job<J: crate::jobs::JobHandler>(mut self) -> Self {
+    pub fn job<J: crate::jobs::Job + crate::jobs::JobHandler>(mut self) -> Self {
         self.hand_jobs.push(crate::registry::JobRegistration {
             name: J::NAME,
             type_id: TypeId::of::<J>,

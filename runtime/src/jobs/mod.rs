@@ -102,17 +102,38 @@ use crate::domain::{Metadata, new_id};
 use crate::error::{Error, Result};
 use crate::ports::{Heartbeat, JobProgress, JobRecord, JobStore, NewJob, TenantScope};
 
-/// What a job's payload must be: stored as JSON and read back by the worker.
+/// What a job's input needs to be stored and read back: `Serialize` and `Deserialize`.
+/// Implemented for every type that has both; never by hand. `Job` has this trait, not
+/// serde's, as its supertrait, so a job missing a derive is one error that says so.
 #[diagnostic::on_unimplemented(
-    message = "the `#[job]` `{Self}` must derive `Serialize` and `Deserialize`",
-    label = "its fields are stored as JSON until a worker runs it",
-    note = "add `#[derive(Serialize, Deserialize)]` to `{Self}`"
+    message = "job `{Self}` cannot be stored: it does not implement `Serialize` and `Deserialize`",
+    label = "derive `Serialize` and `Deserialize` on `{Self}`",
+    note = "write `#[derive(Serialize, Deserialize)]` under `#[job]`"
 )]
-pub trait JobPayload: Serialize + DeserializeOwned + Send + 'static {}
+pub trait JobPayload: Sized + Send + 'static {
+    /// The job as JSON text, refused when it would not read back.
+    fn to_payload(&self) -> serde_json::Result<String>;
+    /// Reads a stored job of type `name`; [`Error::Decode`] naming the failing field.
+    fn from_payload(name: &str, json: &str) -> Result<Self>;
+}
 
-impl<T: Serialize + DeserializeOwned + Send + 'static> JobPayload for T {}
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned + Send + 'static> JobPayload for T {
+    fn to_payload(&self) -> serde_json::Result<String> {
+        crate::domain::encode_checked(self)
+    }
+
+    fn from_payload(name: &str, json: &str) -> Result<Self> {
+        crate::cqrs::catalog::decode("job", name, crate::cqrs::catalog::Payload::Json(json))
+    }
+}
 
 /// A background job type: its stable stored name. Written by `#[job]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a job",
+    label = "not marked `#[job]`",
+    note = "mark the type with `#[job]` (and derive `Serialize`, `Deserialize`)"
+)]
 pub trait Job: JobPayload {
     /// The stored name (`#[job(name = "..")]`, default the type name). Keep it when
     /// renaming the type: stored jobs are found by it.
@@ -126,7 +147,7 @@ pub trait Job: JobPayload {
     label = "`{Self}` has no `JobHandler` impl",
     note = "add `impl JobHandler for {Self} {{ type Output = ..; async fn run(self, ctx: &mut JobContext) -> Result<Self::Output> {{ .. }} }}`"
 )]
-pub trait JobHandler: Job + Sized {
+pub trait JobHandler: Sized + Send + 'static {
     /// What it answers, stored as the job's result.
     type Output: Serialize + Send;
     /// Runs one attempt.
@@ -166,9 +187,9 @@ pub type JobRunFn = for<'a> fn(&'a str, &'a mut JobContext) -> BoxFuture<'a, Res
 
 /// [`JobRunFn`] of `J` (what `#[job]` registers).
 #[doc(hidden)]
-pub fn run_job<'a, J: JobHandler>(payload: &'a str, ctx: &'a mut JobContext) -> BoxFuture<'a, Result<String>> {
+pub fn run_job<'a, J: Job + JobHandler>(payload: &'a str, ctx: &'a mut JobContext) -> BoxFuture<'a, Result<String>> {
     Box::pin(async move {
-        let job: J = crate::cqrs::catalog::decode("job", J::NAME, crate::cqrs::catalog::Payload::Json(payload))?;
+        let job = J::from_payload(J::NAME, payload)?;
         let output = job.run(ctx).await?;
         serde_json::to_string(&output)
             .map_err(|source| Error::Encode { what: format!("the result of job `{}`", J::NAME), source })
@@ -216,12 +237,12 @@ impl Mediator {
 
     /// Enqueues `job` on its own (outside a command: one row, committed at once), in the
     /// current request's tenant and correlation; its id.
-    pub async fn enqueue<J: JobHandler>(&self, job: J) -> Result<Uuid> {
+    pub async fn enqueue<J: Job + JobHandler>(&self, job: J) -> Result<Uuid> {
         self.enqueue_with(job, JobOptions::default()).await
     }
 
     /// [`Mediator::enqueue`] with options.
-    pub async fn enqueue_with<J: JobHandler>(&self, job: J, options: JobOptions) -> Result<Uuid> {
+    pub async fn enqueue_with<J: Job + JobHandler>(&self, job: J, options: JobOptions) -> Result<Uuid> {
         let request = RequestContext::current().unwrap_or_default();
         crate::context::check_tenant(request.tenant_id.as_deref())?;
         let metadata = Metadata {
@@ -248,7 +269,7 @@ impl Mediator {
 
     /// The row of a new job, checked: its type registered under its name, its payload
     /// one that reads back.
-    fn new_job<J: JobHandler>(&self, job: &J, options: JobOptions, metadata: Metadata) -> Result<NewJob> {
+    fn new_job<J: Job + JobHandler>(&self, job: &J, options: JobOptions, metadata: Metadata) -> Result<NewJob> {
         match Jobs::of(self).and_then(|j| j.types.get(J::NAME)) {
             Some((type_id, _)) if *type_id == TypeId::of::<J>() => {}
             Some(_) => {
@@ -260,9 +281,11 @@ impl Mediator {
             }
             None => return Err(Error::UnknownMessage { kind: "job", name: J::NAME.to_owned() }),
         }
-        let payload =
-            crate::domain::encode_checked(job).map_err(|source| Error::Encode { what: J::NAME.to_owned(), source })?;
+        let payload = job.to_payload().map_err(|source| Error::Encode { what: J::NAME.to_owned(), source })?;
+        // To the millisecond, as every store keeps it: a job is due at once, not a
+        // fraction of a millisecond later than the next claim looks.
         let now = self.clock().now();
+        let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
         Ok(NewJob {
             id: new_id(),
             job_type: J::NAME.to_owned(),
@@ -280,12 +303,12 @@ impl CommandContext {
     /// transaction as the command's events, so a command that fails or rolls back
     /// enqueues nothing. It runs in this command's tenant, correlation and principal
     /// (caused by this command). Answers its id.
-    pub fn enqueue<J: JobHandler>(&mut self, job: J) -> Result<Uuid> {
+    pub fn enqueue<J: Job + JobHandler>(&mut self, job: J) -> Result<Uuid> {
         self.enqueue_with(job, JobOptions::default())
     }
 
     /// [`CommandContext::enqueue`] with options.
-    pub fn enqueue_with<J: JobHandler>(&mut self, job: J, options: JobOptions) -> Result<Uuid> {
+    pub fn enqueue_with<J: Job + JobHandler>(&mut self, job: J, options: JobOptions) -> Result<Uuid> {
         self.mediator().job_store_or_err()?;
         let metadata = self.request().metadata(self.command_id());
         let new = self.mediator().new_job(&job, options, metadata)?;

@@ -34,11 +34,7 @@ impl JobStore for MemoryStore {
         }
         let mut inner = self.inner.write();
         for job in jobs {
-            let mut record = JobRecord::pending(job);
-            record.run_at = ms(record.run_at);
-            record.created_at = ms(record.created_at);
-            record.updated_at = record.created_at;
-            inner.jobs.insert(job.id, record);
+            inner.jobs.insert(job.id, pending(job));
         }
         Ok(())
     }
@@ -211,6 +207,15 @@ impl JobStore for MemoryStore {
         });
         Ok((n - inner.jobs.len()) as u64)
     }
+}
+
+/// A new job as stored: pending, its times to the millisecond (what every store keeps).
+pub(super) fn pending(job: &NewJob) -> JobRecord {
+    let mut record = JobRecord::pending(job);
+    record.run_at = ms(record.run_at);
+    record.created_at = ms(record.created_at);
+    record.updated_at = record.created_at;
+    record
 }
 
 /// Whether `worker` holds the running job.

@@ -138,7 +138,7 @@ impl EventStore for MemoryStore {
             claimed_by: None,
         }));
         for job in &batch.jobs {
-            inner.jobs.insert(job.id, crate::ports::JobRecord::pending(job));
+            inner.jobs.insert(job.id, jobs::pending(job));
         }
         Ok(CommitReceipt { positions, commit: None })
     }
