@@ -228,8 +228,8 @@
 //! an operator that does not fit the field's type is a compile error), the allow-list of
 //! HTTP filter strings and its indexes; see [`spec::ReadModel`].
 //!
-//! Every long-running loop (projection worker, outbox relay, scheduler, saga recovery)
-//! survives transient failures such as a database restart: it retries with capped
+//! Every long-running loop (projection worker, outbox relay, scheduler, saga recovery,
+//! job worker) survives transient failures such as a database restart: it retries with capped
 //! exponential backoff and jitter ([`Backoff`]), reports a [`WorkerHealth`] (running, or
 //! retrying since when, with the last error) that any task can read while it runs, and
 //! returns only on shutdown or on an error retrying cannot heal; see [`worker`].
@@ -296,7 +296,8 @@
 //! [`Mediator::host`] to choose) starts the outbox relay when there are async handlers,
 //! sagas or a bus, a consumer of the bus, a worker per projection registered with
 //! [`AppBuilder::projection`] (woken by local commits), and saga recovery or the
-//! scheduler; when `shutdown` completes, each finishes its round and `run` returns. The
+//! scheduler, and the job worker and sweeper when there are `#[job]` types; when
+//! `shutdown` completes, each finishes its round and `run` returns. The
 //! event store supplies the outbox and the read models' document store (every store of
 //! cqrs-ddd is both); [`AppBuilder::build`] refuses wiring that could not run (async
 //! handlers without an outbox, projections without a document store). See [`host`].
@@ -322,6 +323,18 @@
 //! [`scheduling::Scheduler`]. See [`mod@saga`] for the syntax and the guarantees, and
 //! [`testing::SagaFixture`] to test a saga without a database. On a database, give the
 //! builder the adapter: `App::builder().event_store(db.clone()).sagas_on(db)`.
+//!
+//! # Background jobs
+//!
+//! A `#[job]` type with a [`jobs::JobHandler`] impl is work that runs outside the
+//! request: [`CommandContext::enqueue`] stores it with the command's events (a command
+//! that fails enqueues nothing), [`Mediator::enqueue`] on its own. The host's
+//! [`jobs::JobWorker`] claims due jobs under a lease renewed by heartbeats and runs each
+//! in its request's tenant, correlation and principal; a job reports progress
+//! ([`jobs::JobContext::progress`]), stops at its next check when an operator cancels it,
+//! is retried with exponential backoff up to its attempts, and is put back by the
+//! [`jobs::JobSweeper`] when its worker dies. Operators list, count, cancel, retry and
+//! purge jobs through [`admin::Admin`] (and the CLI's `jobs`). See [`jobs`].
 //!
 //! # Locks and caching
 //!
@@ -359,7 +372,7 @@
 //!
 //! | feature | default | what it gives |
 //! | --- | --- | --- |
-//! | `macros` | yes | re-exports `#[event]`, `#[aggregate]`, `#[command]`, `#[query]`, `#[command_handler]`, `#[query_handler]`, `#[event_handler]`, `#[upcaster]`, `#[projection]`, `#[saga]`, the method markers `#[handle]`, `#[apply]`, `#[step]`, `#[on]`, `#[reset]`, and `#[derive(ReadModel)]` ([`spec::ReadModel`]) |
+//! | `macros` | yes | re-exports `#[event]`, `#[aggregate]`, `#[command]`, `#[query]`, `#[command_handler]`, `#[query_handler]`, `#[event_handler]`, `#[upcaster]`, `#[projection]`, `#[saga]`, `#[job]`, the method markers `#[handle]`, `#[apply]`, `#[step]`, `#[on]`, `#[reset]`, and `#[derive(ReadModel)]` ([`spec::ReadModel`]) |
 //! | `geo` | no | the geometry operators of specifications in memory ([`spec`], "Geometry"), through the `geo` crate |
 //! | `openapi` | no | the JSON schemas of commands and queries deriving `utoipa::ToSchema` in [`Mediator::messages`] (`cqrs-ddd-axum` turns it on) |
 //!

@@ -566,3 +566,48 @@ async fn a_job_enqueued_now_is_due_now_on_the_system_clock() {
         assert_eq!(status(&app, id).await, JobStatus::Completed);
     }
 }
+
+/// An event store that keeps no jobs.
+struct NoJobs(MemoryStore);
+
+#[cqrs_ddd::ports::async_trait]
+impl cqrs_ddd::ports::EventStore for NoJobs {
+    async fn commit(&self, batch: cqrs_ddd::ports::CommitBatch) -> Result<cqrs_ddd::ports::CommitReceipt> {
+        self.0.commit(batch).await
+    }
+    async fn read_stream(
+        &self,
+        stream: &cqrs_ddd::ports::StreamKey,
+        after: u64,
+    ) -> Result<cqrs_ddd::ports::EventStream<'static>> {
+        self.0.read_stream(stream, after).await
+    }
+    async fn read_all(
+        &self,
+        after: cqrs_ddd::ports::Cursor,
+        limit: usize,
+    ) -> Result<Vec<cqrs_ddd::ports::StoredEvent>> {
+        self.0.read_all(after, limit).await
+    }
+    async fn stream_version(&self, stream: &cqrs_ddd::ports::StreamKey) -> Result<u64> {
+        self.0.stream_version(stream).await
+    }
+    async fn load_state(&self, stream: &cqrs_ddd::ports::StreamKey) -> Result<Option<cqrs_ddd::ports::StoredState>> {
+        self.0.load_state(stream).await
+    }
+}
+
+#[test]
+fn job_types_need_an_event_store_that_keeps_jobs() {
+    let Err(Error::Build(err)) = App::builder().event_store(NoJobs(MemoryStore::new())).build() else {
+        panic!("an app whose jobs could never be stored was built")
+    };
+    let problem = err
+        .problems
+        .iter()
+        .find(|p| matches!(p, cqrs_ddd::BuildProblem::JobsWithoutStore { .. }))
+        .unwrap_or_else(|| panic!("{err}"));
+    let cqrs_ddd::BuildProblem::JobsWithoutStore { jobs } = problem else { unreachable!() };
+    assert!(jobs.contains(&"export") && jobs.contains(&"WhoAmI"), "{jobs:?}");
+    assert!(problem.to_string().contains("need a job store"), "{problem}");
+}

@@ -462,6 +462,32 @@ mod tests {
     }
 
     #[test]
+    fn two_job_types_with_one_name_are_a_problem() {
+        fn never<'a>(_: &'a str, _: &'a mut crate::jobs::JobContext) -> futures::future::BoxFuture<'a, Result<String>> {
+            Box::pin(async { Ok(String::new()) })
+        }
+        let export = |type_id: fn() -> TypeId, type_name: fn() -> &'static str| crate::registry::JobRegistration {
+            name: "export",
+            type_id,
+            type_name,
+            run: never,
+        };
+        let (a, b) = (export(TypeId::of::<u8>, || "a::Export"), export(TypeId::of::<u16>, || "b::Export"));
+        let again = export(TypeId::of::<u8>, || "a::Export");
+        let mut problems = Vec::new();
+        let types = check_jobs(&[&a, &b, &again], &mut problems);
+        assert_eq!(types.len(), 1);
+        assert_eq!(
+            problems,
+            [BuildProblem::DuplicateJobName { name: "export", types: vec!["a::Export", "b::Export"] }]
+        );
+        assert_eq!(
+            problems[0].to_string(),
+            "job name `export` is used by `a::Export` and `b::Export`; give each a unique `#[job(name = \"..\")]`"
+        );
+    }
+
+    #[test]
     fn two_query_types_with_one_name_are_a_problem() {
         static BALANCE: QueryRegistration =
             QueryRegistration { name: "Balance", type_id: TypeId::of::<u8>, handler: "balance", deps: &[] };
