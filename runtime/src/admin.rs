@@ -543,38 +543,38 @@ impl Admin {
     /// most recently changed first.
     pub async fn jobs(&self, statuses: &[JobStatus], limit: usize, offset: usize) -> Result<Vec<JobView>> {
         let filter = JobFilter { statuses, tenant: self.scope(), limit, offset, ..JobFilter::default() };
-        Ok(self.job_store()?.list(&filter).await?.into_iter().map(view_job).collect())
+        Ok(self.job_store()?.list_jobs(&filter).await?.into_iter().map(view_job).collect())
     }
 
     /// One job. Errors: [`Error::Missing`] (also for another tenant's when narrowed).
     pub async fn job(&self, id: Uuid) -> Result<JobView> {
-        let job = self.job_store()?.get(self.scope(), id).await?;
+        let job = self.job_store()?.job(self.scope(), id).await?;
         job.map(view_job).ok_or_else(|| Error::Missing { what: format!("job {id}") })
     }
 
     /// How many jobs are in each status.
     pub async fn job_stats(&self) -> Result<JobStats> {
-        self.job_store()?.stats(self.scope()).await
+        self.job_store()?.job_stats(self.scope()).await
     }
 
     /// Cancels jobs: a pending one at once, a running one by asking it to stop (see
     /// [`crate::jobs`], "Cancellation").
     pub async fn cancel_jobs(&self, ids: &[Uuid]) -> Result<BulkOutcome> {
         let now = self.app.clock().now();
-        let done = self.job_store()?.cancel(self.scope(), ids, now).await?;
+        let done = self.job_store()?.cancel_jobs(self.scope(), ids, now).await?;
         Ok(bulk(ids, done))
     }
 
     /// Runs failed or cancelled jobs again, their attempts reset.
     pub async fn retry_jobs(&self, ids: &[Uuid]) -> Result<BulkOutcome> {
         let now = self.app.clock().now();
-        let done = self.job_store()?.retry(self.scope(), ids, now).await?;
+        let done = self.job_store()?.retry_jobs(self.scope(), ids, now).await?;
         Ok(bulk(ids, done))
     }
 
     /// Deletes the completed and cancelled jobs last changed before `before`; how many.
     pub async fn purge_jobs(&self, before: DateTime<Utc>) -> Result<u64> {
-        self.job_store()?.purge(self.scope(), before).await
+        self.job_store()?.purge_jobs(self.scope(), before).await
     }
 
     // ---- events ------------------------------------------------------------------

@@ -308,7 +308,7 @@ fn stored(job_type: &str, payload: &str, max_attempts: u32) -> NewJob {
 async fn a_stored_job_of_an_unknown_type_is_retried_then_fails_naming_the_type() {
     let f = fixture();
     let job = stored("renamed-away", "{}", 2);
-    store(&f.app).enqueue(std::slice::from_ref(&job)).await.unwrap();
+    store(&f.app).enqueue_jobs(std::slice::from_ref(&job)).await.unwrap();
     let worker = JobWorker::new(f.app.clone());
     assert_eq!(worker.run_once().await.unwrap(), report(0, 1, 0, 0), "another process may know it");
     f.clock.advance(Duration::from_secs(1));
@@ -322,7 +322,7 @@ async fn a_stored_job_of_an_unknown_type_is_retried_then_fails_naming_the_type()
 async fn a_malformed_payload_fails_at_once_naming_the_field() {
     let f = fixture();
     let job = stored("export", r#"{"rows": "many", "fail_first": 0}"#, 5);
-    store(&f.app).enqueue(std::slice::from_ref(&job)).await.unwrap();
+    store(&f.app).enqueue_jobs(std::slice::from_ref(&job)).await.unwrap();
     assert_eq!(JobWorker::new(f.app.clone()).run_once().await.unwrap(), report(0, 0, 1, 0));
     let record = f.app.job(job.id).await.unwrap().unwrap();
     assert_eq!((record.status, record.attempt), (JobStatus::Failed, 1), "retrying cannot heal a payload");
@@ -387,7 +387,7 @@ async fn a_job_whose_worker_died_is_taken_back_by_the_sweeper_and_runs_again() {
     let id = f.app.enqueue(Export { rows: 2, fail_first: 0 }).await.unwrap();
     let jobs = store(&f.app);
     // A worker claims the job and dies: its lease is never renewed.
-    let claimed = jobs.claim("dead-worker", start(), 10, Duration::from_secs(30)).await.unwrap();
+    let claimed = jobs.claim_jobs("dead-worker", start(), 10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(claimed.len(), 1);
     let sweeper = JobSweeper::new(f.app.clone());
     let worker = JobWorker::new(f.app.clone());
@@ -403,7 +403,7 @@ async fn a_job_whose_worker_died_is_taken_back_by_the_sweeper_and_runs_again() {
     assert_eq!((job.status, job.attempt), (JobStatus::Completed, 2));
 
     // The dead worker's late answer changes nothing.
-    let late = jobs.finish(id, "dead-worker", &JobOutcome::Failed { error: "late".into() }, f.clock.now()).await;
+    let late = jobs.finish_job(id, "dead-worker", &JobOutcome::Failed { error: "late".into() }, f.clock.now()).await;
     assert!(!late.unwrap());
     assert_eq!(status(&f.app, id).await, JobStatus::Completed);
 }
@@ -414,7 +414,7 @@ async fn a_lost_job_on_its_last_attempt_fails_and_a_cancelled_one_ends_cancelled
     let last = f.app.enqueue_with(Export { rows: 1, fail_first: 0 }, JobOptions::attempts(1)).await.unwrap();
     let asked = f.app.enqueue(Export { rows: 1, fail_first: 0 }).await.unwrap();
     let jobs = store(&f.app);
-    assert_eq!(jobs.claim("dead-worker", start(), 10, Duration::from_secs(30)).await.unwrap().len(), 2);
+    assert_eq!(jobs.claim_jobs("dead-worker", start(), 10, Duration::from_secs(30)).await.unwrap().len(), 2);
     f.app.admin().cancel_jobs(&[asked]).await.unwrap();
     f.clock.advance(Duration::from_secs(31));
     assert_eq!(JobSweeper::new(f.app.clone()).run_once().await.unwrap(), 2);
@@ -432,7 +432,7 @@ async fn heartbeats_keep_a_long_job_from_being_swept() {
     f.gate.reached.notified().await;
     // Twenty seconds pass; the job renews its lease (30 s) at its heartbeat.
     f.clock.advance(Duration::from_secs(20));
-    store(&f.app).heartbeat(id, "w1", f.clock.now(), Duration::from_secs(30), None).await.unwrap();
+    store(&f.app).heartbeat_job(id, "w1", f.clock.now(), Duration::from_secs(30), None).await.unwrap();
     f.clock.advance(Duration::from_secs(20));
     assert_eq!(JobSweeper::new(f.app.clone()).run_once().await.unwrap(), 0, "renewed 20 s ago");
     f.gate.open.notify_one();

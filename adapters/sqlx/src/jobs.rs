@@ -231,7 +231,7 @@ fn job<D: Dialect>(row: &D::Row) -> Result<JobRecord> {
 
 #[async_trait]
 impl<D: Dialect> JobStore for SqlStore<D> {
-    async fn enqueue(&self, jobs: &[NewJob]) -> Result<()> {
+    async fn enqueue_jobs(&self, jobs: &[NewJob]) -> Result<()> {
         for j in jobs {
             tenant_column(j.metadata.tenant_id.as_deref())?;
             check_job(j)?;
@@ -243,7 +243,7 @@ impl<D: Dialect> JobStore for SqlStore<D> {
         }
     }
 
-    async fn get(&self, scope: TenantScope<'_>, id: Uuid) -> Result<Option<JobRecord>> {
+    async fn job(&self, scope: TenantScope<'_>, id: Uuid) -> Result<Option<JobRecord>> {
         let (tenant_sql, tenant) = tenant_condition(scope)?;
         let sql = self.dialect.render(&format!("SELECT {JOB_COLUMNS} FROM {{t}}jobs WHERE id = ?{tenant_sql}"));
         let mut stmt = Stmt::new(&sql).uuid(id);
@@ -254,7 +254,13 @@ impl<D: Dialect> JobStore for SqlStore<D> {
         row.as_ref().map(job::<D>).transpose()
     }
 
-    async fn claim(&self, worker: &str, now: DateTime<Utc>, max: usize, lease: Duration) -> Result<Vec<JobRecord>> {
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<JobRecord>> {
         let now = to_ms_precision(now);
         let until = lease_until(now, lease);
         let mut tx = self.claimer().await?;
@@ -309,7 +315,7 @@ impl<D: Dialect> JobStore for SqlStore<D> {
         Ok(claimed)
     }
 
-    async fn heartbeat(
+    async fn heartbeat_job(
         &self,
         id: Uuid,
         worker: &str,
@@ -343,7 +349,7 @@ impl<D: Dialect> JobStore for SqlStore<D> {
         Ok(Heartbeat::Held { cancel_requested })
     }
 
-    async fn finish(&self, id: Uuid, worker: &str, outcome: &JobOutcome, now: DateTime<Utc>) -> Result<bool> {
+    async fn finish_job(&self, id: Uuid, worker: &str, outcome: &JobOutcome, now: DateTime<Utc>) -> Result<bool> {
         let (result, error, run_at) = match outcome {
             JobOutcome::Completed { result } => (Some(result.as_str()), None, None),
             JobOutcome::Retry { error, run_at } => (None, Some(error.as_str()), Some(*run_at)),
@@ -364,7 +370,7 @@ impl<D: Dialect> JobStore for SqlStore<D> {
         Ok(self.conn().await?.run(stmt).await.map_err(store_err)? > 0)
     }
 
-    async fn sweep(&self, now: DateTime<Utc>, max: usize) -> Result<u64> {
+    async fn sweep_jobs(&self, now: DateTime<Utc>, max: usize) -> Result<u64> {
         let now = to_ms_precision(now);
         if D::RETURNING {
             let stmt = sweep_stmt::<D>(&self.sql.jobs.sweep, now).arg(at::<D>(now)).int(limit(max));
@@ -400,7 +406,7 @@ impl<D: Dialect> JobStore for SqlStore<D> {
         }
     }
 
-    async fn list(&self, filter: &JobFilter<'_>) -> Result<Vec<JobRecord>> {
+    async fn list_jobs(&self, filter: &JobFilter<'_>) -> Result<Vec<JobRecord>> {
         let (tenant_sql, tenant) = tenant_condition(filter.tenant)?;
         let mut sql = format!("SELECT {JOB_COLUMNS} FROM {{t}}jobs WHERE 1 = 1{tenant_sql}");
         if !filter.statuses.is_empty() {
@@ -426,7 +432,7 @@ impl<D: Dialect> JobStore for SqlStore<D> {
         rows.iter().map(job::<D>).collect()
     }
 
-    async fn stats(&self, scope: TenantScope<'_>) -> Result<JobStats> {
+    async fn job_stats(&self, scope: TenantScope<'_>) -> Result<JobStats> {
         let (_, tenant) = tenant_condition(scope)?;
         let stmt = match tenant {
             Some(t) => Stmt::new(&self.sql.jobs.stats_tenant).str(t),
@@ -441,7 +447,7 @@ impl<D: Dialect> JobStore for SqlStore<D> {
         Ok(stats)
     }
 
-    async fn cancel(&self, scope: TenantScope<'_>, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64> {
+    async fn cancel_jobs(&self, scope: TenantScope<'_>, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64> {
         let now = [at::<D>(to_ms_precision(now))];
         let pending = self
             .update_jobs(
@@ -463,7 +469,7 @@ impl<D: Dialect> JobStore for SqlStore<D> {
         Ok(pending + running)
     }
 
-    async fn retry(&self, scope: TenantScope<'_>, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64> {
+    async fn retry_jobs(&self, scope: TenantScope<'_>, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64> {
         let now = at::<D>(to_ms_precision(now));
         self.update_jobs(
             "UPDATE {t}jobs SET status = 'pending', attempt = 0, cancel_requested = false, run_at = ?, updated_at = ? \
@@ -475,7 +481,7 @@ impl<D: Dialect> JobStore for SqlStore<D> {
         .await
     }
 
-    async fn purge(&self, scope: TenantScope<'_>, before: DateTime<Utc>) -> Result<u64> {
+    async fn purge_jobs(&self, scope: TenantScope<'_>, before: DateTime<Utc>) -> Result<u64> {
         let (tenant_sql, tenant) = tenant_condition(scope)?;
         let sql = self.dialect.render(&format!(
             "DELETE FROM {{t}}jobs WHERE status IN ('completed', 'cancelled') AND updated_at < ?{tenant_sql}"

@@ -253,7 +253,7 @@ impl Mediator {
             headers: request.headers,
         };
         let new = self.new_job(&job, options, metadata)?;
-        self.job_store_or_err()?.enqueue(std::slice::from_ref(&new)).await?;
+        self.job_store_or_err()?.enqueue_jobs(std::slice::from_ref(&new)).await?;
         Ok(new.id)
     }
 
@@ -264,7 +264,7 @@ impl Mediator {
             Some(t) => TenantScope::Only(Some(t)),
             None => TenantScope::All,
         };
-        self.job_store_or_err()?.get(scope, id).await
+        self.job_store_or_err()?.job(scope, id).await
     }
 
     /// The row of a new job, checked: its type registered under its name, its payload
@@ -436,7 +436,7 @@ impl JobContext {
 
     async fn beat(&self, progress: Option<JobProgress>) -> Result<()> {
         let now = self.mediator.clock().now();
-        let beat = self.store.heartbeat(self.record.id, &self.worker, now, self.lease, progress).await?;
+        let beat = self.store.heartbeat_job(self.record.id, &self.worker, now, self.lease, progress).await?;
         self.signals.heard(beat);
         Ok(())
     }

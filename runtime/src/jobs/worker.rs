@@ -131,7 +131,7 @@ impl JobWorker {
         let store = self.store()?;
         let o = &self.options;
         let now = self.mediator.clock().now();
-        let claimed = store.claim(&o.worker, now, o.concurrency.max(1), o.lease).await?;
+        let claimed = store.claim_jobs(&o.worker, now, o.concurrency.max(1), o.lease).await?;
         let attempts = claimed.into_iter().map(|job| self.attempt(&store, job));
         let mut report = JobReport::default();
         let mut first_error = None;
@@ -185,7 +185,7 @@ impl JobWorker {
                         }
                         _ = beats.tick() => {
                             let now = self.mediator.clock().now();
-                            match store.heartbeat(id, &o.worker, now, o.lease, None).await {
+                            match store.heartbeat_job(id, &o.worker, now, o.lease, None).await {
                                 Ok(beat) => signals.heard(beat),
                                 Err(e) => tracing::warn!(job = %name, %id, error = %e, "cannot renew a running job's lease"),
                             }
@@ -219,7 +219,7 @@ impl JobWorker {
                 JobOutcome::Retry { error: e.to_string(), run_at: after(now, delay) }
             }
         };
-        if !store.finish(id, &o.worker, &outcome, now).await? {
+        if !store.finish_job(id, &o.worker, &outcome, now).await? {
             tracing::warn!(job = %name, %id, "job ended after this worker lost it (its lease ran out); nothing recorded");
             return Ok(Ended::Lost);
         }
@@ -281,7 +281,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Takes back the running jobs whose lease ran out: their worker died or lost the
-/// database ([`JobStore::sweep`]).
+/// database ([`JobStore::sweep_jobs`]).
 pub struct JobSweeper {
     mediator: Mediator,
     interval: Duration,
@@ -310,7 +310,7 @@ impl JobSweeper {
     /// Takes back what expired by now, once; how many jobs.
     pub async fn run_once(&self) -> Result<u64> {
         let store = self.mediator.job_store_or_err()?;
-        let swept = store.sweep(self.mediator.clock().now(), 1000).await?;
+        let swept = store.sweep_jobs(self.mediator.clock().now(), 1000).await?;
         if swept > 0 {
             tracing::warn!(swept, "took back running jobs whose lease ran out");
             metrics::counter!(crate::metrics::JOBS_SWEPT_TOTAL).increment(swept);

@@ -28,7 +28,7 @@ impl MemoryStore {
 
 #[async_trait]
 impl JobStore for MemoryStore {
-    async fn enqueue(&self, jobs: &[NewJob]) -> Result<()> {
+    async fn enqueue_jobs(&self, jobs: &[NewJob]) -> Result<()> {
         for job in jobs {
             check_tenant(job.metadata.tenant_id.as_deref())?;
         }
@@ -39,13 +39,19 @@ impl JobStore for MemoryStore {
         Ok(())
     }
 
-    async fn get(&self, scope: TenantScope<'_>, id: Uuid) -> Result<Option<JobRecord>> {
+    async fn job(&self, scope: TenantScope<'_>, id: Uuid) -> Result<Option<JobRecord>> {
         scope.check()?;
         let inner = self.inner.read();
         Ok(inner.jobs.get(&id).filter(|j| scope.admits(j.metadata.tenant_id.as_deref())).cloned())
     }
 
-    async fn claim(&self, worker: &str, now: DateTime<Utc>, limit: usize, lease: Duration) -> Result<Vec<JobRecord>> {
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<JobRecord>> {
         let now = ms(now);
         let mut inner = self.inner.write();
         let mut due: Vec<(DateTime<Utc>, Uuid)> = inner
@@ -72,7 +78,7 @@ impl JobStore for MemoryStore {
             .collect())
     }
 
-    async fn heartbeat(
+    async fn heartbeat_job(
         &self,
         id: Uuid,
         worker: &str,
@@ -92,7 +98,7 @@ impl JobStore for MemoryStore {
         Ok(Heartbeat::Held { cancel_requested: job.cancel_requested })
     }
 
-    async fn finish(&self, id: Uuid, worker: &str, outcome: &JobOutcome, now: DateTime<Utc>) -> Result<bool> {
+    async fn finish_job(&self, id: Uuid, worker: &str, outcome: &JobOutcome, now: DateTime<Utc>) -> Result<bool> {
         let now = ms(now);
         let mut inner = self.inner.write();
         let Some(job) = inner.jobs.get_mut(&id).filter(|j| held(j, worker)) else { return Ok(false) };
@@ -112,7 +118,7 @@ impl JobStore for MemoryStore {
         Ok(true)
     }
 
-    async fn sweep(&self, now: DateTime<Utc>, limit: usize) -> Result<u64> {
+    async fn sweep_jobs(&self, now: DateTime<Utc>, limit: usize) -> Result<u64> {
         let now = ms(now);
         let mut inner = self.inner.write();
         let mut swept: usize = 0;
@@ -135,7 +141,7 @@ impl JobStore for MemoryStore {
         Ok(u64::try_from(swept).unwrap_or(u64::MAX))
     }
 
-    async fn list(&self, filter: &JobFilter<'_>) -> Result<Vec<JobRecord>> {
+    async fn list_jobs(&self, filter: &JobFilter<'_>) -> Result<Vec<JobRecord>> {
         filter.tenant.check()?;
         let inner = self.inner.read();
         let mut found: Vec<&JobRecord> = inner.jobs.values().filter(|j| filter.admits(j)).collect();
@@ -143,7 +149,7 @@ impl JobStore for MemoryStore {
         Ok(found.into_iter().skip(filter.offset).take(filter.limit).cloned().collect())
     }
 
-    async fn stats(&self, scope: TenantScope<'_>) -> Result<JobStats> {
+    async fn job_stats(&self, scope: TenantScope<'_>) -> Result<JobStats> {
         scope.check()?;
         let inner = self.inner.read();
         let mut stats = JobStats::default();
@@ -153,7 +159,7 @@ impl JobStore for MemoryStore {
         Ok(stats)
     }
 
-    async fn cancel(&self, scope: TenantScope<'_>, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64> {
+    async fn cancel_jobs(&self, scope: TenantScope<'_>, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64> {
         scope.check()?;
         let now = ms(now);
         let mut inner = self.inner.write();
@@ -173,7 +179,7 @@ impl JobStore for MemoryStore {
         Ok(done)
     }
 
-    async fn retry(&self, scope: TenantScope<'_>, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64> {
+    async fn retry_jobs(&self, scope: TenantScope<'_>, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64> {
         scope.check()?;
         let now = ms(now);
         let mut inner = self.inner.write();
@@ -195,7 +201,7 @@ impl JobStore for MemoryStore {
         Ok(done)
     }
 
-    async fn purge(&self, scope: TenantScope<'_>, before: DateTime<Utc>) -> Result<u64> {
+    async fn purge_jobs(&self, scope: TenantScope<'_>, before: DateTime<Utc>) -> Result<u64> {
         scope.check()?;
         let before = ms(before);
         let mut inner = self.inner.write();

@@ -87,7 +87,7 @@ pub struct JobProgress {
 }
 
 /// A job to store: what [`crate::CommandContext::enqueue`] adds to the unit of work's
-/// [`super::CommitBatch`], and [`JobStore::enqueue`] writes alone.
+/// [`super::CommitBatch`], and [`JobStore::enqueue_jobs`] writes alone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
     /// Its id (UUIDv7).
@@ -146,7 +146,7 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
-    /// A pending job as [`JobStore::enqueue`] stores it.
+    /// A pending job as [`JobStore::enqueue_jobs`] stores it.
     pub fn pending(job: &NewJob) -> Self {
         JobRecord {
             id: job.id,
@@ -170,7 +170,7 @@ impl JobRecord {
     }
 }
 
-/// How a worker's attempt at a job ended ([`JobStore::finish`]).
+/// How a worker's attempt at a job ended ([`JobStore::finish_job`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobOutcome {
     /// Its handler returned this result (JSON text).
@@ -206,7 +206,7 @@ impl JobOutcome {
     }
 }
 
-/// Which jobs [`JobStore::list`] returns.
+/// Which jobs [`JobStore::list_jobs`] returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobFilter<'a> {
     /// In one of these statuses (any when empty).
@@ -237,7 +237,7 @@ impl JobFilter<'_> {
     }
 }
 
-/// How many jobs there are in each status ([`JobStore::stats`]).
+/// How many jobs there are in each status ([`JobStore::job_stats`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct JobStats {
     /// Waiting to run.
@@ -282,7 +282,7 @@ impl JobStats {
     }
 }
 
-/// What a running job's worker hears back from a heartbeat ([`JobStore::heartbeat`]).
+/// What a running job's worker hears back from a heartbeat ([`JobStore::heartbeat_job`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Heartbeat {
     /// The worker still holds the job; its lease is extended.
@@ -295,7 +295,7 @@ pub enum Heartbeat {
     Lost,
 }
 
-/// The errors [`JobStore::sweep`] records on a job whose lease ran out, the same on
+/// The errors [`JobStore::sweep_jobs`] records on a job whose lease ran out, the same on
 /// every store.
 pub mod swept {
     /// A cancel was requested: the job ends cancelled.
@@ -315,21 +315,27 @@ pub mod swept {
 #[async_trait]
 pub trait JobStore: Send + Sync + 'static {
     /// Stores pending jobs outside a command (in one transaction).
-    async fn enqueue(&self, jobs: &[NewJob]) -> Result<()>;
+    async fn enqueue_jobs(&self, jobs: &[NewJob]) -> Result<()>;
 
     /// The job with this id, when it is in `scope`.
-    async fn get(&self, scope: TenantScope<'_>, id: Uuid) -> Result<Option<JobRecord>>;
+    async fn job(&self, scope: TenantScope<'_>, id: Uuid) -> Result<Option<JobRecord>>;
 
     /// Claims up to `limit` pending jobs due at `now`, earliest first: each becomes
     /// running under `worker`'s lease until `now + lease`, its attempt counted. Two
     /// workers never claim one job (`SKIP LOCKED` where the database has it). Answers
     /// the jobs as claimed.
-    async fn claim(&self, worker: &str, now: DateTime<Utc>, limit: usize, lease: Duration) -> Result<Vec<JobRecord>>;
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<JobRecord>>;
 
     /// Extends `worker`'s lease on a running job to `now + lease`, with its progress
     /// when given; says whether the worker still holds it and whether a cancel was
     /// requested.
-    async fn heartbeat(
+    async fn heartbeat_job(
         &self,
         id: Uuid,
         worker: &str,
@@ -340,31 +346,31 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Ends `worker`'s attempt at a running job it holds; whether it held it (else
     /// nothing is written: the sweeper or an operator took it back).
-    async fn finish(&self, id: Uuid, worker: &str, outcome: &JobOutcome, now: DateTime<Utc>) -> Result<bool>;
+    async fn finish_job(&self, id: Uuid, worker: &str, outcome: &JobOutcome, now: DateTime<Utc>) -> Result<bool>;
 
     /// Takes back up to `limit` running jobs whose lease ran out before `now` (their
     /// worker died or lost the database): pending again, due at `now`, when they have
     /// attempts left; failed after their last one; cancelled when a cancel was
     /// requested. Answers how many.
-    async fn sweep(&self, now: DateTime<Utc>, limit: usize) -> Result<u64>;
+    async fn sweep_jobs(&self, now: DateTime<Utc>, limit: usize) -> Result<u64>;
 
     /// The jobs `filter` selects, most recently changed first (then by id, descending).
-    async fn list(&self, filter: &JobFilter<'_>) -> Result<Vec<JobRecord>>;
+    async fn list_jobs(&self, filter: &JobFilter<'_>) -> Result<Vec<JobRecord>>;
 
     /// How many jobs of `scope` are in each status.
-    async fn stats(&self, scope: TenantScope<'_>) -> Result<JobStats>;
+    async fn job_stats(&self, scope: TenantScope<'_>) -> Result<JobStats>;
 
     /// Cancels the jobs of `ids` in `scope`: a pending one at once, a running one by
     /// asking it to stop (it ends cancelled at its next check, or when its lease runs
     /// out). Answers how many it cancelled or asked; the others (finished, already asked,
     /// unknown, of another tenant) are skipped.
-    async fn cancel(&self, scope: TenantScope<'_>, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64>;
+    async fn cancel_jobs(&self, scope: TenantScope<'_>, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64>;
 
     /// Runs the failed or cancelled jobs of `ids` in `scope` again: pending, due at
     /// `now`, their attempts reset. Answers how many; the others are skipped.
-    async fn retry(&self, scope: TenantScope<'_>, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64>;
+    async fn retry_jobs(&self, scope: TenantScope<'_>, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64>;
 
     /// Deletes the completed and cancelled jobs of `scope` last changed before `before`;
     /// how many.
-    async fn purge(&self, scope: TenantScope<'_>, before: DateTime<Utc>) -> Result<u64>;
+    async fn purge_jobs(&self, scope: TenantScope<'_>, before: DateTime<Utc>) -> Result<u64>;
 }

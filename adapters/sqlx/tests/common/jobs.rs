@@ -97,12 +97,12 @@ pub async fn jobs_are_enqueued_with_the_commit_or_not_at_all<D: TestDb>(db: &D) 
     let clock = ManualClock::new(start());
     let app = jobs_app(&store, &clock);
     let id = app.send(ExportLater { rows: 2, then_fail: false }).await.unwrap();
-    let job = store.get(TenantScope::All, id).await.unwrap().expect("the committed command's job");
+    let job = store.job(TenantScope::All, id).await.unwrap().expect("the committed command's job");
     assert_eq!((job.status, job.job_type.as_str(), job.run_at), (JobStatus::Pending, "contract-export", start()));
 
     let err = app.send(ExportLater { rows: 2, then_fail: true }).await.unwrap_err();
     assert!(err.to_string().contains("failed after enqueueing"), "{err}");
-    assert_eq!(store.stats(TenantScope::All).await.unwrap().total(), 1, "the failed command enqueued nothing");
+    assert_eq!(store.job_stats(TenantScope::All).await.unwrap().total(), 1, "the failed command enqueued nothing");
 
     // A batch the store refuses (a version conflict) writes none of its jobs.
     let stream = StreamKey::new("Ledger", "l-1");
@@ -115,11 +115,11 @@ pub async fn jobs_are_enqueued_with_the_commit_or_not_at_all<D: TestDb>(db: &D) 
     let refused = new_job(None, 1, start());
     let batch = CommitBatch { appends: vec![append(0)], jobs: vec![refused.clone()], ..CommitBatch::default() };
     assert!(store.commit(batch).await.unwrap_err().is_conflict());
-    assert!(store.get(TenantScope::All, refused.id).await.unwrap().is_none(), "a refused batch left its job");
+    assert!(store.job(TenantScope::All, refused.id).await.unwrap().is_none(), "a refused batch left its job");
     // A batch of jobs alone commits.
     let alone = new_job(None, 1, start());
     store.commit(CommitBatch { jobs: vec![alone.clone()], ..CommitBatch::default() }).await.unwrap();
-    assert!(store.get(TenantScope::All, alone.id).await.unwrap().is_some());
+    assert!(store.job(TenantScope::All, alone.id).await.unwrap().is_some());
 }
 
 pub async fn job_records_round_trip<D: TestDb>(db: &D) {
@@ -141,12 +141,12 @@ pub async fn job_records_round_trip<D: TestDb>(db: &D) {
         run_at: start(),
         created_at: start() - chrono::Duration::seconds(1),
     };
-    store.enqueue(std::slice::from_ref(&job)).await.unwrap();
-    let stored = store.get(TenantScope::Only(Some("acme")), job.id).await.unwrap().unwrap();
+    store.enqueue_jobs(std::slice::from_ref(&job)).await.unwrap();
+    let stored = store.job(TenantScope::Only(Some("acme")), job.id).await.unwrap().unwrap();
     let mut expected = cqrs_ddd::ports::JobRecord::pending(&job);
     assert_eq!(stored, expected);
 
-    let claimed = store.claim("w", start(), 10, Duration::from_secs(30)).await.unwrap();
+    let claimed = store.claim_jobs("w", start(), 10, Duration::from_secs(30)).await.unwrap();
     let until = start() + chrono::Duration::seconds(30);
     expected.status = JobStatus::Running;
     expected.attempt = 1;
@@ -157,11 +157,11 @@ pub async fn job_records_round_trip<D: TestDb>(db: &D) {
     assert_eq!(claimed, [expected.clone()]);
     let later = start() + chrono::Duration::seconds(5);
     let progress = JobProgress { total: Some(3), processed: 2 };
-    let beat = store.heartbeat(job.id, "w", later, Duration::from_secs(30), Some(progress)).await.unwrap();
+    let beat = store.heartbeat_job(job.id, "w", later, Duration::from_secs(30), Some(progress)).await.unwrap();
     assert_eq!(beat, Heartbeat::Held { cancel_requested: false });
     let result = r#"{"done":[1,2,3]}"#;
-    assert!(store.finish(job.id, "w", &JobOutcome::Completed { result: result.into() }, later).await.unwrap());
-    let done = store.get(TenantScope::All, job.id).await.unwrap().unwrap();
+    assert!(store.finish_job(job.id, "w", &JobOutcome::Completed { result: result.into() }, later).await.unwrap());
+    let done = store.job(TenantScope::All, job.id).await.unwrap().unwrap();
     expected.status = JobStatus::Completed;
     expected.lease_owner = None;
     expected.lease_until = None;
@@ -184,13 +184,13 @@ pub async fn jobs_run_retry_after_a_backoff_and_complete<D: TestDb>(db: &D) {
     let worker = JobWorker::new(app.clone());
     let report = |completed, retried| JobReport { completed, retried, ..JobReport::default() };
     assert_eq!(worker.run_once().await.unwrap(), report(0, 1));
-    let job = store.get(TenantScope::All, id).await.unwrap().unwrap();
+    let job = store.job(TenantScope::All, id).await.unwrap().unwrap();
     assert_eq!((job.status, job.attempt, job.error.as_deref()), (JobStatus::Pending, 1, Some("attempt 1 fails")));
     assert_eq!(job.run_at, start() + chrono::Duration::seconds(2));
     assert_eq!(worker.run_once().await.unwrap(), JobReport::default(), "not due before its backoff");
     clock.advance(Duration::from_secs(2));
     assert_eq!(worker.run_once().await.unwrap(), report(1, 0));
-    let job = store.get(TenantScope::Only(Some("acme")), id).await.unwrap().unwrap();
+    let job = store.job(TenantScope::Only(Some("acme")), id).await.unwrap().unwrap();
     assert_eq!((job.status, job.attempt), (JobStatus::Completed, 2));
     assert_eq!(job.progress, JobProgress { total: Some(3), processed: 3 });
     let result: serde_json::Value = serde_json::from_str(job.result.as_deref().unwrap()).unwrap();
@@ -200,14 +200,14 @@ pub async fn jobs_run_retry_after_a_backoff_and_complete<D: TestDb>(db: &D) {
 pub async fn two_workers_never_claim_one_job<D: TestDb>(db: &D, jobs: usize) {
     let store = db.store().await;
     let batch: Vec<NewJob> = (0..jobs).map(|_| new_job(None, 1, start())).collect();
-    store.enqueue(&batch).await.unwrap();
+    store.enqueue_jobs(&batch).await.unwrap();
     let mut tasks = Vec::new();
     for w in 0..2 {
         let store = db.store().await;
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let claimed = store.claim(&format!("w{w}"), start(), 7, Duration::from_secs(60)).await.unwrap();
+                let claimed = store.claim_jobs(&format!("w{w}"), start(), 7, Duration::from_secs(60)).await.unwrap();
                 if claimed.is_empty() {
                     return mine;
                 }
@@ -222,7 +222,7 @@ pub async fn two_workers_never_claim_one_job<D: TestDb>(db: &D, jobs: usize) {
         }
     }
     assert_eq!(seen.len(), jobs, "every job claimed");
-    assert_eq!(store.stats(TenantScope::All).await.unwrap().running, jobs as u64);
+    assert_eq!(store.job_stats(TenantScope::All).await.unwrap().running, jobs as u64);
 }
 
 pub async fn expired_leases_are_swept_back_and_lost_workers_write_nothing<D: TestDb>(db: &D) {
@@ -233,14 +233,14 @@ pub async fn expired_leases_are_swept_back_and_lost_workers_write_nothing<D: Tes
     let last = NewJob { max_attempts: 1, ..new_job(None, 1, start()) };
     let asked = new_job(None, 1, start());
     let renewed = new_job(None, 1, start());
-    store.enqueue(&[retried.clone(), last.clone(), asked.clone(), renewed.clone()]).await.unwrap();
+    store.enqueue_jobs(&[retried.clone(), last.clone(), asked.clone(), renewed.clone()]).await.unwrap();
     let lease = Duration::from_secs(10);
-    assert_eq!(store.claim("dead", start(), 10, lease).await.unwrap().len(), 4);
-    assert_eq!(store.cancel(TenantScope::All, &[asked.id], start()).await.unwrap(), 1);
+    assert_eq!(store.claim_jobs("dead", start(), 10, lease).await.unwrap().len(), 4);
+    assert_eq!(store.cancel_jobs(TenantScope::All, &[asked.id], start()).await.unwrap(), 1);
     let later = start() + chrono::Duration::seconds(8);
-    let beat = store.heartbeat(renewed.id, "dead", later, lease, None).await.unwrap();
+    let beat = store.heartbeat_job(renewed.id, "dead", later, lease, None).await.unwrap();
     assert_eq!(beat, Heartbeat::Held { cancel_requested: false });
-    let beat = store.heartbeat(asked.id, "dead", later, lease, None).await.unwrap();
+    let beat = store.heartbeat_job(asked.id, "dead", later, lease, None).await.unwrap();
     assert_eq!(beat, Heartbeat::Held { cancel_requested: true }, "a heartbeat hears the cancel request");
 
     let sweeper = JobSweeper::new(app.clone());
@@ -250,7 +250,7 @@ pub async fn expired_leases_are_swept_back_and_lost_workers_write_nothing<D: Tes
     assert_eq!(sweeper.run_once().await.unwrap(), 2, "the two leases not renewed ran out");
     let get = |id| {
         let store = store.clone();
-        async move { store.get(TenantScope::All, id).await.unwrap().unwrap() }
+        async move { store.job(TenantScope::All, id).await.unwrap().unwrap() }
     };
     let (r, l, a) = (get(retried.id).await, get(last.id).await, get(asked.id).await);
     assert_eq!((r.status, r.attempt, r.error.as_deref()), (JobStatus::Pending, 1, Some(swept::RETRIED)));
@@ -264,9 +264,9 @@ pub async fn expired_leases_are_swept_back_and_lost_workers_write_nothing<D: Tes
 
     // The dead worker's late answers change nothing.
     let now = clock.now();
-    assert_eq!(store.heartbeat(retried.id, "dead", now, lease, None).await.unwrap(), Heartbeat::Lost);
+    assert_eq!(store.heartbeat_job(retried.id, "dead", now, lease, None).await.unwrap(), Heartbeat::Lost);
     let outcome = JobOutcome::Completed { result: "1".into() };
-    assert!(!store.finish(retried.id, "dead", &outcome, now).await.unwrap());
+    assert!(!store.finish_job(retried.id, "dead", &outcome, now).await.unwrap());
     assert_eq!(get(retried.id).await.status, JobStatus::Pending);
     // Another worker runs it to the end.
     let report = JobWorker::new(app).run_once().await.unwrap();
@@ -281,7 +281,7 @@ pub async fn operators_list_count_cancel_retry_and_purge_per_tenant<D: TestDb>(d
         let at = start() + chrono::Duration::seconds(i);
         let job = new_job(Some(tenant), 1, at);
         ids.push(job.id);
-        store.enqueue(&[job]).await.unwrap();
+        store.enqueue_jobs(&[job]).await.unwrap();
     }
     let a = TenantScope::Only(Some("a"));
     let b = TenantScope::Only(Some("b"));
@@ -289,7 +289,7 @@ pub async fn operators_list_count_cancel_retry_and_purge_per_tenant<D: TestDb>(d
         let store = store.clone();
         async move {
             let filter = JobFilter { statuses, tenant: scope, limit, offset, ..JobFilter::default() };
-            store.list(&filter).await.unwrap().into_iter().map(|j| j.id).collect::<Vec<_>>()
+            store.list_jobs(&filter).await.unwrap().into_iter().map(|j| j.id).collect::<Vec<_>>()
         }
     };
     assert_eq!(list(a, &[], 10, 0).await, [ids[2], ids[1], ids[0]], "most recently changed first");
@@ -298,27 +298,27 @@ pub async fn operators_list_count_cancel_retry_and_purge_per_tenant<D: TestDb>(d
 
     // Tenant b cannot cancel, retry or purge tenant a's jobs.
     let now = start() + chrono::Duration::seconds(10);
-    assert_eq!(store.cancel(b, &[ids[0], ids[3]], now).await.unwrap(), 1);
-    assert_eq!(store.get(b, ids[0]).await.unwrap(), None, "tenant b reads tenant a's job");
-    assert_eq!(store.get(a, ids[0]).await.unwrap().unwrap().status, JobStatus::Pending);
-    assert_eq!(store.cancel(a, &[ids[0], ids[0], ids[1]], now).await.unwrap(), 2);
-    let stats = store.stats(a).await.unwrap();
+    assert_eq!(store.cancel_jobs(b, &[ids[0], ids[3]], now).await.unwrap(), 1);
+    assert_eq!(store.job(b, ids[0]).await.unwrap(), None, "tenant b reads tenant a's job");
+    assert_eq!(store.job(a, ids[0]).await.unwrap().unwrap().status, JobStatus::Pending);
+    assert_eq!(store.cancel_jobs(a, &[ids[0], ids[0], ids[1]], now).await.unwrap(), 2);
+    let stats = store.job_stats(a).await.unwrap();
     assert_eq!((stats.pending, stats.cancelled, stats.total()), (1, 2, 3));
-    let all = store.stats(TenantScope::All).await.unwrap();
+    let all = store.job_stats(TenantScope::All).await.unwrap();
     assert_eq!((all.pending, all.cancelled, all.total()), (2, 3, 5));
     let mut same_time = vec![ids[0], ids[1], ids[3]];
     same_time.sort_unstable_by(|x, y| y.cmp(x));
     assert_eq!(list(TenantScope::All, &[JobStatus::Cancelled], 10, 0).await, same_time, "ties by id, descending");
 
-    assert_eq!(store.retry(b, &[ids[0]], now).await.unwrap(), 0, "another tenant's job");
-    assert_eq!(store.retry(a, &[ids[0], ids[2]], now).await.unwrap(), 1, "a pending job is not retried");
-    let again = store.get(a, ids[0]).await.unwrap().unwrap();
+    assert_eq!(store.retry_jobs(b, &[ids[0]], now).await.unwrap(), 0, "another tenant's job");
+    assert_eq!(store.retry_jobs(a, &[ids[0], ids[2]], now).await.unwrap(), 1, "a pending job is not retried");
+    let again = store.job(a, ids[0]).await.unwrap().unwrap();
     assert_eq!((again.status, again.attempt, again.run_at), (JobStatus::Pending, 0, now));
 
-    assert_eq!(store.purge(b, now).await.unwrap(), 0, "nothing of b changed before `now`");
-    assert_eq!(store.purge(a, now + chrono::Duration::milliseconds(1)).await.unwrap(), 1);
-    assert_eq!(store.purge(TenantScope::All, now + chrono::Duration::milliseconds(1)).await.unwrap(), 1);
-    assert_eq!(store.stats(TenantScope::All).await.unwrap().total(), 3);
-    let err = store.stats(TenantScope::Only(Some(""))).await.unwrap_err();
+    assert_eq!(store.purge_jobs(b, now).await.unwrap(), 0, "nothing of b changed before `now`");
+    assert_eq!(store.purge_jobs(a, now + chrono::Duration::milliseconds(1)).await.unwrap(), 1);
+    assert_eq!(store.purge_jobs(TenantScope::All, now + chrono::Duration::milliseconds(1)).await.unwrap(), 1);
+    assert_eq!(store.job_stats(TenantScope::All).await.unwrap().total(), 3);
+    let err = store.job_stats(TenantScope::Only(Some(""))).await.unwrap_err();
     assert!(matches!(err, Error::Tenant(_)), "{err}");
 }

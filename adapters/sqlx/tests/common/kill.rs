@@ -565,7 +565,7 @@ pub async fn a_job_worker_killed_mid_job_leaves_the_job_to_another_that_complete
     let mut c = child(process, &place, HANG_AT);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let held = loop {
-        let job = store.get(TenantScope::All, id).await.unwrap().unwrap();
+        let job = store.job(TenantScope::All, id).await.unwrap().unwrap();
         if job.status == JobStatus::Running && job.progress.processed == HANG_AT {
             break job;
         }
@@ -586,12 +586,12 @@ pub async fn a_job_worker_killed_mid_job_leaves_the_job_to_another_that_complete
         assert!(std::time::Instant::now() < deadline, "the dead worker's lease never ran out");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let swept = store.get(TenantScope::All, id).await.unwrap().unwrap();
+    let swept = store.job(TenantScope::All, id).await.unwrap().unwrap();
     assert_eq!((swept.status, swept.lease_owner), (JobStatus::Pending, None));
 
     let report = worker.run_once().await.unwrap();
     assert_eq!((report.completed, report.ended()), (1, 1), "{report:?}");
-    let job = store.get(TenantScope::All, id).await.unwrap().unwrap();
+    let job = store.job(TenantScope::All, id).await.unwrap().unwrap();
     assert_eq!((job.status, job.attempt, job.result.as_deref()), (JobStatus::Completed, 2, Some("12")));
     assert_eq!((job.progress.total, job.progress.processed), (Some(JOB_STEPS), JOB_STEPS));
     assert_eq!(

@@ -123,16 +123,22 @@ impl ProjectionStore for Mem {
 
 #[async_trait]
 impl JobStore for Mem {
-    async fn enqueue(&self, jobs: &[NewJob]) -> Result<()> {
-        self.events.enqueue(jobs).await
+    async fn enqueue_jobs(&self, jobs: &[NewJob]) -> Result<()> {
+        self.events.enqueue_jobs(jobs).await
     }
-    async fn get(&self, scope: TenantScope<'_>, id: Uuid) -> Result<Option<JobRecord>> {
-        self.events.get(scope, id).await
+    async fn job(&self, scope: TenantScope<'_>, id: Uuid) -> Result<Option<JobRecord>> {
+        self.events.job(scope, id).await
     }
-    async fn claim(&self, worker: &str, now: DateTime<Utc>, limit: usize, lease: Duration) -> Result<Vec<JobRecord>> {
-        JobStore::claim(&self.events, worker, now, limit, lease).await
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<JobRecord>> {
+        self.events.claim_jobs(worker, now, limit, lease).await
     }
-    async fn heartbeat(
+    async fn heartbeat_job(
         &self,
         id: Uuid,
         worker: &str,
@@ -140,28 +146,28 @@ impl JobStore for Mem {
         lease: Duration,
         progress: Option<JobProgress>,
     ) -> Result<Heartbeat> {
-        self.events.heartbeat(id, worker, now, lease, progress).await
+        self.events.heartbeat_job(id, worker, now, lease, progress).await
     }
-    async fn finish(&self, id: Uuid, worker: &str, outcome: &JobOutcome, now: DateTime<Utc>) -> Result<bool> {
-        self.events.finish(id, worker, outcome, now).await
+    async fn finish_job(&self, id: Uuid, worker: &str, outcome: &JobOutcome, now: DateTime<Utc>) -> Result<bool> {
+        self.events.finish_job(id, worker, outcome, now).await
     }
-    async fn sweep(&self, now: DateTime<Utc>, limit: usize) -> Result<u64> {
-        self.events.sweep(now, limit).await
+    async fn sweep_jobs(&self, now: DateTime<Utc>, limit: usize) -> Result<u64> {
+        self.events.sweep_jobs(now, limit).await
     }
-    async fn list(&self, filter: &JobFilter<'_>) -> Result<Vec<JobRecord>> {
-        JobStore::list(&self.events, filter).await
+    async fn list_jobs(&self, filter: &JobFilter<'_>) -> Result<Vec<JobRecord>> {
+        self.events.list_jobs(filter).await
     }
-    async fn stats(&self, scope: TenantScope<'_>) -> Result<JobStats> {
-        self.events.stats(scope).await
+    async fn job_stats(&self, scope: TenantScope<'_>) -> Result<JobStats> {
+        self.events.job_stats(scope).await
     }
-    async fn cancel(&self, scope: TenantScope<'_>, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64> {
-        self.events.cancel(scope, ids, now).await
+    async fn cancel_jobs(&self, scope: TenantScope<'_>, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64> {
+        self.events.cancel_jobs(scope, ids, now).await
     }
-    async fn retry(&self, scope: TenantScope<'_>, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64> {
-        self.events.retry(scope, ids, now).await
+    async fn retry_jobs(&self, scope: TenantScope<'_>, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64> {
+        self.events.retry_jobs(scope, ids, now).await
     }
-    async fn purge(&self, scope: TenantScope<'_>, before: DateTime<Utc>) -> Result<u64> {
-        self.events.purge(scope, before).await
+    async fn purge_jobs(&self, scope: TenantScope<'_>, before: DateTime<Utc>) -> Result<u64> {
+        self.events.purge_jobs(scope, before).await
     }
 }
 
