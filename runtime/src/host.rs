@@ -631,6 +631,23 @@ impl Worker for crate::jobs::JobWorker {
     async fn run(&self, stop: Stop) -> Result<()> {
         crate::jobs::JobWorker::run(self, stop).await
     }
+
+    /// Its state, with the jobs pending, running and failed for good as details (a failed
+    /// job can be a business outcome, so it does not degrade readiness).
+    async fn checks(&self, thresholds: &HealthThresholds) -> Vec<Check> {
+        let label = self.label();
+        let mut check = worker_check(label.clone(), &self.health(), thresholds);
+        let Some(store) = self.mediator().job_store() else { return vec![check] };
+        match store.job_stats(crate::ports::TenantScope::All).await {
+            Ok(stats) => {
+                check.detail["failed"] = json!(stats.failed);
+                check.detail["pending"] = json!(stats.pending);
+                check.detail["running"] = json!(stats.running);
+            }
+            Err(e) => return vec![Check::down(label, e)],
+        }
+        vec![check]
+    }
 }
 
 #[async_trait]

@@ -611,3 +611,29 @@ fn job_types_need_an_event_store_that_keeps_jobs() {
     assert!(jobs.contains(&"export") && jobs.contains(&"WhoAmI"), "{jobs:?}");
     assert!(problem.to_string().contains("need a job store"), "{problem}");
 }
+
+#[tokio::test]
+async fn readiness_shows_the_job_worker_with_its_counts() {
+    let f = fixture();
+    f.app.enqueue_with(Export { rows: 1, fail_first: 9 }, JobOptions::attempts(1)).await.unwrap();
+    f.app.enqueue(Export { rows: 1, fail_first: 0 }).await.unwrap();
+    JobWorker::new(f.app.clone()).run_once().await.unwrap();
+    f.app.enqueue(Export { rows: 1, fail_first: 0 }).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let host = tokio::spawn({
+        let app = f.app.clone();
+        async move { app.host().scheduler(false).run(async move { stopped.await.unwrap_or(()) }).await }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let check = loop {
+        let report = f.app.health().await;
+        if let Some(c) = report.checks.iter().find(|c| c.name == "job_worker") {
+            break c.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no job_worker check: {report:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(check.detail["failed"], 1, "{check:?}");
+    stop.send(()).unwrap();
+    host.await.unwrap().unwrap();
+}

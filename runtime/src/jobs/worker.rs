@@ -111,6 +111,10 @@ impl JobWorker {
         JobWorker { mediator, options, supervisor }
     }
 
+    pub(crate) fn mediator(&self) -> &Mediator {
+        &self.mediator
+    }
+
     /// Its options.
     pub fn options(&self) -> &JobWorkerOptions {
         &self.options
