@@ -637,3 +637,34 @@ async fn readiness_shows_the_job_worker_with_its_counts() {
     stop.send(()).unwrap();
     host.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_long_job_holds_one_slot_and_the_others_keep_running_jobs() {
+    let f = fixture();
+    let options = JobWorkerOptions { concurrency: 2, poll_interval: Duration::from_millis(5), ..options("slots") };
+    let worker = JobWorker::with_options(f.app.clone(), options);
+    let long = f.app.enqueue(Gated).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move { worker.run(async move { stopped.await.unwrap_or(()) }).await });
+    f.gate.reached.notified().await;
+    // Enqueued after the long job was claimed: run in the free slot while it waits.
+    let mut quick = Vec::new();
+    for _ in 0..3 {
+        quick.push(f.app.enqueue(Export { rows: 1, fail_first: 0 }).await.unwrap());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    for id in &quick {
+        while status(&f.app, *id).await != JobStatus::Completed {
+            assert!(std::time::Instant::now() < deadline, "a quick job waited for the long one");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    assert_eq!(status(&f.app, long).await, JobStatus::Running);
+    f.gate.open.notify_one();
+    while status(&f.app, long).await != JobStatus::Completed {
+        assert!(std::time::Instant::now() < deadline, "the long job did not end");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+}

@@ -21,8 +21,8 @@ use crate::worker::{Pace, Supervisor, WorkerHealth};
 pub struct JobWorkerOptions {
     /// Its name in leases (unique per worker: a lease names who holds it).
     pub worker: String,
-    /// Jobs claimed per round and run side by side; the next round starts when they
-    /// have all ended.
+    /// Jobs run at once, at most: [`JobWorker::run`] claims another as soon as one
+    /// ends; [`JobWorker::run_once`] claims this many and waits for them all.
     pub concurrency: usize,
     /// Sleep between rounds when nothing was due.
     pub poll_interval: Duration,
@@ -237,20 +237,68 @@ impl JobWorker {
         Ok(Ended::Held(outcome))
     }
 
-    /// Runs rounds until `shutdown` resolves; a round that ran jobs is followed at once
-    /// by the next. A round that fails with a transient error (see
-    /// [`Error::is_transient`]) is retried after [`JobWorkerOptions::outage_backoff`]; a
-    /// job that fails never stops the worker. It returns early only with an error the
-    /// store does not call transient (a row that cannot be decoded).
+    /// Runs jobs until `shutdown` resolves: up to [`JobWorkerOptions::concurrency`] at
+    /// once, claiming more as soon as one ends (or every
+    /// [`JobWorkerOptions::poll_interval`] while there are free slots), so a long job
+    /// holds one slot and not the others. On shutdown it claims nothing more and
+    /// returns once the running jobs have ended.
+    ///
+    /// A claim that fails with a transient error (see [`Error::is_transient`]: the store
+    /// unreachable) is tried again after [`JobWorkerOptions::outage_backoff`], the
+    /// running jobs going on meanwhile; a job that fails never stops the worker. It
+    /// returns early only with an error the store does not call transient (a row that
+    /// cannot be decoded), after the running jobs have ended.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
-        self.supervisor
-            .run(&self.options.outage_backoff, shutdown, self.options.poll_interval, None, || {
-                Box::pin(async {
-                    let r = self.run_once().await?;
-                    Ok(if r.ended() > 0 { Pace::Busy } else { Pace::Idle })
-                })
-            })
-            .await
+        use futures::StreamExt;
+        let store = self.store()?;
+        let o = &self.options;
+        let slots = o.concurrency.max(1);
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut running = futures::stream::FuturesUnordered::new();
+        let mut fatal = None;
+        self.supervisor.begin();
+        loop {
+            let mut wait = o.poll_interval;
+            let free = slots.saturating_sub(running.len());
+            if free > 0 {
+                let now = self.mediator.clock().now();
+                match store.claim_jobs(&o.worker, now, free, o.lease).await {
+                    Ok(claimed) => {
+                        self.supervisor.succeeded();
+                        running.extend(claimed.into_iter().map(|job| self.attempt(&store, job)));
+                    }
+                    Err(e) if e.is_transient() => wait = o.outage_backoff.delay(self.supervisor.failed(&e)),
+                    Err(e) => {
+                        fatal = Some(e);
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(ended) = running.next() => {
+                    if let Err(e) = ended {
+                        tracing::warn!(error = %e, "cannot record how a job ended; its lease runs out and the sweeper takes it back");
+                    }
+                }
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        while let Some(ended) = running.next().await {
+            if let Err(e) = ended {
+                tracing::warn!(error = %e, "cannot record how a job ended; its lease runs out and the sweeper takes it back");
+            }
+        }
+        match fatal {
+            Some(e) => {
+                self.supervisor.gave_up(&e);
+                Err(e)
+            }
+            None => {
+                self.supervisor.stopped();
+                Ok(())
+            }
+        }
     }
 }
 
