@@ -42,7 +42,7 @@
 //!
 //! # States
 //!
-//! `pending` → `running` → `completed` | `failed` | `cancelled` ([`JobStatus`]). A claim
+//! `pending` → `running` → `completed` | `failed` | `cancelled` ([`JobStatus`](crate::ports::JobStatus)). A claim
 //! starts an attempt and takes a lease ([`JobWorkerOptions::lease`]) that the worker
 //! renews while the job runs (every [`JobWorkerOptions::heartbeat`], and at each
 //! [`JobContext::progress`]). An attempt that fails goes back to `pending`, due after an
