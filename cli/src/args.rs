@@ -1,11 +1,12 @@
 //! The command line, as clap reads it.
 
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
-use cqrs_ddd::ports::SagaStatus;
+use cqrs_ddd::ports::{JobStatus, SagaStatus};
 use uuid::Uuid;
 
 /// Operate a cqrs-ddd application: migrations, projections, outbox, sagas, scheduled
-/// commands, the event log and tenants.
+/// commands, background jobs, the event log and tenants.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "cqrs-ddd", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
@@ -26,8 +27,8 @@ pub struct Global {
     /// The PostgreSQL schema the tables live in.
     #[arg(long, env = "CQRS_DDD_SCHEMA", global = true, default_value = "public")]
     pub schema: String,
-    /// Only this tenant's sagas, scheduled commands, events, outbox rows and projection
-    /// workers (every tenant's without it).
+    /// Only this tenant's sagas, scheduled commands, jobs, events, outbox rows and
+    /// projection workers (every tenant's without it).
     #[arg(long, env = "CQRS_DDD_TENANT", global = true)]
     pub tenant: Option<String>,
     /// JSON on standard output instead of tables (one document per command; `events
@@ -53,6 +54,9 @@ pub enum Command {
     /// Scheduled commands: list, cancel.
     #[command(subcommand)]
     Schedules(Schedules),
+    /// Background jobs: list, stats, cancel, retry, purge.
+    #[command(subcommand)]
+    Jobs(Jobs),
     /// The event log: the newest events (and those that follow), one stream.
     #[command(subcommand)]
     Events(Events),
@@ -181,6 +185,45 @@ pub enum Schedules {
     },
 }
 
+/// `jobs ..`
+#[derive(Debug, Clone, Subcommand)]
+pub enum Jobs {
+    /// Jobs, most recently changed first.
+    List {
+        /// Only in these statuses (repeatable): pending, running, completed, failed,
+        /// cancelled.
+        #[arg(long = "status", value_parser = parse_job_status)]
+        statuses: Vec<JobStatus>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// After skipping this many.
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+    },
+    /// How many jobs are in each status.
+    Stats,
+    /// Cancels jobs: a pending one at once, a running one at its next check.
+    Cancel {
+        /// Their ids.
+        #[arg(required = true)]
+        ids: Vec<Uuid>,
+    },
+    /// Runs failed or cancelled jobs again, their attempts reset.
+    Retry {
+        /// Their ids.
+        #[arg(required = true)]
+        ids: Vec<Uuid>,
+    },
+    /// Deletes the completed and cancelled jobs last changed before a date.
+    Purge {
+        /// `2026-01-31` (midnight UTC) or an RFC 3339 time (`2026-01-31T12:00:00Z`); a
+        /// time without an offset is UTC.
+        #[arg(long, value_parser = parse_date)]
+        before: DateTime<Utc>,
+    },
+}
+
 /// `events ..`
 #[derive(Debug, Clone, Subcommand)]
 pub enum Events {
@@ -210,6 +253,25 @@ pub enum Events {
 pub enum Tenants {
     /// The tenants that have events.
     List,
+}
+
+fn parse_job_status(s: &str) -> Result<JobStatus, String> {
+    s.parse::<JobStatus>().map_err(|e| e.to_string())
+}
+
+/// A date (midnight UTC) or a time, RFC 3339 or without an offset (UTC).
+fn parse_date(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
+        return Ok(t.and_utc());
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| format!("`{s}` is not a date (`2026-01-31`) or an RFC 3339 time (`2026-01-31T12:00:00Z`)"))
 }
 
 fn parse_status(s: &str) -> Result<SagaStatus, String> {

@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::args::{Cli, Command, Events, OutboxCmd, Projections, Sagas, Schedules, Tenants};
+use crate::args::{Cli, Command, Events, Jobs, OutboxCmd, Projections, Sagas, Schedules, Tenants};
 use crate::output::{Out, or_dash, short, time};
 use crate::{Database, Failure, exit};
 
@@ -49,6 +49,7 @@ where
         Command::Outbox(cmd) => outbox(&admin, out, cmd).await,
         Command::Sagas(cmd) => sagas(&admin, out, cmd).await,
         Command::Schedules(cmd) => schedules(&admin, out, cmd).await,
+        Command::Jobs(cmd) => jobs(&admin, out, cmd).await,
         Command::Events(cmd) => events(&admin, out, cmd).await,
         Command::Tenants(Tenants::List) => {
             let tenants = admin.tenants().await?;
@@ -466,6 +467,61 @@ async fn schedules(admin: &Admin, out: Out, cmd: Schedules) -> Result<u8, Failur
         Schedules::Cancel { id } => {
             admin.cancel_schedule(id).await?;
             out.done(&format!("cancelled scheduled command {id}"), &json!({ "cancelled": id }));
+        }
+    }
+    Ok(exit::OK)
+}
+
+async fn jobs(admin: &Admin, out: Out, cmd: Jobs) -> Result<u8, Failure> {
+    match cmd {
+        Jobs::List { statuses, limit, offset } => {
+            let found = admin.jobs(&statuses, limit, offset).await?;
+            out.list(&found, &["ID", "TENANT", "TYPE", "STATUS", "ATTEMPT", "PROGRESS", "UPDATED", "ERROR"], |j| {
+                let progress = match j.progress.total {
+                    Some(total) => format!("{}/{total}", j.progress.processed),
+                    None if j.progress.processed > 0 => j.progress.processed.to_string(),
+                    None => "-".to_owned(),
+                };
+                let status =
+                    if j.cancel_requested { format!("{} (cancel asked)", j.status) } else { j.status.to_string() };
+                vec![
+                    j.id.to_string(),
+                    or_dash(j.tenant.as_deref()),
+                    j.job_type.clone(),
+                    status,
+                    format!("{}/{}", j.attempt, j.max_attempts),
+                    progress,
+                    time(j.updated_at),
+                    short(j.error.as_deref().unwrap_or("-"), 60),
+                ]
+            });
+        }
+        Jobs::Stats => {
+            let stats = admin.job_stats().await?;
+            let lines: Vec<(&str, String)> = cqrs_ddd::ports::JobStatus::ALL
+                .iter()
+                .map(|s| (s.as_str(), stats.of(*s).to_string()))
+                .chain(std::iter::once(("total", stats.total().to_string())))
+                .collect();
+            out.record(&stats, &lines);
+        }
+        Jobs::Cancel { ids } => {
+            let done = admin.cancel_jobs(&ids).await?;
+            out.done(
+                &format!("{} job(s) cancelled or asked to stop, {} skipped", done.done, done.skipped),
+                &json!({ "done": done.done, "skipped": done.skipped }),
+            );
+        }
+        Jobs::Retry { ids } => {
+            let done = admin.retry_jobs(&ids).await?;
+            out.done(
+                &format!("{} job(s) will run again, {} skipped", done.done, done.skipped),
+                &json!({ "done": done.done, "skipped": done.skipped }),
+            );
+        }
+        Jobs::Purge { before } => {
+            let n = admin.purge_jobs(before).await?;
+            out.done(&format!("{n} finished job(s) purged"), &json!({ "purged": n }));
         }
     }
     Ok(exit::OK)

@@ -7,6 +7,7 @@
 //! cqrs-ddd outbox status | dead | retry-dead [ID..]
 //! cqrs-ddd sagas list [--status S].. [--type T] | show ID | retry ID | compensate ID [--reason R]
 //! cqrs-ddd schedules list [--dead] | cancel ID
+//! cqrs-ddd jobs list [--status S].. [--limit N] [--offset N] | stats | cancel ID.. | retry ID.. | purge --before DATE
 //! cqrs-ddd events tail [-n N] [--follow] | stream TYPE ID
 //! cqrs-ddd tenants list
 //! ```
@@ -18,7 +19,8 @@
 //! # Standalone or embedded
 //!
 //! The `cqrs-ddd` binary knows the tables, not your code: it migrates, lists, shows the
-//! event log, retries outbox rows and cancels schedules. What runs your code (rebuilding a
+//! event log, retries outbox rows, cancels schedules and lists, cancels, retries and
+//! purges background jobs (a retried job runs in a process that has its type). What runs your code (rebuilding a
 //! projection, retrying a saga's commands) needs your registrations, so embed the tool in
 //! a binary of your application: it then sees your projections, commands and sagas.
 //!
@@ -78,7 +80,7 @@ use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-pub use args::{Cli, Command, Events, Global, OutboxCmd, Projections, SagaRef, Sagas, Schedules, Tenants};
+pub use args::{Cli, Command, Events, Global, Jobs, OutboxCmd, Projections, SagaRef, Sagas, Schedules, Tenants};
 use clap::Parser;
 use cqrs_ddd::ports::{EventStore, ProjectionStore};
 use cqrs_ddd::{AppBuilder, Error, Mediator};

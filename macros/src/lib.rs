@@ -19,6 +19,7 @@ mod command;
 mod common;
 mod event;
 mod handler;
+mod job;
 mod projection;
 mod query;
 mod read_model;
@@ -51,6 +52,14 @@ pub fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn command(args: TokenStream, item: TokenStream) -> TokenStream {
     command::command(args.into(), item.into()).into()
+}
+
+/// Marks a background job type (`Serialize` + `Deserialize`, its fields the job's
+/// input) with a stable stored name (`name = ".."`, default the type name); what it does
+/// is its `impl JobHandler`. Registered for `App::build()` and the job worker.
+#[proc_macro_attribute]
+pub fn job(args: TokenStream, item: TokenStream) -> TokenStream {
+    job::job(args.into(), item.into()).into()
 }
 
 /// Marks a query; its `#[query_handler]` gives the response type.

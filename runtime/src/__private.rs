@@ -33,10 +33,11 @@ pub use crate::cqrs::by_name::{
 };
 pub use crate::cqrs::catalog;
 pub use crate::domain::encode_checked;
+pub use crate::jobs::run_job;
 pub use crate::lock::CommandLocks;
 pub use crate::registry::{
     AggregateRegistration, CommandRegistration, CommandTypeRegistration, DepKey, EventHandlerRegistration,
-    EventRegistration, QueryRegistration, QueryTypeRegistration, SagaRegistration, UndoRegistration,
+    EventRegistration, JobRegistration, QueryRegistration, QueryTypeRegistration, SagaRegistration, UndoRegistration,
     UpcasterRegistration, erased_command,
 };
 /// How `#[event(undo = C)]` undoes an event: its `Undo` impl, which must build `C` (the

@@ -1,6 +1,6 @@
 //! What operators see and do, in one place: the projections with their lag and dead
-//! letters, the outbox's dead rows, saga instances, scheduled commands, the event log
-//! and the tenants. The command-line tool (`cqrs-ddd-cli`) and the admin page of
+//! letters, the outbox's dead rows, saga instances, scheduled commands, background jobs,
+//! the event log and the tenants. The command-line tool (`cqrs-ddd-cli`) and the admin page of
 //! `cqrs-ddd-axum` are both written on it; a team's own tooling can be too.
 //!
 //! [`Mediator::admin`] gives an [`Admin`] over every tenant;
@@ -40,8 +40,9 @@ use crate::cqrs::Mediator;
 use crate::error::{Error, Result, the_one};
 use crate::host::ProjectionControl;
 use crate::ports::{
-    Cursor, DeadLetter, Outbox, OutboxCounts, OutboxRecord, OutboxStatus, ReadStall, SagaFilter, SagaKey, SagaStatus,
-    ScheduledCommand, StoredEvent, StreamEvent, StreamKey, TenantScope, UndoLogEntry,
+    Cursor, DeadLetter, JobFilter, JobProgress, JobRecord, JobStats, JobStatus, JobStore, Outbox, OutboxCounts,
+    OutboxRecord, OutboxStatus, ReadStall, SagaFilter, SagaKey, SagaStatus, ScheduledCommand, StoredEvent, StreamEvent,
+    StreamKey, TenantScope, UndoLogEntry,
 };
 use crate::saga::{SagaCommand, SagaInstance, UndoEntry};
 
@@ -251,6 +252,55 @@ pub struct ScheduleView {
     pub created_at: DateTime<Utc>,
     /// The command.
     pub payload: Value,
+}
+
+/// A background job as operators see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobView {
+    /// Its id (to cancel or retry it).
+    pub id: Uuid,
+    /// Its tenant.
+    pub tenant: Option<String>,
+    /// The job type's stored name.
+    pub job_type: String,
+    /// Where it stands.
+    pub status: JobStatus,
+    /// Attempts started.
+    pub attempt: u32,
+    /// Attempts it has in all.
+    pub max_attempts: u32,
+    /// When it is due (again).
+    pub run_at: DateTime<Utc>,
+    /// The worker running it.
+    pub lease_owner: Option<String>,
+    /// When that worker's lease runs out.
+    pub lease_until: Option<DateTime<Utc>>,
+    /// When that worker last said it was alive.
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    /// What it last reported of its progress.
+    pub progress: JobProgress,
+    /// Whether a cancel was requested while it ran.
+    pub cancel_requested: bool,
+    /// Its result, once completed.
+    pub result: Option<Value>,
+    /// The last failure.
+    pub error: Option<String>,
+    /// When it was enqueued.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The job's input.
+    pub payload: Value,
+}
+
+/// What a bulk action on jobs did ([`Admin::cancel_jobs`], [`Admin::retry_jobs`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BulkOutcome {
+    /// Jobs it acted on.
+    pub done: u64,
+    /// Jobs it left as they were: not in a state it applies to, unknown, or of another
+    /// tenant.
+    pub skipped: u64,
 }
 
 impl Admin {
@@ -480,6 +530,53 @@ impl Admin {
         if store.cancel(tenant.as_deref(), id).await? { Ok(()) } else { Err(missing_schedule(id)) }
     }
 
+    // ---- background jobs ---------------------------------------------------------
+
+    fn job_store(&self) -> Result<Arc<dyn JobStore>> {
+        self.app.job_store().ok_or(Error::NotWired {
+            part: "job store",
+            hint: "use an event store that keeps jobs (every store of cqrs-ddd does)",
+        })
+    }
+
+    /// Up to `limit` jobs in one of `statuses` (any when empty), after skipping `offset`,
+    /// most recently changed first.
+    pub async fn jobs(&self, statuses: &[JobStatus], limit: usize, offset: usize) -> Result<Vec<JobView>> {
+        let filter = JobFilter { statuses, tenant: self.scope(), limit, offset, ..JobFilter::default() };
+        Ok(self.job_store()?.list_jobs(&filter).await?.into_iter().map(view_job).collect())
+    }
+
+    /// One job. Errors: [`Error::Missing`] (also for another tenant's when narrowed).
+    pub async fn job(&self, id: Uuid) -> Result<JobView> {
+        let job = self.job_store()?.job(self.scope(), id).await?;
+        job.map(view_job).ok_or_else(|| Error::Missing { what: format!("job {id}") })
+    }
+
+    /// How many jobs are in each status.
+    pub async fn job_stats(&self) -> Result<JobStats> {
+        self.job_store()?.job_stats(self.scope()).await
+    }
+
+    /// Cancels jobs: a pending one at once, a running one by asking it to stop (see
+    /// [`crate::jobs`], "Cancellation").
+    pub async fn cancel_jobs(&self, ids: &[Uuid]) -> Result<BulkOutcome> {
+        let now = self.app.clock().now();
+        let done = self.job_store()?.cancel_jobs(self.scope(), ids, now).await?;
+        Ok(bulk(ids, done))
+    }
+
+    /// Runs failed or cancelled jobs again, their attempts reset.
+    pub async fn retry_jobs(&self, ids: &[Uuid]) -> Result<BulkOutcome> {
+        let now = self.app.clock().now();
+        let done = self.job_store()?.retry_jobs(self.scope(), ids, now).await?;
+        Ok(bulk(ids, done))
+    }
+
+    /// Deletes the completed and cancelled jobs last changed before `before`; how many.
+    pub async fn purge_jobs(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.job_store()?.purge_jobs(self.scope(), before).await
+    }
+
     // ---- events ------------------------------------------------------------------
 
     /// The newest `limit` events, oldest first.
@@ -663,6 +760,34 @@ fn view_schedule(c: ScheduledCommand, dead: bool) -> ScheduleView {
         created_at: c.created_at,
         payload: json_or_text(&c.payload),
     }
+}
+
+fn view_job(j: JobRecord) -> JobView {
+    JobView {
+        id: j.id,
+        tenant: j.metadata.tenant_id,
+        job_type: j.job_type,
+        status: j.status,
+        attempt: j.attempt,
+        max_attempts: j.max_attempts,
+        run_at: j.run_at,
+        lease_owner: j.lease_owner,
+        lease_until: j.lease_until,
+        heartbeat_at: j.heartbeat_at,
+        progress: j.progress,
+        cancel_requested: j.cancel_requested,
+        result: j.result.as_deref().map(json_or_text),
+        error: j.error,
+        created_at: j.created_at,
+        updated_at: j.updated_at,
+        payload: json_or_text(&j.payload),
+    }
+}
+
+/// `done` of `ids` (counted without repeats), the rest skipped.
+fn bulk(ids: &[Uuid], done: u64) -> BulkOutcome {
+    let asked = ids.iter().collect::<std::collections::HashSet<_>>().len() as u64;
+    BulkOutcome { done, skipped: asked.saturating_sub(done) }
 }
 
 fn missing_saga(key: &SagaKey) -> Error {

@@ -266,6 +266,13 @@ pub enum Error {
     /// An undo or a redo was refused (see [`crate::undo`]).
     #[error("undo: {0}")]
     Undo(crate::undo::UndoError),
+    /// A background job stopped because an operator cancelled it, or because its worker
+    /// no longer holds it ([`crate::jobs::JobContext::check_cancelled`]).
+    #[error("job {id} was cancelled")]
+    JobCancelled {
+        /// The job.
+        id: uuid::Uuid,
+    },
     /// A message known only by its stored name whose payload does not decode into its type.
     #[error("cannot decode {kind} `{name}` from its payload{}: {reason}", at(.path.as_deref()))]
     Decode {
@@ -627,6 +634,25 @@ pub enum BuildProblem {
     AsyncHandlersWithoutOutbox {
         /// The asynchronous handlers and saga steps, sorted.
         handlers: Vec<&'static str>,
+    },
+    /// Two job types share one stored name.
+    #[error("job name `{name}` is used by {}; give each a unique `#[job(name = \"..\")]`", join(.types))]
+    DuplicateJobName {
+        /// The stored name.
+        name: &'static str,
+        /// The job types using it, sorted.
+        types: Vec<&'static str>,
+    },
+    /// Job types are registered and the event store keeps no jobs: they could never be
+    /// enqueued atomically with a command, nor run.
+    #[error(
+        "jobs {} need a job store and the event store keeps none; use an event store that keeps jobs \
+         (every store of cqrs-ddd does)",
+        join(.jobs)
+    )]
+    JobsWithoutStore {
+        /// The stored names of the job types, sorted.
+        jobs: Vec<&'static str>,
     },
     /// Projections are registered and there is no document store to keep them in.
     #[error(

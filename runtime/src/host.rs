@@ -15,6 +15,7 @@
 //! | a [projection worker](crate::ProjectionWorker) per [`AppBuilder::projection`](crate::AppBuilder::projection), woken by local commits | always |
 //! | [saga recovery](crate::saga::SagaRecovery) (re-sends, timeouts, scheduled commands) | there are sagas |
 //! | the [scheduler](crate::scheduling::Scheduler) of scheduled commands | there are no sagas |
+//! | the [job worker](crate::jobs::JobWorker) and the [job sweeper](crate::jobs::JobSweeper) | there are job types (`#[job]`) |
 //!
 //! Shutdown: when the future given to `run` completes, each loop finishes the round it
 //! is in (the relay settles what it published, a projection commits its batch) and
@@ -271,15 +272,19 @@ pub(crate) struct HostPlan {
     /// Async handlers or saga steps exist.
     pub(crate) asynchronous: bool,
     pub(crate) sagas: bool,
+    /// Job types are registered.
+    pub(crate) jobs: bool,
 }
 
 /// The loops to run, chosen from the wiring; see the [module docs](self).
+#[allow(clippy::struct_excessive_bools)] // one independent switch per kind of loop
 pub struct Host {
     app: Mediator,
     relay: bool,
     consumer: Option<ConsumerOptions>,
     projections: bool,
     scheduler: bool,
+    jobs: bool,
 }
 
 impl Mediator {
@@ -301,6 +306,7 @@ impl Mediator {
                 .then(|| plan.consumer.clone().unwrap_or_else(|| ConsumerOptions::group("default"))),
             projections: true,
             scheduler: true,
+            jobs: plan.jobs,
         }
     }
 
@@ -432,6 +438,12 @@ impl Host {
         self
     }
 
+    /// Runs the job worker and the job sweeper (default: when the program has job types).
+    pub fn jobs(mut self, on: bool) -> Self {
+        self.jobs = on;
+        self
+    }
+
     /// The loops this host would run, by label (`outbox_relay`, `projection:balances`, ...).
     pub fn labels(&self) -> Vec<String> {
         self.workers().iter().map(|w| w.label()).collect()
@@ -466,6 +478,10 @@ impl Host {
             } else {
                 workers.push(Arc::new(ScheduleWorker(Scheduler::new(app.clone()))));
             }
+        }
+        if self.jobs {
+            workers.push(Arc::new(crate::jobs::JobWorker::new(app.clone())));
+            workers.push(Arc::new(crate::jobs::JobSweeper::new(app.clone())));
         }
         workers
     }
@@ -599,6 +615,53 @@ impl Worker for SagaRecovery {
 
     async fn checks(&self, thresholds: &HealthThresholds) -> Vec<Check> {
         scheduled_checks(self.label(), &self.health(), self.mediator(), thresholds).await
+    }
+}
+
+#[async_trait]
+impl Worker for crate::jobs::JobWorker {
+    fn label(&self) -> String {
+        "job_worker".to_owned()
+    }
+
+    fn health(&self) -> WorkerHealth {
+        crate::jobs::JobWorker::health(self)
+    }
+
+    async fn run(&self, stop: Stop) -> Result<()> {
+        crate::jobs::JobWorker::run(self, stop).await
+    }
+
+    /// Its state, with the jobs pending, running and failed for good as details (a failed
+    /// job can be a business outcome, so it does not degrade readiness).
+    async fn checks(&self, thresholds: &HealthThresholds) -> Vec<Check> {
+        let label = self.label();
+        let mut check = worker_check(label.clone(), &self.health(), thresholds);
+        let Some(store) = self.mediator().job_store() else { return vec![check] };
+        match store.job_stats(crate::ports::TenantScope::All).await {
+            Ok(stats) => {
+                check.detail["failed"] = json!(stats.failed);
+                check.detail["pending"] = json!(stats.pending);
+                check.detail["running"] = json!(stats.running);
+            }
+            Err(e) => return vec![Check::down(label, e)],
+        }
+        vec![check]
+    }
+}
+
+#[async_trait]
+impl Worker for crate::jobs::JobSweeper {
+    fn label(&self) -> String {
+        "job_sweeper".to_owned()
+    }
+
+    fn health(&self) -> WorkerHealth {
+        crate::jobs::JobSweeper::health(self)
+    }
+
+    async fn run(&self, stop: Stop) -> Result<()> {
+        crate::jobs::JobSweeper::run(self, stop).await
     }
 }
 

@@ -232,8 +232,8 @@
 //! an operator that does not fit the field's type is a compile error), the allow-list of
 //! HTTP filter strings and its indexes; see [`spec::ReadModel`].
 //!
-//! Every long-running loop (projection worker, outbox relay, scheduler, saga recovery)
-//! survives transient failures such as a database restart: it retries with capped
+//! Every long-running loop (projection worker, outbox relay, scheduler, saga recovery,
+//! job worker) survives transient failures such as a database restart: it retries with capped
 //! exponential backoff and jitter ([`Backoff`]), reports a [`WorkerHealth`] (running, or
 //! retrying since when, with the last error) that any task can read while it runs, and
 //! returns only on shutdown or on an error retrying cannot heal; see [`worker`].
@@ -300,7 +300,8 @@
 //! [`Mediator::host`] to choose) starts the outbox relay when there are async handlers,
 //! sagas or a bus, a consumer of the bus, a worker per projection registered with
 //! [`AppBuilder::projection`] (woken by local commits), and saga recovery or the
-//! scheduler; when `shutdown` completes, each finishes its round and `run` returns. The
+//! scheduler, and the job worker and sweeper when there are `#[job]` types; when
+//! `shutdown` completes, each finishes its round and `run` returns. The
 //! event store supplies the outbox and the read models' document store (every store of
 //! cqrs-ddd is both); [`AppBuilder::build`] refuses wiring that could not run (async
 //! handlers without an outbox, projections without a document store). See [`host`].
@@ -337,6 +338,17 @@
 //! window (`undo_within = "1h"`, or [`AppBuilder::undo_window`]) is measured on the
 //! application's clock; `redo = GrantAgain` with [`undo::Redo`] takes an undo back with
 //! [`Mediator::redo`]. See [`undo`].
+//! # Background jobs
+//!
+//! A `#[job]` type with a [`jobs::JobHandler`] impl is work that runs outside the
+//! request: [`CommandContext::enqueue`] stores it with the command's events (a command
+//! that fails enqueues nothing), [`Mediator::enqueue`] on its own. The host's
+//! [`jobs::JobWorker`] claims due jobs under a lease renewed by heartbeats and runs each
+//! in its request's tenant, correlation and principal; a job reports progress
+//! ([`jobs::JobContext::progress`]), stops at its next check when an operator cancels it,
+//! is retried with exponential backoff up to its attempts, and is put back by the
+//! [`jobs::JobSweeper`] when its worker dies. Operators list, count, cancel, retry and
+//! purge jobs through [`admin::Admin`] (and the CLI's `jobs`). See [`jobs`].
 //!
 //! # Locks and caching
 //!
@@ -374,7 +386,7 @@
 //!
 //! | feature | default | what it gives |
 //! | --- | --- | --- |
-//! | `macros` | yes | re-exports `#[event]`, `#[aggregate]`, `#[command]`, `#[query]`, `#[command_handler]`, `#[query_handler]`, `#[event_handler]`, `#[upcaster]`, `#[projection]`, `#[saga]`, the method markers `#[handle]`, `#[apply]`, `#[step]`, `#[on]`, `#[reset]`, and `#[derive(ReadModel)]` ([`spec::ReadModel`]) |
+//! | `macros` | yes | re-exports `#[event]`, `#[aggregate]`, `#[command]`, `#[query]`, `#[command_handler]`, `#[query_handler]`, `#[event_handler]`, `#[upcaster]`, `#[projection]`, `#[saga]`, `#[job]`, the method markers `#[handle]`, `#[apply]`, `#[step]`, `#[on]`, `#[reset]`, and `#[derive(ReadModel)]` ([`spec::ReadModel`]) |
 //! | `geo` | no | the geometry operators of specifications in memory ([`spec`], "Geometry"), through the `geo` crate |
 //! | `openapi` | no | the JSON schemas of commands and queries deriving `utoipa::ToSchema` in [`Mediator::messages`] (`cqrs-ddd-axum` turns it on) |
 //!
@@ -404,6 +416,7 @@ mod error;
 pub mod es;
 pub mod health;
 pub mod host;
+pub mod jobs;
 pub mod lock;
 pub mod memory;
 pub mod metrics;
@@ -450,20 +463,21 @@ pub use futures::future::BoxFuture;
 
 #[cfg(feature = "macros")]
 pub use cqrs_ddd_macros::{
-    aggregate, apply, command, command_handler, event, event_handler, handle, on, projection, query, query_handler,
-    reset, saga, step, upcaster,
+    aggregate, apply, command, command_handler, event, event_handler, handle, job, on, projection, query,
+    query_handler, reset, saga, step, upcaster,
 };
 
 /// Everything a domain module needs: `use cqrs_ddd::prelude::*;`.
 pub mod prelude {
+    pub use crate::jobs::{JobContext, JobHandler};
     pub use crate::{
         Aggregate, App, Command, CommandContext, Dep, Envelope, Error, Event, EventContext, Mediator, Metadata,
         ProjectionTx, Query, QueryContext, ReadModel, Result,
     };
     #[cfg(feature = "macros")]
     pub use cqrs_ddd_macros::{
-        aggregate, apply, command, command_handler, event, event_handler, handle, on, projection, query, query_handler,
-        reset, saga, step, upcaster,
+        aggregate, apply, command, command_handler, event, event_handler, handle, job, on, projection, query,
+        query_handler, reset, saga, step, upcaster,
     };
     pub use serde::{Deserialize, Serialize};
 }

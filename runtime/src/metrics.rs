@@ -34,6 +34,8 @@
 //! | `cqrs_ddd_scheduled_sent_total` | counter | | scheduled commands sent |
 //! | `cqrs_ddd_scheduled_retried_total` | counter | | scheduled commands that failed and were put back for later |
 //! | `cqrs_ddd_scheduled_dead_total` | counter | | scheduled commands given up on |
+//! | `cqrs_ddd_jobs_finished_total` | counter | `job`, `outcome` | attempts at background jobs that ended; `outcome` is `completed`, `retried`, `failed` or `cancelled` |
+//! | `cqrs_ddd_jobs_swept_total` | counter | | running jobs taken back by the sweeper after their lease ran out |
 //! | `cqrs_ddd_worker_retries_total` | counter | `worker`, `name` | rounds of a long-running loop (projection worker, relay, scheduler, saga recovery) that failed transiently and are retried |
 //! | `cqrs_ddd_read_horizon_held_seconds` | gauge | `projection` or `relay` | how long the event log's gap-safe read horizon has been held back by an open transaction |
 //! | `cqrs_ddd_rabbitmq_published_total` | counter | | messages `cqrs-ddd-rabbitmq` published, confirmed |
@@ -98,6 +100,10 @@ pub const SCHEDULED_SENT_TOTAL: &str = "cqrs_ddd_scheduled_sent_total";
 pub const SCHEDULED_RETRIED_TOTAL: &str = "cqrs_ddd_scheduled_retried_total";
 /// Scheduled commands given up on (counter).
 pub const SCHEDULED_DEAD_TOTAL: &str = "cqrs_ddd_scheduled_dead_total";
+/// Attempts at background jobs that ended (counter; `job`, `outcome`).
+pub const JOBS_FINISHED_TOTAL: &str = "cqrs_ddd_jobs_finished_total";
+/// Running jobs taken back after their lease ran out (counter).
+pub const JOBS_SWEPT_TOTAL: &str = "cqrs_ddd_jobs_swept_total";
 /// Rounds of a long-running loop retried after a transient failure (counter; `worker`, `name`).
 pub const WORKER_RETRIES_TOTAL: &str = "cqrs_ddd_worker_retries_total";
 /// How long the gap-safe read horizon has been held (gauge, seconds; `projection` or `relay`).
@@ -175,6 +181,8 @@ pub const ALL: &[Metric] = &[
     counter(SCHEDULED_SENT_TOTAL, &[], "Scheduled commands sent"),
     counter(SCHEDULED_RETRIED_TOTAL, &[], "Scheduled commands put back for later"),
     counter(SCHEDULED_DEAD_TOTAL, &[], "Scheduled commands given up on"),
+    counter(JOBS_FINISHED_TOTAL, &["job", "outcome"], "Attempts at background jobs that ended"),
+    counter(JOBS_SWEPT_TOTAL, &[], "Running jobs taken back after their lease ran out"),
     counter(WORKER_RETRIES_TOTAL, &["worker", "name"], "Worker rounds retried after a transient failure"),
     gauge(
         READ_HORIZON_HELD_SECONDS,

@@ -151,10 +151,7 @@ impl Supervisor {
         mut round: impl FnMut() -> BoxFuture<'a, Result<Pace>>,
     ) -> Result<()> {
         let mut shutdown = std::pin::pin!(shutdown);
-        self.health.send_modify(|h| {
-            h.state = WorkerState::Running;
-            h.consecutive_failures = 0;
-        });
+        self.begin();
         loop {
             let mut woken = std::pin::pin!(async {
                 match wake {
@@ -190,21 +187,39 @@ impl Supervisor {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(worker = self.worker, name = %self.name, error = %e, "stopping: the error will not heal by retrying");
-                    self.health.send_modify(|h| {
-                        h.state = WorkerState::Failed;
-                        h.last_error = Some(e.to_string());
-                        h.last_error_at = Some(Utc::now());
-                    });
+                    self.gave_up(&e);
                     return Err(e);
                 }
             }
         }
-        self.health.send_modify(|h| h.state = WorkerState::Stopped);
+        self.stopped();
         Ok(())
     }
 
-    fn succeeded(&self) {
+    /// Marks the loop started (for a loop that drives its rounds itself).
+    pub(crate) fn begin(&self) {
+        self.health.send_modify(|h| {
+            h.state = WorkerState::Running;
+            h.consecutive_failures = 0;
+        });
+    }
+
+    /// Marks the loop stopped on shutdown.
+    pub(crate) fn stopped(&self) {
+        self.health.send_modify(|h| h.state = WorkerState::Stopped);
+    }
+
+    /// Marks the loop stopped by an error that retrying cannot heal.
+    pub(crate) fn gave_up(&self, e: &Error) {
+        tracing::error!(worker = self.worker, name = %self.name, error = %e, "stopping: the error will not heal by retrying");
+        self.health.send_modify(|h| {
+            h.state = WorkerState::Failed;
+            h.last_error = Some(e.to_string());
+            h.last_error_at = Some(Utc::now());
+        });
+    }
+
+    pub(crate) fn succeeded(&self) {
         let failures = self.health.borrow().consecutive_failures;
         if failures > 0 {
             tracing::info!(worker = self.worker, name = %self.name, failures, "recovered");
@@ -231,7 +246,7 @@ impl Supervisor {
     }
 
     /// Records a transient failure; returns the number of failures in a row.
-    fn failed(&self, error: &Error) -> u32 {
+    pub(crate) fn failed(&self, error: &Error) -> u32 {
         let now = Utc::now();
         let mut failures = 0;
         self.health.send_modify(|h| {

@@ -93,6 +93,10 @@
 //! | `POST /admin/api/sagas/{id}/compensate?type=` | `{"reason"}` (optional): fails it and runs its compensations: the instance after |
 //! | `GET /admin/api/schedules?dead=false&limit=` | scheduled commands, pending or dead |
 //! | `POST /admin/api/schedules/{id}/cancel` | cancels one: 204 |
+//! | `GET /admin/api/jobs?status=failed,pending&limit=&offset=` | background jobs, most recently changed first |
+//! | `GET /admin/api/jobs/stats` | how many jobs are in each status |
+//! | `POST /admin/api/jobs/cancel`, `POST /admin/api/jobs/retry` | `{"ids": [..]}`: `{"done": n, "skipped": m}` |
+//! | `POST /admin/api/jobs/purge` | `{"before": "2026-01-31T00:00:00Z"}`: completed and cancelled jobs changed before it, `{"purged": n}` |
 //! | `GET /admin/api/events?after=&limit=` | the newest events, or those after the cursor `after` |
 //! | `GET /admin/api/streams/{type}/{id}` | one stream's events |
 //! | `GET /admin/api/tenants` | the tenants that have events |
@@ -126,7 +130,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use cqrs_ddd::admin::Admin;
 use cqrs_ddd::host::ProjectionControl;
-use cqrs_ddd::ports::{Cursor, SagaStatus};
+use cqrs_ddd::ports::{Cursor, JobStatus, SagaStatus};
 use cqrs_ddd::projection::Progress;
 use cqrs_ddd::{Error, RequestContext};
 use serde::de::DeserializeOwned;
@@ -243,6 +247,11 @@ impl AdminPage {
             .route("/admin/api/sagas/{id}/compensate", post(compensate_saga))
             .route("/admin/api/schedules", get(schedules))
             .route("/admin/api/schedules/{id}/cancel", post(cancel_schedule))
+            .route("/admin/api/jobs", get(jobs))
+            .route("/admin/api/jobs/stats", get(job_stats))
+            .route("/admin/api/jobs/cancel", post(cancel_jobs))
+            .route("/admin/api/jobs/retry", post(retry_jobs))
+            .route("/admin/api/jobs/purge", post(purge_jobs))
             .route("/admin/api/events", get(events))
             .route("/admin/api/streams/{stream_type}/{stream_id}", get(stream))
             .route("/admin/api/tenants", get(tenants))
@@ -717,6 +726,54 @@ async fn cancel_schedule(
 ) -> Result<StatusCode, Problem> {
     admin.cancel_schedule(uuid("the scheduled command's id", &id)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- background jobs -------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct JobListing {
+    /// Statuses separated by commas.
+    status: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+async fn jobs(
+    Operator { admin, .. }: Operator,
+    Query(query): Query<JobListing>,
+) -> Answer<Vec<cqrs_ddd::admin::JobView>> {
+    let names = query.status.as_deref().unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty());
+    let statuses = names
+        .map(|name| name.parse::<JobStatus>().map_err(|e| Problem::bad_request(format!("`status`: {e}"))))
+        .collect::<Result<Vec<_>, Problem>>()?;
+    Ok(Json(admin.jobs(&statuses, limit(query.limit), query.offset.unwrap_or(0)).await?))
+}
+
+async fn job_stats(Operator { admin, .. }: Operator) -> Answer<cqrs_ddd::ports::JobStats> {
+    Ok(Json(admin.job_stats().await?))
+}
+
+#[derive(Deserialize)]
+struct JobIds {
+    ids: Vec<Uuid>,
+}
+
+async fn cancel_jobs(Operator { admin, .. }: Operator, Cmd(body): Cmd<JobIds>) -> Answer<cqrs_ddd::admin::BulkOutcome> {
+    Ok(Json(admin.cancel_jobs(&body.ids).await?))
+}
+
+async fn retry_jobs(Operator { admin, .. }: Operator, Cmd(body): Cmd<JobIds>) -> Answer<cqrs_ddd::admin::BulkOutcome> {
+    Ok(Json(admin.retry_jobs(&body.ids).await?))
+}
+
+#[derive(Deserialize)]
+struct Purge {
+    /// An RFC 3339 time.
+    before: chrono::DateTime<chrono::Utc>,
+}
+
+async fn purge_jobs(Operator { admin, .. }: Operator, Cmd(body): Cmd<Purge>) -> Answer<Value> {
+    Ok(Json(json!({"purged": admin.purge_jobs(body.before).await?})))
 }
 
 // ---- events ----------------------------------------------------------------------------

@@ -543,3 +543,41 @@ async fn unknown_names_and_hostile_input_are_problems() {
     bank.get("/admin/api/nothing-here").await.assert_problem(404, "no-route");
     assert_eq!(call(&bank.router, post("/admin", "", &[])).await.status, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+#[tokio::test]
+async fn operators_list_count_cancel_retry_and_purge_jobs_in_their_tenant() {
+    use cqrs_ddd::jobs::{JobOptions, JobWorker};
+    let bank = bank().await;
+    let once = JobOptions::attempts(1);
+    let failed = as_tenant("t1", bank.app.enqueue_with(Statement { account: "closed".into() }, once)).await.unwrap();
+    let done = as_tenant("t1", bank.app.enqueue(Statement { account: "t1-acc".into() })).await.unwrap();
+    JobWorker::new(bank.app.clone()).run_once().await.unwrap();
+    let later = JobOptions::default().at(chrono::Utc::now() + chrono::Duration::hours(1));
+    let waiting = as_tenant("t2", bank.app.enqueue_with(Statement { account: "t2-acc".into() }, later)).await.unwrap();
+
+    let a = bank.get("/admin/api/jobs/stats").await;
+    assert_eq!(a.body, json!({"pending": 1, "running": 0, "completed": 1, "failed": 1, "cancelled": 0}));
+    let a = bank.get("/admin/api/jobs?status=failed").await;
+    assert_eq!(texts(&a, "id"), [failed.to_string()]);
+    assert!(items(&a)[0]["error"].as_str().unwrap().contains("closed"), "{a:?}");
+    assert_eq!(texts(&bank.get("/admin/api/jobs?status=completed").await, "id"), [done.to_string()]);
+    assert_eq!(items(&bank.get("/admin/api/jobs?status=completed,failed&limit=1&offset=1").await).len(), 1);
+    bank.get("/admin/api/jobs?status=sleepy").await.assert_problem(400, "bad-request");
+
+    // A tenant's operator sees and acts on its tenant's jobs only.
+    let token = admin_token(Some("t1"));
+    let a = bank.get_as("/admin/api/jobs", &token).await;
+    assert_eq!(items(&a).len(), 2, "{a:?}");
+    let ids = json!({"ids": [waiting, failed]}).to_string();
+    let a = bank.post_as("/admin/api/jobs/cancel", &ids, &token).await;
+    assert_eq!(a.body, json!({"done": 0, "skipped": 2}), "t2's job is not t1's to cancel; a failed one is done");
+    let a = bank.post_as("/admin/api/jobs/retry", &ids, &token).await;
+    assert_eq!(a.body, json!({"done": 1, "skipped": 1}));
+    let a = bank.post("/admin/api/jobs/cancel", &ids).await;
+    assert_eq!(a.body, json!({"done": 2, "skipped": 0}), "pending both");
+    let purge = json!({"before": (chrono::Utc::now() + chrono::Duration::minutes(1)).to_rfc3339()}).to_string();
+    let a = bank.post_as("/admin/api/jobs/purge", &purge, &token).await;
+    assert_eq!(a.body, json!({"purged": 2}), "t1's completed and cancelled jobs");
+    let a = bank.get("/admin/api/jobs").await;
+    assert_eq!(texts(&a, "id"), [waiting.to_string()]);
+}

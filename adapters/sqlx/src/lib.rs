@@ -323,6 +323,7 @@ mod common;
 pub mod dialect;
 #[doc(hidden)]
 pub mod exec;
+mod jobs;
 #[cfg(feature = "postgres")]
 mod locks;
 #[cfg(feature = "mysql")]

@@ -27,6 +27,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("../migrations/mysql/0001_schema.sql") },
     Migration { version: 2, sql: include_str!("../migrations/mysql/0002_outbox_streams.sql") },
     Migration { version: 3, sql: include_str!("../migrations/mysql/0003_undo_log.sql") },
+    Migration { version: 4, sql: include_str!("../migrations/mysql/0004_jobs.sql") },
 ];
 
 /// Event store, state rows, snapshots, outbox, projections, sagas and scheduled commands

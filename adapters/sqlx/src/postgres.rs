@@ -32,6 +32,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, sql: include_str!("../migrations/postgres/0006_lock_fences.sql") },
     Migration { version: 7, sql: include_str!("../migrations/postgres/0007_outbox_streams.sql") },
     Migration { version: 8, sql: include_str!("../migrations/postgres/0008_undo_log.sql") },
+    Migration { version: 9, sql: include_str!("../migrations/postgres/0009_jobs.sql") },
 ];
 
 /// Event store, state rows, snapshots, outbox, projections, sagas and scheduled commands
@@ -200,7 +201,9 @@ impl Dialect for Postgres {
     }
 
     async fn commit(store: &PgStore, batch: CommitBatch) -> Result<CommitReceipt> {
-        if has_unguarded_states(&batch) || !batch.undo_log.is_empty() {
+        // Jobs and undo log entries are rows of their own statements: the batch then
+        // needs a transaction.
+        if has_unguarded_states(&batch) || !batch.undo_log.is_empty() || !batch.jobs.is_empty() {
             return retry_deadlocks(|| async {
                 // A cancelled commit closes its connection (see `Txn`).
                 let mut tx = Txn::begin(&store.pool, None).await?;
@@ -270,9 +273,9 @@ enum Failure {
 }
 
 impl Postgres {
-    /// Unguarded state rows, then the batch statement for everything else, then the undo
-    /// log entries (after the idempotency key: a batch whose key is recorded is refused
-    /// as `AlreadyProcessed` first).
+    /// Unguarded state rows, then the batch statement for everything else, then the
+    /// jobs, then the undo log entries (after the idempotency key: a batch whose key is
+    /// recorded is refused as `AlreadyProcessed` first).
     async fn write_all(
         store: &PgStore,
         conn: &mut PgConnection,
@@ -288,6 +291,7 @@ impl Postgres {
         } else {
             Self::write(&store.dialect.sql, conn, batch).await.map_err(Failure::Sql)?
         };
+        store.insert_jobs(conn, &batch.jobs).await.map_err(Failure::Sql)?;
         store.write_undo_log(conn, batch).await.map_err(Failure::State)?;
         Ok(rows)
     }

@@ -59,6 +59,10 @@ impl<'r, D: Dialect> Cols<'r, D> {
         self.row.int(col)
     }
 
+    pub(crate) fn int_opt(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
+        self.row.int_opt(col)
+    }
+
     pub(crate) fn uuid(&self, col: &str) -> Result<Uuid, sqlx::Error> {
         self.row.uuid(col)
     }

@@ -89,6 +89,7 @@ pub(crate) struct Statements {
     pub(crate) insert_undo: String,
     pub(crate) undo_log: String,
     pub(crate) undo_log_stream: String,
+    pub(crate) jobs: crate::jobs::JobStatements,
 }
 
 impl Statements {
@@ -309,6 +310,7 @@ impl Statements {
             undo_log_stream: r(&format!(
                 "SELECT {UNDO_COLUMNS} FROM {{t}}undo_log WHERE {KEY} ORDER BY recorded_at, event_id, generation, action DESC"
             )),
+            jobs: crate::jobs::JobStatements::new(d),
         }
     }
 }

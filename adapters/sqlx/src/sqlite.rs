@@ -24,6 +24,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, sql: include_str!("../migrations/sqlite/0006_one_shape.sql") },
     Migration { version: 7, sql: include_str!("../migrations/sqlite/0007_outbox_streams.sql") },
     Migration { version: 8, sql: include_str!("../migrations/sqlite/0008_undo_log.sql") },
+    Migration { version: 9, sql: include_str!("../migrations/sqlite/0009_jobs.sql") },
 ];
 
 /// Event store, state rows, snapshots, outbox, projections, sagas and scheduled commands

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Datelike, Utc};
 use cqrs_ddd::Error;
-use cqrs_ddd::ports::{CommitBatch, SagaRecord, ScheduledCommand, Snapshot, StreamKey};
+use cqrs_ddd::ports::{CommitBatch, NewJob, SagaRecord, ScheduledCommand, Snapshot, StreamKey};
 use serde_json::value::RawValue;
 
 /// The prefix of the messages SQLite's JSON triggers raise (migration 5).
@@ -143,6 +143,7 @@ pub(crate) fn check_batch(batch: &CommitBatch) -> Result<(), Error> {
         check_key(&s.stream, what)?;
         check_json(&s.state, what)?;
     }
+    batch.jobs.iter().try_for_each(check_job)?;
     for o in &batch.outbox {
         let what = || format!("outbox message `{}` (topic `{}`)", o.id, o.topic.escape_default());
         check_text(&o.topic, what)?;
@@ -200,6 +201,20 @@ pub(crate) fn check_scheduled(c: &ScheduledCommand) -> Result<(), Error> {
         .into_iter()
         .flatten()
     {
+        check_text(t, what)?;
+    }
+    Ok(())
+}
+
+/// Refuses a job some backend cannot store.
+pub(crate) fn check_job(j: &NewJob) -> Result<(), Error> {
+    let what = || format!("job `{}` (`{}`)", j.id, j.job_type.escape_default());
+    check_text(&j.job_type, what)?;
+    check_time(j.run_at, what)?;
+    check_time(j.created_at, what)?;
+    check_json(&j.payload, what)?;
+    check_headers(&j.metadata.headers, what)?;
+    for t in [j.metadata.tenant_id.as_deref(), j.metadata.principal.as_deref()].into_iter().flatten() {
         check_text(t, what)?;
     }
     Ok(())

@@ -131,6 +131,7 @@ impl<D: Dialect> SqlStore<D> {
             && batch.undo_log.is_empty()
             && batch.states.is_empty()
             && batch.outbox.is_empty()
+            && batch.jobs.is_empty()
             && (1..=ROWS_PER_INSERT).contains(&batch.event_count());
         if D::AUTOCOMMIT_APPEND && one_insert {
             // One statement in autocommit: atomic, and nothing is left open if cancelled.
@@ -253,6 +254,7 @@ impl<D: Dialect> SqlStore<D> {
                 .arg(Value::OptString(o.headers.get(cqrs_ddd::broker::headers::STREAM).cloned()));
             conn.run(stmt).await?;
         }
+        self.insert_jobs(conn, &batch.jobs).await?;
         Ok(CommitReceipt { positions, commit: None })
     }
 
@@ -446,6 +448,10 @@ impl<D: Dialect> EventStore for SqlStore<D> {
     }
 
     fn read_models(self: Arc<Self>) -> Option<Arc<dyn ProjectionStore>> {
+        Some(self)
+    }
+
+    fn jobs(self: Arc<Self>) -> Option<Arc<dyn cqrs_ddd::ports::JobStore>> {
         Some(self)
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::hardening::*;
 use common::merging::*;
+use common::jobs::*;
 use common::projections::*;
 use common::saga_engine::*;
 use common::sagas::*;
@@ -196,7 +197,7 @@ async fn migrations_are_idempotent_and_safe_in_parallel() {
     a.migrate().await.unwrap();
     let applied: i64 =
         sqlx::query_scalar("SELECT count(*) FROM cqrs_ddd_migrations").fetch_one(a.pool()).await.unwrap();
-    assert_eq!(applied, 3, "each of the three migrations recorded once");
+    assert_eq!(applied, 4, "each of the four migrations recorded once");
     sqlx::raw_sql(&format!("DROP DATABASE `{fresh}`")).execute(db.admin.pool()).await.unwrap();
     db.drop().await;
 }

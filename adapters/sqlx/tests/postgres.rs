@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::hardening::*;
 use common::merging::*;
+use common::jobs::*;
 use common::projections::*;
 use common::saga_engine::*;
 use common::sagas::*;

@@ -9,10 +9,14 @@
 //! - `E2E_FAIL_WELCOME`: the welcome command fails (the saga fails and compensates);
 //! - `E2E_FAIL_RECALL`: the compensation fails (the saga waits for an operator);
 //! - `E2E_FAIL_AUDIT`: the asynchronous audit handler fails (its outbox rows die).
+//!
+//! `seed` also enqueues three `Statement` jobs per tenant and runs the due ones once: one
+//! completes, one fails for good, one waits an hour.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use cqrs_ddd::jobs::{JobOptions, JobWorker};
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::{RelayOptions, RequestContext};
 use cqrs_ddd_cli::Database;
@@ -176,6 +180,25 @@ async fn wait_for_gate() {
     }
 }
 
+/// Prepares an account statement; `fail` refuses it.
+#[job(name = "statement")]
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Statement {
+    pub(crate) account: String,
+    pub(crate) fail: bool,
+}
+
+impl JobHandler for Statement {
+    type Output = String;
+    async fn run(self, ctx: &mut JobContext) -> Result<String> {
+        ctx.progress(1, 1).await?;
+        if self.fail {
+            return Err(Error::handler(format!("statement of {} refused", self.account)));
+        }
+        Ok(format!("statement of {}", self.account))
+    }
+}
+
 fn app(db: &Database) -> Result<Mediator> {
     db.builder()
         .projection_with(
@@ -246,12 +269,20 @@ async fn seed(args: &[String]) -> Result<()> {
             }
             let at = chrono::Utc::now() + chrono::Duration::hours(1);
             app.schedule(&Deposit { id: format!("{prefix}-0"), amount: 1 }, at).await?;
+            let account = format!("{prefix}-0");
+            app.enqueue(Statement { account: account.clone(), fail: false }).await?;
+            app.enqueue_with(Statement { account: account.clone(), fail: true }, JobOptions::attempts(1)).await?;
+            app.enqueue_with(Statement { account, fail: false }, JobOptions::default().at(at)).await?;
             Ok::<_, Error>(())
         })
         .await?;
     // The host relays the outbox (sagas, the audit) until it is empty.
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let host = tokio::spawn(app.clone().host().projections(false).run(async move {
+    let ran = JobWorker::new(app.clone()).run_once().await?;
+    if (ran.completed, ran.failed) != (1, 1) {
+        return Err(Error::handler(format!("the due jobs did not run as planned: {ran:?}")));
+    }
+    let host = tokio::spawn(app.clone().host().projections(false).jobs(false).run(async move {
         let _ = stopped.await;
     }));
     let outbox = app.outbox().ok_or_else(|| Error::handler("no outbox"))?;

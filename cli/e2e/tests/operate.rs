@@ -172,6 +172,42 @@ async fn operate(db: Db) {
     db.fails(&["schedules", "cancel", "not-a-uuid"], 2);
     assert_eq!(db.json(&["schedules", "list", "--dead"]), serde_json::json!([]));
 
+    // Jobs: per seed one completed, one failed, one pending.
+    let stats = db.json(&["jobs", "stats"]);
+    assert_eq!(stats, serde_json::json!({"pending": 2, "running": 0, "completed": 2, "failed": 2, "cancelled": 0}));
+    let t1_stats = db.json(&["--tenant", "t1", "jobs", "stats"]);
+    assert_eq!((t1_stats["pending"].as_u64(), t1_stats["failed"].as_u64()), (Some(1), Some(1)), "{t1_stats}");
+    let failed = db.json(&["jobs", "list", "--status", "failed"]);
+    assert_eq!(len(&failed), 2, "{failed}");
+    assert!(failed[0]["error"].as_str().unwrap().contains("refused"), "{failed}");
+    assert_eq!(len(&db.json(&["jobs", "list", "--status", "completed", "--status", "pending"])), 4);
+    assert_eq!(len(&db.json(&["jobs", "list", "--limit", "2", "--offset", "5"])), 1, "paged");
+    let t1_failed = db.json(&["--tenant", "t1", "jobs", "list", "--status", "failed"]);
+    assert_eq!(len(&t1_failed), 1);
+    let t1_failed = t1_failed[0]["id"].as_str().unwrap().to_owned();
+    let other_failed = strings(&failed, "id").into_iter().find(|id| *id != t1_failed).unwrap();
+    let crossed = db.json(&["--tenant", "t1", "jobs", "retry", &other_failed]);
+    assert_eq!((crossed["done"].as_u64(), crossed["skipped"].as_u64()), (Some(0), Some(1)), "another tenant's job");
+    let retried = db.json(&["--tenant", "t1", "jobs", "retry", &t1_failed]);
+    assert_eq!((retried["done"].as_u64(), retried["skipped"].as_u64()), (Some(1), Some(0)));
+    let pending = db.json(&["--tenant", "t1", "jobs", "list", "--status", "pending"]);
+    assert_eq!(len(&pending), 2, "the retried job waits to run again: {pending}");
+    let ids = strings(&pending, "id");
+    let cancelled = db.json(&["jobs", "cancel", &ids[0], &ids[1]]);
+    assert_eq!((cancelled["done"].as_u64(), cancelled["skipped"].as_u64()), (Some(2), Some(0)));
+    db.fails(&["jobs", "cancel", "not-a-uuid"], 2);
+    db.fails(&["jobs", "cancel"], 2);
+    db.fails(&["jobs", "list", "--status", "sleepy"], 2);
+    db.fails(&["jobs", "purge", "--before", "yesterday"], 2);
+    assert_eq!(db.json(&["jobs", "purge", "--before", "2000-01-01"])["purged"], 0);
+    let purged = db.json(&["jobs", "purge", "--before", "2999-12-31T00:00:00Z"]);
+    assert_eq!(purged["purged"], 4, "two completed and two cancelled: {purged}");
+    let left = db.json(&["jobs", "stats"]);
+    assert_eq!((left["pending"].as_u64(), left["failed"].as_u64()), (Some(1), Some(1)), "{left}");
+    let (code, table, _) = db.run(&["jobs", "list"], &[]);
+    assert_eq!(code, 0);
+    assert!(table.starts_with("ID") && table.contains("statement"), "{table}");
+
     // Sagas: three failed, t1-0 running, t1-1 completed.
     let sagas = db.json(&["sagas", "list"]);
     assert_eq!(len(&sagas), 5, "{sagas}");

@@ -61,6 +61,8 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
         consumer,
         health,
         undo_window,
+        hand_jobs,
+        job_options,
     } = builder;
 
     let events = check_events(&collected::<EventRegistration>(), &mut problems);
@@ -209,6 +211,17 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
         problems.push(BuildProblem::ProjectionsWithoutReadModels { projections: names });
     }
 
+    // Jobs: unique names; kept where the events are.
+    let mut job_regs: Vec<&crate::registry::JobRegistration> = collected::<crate::registry::JobRegistration>();
+    job_regs.extend(hand_jobs.iter());
+    let job_types = check_jobs(&job_regs, &mut problems);
+    let job_store = store.clone().jobs();
+    if !job_types.is_empty() && job_store.is_none() {
+        let mut jobs: Vec<&'static str> = job_types.keys().copied().collect();
+        jobs.sort_unstable();
+        problems.push(BuildProblem::JobsWithoutStore { jobs });
+    }
+
     if !problems.is_empty() {
         return Err(Error::Build(BuildError { problems }));
     }
@@ -234,7 +247,9 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
         consumer,
         asynchronous,
         sagas: !saga_types.is_empty(),
+        jobs: !job_types.is_empty(),
     });
+    extensions.insert(crate::jobs::Jobs { store: job_store, types: job_types, options: job_options });
     extensions.insert(crate::host::Hosted::default());
     extensions.insert(crate::undo::UndoRuntime {
         window: undo_window,
@@ -387,6 +402,27 @@ fn check_sagas(
     saga_types
 }
 
+/// Unique names; how each job type runs.
+fn check_jobs(
+    registered: &[&crate::registry::JobRegistration],
+    problems: &mut Vec<BuildProblem>,
+) -> HashMap<&'static str, (TypeId, crate::jobs::JobRunFn)> {
+    let mut types: HashMap<&'static str, (TypeId, crate::jobs::JobRunFn)> = HashMap::new();
+    let mut names: BTreeMap<&'static str, Vec<&'static str>> = BTreeMap::new();
+    for j in registered {
+        names.entry(j.name).or_default().push((j.type_name)());
+        types.insert(j.name, ((j.type_id)(), j.run));
+    }
+    for (name, mut types) in names {
+        types.sort_unstable();
+        types.dedup();
+        if types.len() > 1 {
+            problems.push(BuildProblem::DuplicateJobName { name, types });
+        }
+    }
+    types
+}
+
 fn check_deps(deps: &Deps, handler: &'static str, needed: &[DepKey], problems: &mut Vec<BuildProblem>) {
     for d in needed {
         if !deps.contains((d.type_id)()) {
@@ -428,6 +464,32 @@ mod tests {
             ]
         );
         assert_eq!(problems[0].to_string(), "aggregate `Account` lists event `Closed`, which is not registered");
+    }
+
+    #[test]
+    fn two_job_types_with_one_name_are_a_problem() {
+        fn never<'a>(_: &'a str, _: &'a mut crate::jobs::JobContext) -> futures::future::BoxFuture<'a, Result<String>> {
+            Box::pin(async { Ok(String::new()) })
+        }
+        let export = |type_id: fn() -> TypeId, type_name: fn() -> &'static str| crate::registry::JobRegistration {
+            name: "export",
+            type_id,
+            type_name,
+            run: never,
+        };
+        let (a, b) = (export(TypeId::of::<u8>, || "a::Export"), export(TypeId::of::<u16>, || "b::Export"));
+        let again = export(TypeId::of::<u8>, || "a::Export");
+        let mut problems = Vec::new();
+        let types = check_jobs(&[&a, &b, &again], &mut problems);
+        assert_eq!(types.len(), 1);
+        assert_eq!(
+            problems,
+            [BuildProblem::DuplicateJobName { name: "export", types: vec!["a::Export", "b::Export"] }]
+        );
+        assert_eq!(
+            problems[0].to_string(),
+            "job name `export` is used by `a::Export` and `b::Export`; give each a unique `#[job(name = \"..\")]`"
+        );
     }
 
     #[test]

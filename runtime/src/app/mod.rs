@@ -81,6 +81,8 @@ pub struct AppBuilder {
     consumer: Option<crate::broker::ConsumerOptions>,
     health: crate::health::HealthChecks,
     undo_window: Option<std::time::Duration>,
+    hand_jobs: Vec<crate::registry::JobRegistration>,
+    job_options: Option<crate::jobs::JobWorkerOptions>,
 }
 
 impl AppBuilder {
@@ -299,6 +301,27 @@ impl AppBuilder {
             request_schema: crate::cqrs::catalog::no_schema,
             response_schema: crate::cqrs::catalog::no_schema,
         });
+        self
+    }
+
+    /// Registers a background job type that implements [`Job`](crate::jobs::Job) by
+    /// hand (without `#[job]`), so that it can be enqueued and run. Every `#[job]` type
+    /// registers itself: it needs no call (one is harmless).
+    pub fn job<J: crate::jobs::Job + crate::jobs::JobHandler>(mut self) -> Self {
+        self.hand_jobs.push(crate::registry::JobRegistration {
+            name: J::NAME,
+            type_id: TypeId::of::<J>,
+            type_name: std::any::type_name::<J>,
+            run: crate::jobs::run_job::<J>,
+        });
+        self
+    }
+
+    /// How the [worker host](crate::host)'s job worker and sweeper work (concurrency,
+    /// lease, heartbeat, backoff); [`JobWorker::new`](crate::jobs::JobWorker::new) takes
+    /// them too.
+    pub fn job_options(mut self, options: crate::jobs::JobWorkerOptions) -> Self {
+        self.job_options = Some(options);
         self
     }
 

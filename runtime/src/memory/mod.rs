@@ -1,5 +1,6 @@
 //! In-memory adapters for every port: tests, examples, and the default store.
 
+mod jobs;
 mod projection;
 mod sagas;
 
@@ -42,6 +43,8 @@ struct Inner {
     by_id: HashMap<Uuid, usize>,
     /// The undo log, per tenant and event, oldest first.
     undo_log: HashMap<(Option<String>, Uuid), Vec<UndoLogEntry>>,
+    /// Background jobs, by id (ids are UUIDv7: in the order they were made).
+    jobs: std::collections::BTreeMap<Uuid, crate::ports::JobRecord>,
 }
 
 struct OutboxRow {
@@ -71,6 +74,10 @@ impl MemoryStore {
 #[async_trait]
 impl EventStore for MemoryStore {
     fn outbox(self: Arc<Self>) -> Option<Arc<dyn Outbox>> {
+        Some(self)
+    }
+
+    fn jobs(self: Arc<Self>) -> Option<Arc<dyn crate::ports::JobStore>> {
         Some(self)
     }
 
@@ -145,6 +152,9 @@ impl EventStore for MemoryStore {
             claimed_until: None,
             claimed_by: None,
         }));
+        for job in &batch.jobs {
+            inner.jobs.insert(job.id, jobs::pending(job));
+        }
         Ok(CommitReceipt { positions, commit: None })
     }
 

@@ -8,10 +8,14 @@ use std::time::Duration;
 
 pub use async_trait::async_trait;
 
+mod jobs;
 mod sagas;
 mod undo;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
+pub use jobs::{
+    Heartbeat, JobFilter, JobOutcome, JobProgress, JobRecord, JobStats, JobStatus, JobStore, NewJob, swept,
+};
 pub(crate) use sagas::after;
 pub use sagas::{
     Clock, SagaFilter, SagaKey, SagaRecord, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand, SystemClock,
@@ -165,6 +169,9 @@ pub struct CommitBatch {
     pub states: Vec<StateWrite>,
     /// Outbox messages.
     pub outbox: Vec<OutboxMessage>,
+    /// Background jobs enqueued by the command ([`crate::CommandContext::enqueue`]):
+    /// stored pending with the events, or not at all.
+    pub jobs: Vec<NewJob>,
     /// Recorded with the batch; a second batch with the same key is refused with
     /// [`crate::Error::AlreadyProcessed`] and writes nothing (exactly-once commands).
     pub idempotency_key: Option<Uuid>,
@@ -183,6 +190,7 @@ impl CommitBatch {
         self.appends.is_empty()
             && self.states.is_empty()
             && self.outbox.is_empty()
+            && self.jobs.is_empty()
             && self.idempotency_key.is_none()
             && self.undo_log.is_empty()
     }
@@ -191,6 +199,7 @@ impl CommitBatch {
     pub fn check(&self) -> Result<()> {
         check_tenant(self.tenant_id.as_deref())?;
         self.appends.iter().try_for_each(|a| a.stream.check())?;
+        self.jobs.iter().try_for_each(|j| check_tenant(j.metadata.tenant_id.as_deref()))?;
         self.states.iter().try_for_each(|s| s.stream.check())?;
         self.undo_log.iter().try_for_each(|u| u.stream.check())
     }
@@ -272,6 +281,14 @@ pub trait EventStore: Send + Sync + 'static {
     /// The document store of read models on the same database, if this store is one
     /// (the SQL stores are): where hosted projections write by default.
     fn read_models(self: Arc<Self>) -> Option<Arc<dyn ProjectionStore>> {
+        None
+    }
+
+    /// The job store this store writes the jobs of a commit into
+    /// ([`CommitBatch::jobs`]), when it keeps them itself (every store of cqrs-ddd
+    /// does): where [`crate::jobs`] are enqueued, claimed and reported on. With `None`,
+    /// enqueueing a job fails ([`crate::Error::NotWired`]).
+    fn jobs(self: Arc<Self>) -> Option<Arc<dyn JobStore>> {
         None
     }
 

@@ -167,6 +167,19 @@ pub struct UndoRegistration {
 }
 
 inventory::collect!(UndoRegistration);
+/// Submitted by `#[job]`.
+pub struct JobRegistration {
+    /// The job's stored name (`Job::NAME`).
+    pub name: &'static str,
+    /// The job type.
+    pub type_id: fn() -> TypeId,
+    /// The job type's Rust name.
+    pub type_name: fn() -> &'static str,
+    /// Decodes, runs and encodes the result of a stored job of this type.
+    pub run: crate::jobs::JobRunFn,
+}
+
+inventory::collect!(JobRegistration);
 inventory::collect!(SagaRegistration);
 inventory::collect!(EventRegistration);
 inventory::collect!(AggregateRegistration);

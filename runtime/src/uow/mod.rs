@@ -22,7 +22,8 @@ use crate::error::{Error, Result};
 use crate::es::cache::Cached;
 use crate::es::{AggregateCache, Loader};
 use crate::ports::{
-    CommitBatch, NewEvent, OutboxMessage, Snapshot, StateWrite, StoredState, StreamAppend, StreamKey, UndoLogEntry,
+    CommitBatch, NewEvent, NewJob, OutboxMessage, Snapshot, StateWrite, StoredState, StreamAppend, StreamKey,
+    UndoLogEntry,
 };
 
 /// A unit of work shared by a root command and the commands nested in it.
@@ -37,6 +38,7 @@ struct UowState {
     /// is cheaper than hashing their keys.
     streams: Vec<Box<dyn StagedStream>>,
     outbox: Vec<OutboxMessage>,
+    jobs: Vec<NewJob>,
     hooks: Vec<BoxFuture<'static, ()>>,
     closed: Option<&'static str>,
     /// Whether an aggregate came from the aggregate cache (a conflict may mean it was stale).
@@ -165,6 +167,13 @@ impl UnitOfWork {
         self.state.lock().undo_log.push(entry);
     }
 
+    /// Adds a background job, stored pending in the same transaction as the events (see
+    /// [`crate::jobs`]); a rollback drops it.
+    pub fn add_job(&self, job: NewJob) -> Result<()> {
+        self.open()?.jobs.push(job);
+        Ok(())
+    }
+
     /// Adds a hook that runs after a successful commit, after earlier hooks.
     pub fn after_commit(&self, hook: BoxFuture<'static, ()>) -> Result<()> {
         self.open()?.hooks.push(hook);
@@ -178,6 +187,7 @@ impl UnitOfWork {
             st.closed = Some("rolled back");
             st.streams.clear();
             st.outbox.clear();
+            st.jobs.clear();
             st.hooks.clear();
             st.undo_log.clear();
         }
@@ -190,6 +200,7 @@ impl UnitOfWork {
         let mut st = self.open()?;
         if st.streams.is_empty()
             && st.outbox.is_empty()
+            && st.jobs.is_empty()
             && st.hooks.is_empty()
             && st.idempotency_key.is_none()
             && st.undo_log.is_empty()
@@ -199,6 +210,7 @@ impl UnitOfWork {
         }
         let base = CommitBatch {
             outbox: std::mem::take(&mut st.outbox),
+            jobs: std::mem::take(&mut st.jobs),
             idempotency_key: st.idempotency_key,
             undo_log: std::mem::take(&mut st.undo_log),
             ..CommitBatch::default()
@@ -212,10 +224,10 @@ impl UnitOfWork {
         Ok(Some(Taken { batch, base: kept, streams, hooks }))
     }
 
-    /// Whether nothing was staged: no aggregate, outbox message or hook.
+    /// Whether nothing was staged: no aggregate, outbox message, job or hook.
     pub(crate) fn is_untouched(&self) -> bool {
         let st = self.state.lock();
-        st.streams.is_empty() && st.outbox.is_empty() && st.hooks.is_empty()
+        st.streams.is_empty() && st.outbox.is_empty() && st.jobs.is_empty() && st.hooks.is_empty()
     }
 
     /// Whether an aggregate of this unit of work came from the aggregate cache.

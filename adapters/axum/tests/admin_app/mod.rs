@@ -166,3 +166,20 @@ pub fn admin_token(tenant: Option<&str>) -> String {
         None => token_with("ops", json!({"roles": ["admin"]})),
     }
 }
+
+/// Prepares a statement of an account; refused for the account `closed`.
+#[job(name = "statement")]
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Statement {
+    pub account: String,
+}
+
+impl JobHandler for Statement {
+    type Output = String;
+    async fn run(self, _ctx: &mut JobContext) -> Result<String> {
+        if self.account == "closed" {
+            return Err(Error::handler("the account is closed"));
+        }
+        Ok(format!("statement of {}", self.account))
+    }
+}

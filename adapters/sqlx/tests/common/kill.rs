@@ -8,6 +8,9 @@
 //! - Processes that store a saga's commands and send them, aborted right after a save or
 //!   killed at random points: after a restart every command was applied exactly once and
 //!   every saga completed.
+//! - A job worker process SIGKILLed in the middle of a job: once its lease runs out the
+//!   sweeper puts the job back, another worker runs it again, and it completes once,
+//!   each of its steps applied once.
 //!
 //! A backend test file runs them with `kill_tests!(Backend)`: the child processes are
 //! that test binary itself, started on the `#[ignore]`d process tests it defines.
@@ -75,6 +78,21 @@ macro_rules! kill_tests {
         #[ignore = "started (and killed) by a_saga_process_killed_between_storing_and_sending_sends_each_command_once"]
         async fn saga_process() {
             common::kill::saga_process::<$db>().await;
+        }
+
+        /// The job worker process the kill test starts and kills; it does nothing alone.
+        #[tokio::test]
+        #[ignore = "started (and killed) by a_job_worker_killed_mid_job_leaves_the_job_to_another_that_completes_it_once"]
+        async fn job_worker_process() {
+            common::kill::job_worker_process::<$db>().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_job_worker_killed_mid_job_leaves_the_job_to_another_that_completes_it_once() {
+            common::kill::a_job_worker_killed_mid_job_leaves_the_job_to_another_that_completes_it_once::<$db>(
+                "job_worker_process",
+            )
+            .await;
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -420,5 +438,167 @@ pub async fn a_saga_process_killed_between_storing_and_sending_sends_each_comman
     let twice: Vec<_> = shipped.iter().filter(|(_, n)| **n != 1).collect();
     assert!(twice.is_empty(), "parcels shipped other than once: {twice:?}");
     assert_eq!(shipped.len(), total, "each of the three commands of each saga applied once");
+    db.destroy().await;
+}
+
+// ---- jobs ------------------------------------------------------------------------
+
+/// Steps of the job; the worker process stops answering after the step it is told
+/// (`CQRS_DDD_ABORT_AT`) and is killed there.
+const JOB_STEPS: u64 = 12;
+/// The step after which the killed worker hangs.
+const HANG_AT: u64 = 5;
+
+#[event]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TallyTicked {
+    step: u64,
+}
+
+#[event]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TallyFinished;
+
+#[aggregate(id = String, events(TallyTicked, TallyFinished), error = Never)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Tally;
+
+#[aggregate]
+impl Tally {
+    /// Ticks every time it is asked: only the idempotency key stops a second tick.
+    #[handle(create_if_missing)]
+    fn tick(&self, c: &TickTally) -> std::result::Result<Vec<TallyEvent>, Never> {
+        Ok(vec![TallyTicked { step: c.step }.into()])
+    }
+    #[handle(create_if_missing)]
+    fn finish(&self, _c: &FinishTally) -> std::result::Result<Vec<TallyEvent>, Never> {
+        Ok(vec![TallyFinished.into()])
+    }
+    #[apply]
+    fn tally_ticked(&mut self, _e: &TallyTicked) {}
+    #[apply]
+    fn tally_finished(&mut self, _e: &TallyFinished) {}
+}
+
+#[command(aggregate = Tally)]
+struct TickTally {
+    #[id]
+    tally: String,
+    step: u64,
+}
+
+#[command(aggregate = Tally)]
+struct FinishTally {
+    #[id]
+    tally: String,
+}
+
+/// Ticks its tally once per step, each step under an idempotency key of the job and the
+/// step (a second attempt skips the steps the first committed), reporting progress.
+#[job(name = "kill-count-steps")]
+#[derive(Debug, Serialize, Deserialize)]
+struct CountSteps {
+    tally: String,
+}
+
+/// `Ok` for a send that went through now or before (its key is recorded).
+fn once<T>(sent: Result<T>) -> Result<()> {
+    match sent {
+        Ok(_) | Err(Error::AlreadyProcessed { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+impl JobHandler for CountSteps {
+    type Output = u64;
+    async fn run(self, ctx: &mut JobContext) -> Result<u64> {
+        let hang_at: u64 = std::env::var("CQRS_DDD_ABORT_AT").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let key = |n: u64| uuid::Uuid::from_u128(ctx.id().as_u128() ^ u128::from(n));
+        for step in 1..=JOB_STEPS {
+            let tick = TickTally { tally: self.tally.clone(), step };
+            once(ctx.mediator().send_idempotent(tick, key(step), None).await)?;
+            ctx.progress(JOB_STEPS, step).await?;
+            if step == hang_at {
+                // The worker process is killed here, its heartbeats still running.
+                std::future::pending::<()>().await;
+            }
+        }
+        let finish = FinishTally { tally: self.tally.clone() };
+        once(ctx.mediator().send_idempotent(finish, key(JOB_STEPS + 1), None).await)?;
+        Ok(JOB_STEPS)
+    }
+}
+
+fn job_app<S>(store: &S, worker: &str) -> Mediator
+where
+    S: EventStore + SagaStore + cqrs_ddd::ports::ScheduleStore + Clone + 'static,
+{
+    super::app(store.clone())
+        .job_options(cqrs_ddd::jobs::JobWorkerOptions {
+            worker: worker.to_owned(),
+            lease: Duration::from_secs(2),
+            heartbeat: Duration::from_millis(200),
+            poll_interval: Duration::from_millis(20),
+            ..cqrs_ddd::jobs::JobWorkerOptions::default()
+        })
+        .build()
+        .unwrap()
+}
+
+/// The body of the job worker process: runs jobs until killed.
+pub async fn job_worker_process<D: Reopen>() {
+    let Ok(place) = std::env::var(PLACE) else { return };
+    let db = D::reopen(&place).await;
+    let app = job_app(&db.store().await, "killed-worker");
+    cqrs_ddd::jobs::JobWorker::new(app).run(std::future::pending()).await.unwrap();
+}
+
+pub async fn a_job_worker_killed_mid_job_leaves_the_job_to_another_that_completes_it_once<D: Reopen>(process: &str) {
+    use cqrs_ddd::ports::{JobStatus, JobStore, StreamKey, TenantScope};
+    let db = D::create().await;
+    let place = db.place();
+    let store = db.store().await;
+    let app = job_app(&store, "second-worker");
+    let id = app.enqueue(CountSteps { tally: "t-1".into() }).await.unwrap();
+
+    // The worker process runs the job to its HANG_AT-th step and is killed there.
+    let mut c = child(process, &place, HANG_AT);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let held = loop {
+        let job = store.job(TenantScope::All, id).await.unwrap().unwrap();
+        if job.status == JobStatus::Running && job.progress.processed == HANG_AT {
+            break job;
+        }
+        assert!(std::time::Instant::now() < deadline, "the worker process did not reach step {HANG_AT}: {job:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    c.kill().unwrap(); // SIGKILL: no cleanup, no last word
+    c.wait().unwrap();
+    assert_eq!((held.lease_owner.as_deref(), held.attempt), (Some("killed-worker"), 1));
+    let tally = StreamKey::new("Tally", "t-1");
+    assert_eq!(store.stream_version(&tally).await.unwrap(), HANG_AT, "the killed worker's steps are committed");
+
+    // Nobody takes a job whose lease is live; the sweeper takes it back once it ran out.
+    let worker = cqrs_ddd::jobs::JobWorker::new(app.clone());
+    let sweeper = cqrs_ddd::jobs::JobSweeper::new(app.clone());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while sweeper.run_once().await.unwrap() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the dead worker's lease never ran out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let swept = store.job(TenantScope::All, id).await.unwrap().unwrap();
+    assert_eq!((swept.status, swept.lease_owner), (JobStatus::Pending, None));
+
+    let report = worker.run_once().await.unwrap();
+    assert_eq!((report.completed, report.ended()), (1, 1), "{report:?}");
+    let job = store.job(TenantScope::All, id).await.unwrap().unwrap();
+    assert_eq!((job.status, job.attempt, job.result.as_deref()), (JobStatus::Completed, 2, Some("12")));
+    assert_eq!((job.progress.total, job.progress.processed), (Some(JOB_STEPS), JOB_STEPS));
+    assert_eq!(
+        store.stream_version(&tally).await.unwrap(),
+        JOB_STEPS + 1,
+        "each step ticked once and the job finished once"
+    );
+    assert_eq!(worker.run_once().await.unwrap().ended(), 0, "a completed job does not run again");
     db.destroy().await;
 }

@@ -7,9 +7,10 @@ use chrono::{DateTime, Utc};
 use cqrs_ddd::Result;
 use cqrs_ddd::memory::{MemoryProjectionStore, MemorySagaStore, MemoryScheduleStore, MemorySnapshotStore, MemoryStore};
 use cqrs_ddd::ports::{
-    CommitBatch, CommitReceipt, Cursor, DeadLetter, Document, EventStore, EventStream, Outbox, OutboxRecord,
-    ProjectionStore, ProjectionTxn, SagaFilter, SagaKey, SagaRecord, SagaStore, ScheduleStore, ScheduledCommand,
-    Snapshot, SnapshotStore, StoredEvent, StoredState, StreamKey, TenantScope, UndoLogEntry, async_trait,
+    CommitBatch, CommitReceipt, Cursor, DeadLetter, Document, EventStore, EventStream, Heartbeat, JobFilter,
+    JobOutcome, JobProgress, JobRecord, JobStats, JobStore, NewJob, Outbox, OutboxRecord, ProjectionStore,
+    ProjectionTxn, SagaFilter, SagaKey, SagaRecord, SagaStore, ScheduleStore, ScheduledCommand, Snapshot,
+    SnapshotStore, StoredEvent, StoredState, StreamKey, TenantScope, UndoLogEntry, async_trait,
 };
 use uuid::Uuid;
 
@@ -29,6 +30,9 @@ impl EventStore for Mem {
         Some(self)
     }
     fn read_models(self: Arc<Self>) -> Option<Arc<dyn ProjectionStore>> {
+        Some(self)
+    }
+    fn jobs(self: Arc<Self>) -> Option<Arc<dyn JobStore>> {
         Some(self)
     }
     async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
@@ -73,7 +77,7 @@ impl SnapshotStore for Mem {
 #[async_trait]
 impl Outbox for Mem {
     async fn claim(&self, relay: &str, limit: usize, lease: Duration) -> Result<Vec<OutboxRecord>> {
-        self.events.claim(relay, limit, lease).await
+        Outbox::claim(&self.events, relay, limit, lease).await
     }
     async fn mark_published(&self, id: Uuid) -> Result<()> {
         self.events.mark_published(id).await
@@ -123,6 +127,56 @@ impl ProjectionStore for Mem {
     }
     async fn documents_of(&self, tenant: Option<&str>, collection: &str) -> Result<Vec<Document>> {
         self.projections.documents_of(tenant, collection).await
+    }
+}
+
+#[async_trait]
+impl JobStore for Mem {
+    async fn enqueue_jobs(&self, jobs: &[NewJob]) -> Result<()> {
+        self.events.enqueue_jobs(jobs).await
+    }
+    async fn job(&self, scope: TenantScope<'_>, id: Uuid) -> Result<Option<JobRecord>> {
+        self.events.job(scope, id).await
+    }
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<JobRecord>> {
+        self.events.claim_jobs(worker, now, limit, lease).await
+    }
+    async fn heartbeat_job(
+        &self,
+        id: Uuid,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        progress: Option<JobProgress>,
+    ) -> Result<Heartbeat> {
+        self.events.heartbeat_job(id, worker, now, lease, progress).await
+    }
+    async fn finish_job(&self, id: Uuid, worker: &str, outcome: &JobOutcome, now: DateTime<Utc>) -> Result<bool> {
+        self.events.finish_job(id, worker, outcome, now).await
+    }
+    async fn sweep_jobs(&self, now: DateTime<Utc>, limit: usize) -> Result<u64> {
+        self.events.sweep_jobs(now, limit).await
+    }
+    async fn list_jobs(&self, filter: &JobFilter<'_>) -> Result<Vec<JobRecord>> {
+        self.events.list_jobs(filter).await
+    }
+    async fn job_stats(&self, scope: TenantScope<'_>) -> Result<JobStats> {
+        self.events.job_stats(scope).await
+    }
+    async fn cancel_jobs(&self, scope: TenantScope<'_>, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64> {
+        self.events.cancel_jobs(scope, ids, now).await
+    }
+    async fn retry_jobs(&self, scope: TenantScope<'_>, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64> {
+        self.events.retry_jobs(scope, ids, now).await
+    }
+    async fn purge_jobs(&self, scope: TenantScope<'_>, before: DateTime<Utc>) -> Result<u64> {
+        self.events.purge_jobs(scope, before).await
     }
 }
 

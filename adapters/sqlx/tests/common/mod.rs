@@ -5,6 +5,7 @@ pub mod domain;
 #[cfg(feature = "geo")]
 pub mod geometry;
 pub mod hardening;
+pub mod jobs;
 #[macro_use]
 pub mod kill;
 pub mod mem;
@@ -84,6 +85,12 @@ macro_rules! every_store_contract {
             undo_a_logged_entry_refuses_the_whole_batch => a_logged_entry_refuses_the_whole_batch();
             undo_racing_undos_let_one_commit => of_racing_undos_exactly_one_commits();
             undo_a_failing_inverse_command_logs_nothing => a_failing_inverse_command_logs_nothing();
+            jobs_commit_with_the_command_or_not_at_all => jobs_are_enqueued_with_the_commit_or_not_at_all();
+            jobs_records_round_trip => job_records_round_trip();
+            jobs_run_retry_and_complete_with_progress => jobs_run_retry_after_a_backoff_and_complete();
+            jobs_two_workers_never_claim_one_job => two_workers_never_claim_one_job(120);
+            jobs_expired_leases_are_swept_back => expired_leases_are_swept_back_and_lost_workers_write_nothing();
+            jobs_operators_list_count_cancel_retry_purge_per_tenant => operators_list_count_cancel_retry_and_purge_per_tenant();
         }
     };
 }
@@ -143,7 +150,14 @@ macro_rules! on_own_database {
 /// One isolated database (its own schema or file) and raw access to it.
 #[async_trait]
 pub trait TestDb: Send + Sync + 'static {
-    type Store: EventStore + SnapshotStore + Outbox + ProjectionStore + SagaStore + ScheduleStore + Clone;
+    type Store: EventStore
+        + SnapshotStore
+        + Outbox
+        + ProjectionStore
+        + SagaStore
+        + ScheduleStore
+        + cqrs_ddd::ports::JobStore
+        + Clone;
     /// Which SQL dialect raw statements must use: SQLite's,
     const SQLITE: bool;
     /// MariaDB's (else PostgreSQL's).

@@ -103,4 +103,15 @@ impl Opening {
     fn opened(&mut self, _: &Envelope<Opened>) {}
 }
 
+#[cqrs_ddd::job]
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Export;
+
+impl cqrs_ddd::jobs::JobHandler for Export {
+    type Output = u8;
+    async fn run(self, _ctx: &mut cqrs_ddd::jobs::JobContext) -> cqrs_ddd::Result<u8> {
+        ::core::result::Result::Ok(1)
+    }
+}
+
 fn main() {}

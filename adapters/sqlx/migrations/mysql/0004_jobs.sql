@@ -1,0 +1,30 @@
+-- Background jobs (see the PostgreSQL migration of the same name). Every statement can
+-- run again after a failure part way.
+CREATE TABLE IF NOT EXISTS jobs (
+    id                  BINARY(16) NOT NULL PRIMARY KEY,
+    tenant_id           VARCHAR(128) COLLATE {bin} NOT NULL DEFAULT '',
+    job_type            VARCHAR(255) COLLATE {bin} NOT NULL,
+    payload             LONGTEXT NOT NULL CHECK (json_valid(payload)),
+    correlation_id      BINARY(16),
+    causation_id        BINARY(16),
+    principal           TEXT COLLATE {bin},
+    headers             LONGTEXT CHECK (headers IS NULL OR json_valid(headers)),
+    status              VARCHAR(16) COLLATE {bin} NOT NULL,
+    attempt             BIGINT NOT NULL DEFAULT 0,
+    max_attempts        BIGINT NOT NULL,
+    run_at              DATETIME(3) NOT NULL,
+    lease_owner         VARCHAR(255) COLLATE {bin},
+    lease_until         DATETIME(3),
+    heartbeat_at        DATETIME(3),
+    progress_total      BIGINT,
+    progress_processed  BIGINT NOT NULL DEFAULT 0,
+    result              LONGTEXT CHECK (result IS NULL OR json_valid(result)),
+    error               TEXT,
+    cancel_requested    BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at          DATETIME(3) NOT NULL,
+    updated_at          DATETIME(3) NOT NULL,
+    KEY jobs_due (status, run_at, id),
+    KEY jobs_leases (status, lease_until),
+    KEY jobs_by_status (status, updated_at, id),
+    KEY jobs_by_tenant (tenant_id, status, updated_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
