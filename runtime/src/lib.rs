@@ -384,6 +384,7 @@ pub mod cache;
 pub mod conflict;
 pub mod context;
 pub mod cqrs;
+pub mod deadline;
 pub mod domain;
 mod error;
 pub mod es;

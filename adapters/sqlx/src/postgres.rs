@@ -199,7 +199,7 @@ impl Dialect for Postgres {
     }
 
     async fn commit(store: &PgStore, batch: CommitBatch) -> Result<CommitReceipt> {
-        if has_unguarded_states(&batch) {
+        if has_unguarded_states(&batch) || !batch.deadlines.is_empty() {
             return retry_deadlocks(|| async {
                 // A cancelled commit closes its connection (see `Txn`).
                 let mut tx = Txn::begin(&store.pool, None).await?;
@@ -274,15 +274,34 @@ impl Postgres {
         conn: &mut PgConnection,
         batch: &CommitBatch,
     ) -> std::result::Result<Vec<PgRow>, Failure> {
-        if !has_unguarded_states(batch) {
-            return Self::write(&store.dialect.sql, conn, batch).await.map_err(Failure::Sql);
-        }
-        store.write_unguarded_states(conn, batch).await.map_err(Failure::State)?;
-        let rest = CommitBatch {
-            states: batch.states.iter().filter(|s| is_guarded(batch, s)).cloned().collect(),
-            ..batch.clone()
+        let rows = if has_unguarded_states(batch) {
+            store.write_unguarded_states(conn, batch).await.map_err(Failure::State)?;
+            let rest = CommitBatch {
+                states: batch.states.iter().filter(|s| is_guarded(batch, s)).cloned().collect(),
+                ..batch.clone()
+            };
+            Self::write_any(&store.dialect.sql, conn, &rest).await.map_err(Failure::Sql)?
+        } else {
+            Self::write_any(&store.dialect.sql, conn, batch).await.map_err(Failure::Sql)?
         };
-        Self::write(&store.dialect.sql, conn, &rest).await.map_err(Failure::Sql)
+        store.write_deadlines(conn, batch).await.map_err(Failure::State)?;
+        Ok(rows)
+    }
+
+    /// [`Postgres::write`], unless the batch holds nothing it writes (only deadlines).
+    async fn write_any(
+        sql: &PgSql,
+        conn: &mut PgConnection,
+        batch: &CommitBatch,
+    ) -> std::result::Result<Vec<PgRow>, sqlx::Error> {
+        if batch.appends.is_empty()
+            && batch.states.is_empty()
+            && batch.outbox.is_empty()
+            && batch.idempotency_key.is_none()
+        {
+            return Ok(Vec::new());
+        }
+        Self::write(sql, conn, batch).await
     }
 
     /// The one statement that writes a batch.

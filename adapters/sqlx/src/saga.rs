@@ -6,7 +6,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use cqrs_ddd::Result;
 use cqrs_ddd::ports::{
-    SagaFilter, SagaKey, SagaRecord, SagaStore, ScheduleStore, ScheduledCommand, TenantScope, async_trait,
+    CommitBatch, DeadlineWrite, SagaFilter, SagaKey, SagaRecord, SagaStore, ScheduleStore, ScheduledCommand,
+    TenantScope, async_trait,
 };
 use uuid::Uuid;
 
@@ -95,13 +96,13 @@ impl<D: Dialect> SagaStore for SqlStore<D> {
     }
 }
 
-#[async_trait]
-impl<D: Dialect> ScheduleStore for SqlStore<D> {
-    async fn schedule(&self, command: &ScheduledCommand) -> Result<()> {
+impl<D: Dialect> SqlStore<D> {
+    /// The upsert of a scheduled command, checked.
+    fn schedule_stmt<'a>(&'a self, command: &'a ScheduledCommand) -> Result<Stmt<'a>> {
         tenant_column(command.metadata.tenant_id.as_deref())?;
         check_scheduled(command)?;
         let m = MetadataColumns::of(&command.metadata);
-        let stmt = Stmt::new(&self.sql.schedule)
+        Ok(Stmt::new(&self.sql.schedule)
             .uuid(command.id)
             .str(&command.command_type)
             .str(&command.payload)
@@ -113,7 +114,44 @@ impl<D: Dialect> ScheduleStore for SqlStore<D> {
             .arg(Value::OptString(m.headers))
             .int(i64::from(to_i32(command.attempts, "attempts")?))
             .arg(Value::OptStr(command.last_error.as_deref()))
-            .arg(at::<D>(command.created_at));
+            .arg(at::<D>(command.created_at)))
+    }
+
+    /// Writes the deadlines of a batch into the schedule, in order, on the batch's
+    /// connection (inside its transaction). A fired deadline that is gone or was
+    /// scheduled again refuses the batch with a conflict.
+    pub(crate) async fn write_deadlines(&self, conn: &mut D::Conn, batch: &CommitBatch) -> Result<()> {
+        for w in &batch.deadlines {
+            match w {
+                DeadlineWrite::Schedule(command) => {
+                    conn.run(self.schedule_stmt(command)?)
+                        .await
+                        .map_err(|e| write_err(e, || format!("deadline `{}`", command.id)))?;
+                }
+                DeadlineWrite::Cancel { tenant_id, id } => {
+                    let stmt = Stmt::new(&self.sql.schedule_delete).uuid(*id).str(tenant_column(tenant_id.as_deref())?);
+                    conn.run(stmt).await.map_err(store_err)?;
+                }
+                DeadlineWrite::Fire { tenant_id, id, scheduled_by } => {
+                    let tenant = tenant_column(tenant_id.as_deref())?;
+                    let stmt = match scheduled_by {
+                        Some(by) => Stmt::new(&self.sql.schedule_fire).uuid(*id).str(tenant).uuid(*by),
+                        None => Stmt::new(&self.sql.schedule_fire_uncaused).uuid(*id).str(tenant),
+                    };
+                    if conn.run(stmt).await.map_err(store_err)? == 0 {
+                        return Err(w.fire_conflict());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> ScheduleStore for SqlStore<D> {
+    async fn schedule(&self, command: &ScheduledCommand) -> Result<()> {
+        let stmt = self.schedule_stmt(command)?;
         self.conn()
             .await?
             .run(stmt)

@@ -126,6 +126,7 @@ impl<D: Dialect> SqlStore<D> {
     /// deadlock victim (it then wrote nothing).
     pub(crate) async fn commit_txn(&self, batch: CommitBatch) -> Result<CommitReceipt> {
         let one_insert = batch.idempotency_key.is_none()
+            && batch.deadlines.is_empty()
             && batch.states.is_empty()
             && batch.outbox.is_empty()
             && (1..=ROWS_PER_INSERT).contains(&batch.event_count());
@@ -183,11 +184,13 @@ impl<D: Dialect> SqlStore<D> {
                 .map_err(|e| if is_unique_violation(&e) { Error::AlreadyProcessed { key } } else { store_err(e) })?;
         }
         self.write_unguarded_states(conn, batch).await?;
-        match self.write_rows(conn, batch, positions_locked).await {
-            Ok(receipt) => Ok(receipt),
-            Err(e) if is_unique_violation(&e) => Err(self.find_conflict(conn, batch).await),
-            Err(e) => Err(refusal(&e).map_or_else(|| store_err(e), |reason| refused_in_batch(batch, reason))),
-        }
+        let receipt = match self.write_rows(conn, batch, positions_locked).await {
+            Ok(receipt) => receipt,
+            Err(e) if is_unique_violation(&e) => return Err(self.find_conflict(conn, batch).await),
+            Err(e) => return Err(refusal(&e).map_or_else(|| store_err(e), |reason| refused_in_batch(batch, reason))),
+        };
+        self.write_deadlines(conn, batch).await?;
+        Ok(receipt)
     }
 
     async fn write_rows(
@@ -415,6 +418,10 @@ impl<D: Dialect> EventStore for SqlStore<D> {
     }
 
     fn read_models(self: Arc<Self>) -> Option<Arc<dyn ProjectionStore>> {
+        Some(self)
+    }
+
+    fn schedule(self: Arc<Self>) -> Option<Arc<dyn cqrs_ddd::ports::ScheduleStore>> {
         Some(self)
     }
 

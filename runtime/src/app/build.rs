@@ -218,9 +218,14 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
 
     let mut extensions = Extensions::default();
     extensions.insert(Schedules {
-        store: schedule_store.unwrap_or_else(|| Arc::new(MemoryScheduleStore::new())),
+        store: schedule_store
+            .or_else(|| store.clone().schedule())
+            .unwrap_or_else(|| Arc::new(MemoryScheduleStore::new())),
         clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
-        internal: HashMap::from([(DEADLINE_COMMAND, fire_deadline as InternalCommand)]),
+        internal: HashMap::from([
+            (DEADLINE_COMMAND, fire_deadline as InternalCommand),
+            (crate::deadline::AGGREGATE_DEADLINE, crate::deadline::fire_scheduled as InternalCommand),
+        ]),
     });
     if let Some(bus) = bus {
         extensions.insert(bus);

@@ -28,6 +28,8 @@ use crate::ports::{
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     inner: Arc<RwLock<Inner>>,
+    /// Where the deadlines of commits go, with the events.
+    schedule: MemoryScheduleStore,
 }
 
 #[derive(Default)]
@@ -58,21 +60,14 @@ impl MemoryStore {
         self.inner.read().log.len()
     }
 
-    /// Every outbox row, in the order they were committed.
-    pub fn outbox_records(&self) -> Vec<OutboxRecord> {
-        self.inner.read().outbox.iter().map(|r| r.record.clone()).collect()
-    }
-}
-
-#[async_trait]
-impl EventStore for MemoryStore {
-    fn outbox(self: Arc<Self>) -> Option<Arc<dyn Outbox>> {
-        Some(self)
+    /// The schedule the deadlines of its commits are written to (shared: the default
+    /// schedule of an application on this store, see [`EventStore::schedule`]).
+    pub fn schedule_store(&self) -> MemoryScheduleStore {
+        self.schedule.clone()
     }
 
-    async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
-        batch.check()?;
-        let mut inner = self.inner.write();
+    /// Checks a batch's expectations, then writes it (all or nothing).
+    fn write(inner: &mut Inner, batch: CommitBatch) -> Result<CommitReceipt> {
         // Check every expectation before writing anything: all or nothing.
         // A command already committed under its key is refused first: what it would
         // conflict with is its own earlier commit.
@@ -131,6 +126,29 @@ impl EventStore for MemoryStore {
             claimed_by: None,
         }));
         Ok(CommitReceipt { positions, commit: None })
+    }
+
+    /// Every outbox row, in the order they were committed.
+    pub fn outbox_records(&self) -> Vec<OutboxRecord> {
+        self.inner.read().outbox.iter().map(|r| r.record.clone()).collect()
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    fn outbox(self: Arc<Self>) -> Option<Arc<dyn Outbox>> {
+        Some(self)
+    }
+
+    fn schedule(self: Arc<Self>) -> Option<Arc<dyn crate::ports::ScheduleStore>> {
+        Some(Arc::new(self.schedule.clone()))
+    }
+
+    async fn commit(&self, mut batch: CommitBatch) -> Result<CommitReceipt> {
+        batch.check()?;
+        let deadlines = std::mem::take(&mut batch.deadlines);
+        let mut inner = self.inner.write();
+        self.schedule.commit_with(&deadlines, || Self::write(&mut inner, batch))
     }
 
     async fn read_stream(&self, stream: &StreamKey, after_version: u64) -> Result<EventStream<'static>> {

@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::ports::{
-    Clock, SagaFilter, SagaKey, SagaRecord, SagaStore, ScheduleStore, ScheduledCommand, TenantScope, async_trait,
-    check_tenant,
+    Clock, DeadlineWrite, SagaFilter, SagaKey, SagaRecord, SagaStore, ScheduleStore, ScheduledCommand, TenantScope,
+    async_trait, check_tenant,
 };
 
 /// Saga instances in memory. Cheap to clone; clones share the instances.
@@ -84,6 +84,38 @@ impl MemoryScheduleStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Applies the deadlines of a commit, in order, all or none: a
+    /// [`DeadlineWrite::Fire`] whose command is gone or was scheduled again refuses them
+    /// all with [`Error::Conflict`]. `write` runs between the checks and the writes, with
+    /// the schedule locked (the rest of the commit, so that both land together).
+    pub(crate) fn commit_with<R>(&self, writes: &[DeadlineWrite], write: impl FnOnce() -> Result<R>) -> Result<R> {
+        let mut rows = self.rows.lock();
+        for w in writes {
+            if let DeadlineWrite::Fire { tenant_id, id, scheduled_by } = w {
+                let live = rows.get(&(tenant_id.clone(), *id)).is_some_and(|r| r.command.metadata.causation_id == *scheduled_by);
+                if !live {
+                    return Err(w.fire_conflict());
+                }
+            }
+        }
+        let out = write()?;
+        for w in writes {
+            match w {
+                DeadlineWrite::Schedule(command) => {
+                    let mut command = command.clone();
+                    command.due_at = to_ms_precision(command.due_at);
+                    command.created_at = to_ms_precision(command.created_at);
+                    let key = (command.metadata.tenant_id.clone(), command.id);
+                    rows.insert(key, Row { command, claimed_until: None, dead: false });
+                }
+                DeadlineWrite::Cancel { tenant_id, id } | DeadlineWrite::Fire { tenant_id, id, .. } => {
+                    rows.remove(&(tenant_id.clone(), *id));
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

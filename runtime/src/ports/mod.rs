@@ -169,19 +169,76 @@ pub struct CommitBatch {
     /// The tenant the batch was written for: idempotency keys are per tenant (tenant B
     /// may use a key tenant A used).
     pub tenant_id: Option<String>,
+    /// Deadlines scheduled, cancelled or fired by the batch's aggregates, written into
+    /// the store's schedule ([`EventStore::schedule`]) in the same transaction, in order.
+    pub deadlines: Vec<DeadlineWrite>,
+}
+
+/// A change to the schedule committed with a [`CommitBatch`]: how an aggregate's
+/// deadlines are kept in its unit of work (see [`crate::deadline`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeadlineWrite {
+    /// Stores a scheduled command, replacing one with the same id in its tenant.
+    Schedule(ScheduledCommand),
+    /// Removes the scheduled command of `tenant_id` with this id, if there is one.
+    Cancel {
+        /// Its tenant.
+        tenant_id: Option<String>,
+        /// Its id.
+        id: Uuid,
+    },
+    /// Removes the scheduled command being fired. When it is no longer there as
+    /// `scheduled_by` left it (cancelled, fired elsewhere, or scheduled again by another
+    /// command), the batch is refused with [`crate::Error::Conflict`] and writes nothing.
+    Fire {
+        /// Its tenant.
+        tenant_id: Option<String>,
+        /// Its id.
+        id: Uuid,
+        /// The causation id it was stored with: the command that scheduled it.
+        scheduled_by: Option<Uuid>,
+    },
+}
+
+impl DeadlineWrite {
+    /// The tenant of the scheduled command it writes.
+    pub fn tenant_id(&self) -> Option<&str> {
+        match self {
+            DeadlineWrite::Schedule(c) => c.metadata.tenant_id.as_deref(),
+            DeadlineWrite::Cancel { tenant_id, .. } | DeadlineWrite::Fire { tenant_id, .. } => tenant_id.as_deref(),
+        }
+    }
+
+    /// The id of the scheduled command it writes.
+    pub fn id(&self) -> Uuid {
+        match self {
+            DeadlineWrite::Schedule(c) => c.id,
+            DeadlineWrite::Cancel { id, .. } | DeadlineWrite::Fire { id, .. } => *id,
+        }
+    }
+
+    /// The conflict a [`DeadlineWrite::Fire`] meets when its command is gone or replaced.
+    pub fn fire_conflict(&self) -> crate::Error {
+        crate::Error::Conflict { stream: format!("deadline {}", self.id()), expected: 1, actual: 0 }
+    }
 }
 
 impl CommitBatch {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.appends.is_empty() && self.states.is_empty() && self.outbox.is_empty() && self.idempotency_key.is_none()
+        self.appends.is_empty()
+            && self.states.is_empty()
+            && self.outbox.is_empty()
+            && self.idempotency_key.is_none()
+            && self.deadlines.is_empty()
     }
 
     /// Refuses an empty tenant id anywhere in the batch (every store calls it first).
     pub fn check(&self) -> Result<()> {
         check_tenant(self.tenant_id.as_deref())?;
         self.appends.iter().try_for_each(|a| a.stream.check())?;
-        self.states.iter().try_for_each(|s| s.stream.check())
+        self.states.iter().try_for_each(|s| s.stream.check())?;
+        self.deadlines.iter().try_for_each(|d| check_tenant(d.tenant_id()))
     }
 
     /// Number of events in the batch.
@@ -261,6 +318,14 @@ pub trait EventStore: Send + Sync + 'static {
     /// The document store of read models on the same database, if this store is one
     /// (the SQL stores are): where hosted projections write by default.
     fn read_models(self: Arc<Self>) -> Option<Arc<dyn ProjectionStore>> {
+        None
+    }
+
+    /// The schedule this store writes the [`CommitBatch::deadlines`] of a commit into, in
+    /// the same transaction, when it keeps one (every store of cqrs-ddd does): the
+    /// default schedule of an application built on it. A store without one refuses a
+    /// batch with deadlines.
+    fn schedule(self: Arc<Self>) -> Option<Arc<dyn ScheduleStore>> {
         None
     }
 

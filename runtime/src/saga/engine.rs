@@ -105,8 +105,14 @@ impl Mediator {
 
 /// Fires a saga deadline the scheduler found due (installed by `App::build` as the
 /// handler of [`DEADLINE_COMMAND`]).
-pub(crate) fn fire_deadline<'a>(mediator: &'a Mediator, payload: &'a str) -> BoxFuture<'a, Result<()>> {
-    Box::pin(async move { mediator.sagas().fire_deadline(payload).await })
+pub(crate) fn fire_deadline<'a>(
+    mediator: &'a Mediator,
+    cmd: &'a ScheduledCommand,
+) -> BoxFuture<'a, Result<crate::scheduling::Completion>> {
+    Box::pin(async move {
+        mediator.sagas().fire_deadline(&cmd.payload).await?;
+        Ok(crate::scheduling::Completion::Done)
+    })
 }
 
 /// Manages saga instances: event routing, sending, deadlines and manual control.

@@ -20,7 +20,7 @@ use crate::domain::{Aggregate, AggregateEvent, EventHeader, Metadata, Storage};
 use crate::error::{Error, Result};
 use crate::es::cache::Cached;
 use crate::es::{AggregateCache, Loader};
-use crate::ports::{CommitBatch, NewEvent, OutboxMessage, Snapshot, StateWrite, StreamAppend, StreamKey};
+use crate::ports::{CommitBatch, DeadlineWrite, NewEvent, OutboxMessage, Snapshot, StateWrite, StreamAppend, StreamKey};
 
 /// A unit of work shared by a root command and the commands nested in it.
 #[derive(Clone, Default)]
@@ -34,6 +34,8 @@ struct UowState {
     /// is cheaper than hashing their keys.
     streams: Vec<Box<dyn StagedStream>>,
     outbox: Vec<OutboxMessage>,
+    /// Deadlines scheduled, cancelled or fired, written with the batch.
+    deadlines: Vec<DeadlineWrite>,
     hooks: Vec<BoxFuture<'static, ()>>,
     closed: Option<&'static str>,
     /// Whether an aggregate came from the aggregate cache (a conflict may mean it was stale).
@@ -145,6 +147,13 @@ impl UnitOfWork {
         Ok(())
     }
 
+    /// Adds changes to the schedule, written in the same transaction as the events
+    /// (aggregate deadlines: see [`crate::deadline`]).
+    pub(crate) fn add_deadlines(&self, writes: impl IntoIterator<Item = DeadlineWrite>) -> Result<()> {
+        self.open()?.deadlines.extend(writes);
+        Ok(())
+    }
+
     /// Adds a hook that runs after a successful commit, after earlier hooks.
     pub fn after_commit(&self, hook: BoxFuture<'static, ()>) -> Result<()> {
         self.open()?.hooks.push(hook);
@@ -158,6 +167,7 @@ impl UnitOfWork {
             st.closed = Some("rolled back");
             st.streams.clear();
             st.outbox.clear();
+            st.deadlines.clear();
             st.hooks.clear();
         }
     }
@@ -167,12 +177,18 @@ impl UnitOfWork {
     /// `None` when nothing was staged at all: there is nothing to commit or run.
     pub(crate) fn take_batch(&self, to_outbox: &dyn Fn(TypeId) -> bool) -> Result<Option<Taken>> {
         let mut st = self.open()?;
-        if st.streams.is_empty() && st.outbox.is_empty() && st.hooks.is_empty() && st.idempotency_key.is_none() {
+        if st.streams.is_empty()
+            && st.outbox.is_empty()
+            && st.deadlines.is_empty()
+            && st.hooks.is_empty()
+            && st.idempotency_key.is_none()
+        {
             st.closed = Some("committed");
             return Ok(None);
         }
         let mut batch = CommitBatch {
             outbox: std::mem::take(&mut st.outbox),
+            deadlines: std::mem::take(&mut st.deadlines),
             idempotency_key: st.idempotency_key,
             ..CommitBatch::default()
         };
@@ -188,7 +204,7 @@ impl UnitOfWork {
     /// Whether nothing was staged: no aggregate, outbox message or hook.
     pub(crate) fn is_untouched(&self) -> bool {
         let st = self.state.lock();
-        st.streams.is_empty() && st.outbox.is_empty() && st.hooks.is_empty()
+        st.streams.is_empty() && st.outbox.is_empty() && st.deadlines.is_empty() && st.hooks.is_empty()
     }
 
     /// Whether an aggregate of this unit of work came from the aggregate cache.
