@@ -147,14 +147,35 @@ impl DeadlineChange {
 /// The deadlines of one aggregate, as a decision sees them: schedule and cancel. Handed
 /// to `#[handle]` and `#[deadline]` methods that take `&mut Deadlines<Self>`; what they
 /// do is committed with their events.
-pub struct Deadlines<A> {
+pub struct Deadlines<A: Aggregate> {
     now: DateTime<Utc>,
     changes: Vec<DeadlineChange>,
+    /// How to decide each deadline scheduled here without a store (the test kit).
+    deciders: Vec<(&'static str, Decider<A>)>,
     error: Option<Error>,
-    aggregate: PhantomData<fn() -> A>,
 }
 
-impl<A> std::fmt::Debug for Deadlines<A> {
+/// Decides a deadline of `A` from its stored payload: what the test kit fires.
+pub(crate) type Decider<A> = fn(&A, &str, &mut Deadlines<A>) -> Result<Vec<<A as Aggregate>::Event>>;
+
+fn decider<A, P>(state: &A, payload: &str, deadlines: &mut Deadlines<A>) -> Result<Vec<A::Event>>
+where
+    A: OnDeadline<P>,
+    P: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    let due: P = serde_json::from_str(payload).map_err(|source| Error::Serialization {
+        stream: format!("{}/(the fixture)", A::TYPE),
+        version: 0,
+        event_type: format!("deadline `{}`", <A as OnDeadline<P>>::NAME),
+        source,
+    })?;
+    state.on_deadline(&due, deadlines).map_err(|e| {
+        let fields = A::error_fields(&e);
+        Error::Domain(crate::DomainError::with_fields(e, fields))
+    })
+}
+
+impl<A: Aggregate> std::fmt::Debug for Deadlines<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deadlines").field("now", &self.now).field("changes", &self.changes).finish_non_exhaustive()
     }
@@ -163,7 +184,14 @@ impl<A> std::fmt::Debug for Deadlines<A> {
 impl<A: Aggregate> Deadlines<A> {
     /// Deadlines decided at `now` (the application's clock).
     pub fn new(now: DateTime<Utc>) -> Self {
-        Deadlines { now, changes: Vec::new(), error: None, aggregate: PhantomData }
+        Deadlines { now, changes: Vec::new(), deciders: Vec::new(), error: None }
+    }
+
+    /// Deadlines decided now on the system clock, whose changes go nowhere: what
+    /// [`crate::Handle::handle`] hands a method that takes deadlines.
+    #[doc(hidden)]
+    pub fn detached() -> Self {
+        Self::new(Utc::now())
     }
 
     /// The time of the decision: `schedule(after, ..)` counts from it.
@@ -189,7 +217,10 @@ impl<A: Aggregate> Deadlines<A> {
     {
         let name = <A as OnDeadline<P>>::NAME;
         match crate::domain::encode_checked(&due) {
-            Ok(payload) => self.changes.push(DeadlineChange::Schedule { name, at, payload }),
+            Ok(payload) => {
+                self.changes.push(DeadlineChange::Schedule { name, at, payload });
+                self.deciders.push((name, decider::<A, P>));
+            }
             Err(source) => {
                 self.error.get_or_insert(Error::Encode { what: format!("deadline `{name}` of `{}`", A::TYPE), source });
             }
@@ -213,9 +244,15 @@ impl<A: Aggregate> Deadlines<A> {
 
     /// The changes, or the error of a payload that could not be stored.
     pub(crate) fn into_changes(self) -> Result<Vec<DeadlineChange>> {
+        self.into_parts().map(|(changes, _)| changes)
+    }
+
+    /// The changes with how to decide each deadline scheduled, or the error of a payload
+    /// that could not be stored.
+    pub(crate) fn into_parts(self) -> Result<(Vec<DeadlineChange>, Vec<(&'static str, Decider<A>)>)> {
         match self.error {
             Some(e) => Err(e),
-            None => Ok(self.changes),
+            None => Ok((self.changes, self.deciders)),
         }
     }
 }

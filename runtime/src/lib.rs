@@ -435,8 +435,8 @@ pub use futures::future::BoxFuture;
 
 #[cfg(feature = "macros")]
 pub use cqrs_ddd_macros::{
-    aggregate, apply, command, command_handler, event, event_handler, handle, on, projection, query, query_handler,
-    reset, saga, step, upcaster,
+    aggregate, apply, command, command_handler, deadline, event, event_handler, handle, on, projection, query,
+    query_handler, reset, saga, step, upcaster,
 };
 
 /// Everything a domain module needs: `use cqrs_ddd::prelude::*;`.
@@ -447,9 +447,10 @@ pub mod prelude {
     };
     #[cfg(feature = "macros")]
     pub use cqrs_ddd_macros::{
-        aggregate, apply, command, command_handler, event, event_handler, handle, on, projection, query, query_handler,
-        reset, saga, step, upcaster,
+        aggregate, apply, command, command_handler, deadline, event, event_handler, handle, on, projection, query,
+        query_handler, reset, saga, step, upcaster,
     };
+    pub use crate::deadline::Deadlines;
     pub use serde::{Deserialize, Serialize};
 }
 
