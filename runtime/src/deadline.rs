@@ -341,7 +341,10 @@ inventory::collect!(DeadlineRegistration);
 pub type FireFn = for<'a> fn(&'a Mediator, &'a ScheduledCommand, StoredDeadline) -> BoxFuture<'a, Result<Completion>>;
 
 /// Fires a scheduled aggregate deadline (the scheduler's handler of [`AGGREGATE_DEADLINE`]).
-pub(crate) fn fire_scheduled<'a>(mediator: &'a Mediator, cmd: &'a ScheduledCommand) -> BoxFuture<'a, Result<Completion>> {
+pub(crate) fn fire_scheduled<'a>(
+    mediator: &'a Mediator,
+    cmd: &'a ScheduledCommand,
+) -> BoxFuture<'a, Result<Completion>> {
     Box::pin(async move {
         let stored: StoredDeadline = serde_json::from_str(&cmd.payload).map_err(|source| Error::Serialization {
             stream: "<schedule>".to_owned(),
@@ -354,10 +357,9 @@ pub(crate) fn fire_scheduled<'a>(mediator: &'a Mediator, cmd: &'a ScheduledComma
             .find(|r| r.aggregate == stored.aggregate && r.name == stored.name);
         match found {
             Some(r) => (r.fire)(mediator, cmd, stored).await,
-            None => Err(Error::UnknownMessage {
-                kind: "deadline",
-                name: format!("{}::{}", stored.aggregate, stored.name),
-            }),
+            None => {
+                Err(Error::UnknownMessage { kind: "deadline", name: format!("{}::{}", stored.aggregate, stored.name) })
+            }
         }
     })
 }

@@ -441,6 +441,7 @@ pub use cqrs_ddd_macros::{
 
 /// Everything a domain module needs: `use cqrs_ddd::prelude::*;`.
 pub mod prelude {
+    pub use crate::deadline::Deadlines;
     pub use crate::{
         Aggregate, App, Command, CommandContext, Dep, Envelope, Error, Event, EventContext, Mediator, Metadata,
         ProjectionTx, Query, QueryContext, ReadModel, Result,
@@ -450,7 +451,6 @@ pub mod prelude {
         aggregate, apply, command, command_handler, deadline, event, event_handler, handle, on, projection, query,
         query_handler, reset, saga, step, upcaster,
     };
-    pub use crate::deadline::Deadlines;
     pub use serde::{Deserialize, Serialize};
 }
 

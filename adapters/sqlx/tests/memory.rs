@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::deadlines::*;
 use common::mem::Mem;
 use common::projections::*;
 use common::saga_engine::*;

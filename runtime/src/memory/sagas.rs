@@ -94,7 +94,9 @@ impl MemoryScheduleStore {
         let mut rows = self.rows.lock();
         for w in writes {
             if let DeadlineWrite::Fire { tenant_id, id, scheduled_by } = w {
-                let live = rows.get(&(tenant_id.clone(), *id)).is_some_and(|r| r.command.metadata.causation_id == *scheduled_by);
+                let live = rows
+                    .get(&(tenant_id.clone(), *id))
+                    .is_some_and(|r| r.command.metadata.causation_id == *scheduled_by);
                 if !live {
                     return Err(w.fire_conflict());
                 }

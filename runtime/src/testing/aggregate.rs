@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::deadline::{Decider, DeadlineChange, Deadlines};
+use crate::deadline::{DeadlineChange, Deadlines, Decider};
 use crate::domain::{Aggregate, AggregateEvent, CreationPolicy, Event, Handle};
 use crate::error::{DomainError, Error};
 
@@ -251,10 +251,7 @@ impl<A: Aggregate> AggregateFixture<A> {
     }
 
     #[allow(clippy::type_complexity)]
-    fn decide<C>(
-        &self,
-        cmd: &C,
-    ) -> Result<(Vec<A::Event>, Vec<DeadlineChange>, Vec<(&'static str, Decider<A>)>), Error>
+    fn decide<C>(&self, cmd: &C) -> Result<(Vec<A::Event>, Vec<DeadlineChange>, Vec<(&'static str, Decider<A>)>), Error>
     where
         A: Handle<C>,
     {

@@ -20,7 +20,9 @@ use crate::domain::{Aggregate, AggregateEvent, EventHeader, Metadata, Storage};
 use crate::error::{Error, Result};
 use crate::es::cache::Cached;
 use crate::es::{AggregateCache, Loader};
-use crate::ports::{CommitBatch, DeadlineWrite, NewEvent, OutboxMessage, Snapshot, StateWrite, StreamAppend, StreamKey};
+use crate::ports::{
+    CommitBatch, DeadlineWrite, NewEvent, OutboxMessage, Snapshot, StateWrite, StreamAppend, StreamKey,
+};
 
 /// A unit of work shared by a root command and the commands nested in it.
 #[derive(Clone, Default)]

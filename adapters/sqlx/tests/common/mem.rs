@@ -14,7 +14,7 @@ use cqrs_ddd::ports::{
 use uuid::Uuid;
 
 /// Every in-memory store behind one handle, as the SQL stores are.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Mem {
     events: MemoryStore,
     snapshots: MemorySnapshotStore,
@@ -23,9 +23,26 @@ pub struct Mem {
     schedules: MemoryScheduleStore,
 }
 
+impl Default for Mem {
+    /// The schedule is the event store's, which writes the deadlines of its commits.
+    fn default() -> Self {
+        let events = MemoryStore::new();
+        Mem {
+            schedules: events.schedule_store(),
+            events,
+            snapshots: MemorySnapshotStore::default(),
+            projections: MemoryProjectionStore::default(),
+            sagas: MemorySagaStore::default(),
+        }
+    }
+}
+
 #[async_trait]
 impl EventStore for Mem {
     fn outbox(self: Arc<Self>) -> Option<Arc<dyn Outbox>> {
+        Some(self)
+    }
+    fn schedule(self: Arc<Self>) -> Option<Arc<dyn ScheduleStore>> {
         Some(self)
     }
     fn read_models(self: Arc<Self>) -> Option<Arc<dyn ProjectionStore>> {

@@ -1,6 +1,7 @@
 //! The behaviour both databases must show, written once against [`TestDb`].
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod deadlines;
 pub mod domain;
 #[cfg(feature = "geo")]
 pub mod geometry;
@@ -73,6 +74,13 @@ macro_rules! every_store_contract {
             tenancy_operators_list_one_tenant_or_all => operators_list_one_tenant_or_all();
             tenancy_a_worker_of_one_tenant_keeps_its_own_checkpoint => a_worker_of_one_tenant_keeps_its_own_checkpoint();
             tenancy_random_interleavings_agree_with_memory => random_two_tenant_interleavings_agree_with_memory(8, 40);
+            deadlines_commit_with_the_events => deadlines_are_written_with_the_events();
+            deadlines_of_a_conflicting_batch_are_not_written => a_conflicting_batch_writes_no_deadline();
+            deadlines_fire_only_as_scheduled => a_fire_of_a_deadline_scheduled_again_is_refused();
+            deadlines_writes_are_per_tenant => deadline_writes_are_per_tenant();
+            deadlines_of_a_loan_fire_once_or_are_cancelled => a_loans_deadlines_fire_once_or_are_cancelled();
+            deadlines_of_a_tenant_are_its_own => a_tenants_deadlines_are_its_own();
+            deadlines_survive_a_restart => a_deadline_scheduled_before_a_restart_fires_in_a_fresh_process();
         }
     };
 }
