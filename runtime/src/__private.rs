@@ -37,7 +37,10 @@ pub use crate::registry::{
     EventRegistration, QueryRegistration, QueryTypeRegistration, SagaRegistration, UpcasterRegistration,
     erased_command,
 };
-pub use crate::saga::{Step as SagaStep, send_command as saga_send_command, unknown_command as saga_unknown_command};
+pub use crate::saga::{
+    SagaDeadlineRegistration, Step as SagaStep, send_command as saga_send_command,
+    unknown_command as saga_unknown_command,
+};
 pub use crate::spec::field::{
     BoolHasNoOrder, JsonIsNotCompared, ListIsNotCompared, NotAList, ObjectIsNotCompared, field_path, intern, op_fits,
     refusal, refusal_len, refusal_text,
@@ -171,6 +174,17 @@ pub trait SagaSteps {
         command: &'a SagaCommand,
         metadata: Metadata,
     ) -> Option<BoxFuture<'a, crate::Result<()>>>;
+
+    /// The step of the `#[deadline]` method named `name`; `None` for another name.
+    fn __cqrs_ddd_saga_deadline(&mut self, name: &str) -> Option<crate::saga::Step>;
+}
+
+/// The [`crate::saga::SagaDeadlineFn`] of a `#[saga]`: its `#[deadline]` methods.
+pub fn saga_deadline_step<S: Saga + SagaSteps>(
+    instance: &mut crate::saga::SagaInstance,
+    name: &str,
+) -> crate::Result<Option<crate::saga::Step>> {
+    crate::saga::run_deadline::<S>(instance, name, S::__cqrs_ddd_saga_deadline)
 }
 
 /// Routes an event delivered to an async handler into the saga runtime.

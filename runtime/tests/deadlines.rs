@@ -152,7 +152,12 @@ impl Library {
     fn new() -> Self {
         let store = MemoryStore::new();
         let clock = ManualClock::default();
-        let app = App::builder().event_store(store.clone()).clock(clock.clone()).build().unwrap();
+        let app = App::builder()
+            .event_store(store.clone())
+            .saga_store(store.saga_store())
+            .clock(clock.clone())
+            .build()
+            .unwrap();
         Library { app, store, clock }
     }
 
@@ -268,7 +273,7 @@ async fn a_refused_command_schedules_nothing() {
 #[tokio::test]
 async fn a_conflicting_commit_writes_no_deadline() {
     let store = MemoryStore::new();
-    let app = App::builder().event_store(store.clone()).build().unwrap();
+    let app = App::builder().event_store(store.clone()).saga_store(store.saga_store()).build().unwrap();
     app.send(Lend { loan: "l-1".into(), member: "ada".into() }).await.unwrap();
     let before = store.schedule_store().scheduled(TenantScope::All, false, 10).await.unwrap();
     // A writer that loaded the loan before it was lent: its batch conflicts.
@@ -393,4 +398,120 @@ fn given_events_schedule_nothing_the_commands_after_them_do() {
     loan.advance(31 * DAY).then_nothing();
     loan.when(Extend { loan: "l-1".into() });
     loan.advance(21 * DAY).then_events(&["Reminded"]);
+}
+
+// ---- a saga's own deadlines: armed by a step, fired by time, disarmed, ended with it ----
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BookOut {
+    pub loan: String,
+}
+#[event]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BookIn {
+    pub loan: String,
+}
+
+#[command]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendReminder {
+    pub loan: String,
+}
+#[command]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarkLost {
+    pub loan: String,
+}
+
+#[command_handler]
+async fn send_reminder(_cmd: SendReminder) -> Result<()> {
+    Ok(())
+}
+#[command_handler]
+async fn mark_lost(_cmd: MarkLost) -> Result<()> {
+    Ok(())
+}
+
+#[saga(name = "loan_watch", associate = loan)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct LoanWatch {
+    loan: String,
+}
+
+#[saga]
+impl LoanWatch {
+    #[step(start, arm = [remind, lost])]
+    fn out(&mut self, e: &BookOut) {
+        self.loan.clone_from(&e.loan);
+    }
+
+    #[step(disarm = [remind, lost], complete)]
+    fn back(&mut self, _e: &BookIn) {}
+
+    /// Day 14: a reminder; the loss deadline stays armed.
+    #[deadline(after = "14d", send = SendReminder)]
+    fn remind(&mut self) -> SendReminder {
+        SendReminder { loan: self.loan.clone() }
+    }
+
+    /// Day 30: the book is lost and the saga ends.
+    #[deadline(after = "30d", send = MarkLost, complete)]
+    fn lost(&mut self) -> MarkLost {
+        MarkLost { loan: self.loan.clone() }
+    }
+}
+
+#[test]
+fn a_sagas_deadlines_fire_in_the_fixture_when_time_moves() {
+    use cqrs_ddd::ports::SagaStatus;
+    use cqrs_ddd::testing::SagaFixture;
+    let mut watch = SagaFixture::<LoanWatch>::new();
+    let start = watch.now();
+    watch.when(BookOut { loan: "l-1".into() }).then_sends(&[]);
+    assert_eq!(watch.then_deadline_armed("remind"), start + 14 * DAY);
+    assert_eq!(watch.then_deadline_armed("lost"), start + 30 * DAY);
+    watch.advance(13 * DAY).then_sends(&[]);
+    watch.advance(DAY).then_sends(&["SendReminder"]).then_deadline_not_armed("remind");
+    assert_eq!(watch.sent_of::<SendReminder>(), [SendReminder { loan: "l-1".into() }]);
+    watch.advance(16 * DAY).then_sends(&["MarkLost"]).then_status(SagaStatus::Completed);
+}
+
+#[test]
+fn a_returned_book_disarms_the_sagas_deadlines() {
+    use cqrs_ddd::ports::SagaStatus;
+    use cqrs_ddd::testing::SagaFixture;
+    let mut watch = SagaFixture::<LoanWatch>::new();
+    watch.when(BookOut { loan: "l-1".into() });
+    watch.when(BookIn { loan: "l-1".into() }).then_status(SagaStatus::Completed);
+    watch.then_deadline_not_armed("remind").then_deadline_not_armed("lost");
+    watch.advance(31 * DAY).then_sends(&[]);
+}
+
+#[tokio::test]
+async fn a_sagas_deadlines_are_scheduled_fired_and_cancelled_by_the_runtime() {
+    use cqrs_ddd::ports::SagaStatus;
+    use cqrs_ddd::testing::envelope;
+    let lib = Library::new();
+    let sagas = lib.app.sagas();
+    sagas.handle::<LoanWatch, _>(&envelope(BookOut { loan: "kept".into() })).await.unwrap();
+    sagas.handle::<LoanWatch, _>(&envelope(BookOut { loan: "back".into() })).await.unwrap();
+    assert_eq!(lib.scheduled().await.len(), 4, "two deadlines per saga");
+    sagas.handle::<LoanWatch, _>(&envelope(BookIn { loan: "back".into() })).await.unwrap();
+    let back = sagas.find::<LoanWatch>("back").await.unwrap().unwrap();
+    assert_eq!(back.status(), SagaStatus::Completed);
+    assert!(back.deadlines().is_empty());
+    assert_eq!(lib.scheduled().await.len(), 2, "the returned book's deadlines are cancelled");
+
+    lib.clock.advance(14 * DAY);
+    assert_eq!(lib.fire_due().await.sent, 1);
+    let kept = sagas.find::<LoanWatch>("kept").await.unwrap().unwrap();
+    let sent: Vec<&str> = kept.commands().iter().map(|c| c.command_type.as_str()).collect();
+    assert_eq!(sent, ["SendReminder"]);
+    assert!(kept.commands().iter().all(|c| c.dispatched));
+    lib.clock.advance(16 * DAY);
+    assert_eq!(lib.fire_due().await.sent, 1);
+    let kept = sagas.find::<LoanWatch>("kept").await.unwrap().unwrap();
+    assert_eq!(kept.status(), SagaStatus::Completed);
+    assert!(lib.scheduled().await.is_empty());
 }

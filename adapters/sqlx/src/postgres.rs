@@ -284,7 +284,7 @@ impl Postgres {
         } else {
             Self::write_any(&store.dialect.sql, conn, batch).await.map_err(Failure::Sql)?
         };
-        store.write_deadlines(conn, batch).await.map_err(Failure::State)?;
+        store.write_deadlines(conn, &batch.deadlines).await.map_err(Failure::State)?;
         Ok(rows)
     }
 

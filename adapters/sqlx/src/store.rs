@@ -189,7 +189,7 @@ impl<D: Dialect> SqlStore<D> {
             Err(e) if is_unique_violation(&e) => return Err(self.find_conflict(conn, batch).await),
             Err(e) => return Err(refusal(&e).map_or_else(|| store_err(e), |reason| refused_in_batch(batch, reason))),
         };
-        self.write_deadlines(conn, batch).await?;
+        self.write_deadlines(conn, &batch.deadlines).await?;
         Ok(receipt)
     }
 

@@ -25,11 +25,13 @@ use crate::ports::{
 ///
 /// Streams are indexed by key, so reading one stream never scans the others. Cloning
 /// gives another handle to the same data.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryStore {
     inner: Arc<RwLock<Inner>>,
     /// Where the deadlines of commits go, with the events.
     schedule: MemoryScheduleStore,
+    /// Saga instances whose deadlines go to the same schedule.
+    sagas: MemorySagaStore,
 }
 
 #[derive(Default)]
@@ -49,10 +51,24 @@ struct OutboxRow {
     claimed_by: Option<String>,
 }
 
+impl Default for MemoryStore {
+    fn default() -> Self {
+        let schedule = MemoryScheduleStore::new();
+        MemoryStore { inner: Arc::default(), sagas: MemorySagaStore::with_schedule(schedule.clone()), schedule }
+    }
+}
+
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Saga instances kept beside this store, their deadlines written into its schedule
+    /// with each save: `App::builder().event_store(store.clone()).saga_store(store.saga_store())`
+    /// (what `App::build` does with its default store).
+    pub fn saga_store(&self) -> MemorySagaStore {
+        self.sagas.clone()
     }
 
     /// Number of events in the store.

@@ -18,6 +18,8 @@ use crate::ports::{
 #[derive(Clone, Default)]
 pub struct MemorySagaStore {
     rows: Arc<RwLock<HashMap<SagaKey, SagaRecord>>>,
+    /// The schedule its saves write saga deadlines into, atomically, if any.
+    schedule: Option<MemoryScheduleStore>,
 }
 
 impl MemorySagaStore {
@@ -25,15 +27,14 @@ impl MemorySagaStore {
     pub fn new() -> Self {
         Self::default()
     }
-}
 
-#[async_trait]
-impl SagaStore for MemorySagaStore {
-    async fn load(&self, key: &SagaKey) -> Result<Option<SagaRecord>> {
-        Ok(self.rows.read().get(key).cloned())
+    /// An empty store whose saves write the saga's deadlines into `schedule` with the
+    /// instance, atomically ([`SagaStore::save_with_deadlines`]).
+    pub fn with_schedule(schedule: MemoryScheduleStore) -> Self {
+        MemorySagaStore { rows: Arc::default(), schedule: Some(schedule) }
     }
 
-    async fn save(&self, record: &SagaRecord, expected_version: u64) -> Result<()> {
+    fn save_now(&self, record: &SagaRecord, expected_version: u64) -> Result<()> {
         let mut rows = self.rows.write();
         let actual = rows.get(&record.key).map_or(0, |r| r.version);
         if actual != expected_version {
@@ -47,6 +48,29 @@ impl SagaStore for MemorySagaStore {
         record.updated_at = to_ms_precision(record.updated_at);
         rows.insert(record.key.clone(), record);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl SagaStore for MemorySagaStore {
+    async fn load(&self, key: &SagaKey) -> Result<Option<SagaRecord>> {
+        Ok(self.rows.read().get(key).cloned())
+    }
+
+    async fn save(&self, record: &SagaRecord, expected_version: u64) -> Result<()> {
+        self.save_now(record, expected_version)
+    }
+
+    async fn save_with_deadlines(
+        &self,
+        record: &SagaRecord,
+        expected_version: u64,
+        deadlines: &[DeadlineWrite],
+    ) -> Result<bool> {
+        let Some(schedule) = &self.schedule else { return Ok(false) };
+        deadlines.iter().try_for_each(|d| check_tenant(d.tenant_id()))?;
+        schedule.commit_with(deadlines, || self.save_now(record, expected_version))?;
+        Ok(true)
     }
 
     async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<SagaKey>> {

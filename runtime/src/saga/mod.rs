@@ -147,6 +147,52 @@ pub trait Saga: Default + Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Sends one of the commands this saga plans (found by its stored name) through the
     /// mediator, at most once per command id.
     fn send<'a>(mediator: &'a Mediator, command: &'a SagaCommand, metadata: Metadata) -> BoxFuture<'a, Result<()>>;
+
+    /// The step of the saga's deadline `name`, fired after a step armed it
+    /// ([`Step::arm`]); `None` for a name the saga has no deadline of. `#[saga]` answers
+    /// from its `#[deadline]` methods through their registration instead; a saga written
+    /// by hand and registered with `AppBuilder::saga` implements this.
+    fn on_deadline(&mut self, name: &str) -> Option<Step> {
+        let _ = name;
+        None
+    }
+}
+
+/// The erased step of a saga's deadline: updates the instance's state and returns the
+/// step, or `None` for a name the saga has no deadline of.
+pub type SagaDeadlineFn = fn(&mut SagaInstance, &str) -> Result<Option<Step>>;
+
+/// How a saga type's deadlines fire (registered by `#[saga]` for its `#[deadline]`
+/// methods, and by `AppBuilder::saga`).
+pub struct SagaDeadlineRegistration {
+    /// The saga's stored name.
+    pub saga: &'static str,
+    /// Fires a deadline by name.
+    pub fire: SagaDeadlineFn,
+}
+
+inventory::collect!(SagaDeadlineRegistration);
+
+/// Runs `fire` (the step of a deadline) on the state of `instance`.
+pub fn run_deadline<S: Saga>(
+    instance: &mut SagaInstance,
+    name: &str,
+    fire: impl FnOnce(&mut S, &str) -> Option<Step>,
+) -> Result<Option<Step>> {
+    let mut state: S = instance.state()?;
+    let step = fire(&mut state, name);
+    instance.set_state(&state)?;
+    Ok(step)
+}
+
+/// [`SagaDeadlineFn`] through [`Saga::on_deadline`].
+pub fn on_deadline<S: Saga>(instance: &mut SagaInstance, name: &str) -> Result<Option<Step>> {
+    run_deadline::<S>(instance, name, S::on_deadline)
+}
+
+/// How the saga type `saga` fires its deadlines, if it has any.
+pub(crate) fn deadline_fn(saga: &str) -> Option<SagaDeadlineFn> {
+    inventory::iter::<SagaDeadlineRegistration>.into_iter().find(|r| r.saga == saga).map(|r| r.fire)
 }
 
 /// A saga's reaction to events of type `E`. Implemented by `#[saga]`, one per `#[step]`.

@@ -7,11 +7,12 @@ use std::time::Duration;
 use cqrs_ddd::deadline::deadline_id;
 use cqrs_ddd::memory::ManualClock;
 use cqrs_ddd::ports::{
-    Clock, CommitBatch, DeadlineWrite, EventStore, ScheduleStore, ScheduledCommand, StreamAppend, StreamKey,
-    TenantScope,
+    Clock, CommitBatch, DeadlineWrite, EventStore, SagaKey, SagaRecord, SagaStatus, SagaStore, ScheduleStore,
+    ScheduledCommand, StreamAppend, StreamKey, TenantScope,
 };
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::scheduling::{Scheduler, SchedulerOptions, SchedulerReport};
+use cqrs_ddd::testing::envelope;
 use cqrs_ddd::{Mediator, RequestContext};
 use uuid::Uuid;
 
@@ -24,11 +25,14 @@ const DAY: Duration = Duration::from_secs(86_400);
 #[event]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BookLent {
+    pub loan: String,
     pub member: String,
 }
 #[event]
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BookReturned;
+pub struct BookReturned {
+    pub loan: String,
+}
 #[event]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoanReminded;
@@ -59,17 +63,17 @@ impl BookLoan {
     fn lend(&self, cmd: &LendBook, deadlines: &mut Deadlines<Self>) -> Result<Vec<BookLoanEvent>, NotOut> {
         deadlines.schedule(14 * DAY, RemindLoan { member: cmd.member.clone() });
         deadlines.schedule(30 * DAY, LoseLoan);
-        Ok(vec![BookLent { member: cmd.member.clone() }.into()])
+        Ok(vec![BookLent { loan: cmd.loan.clone(), member: cmd.member.clone() }.into()])
     }
 
     #[handle]
-    fn give_back(&self, _cmd: &ReturnBook, deadlines: &mut Deadlines<Self>) -> Result<Vec<BookLoanEvent>, NotOut> {
+    fn give_back(&self, cmd: &ReturnBook, deadlines: &mut Deadlines<Self>) -> Result<Vec<BookLoanEvent>, NotOut> {
         if !self.out {
             return Err(NotOut);
         }
         deadlines.cancel::<RemindLoan>();
         deadlines.cancel::<LoseLoan>();
-        Ok(vec![BookReturned.into()])
+        Ok(vec![BookReturned { loan: cmd.loan.clone() }.into()])
     }
 
     #[deadline]
@@ -330,4 +334,103 @@ pub async fn a_deadline_scheduled_before_a_restart_fires_in_a_fresh_process(db: 
     assert_eq!(event_types(&after, &id).await, ["BookLent", "LoanReminded"]);
     let left = after.schedule_store().get(None, deadline_id("BookLoan", &id, "lost")).await.unwrap();
     assert_eq!(left.map(|c| c.due_at.timestamp_millis()), Some((Clock::now(&clock) + 16 * DAY).timestamp_millis()));
+}
+
+// ---- a saga's deadline: nag the member a week after the loan, unless the book is back ----
+
+#[command]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NagMember {
+    pub loan: String,
+}
+
+#[command_handler]
+async fn nag_member(_cmd: NagMember) -> Result<()> {
+    Ok(())
+}
+
+#[saga(name = "overdue_watch", associate = loan)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct OverdueWatch {
+    loan: String,
+}
+
+#[saga]
+impl OverdueWatch {
+    #[step(start, arm = nag)]
+    fn lent(&mut self, e: &BookLent) {
+        self.loan.clone_from(&e.loan);
+    }
+
+    #[step(complete)]
+    fn returned(&mut self, _e: &BookReturned) {}
+
+    #[deadline(after = "7d", send = NagMember)]
+    fn nag(&mut self) -> NagMember {
+        NagMember { loan: self.loan.clone() }
+    }
+}
+
+fn record(key: &SagaKey, version: u64) -> SagaRecord {
+    let now = chrono::Utc::now();
+    SagaRecord {
+        key: key.clone(),
+        status: SagaStatus::Running,
+        version,
+        wake_at: None,
+        data: "{}".into(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// A saga save writes its deadlines in its own transaction: a save that conflicts
+/// schedules and cancels nothing.
+pub async fn a_saga_save_writes_its_deadlines_or_none(db: &impl TestDb) {
+    let store = db.store().await;
+    let key = SagaKey::new("watch", cqrs_ddd::new_id().to_string());
+    let first = deadline(cqrs_ddd::new_id(), None, cqrs_ddd::new_id());
+    let saved = store.save_with_deadlines(&record(&key, 1), 0, &[DeadlineWrite::Schedule(first.clone())]).await;
+    assert!(saved.unwrap(), "the store keeps the schedule");
+    assert!(ScheduleStore::get(&store, None, first.id).await.unwrap().is_some());
+
+    let second = deadline(cqrs_ddd::new_id(), None, cqrs_ddd::new_id());
+    let stale = [DeadlineWrite::Schedule(second.clone()), DeadlineWrite::Cancel { tenant_id: None, id: first.id }];
+    let err = store.save_with_deadlines(&record(&key, 1), 0, &stale).await.unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    assert!(ScheduleStore::get(&store, None, second.id).await.unwrap().is_none(), "not scheduled");
+    assert!(ScheduleStore::get(&store, None, first.id).await.unwrap().is_some(), "not cancelled");
+
+    let fresh = [DeadlineWrite::Cancel { tenant_id: None, id: first.id }];
+    assert!(store.save_with_deadlines(&record(&key, 2), 1, &fresh).await.unwrap());
+    assert!(ScheduleStore::get(&store, None, first.id).await.unwrap().is_none());
+    assert_eq!(SagaStore::load(&store, &key).await.unwrap().unwrap().version, 2);
+}
+
+/// A saga arms its deadline with the instance; a fresh process fires it when due, and a
+/// saga that completes first takes its deadline with it.
+pub async fn a_sagas_deadline_fires_after_a_restart_or_ends_with_it(db: &impl TestDb) {
+    let clock = ManualClock::default();
+    let (kept, returned) = (loan("kept"), loan("returned"));
+    let before = app(db.store().await).clock(clock.clone()).build().unwrap();
+    for id in [&kept, &returned] {
+        let lent = envelope(BookLent { loan: id.clone(), member: "ada".into() });
+        before.sagas().handle::<OverdueWatch, _>(&lent).await.unwrap();
+    }
+    before.sagas().handle::<OverdueWatch, _>(&envelope(BookReturned { loan: returned.clone() })).await.unwrap();
+    let done = before.sagas().find::<OverdueWatch>(&returned).await.unwrap().unwrap();
+    assert_eq!(done.status(), SagaStatus::Completed);
+    assert_eq!(before.schedule_store().scheduled(TenantScope::All, false, 10).await.unwrap().len(), 1);
+    drop(before);
+
+    let after = app(db.store().await).clock(clock.clone()).build().unwrap();
+    let worker = scheduler(&after, "saga-after-restart");
+    assert_eq!(worker.run_once().await.unwrap(), SchedulerReport::default(), "not due yet");
+    clock.advance(7 * DAY);
+    assert_eq!(worker.run_once().await.unwrap(), SchedulerReport { sent: 1, retried: 0, dead: 0 });
+    let watch = after.sagas().find::<OverdueWatch>(&kept).await.unwrap().unwrap();
+    let sent: Vec<(&str, bool)> = watch.commands().iter().map(|c| (c.command_type.as_str(), c.dispatched)).collect();
+    assert_eq!(sent, [("NagMember", true)]);
+    assert!(watch.deadlines().is_empty());
+    assert!(after.schedule_store().scheduled(TenantScope::All, false, 10).await.unwrap().is_empty());
 }

@@ -29,10 +29,10 @@ impl Default for Mem {
         let events = MemoryStore::new();
         Mem {
             schedules: events.schedule_store(),
+            sagas: events.saga_store(),
             events,
             snapshots: MemorySnapshotStore::default(),
             projections: MemoryProjectionStore::default(),
-            sagas: MemorySagaStore::default(),
         }
     }
 }
@@ -141,6 +141,14 @@ impl SagaStore for Mem {
     }
     async fn save(&self, record: &SagaRecord, expected_version: u64) -> Result<()> {
         self.sagas.save(record, expected_version).await
+    }
+    async fn save_with_deadlines(
+        &self,
+        record: &SagaRecord,
+        expected_version: u64,
+        deadlines: &[cqrs_ddd::ports::DeadlineWrite],
+    ) -> Result<bool> {
+        self.sagas.save_with_deadlines(record, expected_version, deadlines).await
     }
     async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<SagaKey>> {
         self.sagas.due(now, limit).await

@@ -81,6 +81,8 @@ macro_rules! every_store_contract {
             deadlines_of_a_loan_fire_once_or_are_cancelled => a_loans_deadlines_fire_once_or_are_cancelled();
             deadlines_of_a_tenant_are_its_own => a_tenants_deadlines_are_its_own();
             deadlines_survive_a_restart => a_deadline_scheduled_before_a_restart_fires_in_a_fresh_process();
+            deadlines_of_a_saga_save_are_written_with_it_or_not_at_all => a_saga_save_writes_its_deadlines_or_none();
+            deadlines_of_a_saga_fire_after_a_restart_or_end_with_it => a_sagas_deadline_fires_after_a_restart_or_ends_with_it();
         }
     };
 }
