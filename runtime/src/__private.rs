@@ -334,3 +334,9 @@ impl<E: core::fmt::Display> UpcastResult for Result<serde_json::Value, E> {
 pub fn wrong_envelope(handler: &'static str) -> crate::Error {
     crate::Error::handler(format!("event handler `{handler}` received an envelope of another event type"))
 }
+
+/// The codec of a deadline's payload; generated code calls it once, spanned on the
+/// payload type, so a payload without serde is reported there.
+pub fn deadline_codec<P: crate::deadline::DeadlinePayload>() -> crate::deadline::DeadlineCodec<P> {
+    crate::deadline::DeadlineCodec::of()
+}

@@ -100,20 +100,72 @@ pub(crate) const AGGREGATE_DEADLINE: &str = "cqrs_ddd.aggregate_deadline";
 /// An aggregate's handler of deadlines that carry a `P`: implemented by a `#[deadline]`
 /// method.
 #[diagnostic::on_unimplemented(
-    message = "aggregate `{Self}` has no `#[deadline]` method for `{P}`",
-    label = "no deadline of `{Self}` carries `{P}`",
-    note = "add `#[deadline] fn on_it(&self, due: &{P}) -> Result<Vec<..>, ..>` to the aggregate's `#[aggregate] impl` block"
+    message = "aggregate `{Self}` has no `#[deadline]` method taking what this deadline carries",
+    label = "no `#[deadline]` method of `{Self}` takes this type",
+    note = "add `#[deadline] fn on_it(&self, due: &TheType) -> Result<Vec<..>, ..>` to the aggregate's `#[aggregate] impl` block"
 )]
-pub trait OnDeadline<P>: Aggregate
-where
-    P: Serialize + DeserializeOwned + Send + Sync + 'static,
-{
+pub trait OnDeadline<P: Send + Sync + 'static>: Aggregate {
     /// The deadline's name (the method's, unless `#[deadline(name = "..")]`): with the
     /// aggregate's stream, its identity.
     const NAME: &'static str;
 
     /// Decides what the fired deadline causes, like a `#[handle]` method.
     fn on_deadline(&self, due: &P, deadlines: &mut Deadlines<Self>) -> Result<Vec<Self::Event>, Self::Error>;
+
+    /// How the payload is stored and read back.
+    #[doc(hidden)]
+    fn codec() -> DeadlineCodec<P>;
+
+    /// The payload as stored (JSON that reads back).
+    #[doc(hidden)]
+    fn encode_due(due: &P) -> serde_json::Result<String> {
+        (Self::codec().encode)(due)
+    }
+
+    /// The payload read back.
+    #[doc(hidden)]
+    fn decode_due(json: &str) -> serde_json::Result<P> {
+        (Self::codec().decode)(json)
+    }
+}
+
+/// How a deadline's payload is stored and read back.
+#[doc(hidden)]
+pub struct DeadlineCodec<P> {
+    /// As JSON that reads back.
+    pub encode: fn(&P) -> serde_json::Result<String>,
+    /// Read back.
+    pub decode: fn(&str) -> serde_json::Result<P>,
+}
+
+impl<P: DeadlinePayload> DeadlineCodec<P> {
+    /// The codec of a payload type with serde.
+    pub fn of() -> Self {
+        DeadlineCodec { encode: P::encode, decode: P::decode }
+    }
+}
+
+/// What a deadline carries: stored as JSON until it fires.
+#[diagnostic::on_unimplemented(
+    message = "deadline payload `{Self}` must be `Serialize` and `Deserialize`",
+    label = "a deadline is stored as JSON until it fires",
+    note = "add `#[derive(Serialize, Deserialize)]` to `{Self}`"
+)]
+pub trait DeadlinePayload: Sized + Send + Sync + 'static {
+    /// As JSON that reads back.
+    fn encode(&self) -> serde_json::Result<String>;
+    /// Read back.
+    fn decode(json: &str) -> serde_json::Result<Self>;
+}
+
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> DeadlinePayload for T {
+    fn encode(&self) -> serde_json::Result<String> {
+        crate::domain::encode_checked(self)
+    }
+
+    fn decode(json: &str) -> serde_json::Result<Self> {
+        serde_json::from_str(json)
+    }
 }
 
 /// A change a decision made to its aggregate's deadlines.
@@ -161,9 +213,9 @@ pub(crate) type Decider<A> = fn(&A, &str, &mut Deadlines<A>) -> Result<Vec<<A as
 fn decider<A, P>(state: &A, payload: &str, deadlines: &mut Deadlines<A>) -> Result<Vec<A::Event>>
 where
     A: OnDeadline<P>,
-    P: Serialize + DeserializeOwned + Send + Sync + 'static,
+    P: Send + Sync + 'static,
 {
-    let due: P = serde_json::from_str(payload).map_err(|source| Error::Serialization {
+    let due: P = A::decode_due(payload).map_err(|source| Error::Serialization {
         stream: format!("{}/(the fixture)", A::TYPE),
         version: 0,
         event_type: format!("deadline `{}`", <A as OnDeadline<P>>::NAME),
@@ -203,8 +255,8 @@ impl<A: Aggregate> Deadlines<A> {
     /// aggregate's deadline of that name if it has one.
     pub fn schedule<P>(&mut self, after: Duration, due: P)
     where
+        P: Send + Sync + 'static,
         A: OnDeadline<P>,
-        P: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         self.schedule_at(crate::ports::after(self.now, after), due);
     }
@@ -212,11 +264,11 @@ impl<A: Aggregate> Deadlines<A> {
     /// Schedules the deadline that carries `due` to fire at `at`.
     pub fn schedule_at<P>(&mut self, at: DateTime<Utc>, due: P)
     where
+        P: Send + Sync + 'static,
         A: OnDeadline<P>,
-        P: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let name = <A as OnDeadline<P>>::NAME;
-        match crate::domain::encode_checked(&due) {
+        match A::encode_due(&due) {
             Ok(payload) => {
                 self.changes.push(DeadlineChange::Schedule { name, at, payload });
                 self.deciders.push((name, decider::<A, P>));
@@ -231,8 +283,8 @@ impl<A: Aggregate> Deadlines<A> {
     /// nothing).
     pub fn cancel<P>(&mut self)
     where
+        P: Send + Sync + 'static,
         A: OnDeadline<P>,
-        P: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         self.changes.push(DeadlineChange::Cancel { name: <A as OnDeadline<P>>::NAME });
     }
@@ -373,10 +425,10 @@ pub fn fire<'a, A, P>(
 ) -> BoxFuture<'a, Result<Completion>>
 where
     A: OnDeadline<P>,
-    P: Serialize + DeserializeOwned + Send + Sync + 'static,
+    P: Send + Sync + 'static,
 {
     Box::pin(async move {
-        let due: P = serde_json::from_value(stored.due).map_err(|source| Error::Serialization {
+        let due: P = A::decode_due(&stored.due.to_string()).map_err(|source| Error::Serialization {
             stream: format!("{}/{}", stored.aggregate, stored.id),
             version: 0,
             event_type: format!("deadline `{}`", stored.name),
@@ -432,7 +484,7 @@ impl<A: Aggregate, P: Send + Sync + 'static> Command for FireDeadline<A, P> {
 impl<A, P> CommandHandler for FireDeadline<A, P>
 where
     A: OnDeadline<P>,
-    P: Serialize + DeserializeOwned + Send + Sync + 'static,
+    P: Send + Sync + 'static,
 {
     async fn handle(self, ctx: &mut CommandContext) -> Result<()> {
         ctx.execute_deadline::<A, P>(self).await

@@ -134,7 +134,7 @@ pub(crate) fn expand_struct(model: &AggregateStruct, item: TokenStream) -> Token
 pub(crate) fn expand_impl(model: &AggregateImpl) -> TokenStream {
     let applies = model.applies.iter().map(|a| apply_impl(model, a));
     let handles = model.handles.iter().map(|h| handle_impl(model, h));
-    let deadlines = model.deadlines.iter().map(|d| deadline_impl(model, d));
+    let deadlines = model.deadlines.iter().filter(|d| !d.duplicate).map(|d| deadline_impl(model, d));
     let item = model.item.to_token_stream();
     quote! {
         #item
@@ -234,7 +234,7 @@ fn handle_impl(model: &AggregateImpl, h: &HandleFn) -> TokenStream {
 fn deadline_impl(model: &AggregateImpl, d: &DeadlineFn) -> TokenStream {
     let AggregateImpl { krate: k, self_ty, .. } = model;
     let p = quote!(#k::__private);
-    let DeadlineFn { method, name, payload, deadlines, stub } = d;
+    let DeadlineFn { method, name, payload, deadlines, stub, .. } = d;
     let body = if *stub {
         quote!(::core::unreachable!("`#[deadline]` method with a compile error"))
     } else if *deadlines {
@@ -268,6 +268,9 @@ fn deadline_impl(model: &AggregateImpl, d: &DeadlineFn) -> TokenStream {
                 deadlines: &mut #k::deadline::Deadlines<Self>,
             ) -> #p::Result<#p::Vec<<Self as #k::Aggregate>::Event>, <Self as #k::Aggregate>::Error> {
                 #body
+            }
+            fn codec() -> #k::deadline::DeadlineCodec<#payload> {
+                #p::deadline_codec::<#payload>()
             }
         }
         #registration

@@ -65,6 +65,8 @@ pub(crate) struct DeadlineFn {
     pub(crate) deadlines: bool,
     /// The method has a mistake (reported); only a stub impl is generated.
     pub(crate) stub: bool,
+    /// Another `#[deadline]` has its name or payload (reported): nothing is generated.
+    pub(crate) duplicate: bool,
 }
 
 /// An `#[apply]` method.

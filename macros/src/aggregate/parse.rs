@@ -155,7 +155,7 @@ pub(crate) fn parse_impl(args: TokenStream, mut item: syn::ItemImpl) -> (Aggrega
         }
     }
     validate::methods(&mut errors, &handles, &applies, &item);
-    validate::deadlines(&mut errors, &deadlines);
+    validate::deadlines(&mut errors, &mut deadlines);
     let self_ty = (*item.self_ty).clone();
     (AggregateImpl { krate, self_ty, item, handles, applies, deadlines }, errors)
 }
@@ -179,12 +179,14 @@ fn take_markers(errors: &mut Errors, f: &mut ImplItemFn) -> Option<Marker> {
             "a method is one of `#[handle]` (decide on a command), `#[deadline]` (decide on a fired deadline) or `#[apply]` (evolve); keep one",
         );
     }
-    if let Some(attr) = handle {
-        return Some(Marker::Handle(handle_policy(errors, &attr)));
-    }
+    // With two markers, the most specific is read (a `#[deadline]`'s argument is not a
+    // command, an `#[apply]`'s not an event to route).
     if let Some(attr) = deadline {
         let opts: DeadlineOptions = markers::options(errors, &attr, "deadline");
         return Some(Marker::Deadline(opts.name.map(|a| a.value)));
+    }
+    if let Some(attr) = handle {
+        return Some(Marker::Handle(handle_policy(errors, &attr)));
     }
     apply.then_some(Marker::Apply)
 }
@@ -318,7 +320,14 @@ fn deadline_fn(all: &mut Errors, f: &ImplItemFn, name: Option<LitStr>) -> Option
     let stub = errors.has_errors();
     all.extend(std::mem::take(errors));
     let name = name.unwrap_or_else(|| LitStr::new(&f.sig.ident.to_string(), f.sig.ident.span()));
-    Some(DeadlineFn { method: f.sig.ident.clone(), name, payload: strip_ref(ty).clone(), deadlines, stub })
+    Some(DeadlineFn {
+        method: f.sig.ident.clone(),
+        name,
+        payload: strip_ref(ty).clone(),
+        deadlines,
+        stub,
+        duplicate: false,
+    })
 }
 
 fn apply_fn(all: &mut Errors, f: &ImplItemFn) -> Option<ApplyFn> {

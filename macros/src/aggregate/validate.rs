@@ -66,8 +66,9 @@ pub(crate) fn methods(errors: &mut Errors, handles: &[HandleFn], applies: &[Appl
 }
 
 /// One `#[deadline]` per name and per payload type (the payload routes `schedule`).
-pub(crate) fn deadlines(errors: &mut Errors, deadlines: &[DeadlineFn]) {
-    for (i, d) in deadlines.iter().enumerate() {
+pub(crate) fn deadlines(errors: &mut Errors, deadlines: &mut [DeadlineFn]) {
+    for i in 0..deadlines.len() {
+        let d = &deadlines[i];
         if let Some(first) = deadlines[..i].iter().find(|o| o.name.value() == d.name.value()) {
             errors.spanned(
                 &d.name,
@@ -77,6 +78,7 @@ pub(crate) fn deadlines(errors: &mut Errors, deadlines: &[DeadlineFn]) {
                     first.method
                 ),
             );
+            deadlines[i].duplicate = true;
             continue;
         }
         let key = d.payload.to_token_stream().to_string();
@@ -89,6 +91,7 @@ pub(crate) fn deadlines(errors: &mut Errors, deadlines: &[DeadlineFn]) {
                     first.name.value()
                 ),
             );
+            deadlines[i].duplicate = true;
         }
     }
 }

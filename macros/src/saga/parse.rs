@@ -197,7 +197,7 @@ fn deadline_fn(all: &mut Errors, f: &ImplItemFn, attr: &syn::Attribute) -> StepF
     let errors = &mut errors;
     let opts: StepOptions = markers::options(errors, attr, "deadline");
     validate::options(errors, &opts);
-    validate::deadline_options(errors, &opts, &f.sig.ident);
+    validate::deadline_options(errors, &opts, &f.sig.ident, written(attr, "after"));
     signature(errors, f);
     let typed = typed_args(&f.sig);
     if let Some(extra) = typed.first() {
@@ -345,4 +345,11 @@ fn event_param(errors: &mut Errors, f: &ImplItemFn) -> Option<(Type, bool)> {
             None
         }
     }
+}
+
+/// Whether the marker names `key` among its options (even with a malformed value).
+fn written(attr: &syn::Attribute, key: &str) -> bool {
+    use syn::punctuated::Punctuated;
+    attr.parse_args_with(Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated)
+        .is_ok_and(|metas| metas.iter().any(|m| m.path().is_ident(key)))
 }

@@ -54,8 +54,8 @@ pub(crate) fn options(errors: &mut Errors, o: &StepOptions) {
 
 /// The options a `#[deadline]` step has: `after`, and what a step sends and where it
 /// takes the saga, but nothing about events or TCC.
-pub(crate) fn deadline_options(errors: &mut Errors, o: &StepOptions, method: &syn::Ident) {
-    if o.after.is_none() {
+pub(crate) fn deadline_options(errors: &mut Errors, o: &StepOptions, method: &syn::Ident, after_written: bool) {
+    if o.after.is_none() && !after_written {
         errors.spanned(
             method,
             "a `#[deadline]` step needs `after`, how long after a step arms it it fires; write `#[deadline(after = \"14d\", send = SendReminder)]`",

@@ -3,8 +3,6 @@ use std::marker::PhantomData;
 
 use chrono::Utc;
 use futures::future::BoxFuture;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::context::RequestContext;
@@ -229,7 +227,7 @@ impl CommandContext {
     pub(crate) async fn execute_deadline<A, P>(&mut self, fired: FireDeadline<A, P>) -> Result<()>
     where
         A: OnDeadline<P>,
-        P: Serialize + DeserializeOwned + Send + Sync + 'static,
+        P: Send + Sync + 'static,
     {
         let result = self.fire_deadline::<A, P>(&fired).await;
         if self.keeps_decision && (self.mediator.retries_conflicts() || self.uow.used_cache()) {
@@ -244,7 +242,7 @@ impl CommandContext {
     async fn fire_deadline<A, P>(&mut self, fired: &FireDeadline<A, P>) -> Result<()>
     where
         A: OnDeadline<P>,
-        P: Serialize + DeserializeOwned + Send + Sync + 'static,
+        P: Send + Sync + 'static,
     {
         let key = StreamKey::new(A::TYPE, fired.stream_id.clone()).with_tenant(self.request.tenant_id.clone());
         self.uow.add_deadlines([DeadlineWrite::Fire {
@@ -273,7 +271,7 @@ struct DeadlineDecision<A, P>(FireDeadline<A, P>);
 impl<A, P> Decision for DeadlineDecision<A, P>
 where
     A: OnDeadline<P>,
-    P: Serialize + DeserializeOwned + Send + Sync + 'static,
+    P: Send + Sync + 'static,
 {
     fn decide<'a>(&'a self, ctx: &'a mut CommandContext) -> BoxFuture<'a, Result<Reply>> {
         Box::pin(async move {
