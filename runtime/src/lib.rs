@@ -106,6 +106,7 @@
 //! | a command routed to an aggregate that has no `#[handle]` for it | `aggregate = ..` |
 //! | a handler whose return type is not the command's `response` | the return type |
 //! | an event type without `Serialize`/`Deserialize`, a saga state without `Default` | the type |
+//! | a deadline scheduled with no `#[deadline]` method for its payload; a saga arming a deadline it does not declare | the value scheduled; the name armed |
 //! | a handler taking `Dep<dyn Trait>` (take `Dep<Arc<dyn Trait>>`) | the parameter |
 //! | unknown, duplicate or malformed macro arguments (with a did-you-mean), a missing comma, wrong item kinds, generics | the offending tokens |
 //!
@@ -313,6 +314,17 @@
 //! read models a query reads (`#[query(reads = Projection)]`) have caught up with it:
 //! read-your-writes across processes.
 //!
+//! # Deadlines
+//!
+//! An aggregate's `#[handle]` method that takes `&mut Deadlines<Self>` schedules or
+//! cancels deadlines, stored with the command's events in one transaction (a refused or
+//! conflicting command schedules nothing) and surviving restarts; each fires the
+//! aggregate's `#[deadline]` method, decided and committed like a command, unless a
+//! command cancelled it first. A saga's `#[deadline(after = "14d", ..)]` steps are armed
+//! and disarmed by its steps and saved with its instance. The test kits move time:
+//! [`testing::AggregateFixture::advance`], [`testing::SagaFixture::advance`]. See
+//! [`deadline`] and [`mod@saga`]; `examples/library` is a whole program.
+//!
 //! # Sagas and scheduled commands
 //!
 //! A `#[saga]` reacts to events with `#[step]` methods that send commands, compensate
@@ -359,7 +371,7 @@
 //!
 //! | feature | default | what it gives |
 //! | --- | --- | --- |
-//! | `macros` | yes | re-exports `#[event]`, `#[aggregate]`, `#[command]`, `#[query]`, `#[command_handler]`, `#[query_handler]`, `#[event_handler]`, `#[upcaster]`, `#[projection]`, `#[saga]`, the method markers `#[handle]`, `#[apply]`, `#[step]`, `#[on]`, `#[reset]`, and `#[derive(ReadModel)]` ([`spec::ReadModel`]) |
+//! | `macros` | yes | re-exports `#[event]`, `#[aggregate]`, `#[command]`, `#[query]`, `#[command_handler]`, `#[query_handler]`, `#[event_handler]`, `#[upcaster]`, `#[projection]`, `#[saga]`, the method markers `#[handle]`, `#[apply]`, `#[deadline]`, `#[step]`, `#[on]`, `#[reset]`, and `#[derive(ReadModel)]` ([`spec::ReadModel`]) |
 //! | `geo` | no | the geometry operators of specifications in memory ([`spec`], "Geometry"), through the `geo` crate |
 //! | `openapi` | no | the JSON schemas of commands and queries deriving `utoipa::ToSchema` in [`Mediator::messages`] (`cqrs-ddd-axum` turns it on) |
 //!

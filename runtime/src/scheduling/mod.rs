@@ -8,8 +8,10 @@
 //! applied twice; scheduling the same id again is a new command), deletes it on
 //! success, and
 //! on failure retries it with exponential backoff until it is dead after
-//! [`SchedulerOptions::max_attempts`]. Saga timeouts and TCC deadlines are scheduled
-//! here too.
+//! [`SchedulerOptions::max_attempts`]. Saga timeouts, TCC deadlines and the deadlines
+//! of sagas and aggregates ([`crate::deadline`]) are scheduled here too: the runtime
+//! fires those itself rather than by name. An aggregate's deadline is written with the
+//! events of the command that scheduled it, and removed in the commit of its firing.
 //!
 //! A due command is sent by its stored name ([`Mediator::dispatch_by_name`]): any
 //! process whose program has the `#[command]` type sends it, whether or not it ever
