@@ -203,12 +203,15 @@ pub struct Deadlines<A: Aggregate> {
     now: DateTime<Utc>,
     changes: Vec<DeadlineChange>,
     /// How to decide each deadline scheduled here without a store (the test kit).
-    deciders: Vec<(&'static str, Decider<A>)>,
+    deciders: Deciders<A>,
     error: Option<Error>,
 }
 
 /// Decides a deadline of `A` from its stored payload: what the test kit fires.
 pub(crate) type Decider<A> = fn(&A, &str, &mut Deadlines<A>) -> Result<Vec<<A as Aggregate>::Event>>;
+
+/// The deadlines a decision scheduled, by name, with how each decides.
+pub(crate) type Deciders<A> = Vec<(&'static str, Decider<A>)>;
 
 fn decider<A, P>(state: &A, payload: &str, deadlines: &mut Deadlines<A>) -> Result<Vec<A::Event>>
 where
@@ -301,7 +304,7 @@ impl<A: Aggregate> Deadlines<A> {
 
     /// The changes with how to decide each deadline scheduled, or the error of a payload
     /// that could not be stored.
-    pub(crate) fn into_parts(self) -> Result<(Vec<DeadlineChange>, Vec<(&'static str, Decider<A>)>)> {
+    pub(crate) fn into_parts(self) -> Result<(Vec<DeadlineChange>, Deciders<A>)> {
         match self.error {
             Some(e) => Err(e),
             None => Ok((self.changes, self.deciders)),

@@ -15,6 +15,7 @@ use cqrs_ddd::testing::AggregateFixture;
 use cqrs_ddd::{MemoryStore, RequestContext};
 use futures::TryStreamExt;
 
+#[allow(clippy::duration_suboptimal_units)] // `from_hours` is `const` only after the MSRV
 const DAY: Duration = Duration::from_secs(86_400);
 
 #[event]

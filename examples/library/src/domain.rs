@@ -6,6 +6,7 @@ use std::time::Duration;
 use cqrs_ddd::prelude::*;
 
 /// A day.
+#[allow(clippy::duration_suboptimal_units)] // `from_hours` is `const` only after the MSRV
 pub(crate) const DAY: Duration = Duration::from_secs(86_400);
 
 /// A book was lent to a member.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::deadline::{DeadlineChange, Deadlines, Decider};
+use crate::deadline::{DeadlineChange, Deadlines, Decider, Deciders};
 use crate::domain::{Aggregate, AggregateEvent, CreationPolicy, Event, Handle};
 use crate::error::{DomainError, Error};
 
@@ -220,11 +220,7 @@ impl<A: Aggregate> AggregateFixture<A> {
 
     /// [`record_events`](Self::record_events) of a command's decision, keeping its
     /// deadlines when it succeeded.
-    #[allow(clippy::type_complexity)]
-    fn record(
-        &mut self,
-        outcome: Result<(Vec<A::Event>, Vec<DeadlineChange>, Vec<(&'static str, Decider<A>)>), Error>,
-    ) -> Result<Vec<A::Event>, Error> {
+    fn record(&mut self, outcome: Result<Decided<A>, Error>) -> Result<Vec<A::Event>, Error> {
         let outcome = outcome.map(|(events, changes, deciders)| {
             self.keep(changes, deciders);
             events
@@ -233,7 +229,7 @@ impl<A: Aggregate> AggregateFixture<A> {
     }
 
     /// Keeps what a decision did to the deadlines.
-    fn keep(&mut self, changes: Vec<DeadlineChange>, deciders: Vec<(&'static str, Decider<A>)>) {
+    fn keep(&mut self, changes: Vec<DeadlineChange>, deciders: Deciders<A>) {
         let mut deciders = deciders.into_iter();
         for change in &changes {
             match change {
@@ -337,6 +333,9 @@ impl<A: Aggregate> AggregateFixture<A> {
         self.version
     }
 }
+
+/// What a command decided: its events, and what it did to the deadlines.
+type Decided<A> = (Vec<<A as Aggregate>::Event>, Vec<DeadlineChange>, Deciders<A>);
 
 /// An event must serialize and read back, as the store requires before anything is
 /// written.

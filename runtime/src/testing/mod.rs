@@ -240,8 +240,7 @@ impl<S: Saga> SagaFixture<S> {
         armed
             .iter()
             .find(|(n, _)| *n == name)
-            .map(|(_, at)| *at)
-            .unwrap_or_else(|| panic!("deadline `{name}` is not armed; armed: {armed:?}"))
+            .map_or_else(|| panic!("deadline `{name}` is not armed; armed: {armed:?}"), |(_, at)| *at)
     }
 
     /// Asserts that the saga's deadline `name` is not armed (never was, fired, or was

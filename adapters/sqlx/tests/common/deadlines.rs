@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::{TestDb, app, new_event};
 
+#[allow(clippy::duration_suboptimal_units)] // `from_hours` is `const` only after the MSRV
 const DAY: Duration = Duration::from_secs(86_400);
 
 // ---- a library loan: remind at day 14, declare lost at day 30, both cancelled on return ----
