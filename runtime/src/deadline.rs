@@ -68,7 +68,10 @@
 //!   conflicts schedules and cancels nothing. They wait in the event store's schedule
 //!   ([`crate::ports::EventStore::schedule`], also the application's default schedule
 //!   store), so they survive restarts, and a [`crate::scheduling::Scheduler`] (or the
-//!   worker host) fires them.
+//!   worker host) fires them. An application given another schedule store
+//!   (`AppBuilder::schedule_store`) must give it the event store's (`sagas_on(db)` with
+//!   the event store's database does), else its scheduler never sees them; an event
+//!   store that keeps no schedule refuses a command that schedules a deadline.
 //! - A fired deadline runs like a command on the aggregate, in its own unit of work
 //!   (conflicts are decided again under the application's retry policy): the
 //!   `#[deadline]` method decides, its events are applied and committed, and the
