@@ -516,3 +516,114 @@ async fn a_sagas_deadlines_are_scheduled_fired_and_cancelled_by_the_runtime() {
     assert_eq!(kept.status(), SagaStatus::Completed);
     assert!(lib.scheduled().await.is_empty());
 }
+
+// ---- a saga written by hand arms a deadline with `Step::arm` and answers `on_deadline` ----
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct HandWatch {
+    loan: String,
+}
+
+impl cqrs_ddd::saga::Saga for HandWatch {
+    const NAME: &'static str = "hand_watch";
+
+    fn send<'a>(
+        m: &'a Mediator,
+        c: &'a cqrs_ddd::saga::SagaCommand,
+        meta: Metadata,
+    ) -> cqrs_ddd::BoxFuture<'a, Result<()>> {
+        cqrs_ddd::saga::send_command::<SendReminder>(m, c, meta)
+    }
+
+    fn on_deadline(&mut self, name: &str) -> Option<cqrs_ddd::saga::Step> {
+        (name == "nag").then(|| cqrs_ddd::saga::Step::new("nag").send(&SendReminder { loan: self.loan.clone() }))
+    }
+}
+
+impl cqrs_ddd::saga::SagaHandles<BookOut> for HandWatch {
+    const STARTS: bool = true;
+    fn associate(e: &Envelope<BookOut>) -> Option<String> {
+        Some(e.loan.clone())
+    }
+    fn on_event(&mut self, e: &Envelope<BookOut>) -> cqrs_ddd::saga::Step {
+        self.loan.clone_from(&e.loan);
+        cqrs_ddd::saga::Step::new("out").arm("nag", DAY)
+    }
+}
+
+#[tokio::test]
+async fn a_hand_written_sagas_deadline_fires_its_on_deadline_step() {
+    use cqrs_ddd::testing::envelope;
+    let store = MemoryStore::new();
+    let clock = ManualClock::default();
+    let app = App::builder()
+        .event_store(store.clone())
+        .saga_store(store.saga_store())
+        .saga::<HandWatch>()
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    app.sagas().handle::<HandWatch, _>(&envelope(BookOut { loan: "l-1".into() })).await.unwrap();
+    clock.advance(DAY);
+    assert_eq!(Scheduler::new(app.clone()).run_once().await.unwrap().sent, 1);
+    let watch = app.sagas().find::<HandWatch>("l-1").await.unwrap().unwrap();
+    let sent: Vec<(&str, bool)> = watch.commands().iter().map(|c| (c.command_type.as_str(), c.dispatched)).collect();
+    assert_eq!(sent, [("SendReminder", true)]);
+}
+
+#[tokio::test]
+async fn a_sagas_deadlines_are_kept_per_tenant() {
+    use cqrs_ddd::testing::envelope;
+    let lib = Library::new();
+    let sagas = lib.app.sagas();
+    for tenant in ["acme", "globex"] {
+        let mut out = envelope(BookOut { loan: "l-1".into() });
+        out.header.metadata.tenant_id = Some(tenant.into());
+        sagas.handle::<LoanWatch, _>(&out).await.unwrap();
+    }
+    let mut back = envelope(BookIn { loan: "l-1".into() });
+    back.header.metadata.tenant_id = Some("globex".into());
+    sagas.handle::<LoanWatch, _>(&back).await.unwrap();
+    let left: Vec<_> = lib.scheduled().await.into_iter().map(|c| c.metadata.tenant_id).collect();
+    assert_eq!(left, [Some("acme".to_owned()), Some("acme".to_owned())], "globex's return disarms only its own");
+    lib.clock.advance(14 * DAY);
+    assert_eq!(lib.fire_due().await.sent, 1);
+    let acme = RequestContext::new().with_tenant("acme").scope(sagas.find::<LoanWatch>("l-1")).await.unwrap().unwrap();
+    assert_eq!(acme.commands().iter().map(|c| c.command_type.as_str()).collect::<Vec<_>>(), ["SendReminder"]);
+    let globex =
+        RequestContext::new().with_tenant("globex").scope(sagas.find::<LoanWatch>("l-1")).await.unwrap().unwrap();
+    assert!(globex.commands().is_empty());
+}
+
+#[tokio::test]
+async fn a_fired_deadline_that_conflicts_is_decided_again() {
+    let store = MemoryStore::new();
+    let clock = ManualClock::default();
+    let app = App::builder()
+        .event_store(store.clone())
+        .saga_store(store.saga_store())
+        .aggregate_cache(16)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    app.send(Lend { loan: "l-1".into(), member: "ada".into() }).await.unwrap();
+    // Another process extends the loan: the cached loan is stale, the fire's commit conflicts.
+    let extended = cqrs_ddd::ports::NewEvent {
+        event_id: cqrs_ddd::new_id(),
+        event_type: "Extended",
+        schema_version: 1,
+        payload: "null".into(),
+        metadata: Metadata::default(),
+        occurred_at: clock.now(),
+    };
+    let key = StreamKey::new("Loan", "l-1");
+    let append = cqrs_ddd::ports::StreamAppend { stream: key.clone(), expected_version: 1, events: vec![extended] };
+    store.commit(cqrs_ddd::ports::CommitBatch { appends: vec![append], ..Default::default() }).await.unwrap();
+    clock.advance(14 * DAY);
+    assert_eq!(Scheduler::new(app.clone()).run_once().await.unwrap(), SchedulerReport { sent: 1, retried: 0, dead: 0 });
+    let types: Vec<String> =
+        store.read_stream(&key, 0).await.unwrap().map_ok(|e| e.event_type).try_collect().await.unwrap();
+    assert_eq!(types, ["Lent", "Extended", "Reminded"]);
+    let left: Vec<_> = app.schedule_store().scheduled(TenantScope::All, false, 10).await.unwrap();
+    assert_eq!(left.iter().map(|c| c.id).collect::<Vec<_>>(), [deadline_id("Loan", "l-1", "lost")]);
+}
