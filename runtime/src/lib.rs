@@ -323,7 +323,7 @@
 //! command cancelled it first. A saga's `#[deadline(after = "14d", ..)]` steps are armed
 //! and disarmed by its steps and saved with its instance. The test kits move time:
 //! [`testing::AggregateFixture::advance`], [`testing::SagaFixture::advance`]. See
-//! [`deadline`] and [`mod@saga`]; `examples/library` is a whole program.
+//! [`mod@deadline`] and [`mod@saga`]; `examples/library` is a whole program.
 //!
 //! # Sagas and scheduled commands
 //!

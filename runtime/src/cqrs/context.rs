@@ -222,7 +222,7 @@ impl CommandContext {
         Ok(())
     }
 
-    /// Fires an aggregate's deadline (see [`crate::deadline`]), kept as a [`Decision`]
+    /// Fires an aggregate's deadline (see [`mod@crate::deadline`]), kept as a [`Decision`]
     /// like an aggregate command.
     pub(crate) async fn execute_deadline<A, P>(&mut self, fired: FireDeadline<A, P>) -> Result<()>
     where

@@ -191,7 +191,7 @@ pub trait Handle<C>: Aggregate {
 
     /// Decides with the aggregate's deadlines at hand (what the runtime calls): the
     /// deadlines scheduled or cancelled are committed with the events (see
-    /// [`crate::deadline`]). By default, [`Handle::handle`].
+    /// [`mod@crate::deadline`]). By default, [`Handle::handle`].
     fn decide(
         &self,
         cmd: &C,

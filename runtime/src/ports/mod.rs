@@ -175,7 +175,7 @@ pub struct CommitBatch {
 }
 
 /// A change to the schedule committed with a [`CommitBatch`]: how an aggregate's
-/// deadlines are kept in its unit of work (see [`crate::deadline`]).
+/// deadlines are kept in its unit of work (see [`mod@crate::deadline`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeadlineWrite {
     /// Stores a scheduled command, replacing one with the same id in its tenant.

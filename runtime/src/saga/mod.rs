@@ -139,7 +139,7 @@
 //!   event options on a deadline (`start`, `associate`, `suspend`, `tcc..`) and a
 //!   deadline sending a command without a handler are compile errors.
 //!
-//! Aggregates have deadlines of their own ([`crate::deadline`]).
+//! Aggregates have deadlines of their own ([`mod@crate::deadline`]).
 //!
 //! Options that make no sense together (`send` with `send_all`, `suspend` with
 //! `complete`, a `timeout` without `suspend`, two steps for one event, a TCC try with

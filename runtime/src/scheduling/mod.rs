@@ -9,7 +9,7 @@
 //! success, and
 //! on failure retries it with exponential backoff until it is dead after
 //! [`SchedulerOptions::max_attempts`]. Saga timeouts, TCC deadlines and the deadlines
-//! of sagas and aggregates ([`crate::deadline`]) are scheduled here too: the runtime
+//! of sagas and aggregates ([`mod@crate::deadline`]) are scheduled here too: the runtime
 //! fires those itself rather than by name. An aggregate's deadline is written with the
 //! events of the command that scheduled it, and removed in the commit of its firing.
 //!

@@ -56,7 +56,7 @@ use crate::error::{DomainError, Error};
 /// assert_eq!(account.version(), 2, "a refused command changes nothing");
 /// ```
 ///
-/// Deadlines (see [`crate::deadline`]) are kept by the fixture: a command's scheduled
+/// Deadlines (see [`mod@crate::deadline`]) are kept by the fixture: a command's scheduled
 /// and cancelled deadlines are checked with [`then_deadline_scheduled`](Self::then_deadline_scheduled)
 /// and [`then_deadline_cancelled`](Self::then_deadline_cancelled); time stands still
 /// until [`advance`](Self::advance) moves it, firing the deadlines that fall due, in

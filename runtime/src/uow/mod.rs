@@ -150,7 +150,7 @@ impl UnitOfWork {
     }
 
     /// Adds changes to the schedule, written in the same transaction as the events
-    /// (aggregate deadlines: see [`crate::deadline`]).
+    /// (aggregate deadlines: see [`mod@crate::deadline`]).
     pub(crate) fn add_deadlines(&self, writes: impl IntoIterator<Item = DeadlineWrite>) -> Result<()> {
         self.open()?.deadlines.extend(writes);
         Ok(())
