@@ -341,8 +341,8 @@ pub struct StoredDeadline {
     pub due: serde_json::Value,
 }
 
-/// The schedule writes of a decision's deadline changes on `key`, stamped `now` and
-/// caused by `command_id`, with the request's metadata.
+/// The schedule writes of a decision's deadline changes on `key`, stamped `now`, with
+/// the command's metadata (its id as causation id: what a fire checks it against).
 pub(crate) fn writes(
     key: &StreamKey,
     changes: Vec<DeadlineChange>,
@@ -384,6 +384,7 @@ pub(crate) fn writes(
 
 /// How a deadline of one aggregate type and name is fired (collected from `#[deadline]`
 /// methods).
+#[doc(hidden)]
 pub struct DeadlineRegistration {
     /// The aggregate's stream type.
     pub aggregate: &'static str,
@@ -396,6 +397,7 @@ pub struct DeadlineRegistration {
 inventory::collect!(DeadlineRegistration);
 
 /// The erased firing of one aggregate deadline.
+#[doc(hidden)]
 pub type FireFn = for<'a> fn(&'a Mediator, &'a ScheduledCommand, StoredDeadline) -> BoxFuture<'a, Result<Completion>>;
 
 /// Fires a scheduled aggregate deadline (the scheduler's handler of [`AGGREGATE_DEADLINE`]).
@@ -424,6 +426,7 @@ pub(crate) fn fire_scheduled<'a>(
 
 /// Fires a deadline of aggregate `A` carrying a `P`: the body of each
 /// [`DeadlineRegistration::fire`].
+#[doc(hidden)]
 pub fn fire<'a, A, P>(
     mediator: &'a Mediator,
     cmd: &'a ScheduledCommand,
