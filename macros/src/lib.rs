@@ -184,6 +184,15 @@ pub fn handle(_args: TokenStream, item: TokenStream) -> TokenStream {
     item
 }
 
+/// Marks a method of an `#[aggregate]` impl block that decides on a fired deadline:
+/// `#[deadline] fn remind(&self, due: &ReminderDue) -> Result<Vec<LoanEvent>, LoanError>`
+/// (`#[deadline(name = "..")]` to name it otherwise than the method). Read by
+/// `#[aggregate]` on the impl block; see `cqrs_ddd::deadline`.
+#[proc_macro_attribute]
+pub fn deadline(_args: TokenStream, item: TokenStream) -> TokenStream {
+    item
+}
+
 /// Marks a method of a `#[saga]` impl block that reacts to one event:
 /// `#[step(start, send = ReserveStock)]`. Read by `#[saga]` on the impl block; an impl
 /// block without it is not read, and the saga then reports that it has no steps.

@@ -40,6 +40,10 @@ pub use crate::registry::{
     EventRegistration, JobRegistration, QueryRegistration, QueryTypeRegistration, SagaRegistration, UndoRegistration,
     UpcasterRegistration, erased_command,
 };
+pub use crate::saga::{
+    SagaDeadlineRegistration, Step as SagaStep, send_command as saga_send_command,
+    unknown_command as saga_unknown_command,
+};
 /// How `#[event(undo = C)]` undoes an event: its `Undo` impl, which must build `C` (the
 /// trait's own bound checks that `C` has a handler). The one use of the event as `Undo`,
 /// so a missing impl is one error.
@@ -57,7 +61,6 @@ where
 {
     crate::undo::redo_of::<E>
 }
-pub use crate::saga::{Step as SagaStep, send_command as saga_send_command, unknown_command as saga_unknown_command};
 pub use crate::spec::field::{
     BoolHasNoOrder, JsonIsNotCompared, ListIsNotCompared, NotAList, ObjectIsNotCompared, field_path, intern, op_fits,
     refusal, refusal_len, refusal_text,
@@ -191,6 +194,17 @@ pub trait SagaSteps {
         command: &'a SagaCommand,
         metadata: Metadata,
     ) -> Option<BoxFuture<'a, crate::Result<()>>>;
+
+    /// The step of the `#[deadline]` method named `name`; `None` for another name.
+    fn __cqrs_ddd_saga_deadline(&mut self, name: &str) -> Option<crate::saga::Step>;
+}
+
+/// The [`crate::saga::SagaDeadlineFn`] of a `#[saga]`: its `#[deadline]` methods.
+pub fn saga_deadline_step<S: Saga + SagaSteps>(
+    instance: &mut crate::saga::SagaInstance,
+    name: &str,
+) -> crate::Result<Option<crate::saga::Step>> {
+    crate::saga::run_deadline::<S>(instance, name, S::__cqrs_ddd_saga_deadline)
 }
 
 /// Routes an event delivered to an async handler into the saga runtime.
@@ -339,4 +353,10 @@ impl<E: core::fmt::Display> UpcastResult for Result<serde_json::Value, E> {
 /// A handler received an envelope of another type (a wiring bug, reported not panicked).
 pub fn wrong_envelope(handler: &'static str) -> crate::Error {
     crate::Error::handler(format!("event handler `{handler}` received an envelope of another event type"))
+}
+
+/// The codec of a deadline's payload; generated code calls it once, spanned on the
+/// payload type, so a payload without serde is reported there.
+pub fn deadline_codec<P: crate::deadline::DeadlinePayload>() -> crate::deadline::DeadlineCodec<P> {
+    crate::deadline::DeadlineCodec::of()
 }

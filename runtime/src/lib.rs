@@ -106,6 +106,7 @@
 //! | a command routed to an aggregate that has no `#[handle]` for it | `aggregate = ..` |
 //! | a handler whose return type is not the command's `response` | the return type |
 //! | an event type without `Serialize`/`Deserialize`, a saga state without `Default` | the type |
+//! | a deadline scheduled with no `#[deadline]` method for its payload; a saga arming a deadline it does not declare | the value scheduled; the name armed |
 //! | a handler taking `Dep<dyn Trait>` (take `Dep<Arc<dyn Trait>>`) | the parameter |
 //! | `#[event(undo = C)]` without an [`undo::Undo`] impl, or with one that builds another command | the event type |
 //! | an undo (or redo) command nobody handles | the impl's `type Command` |
@@ -318,6 +319,17 @@
 //! read models a query reads (`#[query(reads = Projection)]`) have caught up with it:
 //! read-your-writes across processes.
 //!
+//! # Deadlines
+//!
+//! An aggregate's `#[handle]` method that takes `&mut Deadlines<Self>` schedules or
+//! cancels deadlines, stored with the command's events in one transaction (a refused or
+//! conflicting command schedules nothing) and surviving restarts; each fires the
+//! aggregate's `#[deadline]` method, decided and committed like a command, unless a
+//! command cancelled it first. A saga's `#[deadline(after = "14d", ..)]` steps are armed
+//! and disarmed by its steps and saved with its instance. The test kits move time:
+//! [`testing::AggregateFixture::advance`], [`testing::SagaFixture::advance`]. See
+//! [`mod@deadline`] and [`mod@saga`]; `examples/library` is a whole program.
+//!
 //! # Sagas and scheduled commands
 //!
 //! A `#[saga]` reacts to events with `#[step]` methods that send commands, compensate
@@ -386,7 +398,7 @@
 //!
 //! | feature | default | what it gives |
 //! | --- | --- | --- |
-//! | `macros` | yes | re-exports `#[event]`, `#[aggregate]`, `#[command]`, `#[query]`, `#[command_handler]`, `#[query_handler]`, `#[event_handler]`, `#[upcaster]`, `#[projection]`, `#[saga]`, `#[job]`, the method markers `#[handle]`, `#[apply]`, `#[step]`, `#[on]`, `#[reset]`, and `#[derive(ReadModel)]` ([`spec::ReadModel`]) |
+//! | `macros` | yes | re-exports `#[event]`, `#[aggregate]`, `#[command]`, `#[query]`, `#[command_handler]`, `#[query_handler]`, `#[event_handler]`, `#[upcaster]`, `#[projection]`, `#[saga]`, `#[job]`, the method markers `#[handle]`, `#[apply]`, `#[deadline]`, `#[step]`, `#[on]`, `#[reset]`, and `#[derive(ReadModel)]` ([`spec::ReadModel`]) |
 //! | `geo` | no | the geometry operators of specifications in memory ([`spec`], "Geometry"), through the `geo` crate |
 //! | `openapi` | no | the JSON schemas of commands and queries deriving `utoipa::ToSchema` in [`Mediator::messages`] (`cqrs-ddd-axum` turns it on) |
 //!
@@ -411,6 +423,7 @@ pub mod cache;
 pub mod conflict;
 pub mod context;
 pub mod cqrs;
+pub mod deadline;
 pub mod domain;
 mod error;
 pub mod es;
@@ -463,12 +476,13 @@ pub use futures::future::BoxFuture;
 
 #[cfg(feature = "macros")]
 pub use cqrs_ddd_macros::{
-    aggregate, apply, command, command_handler, event, event_handler, handle, job, on, projection, query,
+    aggregate, apply, command, command_handler, deadline, event, event_handler, handle, job, on, projection, query,
     query_handler, reset, saga, step, upcaster,
 };
 
 /// Everything a domain module needs: `use cqrs_ddd::prelude::*;`.
 pub mod prelude {
+    pub use crate::deadline::Deadlines;
     pub use crate::jobs::{JobContext, JobHandler};
     pub use crate::{
         Aggregate, App, Command, CommandContext, Dep, Envelope, Error, Event, EventContext, Mediator, Metadata,
@@ -476,7 +490,7 @@ pub mod prelude {
     };
     #[cfg(feature = "macros")]
     pub use cqrs_ddd_macros::{
-        aggregate, apply, command, command_handler, event, event_handler, handle, job, on, projection, query,
+        aggregate, apply, command, command_handler, deadline, event, event_handler, handle, job, on, projection, query,
         query_handler, reset, saga, step, upcaster,
     };
     pub use serde::{Deserialize, Serialize};

@@ -583,7 +583,7 @@ async fn a_command_scheduled_again_under_its_id_after_it_was_sent_is_sent_again(
     let id = cqrs_ddd::new_id();
     h.mediator.schedule_with_id(id, &ConfirmOrder { id: o("daily") }, h.clock.now_utc()).await.unwrap();
     assert_eq!(s.run_once().await.unwrap().sent, 1);
-    h.clock.advance(Duration::from_secs(86_400));
+    h.clock.advance(Duration::from_hours(24));
     h.mediator.schedule_with_id(id, &ConfirmOrder { id: o("daily") }, h.clock.now_utc()).await.unwrap();
     assert_eq!(s.run_once().await.unwrap().sent, 1);
     assert_eq!(h.log.sent(), ["ConfirmOrder(daily)", "ConfirmOrder(daily)"]);

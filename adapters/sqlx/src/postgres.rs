@@ -201,9 +201,13 @@ impl Dialect for Postgres {
     }
 
     async fn commit(store: &PgStore, batch: CommitBatch) -> Result<CommitReceipt> {
-        // Jobs and undo log entries are rows of their own statements: the batch then
-        // needs a transaction.
-        if has_unguarded_states(&batch) || !batch.undo_log.is_empty() || !batch.jobs.is_empty() {
+        // Jobs, undo log entries and deadlines are rows of their own statements: the
+        // batch then needs a transaction.
+        if has_unguarded_states(&batch)
+            || !batch.undo_log.is_empty()
+            || !batch.jobs.is_empty()
+            || !batch.deadlines.is_empty()
+        {
             return retry_deadlocks(|| async {
                 // A cancelled commit closes its connection (see `Txn`).
                 let mut tx = Txn::begin(&store.pool, None).await?;
@@ -287,13 +291,31 @@ impl Postgres {
                 states: batch.states.iter().filter(|s| is_guarded(batch, s)).cloned().collect(),
                 ..batch.clone()
             };
-            Self::write(&store.dialect.sql, conn, &rest).await.map_err(Failure::Sql)?
+            Self::write_any(&store.dialect.sql, conn, &rest).await.map_err(Failure::Sql)?
         } else {
-            Self::write(&store.dialect.sql, conn, batch).await.map_err(Failure::Sql)?
+            Self::write_any(&store.dialect.sql, conn, batch).await.map_err(Failure::Sql)?
         };
         store.insert_jobs(conn, &batch.jobs).await.map_err(Failure::Sql)?;
         store.write_undo_log(conn, batch).await.map_err(Failure::State)?;
+        store.write_deadlines(conn, &batch.deadlines).await.map_err(Failure::State)?;
         Ok(rows)
+    }
+
+    /// [`Postgres::write`], unless the batch holds nothing it writes (only jobs, undo log
+    /// entries or deadlines).
+    async fn write_any(
+        sql: &PgSql,
+        conn: &mut PgConnection,
+        batch: &CommitBatch,
+    ) -> std::result::Result<Vec<PgRow>, sqlx::Error> {
+        if batch.appends.is_empty()
+            && batch.states.is_empty()
+            && batch.outbox.is_empty()
+            && batch.idempotency_key.is_none()
+        {
+            return Ok(Vec::new());
+        }
+        Self::write(sql, conn, batch).await
     }
 
     /// The one statement that writes a batch.

@@ -4,15 +4,16 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use cqrs_ddd::Result;
 use cqrs_ddd::ports::{
-    SagaFilter, SagaKey, SagaRecord, SagaStore, ScheduleStore, ScheduledCommand, TenantScope, async_trait,
+    DeadlineWrite, SagaFilter, SagaKey, SagaRecord, SagaStore, ScheduleStore, ScheduledCommand, TenantScope,
+    async_trait,
 };
+use cqrs_ddd::{Error, Result};
 use uuid::Uuid;
 
 use crate::common::{
-    MetadataColumns, is_unique_violation, lease_until, limit, saga_conflict, saga_tenant, store_err, tenant_column,
-    to_i32, to_i64,
+    MetadataColumns, is_unique_violation, lease_until, limit, retry_deadlocks, saga_conflict, saga_tenant, store_err,
+    tenant_column, to_i32, to_i64,
 };
 use crate::dialect::{Dialect, at, at_opt};
 use crate::exec::{SqlConn, Stmt, Value};
@@ -30,35 +31,42 @@ impl<D: Dialect> SagaStore for SqlStore<D> {
     }
 
     async fn save(&self, record: &SagaRecord, expected_version: u64) -> Result<()> {
-        check_saga(record)?;
-        let key = &record.key;
-        let sql = if expected_version == 0 { &self.sql.saga_insert } else { &self.sql.saga_update };
-        let mut stmt = Stmt::new(sql)
-            .str(record.status.as_str())
-            .int(to_i64(record.version, "saga version")?)
-            .arg(at_opt::<D>(record.wake_at))
-            .str(&record.data)
-            .arg(at::<D>(record.created_at))
-            .arg(at::<D>(record.updated_at))
-            .str(saga_tenant(key))
-            .str(&key.saga_type)
-            .str(&key.saga_id);
-        if expected_version != 0 {
-            stmt = stmt.int(to_i64(expected_version, "saga version")?);
-        }
         let mut conn = self.conn().await?;
-        match conn.run(stmt).await {
-            Ok(1) => return Ok(()),
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {}
-            Err(e) => return Err(write_err(e, || format!("saga `{key}`"))),
+        self.save_on(&mut conn, record, expected_version).await
+    }
+
+    async fn save_with_deadlines(
+        &self,
+        record: &SagaRecord,
+        expected_version: u64,
+        deadlines: &[DeadlineWrite],
+    ) -> Result<bool> {
+        for d in deadlines {
+            tenant_column(d.tenant_id())?;
         }
-        let stmt = Stmt::new(&self.sql.saga_version).str(saga_tenant(key)).str(&key.saga_type).str(&key.saga_id);
-        let actual = match conn.row(stmt).await.map_err(store_err)? {
-            Some(r) => Some(Cols::<D>::of(&r).int("version").map_err(store_err)?),
-            None => None,
-        };
-        saga_conflict(key, expected_version, actual)
+        let written = retry_deadlocks(|| async {
+            // A cancelled save closes its connection (see `Txn`).
+            let mut tx = self.begin_write().await?;
+            let written = async {
+                if !self.write_saga(&mut tx, record, expected_version).await? {
+                    return Ok(false);
+                }
+                self.write_deadlines(&mut tx, deadlines).await.map(|()| true)
+            }
+            .await;
+            match written {
+                Ok(true) => tx.commit().await.map(|()| true).map_err(store_err),
+                Ok(false) => tx.fail(Error::store("the saga moved")).await.or(Ok(false)),
+                Err(e) => tx.fail(e).await,
+            }
+        })
+        .await?;
+        if !written {
+            // Found outside the transaction the refused write may have aborted.
+            let mut conn = self.conn().await?;
+            self.saga_conflict_on(&mut conn, &record.key, expected_version).await?;
+        }
+        Ok(true)
     }
 
     async fn due(&self, now: DateTime<Utc>, max: usize) -> Result<Vec<SagaKey>> {
@@ -95,13 +103,13 @@ impl<D: Dialect> SagaStore for SqlStore<D> {
     }
 }
 
-#[async_trait]
-impl<D: Dialect> ScheduleStore for SqlStore<D> {
-    async fn schedule(&self, command: &ScheduledCommand) -> Result<()> {
+impl<D: Dialect> SqlStore<D> {
+    /// The upsert of a scheduled command, checked.
+    fn schedule_stmt<'a>(&'a self, command: &'a ScheduledCommand) -> Result<Stmt<'a>> {
         tenant_column(command.metadata.tenant_id.as_deref())?;
         check_scheduled(command)?;
         let m = MetadataColumns::of(&command.metadata);
-        let stmt = Stmt::new(&self.sql.schedule)
+        Ok(Stmt::new(&self.sql.schedule)
             .uuid(command.id)
             .str(&command.command_type)
             .str(&command.payload)
@@ -113,7 +121,90 @@ impl<D: Dialect> ScheduleStore for SqlStore<D> {
             .arg(Value::OptString(m.headers))
             .int(i64::from(to_i32(command.attempts, "attempts")?))
             .arg(Value::OptStr(command.last_error.as_deref()))
-            .arg(at::<D>(command.created_at));
+            .arg(at::<D>(command.created_at)))
+    }
+
+    /// Writes a saga record on `conn` if the stored one is at `expected_version`.
+    async fn save_on(&self, conn: &mut D::Conn, record: &SagaRecord, expected_version: u64) -> Result<()> {
+        if self.write_saga(conn, record, expected_version).await? {
+            return Ok(());
+        }
+        self.saga_conflict_on(conn, &record.key, expected_version).await
+    }
+
+    /// Writes a saga record if the stored one is at `expected_version`; whether it did
+    /// (when not, a transaction the write ran in may be aborted: find the conflict
+    /// after it).
+    async fn write_saga(&self, conn: &mut D::Conn, record: &SagaRecord, expected_version: u64) -> Result<bool> {
+        check_saga(record)?;
+        let key = &record.key;
+        let sql = if expected_version == 0 { &self.sql.saga_insert } else { &self.sql.saga_update };
+        let mut stmt = Stmt::new(sql)
+            .str(record.status.as_str())
+            .int(to_i64(record.version, "saga version")?)
+            .arg(at_opt::<D>(record.wake_at))
+            .str(&record.data)
+            .arg(at::<D>(record.created_at))
+            .arg(at::<D>(record.updated_at))
+            .str(saga_tenant(key))
+            .str(&key.saga_type)
+            .str(&key.saga_id);
+        if expected_version != 0 {
+            stmt = stmt.int(to_i64(expected_version, "saga version")?);
+        }
+        match conn.run(stmt).await {
+            Ok(1) => Ok(true),
+            Ok(_) => Ok(false),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(write_err(e, || format!("saga `{key}`"))),
+        }
+    }
+
+    /// The conflict of a saga save that found the instance at another version.
+    async fn saga_conflict_on(&self, conn: &mut D::Conn, key: &SagaKey, expected_version: u64) -> Result<()> {
+        let stmt = Stmt::new(&self.sql.saga_version).str(saga_tenant(key)).str(&key.saga_type).str(&key.saga_id);
+        let actual = match conn.row(stmt).await.map_err(store_err)? {
+            Some(r) => Some(Cols::<D>::of(&r).int("version").map_err(store_err)?),
+            None => None,
+        };
+        saga_conflict(key, expected_version, actual)
+    }
+
+    /// Writes the deadlines of a batch into the schedule, in order, on the batch's
+    /// connection (inside its transaction). A fired deadline that is gone or was
+    /// scheduled again refuses the batch with a conflict.
+    pub(crate) async fn write_deadlines(&self, conn: &mut D::Conn, deadlines: &[DeadlineWrite]) -> Result<()> {
+        for w in deadlines {
+            match w {
+                DeadlineWrite::Schedule(command) => {
+                    conn.run(self.schedule_stmt(command)?)
+                        .await
+                        .map_err(|e| write_err(e, || format!("deadline `{}`", command.id)))?;
+                }
+                DeadlineWrite::Cancel { tenant_id, id } => {
+                    let stmt = Stmt::new(&self.sql.schedule_delete).uuid(*id).str(tenant_column(tenant_id.as_deref())?);
+                    conn.run(stmt).await.map_err(store_err)?;
+                }
+                DeadlineWrite::Fire { tenant_id, id, scheduled_by } => {
+                    let tenant = tenant_column(tenant_id.as_deref())?;
+                    let stmt = match scheduled_by {
+                        Some(by) => Stmt::new(&self.sql.schedule_fire).uuid(*id).str(tenant).uuid(*by),
+                        None => Stmt::new(&self.sql.schedule_fire_uncaused).uuid(*id).str(tenant),
+                    };
+                    if conn.run(stmt).await.map_err(store_err)? == 0 {
+                        return Err(w.fire_conflict());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> ScheduleStore for SqlStore<D> {
+    async fn schedule(&self, command: &ScheduledCommand) -> Result<()> {
+        let stmt = self.schedule_stmt(command)?;
         self.conn()
             .await?
             .run(stmt)

@@ -78,6 +78,11 @@ pub(crate) struct Statements {
     pub(crate) saga_due: String,
     pub(crate) schedule: String,
     pub(crate) schedule_delete: String,
+    /// Removes a scheduled command being fired, if the command that scheduled it is
+    /// still the one given (a deadline cancelled or scheduled again is not there).
+    pub(crate) schedule_fire: String,
+    /// The same for a command stored without a causation id.
+    pub(crate) schedule_fire_uncaused: String,
     pub(crate) schedule_get: String,
     /// As `outbox_claim`.
     pub(crate) schedule_claim: String,
@@ -274,6 +279,10 @@ impl Statements {
                 )
             )),
             schedule_delete: r("DELETE FROM {t}scheduled_commands WHERE id = ? AND tenant_id = ?"),
+            schedule_fire: r("DELETE FROM {t}scheduled_commands WHERE id = ? AND tenant_id = ? AND causation_id = ?"),
+            schedule_fire_uncaused: r(
+                "DELETE FROM {t}scheduled_commands WHERE id = ? AND tenant_id = ? AND causation_id IS NULL",
+            ),
             schedule_get: r(&format!(
                 "SELECT {SCHEDULED_COLUMNS} FROM {{t}}scheduled_commands WHERE id = ? AND tenant_id = ?"
             )),

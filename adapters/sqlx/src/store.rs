@@ -129,6 +129,7 @@ impl<D: Dialect> SqlStore<D> {
     pub(crate) async fn commit_txn(&self, batch: CommitBatch) -> Result<CommitReceipt> {
         let one_insert = batch.idempotency_key.is_none()
             && batch.undo_log.is_empty()
+            && batch.deadlines.is_empty()
             && batch.states.is_empty()
             && batch.outbox.is_empty()
             && batch.jobs.is_empty()
@@ -188,11 +189,13 @@ impl<D: Dialect> SqlStore<D> {
         }
         self.write_undo_log(conn, batch).await?;
         self.write_unguarded_states(conn, batch).await?;
-        match self.write_rows(conn, batch, positions_locked).await {
-            Ok(receipt) => Ok(receipt),
-            Err(e) if is_unique_violation(&e) => Err(self.find_conflict(conn, batch).await),
-            Err(e) => Err(refusal(&e).map_or_else(|| store_err(e), |reason| refused_in_batch(batch, reason))),
-        }
+        let receipt = match self.write_rows(conn, batch, positions_locked).await {
+            Ok(receipt) => receipt,
+            Err(e) if is_unique_violation(&e) => return Err(self.find_conflict(conn, batch).await),
+            Err(e) => return Err(refusal(&e).map_or_else(|| store_err(e), |reason| refused_in_batch(batch, reason))),
+        };
+        self.write_deadlines(conn, &batch.deadlines).await?;
+        Ok(receipt)
     }
 
     async fn write_rows(
@@ -452,6 +455,10 @@ impl<D: Dialect> EventStore for SqlStore<D> {
     }
 
     fn jobs(self: Arc<Self>) -> Option<Arc<dyn cqrs_ddd::ports::JobStore>> {
+        Some(self)
+    }
+
+    fn schedule(self: Arc<Self>) -> Option<Arc<dyn cqrs_ddd::ports::ScheduleStore>> {
         Some(self)
     }
 

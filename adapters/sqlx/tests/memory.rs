@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::deadlines::*;
 use common::jobs::*;
 use common::mem::Mem;
 use common::merging::*;

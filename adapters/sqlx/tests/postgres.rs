@@ -7,9 +7,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::deadlines::*;
 use common::hardening::*;
-use common::merging::*;
 use common::jobs::*;
+use common::merging::*;
 use common::projections::*;
 use common::saga_engine::*;
 use common::sagas::*;

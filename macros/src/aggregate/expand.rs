@@ -2,7 +2,7 @@ use proc_macro2::TokenStream;
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::model::{AggregateImpl, AggregateStruct, ApplyFn, HandleFn, Policy};
+use super::model::{AggregateImpl, AggregateStruct, ApplyFn, DeadlineFn, HandleFn, Policy};
 
 pub(crate) fn expand_struct(model: &AggregateStruct, item: TokenStream) -> TokenStream {
     let AggregateStruct { krate: k, vis, ident, name, id, error, events, event_enum, state_stored, on_conflict } =
@@ -145,6 +145,7 @@ pub(crate) fn expand_struct(model: &AggregateStruct, item: TokenStream) -> Token
 pub(crate) fn expand_impl(model: &AggregateImpl) -> TokenStream {
     let applies = model.applies.iter().map(|a| apply_impl(model, a));
     let handles = model.handles.iter().map(|h| handle_impl(model, h));
+    let deadlines = model.deadlines.iter().filter(|d| !d.duplicate).map(|d| deadline_impl(model, d));
     let item = model.item.to_token_stream();
     quote! {
         #item
@@ -152,6 +153,7 @@ pub(crate) fn expand_impl(model: &AggregateImpl) -> TokenStream {
         const _: () = {
             #(#applies)*
             #(#handles)*
+            #(#deadlines)*
         };
     }
 }
@@ -181,17 +183,48 @@ fn apply_impl(model: &AggregateImpl, a: &ApplyFn) -> TokenStream {
 fn handle_impl(model: &AggregateImpl, h: &HandleFn) -> TokenStream {
     let AggregateImpl { krate: k, self_ty, .. } = model;
     let p = quote!(#k::__private);
-    let HandleFn { method, command, by_ref, policy, stub } = h;
+    let HandleFn { method, command, by_ref, policy, deadlines, stub } = h;
     let policy = match policy {
         Policy::MustExist => quote!(MustExist),
         Policy::Create => quote!(Create),
         Policy::CreateIfMissing => quote!(CreateIfMissing),
     };
     let arg = if *by_ref { quote!(cmd) } else { quote_spanned!(command.span() => #p::Clone::clone(cmd)) };
-    let body = if *stub {
-        quote!(::core::unreachable!("`#[handle]` method with a compile error"))
+    let methods = if *stub {
+        quote! {
+            fn handle(
+                &self,
+                cmd: &#command,
+            ) -> #p::Result<#p::Vec<<Self as #k::Aggregate>::Event>, <Self as #k::Aggregate>::Error> {
+                ::core::unreachable!("`#[handle]` method with a compile error")
+            }
+        }
+    } else if *deadlines {
+        quote! {
+            fn handle(
+                &self,
+                cmd: &#command,
+            ) -> #p::Result<#p::Vec<<Self as #k::Aggregate>::Event>, <Self as #k::Aggregate>::Error> {
+                let mut deadlines = #k::deadline::Deadlines::detached();
+                <Self as #k::Handle<#command>>::decide(self, cmd, &mut deadlines)
+            }
+            fn decide(
+                &self,
+                cmd: &#command,
+                deadlines: &mut #k::deadline::Deadlines<Self>,
+            ) -> #p::Result<#p::Vec<<Self as #k::Aggregate>::Event>, <Self as #k::Aggregate>::Error> {
+                #p::Result::map_err(<#self_ty>::#method(self, #arg, deadlines), #p::Into::into)
+            }
+        }
     } else {
-        quote!(#p::Result::map_err(<#self_ty>::#method(self, #arg), #p::Into::into))
+        quote! {
+            fn handle(
+                &self,
+                cmd: &#command,
+            ) -> #p::Result<#p::Vec<<Self as #k::Aggregate>::Event>, <Self as #k::Aggregate>::Error> {
+                #p::Result::map_err(<#self_ty>::#method(self, #arg), #p::Into::into)
+            }
+        }
     };
     let check = quote_spanned! { command.span() =>
         const _: fn() = || {
@@ -203,13 +236,54 @@ fn handle_impl(model: &AggregateImpl, h: &HandleFn) -> TokenStream {
         #[automatically_derived]
         impl #k::Handle<#command> for #self_ty {
             const POLICY: #k::CreationPolicy = #k::CreationPolicy::#policy;
-            fn handle(
+            #methods
+        }
+        #check
+    }
+}
+
+fn deadline_impl(model: &AggregateImpl, d: &DeadlineFn) -> TokenStream {
+    let AggregateImpl { krate: k, self_ty, .. } = model;
+    let p = quote!(#k::__private);
+    let DeadlineFn { method, name, payload, deadlines, stub, .. } = d;
+    let body = if *stub {
+        quote!(::core::unreachable!("`#[deadline]` method with a compile error"))
+    } else if *deadlines {
+        quote!(#p::Result::map_err(<#self_ty>::#method(self, due, deadlines), #p::Into::into))
+    } else {
+        quote!({
+            let _ = deadlines;
+            #p::Result::map_err(<#self_ty>::#method(self, due), #p::Into::into)
+        })
+    };
+    let registration = if *stub {
+        quote!()
+    } else {
+        quote! {
+            #p::inventory::submit! {
+                #k::deadline::DeadlineRegistration {
+                    aggregate: <#self_ty as #k::Aggregate>::TYPE,
+                    name: #name,
+                    fire: #k::deadline::fire::<#self_ty, #payload>,
+                }
+            }
+        }
+    };
+    quote_spanned! { payload.span() =>
+        #[automatically_derived]
+        impl #k::deadline::OnDeadline<#payload> for #self_ty {
+            const NAME: &'static str = #name;
+            fn on_deadline(
                 &self,
-                cmd: &#command,
+                due: &#payload,
+                deadlines: &mut #k::deadline::Deadlines<Self>,
             ) -> #p::Result<#p::Vec<<Self as #k::Aggregate>::Event>, <Self as #k::Aggregate>::Error> {
                 #body
             }
+            fn codec() -> #k::deadline::DeadlineCodec<#payload> {
+                #p::deadline_codec::<#payload>()
+            }
         }
-        #check
+        #registration
     }
 }

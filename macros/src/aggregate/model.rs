@@ -32,6 +32,7 @@ pub(crate) struct AggregateImpl {
     pub(crate) item: ItemImpl,
     pub(crate) handles: Vec<HandleFn>,
     pub(crate) applies: Vec<ApplyFn>,
+    pub(crate) deadlines: Vec<DeadlineFn>,
 }
 
 /// When a `#[handle]` method may run.
@@ -49,8 +50,25 @@ pub(crate) struct HandleFn {
     /// Whether it takes `&Command` (otherwise the command is cloned).
     pub(crate) by_ref: bool,
     pub(crate) policy: Policy,
+    /// Whether it takes `&mut Deadlines<Self>` after the command.
+    pub(crate) deadlines: bool,
     /// The method has a mistake (reported); only a stub impl is generated.
     pub(crate) stub: bool,
+}
+
+/// A `#[deadline]` method.
+pub(crate) struct DeadlineFn {
+    pub(crate) method: Ident,
+    /// The deadline's name: the method's, or `name = ".."`.
+    pub(crate) name: LitStr,
+    /// What the deadline carries (the method takes it by reference).
+    pub(crate) payload: Type,
+    /// Whether it takes `&mut Deadlines<Self>` after the payload.
+    pub(crate) deadlines: bool,
+    /// The method has a mistake (reported); only a stub impl is generated.
+    pub(crate) stub: bool,
+    /// Another `#[deadline]` has its name or payload (reported): nothing is generated.
+    pub(crate) duplicate: bool,
 }
 
 /// An `#[apply]` method.

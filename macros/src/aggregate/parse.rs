@@ -4,10 +4,12 @@ use quote::ToTokens;
 use syn::{ImplItem, ImplItemFn, Item, LitStr, Type};
 
 use super::merge;
-use super::model::{AggregateImpl, AggregateStruct, ApplyFn, EventRef, HandleFn, Policy};
+use super::model::{AggregateImpl, AggregateStruct, ApplyFn, DeadlineFn, EventRef, HandleFn, Policy};
 use super::validate;
 use crate::common::options::{self, TypeList, Word};
-use crate::common::signature::{SelfArg, self_arg, self_tokens, single_typed_arg, strip_ref, sync_and_concrete};
+use crate::common::signature::{
+    SelfArg, self_arg, self_tokens, single_typed_arg, strip_ref, sync_and_concrete, typed_args,
+};
 use crate::common::{Arg, Errors, impl_block_options, markers, no_generics, not_on_trait_impl};
 
 const USAGE: &str = "#[aggregate(id = AccountId, events(Opened, Deposited), error = AccountError)]";
@@ -34,6 +36,15 @@ struct AggregateOptions {
     /// The path of the runtime crate, when it is not `::cqrs_ddd`.
     #[darling(rename = "crate")]
     krate: Option<Arg<syn::Path>>,
+}
+
+/// `#[deadline(..)]`: the deadline's name.
+#[derive(Default, FromMeta)]
+#[darling(default)]
+struct DeadlineOptions {
+    /// The deadline's name (its identity with the aggregate's stream); the method's
+    /// name by default.
+    name: Option<Arg<LitStr>>,
 }
 
 /// `#[handle(..)]`: when the aggregate may be missing.
@@ -131,6 +142,7 @@ pub(crate) fn parse_impl(args: TokenStream, mut item: syn::ItemImpl) -> (Aggrega
 
     let mut handles = Vec::new();
     let mut applies = Vec::new();
+    let mut deadlines = Vec::new();
     for impl_item in &mut item.items {
         let ImplItem::Fn(f) = impl_item else { continue };
         let marker = take_markers(&mut errors, f);
@@ -149,33 +161,49 @@ pub(crate) fn parse_impl(args: TokenStream, mut item: syn::ItemImpl) -> (Aggrega
                     applies.push(a);
                 }
             }
+            Some(Marker::Deadline(name)) => {
+                if let Some(d) = deadline_fn(&mut errors, f, name) {
+                    deadlines.push(d);
+                }
+            }
             None => {}
         }
     }
     validate::methods(&mut errors, &handles, &applies, &item);
+    validate::deadlines(&mut errors, &mut deadlines);
     let self_ty = (*item.self_ty).clone();
-    (AggregateImpl { krate, self_ty, item, handles, applies }, errors)
+    (AggregateImpl { krate, self_ty, item, handles, applies, deadlines }, errors)
 }
 
 enum Marker {
     Handle(Policy),
     Apply,
+    /// A `#[deadline]`, with its `name = ".."` if given.
+    Deadline(Option<LitStr>),
 }
 
 /// Removes the `#[handle]`/`#[apply]` attributes of a method and says which it had.
 fn take_markers(errors: &mut Errors, f: &mut ImplItemFn) -> Option<Marker> {
     let handle = markers::take(errors, &mut f.attrs, "handle");
     let apply = markers::take_plain(errors, &mut f.attrs, "apply");
-    if handle.is_some() && apply {
+    let deadline = markers::take(errors, &mut f.attrs, "deadline");
+    let given = usize::from(handle.is_some()) + usize::from(apply) + usize::from(deadline.is_some());
+    if given > 1 {
         errors.spanned(
             &f.sig.ident,
-            "a method is either `#[handle]` (decide) or `#[apply]` (evolve); remove one of the two",
+            "a method is one of `#[handle]` (decide on a command), `#[deadline]` (decide on a fired deadline) or `#[apply]` (evolve); keep one",
         );
     }
-    match handle {
-        Some(attr) => Some(Marker::Handle(handle_policy(errors, &attr))),
-        None => apply.then_some(Marker::Apply),
+    // With two markers, the most specific is read (a `#[deadline]`'s argument is not a
+    // command, an `#[apply]`'s not an event to route).
+    if let Some(attr) = deadline {
+        let opts: DeadlineOptions = markers::options(errors, &attr, "deadline");
+        return Some(Marker::Deadline(opts.name.map(|a| a.value)));
     }
+    if let Some(attr) = handle {
+        return Some(Marker::Handle(handle_policy(errors, &attr)));
+    }
+    apply.then_some(Marker::Apply)
 }
 
 fn handle_policy(errors: &mut Errors, attr: &syn::Attribute) -> Policy {
@@ -206,7 +234,12 @@ fn handle_fn(all: &mut Errors, f: &ImplItemFn, policy: Policy) -> Option<HandleF
         ),
         _ => errors.spanned(&f.sig.ident, "`#[handle]` methods take `&self`: `fn deposit(&self, cmd: &Deposit)`"),
     }
-    let ty = single_typed_arg(errors, f, "`#[handle]` methods", "`fn deposit(&self, cmd: &Deposit)`");
+    let (ty, deadlines) = with_deadlines(
+        errors,
+        f,
+        "`#[handle]` methods take the command",
+        "`fn deposit(&self, cmd: &Deposit)`, or `fn lend(&self, cmd: &Lend, deadlines: &mut Deadlines<Self>)`",
+    );
     let (command, by_ref) = match ty {
         Some(Type::Reference(r)) => {
             if r.mutability.is_some() {
@@ -228,7 +261,88 @@ fn handle_fn(all: &mut Errors, f: &ImplItemFn, policy: Policy) -> Option<HandleF
     }
     let stub = errors.has_errors();
     all.extend(std::mem::take(errors));
-    Some(HandleFn { method: f.sig.ident.clone(), command, by_ref, policy, stub })
+    Some(HandleFn { method: f.sig.ident.clone(), command, by_ref, policy, deadlines, stub })
+}
+
+/// The argument of a `#[handle]` or `#[deadline]` method besides `self`, and whether it
+/// takes `&mut Deadlines<Self>` after it.
+fn with_deadlines<'a>(errors: &mut Errors, f: &'a ImplItemFn, what: &str, example: &str) -> (Option<&'a Type>, bool) {
+    let typed = typed_args(&f.sig);
+    match typed.as_slice() {
+        [one] => (Some(&one.ty), false),
+        [one, second] => {
+            let is_deadlines = matches!(&*second.ty, Type::Reference(r) if r.mutability.is_some()
+                && crate::common::last_segment(&r.elem).is_some_and(|(ident, _)| ident == "Deadlines"));
+            if !is_deadlines {
+                errors.spanned(
+                    &second.ty,
+                    format!("{what}, then optionally the aggregate's deadlines as `deadlines: &mut Deadlines<Self>`: {example}"),
+                );
+            }
+            (Some(&one.ty), true)
+        }
+        [] => {
+            errors.spanned(&f.sig.ident, format!("{what} as their argument besides `self`: {example}"));
+            (None, false)
+        }
+        [_, _, third, ..] => {
+            errors.spanned(
+                &third.ty,
+                format!("{what}, then optionally `deadlines: &mut Deadlines<Self>`, and nothing else: {example}"),
+            );
+            (None, false)
+        }
+    }
+}
+
+fn deadline_fn(all: &mut Errors, f: &ImplItemFn, name: Option<LitStr>) -> Option<DeadlineFn> {
+    let mut errors = Errors::default();
+    let errors = &mut errors;
+    sync_and_concrete(errors, &f.sig, "deadline");
+    match self_arg(&f.sig) {
+        SelfArg::Ref => {}
+        SelfArg::RefMut => errors.spanned(
+            self_tokens(&f.sig),
+            "`#[deadline]` methods decide without changing state: take `&self`, and change state in `#[apply]` methods",
+        ),
+        _ => errors.spanned(&f.sig.ident, "`#[deadline]` methods take `&self`: `fn remind(&self, due: &ReminderDue)`"),
+    }
+    let (ty, deadlines) = with_deadlines(
+        errors,
+        f,
+        "`#[deadline]` methods take what the deadline carries",
+        "`fn remind(&self, due: &ReminderDue) -> Result<Vec<LoanEvent>, LoanError>`",
+    );
+    let Some(ty) = ty else {
+        all.extend(std::mem::take(errors));
+        return None;
+    };
+    if !matches!(ty, Type::Reference(r) if r.mutability.is_none()) {
+        errors.spanned(
+            ty,
+            format!(
+                "`#[deadline]` methods take what the deadline carries by reference: `due: &{}`",
+                strip_ref(ty).to_token_stream()
+            ),
+        );
+    }
+    if matches!(f.sig.output, syn::ReturnType::Default) {
+        errors.spanned(
+            &f.sig.ident,
+            "`#[deadline]` methods return the events they decide: `-> Result<Vec<LoanEvent>, LoanError>`",
+        );
+    }
+    let stub = errors.has_errors();
+    all.extend(std::mem::take(errors));
+    let name = name.unwrap_or_else(|| LitStr::new(&f.sig.ident.to_string(), f.sig.ident.span()));
+    Some(DeadlineFn {
+        method: f.sig.ident.clone(),
+        name,
+        payload: strip_ref(ty).clone(),
+        deadlines,
+        stub,
+        duplicate: false,
+    })
 }
 
 fn apply_fn(all: &mut Errors, f: &ImplItemFn) -> Option<ApplyFn> {

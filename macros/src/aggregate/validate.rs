@@ -1,6 +1,6 @@
 use quote::ToTokens;
 
-use super::model::{ApplyFn, EventRef, HandleFn};
+use super::model::{ApplyFn, DeadlineFn, EventRef, HandleFn};
 use crate::common::Errors;
 
 /// Each event once, and no two events whose variants would collide; a repeated one is
@@ -62,5 +62,36 @@ pub(crate) fn methods(errors: &mut Errors, handles: &[HandleFn], applies: &[Appl
             &item.self_ty,
             "this `#[aggregate]` impl block has no `#[handle]` or `#[apply]` method; mark the methods that decide with `#[handle]` and those that evolve with `#[apply]`",
         );
+    }
+}
+
+/// One `#[deadline]` per name and per payload type (the payload routes `schedule`).
+pub(crate) fn deadlines(errors: &mut Errors, deadlines: &mut [DeadlineFn]) {
+    for i in 0..deadlines.len() {
+        let d = &deadlines[i];
+        if let Some(first) = deadlines[..i].iter().find(|o| o.name.value() == d.name.value()) {
+            errors.spanned(
+                &d.name,
+                format!(
+                    "deadline `{}` is already handled by `{}`; a deadline name has one `#[deadline]` method (give this one `#[deadline(name = \"..\")]`)",
+                    d.name.value(),
+                    first.method
+                ),
+            );
+            deadlines[i].duplicate = true;
+            continue;
+        }
+        let key = d.payload.to_token_stream().to_string();
+        if let Some(first) = deadlines[..i].iter().find(|o| o.payload.to_token_stream().to_string() == key) {
+            errors.spanned(
+                &d.payload,
+                format!(
+                    "`{}` is already what deadline `{}` carries; each `#[deadline]` method takes a type of its own (it is how `schedule` finds the deadline)",
+                    key,
+                    first.name.value()
+                ),
+            );
+            deadlines[i].duplicate = true;
+        }
     }
 }

@@ -97,10 +97,23 @@ pub(crate) fn expand_impl(model: &SagaImpl) -> TokenStream {
     }
     let live: Vec<&StepFn> =
         model.steps.iter().filter(|s| s.codegen != Codegen::Duplicate && s.event.is_some()).collect();
-    let send = send_fn(model, &live);
+    let timers: Vec<&StepFn> = model.steps.iter().filter(|s| s.timer.is_some()).collect();
+    let sending: Vec<&StepFn> = live.iter().chain(&timers).copied().collect();
+    let send = send_fn(model, &sending, &timers);
     let steps = live.iter().map(|s| step_impl(model, s));
     let k = &model.krate;
     let p = quote!(#k::__private);
+    let self_ty = &model.self_ty;
+    let deadlines = (!timers.is_empty()).then(|| {
+        quote! {
+            #p::inventory::submit! {
+                #p::SagaDeadlineRegistration {
+                    saga: <#self_ty as #k::saga::Saga>::NAME,
+                    fire: #p::saga_deadline_step::<#self_ty>,
+                }
+            }
+        }
+    });
     quote! {
         #item
 
@@ -140,6 +153,7 @@ pub(crate) fn expand_impl(model: &SagaImpl) -> TokenStream {
 
             #send
             #(#steps)*
+            #deadlines
         };
     }
 }
@@ -163,9 +177,18 @@ fn commands<'a>(steps: &[&'a StepFn]) -> Vec<&'a Type> {
 
 /// `__cqrs_ddd_saga_send`: sends a stored command by its type name; `None` for a name
 /// no step sends.
-fn send_fn(model: &SagaImpl, steps: &[&StepFn]) -> TokenStream {
+fn send_fn(model: &SagaImpl, steps: &[&StepFn], timers: &[&StepFn]) -> TokenStream {
     let SagaImpl { krate: k, self_ty, .. } = model;
     let p = quote!(#k::__private);
+    let deadlines = timers.iter().filter_map(|t| {
+        let name = &t.timer.as_ref()?.name;
+        let body = if t.codegen == Codegen::Full { body(model, t) } else { stub_body(model, t) };
+        Some(quote! {
+            if name == #name {
+                return #p::Some({ #body });
+            }
+        })
+    });
     let arms = commands(steps).into_iter().map(|c| {
         let sendable = sendable(c);
         quote_spanned! { c.span() =>
@@ -185,6 +208,12 @@ fn send_fn(model: &SagaImpl, steps: &[&StepFn]) -> TokenStream {
             ) -> #p::Option<#p::BoxFuture<'a, #k::Result<()>>> {
                 #(#arms)*
                 let _ = (mediator, command, metadata);
+                #p::None
+            }
+
+            fn __cqrs_ddd_saga_deadline(&mut self, name: &str) -> #p::Option<#p::SagaStep> {
+                #(#deadlines)*
+                let _ = name;
                 #p::None
             }
         }
@@ -262,7 +291,11 @@ fn body(model: &SagaImpl, step: &StepFn) -> TokenStream {
     let p = quote!(#k::__private);
     let method = &step.method;
     let name = method.unraw().to_string();
-    let arg = if step.envelope { quote!(event) } else { quote!(&event.payload) };
+    let arg = match (&step.timer, step.envelope) {
+        (Some(_), _) => TokenStream::new(),
+        (None, true) => quote!(, event),
+        (None, false) => quote!(, &event.payload),
+    };
     // Spanned on the user's return type: a method returning the wrong commands errors there.
     let span = step.output.as_ref().map_or_else(|| method.span(), Spanned::span);
     let expected = respan(expected(&step.sends), span);
@@ -272,7 +305,7 @@ fn body(model: &SagaImpl, step: &StepFn) -> TokenStream {
     };
     let call = quote_spanned! { span =>
         #[allow(clippy::let_unit_value)]
-        let #binding: #expected = <_ as __CqrsDddReturns<#expected>>::__cqrs_ddd_sent(<#self_ty>::#method(self, #arg));
+        let #binding: #expected = <_ as __CqrsDddReturns<#expected>>::__cqrs_ddd_sent(<#self_ty>::#method(self #arg));
     };
     let tcc_begin = step.tcc_begin.map(|s| quote_spanned!(s => .tcc_begin()));
     let tcc_confirm = step.tcc_confirm.map(|s| quote_spanned!(s => .tcc_confirm()));
@@ -281,19 +314,32 @@ fn body(model: &SagaImpl, step: &StepFn) -> TokenStream {
         Transition::Complete => quote!(.complete()),
         Transition::Suspend(None) => quote!(.suspend(#p::None)),
         Transition::Suspend(Some(ms)) => quote!(.suspend(#p::Some(#p::Duration::from_millis(#ms)))),
+        Transition::Fail if step.timer.is_some() => {
+            let reason = format!("deadline `{name}` failed the saga");
+            quote!(.fail(#reason))
+        }
         Transition::Fail => {
             let event = step.event.as_ref().and_then(last_segment).map_or_else(String::new, |(e, _)| e.to_string());
             let reason = format!("step `{name}` failed the saga on `{event}`");
             quote!(.fail(#reason))
         }
     };
+    let arms = step.arms.iter().filter_map(|armed| {
+        let timer = model.steps.iter().find_map(|s| s.timer.as_ref().filter(|t| *armed == t.name))?;
+        let (armed, after) = (&timer.name, timer.after);
+        Some(quote!(.arm(#armed, #p::Duration::from_millis(#after))))
+    });
+    let disarms = step.disarms.iter().map(|d| {
+        let d = d.unraw().to_string();
+        quote!(.disarm(#d))
+    });
     let sendable = step.sends.commands().into_iter().map(sendable);
     quote! {
         #(#sendable)*
         #call
         let step = #p::SagaStep::new(#name) #tcc_begin;
         #sends
-        step #tcc_confirm #transition
+        step #tcc_confirm #transition #(#arms)* #(#disarms)*
     }
 }
 
@@ -357,8 +403,9 @@ fn stub_body(model: &SagaImpl, step: &StepFn) -> TokenStream {
         quote!(#k::__private)
     };
     let name = step.method.unraw().to_string();
+    let used = step.event.is_some().then(|| quote!(let _ = event;));
     quote! {
-        let _ = event;
+        #used
         #p::SagaStep::new(#name)
     }
 }

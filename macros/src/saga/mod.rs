@@ -111,6 +111,35 @@ mod tests {
     }
 
     #[test]
+    fn deadline_methods_become_steps_fired_by_time() {
+        let imp = syn::parse_quote! {
+            impl Watch {
+                #[step(start, arm = [remind, lost])]
+                fn out(&mut self, e: &Out) {}
+                #[step(disarm = remind, complete)]
+                fn back(&mut self, e: &Back) {}
+                #[deadline(after = "14d", send = Remind, arm = lost)]
+                fn remind(&mut self) -> Remind { todo!() }
+                #[deadline(after = "30m", complete)]
+                fn lost(&mut self) {}
+            }
+        };
+        let (model, errors) = parse::parse_impl(quote!(), imp);
+        assert!(messages(errors).is_empty());
+        let [out, back, remind, lost] = model.steps.as_slice() else { panic!("four steps") };
+        assert_eq!(out.arms.iter().map(ToString::to_string).collect::<Vec<_>>(), ["remind", "lost"]);
+        assert_eq!(back.disarms.iter().map(ToString::to_string).collect::<Vec<_>>(), ["remind"]);
+        assert!(out.timer.is_none() && back.timer.is_none());
+        let timer = |s: &super::model::StepFn| s.timer.as_ref().map(|t| (t.name.clone(), t.after));
+        assert_eq!(timer(remind), Some(("remind".to_owned(), 14 * 86_400_000)));
+        assert_eq!(timer(lost), Some(("lost".to_owned(), 1_800_000)));
+        assert!(remind.event.is_none() && matches!(&remind.sends, Sends::One { compensate: None, .. }));
+        assert!(matches!(lost.transition, Transition::Complete));
+        let item = &model.item;
+        assert!(!quote!(#item).to_string().contains("deadline"), "the markers are gone");
+    }
+
+    #[test]
     fn a_misspelled_association_is_one_error_and_still_read() {
         let item = syn::parse_quote!(
             struct Fulfilment;

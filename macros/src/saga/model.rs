@@ -58,6 +58,21 @@ pub(crate) struct StepFn {
     pub(crate) tcc_confirm: Option<Span>,
     pub(crate) transition: Transition,
     pub(crate) codegen: Codegen,
+    /// `arm = [..]`: the saga's deadlines this step arms, by method name.
+    pub(crate) arms: Vec<Ident>,
+    /// `disarm = [..]`: the saga's deadlines this step disarms.
+    pub(crate) disarms: Vec<Ident>,
+    /// A `#[deadline(after = ..)]` method: a step fired by time rather than by an event
+    /// (`event` is `None`).
+    pub(crate) timer: Option<Timer>,
+}
+
+/// What makes a `#[deadline]` method: its name and delay.
+pub(crate) struct Timer {
+    /// The method's name, the deadline's.
+    pub(crate) name: String,
+    /// `after`, in milliseconds.
+    pub(crate) after: u64,
 }
 
 /// What is generated for a step.

@@ -1,10 +1,13 @@
 use darling::FromMeta;
 use proc_macro2::{Span, TokenStream};
 use quote::format_ident;
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Ident, ImplItem, ImplItemFn, ItemImpl, ItemStruct, LitStr, Type};
 
-use super::model::{Association, Codegen, DefaultAssociation, SagaImpl, SagaStruct, Sends, StepFn, Tcc, Transition};
+use super::model::{
+    Association, Codegen, DefaultAssociation, SagaImpl, SagaStruct, Sends, StepFn, Tcc, Timer, Transition,
+};
 use super::validate;
 use crate::common::options::{self, Millis, Nested, Types, Word};
 use crate::common::signature::{SelfArg, self_arg, self_tokens, typed_args};
@@ -64,10 +67,26 @@ pub(crate) fn parse_impl(args: TokenStream, mut item: ItemImpl) -> (SagaImpl, Er
     let mut steps = Vec::new();
     for impl_item in &mut item.items {
         let ImplItem::Fn(f) = impl_item else { continue };
-        let Some(attr) = markers::take(&mut errors, &mut f.attrs, "step") else { continue };
+        let step = markers::take(&mut errors, &mut f.attrs, "step");
+        let deadline = markers::take(&mut errors, &mut f.attrs, "deadline");
+        let attr = match (step, deadline) {
+            (None, None) => continue,
+            (Some(step), Some(deadline)) => {
+                errors.spanned(
+                    &deadline,
+                    "a method is either a `#[step]` (fired by an event) or a `#[deadline]` (fired by time); keep one",
+                );
+                step
+            }
+            (Some(attr), None) | (None, Some(attr)) => attr,
+        };
         // The framework fixes the signature: `&mut self` even when a step only sends.
         f.attrs.push(syn::parse_quote!(#[allow(clippy::unused_self)]));
-        steps.push(step_fn(&mut errors, f, &attr));
+        steps.push(if attr.path().is_ident("deadline") {
+            deadline_fn(&mut errors, f, &attr)
+        } else {
+            step_fn(&mut errors, f, &attr)
+        });
     }
     validate::saga(&mut errors, &mut steps, &item.self_ty);
     let self_ty = (*item.self_ty).clone();
@@ -131,6 +150,13 @@ pub(crate) struct StepOptions {
     pub(crate) timeout: Option<Arg<Millis>>,
     /// The saga fails after this step and compensates what it sent.
     pub(crate) fail: Option<Arg<Word>>,
+    /// The saga's deadlines (`#[deadline]` methods) this step arms: `arm = remind` or
+    /// `arm = [remind, lost]`.
+    pub(crate) arm: Option<Arg<Types>>,
+    /// The saga's deadlines this step disarms, so they do not fire.
+    pub(crate) disarm: Option<Arg<Types>>,
+    /// On a `#[deadline]` method: how long after a step arms it it fires, like `"14d"`.
+    pub(crate) after: Option<Arg<Millis>>,
 }
 
 /// `tcc(..)`.
@@ -153,8 +179,65 @@ fn step_fn(all: &mut Errors, f: &ImplItemFn, attr: &syn::Attribute) -> StepFn {
     let errors = &mut errors;
     let opts: StepOptions = markers::options(errors, attr, "step");
     validate::options(errors, &opts);
+    if let Some(after) = &opts.after {
+        errors.at(
+            after.span(),
+            "`after` is how long a `#[deadline]` step waits once armed; a `#[step]` fires on its event. Write `#[deadline(after = \"14d\", ..)] fn remind(&mut self)` and arm it with `arm = remind`",
+        );
+    }
     signature(errors, f);
     let event = event_param(errors, f);
+    let timer = None;
+    step_model(all, errors, f, &opts, event, timer)
+}
+
+/// A `#[deadline(after = "14d", ..)]` method: a step fired by time once a step arms it.
+fn deadline_fn(all: &mut Errors, f: &ImplItemFn, attr: &syn::Attribute) -> StepFn {
+    let mut errors = Errors::default();
+    let errors = &mut errors;
+    let opts: StepOptions = markers::options(errors, attr, "deadline");
+    validate::options(errors, &opts);
+    validate::deadline_options(errors, &opts, &f.sig.ident, written(attr, "after"));
+    signature(errors, f);
+    let typed = typed_args(&f.sig);
+    if let Some(extra) = typed.first() {
+        errors.spanned(
+            extra,
+            "a `#[deadline]` step takes only `&mut self`: no event fires it; keep what it needs in the saga's state: `fn remind(&mut self) -> SendReminder`",
+        );
+    }
+    let timer =
+        Some(Timer { name: f.sig.ident.unraw().to_string(), after: opts.after.as_ref().map_or(1, |a| a.value.0) });
+    step_model(all, errors, f, &opts, None, timer)
+}
+
+/// The model of a step or deadline method from its options.
+fn step_model(
+    all: &mut Errors,
+    errors: &mut Errors,
+    f: &ImplItemFn,
+    opts: &StepOptions,
+    event: Option<(Type, bool)>,
+    timer: Option<Timer>,
+) -> StepFn {
+    let names = |errors: &mut Errors, given: &Option<Arg<Types>>| -> Vec<Ident> {
+        let Some(Arg { value, .. }) = given else { return Vec::new() };
+        let list: Vec<&Type> = match value {
+            Types::One(t) => vec![&**t],
+            Types::Many(list) => list.iter().collect(),
+        };
+        list.into_iter()
+            .filter_map(|t| match t {
+                Type::Path(p) if p.qself.is_none() && p.path.get_ident().is_some() => p.path.get_ident().cloned(),
+                other => {
+                    errors.spanned(other, "name the saga's `#[deadline]` method, like `arm = remind`");
+                    None
+                }
+            })
+            .collect()
+    };
+    let arms = names(errors, &opts.arm);
+    let disarms = names(errors, &opts.disarm);
 
     let compensate_one = |o: &StepOptions| match o.compensate.as_ref().map(|a| &a.value) {
         Some(Types::One(k)) => Some((**k).clone()),
@@ -174,7 +257,7 @@ fn step_fn(all: &mut Errors, f: &ImplItemFn, attr: &syn::Attribute) -> StepFn {
             }),
             _ => Sends::Nothing,
         },
-        (Some(c), _, None) => Sends::One { command: c.value.clone(), compensate: compensate_one(&opts) },
+        (Some(c), _, None) => Sends::One { command: c.value.clone(), compensate: compensate_one(opts) },
         (None, Some(list), None) => Sends::All {
             commands: list.clone(),
             compensate: match opts.compensate.as_ref().map(|a| &a.value) {
@@ -218,6 +301,9 @@ fn step_fn(all: &mut Errors, f: &ImplItemFn, attr: &syn::Attribute) -> StepFn {
         tcc_confirm: opts.tcc_confirm.as_ref().map(Arg::span),
         transition,
         codegen: if stub { Codegen::Stub } else { Codegen::Full },
+        arms,
+        disarms,
+        timer,
     }
 }
 
@@ -259,4 +345,11 @@ fn event_param(errors: &mut Errors, f: &ImplItemFn) -> Option<(Type, bool)> {
             None
         }
     }
+}
+
+/// Whether the marker names `key` among its options (even with a malformed value).
+fn written(attr: &syn::Attribute, key: &str) -> bool {
+    use syn::punctuated::Punctuated;
+    attr.parse_args_with(Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated)
+        .is_ok_and(|metas| metas.iter().any(|m| m.path().is_ident(key)))
 }

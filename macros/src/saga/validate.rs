@@ -52,6 +52,35 @@ pub(crate) fn options(errors: &mut Errors, o: &StepOptions) {
     }
 }
 
+/// The options a `#[deadline]` step has: `after`, and what a step sends and where it
+/// takes the saga, but nothing about events or TCC.
+pub(crate) fn deadline_options(errors: &mut Errors, o: &StepOptions, method: &syn::Ident, after_written: bool) {
+    if o.after.is_none() && !after_written {
+        errors.spanned(
+            method,
+            "a `#[deadline]` step needs `after`, how long after a step arms it it fires; write `#[deadline(after = \"14d\", send = SendReminder)]`",
+        );
+    }
+    let about_events = [
+        ("start", o.start.as_ref().map(Arg::span)),
+        ("associate", o.associate.as_ref().map(Arg::span)),
+        ("by_correlation", o.by_correlation.as_ref().map(Arg::span)),
+        ("tcc_begin", o.tcc_begin.as_ref().map(Arg::span)),
+        ("tcc", o.tcc.as_ref().map(|t| t.key.span())),
+        ("tcc_confirm", o.tcc_confirm.as_ref().map(Arg::span)),
+        ("suspend", o.suspend.as_ref().map(Arg::span)),
+        ("timeout", o.timeout.as_ref().map(Arg::span)),
+    ];
+    for (key, span) in about_events {
+        if let Some(span) = span {
+            errors.at(
+                span,
+                format!("`{key}` is not an option of a `#[deadline]` step, which fires by time inside a running saga; it takes `after`, `send`, `compensate`, `send_all`, `complete`, `fail`, `arm` and `disarm`"),
+            );
+        }
+    }
+}
+
 /// `send`, `send_all`, `tcc(..)` and `compensate`.
 fn sends(errors: &mut Errors, o: &StepOptions) {
     if let (Some(_), Some(send_all)) = (&o.send, &o.send_all) {
@@ -131,6 +160,7 @@ pub(crate) fn saga(errors: &mut Errors, steps: &mut [StepFn], self_ty: &syn::Typ
             steps[i].codegen = Codegen::Duplicate;
         }
     }
+    deadline_names(errors, steps);
     if steps.is_empty() {
         errors.spanned(
             self_ty,
@@ -158,6 +188,28 @@ pub(crate) fn saga(errors: &mut Errors, steps: &mut [StepFn], self_ty: &syn::Typ
                 span,
                 format!("`tcc_confirm` confirms the saga's TCC tries, but no step has `{TCC_USAGE}`; add one, or remove `tcc_confirm`"),
             );
+        }
+    }
+}
+
+/// Every name in `arm = ..` and `disarm = ..` is a `#[deadline]` method of the saga.
+fn deadline_names(errors: &mut Errors, steps: &[StepFn]) {
+    let known: Vec<&str> = steps.iter().filter_map(|s| s.timer.as_ref().map(|t| t.name.as_str())).collect();
+    for s in steps {
+        for name in s.arms.iter().chain(&s.disarms) {
+            let name_text = name.to_string();
+            if known.contains(&name_text.as_str()) {
+                continue;
+            }
+            let message = if known.is_empty() {
+                format!(
+                    "this saga has no deadline `{name_text}`; declare it: `#[deadline(after = \"14d\", send = ..)] fn {name_text}(&mut self) -> ..`"
+                )
+            } else {
+                let list = known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+                format!("this saga has no deadline `{name_text}`; its `#[deadline]` methods are {list}")
+            };
+            errors.spanned(name, message);
         }
     }
 }

@@ -53,6 +53,7 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
         saga_options,
         named_commands,
         hand_sagas,
+        hand_saga_deadlines,
         bus,
         read_models,
         outbox,
@@ -178,7 +179,11 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
     let mut sagas: Vec<&SagaRegistration> = collected::<SagaRegistration>();
     sagas.extend(hand_sagas.iter());
     let saga_types = check_sagas(&sagas, &mut problems);
-    if !saga_types.is_empty() && store.is_some() && (saga_store.is_none() || schedule_store.is_none()) {
+    let store_schedule = store.as_ref().and_then(|s| s.clone().schedule());
+    if !saga_types.is_empty()
+        && store.is_some()
+        && (saga_store.is_none() || (schedule_store.is_none() && store_schedule.is_none()))
+    {
         let mut sagas: Vec<&'static str> = saga_types.keys().copied().collect();
         sagas.sort_unstable();
         problems.push(BuildProblem::SagaStateInMemory { sagas });
@@ -192,7 +197,15 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
     // The host's wiring: an outbox for async handlers and sagas, a document store for
     // projections.
     let default_store = store.is_none();
-    let store: Arc<dyn EventStore> = store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+    let (store, saga_store): (Arc<dyn EventStore>, _) = match store {
+        Some(store) => (store, saga_store),
+        None => {
+            // The default store keeps its sagas beside it, their deadlines in its schedule.
+            let memory = MemoryStore::new();
+            let sagas = saga_store.unwrap_or_else(|| Arc::new(memory.saga_store()));
+            (Arc::new(memory), Some(sagas))
+        }
+    };
     let outbox = outbox.or_else(|| store.clone().outbox());
     let asynchronous = !async_handlers.is_empty() || !saga_types.is_empty();
     if asynchronous && outbox.is_none() {
@@ -232,9 +245,14 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
 
     let mut extensions = Extensions::default();
     extensions.insert(Schedules {
-        store: schedule_store.unwrap_or_else(|| Arc::new(MemoryScheduleStore::new())),
+        store: schedule_store
+            .or_else(|| store.clone().schedule())
+            .unwrap_or_else(|| Arc::new(MemoryScheduleStore::new())),
         clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
-        internal: HashMap::from([(DEADLINE_COMMAND, fire_deadline as InternalCommand)]),
+        internal: HashMap::from([
+            (DEADLINE_COMMAND, fire_deadline as InternalCommand),
+            (crate::deadline::AGGREGATE_DEADLINE, crate::deadline::fire_scheduled as InternalCommand),
+        ]),
     });
     if let Some(bus) = bus {
         extensions.insert(bus);
@@ -256,10 +274,16 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
         events: collected::<crate::registry::UndoRegistration>().into_iter().map(|u| (u.event, u)).collect(),
     });
     extensions.insert(health);
+    let mut saga_deadlines: HashMap<&'static str, crate::saga::SagaDeadlineFn> =
+        inventory::iter::<crate::saga::SagaDeadlineRegistration>.into_iter().map(|r| (r.saga, r.fire)).collect();
+    for (saga, fire) in hand_saga_deadlines {
+        saga_deadlines.entry(saga).or_insert(fire);
+    }
     extensions.insert(SagaRuntime {
         store: saga_store.unwrap_or_else(|| Arc::new(MemorySagaStore::new())),
         options: saga_options,
         types: saga_types,
+        deadlines: saga_deadlines,
     });
     middleware.sort_by_key(|m| m.priority());
     Ok(Mediator::from_runtime(Runtime {

@@ -73,6 +73,7 @@ pub struct AppBuilder {
     saga_options: SagaOptions,
     named_commands: Vec<NamedRegistration>,
     hand_sagas: Vec<SagaRegistration>,
+    hand_saga_deadlines: Vec<(&'static str, crate::saga::SagaDeadlineFn)>,
     bus: Option<Arc<dyn crate::broker::Bus>>,
     read_models: Option<Arc<dyn crate::ports::ProjectionStore>>,
     outbox: Option<Arc<dyn crate::ports::Outbox>>,
@@ -261,6 +262,7 @@ impl AppBuilder {
     /// Deliver its events with `Mediator::sagas().handle::<S, E>(..)`.
     pub fn saga<S: crate::saga::Saga>(mut self) -> Self {
         self.hand_sagas.push(SagaRegistration { name: S::NAME, type_name: std::any::type_name::<S>, send: S::send });
+        self.hand_saga_deadlines.push((S::NAME, crate::saga::on_deadline::<S>));
         self
     }
 

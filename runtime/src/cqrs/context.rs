@@ -9,11 +9,12 @@ use crate::context::RequestContext;
 use crate::cqrs::deps::Dep;
 use crate::cqrs::mediator::Mediator;
 use crate::cqrs::message::{AggregateCommand, CommandHandler, QueryHandler};
+use crate::deadline::{Deadlines, FireDeadline, OnDeadline};
 use crate::domain::{Aggregate, CreationPolicy, Handle, new_id};
 use crate::error::{Error, Result};
 use crate::es::Loaded;
 use crate::middleware::Reply;
-use crate::ports::{OutboxMessage, StreamKey};
+use crate::ports::{DeadlineWrite, OutboxMessage, StreamKey};
 use crate::uow::{Pending, Staged, UnitOfWork};
 
 /// What a command handler can reach: its unit of work, nested commands, queries,
@@ -149,35 +150,8 @@ impl CommandContext {
         C: AggregateCommand<Aggregate = A>,
     {
         let key = StreamKey::new(A::TYPE, cmd.aggregate_id().to_string()).with_tenant(self.request.tenant_id.clone());
-        if !self.uow.contains(&key) {
-            let staged = match self.mediator.cache().and_then(|c| c.take::<A>(&key)) {
-                Some(c) => Staged::<A> {
-                    key: key.clone(),
-                    state: c.state,
-                    loaded_version: c.version,
-                    snapshot_version: c.snapshot_version,
-                    from_cache: true,
-                    pending: Vec::new(),
-                },
-                None => {
-                    let loaded = self.mediator.loader().load::<A>(self.mediator.store(), &key).await?;
-                    let (state, loaded_version, snapshot_version) =
-                        loaded.map_or_else(|| (A::default(), 0, 0), |l| (l.state, l.version, l.snapshot_version));
-                    Staged::<A> {
-                        key: key.clone(),
-                        state,
-                        loaded_version,
-                        snapshot_version,
-                        from_cache: false,
-                        pending: Vec::new(),
-                    }
-                }
-            };
-            self.uow.stage(staged)?;
-        }
-        let metadata = self.request.metadata(self.command_id());
-        self.uow.with_staged::<A, _>(&key, |staged| {
-            let version = staged.version();
+        self.stage_aggregate::<A>(&key).await?;
+        self.decide_staged::<A>(&key, |state, version, deadlines| {
             match (<A as Handle<C>>::POLICY, version) {
                 (CreationPolicy::MustExist, 0) => return Err(Error::NotFound { stream: key.to_string() }),
                 (CreationPolicy::Create, v) if v > 0 => {
@@ -185,18 +159,125 @@ impl CommandContext {
                 }
                 _ => {}
             }
-            let events = staged.state.handle(cmd).map_err(|e| {
-                let fields = A::error_fields(&e);
-                Error::Domain(crate::DomainError::with_fields(e, fields))
-            })?;
+            state.decide(cmd, deadlines).map_err(|e| domain_error::<A>(e))
+        })
+    }
+
+    /// Loads the aggregate behind `key` into the unit of work, unless it is staged.
+    async fn stage_aggregate<A: Aggregate>(&mut self, key: &StreamKey) -> Result<()> {
+        if self.uow.contains(key) {
+            return Ok(());
+        }
+        let staged = match self.mediator.cache().and_then(|c| c.take::<A>(key)) {
+            Some(c) => Staged::<A> {
+                key: key.clone(),
+                state: c.state,
+                loaded_version: c.version,
+                snapshot_version: c.snapshot_version,
+                from_cache: true,
+                pending: Vec::new(),
+            },
+            None => {
+                let loaded = self.mediator.loader().load::<A>(self.mediator.store(), key).await?;
+                let (state, loaded_version, snapshot_version) =
+                    loaded.map_or_else(|| (A::default(), 0, 0), |l| (l.state, l.version, l.snapshot_version));
+                Staged::<A> {
+                    key: key.clone(),
+                    state,
+                    loaded_version,
+                    snapshot_version,
+                    from_cache: false,
+                    pending: Vec::new(),
+                }
+            }
+        };
+        self.uow.stage(staged)
+    }
+
+    /// Runs a decision on the staged aggregate behind `key` (its state, its version and
+    /// its deadlines), applies and stages the events it returns, and stages the deadlines
+    /// it scheduled or cancelled.
+    fn decide_staged<A: Aggregate>(
+        &mut self,
+        key: &StreamKey,
+        decide: impl FnOnce(&A, u64, &mut Deadlines<A>) -> Result<Vec<A::Event>>,
+    ) -> Result<()> {
+        let metadata = self.request.metadata(self.command_id());
+        let now = self.mediator.clock().now();
+        let changes = self.uow.with_staged::<A, _>(key, |staged| {
+            let mut deadlines = Deadlines::new(now);
+            let events = decide(&staged.state, staged.version(), &mut deadlines)?;
+            let changes = deadlines.into_changes()?;
             let occurred_at = Utc::now();
             staged.pending.reserve(events.len());
             for event in events {
                 staged.state.apply(&event);
                 staged.pending.push(Pending { event, event_id: new_id(), metadata: metadata.clone(), occurred_at });
             }
-            Ok(())
-        })?
+            Ok::<_, Error>(changes)
+        })??;
+        if !changes.is_empty() {
+            self.uow.add_deadlines(crate::deadline::writes(key, changes, &metadata, now)?)?;
+        }
+        Ok(())
+    }
+
+    /// Fires an aggregate's deadline (see [`mod@crate::deadline`]), kept as a [`Decision`]
+    /// like an aggregate command.
+    pub(crate) async fn execute_deadline<A, P>(&mut self, fired: FireDeadline<A, P>) -> Result<()>
+    where
+        A: OnDeadline<P>,
+        P: Send + Sync + 'static,
+    {
+        let result = self.fire_deadline::<A, P>(&fired).await;
+        if self.keeps_decision && (self.mediator.retries_conflicts() || self.uow.used_cache()) {
+            self.decision = Some(Box::new(DeadlineDecision(fired)));
+        }
+        result
+    }
+
+    /// Removes the deadline in this unit of work (refused if it was cancelled or
+    /// scheduled again meanwhile), then lets the aggregate decide what it causes; an
+    /// aggregate without events causes nothing.
+    async fn fire_deadline<A, P>(&mut self, fired: &FireDeadline<A, P>) -> Result<()>
+    where
+        A: OnDeadline<P>,
+        P: Send + Sync + 'static,
+    {
+        let key = StreamKey::new(A::TYPE, fired.stream_id.clone()).with_tenant(self.request.tenant_id.clone());
+        self.uow.add_deadlines([DeadlineWrite::Fire {
+            tenant_id: key.tenant_id.clone(),
+            id: fired.deadline,
+            scheduled_by: fired.scheduled_by,
+        }])?;
+        self.stage_aggregate::<A>(&key).await?;
+        self.decide_staged::<A>(&key, |state, version, deadlines| {
+            if version == 0 {
+                return Ok(Vec::new());
+            }
+            state.on_deadline(&fired.due, deadlines).map_err(|e| domain_error::<A>(e))
+        })
+    }
+}
+
+/// A domain error of aggregate `A`, with the fields it serializes to.
+fn domain_error<A: Aggregate>(e: A::Error) -> Error {
+    let fields = A::error_fields(&e);
+    Error::Domain(crate::DomainError::with_fields(e, fields))
+}
+
+struct DeadlineDecision<A, P>(FireDeadline<A, P>);
+
+impl<A, P> Decision for DeadlineDecision<A, P>
+where
+    A: OnDeadline<P>,
+    P: Send + Sync + 'static,
+{
+    fn decide<'a>(&'a self, ctx: &'a mut CommandContext) -> BoxFuture<'a, Result<Reply>> {
+        Box::pin(async move {
+            ctx.fire_deadline::<A, P>(&self.0).await?;
+            Ok(Box::new(()) as Reply)
+        })
     }
 }
 

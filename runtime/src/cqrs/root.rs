@@ -233,6 +233,12 @@ impl Root {
             return Ok(());
         };
         batch.tenant_id.clone_from(&request.tenant_id);
+        if !batch.deadlines.is_empty() && rt.store.clone().schedule().is_none() {
+            uow.mark_failed();
+            return Err(Error::store(
+                "this event store keeps no schedule, so it cannot store deadlines (`EventStore::schedule` is `None`)",
+            ));
+        }
         let receipt = if batch.is_empty() {
             CommitReceipt::default()
         } else {

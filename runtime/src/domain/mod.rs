@@ -190,8 +190,22 @@ pub enum CreationPolicy {
 pub trait Handle<C>: Aggregate {
     /// Whether the aggregate must exist, must not, or either.
     const POLICY: CreationPolicy;
-    /// Decides: returns the events the command causes, or a domain error.
+    /// Decides: returns the events the command causes, or a domain error. A method that
+    /// schedules deadlines is called through [`Handle::decide`]; here its deadlines are
+    /// dropped.
     fn handle(&self, cmd: &C) -> Result<Vec<Self::Event>, Self::Error>;
+
+    /// Decides with the aggregate's deadlines at hand (what the runtime calls): the
+    /// deadlines scheduled or cancelled are committed with the events (see
+    /// [`mod@crate::deadline`]). By default, [`Handle::handle`].
+    fn decide(
+        &self,
+        cmd: &C,
+        deadlines: &mut crate::deadline::Deadlines<Self>,
+    ) -> Result<Vec<Self::Event>, Self::Error> {
+        let _ = deadlines;
+        self.handle(cmd)
+    }
 }
 
 /// Serializes `value` to JSON text and checks that the text reads back into `T`.

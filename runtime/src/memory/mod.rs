@@ -26,9 +26,13 @@ use crate::ports::{
 ///
 /// Streams are indexed by key, so reading one stream never scans the others. Cloning
 /// gives another handle to the same data.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryStore {
     inner: Arc<RwLock<Inner>>,
+    /// Where the deadlines of commits go, with the events.
+    schedule: MemoryScheduleStore,
+    /// Saga instances whose deadlines go to the same schedule.
+    sagas: MemorySagaStore,
 }
 
 #[derive(Default)]
@@ -54,10 +58,24 @@ struct OutboxRow {
     claimed_by: Option<String>,
 }
 
+impl Default for MemoryStore {
+    fn default() -> Self {
+        let schedule = MemoryScheduleStore::new();
+        MemoryStore { inner: Arc::default(), sagas: MemorySagaStore::with_schedule(schedule.clone()), schedule }
+    }
+}
+
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Saga instances kept beside this store, their deadlines written into its schedule
+    /// with each save: `App::builder().event_store(store.clone()).saga_store(store.saga_store())`
+    /// (what `App::build` does with its default store).
+    pub fn saga_store(&self) -> MemorySagaStore {
+        self.sagas.clone()
     }
 
     /// Number of events in the store.
@@ -65,25 +83,14 @@ impl MemoryStore {
         self.inner.read().log.len()
     }
 
-    /// Every outbox row, in the order they were committed.
-    pub fn outbox_records(&self) -> Vec<OutboxRecord> {
-        self.inner.read().outbox.iter().map(|r| r.record.clone()).collect()
-    }
-}
-
-#[async_trait]
-impl EventStore for MemoryStore {
-    fn outbox(self: Arc<Self>) -> Option<Arc<dyn Outbox>> {
-        Some(self)
+    /// The schedule the deadlines of its commits are written to (shared: the default
+    /// schedule of an application on this store, see [`EventStore::schedule`]).
+    pub fn schedule_store(&self) -> MemoryScheduleStore {
+        self.schedule.clone()
     }
 
-    fn jobs(self: Arc<Self>) -> Option<Arc<dyn crate::ports::JobStore>> {
-        Some(self)
-    }
-
-    async fn commit(&self, mut batch: CommitBatch) -> Result<CommitReceipt> {
-        batch.check()?;
-        let mut inner = self.inner.write();
+    /// Checks a batch's expectations, then writes it (all or nothing).
+    fn write(inner: &mut Inner, mut batch: CommitBatch) -> Result<CommitReceipt> {
         // Check every expectation before writing anything: all or nothing.
         // A command already committed under its key is refused first: what it would
         // conflict with is its own earlier commit.
@@ -156,6 +163,33 @@ impl EventStore for MemoryStore {
             inner.jobs.insert(job.id, jobs::pending(job));
         }
         Ok(CommitReceipt { positions, commit: None })
+    }
+
+    /// Every outbox row, in the order they were committed.
+    pub fn outbox_records(&self) -> Vec<OutboxRecord> {
+        self.inner.read().outbox.iter().map(|r| r.record.clone()).collect()
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    fn outbox(self: Arc<Self>) -> Option<Arc<dyn Outbox>> {
+        Some(self)
+    }
+
+    fn schedule(self: Arc<Self>) -> Option<Arc<dyn crate::ports::ScheduleStore>> {
+        Some(Arc::new(self.schedule.clone()))
+    }
+
+    fn jobs(self: Arc<Self>) -> Option<Arc<dyn crate::ports::JobStore>> {
+        Some(self)
+    }
+
+    async fn commit(&self, mut batch: CommitBatch) -> Result<CommitReceipt> {
+        batch.check()?;
+        let deadlines = std::mem::take(&mut batch.deadlines);
+        let mut inner = self.inner.write();
+        self.schedule.commit_with(&deadlines, || Self::write(&mut inner, batch))
     }
 
     async fn read_stream(&self, stream: &StreamKey, after_version: u64) -> Result<EventStream<'static>> {

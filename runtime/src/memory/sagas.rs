@@ -10,14 +10,16 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::ports::{
-    Clock, SagaFilter, SagaKey, SagaRecord, SagaStore, ScheduleStore, ScheduledCommand, TenantScope, async_trait,
-    check_tenant,
+    Clock, DeadlineWrite, SagaFilter, SagaKey, SagaRecord, SagaStore, ScheduleStore, ScheduledCommand, TenantScope,
+    async_trait, check_tenant,
 };
 
 /// Saga instances in memory. Cheap to clone; clones share the instances.
 #[derive(Clone, Default)]
 pub struct MemorySagaStore {
     rows: Arc<RwLock<HashMap<SagaKey, SagaRecord>>>,
+    /// The schedule its saves write saga deadlines into, atomically, if any.
+    schedule: Option<MemoryScheduleStore>,
 }
 
 impl MemorySagaStore {
@@ -25,15 +27,14 @@ impl MemorySagaStore {
     pub fn new() -> Self {
         Self::default()
     }
-}
 
-#[async_trait]
-impl SagaStore for MemorySagaStore {
-    async fn load(&self, key: &SagaKey) -> Result<Option<SagaRecord>> {
-        Ok(self.rows.read().get(key).cloned())
+    /// An empty store whose saves write the saga's deadlines into `schedule` with the
+    /// instance, atomically ([`SagaStore::save_with_deadlines`]).
+    pub fn with_schedule(schedule: MemoryScheduleStore) -> Self {
+        MemorySagaStore { rows: Arc::default(), schedule: Some(schedule) }
     }
 
-    async fn save(&self, record: &SagaRecord, expected_version: u64) -> Result<()> {
+    fn save_now(&self, record: &SagaRecord, expected_version: u64) -> Result<()> {
         let mut rows = self.rows.write();
         let actual = rows.get(&record.key).map_or(0, |r| r.version);
         if actual != expected_version {
@@ -47,6 +48,29 @@ impl SagaStore for MemorySagaStore {
         record.updated_at = to_ms_precision(record.updated_at);
         rows.insert(record.key.clone(), record);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl SagaStore for MemorySagaStore {
+    async fn load(&self, key: &SagaKey) -> Result<Option<SagaRecord>> {
+        Ok(self.rows.read().get(key).cloned())
+    }
+
+    async fn save(&self, record: &SagaRecord, expected_version: u64) -> Result<()> {
+        self.save_now(record, expected_version)
+    }
+
+    async fn save_with_deadlines(
+        &self,
+        record: &SagaRecord,
+        expected_version: u64,
+        deadlines: &[DeadlineWrite],
+    ) -> Result<bool> {
+        let Some(schedule) = &self.schedule else { return Ok(false) };
+        deadlines.iter().try_for_each(|d| check_tenant(d.tenant_id()))?;
+        schedule.commit_with(deadlines, || self.save_now(record, expected_version))?;
+        Ok(true)
     }
 
     async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<SagaKey>> {
@@ -84,6 +108,40 @@ impl MemoryScheduleStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Applies the deadlines of a commit, in order, all or none: a
+    /// [`DeadlineWrite::Fire`] whose command is gone or was scheduled again refuses them
+    /// all with [`Error::Conflict`]. `write` runs between the checks and the writes, with
+    /// the schedule locked (the rest of the commit, so that both land together).
+    pub(crate) fn commit_with<R>(&self, writes: &[DeadlineWrite], write: impl FnOnce() -> Result<R>) -> Result<R> {
+        let mut rows = self.rows.lock();
+        for w in writes {
+            if let DeadlineWrite::Fire { tenant_id, id, scheduled_by } = w {
+                let live = rows
+                    .get(&(tenant_id.clone(), *id))
+                    .is_some_and(|r| r.command.metadata.causation_id == *scheduled_by);
+                if !live {
+                    return Err(w.fire_conflict());
+                }
+            }
+        }
+        let out = write()?;
+        for w in writes {
+            match w {
+                DeadlineWrite::Schedule(command) => {
+                    let mut command = command.clone();
+                    command.due_at = to_ms_precision(command.due_at);
+                    command.created_at = to_ms_precision(command.created_at);
+                    let key = (command.metadata.tenant_id.clone(), command.id);
+                    rows.insert(key, Row { command, claimed_until: None, dead: false });
+                }
+                DeadlineWrite::Cancel { tenant_id, id } | DeadlineWrite::Fire { tenant_id, id, .. } => {
+                    rows.remove(&(tenant_id.clone(), *id));
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -182,6 +182,58 @@ pub struct CommitBatch {
     /// undid (or redid) the event: an entry already logged refuses the whole batch with
     /// [`crate::undo::UndoError::AlreadyUndone`] (or `AlreadyRedone`).
     pub undo_log: Vec<UndoLogEntry>,
+    /// Deadlines scheduled, cancelled or fired by the batch's aggregates, written into
+    /// the store's schedule ([`EventStore::schedule`]) in the same transaction, in order.
+    pub deadlines: Vec<DeadlineWrite>,
+}
+
+/// A change to the schedule committed with a [`CommitBatch`]: how an aggregate's
+/// deadlines are kept in its unit of work (see [`mod@crate::deadline`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeadlineWrite {
+    /// Stores a scheduled command, replacing one with the same id in its tenant.
+    Schedule(ScheduledCommand),
+    /// Removes the scheduled command of `tenant_id` with this id, if there is one.
+    Cancel {
+        /// Its tenant.
+        tenant_id: Option<String>,
+        /// Its id.
+        id: Uuid,
+    },
+    /// Removes the scheduled command being fired. When it is no longer there as
+    /// `scheduled_by` left it (cancelled, fired elsewhere, or scheduled again by another
+    /// command), the batch is refused with [`crate::Error::Conflict`] and writes nothing.
+    Fire {
+        /// Its tenant.
+        tenant_id: Option<String>,
+        /// Its id.
+        id: Uuid,
+        /// The causation id it was stored with: the command that scheduled it.
+        scheduled_by: Option<Uuid>,
+    },
+}
+
+impl DeadlineWrite {
+    /// The tenant of the scheduled command it writes.
+    pub fn tenant_id(&self) -> Option<&str> {
+        match self {
+            DeadlineWrite::Schedule(c) => c.metadata.tenant_id.as_deref(),
+            DeadlineWrite::Cancel { tenant_id, .. } | DeadlineWrite::Fire { tenant_id, .. } => tenant_id.as_deref(),
+        }
+    }
+
+    /// The id of the scheduled command it writes.
+    pub fn id(&self) -> Uuid {
+        match self {
+            DeadlineWrite::Schedule(c) => c.id,
+            DeadlineWrite::Cancel { id, .. } | DeadlineWrite::Fire { id, .. } => *id,
+        }
+    }
+
+    /// The conflict a [`DeadlineWrite::Fire`] meets when its command is gone or replaced.
+    pub fn fire_conflict(&self) -> crate::Error {
+        crate::Error::Conflict { stream: format!("deadline {}", self.id()), expected: 1, actual: 0 }
+    }
 }
 
 impl CommitBatch {
@@ -193,6 +245,7 @@ impl CommitBatch {
             && self.jobs.is_empty()
             && self.idempotency_key.is_none()
             && self.undo_log.is_empty()
+            && self.deadlines.is_empty()
     }
 
     /// Refuses an empty tenant id anywhere in the batch (every store calls it first).
@@ -201,7 +254,8 @@ impl CommitBatch {
         self.appends.iter().try_for_each(|a| a.stream.check())?;
         self.jobs.iter().try_for_each(|j| check_tenant(j.metadata.tenant_id.as_deref()))?;
         self.states.iter().try_for_each(|s| s.stream.check())?;
-        self.undo_log.iter().try_for_each(|u| u.stream.check())
+        self.undo_log.iter().try_for_each(|u| u.stream.check())?;
+        self.deadlines.iter().try_for_each(|d| check_tenant(d.tenant_id()))
     }
 
     /// Number of events in the batch.
@@ -289,6 +343,14 @@ pub trait EventStore: Send + Sync + 'static {
     /// does): where [`crate::jobs`] are enqueued, claimed and reported on. With `None`,
     /// enqueueing a job fails ([`crate::Error::NotWired`]).
     fn jobs(self: Arc<Self>) -> Option<Arc<dyn JobStore>> {
+        None
+    }
+
+    /// The schedule this store writes the [`CommitBatch::deadlines`] of a commit into, in
+    /// the same transaction, when it keeps one (every store of cqrs-ddd does): the
+    /// default schedule of an application built on it. A store without one refuses a
+    /// batch with deadlines.
+    fn schedule(self: Arc<Self>) -> Option<Arc<dyn ScheduleStore>> {
         None
     }
 

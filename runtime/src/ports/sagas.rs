@@ -152,6 +152,21 @@ pub trait SagaStore: Send + Sync + 'static {
     /// Writes `record` if the stored instance is at `expected_version` (0: there is none
     /// yet), else fails with [`Error::Conflict`]. `record.version` is `expected_version + 1`.
     async fn save(&self, record: &SagaRecord, expected_version: u64) -> Result<()>;
+    /// Saves `record` like [`SagaStore::save`] and writes `deadlines` into the schedule
+    /// in the same transaction, when this store keeps the schedule too (the SQL stores,
+    /// and [`crate::MemoryStore::saga_store`]): `Ok(true)`. `Ok(false)` (the default),
+    /// having written nothing, when it does not: the saga runtime then schedules through
+    /// the schedule store before saving and cancels after, and a fired deadline the
+    /// saved instance does not know is ignored.
+    async fn save_with_deadlines(
+        &self,
+        record: &SagaRecord,
+        expected_version: u64,
+        deadlines: &[super::DeadlineWrite],
+    ) -> Result<bool> {
+        let _ = (record, expected_version, deadlines);
+        Ok(false)
+    }
     /// Up to `limit` instances whose `wake_at` is at or before `now`, earliest first.
     async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<SagaKey>>;
     /// The instances `filter` selects, oldest first.

@@ -14,7 +14,7 @@ use crate::cqrs::Mediator;
 use crate::domain::{Envelope, Event, Metadata};
 use crate::error::{Error, Result};
 use crate::memory::MemorySagaStore;
-use crate::ports::{SagaFilter, SagaKey, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand};
+use crate::ports::{DeadlineWrite, SagaFilter, SagaKey, SagaStatus, SagaStore, ScheduleStore, ScheduledCommand};
 use crate::saga::instance::{Deadline, Effects, SagaCommand, SagaInstance};
 use crate::saga::{Saga, SagaHandles};
 use crate::scheduling::Schedules;
@@ -79,6 +79,8 @@ pub(crate) struct SagaRuntime {
     pub(crate) store: Arc<dyn SagaStore>,
     pub(crate) options: SagaOptions,
     pub(crate) types: HashMap<&'static str, SagaSendFn>,
+    /// How each saga type fires its own deadlines (`#[deadline]` steps).
+    pub(crate) deadlines: HashMap<&'static str, crate::saga::SagaDeadlineFn>,
 }
 
 impl SagaRuntime {
@@ -91,6 +93,7 @@ impl SagaRuntime {
                 store: Arc::new(MemorySagaStore::new()),
                 options: SagaOptions::default(),
                 types: HashMap::new(),
+                deadlines: HashMap::new(),
             })
         })
     }
@@ -105,8 +108,14 @@ impl Mediator {
 
 /// Fires a saga deadline the scheduler found due (installed by `App::build` as the
 /// handler of [`DEADLINE_COMMAND`]).
-pub(crate) fn fire_deadline<'a>(mediator: &'a Mediator, payload: &'a str) -> BoxFuture<'a, Result<()>> {
-    Box::pin(async move { mediator.sagas().fire_deadline(payload).await })
+pub(crate) fn fire_deadline<'a>(
+    mediator: &'a Mediator,
+    cmd: &'a ScheduledCommand,
+) -> BoxFuture<'a, Result<crate::scheduling::Completion>> {
+    Box::pin(async move {
+        mediator.sagas().fire_deadline(&cmd.payload).await?;
+        Ok(crate::scheduling::Completion::Done)
+    })
 }
 
 /// Manages saga instances: event routing, sending, deadlines and manual control.
@@ -226,8 +235,26 @@ impl SagaManager {
         }
     }
 
-    async fn save(&self, inst: &mut SagaInstance, fx: Effects, now: DateTime<Utc>) -> Result<()> {
+    /// Saves the instance with the deadlines its transition scheduled and cancelled: in
+    /// one transaction when the saga store keeps the schedule too
+    /// ([`SagaStore::save_with_deadlines`]); else scheduled before the save and cancelled
+    /// after it (a deadline the saved instance does not know is ignored when it fires).
+    async fn save(&self, inst: &mut SagaInstance, mut fx: Effects, now: DateTime<Utc>) -> Result<()> {
+        inst.end_timers(&mut fx);
         let rt = self.rt();
+        if !fx.schedule.is_empty() || !fx.cancel.is_empty() {
+            let tenant = &inst.key().tenant_id;
+            let mut writes = Vec::with_capacity(fx.schedule.len() + fx.cancel.len());
+            for d in &fx.schedule {
+                writes.push(DeadlineWrite::Schedule(deadline_command(d, now)?));
+            }
+            writes.extend(fx.cancel.iter().map(|id| DeadlineWrite::Cancel { tenant_id: tenant.clone(), id: *id }));
+            let record = inst.to_record(now)?;
+            if rt.store.save_with_deadlines(&record, inst.version(), &writes).await? {
+                inst.saved(now);
+                return Ok(());
+            }
+        }
         for d in &fx.schedule {
             self.schedule().schedule(&deadline_command(d, now)?).await?;
         }
@@ -336,10 +363,24 @@ impl SagaManager {
             event_type: DEADLINE_COMMAND.to_owned(),
             source,
         })?;
+        let fire = self.rt().deadlines.get(d.key.saga_type.as_str()).copied();
         let fired = self
-            .update(&d.key, |found, _, _| {
+            .update(&d.key, |found, now, grace| {
                 let Some(mut inst) = found else { return Ok(None) };
                 let mut fx = Effects::default();
+                if let Some(name) = inst.take_timer(d.id) {
+                    // A deadline of the saga itself: its step runs like an event's.
+                    let step = match fire {
+                        Some(fire) => fire(&mut inst, &name)?,
+                        None => None,
+                    };
+                    let Some(step) = step else {
+                        tracing::error!(saga = %d.key, deadline = %name, "the saga has no deadline of this name (renamed or removed); dropped");
+                        return Ok(Some((inst, fx)));
+                    };
+                    let fx = inst.apply_step(step, d.id, now, grace);
+                    return Ok(Some((inst, fx)));
+                }
                 Ok(inst.deadline(d.id, &mut fx).then_some((inst, fx)))
             })
             .await?;

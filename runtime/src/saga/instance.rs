@@ -107,8 +107,18 @@ pub(crate) struct SuspendTimeout {
     pub(crate) at: DateTime<Utc>,
 }
 
+/// A deadline of the saga itself (`#[deadline]` steps), armed by a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Timer {
+    pub(crate) name: String,
+    pub(crate) id: Uuid,
+    pub(crate) at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Body {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    timers: Vec<Timer>,
     state: serde_json::Value,
     correlation_id: Option<Uuid>,
     processed: Vec<Uuid>,
@@ -260,6 +270,44 @@ impl SagaInstance {
         self.body.timeout.as_ref().map(|t| t.at)
     }
 
+    /// The saga's armed deadlines (`#[deadline]` steps) by name, with when each fires.
+    pub fn deadlines(&self) -> Vec<(&str, DateTime<Utc>)> {
+        self.body.timers.iter().map(|t| (t.name.as_str(), t.at)).collect()
+    }
+
+    /// Takes the armed deadline `id` off the instance when it may still fire (the
+    /// instance takes events): its name.
+    pub(crate) fn take_timer(&mut self, id: Uuid) -> Option<String> {
+        if !self.accepts_events() {
+            return None;
+        }
+        let i = self.body.timers.iter().position(|t| t.id == id)?;
+        Some(self.body.timers.remove(i).name)
+    }
+
+    /// Cancels every armed deadline once the instance no longer takes events
+    /// (completed, compensating, compensated, failed).
+    pub(crate) fn end_timers(&mut self, fx: &mut Effects) {
+        if !self.accepts_events() {
+            fx.cancel.extend(self.body.timers.drain(..).map(|t| t.id));
+        }
+    }
+
+    /// Disarms, then arms, the deadlines a step names.
+    fn arm(&mut self, step: &Step, now: DateTime<Utc>, fx: &mut Effects) {
+        let names = step.disarms.iter().copied().chain(step.arms.iter().map(|(name, _)| *name));
+        for name in names {
+            if let Some(i) = self.body.timers.iter().position(|t| t.name == name) {
+                fx.cancel.push(self.body.timers.remove(i).id);
+            }
+        }
+        for (name, after) in &step.arms {
+            let (id, at) = (new_id(), crate::ports::after(now, *after));
+            self.body.timers.push(Timer { name: (*name).to_owned(), id, at });
+            fx.schedule.push(Deadline { key: self.key.clone(), id, at });
+        }
+    }
+
     /// Whether the event was already processed.
     pub fn has_processed(&self, event_id: Uuid) -> bool {
         self.body.processed.contains(&event_id)
@@ -337,6 +385,7 @@ impl SagaInstance {
             self.fail(format!("step `{}` could not plan its commands: {e}", step.name), &mut fx);
             return fx;
         }
+        self.arm(&step, now, &mut fx);
         if step.tcc_begin {
             self.body.tcc_open = true;
         }
@@ -404,6 +453,7 @@ impl SagaInstance {
         if let Some(t) = self.body.timeout.take() {
             fx.cancel.push(t.id);
         }
+        fx.cancel.extend(self.body.timers.drain(..).map(|t| t.id));
         let undo = std::mem::take(&mut self.body.undo);
         for entry in undo.into_iter().rev() {
             fx.cancel.extend(entry.deadline_id);

@@ -77,6 +77,69 @@
 //! | `tcc_confirm` | | confirms every try so far, in order |
 //! | `complete` / `fail` | (`()` for `fail`) | complete once sent / fail and compensate |
 //! | `suspend`, `timeout = "1h"` | | wait for the next event; past the timeout, fail and compensate |
+//! | `arm = remind` / `arm = [remind, lost]` | | arm the saga's deadlines (below), replacing one already armed |
+//! | `disarm = remind` / `disarm = [..]` | | disarm them: they will not fire |
+//!
+//! # Deadlines: steps fired by time
+//!
+//! A `#[deadline(after = "14d", ..)]` method is a step that no event fires: a step arms
+//! it (`arm = remind`), and unless a later step disarms it (`disarm = remind`) it fires
+//! `after` later, with the same `send`, `compensate`, `send_all`, `complete`, `fail`,
+//! `arm` and `disarm` options as an event's step. It takes only `&mut self`:
+//!
+//! ```rust,standalone_crate
+//! # use cqrs_ddd::prelude::*;
+//! # use cqrs_ddd::ports::SagaStatus;
+//! # use cqrs_ddd::testing::SagaFixture;
+//! # #[event] #[derive(Debug, Clone, Serialize, Deserialize)] pub struct BookLent { pub loan: String }
+//! # #[event] #[derive(Debug, Clone, Serialize, Deserialize)] pub struct BookReturned { pub loan: String }
+//! # #[command] #[derive(Debug, Clone, Serialize, Deserialize)] pub struct SendReminder { pub loan: String }
+//! # #[command] #[derive(Debug, Clone, Serialize, Deserialize)] pub struct DeclareLost { pub loan: String }
+//! # #[command_handler] async fn remind(_c: SendReminder) -> Result<()> { Ok(()) }
+//! # #[command_handler] async fn lose(_c: DeclareLost) -> Result<()> { Ok(()) }
+//! #[saga(name = "loan", associate = loan)]
+//! #[derive(Debug, Default, Serialize, Deserialize)]
+//! pub struct LoanWatch { loan: String }
+//!
+//! #[saga]
+//! impl LoanWatch {
+//!     #[step(start, arm = [remind, lost])]
+//!     fn lent(&mut self, e: &BookLent) { self.loan = e.loan.clone() }
+//!
+//!     #[step(disarm = [remind, lost], complete)]
+//!     fn returned(&mut self, _e: &BookReturned) {}
+//!
+//!     #[deadline(after = "14d", send = SendReminder)]
+//!     fn remind(&mut self) -> SendReminder { SendReminder { loan: self.loan.clone() } }
+//!
+//!     #[deadline(after = "30d", send = DeclareLost, complete)]
+//!     fn lost(&mut self) -> DeclareLost { DeclareLost { loan: self.loan.clone() } }
+//! }
+//!
+//! let mut saga = SagaFixture::<LoanWatch>::new();
+//! saga.when(BookLent { loan: "l1".into() });
+//! saga.advance(std::time::Duration::from_secs(14 * 86_400)).then_sends(&["SendReminder"]);
+//! saga.advance(std::time::Duration::from_secs(16 * 86_400))
+//!     .then_sends(&["DeclareLost"])
+//!     .then_status(SagaStatus::Completed);
+//! ```
+//!
+//! - An instance has at most one deadline of each name; arming it again replaces it.
+//!   Every armed deadline is cancelled when the instance completes, fails or starts
+//!   compensating.
+//! - The deadlines are saved with the instance, in the same transaction, when the saga
+//!   store keeps the schedule too ([`crate::ports::SagaStore::save_with_deadlines`]: the
+//!   SQL stores, and [`crate::MemoryStore::saga_store`], which the default application
+//!   uses). A conflicting save arms nothing. With another saga store they are scheduled
+//!   before the save and cancelled after it; a deadline the saved instance does not know
+//!   is ignored when it fires, since the instance is what says a deadline is armed.
+//! - A fired deadline is processed once: its id joins the instance's processed events.
+//! - Arming or disarming a name the saga has no `#[deadline]` method of, a deadline
+//!   without `after` or with a malformed one (`"14d"`, `"30m"`, `"10s"`, `"500ms"`),
+//!   event options on a deadline (`start`, `associate`, `suspend`, `tcc..`) and a
+//!   deadline sending a command without a handler are compile errors.
+//!
+//! Aggregates have deadlines of their own ([`mod@crate::deadline`]).
 //!
 //! Options that make no sense together (`send` with `send_all`, `suspend` with
 //! `complete`, a `timeout` without `suspend`, two steps for one event, a TCC try with
@@ -108,8 +171,8 @@
 //!   [`SagaOptions::max_retries`]. Failing sends the compensation stack last-first and
 //!   ends compensated; a failing compensation leaves the saga failed with the error
 //!   recorded, and so does failing with nothing to compensate.
-//! - Suspension timeouts and TCC deadlines are scheduled commands (see
-//!   [`crate::scheduling`]), fired by [`SagaRecovery`] (or a `Scheduler`).
+//! - Suspension timeouts, TCC deadlines and `#[deadline]` steps are scheduled commands
+//!   (see [`crate::scheduling`]), fired by [`SagaRecovery`] (or a `Scheduler`).
 //! - [`SagaManager`] (`mediator.sagas()`) reads instances, lists active ones, retries a
 //!   stuck one and forces compensation.
 
@@ -147,6 +210,52 @@ pub trait Saga: Default + Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Sends one of the commands this saga plans (found by its stored name) through the
     /// mediator, at most once per command id.
     fn send<'a>(mediator: &'a Mediator, command: &'a SagaCommand, metadata: Metadata) -> BoxFuture<'a, Result<()>>;
+
+    /// The step of the saga's deadline `name`, fired after a step armed it
+    /// ([`Step::arm`]); `None` for a name the saga has no deadline of. `#[saga]` answers
+    /// from its `#[deadline]` methods through their registration instead; a saga written
+    /// by hand and registered with `AppBuilder::saga` implements this.
+    fn on_deadline(&mut self, name: &str) -> Option<Step> {
+        let _ = name;
+        None
+    }
+}
+
+/// The erased step of a saga's deadline: updates the instance's state and returns the
+/// step, or `None` for a name the saga has no deadline of.
+pub type SagaDeadlineFn = fn(&mut SagaInstance, &str) -> Result<Option<Step>>;
+
+/// How a saga type's deadlines fire (registered by `#[saga]` for its `#[deadline]`
+/// methods, and by `AppBuilder::saga`).
+pub struct SagaDeadlineRegistration {
+    /// The saga's stored name.
+    pub saga: &'static str,
+    /// Fires a deadline by name.
+    pub fire: SagaDeadlineFn,
+}
+
+inventory::collect!(SagaDeadlineRegistration);
+
+/// Runs `fire` (the step of a deadline) on the state of `instance`.
+pub fn run_deadline<S: Saga>(
+    instance: &mut SagaInstance,
+    name: &str,
+    fire: impl FnOnce(&mut S, &str) -> Option<Step>,
+) -> Result<Option<Step>> {
+    let mut state: S = instance.state()?;
+    let step = fire(&mut state, name);
+    instance.set_state(&state)?;
+    Ok(step)
+}
+
+/// [`SagaDeadlineFn`] through [`Saga::on_deadline`].
+pub fn on_deadline<S: Saga>(instance: &mut SagaInstance, name: &str) -> Result<Option<Step>> {
+    run_deadline::<S>(instance, name, S::on_deadline)
+}
+
+/// How the saga type `saga` fires its deadlines, if it has any.
+pub(crate) fn deadline_fn(saga: &str) -> Option<SagaDeadlineFn> {
+    inventory::iter::<SagaDeadlineRegistration>.into_iter().find(|r| r.saga == saga).map(|r| r.fire)
 }
 
 /// A saga's reaction to events of type `E`. Implemented by `#[saga]`, one per `#[step]`.

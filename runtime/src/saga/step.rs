@@ -58,6 +58,11 @@ pub struct Step {
     pub(crate) tcc_confirm: bool,
     pub(crate) transition: Transition,
     pub(crate) error: Option<Error>,
+    /// Deadlines of the saga armed by this step: each fires its `#[deadline]` step
+    /// after its delay, unless disarmed first.
+    pub(crate) arms: Vec<(&'static str, Duration)>,
+    /// Deadlines of the saga this step disarms (cancels).
+    pub(crate) disarms: Vec<&'static str>,
 }
 
 impl Step {
@@ -71,7 +76,22 @@ impl Step {
             tcc_confirm: false,
             transition: Transition::Continue,
             error: None,
+            arms: Vec::new(),
+            disarms: Vec::new(),
         }
+    }
+
+    /// Arms the saga's deadline `name` to fire `after` from now ([`crate::saga::Saga::on_deadline`]
+    /// runs then), replacing it if it is armed already.
+    pub fn arm(mut self, name: &'static str, after: Duration) -> Self {
+        self.arms.push((name, after));
+        self
+    }
+
+    /// Disarms the saga's deadline `name`, if it is armed: it will not fire.
+    pub fn disarm(mut self, name: &'static str) -> Self {
+        self.disarms.push(name);
+        self
     }
 
     fn plan<C: CommandHandler + Serialize>(&mut self, cmd: &C) -> Option<PlannedCommand> {

@@ -8,8 +8,10 @@
 //! applied twice; scheduling the same id again is a new command), deletes it on
 //! success, and
 //! on failure retries it with exponential backoff until it is dead after
-//! [`SchedulerOptions::max_attempts`]. Saga timeouts and TCC deadlines are scheduled
-//! here too.
+//! [`SchedulerOptions::max_attempts`]. Saga timeouts, TCC deadlines and the deadlines
+//! of sagas and aggregates ([`mod@crate::deadline`]) are scheduled here too: the runtime
+//! fires those itself rather than by name. An aggregate's deadline is written with the
+//! events of the command that scheduled it, and removed in the commit of its firing.
 //!
 //! A due command is sent by its stored name ([`Mediator::dispatch_by_name`]): any
 //! process whose program has the `#[command]` type sends it, whether or not it ever
@@ -38,9 +40,20 @@ use crate::memory::MemoryScheduleStore;
 use crate::ports::{Clock, ScheduleStore, ScheduledCommand, SystemClock};
 use crate::worker::{Pace, Supervisor, WorkerHealth};
 
-/// A scheduled command the runtime sends itself rather than by name (a saga deadline):
-/// handed its stored payload.
-pub(crate) type InternalCommand = for<'a> fn(&'a Mediator, &'a str) -> BoxFuture<'a, Result<()>>;
+/// A scheduled command the runtime sends itself rather than by name (a saga or an
+/// aggregate deadline): handed the stored command.
+pub(crate) type InternalCommand = for<'a> fn(&'a Mediator, &'a ScheduledCommand) -> BoxFuture<'a, Result<Completion>>;
+
+/// What is left to do with a scheduled command the runtime handled itself.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// Handled: the scheduler deletes it.
+    Done,
+    /// Handled, and already removed in the handler's own commit (an aggregate deadline):
+    /// the scheduler leaves the schedule alone (the id may be scheduled again already).
+    Removed,
+}
 
 /// The schedule the application installs into the mediator: where scheduled commands
 /// wait, the clock that says when they are due, and the commands the runtime handles
@@ -242,7 +255,8 @@ impl Scheduler {
         let mut report = SchedulerReport::default();
         for cmd in claimed {
             match self.send(&cmd).await {
-                Ok(()) | Err(Error::AlreadyProcessed { .. }) => {
+                Ok(Completion::Removed) => report.sent += 1,
+                Ok(Completion::Done) | Err(Error::AlreadyProcessed { .. }) => {
                     store.complete(cmd.metadata.tenant_id.as_deref(), cmd.id).await?;
                     report.sent += 1;
                 }
@@ -271,15 +285,16 @@ impl Scheduler {
         Ok(report)
     }
 
-    /// Hands a command the runtime sends itself (a saga deadline) to its handler, or
+    /// Hands a command the runtime sends itself (a deadline) to its handler, or
     /// sends the command by its stored name.
-    async fn send(&self, cmd: &ScheduledCommand) -> Result<()> {
+    async fn send(&self, cmd: &ScheduledCommand) -> Result<Completion> {
         if let Some(internal) = Schedules::of(&self.mediator).internal.get(cmd.command_type.as_str()) {
-            return internal(&self.mediator, &cmd.payload).await;
+            return internal(&self.mediator, cmd).await;
         }
         let key = idempotency_key(cmd);
         let metadata = Some(cmd.metadata.clone());
-        self.mediator.dispatch_by_name_idempotent(&cmd.command_type, &cmd.payload, key, metadata).await.map(drop)
+        self.mediator.dispatch_by_name_idempotent(&cmd.command_type, &cmd.payload, key, metadata).await?;
+        Ok(Completion::Done)
     }
 
     /// Runs rounds until `shutdown` resolves; a round that found work is followed at

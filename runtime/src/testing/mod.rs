@@ -183,7 +183,8 @@ impl<S: Saga> SagaFixture<S> {
             let mut state: S = inst.state().expect("the saga state deserializes");
             let step = state.on_event(event);
             inst.set_state(&state).expect("the saga state serializes");
-            let fx = inst.apply_step(step, event.header.event_id, self.now, Duration::ZERO);
+            let mut fx = inst.apply_step(step, event.header.event_id, self.now, Duration::ZERO);
+            inst.end_timers(&mut fx);
             self.effects(fx);
         }
         self.instance = Some(inst);
@@ -198,15 +199,56 @@ impl<S: Saga> SagaFixture<S> {
         let (due, later): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.deadlines).into_iter().partition(|d| d.at <= self.now);
         self.deadlines = later;
+        let mut due = due;
+        due.sort_by_key(|d| d.at);
         for d in due {
-            if let Some(inst) = self.instance.as_mut() {
-                let mut fx = Effects::default();
-                if inst.deadline(d.id, &mut fx) {
-                    self.effects(fx);
-                }
+            let now = self.now;
+            let Some(inst) = self.instance.as_mut() else { continue };
+            let mut fx = Effects::default();
+            if let Some(name) = inst.take_timer(d.id) {
+                let fire = crate::saga::deadline_fn(S::NAME).unwrap_or(crate::saga::on_deadline::<S>);
+                let step = fire(inst, &name).expect("the saga state round-trips");
+                let step = step.unwrap_or_else(|| panic!("saga `{}` has no deadline `{name}`", S::NAME));
+                let mut fx = inst.apply_step(step, d.id, now, Duration::ZERO);
+                inst.end_timers(&mut fx);
+                self.effects(fx);
+                // Its commands go out before the next deadline fires.
+                self.send_all();
+            } else if inst.deadline(d.id, &mut fx) {
+                self.effects(fx);
             }
         }
         self.send_all();
+        self
+    }
+
+    /// Moves time forward to `to` (see [`SagaFixture::advance`]).
+    pub fn advance_to(&mut self, to: DateTime<Utc>) -> &mut Self {
+        let by = (to - self.now).to_std().unwrap_or_default();
+        self.advance(by)
+    }
+
+    /// The fixture's time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// Asserts that the saga's deadline `name` is armed, and returns when it fires.
+    #[track_caller]
+    pub fn then_deadline_armed(&self, name: &str) -> DateTime<Utc> {
+        let armed = self.instance.as_ref().map(SagaInstance::deadlines).unwrap_or_default();
+        armed
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or_else(|| panic!("deadline `{name}` is not armed; armed: {armed:?}"), |(_, at)| *at)
+    }
+
+    /// Asserts that the saga's deadline `name` is not armed (never was, fired, or was
+    /// disarmed).
+    #[track_caller]
+    pub fn then_deadline_not_armed(&self, name: &str) -> &Self {
+        let armed = self.instance.as_ref().map(SagaInstance::deadlines).unwrap_or_default();
+        assert!(armed.iter().all(|(n, _)| *n != name), "deadline `{name}` is armed: {armed:?}");
         self
     }
 
@@ -233,6 +275,7 @@ impl<S: Saga> SagaFixture<S> {
                 }
             }
             inst.settle();
+            inst.end_timers(&mut fx);
             self.effects(fx);
         }
     }

@@ -22,8 +22,8 @@ use crate::error::{Error, Result};
 use crate::es::cache::Cached;
 use crate::es::{AggregateCache, Loader};
 use crate::ports::{
-    CommitBatch, NewEvent, NewJob, OutboxMessage, Snapshot, StateWrite, StoredState, StreamAppend, StreamKey,
-    UndoLogEntry,
+    CommitBatch, DeadlineWrite, NewEvent, NewJob, OutboxMessage, Snapshot, StateWrite, StoredState, StreamAppend,
+    StreamKey, UndoLogEntry,
 };
 
 /// A unit of work shared by a root command and the commands nested in it.
@@ -39,6 +39,8 @@ struct UowState {
     streams: Vec<Box<dyn StagedStream>>,
     outbox: Vec<OutboxMessage>,
     jobs: Vec<NewJob>,
+    /// Deadlines scheduled, cancelled or fired, written with the batch.
+    deadlines: Vec<DeadlineWrite>,
     hooks: Vec<BoxFuture<'static, ()>>,
     closed: Option<&'static str>,
     /// Whether an aggregate came from the aggregate cache (a conflict may mean it was stale).
@@ -174,6 +176,13 @@ impl UnitOfWork {
         Ok(())
     }
 
+    /// Adds changes to the schedule, written in the same transaction as the events
+    /// (aggregate deadlines: see [`mod@crate::deadline`]).
+    pub(crate) fn add_deadlines(&self, writes: impl IntoIterator<Item = DeadlineWrite>) -> Result<()> {
+        self.open()?.deadlines.extend(writes);
+        Ok(())
+    }
+
     /// Adds a hook that runs after a successful commit, after earlier hooks.
     pub fn after_commit(&self, hook: BoxFuture<'static, ()>) -> Result<()> {
         self.open()?.hooks.push(hook);
@@ -188,6 +197,7 @@ impl UnitOfWork {
             st.streams.clear();
             st.outbox.clear();
             st.jobs.clear();
+            st.deadlines.clear();
             st.hooks.clear();
             st.undo_log.clear();
         }
@@ -201,6 +211,7 @@ impl UnitOfWork {
         if st.streams.is_empty()
             && st.outbox.is_empty()
             && st.jobs.is_empty()
+            && st.deadlines.is_empty()
             && st.hooks.is_empty()
             && st.idempotency_key.is_none()
             && st.undo_log.is_empty()
@@ -211,6 +222,7 @@ impl UnitOfWork {
         let base = CommitBatch {
             outbox: std::mem::take(&mut st.outbox),
             jobs: std::mem::take(&mut st.jobs),
+            deadlines: std::mem::take(&mut st.deadlines),
             idempotency_key: st.idempotency_key,
             undo_log: std::mem::take(&mut st.undo_log),
             ..CommitBatch::default()
@@ -227,7 +239,11 @@ impl UnitOfWork {
     /// Whether nothing was staged: no aggregate, outbox message, job or hook.
     pub(crate) fn is_untouched(&self) -> bool {
         let st = self.state.lock();
-        st.streams.is_empty() && st.outbox.is_empty() && st.jobs.is_empty() && st.hooks.is_empty()
+        st.streams.is_empty()
+            && st.outbox.is_empty()
+            && st.jobs.is_empty()
+            && st.deadlines.is_empty()
+            && st.hooks.is_empty()
     }
 
     /// Whether an aggregate of this unit of work came from the aggregate cache.

@@ -15,7 +15,7 @@ use cqrs_ddd::ports::{
 use uuid::Uuid;
 
 /// Every in-memory store behind one handle, as the SQL stores are.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Mem {
     events: MemoryStore,
     snapshots: MemorySnapshotStore,
@@ -24,9 +24,26 @@ pub struct Mem {
     schedules: MemoryScheduleStore,
 }
 
+impl Default for Mem {
+    /// The schedule is the event store's, which writes the deadlines of its commits.
+    fn default() -> Self {
+        let events = MemoryStore::new();
+        Mem {
+            schedules: events.schedule_store(),
+            sagas: events.saga_store(),
+            events,
+            snapshots: MemorySnapshotStore::default(),
+            projections: MemoryProjectionStore::default(),
+        }
+    }
+}
+
 #[async_trait]
 impl EventStore for Mem {
     fn outbox(self: Arc<Self>) -> Option<Arc<dyn Outbox>> {
+        Some(self)
+    }
+    fn schedule(self: Arc<Self>) -> Option<Arc<dyn ScheduleStore>> {
         Some(self)
     }
     fn read_models(self: Arc<Self>) -> Option<Arc<dyn ProjectionStore>> {
@@ -187,6 +204,14 @@ impl SagaStore for Mem {
     }
     async fn save(&self, record: &SagaRecord, expected_version: u64) -> Result<()> {
         self.sagas.save(record, expected_version).await
+    }
+    async fn save_with_deadlines(
+        &self,
+        record: &SagaRecord,
+        expected_version: u64,
+        deadlines: &[cqrs_ddd::ports::DeadlineWrite],
+    ) -> Result<bool> {
+        self.sagas.save_with_deadlines(record, expected_version, deadlines).await
     }
     async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<SagaKey>> {
         self.sagas.due(now, limit).await

@@ -1,6 +1,7 @@
 //! The behaviour both databases must show, written once against [`TestDb`].
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod deadlines;
 pub mod domain;
 #[cfg(feature = "geo")]
 pub mod geometry;
@@ -91,6 +92,15 @@ macro_rules! every_store_contract {
             jobs_two_workers_never_claim_one_job => two_workers_never_claim_one_job(120);
             jobs_expired_leases_are_swept_back => expired_leases_are_swept_back_and_lost_workers_write_nothing();
             jobs_operators_list_count_cancel_retry_purge_per_tenant => operators_list_count_cancel_retry_and_purge_per_tenant();
+            deadlines_commit_with_the_events => deadlines_are_written_with_the_events();
+            deadlines_of_a_conflicting_batch_are_not_written => a_conflicting_batch_writes_no_deadline();
+            deadlines_fire_only_as_scheduled => a_fire_of_a_deadline_scheduled_again_is_refused();
+            deadlines_writes_are_per_tenant => deadline_writes_are_per_tenant();
+            deadlines_of_a_loan_fire_once_or_are_cancelled => a_loans_deadlines_fire_once_or_are_cancelled();
+            deadlines_of_a_tenant_are_its_own => a_tenants_deadlines_are_its_own();
+            deadlines_survive_a_restart => a_deadline_scheduled_before_a_restart_fires_in_a_fresh_process();
+            deadlines_of_a_saga_save_are_written_with_it_or_not_at_all => a_saga_save_writes_its_deadlines_or_none();
+            deadlines_of_a_saga_fire_after_a_restart_or_end_with_it => a_sagas_deadline_fires_after_a_restart_or_ends_with_it();
         }
     };
 }
