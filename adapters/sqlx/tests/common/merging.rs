@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use cqrs_ddd::ports::{
-    CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, NewEvent, Outbox, ProjectionStore, StateWrite,
-    StoredEvent, StoredState, StreamAppend, StreamKey, async_trait,
+    CommitBatch, CommitReceipt, Cursor, EventStore, EventStream, JobStore, NewEvent, Outbox, ProjectionStore,
+    ScheduleStore, StateWrite, StoredEvent, StoredState, StreamAppend, StreamKey, async_trait,
 };
 use cqrs_ddd::prelude::*;
 use cqrs_ddd::{AppBuilder, RequestContext, RetryPolicy};
@@ -158,6 +158,12 @@ impl<S: EventStore + Clone> EventStore for CutIn<S> {
     }
     fn read_models(self: Arc<Self>) -> Option<Arc<dyn ProjectionStore>> {
         Arc::new(self.inner.clone()).read_models()
+    }
+    fn jobs(self: Arc<Self>) -> Option<Arc<dyn JobStore>> {
+        Arc::new(self.inner.clone()).jobs()
+    }
+    fn schedule(self: Arc<Self>) -> Option<Arc<dyn ScheduleStore>> {
+        Arc::new(self.inner.clone()).schedule()
     }
     async fn commit(&self, batch: CommitBatch) -> Result<CommitReceipt> {
         self.intrude(&batch).await?;
