@@ -668,3 +668,162 @@ async fn a_long_job_holds_one_slot_and_the_others_keep_running_jobs() {
     stop.send(()).unwrap();
     running.await.unwrap().unwrap();
 }
+
+// ---- a job holding a lock the worker's own calls wait for -----------------------------
+
+/// What SQLite's write lock is to a worker: held by a job's open commit, and waited for
+/// by the worker's own heartbeats and claims.
+#[derive(Default)]
+struct WriteLock(tokio::sync::Mutex<()>);
+
+/// Holds the write lock across several heartbeats and claims, like a long commit.
+#[job]
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HoldsTheLock;
+
+impl JobHandler for HoldsTheLock {
+    type Output = ();
+    async fn run(self, ctx: &mut JobContext) -> Result<()> {
+        let lock = ctx.dep::<WriteLock>()?;
+        let _held = lock.0.lock().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Ok(())
+    }
+}
+
+/// The memory store, whose job claims and heartbeats wait for the [`WriteLock`].
+#[derive(Clone)]
+struct Locking {
+    inner: MemoryStore,
+    lock: Arc<WriteLock>,
+}
+
+#[cqrs_ddd::ports::async_trait]
+impl cqrs_ddd::ports::EventStore for Locking {
+    fn jobs(self: Arc<Self>) -> Option<Arc<dyn JobStore>> {
+        Some(self)
+    }
+    async fn commit(&self, batch: cqrs_ddd::ports::CommitBatch) -> Result<cqrs_ddd::ports::CommitReceipt> {
+        self.inner.commit(batch).await
+    }
+    async fn read_stream(
+        &self,
+        stream: &cqrs_ddd::ports::StreamKey,
+        after: u64,
+    ) -> Result<cqrs_ddd::ports::EventStream<'static>> {
+        self.inner.read_stream(stream, after).await
+    }
+    async fn read_all(
+        &self,
+        after: cqrs_ddd::ports::Cursor,
+        limit: usize,
+    ) -> Result<Vec<cqrs_ddd::ports::StoredEvent>> {
+        self.inner.read_all(after, limit).await
+    }
+    async fn stream_version(&self, stream: &cqrs_ddd::ports::StreamKey) -> Result<u64> {
+        self.inner.stream_version(stream).await
+    }
+    async fn load_state(&self, stream: &cqrs_ddd::ports::StreamKey) -> Result<Option<cqrs_ddd::ports::StoredState>> {
+        self.inner.load_state(stream).await
+    }
+}
+
+#[cqrs_ddd::ports::async_trait]
+impl JobStore for Locking {
+    async fn enqueue_jobs(&self, jobs: &[NewJob]) -> Result<()> {
+        self.inner.enqueue_jobs(jobs).await
+    }
+    async fn job(
+        &self,
+        scope: cqrs_ddd::ports::TenantScope<'_>,
+        id: Uuid,
+    ) -> Result<Option<cqrs_ddd::ports::JobRecord>> {
+        self.inner.job(scope, id).await
+    }
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<cqrs_ddd::ports::JobRecord>> {
+        let _held = self.lock.0.lock().await;
+        self.inner.claim_jobs(worker, now, limit, lease).await
+    }
+    async fn heartbeat_job(
+        &self,
+        id: Uuid,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        progress: Option<cqrs_ddd::ports::JobProgress>,
+    ) -> Result<cqrs_ddd::ports::Heartbeat> {
+        let _held = self.lock.0.lock().await;
+        self.inner.heartbeat_job(id, worker, now, lease, progress).await
+    }
+    async fn finish_job(&self, id: Uuid, worker: &str, outcome: &JobOutcome, now: DateTime<Utc>) -> Result<bool> {
+        self.inner.finish_job(id, worker, outcome, now).await
+    }
+    async fn sweep_jobs(&self, now: DateTime<Utc>, limit: usize) -> Result<u64> {
+        self.inner.sweep_jobs(now, limit).await
+    }
+    async fn list_jobs(&self, filter: &cqrs_ddd::ports::JobFilter<'_>) -> Result<Vec<cqrs_ddd::ports::JobRecord>> {
+        self.inner.list_jobs(filter).await
+    }
+    async fn job_stats(&self, scope: cqrs_ddd::ports::TenantScope<'_>) -> Result<cqrs_ddd::ports::JobStats> {
+        self.inner.job_stats(scope).await
+    }
+    async fn cancel_jobs(
+        &self,
+        scope: cqrs_ddd::ports::TenantScope<'_>,
+        ids: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        self.inner.cancel_jobs(scope, ids, now).await
+    }
+    async fn retry_jobs(
+        &self,
+        scope: cqrs_ddd::ports::TenantScope<'_>,
+        ids: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        self.inner.retry_jobs(scope, ids, now).await
+    }
+    async fn purge_jobs(&self, scope: cqrs_ddd::ports::TenantScope<'_>, before: DateTime<Utc>) -> Result<u64> {
+        self.inner.purge_jobs(scope, before).await
+    }
+}
+
+/// A heartbeat or a claim waiting for a lock the running job holds must not stop the
+/// job from being polled (it would never let go: the worker process hung on SQLite).
+#[tokio::test]
+async fn a_job_holding_a_lock_its_heartbeats_and_claims_wait_for_runs_to_the_end() {
+    let lock = Arc::new(WriteLock::default());
+    let store = Locking { inner: MemoryStore::new(), lock: lock.clone() };
+    let app = App::builder()
+        .event_store(store.clone())
+        .provide_arc(lock)
+        .job_options(JobWorkerOptions {
+            concurrency: 2,
+            heartbeat: Duration::from_millis(5),
+            poll_interval: Duration::from_millis(5),
+            ..options("locked")
+        })
+        .build()
+        .unwrap();
+    let id = app.enqueue(HoldsTheLock).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = JobWorker::new(app.clone());
+    let running = tokio::spawn(async move { worker.run(async move { stopped.await.unwrap_or(()) }).await });
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        while status(&app, id).await != JobStatus::Completed {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the job never ended: {:?}", app.job(id).await.unwrap());
+    let report = tokio::time::timeout(Duration::from_secs(30), JobWorker::new(app.clone()).run_once()).await;
+    assert_eq!(report.expect("run_once ended").unwrap().ended(), 0);
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+}

@@ -175,26 +175,18 @@ impl JobWorker {
             None => Err(Error::UnknownMessage { kind: "job", name: name.clone() }),
             Some(run) => {
                 let running = AssertUnwindSafe(request.scope(run(&payload, &mut ctx))).catch_unwind();
-                let mut running = std::pin::pin!(running);
-                let mut beats = tokio::time::interval(o.heartbeat.max(Duration::from_millis(1)));
-                beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                beats.tick().await; // the first tick is now: the claim just set the lease
-                loop {
-                    tokio::select! {
-                        ended = &mut running => {
-                            break ended.unwrap_or_else(|panic| Err(Error::handler(format!(
-                                "job `{name}` panicked: {}",
-                                panic_message(&*panic)
-                            ))));
-                        }
-                        _ = beats.tick() => {
-                            let now = self.mediator.clock().now();
-                            match store.heartbeat_job(id, &o.worker, now, o.lease, None).await {
-                                Ok(beat) => signals.heard(beat),
-                                Err(e) => tracing::warn!(job = %name, %id, error = %e, "cannot renew a running job's lease"),
-                            }
-                        }
-                    }
+                // The lease is renewed beside the job, never instead of it: while a
+                // heartbeat waits for the database, the job goes on being polled (it
+                // may hold the very lock the heartbeat waits for, as SQLite's write
+                // lock is held by a job's open commit).
+                let beating = self.renew_lease(store, id, &name, &signals);
+                tokio::select! {
+                    biased;
+                    ended = running => ended.unwrap_or_else(|panic| Err(Error::handler(format!(
+                        "job `{name}` panicked: {}",
+                        panic_message(&*panic)
+                    )))),
+                    never = beating => match never {},
                 }
             }
         };
@@ -237,6 +229,29 @@ impl JobWorker {
         Ok(Ended::Held(outcome))
     }
 
+    /// Renews the lease of a running job every [`JobWorkerOptions::heartbeat`], hearing
+    /// cancel requests, until dropped.
+    async fn renew_lease(
+        &self,
+        store: &Arc<dyn JobStore>,
+        id: uuid::Uuid,
+        name: &str,
+        signals: &Signals,
+    ) -> std::convert::Infallible {
+        let o = &self.options;
+        let mut beats = tokio::time::interval(o.heartbeat.max(Duration::from_millis(1)));
+        beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        beats.tick().await; // the first tick is now: the claim just set the lease
+        loop {
+            beats.tick().await;
+            let now = self.mediator.clock().now();
+            match store.heartbeat_job(id, &o.worker, now, o.lease, None).await {
+                Ok(beat) => signals.heard(beat),
+                Err(e) => tracing::warn!(job = %name, %id, error = %e, "cannot renew a running job's lease"),
+            }
+        }
+    }
+
     /// Runs jobs until `shutdown` resolves: up to [`JobWorkerOptions::concurrency`] at
     /// once, claiming more as soon as one ends (or every
     /// [`JobWorkerOptions::poll_interval`] while there are free slots), so a long job
@@ -255,33 +270,48 @@ impl JobWorker {
         let slots = o.concurrency.max(1);
         let mut shutdown = std::pin::pin!(shutdown);
         let mut running = futures::stream::FuturesUnordered::new();
-        let mut fatal = None;
+        // The claim in flight, polled beside the running jobs (never instead of them: a
+        // claim may wait for a lock a running job holds) and never dropped half way (a
+        // claim that committed hands over its jobs).
+        let mut claiming: Option<futures::future::BoxFuture<'_, Result<Vec<JobRecord>>>> = None;
+        let mut next_claim = tokio::time::Instant::now();
+        let (mut stopping, mut fatal) = (false, None);
         self.supervisor.begin();
         loop {
-            let mut wait = o.poll_interval;
             let free = slots.saturating_sub(running.len());
-            if free > 0 {
+            if claiming.is_none() && !stopping && free > 0 && tokio::time::Instant::now() >= next_claim {
                 let now = self.mediator.clock().now();
-                match store.claim_jobs(&o.worker, now, free, o.lease).await {
-                    Ok(claimed) => {
-                        self.supervisor.succeeded();
-                        running.extend(claimed.into_iter().map(|job| self.attempt(&store, job)));
-                    }
-                    Err(e) if e.is_transient() => wait = o.outage_backoff.delay(self.supervisor.failed(&e)),
-                    Err(e) => {
-                        fatal = Some(e);
-                        break;
-                    }
-                }
+                claiming = Some(store.claim_jobs(&o.worker, now, free, o.lease));
+            }
+            if stopping && claiming.is_none() {
+                break;
             }
             tokio::select! {
-                () = &mut shutdown => break,
+                () = &mut shutdown, if !stopping => stopping = true,
                 Some(ended) = running.next() => {
                     if let Err(e) = ended {
                         tracing::warn!(error = %e, "cannot record how a job ended; its lease runs out and the sweeper takes it back");
                     }
+                    // A slot is free: claim again at once.
+                    next_claim = tokio::time::Instant::now();
                 }
-                () = tokio::time::sleep(wait) => {}
+                Some(claimed) = futures::future::OptionFuture::from(claiming.as_mut()) => {
+                    claiming = None;
+                    let mut wait = o.poll_interval;
+                    match claimed {
+                        Ok(claimed) => {
+                            self.supervisor.succeeded();
+                            running.extend(claimed.into_iter().map(|job| self.attempt(&store, job)));
+                        }
+                        Err(e) if e.is_transient() => wait = o.outage_backoff.delay(self.supervisor.failed(&e)),
+                        Err(e) => {
+                            fatal = Some(e);
+                            stopping = true;
+                        }
+                    }
+                    next_claim = tokio::time::Instant::now() + wait;
+                }
+                () = tokio::time::sleep_until(next_claim), if claiming.is_none() && !stopping && free > 0 => {}
             }
         }
         while let Some(ended) = running.next().await {
