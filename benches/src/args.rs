@@ -8,11 +8,21 @@ use crate::scenarios::{Contender, Group};
 
 pub(crate) const USAGE: &str = "\
 usage: cqrs-ddd-bench [--quick] [--json FILE] [--only NAME[,NAME..]]
+       cqrs-ddd-bench --instructions [--baseline FILE] [--write-baseline FILE]
 
   --quick       the same workloads, fewer repetitions and timed calls (a few minutes)
   --json FILE   also write the results as JSON to FILE
   --only NAME   run only the scenarios whose id is or starts with NAME (repeatable,
                 or comma-separated), e.g. --only mem_spread --only load
+  --instructions
+                count the instructions per operation of the in-memory rows under
+                valgrind's callgrind (no timing: the counts do not depend on the load
+                of the machine)
+  --baseline FILE
+                with --instructions: compare with FILE and exit 1 when a row costs
+                more than 10% more instructions than there
+  --write-baseline FILE
+                with --instructions: write the counts to FILE
   -h, --help    this text
 
 PostgreSQL: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres); MariaDB:
@@ -26,6 +36,19 @@ pub(crate) enum Command {
     Help,
     Run(RunOptions),
     Cell(CellSpec),
+    Instructions(InstructionOptions),
+    /// A child of `--instructions`: row `row`'s operation, `ops` times.
+    Count {
+        row: String,
+        ops: usize,
+    },
+}
+
+/// `--instructions` and its files.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct InstructionOptions {
+    pub(crate) baseline: Option<PathBuf>,
+    pub(crate) write_baseline: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -70,10 +93,19 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, S
     let mut args = args.into_iter();
     let mut run = RunOptions::default();
     let (mut cell, mut contender, mut rep, mut db, mut db_name) = (None, None, 0, None, None);
+    let (mut instructions, mut counts, mut count, mut ops) = (false, InstructionOptions::default(), None, None);
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| args.next().ok_or_else(|| format!("`{flag}` needs a value"));
         match arg.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
+            "--instructions" => instructions = true,
+            "--baseline" => counts.baseline = Some(PathBuf::from(value("--baseline")?)),
+            "--write-baseline" => counts.write_baseline = Some(PathBuf::from(value("--write-baseline")?)),
+            "--count" => count = Some(value("--count")?),
+            "--ops" => {
+                let v = value("--ops")?;
+                ops = Some(v.parse().map_err(|_| format!("`--ops {v}` is not a number"))?);
+            }
             "--quick" => run.quick = true,
             "--json" => run.json = Some(PathBuf::from(value("--json")?)),
             "--only" => {
@@ -96,6 +128,18 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, S
             "--db-name" => db_name = Some(value("--db-name")?),
             other => return Err(format!("unknown argument `{other}`")),
         }
+    }
+    if let Some(row) = count {
+        return Ok(Command::Count { row, ops: ops.ok_or("`--count` needs `--ops`")? });
+    }
+    if counts != InstructionOptions::default() && !instructions {
+        return Err("`--baseline` and `--write-baseline` go with `--instructions`".to_owned());
+    }
+    if instructions {
+        if run != RunOptions::default() {
+            return Err("`--instructions` counts every in-memory row: no `--quick`, `--json` or `--only`".to_owned());
+        }
+        return Ok(Command::Instructions(counts));
     }
     let Some(group) = cell else { return Ok(Command::Run(run)) };
     let contender = contender.ok_or("`--cell` needs `--contender`")?;
@@ -127,6 +171,23 @@ mod tests {
             }))
         );
         assert_eq!(parse_str("--help"), Ok(Command::Help));
+    }
+
+    #[test]
+    fn instruction_options_parse() {
+        assert_eq!(parse_str("--instructions"), Ok(Command::Instructions(InstructionOptions::default())));
+        assert_eq!(
+            parse_str("--instructions --baseline b.txt --write-baseline w.txt"),
+            Ok(Command::Instructions(InstructionOptions {
+                baseline: Some(PathBuf::from("b.txt")),
+                write_baseline: Some(PathBuf::from("w.txt")),
+            }))
+        );
+        assert_eq!(parse_str("--count mem_spread --ops 7"), Ok(Command::Count { row: "mem_spread".into(), ops: 7 }));
+        assert!(parse_str("--baseline b.txt").unwrap_err().contains("--instructions"));
+        assert!(parse_str("--instructions --quick").unwrap_err().contains("--quick"));
+        assert!(parse_str("--count mem_spread").unwrap_err().contains("--ops"));
+        assert!(parse_str("--count mem_spread --ops x").unwrap_err().contains("--ops x"));
     }
 
     #[test]

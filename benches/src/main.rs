@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p cqrs-ddd-bench -- [--quick] [--json FILE] [--only NAME]
+//! cargo run --release -p cqrs-ddd-bench -- --instructions [--baseline FILE]
 //! ```
 //!
 //! Every scenario runs for every contender, repetitions outermost and contenders
@@ -23,6 +24,7 @@ mod db_mysql;
 mod db_sqlite;
 mod domain;
 mod error;
+mod instructions;
 mod measure;
 mod report;
 mod runner;
@@ -49,6 +51,15 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Cell(spec) => cell::main(&spec),
+        Command::Count { row, ops } => instructions::count_main(&row, ops),
+        Command::Instructions(opts) => match instructions::run(&opts) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("cqrs-ddd-bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Run(opts) => {
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,

@@ -121,7 +121,7 @@ async fn measure(exe: &Path, groups: &[Group], w: &Workload, places: &Places) ->
     if let Some(target) = places.target(Backend::Postgres) {
         let seed = seeds(&[Group::Load, Group::LoadRss, Group::Projection]);
         let t = Instant::now();
-        contenders::prepare(target, seed).await?;
+        contenders::prepare(target, seed, groups.contains(&Group::PgScale)).await?;
         prepared("PostgreSQL", seed, t);
     }
     #[cfg(feature = "mysql")]

@@ -150,6 +150,17 @@ pub(crate) const LOAD_SNAP: (usize, &str) = (100_000, "load_snap_100k");
 /// processes, with the same tail as `load_snap_100k`.
 pub(crate) const LOAD_REDIS_SNAP: (usize, &str) = (100_000, "load_redis_snap_100k");
 pub(crate) const LOAD_RSS: (usize, &str) = (100_000, "load_100k_rss");
+/// Scenario 19: aggregates in the store, and the id of the row that costs a command there.
+pub(crate) const MEM_SCALE: [(usize, &str); 3] =
+    [(1_000, "mem_scale_1k"), (100_000, "mem_scale_100k"), (1_000_000, "mem_scale_1m")];
+/// Scenario 19: `mem_scale_1k` with 1,024 more command handlers registered.
+pub(crate) const MEM_HANDLERS: &str = "mem_handlers_1k";
+/// Scenario 20: the same on PostgreSQL, each size in a schema of its own.
+pub(crate) const PG_SCALE: [(usize, &str); 2] = [(1_000, "pg_scale_1k"), (100_000, "pg_scale_100k")];
+/// Scenarios 19 and 20: commands timed per size, each on an aggregate the application has
+/// not touched yet (spread evenly over all of them), so every size does the same work:
+/// load a stream of one event, decide, commit.
+pub(crate) const SCALE_COMMANDS: usize = 1_000;
 pub(crate) const MEDIATOR_SEND: &str = "mediator_overhead";
 pub(crate) const MEDIATOR_DIRECT: &str = "direct_call";
 pub(crate) const PG_BATCH: &str = "pg_batch100";
@@ -202,6 +213,8 @@ pub(crate) enum Group {
     RedisLock,
     Relay,
     Http,
+    MemScale,
+    PgScale,
 }
 
 impl Group {
@@ -229,6 +242,8 @@ impl Group {
         Group::RedisLock,
         Group::Relay,
         Group::Http,
+        Group::MemScale,
+        Group::PgScale,
     ];
 
     /// The name of a cell on the command line of the child process.
@@ -255,6 +270,8 @@ impl Group {
             Group::RedisLock => "redis_lock",
             Group::Relay => "relay",
             Group::Http => "http",
+            Group::MemScale => "mem_scale",
+            Group::PgScale => "pg_scale",
         }
     }
 
@@ -266,7 +283,9 @@ impl Group {
     pub(crate) fn backend(self) -> Backend {
         match self {
             // Redis needs no database of the run: the cells connect to `REDIS_URL`.
-            Group::MemSpread | Group::MemLong | Group::Mediator | Group::RedisLock | Group::Http => Backend::Memory,
+            Group::MemSpread | Group::MemLong | Group::Mediator | Group::MemScale | Group::RedisLock | Group::Http => {
+                Backend::Memory
+            }
             Group::PgSeq
             | Group::PgConc16
             | Group::PgBatch100
@@ -274,7 +293,8 @@ impl Group {
             | Group::Projection
             | Group::LoadRss
             | Group::Spec
-            | Group::Relay => Backend::Postgres,
+            | Group::Relay
+            | Group::PgScale => Backend::Postgres,
             #[cfg(feature = "mysql")]
             Group::MySeq | Group::MyConc16 | Group::MyLoad => Backend::MariaDb,
             Group::LiteSeq | Group::LiteLoad => Backend::Sqlite,
@@ -284,7 +304,7 @@ impl Group {
     pub(crate) fn contenders(self) -> &'static [Contender] {
         match self {
             Group::MemSpread | Group::MemLong => &[Contender::Ours, Contender::CqrsEs],
-            Group::Mediator => &[Contender::Ours],
+            Group::Mediator | Group::MemScale | Group::PgScale => &[Contender::Ours],
             Group::Projection | Group::Spec | Group::RedisLock | Group::Relay | Group::Http => {
                 &[Contender::Ours, Contender::Sqlx]
             }
@@ -329,6 +349,10 @@ impl Group {
                 row(E2E_RABBIT[1], Micros),
             ],
             Group::Http => vec![row(HTTP_COMMANDS, CommandsPerSec)],
+            Group::MemScale => {
+                MEM_SCALE.iter().map(|&(_, id)| row(id, Micros)).chain([row(MEM_HANDLERS, Micros)]).collect()
+            }
+            Group::PgScale => PG_SCALE.iter().map(|&(_, id)| row(id, Micros)).collect(),
         }
     }
 
@@ -409,6 +433,14 @@ impl Group {
                  and calling `send`)"
                     .to_owned()
             }
+            Group::MemScale => format!(
+                "19. in memory, scale: us per command on an aggregate not yet touched, with 1k / 100k / 1M aggregates \
+                 stored, and with 1k aggregates and {} more command handlers registered",
+                thousands(crate::domain::ours::EXTRA_HANDLERS)
+            ),
+            Group::PgScale => "20. Postgres, scale: us per command on an aggregate not yet touched, with 1k / 100k \
+                 aggregates stored"
+                .to_owned(),
             Group::Spec => format!(
                 "15. Postgres, a read model of {} documents with a declared index: a specification's page of 20 \
                  (filter + order) and its count: queries/s (sqlx: the same queries written by hand)",
@@ -574,13 +606,13 @@ mod tests {
 
     #[test]
     fn in_memory_groups_need_no_database() {
-        // The three in-memory groups, Redis (its cells connect to `REDIS_URL`) and HTTP
+        // The four in-memory groups, Redis (its cells connect to `REDIS_URL`) and HTTP
         // (its servers keep their events in memory).
-        assert!(Group::ALL.iter().filter(|g| g.backend() == Backend::Memory).count() == 5);
+        assert!(Group::ALL.iter().filter(|g| g.backend() == Backend::Memory).count() == 6);
         assert!(
             Group::ALL
                 .iter()
-                .filter(|g| g.backend() != Backend::Memory)
+                .filter(|g| g.backend() != Backend::Memory && **g != Group::PgScale)
                 .all(|g| g.contenders().contains(&Contender::Sqlx))
         );
     }

@@ -3,7 +3,8 @@
 use crate::report::{Results, num, ratio};
 use crate::scenarios::{
     Contender, Group, HTTP_COMMANDS, LITE_LOADS, LITE_SEQ, LOAD_SNAP, LOADS, LoadIds, MEDIATOR_DIRECT, MEDIATOR_SEND,
-    MEM_LONG, PG_BATCH, REDIS_LOCK, RELAY_NATS, RELAY_RABBIT, RateIds, SPEC_COUNT, SPEC_PAGE,
+    MEM_HANDLERS, MEM_LONG, MEM_SCALE, PG_BATCH, PG_SCALE, REDIS_LOCK, RELAY_NATS, RELAY_RABBIT, RateIds, SPEC_COUNT,
+    SPEC_PAGE,
 };
 #[cfg(feature = "mysql")]
 use crate::scenarios::{MY_CONC16, MY_LOADS, MY_SEQ};
@@ -108,6 +109,16 @@ pub(crate) fn check(r: &Results) -> Vec<String> {
             vs(id, Contender::Sqlx),
         ));
     }
+    // Scale: the cost of a command stays flat as aggregates and handlers grow.
+    let per = |a: &str, b: &str| ours(a).zip(ours(b)).map(|(a, b)| a / b);
+    for &(_, id) in &MEM_SCALE[1..] {
+        let what = format!("{id} / {}: cost per command", MEM_SCALE[0].1);
+        targets.push(t(Group::MemScale, what, Bound::AtMost(1.25), "x", per(id, MEM_SCALE[0].1)));
+    }
+    let what = format!("{MEM_HANDLERS} / {}: cost per command", MEM_SCALE[0].1);
+    targets.push(t(Group::MemScale, what, Bound::AtMost(1.1), "x", per(MEM_HANDLERS, MEM_SCALE[0].1)));
+    let what = format!("{} / {}: cost per command", PG_SCALE[1].1, PG_SCALE[0].1);
+    targets.push(t(Group::PgScale, what, Bound::AtMost(1.25), "x", per(PG_SCALE[1].1, PG_SCALE[0].1)));
     // MariaDB and SQLite: against plain sqlx only, with the Postgres bounds.
     let writes: &[(Group, RateIds)] = &[
         #[cfg(feature = "mysql")]

@@ -37,6 +37,8 @@ pub(crate) async fn run(
         (Group::MemLong, Ours) => Some(ours_mem::long_stream(w).await?),
         (Group::MemLong, CqrsEs) => Some(cqrs_es::long_stream(w).await?),
         (Group::Mediator, Ours) => Some(ours_mem::mediator(w).await?),
+        (Group::MemScale, Ours) => Some(ours_mem::scale(w).await?),
+        (Group::PgScale, Ours) => Some(ours_pg::scale(db()?, rep).await?),
         (Group::PgSeq, Ours) => ours_pg::pg_seq(db()?, w, rep).await?,
         (Group::PgSeq, CqrsEs) => Some(postgres_es::pg_seq(db()?, w, rep).await?),
         (Group::PgSeq, Sqlx) => Some(plain_sqlx::pg_seq(db()?, w, rep).await?),
@@ -80,9 +82,11 @@ pub(crate) async fn run(
         (Group::LiteSeq, Sqlx) => Some(plain_lite::seq(db()?, w, rep).await?),
         (Group::LiteLoad, Ours) => Some(ours_sql::lite_load(db()?, w).await?),
         (Group::LiteLoad, Sqlx) => Some(plain_lite::load(db()?, w).await?),
-        (Group::MemSpread | Group::MemLong | Group::Mediator, Sqlx)
+        (Group::MemSpread | Group::MemLong | Group::Mediator | Group::MemScale | Group::PgScale, Sqlx)
         | (
             Group::Mediator
+            | Group::MemScale
+            | Group::PgScale
             | Group::Projection
             | Group::LiteSeq
             | Group::LiteLoad
@@ -96,11 +100,14 @@ pub(crate) async fn run(
 }
 
 /// Creates every Postgres contender's tables in the benchmark database, with the load
-/// scenarios' streams when `seed`.
-pub(crate) async fn prepare(target: &Target, seed: bool) -> Result<(), BenchError> {
+/// scenarios' streams when `seed` and the scale schemas when `scale`.
+pub(crate) async fn prepare(target: &Target, seed: bool, scale: bool) -> Result<(), BenchError> {
     postgres_es::prepare(target, seed).await?;
     plain_sqlx::prepare(target, seed).await?;
     ours_pg::prepare(target, seed).await?;
+    if scale {
+        ours_pg::prepare_scale(target).await?;
+    }
     Ok(())
 }
 

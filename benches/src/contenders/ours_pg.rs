@@ -19,14 +19,23 @@ use crate::domain::ours::{Account, BenchBalances, DepositMany};
 use crate::error::{BenchError, SqlContext};
 use crate::measure::{Outcome, median_of, millis, peak_rss_mib, sequential};
 use crate::scenarios::{
-    LOAD_REDIS_SNAP, LOAD_RSS, LOAD_SNAP, LOADS, PG_BATCH, PG_CONC16, PG_SEQ, PROJECTION, PROJECTION_ACCOUNTS,
-    PROJECTION_BATCH, PROJECTION_EVENTS, SNAPSHOT_EVERY, Workload,
+    LOAD_REDIS_SNAP, LOAD_RSS, LOAD_SNAP, LOADS, PG_BATCH, PG_CONC16, PG_SCALE, PG_SEQ, PROJECTION,
+    PROJECTION_ACCOUNTS, PROJECTION_BATCH, PROJECTION_EVENTS, SCALE_COMMANDS, SNAPSHOT_EVERY, Workload,
 };
 use crate::stats::count_f64;
 
 const SCHEMA: &str = "cqrs_ddd";
 
 pub(crate) async fn store(target: &Target, connections: u32) -> Result<PgStore, BenchError> {
+    store_in(target, connections, SCHEMA).await
+}
+
+/// The schema of the scale row of `n` aggregates.
+fn scale_schema(n: usize) -> String {
+    format!("{SCHEMA}_scale_{n}")
+}
+
+async fn store_in(target: &Target, connections: u32, schema: &str) -> Result<PgStore, BenchError> {
     let pool = PgPoolOptions::new()
         .max_connections(connections)
         .test_before_acquire(false)
@@ -34,7 +43,57 @@ pub(crate) async fn store(target: &Target, connections: u32) -> Result<PgStore, 
         .connect_with(target.options()?)
         .await
         .map_err(|source| BenchError::connecting(target.shown(), source))?;
-    PgStore::from_pool(pool, SCHEMA).map_err(|e| BenchError::framework(ME, "PgStore::from_pool", e))
+    PgStore::from_pool(pool, schema).map_err(|e| BenchError::framework(ME, "PgStore::from_pool", e))
+}
+
+/// Scenario 20's schemas: one per size, migrated, holding `n` accounts of one deposit.
+pub(crate) async fn prepare_scale(target: &Target) -> Result<(), BenchError> {
+    for (n, _) in PG_SCALE {
+        let schema = scale_schema(n);
+        let store = store_in(target, 2, &schema).await?;
+        store.migrate().await.map_err(|e| BenchError::framework(ME, "migrate", e))?;
+        let insert = format!(
+            "INSERT INTO {schema}.events (stream_type, stream_id, version, event_id, event_type, schema_version, payload, occurred_at) \
+             SELECT $1, 'scale-' || s, 1, gen_random_uuid(), 'Deposited', 1, '{{\"amount\":{SEEDED_AMOUNT}}}'::jsonb, now() \
+             FROM generate_series(0, $2::bigint - 1) s"
+        );
+        sqlx::query(&insert)
+            .bind(Account::TYPE)
+            .bind(i64::try_from(n).unwrap_or(i64::MAX))
+            .execute(store.pool())
+            .await
+            .sql(&format!("seeding {schema}.events with {n} accounts"))?;
+        sqlx::query(&format!("ANALYZE {schema}.events"))
+            .execute(store.pool())
+            .await
+            .sql("analyzing the scale table")?;
+    }
+    Ok(())
+}
+
+/// Scenario 20: per size, [`SCALE_COMMANDS`] commands, each on an account this
+/// application has not touched yet (repetition `rep` moves every one to the next
+/// account), so every size does the same work: load one event, decide, commit.
+pub(crate) async fn scale(target: &Target, rep: usize) -> Result<Outcome, BenchError> {
+    let mut out = Outcome::default();
+    for (n, id) in PG_SCALE {
+        let schema = scale_schema(n);
+        let store = store_in(target, 2, &schema).await?;
+        let app = app(&store, SCALE_COMMANDS)?;
+        let stride = (n / SCALE_COMMANDS).max(1);
+        let plan: Vec<String> = (0..SCALE_COMMANDS).map(|k| format!("scale-{}", (k * stride + rep) % n)).collect();
+        let lat = sequential(plan.len(), async |k| super::ours_sql::deposit(&app, &plan[k]).await).await?;
+        let written: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {schema}.events WHERE version > 1"))
+            .fetch_one(store.pool())
+            .await
+            .sql("counting the scale row's commands")?;
+        let expected = (rep + 1) * SCALE_COMMANDS;
+        if usize::try_from(written).ok() != Some(expected) {
+            return Err(BenchError::Check(format!("{ME}: {schema} holds {written} deposits, expected {expected}")));
+        }
+        out.figure(id, 1e6 / lat.per_second());
+    }
+    Ok(out)
 }
 
 /// Creates its tables; seeds the load streams (and the 100k stream's snapshot) when `seed`.

@@ -84,3 +84,57 @@ impl BenchBalances {
         tx.docs("bench_balances").clear().await
     }
 }
+
+/// One of the commands registered by hand only to be many: the handler-count scale row
+/// registers 1,024 of them (`Extra<0, 0>` to `Extra<31, 31>`, each a type and a name of
+/// its own).
+pub(crate) struct Extra<const A: usize, const B: usize>;
+
+/// The handler of every [`Extra`]: does nothing.
+struct ExtraHandler;
+
+impl<const A: usize, const B: usize> cqrs_ddd::DynCommandHandler<Extra<A, B>> for ExtraHandler
+where
+    Extra<A, B>: cqrs_ddd::Command<Response = ()>,
+{
+    fn handle<'a>(
+        &'a self,
+        _cmd: Extra<A, B>,
+        _ctx: &'a mut cqrs_ddd::CommandContext,
+    ) -> futures::future::BoxFuture<'a, cqrs_ddd::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// For every `A` and `B` listed: `Extra<A, B>` is a command named `ExtraA_B`, and
+/// [`with_extra_handlers`] registers its handler.
+macro_rules! extra_commands {
+    ($($a:literal)*; $b:tt) => {
+        $( extra_commands!(@row $a; $b); )*
+
+        /// Registers the handlers of the 1,024 [`Extra`] commands.
+        pub(crate) fn with_extra_handlers(mut builder: cqrs_ddd::AppBuilder) -> cqrs_ddd::AppBuilder {
+            $( extra_commands!(@register builder $a; $b); )*
+            builder
+        }
+    };
+    (@row $a:literal; ($($b:literal)*)) => {
+        $(
+            impl cqrs_ddd::Command for Extra<$a, $b> {
+                const NAME: &'static str = concat!("Extra", stringify!($a), "_", stringify!($b));
+                type Response = ();
+            }
+        )*
+    };
+    (@register $builder:ident $a:literal; ($($b:literal)*)) => {
+        $( $builder = $builder.command_handler::<Extra<$a, $b>, _>(ExtraHandler); )*
+    };
+}
+
+extra_commands!(
+    0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31;
+    (0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31)
+);
+
+/// How many commands [`with_extra_handlers`] registers.
+pub(crate) const EXTRA_HANDLERS: usize = 32 * 32;
