@@ -20,7 +20,7 @@ usage: cqrs-ddd-bench [--quick] [--json FILE] [--only NAME[,NAME..]]
                 of the machine)
   --baseline FILE
                 with --instructions: compare with FILE and exit 1 when a row costs
-                more than 10% more instructions than there
+                more than 10% (and 50) more instructions than there
   --write-baseline FILE
                 with --instructions: write the counts to FILE
   -h, --help    this text

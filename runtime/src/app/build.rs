@@ -13,7 +13,7 @@ use super::{AppBuilder, NamedRegistration};
 use crate::cqrs::Deps;
 use crate::cqrs::Mediator;
 use crate::cqrs::catalog::{Described, NamedQuery};
-use crate::cqrs::extensions::Extensions;
+use crate::cqrs::extensions::{Extensions, TypeMap};
 use crate::cqrs::mediator::{ErasedCommandHandler, EventHandlerEntry, NamedCommand, Runtime};
 use crate::error::{BuildError, BuildProblem, Error, Result};
 use crate::es::{AggregateCache, Loader, UpcastStep, Upcasters};
@@ -84,7 +84,7 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
         .collect();
     named.extend(named_commands);
     let mut command_types: HashMap<TypeId, &'static str> = named.iter().map(|c| (c.type_id, c.type_name)).collect();
-    let mut dyn_commands: HashMap<TypeId, Arc<dyn ErasedCommandHandler>> = HashMap::new();
+    let mut dyn_commands: TypeMap<Arc<dyn ErasedCommandHandler>> = TypeMap::default();
     let mut command_names: BTreeMap<&'static str, HashSet<TypeId>> = BTreeMap::new();
     for c in &named {
         command_names.entry(c.name).or_default().insert(c.type_id);
@@ -154,8 +154,8 @@ pub(super) fn build(builder: AppBuilder) -> Result<Mediator> {
     let event_types: HashSet<TypeId> = events.values().flatten().map(|r| (r.type_id)()).collect();
     let mut statics = collected::<EventHandlerRegistration>();
     statics.sort_by_key(|h| h.handler);
-    let mut handlers: HashMap<TypeId, Vec<EventHandlerEntry>> = HashMap::new();
-    let mut async_handlers: HashMap<TypeId, Vec<EventHandlerEntry>> = HashMap::new();
+    let mut handlers: TypeMap<Vec<EventHandlerEntry>> = TypeMap::default();
+    let mut async_handlers: TypeMap<Vec<EventHandlerEntry>> = TypeMap::default();
     for h in statics {
         let type_id = (h.event_type_id)();
         if !event_types.contains(&type_id) {

@@ -1,5 +1,4 @@
 use std::any::{Any, TypeId, type_name};
-use std::collections::HashMap;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -38,7 +37,7 @@ impl<T: fmt::Debug> fmt::Debug for Dep<T> {
 /// The values given to `AppBuilder::provide`, by type.
 #[derive(Clone, Default)]
 pub(crate) struct Deps {
-    values: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    values: super::extensions::TypeMap<Arc<dyn Any + Send + Sync>>,
 }
 
 impl Deps {

@@ -9,7 +9,7 @@ use crate::context::RequestContext;
 use crate::cqrs::by_name::{DispatchJson, SendOptions};
 use crate::cqrs::context::{CommandContext, EventContext, QueryContext};
 use crate::cqrs::deps::{Dep, Deps};
-use crate::cqrs::extensions::Extensions;
+use crate::cqrs::extensions::{Extensions, TypeMap};
 use crate::cqrs::message::{Command, CommandHandler, QueryHandler};
 use crate::cqrs::root::{RetryPolicy, Root};
 use crate::domain::{Aggregate, Envelope, Event, Metadata};
@@ -38,8 +38,8 @@ pub(crate) struct Runtime {
     pub(crate) store: Arc<dyn EventStore>,
     pub(crate) deps: Deps,
     pub(crate) middleware: Vec<Arc<dyn Middleware>>,
-    pub(crate) event_handlers: HashMap<TypeId, Vec<EventHandlerEntry>>,
-    pub(crate) dyn_commands: HashMap<TypeId, Arc<dyn ErasedCommandHandler>>,
+    pub(crate) event_handlers: TypeMap<Vec<EventHandlerEntry>>,
+    pub(crate) dyn_commands: TypeMap<Arc<dyn ErasedCommandHandler>>,
     pub(crate) retry: RetryPolicy,
     pub(crate) transient: crate::cqrs::TransientRetry,
     pub(crate) transient_for: HashMap<&'static str, crate::cqrs::TransientRetry>,
@@ -48,7 +48,7 @@ pub(crate) struct Runtime {
     /// Notified after each commit that wrote events (wakes projection workers and relays).
     pub(crate) committed: Arc<tokio::sync::Notify>,
     /// `#[event_handler(async)]`s: delivered through the outbox.
-    pub(crate) async_handlers: HashMap<TypeId, Vec<EventHandlerEntry>>,
+    pub(crate) async_handlers: TypeMap<Vec<EventHandlerEntry>>,
     /// Stored event name → (type, envelope decoder), for outbox delivery.
     pub(crate) event_decoders: HashMap<&'static str, (TypeId, EventDecoder)>,
     /// What the application plugs in beside message routing (the saga runtime, the
@@ -207,6 +207,10 @@ impl Mediator {
 
     /// How command `name` retries a transient failure.
     pub(crate) fn transient_retry(&self, name: &str) -> crate::cqrs::TransientRetry {
+        // Most applications set no policy per command: no name to hash on every send.
+        if self.rt.transient_for.is_empty() {
+            return self.rt.transient;
+        }
         self.rt.transient_for.get(name).copied().unwrap_or(self.rt.transient)
     }
 

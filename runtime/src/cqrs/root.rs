@@ -147,11 +147,11 @@ impl Root {
         let (uow, mut ctx) = self.begin(C::NAME);
         ctx.keep_decision();
         let result = uow.enter(self.request.clone(), cmd.handle(&mut ctx)).await;
-        let transient = self.mediator.transient_retry(C::NAME);
         let failure = match self.finish(&uow, result).await {
-            Err(e) if e.is_conflict() || (transient.retries() && is_transient(&e)) => e,
+            Err(e) if e.is_conflict() || (is_transient(&e) && self.mediator.transient_retry(C::NAME).retries()) => e,
             other => return other,
         };
+        let transient = self.mediator.transient_retry(C::NAME);
         let Some(decision) = ctx.take_decision() else { return Err(failure) };
         // Boxed: the retry loop's state (a fresh context, a commit, a backoff sleep) is
         // larger than the rest of this future, and every `send` would carry it inline.
