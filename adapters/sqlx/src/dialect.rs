@@ -41,6 +41,13 @@ pub enum Flavor {
     MariaDb,
 }
 
+/// A snapshot upsert that keeps the newer one: the arguments of
+/// [`Dialect::save_snapshot_sql`].
+pub(crate) const SAVE_SNAPSHOT: &str = "INSERT INTO {t}snapshots AS s (state, taken_at, version, tenant_id, stream_type, \
+     stream_id) VALUES (?::jsonb, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, stream_type, stream_id) DO UPDATE \
+     SET state = EXCLUDED.state, taken_at = EXCLUDED.taken_at, version = EXCLUDED.version \
+     WHERE s.version < EXCLUDED.version";
+
 /// A database the [`SqlStore`] runs on (sealed).
 pub trait Dialect: sealed::Sealed + Clone + Send + Sync + Sized + 'static {
     /// The sqlx database.
@@ -109,6 +116,14 @@ pub trait Dialect: sealed::Sealed + Clone + Send + Sync + Sized + 'static {
             })
             .collect();
         format!(" ON CONFLICT ({key}) DO UPDATE SET {}", set.join(", "))
+    }
+
+    /// The statement that stores a snapshot unless one as new or newer is stored, in one
+    /// round trip (arguments: state, taken at, version, tenant, stream type, stream id);
+    /// `None` where an upsert cannot keep the newer one (MariaDB: an update, then an
+    /// insert).
+    fn save_snapshot_sql(&self) -> Option<String> {
+        Some(self.render(SAVE_SNAPSHOT))
     }
 
     /// `read_all`'s page: the rows after the cursor (its arguments first), of one tenant

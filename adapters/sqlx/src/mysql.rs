@@ -121,6 +121,10 @@ impl Dialect for MySql {
         strip_casts(&template.replace("{t}", "")).replace('"', "`")
     }
 
+    fn save_snapshot_sql(&self) -> Option<String> {
+        None
+    }
+
     fn upsert(&self, _key: &str, set: &[(&str, Option<&str>)]) -> String {
         let set: Vec<String> = set
             .iter()

@@ -48,6 +48,8 @@ pub(crate) struct Statements {
     pub(crate) load_snapshot: String,
     pub(crate) update_snapshot: String,
     pub(crate) insert_snapshot: String,
+    /// The one-statement save, where the dialect has it.
+    pub(crate) save_snapshot: Option<String>,
     pub(crate) outbox_pending: String,
     pub(crate) outbox_published: String,
     pub(crate) outbox_failed: String,
@@ -176,6 +178,7 @@ impl Statements {
                 "INSERT INTO {t}snapshots (state, taken_at, version, tenant_id, stream_type, stream_id) \
                  VALUES (?::jsonb, ?, ?, ?, ?, ?)",
             ),
+            save_snapshot: d.save_snapshot_sql(),
             outbox_pending: r(&format!(
                 "SELECT {OUTBOX_COLUMNS} FROM {{t}}outbox WHERE status = 'pending' ORDER BY position LIMIT ?"
             )),

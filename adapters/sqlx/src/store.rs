@@ -597,6 +597,10 @@ impl<D: Dialect> SnapshotStore for SqlStore<D> {
                 .str(&s.stream_id)
         };
         let mut conn = self.conn().await?;
+        if let Some(sql) = &self.sql.save_snapshot {
+            conn.run(fields(sql)).await.map_err(|e| write_err(e, what))?;
+            return Ok(());
+        }
         // Update a stored older one; else insert; an insert that meets a row another
         // saver just inserted updates it if it is older.
         for _ in 0..2 {

@@ -41,6 +41,7 @@ macro_rules! every_store_contract {
             concurrent_appends_at_one_version_conflict => same_version_appends_conflict();
             snapshot_and_tail_equal_a_full_replay => snapshot_plus_tail_equals_full_replay();
             a_stale_snapshot_falls_back_to_replay => stale_snapshot_falls_back_to_replay();
+            snapshots_keep_the_newest_per_tenant => only_a_newer_snapshot_replaces_the_stored_one();
             upcaster_chain_runs_on_load => upcasters_run_on_load();
             state_rows_are_versioned => state_rows_have_optimistic_versions();
             racing_state_writers_let_one_win => racing_writers_of_one_state_row_let_one_win(8);
@@ -404,6 +405,34 @@ pub async fn stale_snapshot_falls_back_to_replay(db: &impl TestDb) {
         .unwrap();
     let loaded = with.load::<Account>(&"s".to_owned()).await.unwrap();
     assert_eq!((loaded.version, loaded.snapshot_version, loaded.state.balance), (2, 0, 9));
+}
+
+/// A snapshot replaces the stored one of its stream and tenant only when it is newer: an
+/// older or equal one (a slower saver) is ignored, and tenants keep their own.
+pub async fn only_a_newer_snapshot_replaces_the_stored_one(db: &impl TestDb) {
+    let store = db.store().await;
+    let key = |tenant: Option<&str>| StreamKey::new("Account", "snap").with_tenant(tenant.map(str::to_owned));
+    let snapshot = |tenant, version, cents: u64| Snapshot {
+        stream: key(tenant),
+        version,
+        state: json!({ "cents": cents }).to_string(),
+        taken_at: chrono::Utc::now(),
+    };
+    let stored = async |tenant| {
+        let s = SnapshotStore::load(&store, &key(tenant)).await.unwrap().expect("a snapshot");
+        (s.version, serde_json::from_str::<serde_json::Value>(&s.state).unwrap()["cents"].as_u64().unwrap())
+    };
+    SnapshotStore::save(&store, snapshot(None, 5, 500)).await.unwrap();
+    SnapshotStore::save(&store, snapshot(None, 3, 300)).await.unwrap();
+    assert_eq!(stored(None).await, (5, 500), "an older snapshot is ignored");
+    SnapshotStore::save(&store, snapshot(None, 5, 555)).await.unwrap();
+    assert_eq!(stored(None).await, (5, 500), "one of the same version is ignored");
+    SnapshotStore::save(&store, snapshot(Some("t-b"), 2, 200)).await.unwrap();
+    SnapshotStore::save(&store, snapshot(None, 8, 800)).await.unwrap();
+    assert_eq!(stored(None).await, (8, 800), "a newer one replaces it");
+    assert_eq!(stored(Some("t-b")).await, (2, 200), "another tenant's stream keeps its own");
+    SnapshotStore::save(&store, snapshot(Some("t-b"), 9, 900)).await.unwrap();
+    assert_eq!((stored(None).await, stored(Some("t-b")).await), ((8, 800), (9, 900)));
 }
 
 pub async fn upcasters_run_on_load(db: &impl TestDb) {
