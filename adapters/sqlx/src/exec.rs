@@ -226,6 +226,12 @@ pub trait SqlRow: Send + Unpin + 'static {
     fn text_opt_unchecked(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
     /// An integer.
     fn int(&self, col: &str) -> Result<i64, sqlx::Error>;
+    /// The integer in column `i` (no lookup of the column by name: the hot rows).
+    fn int_at(&self, i: usize) -> Result<i64, sqlx::Error>;
+    /// The text in column `i`.
+    fn text_at(&self, i: usize) -> Result<String, sqlx::Error>;
+    /// The text in column `i`, read without the type check.
+    fn text_at_unchecked(&self, i: usize) -> Result<String, sqlx::Error>;
     /// An integer or NULL.
     fn int_opt(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
     /// A UUID.
@@ -242,6 +248,7 @@ impl<R> SqlRow for R
 where
     R: Row + Send + Unpin + 'static,
     for<'n> &'n str: ColumnIndex<R>,
+    usize: ColumnIndex<R>,
     String: for<'r> Decode<'r, R::Database> + Type<R::Database>,
     i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
     Option<String>: for<'r> Decode<'r, R::Database>,
@@ -273,6 +280,18 @@ where
 
     fn int_opt(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
         self.try_get(col)
+    }
+
+    fn int_at(&self, i: usize) -> Result<i64, sqlx::Error> {
+        self.try_get(i)
+    }
+
+    fn text_at(&self, i: usize) -> Result<String, sqlx::Error> {
+        self.try_get(i)
+    }
+
+    fn text_at_unchecked(&self, i: usize) -> Result<String, sqlx::Error> {
+        self.try_get_unchecked(i)
     }
 
     fn uuid(&self, col: &str) -> Result<Uuid, sqlx::Error> {

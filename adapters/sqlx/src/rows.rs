@@ -59,6 +59,16 @@ impl<'r, D: Dialect> Cols<'r, D> {
         self.row.int(col)
     }
 
+    /// Column `i` of a statement whose columns the store wrote (its hot rows).
+    pub(crate) fn int_at(&self, i: usize) -> Result<i64, sqlx::Error> {
+        self.row.int_at(i)
+    }
+
+    /// Column `i` of a statement whose columns the store wrote (its hot rows).
+    pub(crate) fn text_at(&self, i: usize) -> Result<String, sqlx::Error> {
+        if D::TEXT_UNCHECKED { self.row.text_at_unchecked(i) } else { self.row.text_at(i) }
+    }
+
     pub(crate) fn int_opt(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
         self.row.int_opt(col)
     }
@@ -209,10 +219,11 @@ impl StreamCheck {
         StreamCheck { stream: stream.clone(), next: after.saturating_add(1) }
     }
 
-    /// The next row of the stream (`version, event_type, schema_version, payload`).
+    /// The next row of the stream: columns `version, event_type, schema_version, payload`
+    /// in this order (read by position: the rows of a load).
     pub(crate) fn row<D: Dialect>(&mut self, row: &D::Row) -> Result<StreamEvent, Error> {
         let c = Cols::<D>::of(row);
-        let version = c.int("version").map_err(|e| Error::CorruptRow {
+        let version = c.int_at(0).map_err(|e| Error::CorruptRow {
             stream: self.stream.to_string(),
             version: 0,
             reason: format!("its version does not decode ({e}); version {} was expected", self.next),
@@ -227,10 +238,10 @@ impl StreamCheck {
         }
         let event = StreamEvent {
             version: v,
-            event_type: c.text("event_type").map_err(|e| column("event type", e))?,
-            schema_version: schema_version_of(c.int("schema_version").map_err(|e| column("schema version", e))?)
+            event_type: c.text_at(1).map_err(|e| column("event type", e))?,
+            schema_version: schema_version_of(c.int_at(2).map_err(|e| column("schema version", e))?)
                 .map_err(corrupt)?,
-            payload: c.text("payload").map_err(|e| column("payload", e))?,
+            payload: c.text_at(3).map_err(|e| column("payload", e))?,
         };
         self.next = v.saturating_add(1);
         Ok(event)
