@@ -254,7 +254,7 @@ impl Inverse {
             send: Box::new(move |mediator, metadata, entry| {
                 Box::pin(async move {
                     let key = entry.command_key;
-                    mediator.send_logging_undo(cmd, Some(metadata), Some(key), Some(entry)).await.map(drop)
+                    mediator.send_logging_undo(cmd, Some(metadata), Some(key), Some(Box::new(entry))).await.map(drop)
                 })
             }),
         }

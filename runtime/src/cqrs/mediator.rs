@@ -262,13 +262,14 @@ impl Mediator {
         cmd: C,
         metadata: Option<Metadata>,
         idempotency_key: Option<Uuid>,
-        undo: Option<UndoLogEntry>,
+        // Boxed: an entry is large, and every `send` future would carry the room for it.
+        undo: Option<Box<UndoLogEntry>>,
     ) -> Result<C::Response> {
         if let Some(uow) = UnitOfWork::current() {
             let request = RequestContext::for_nested(metadata.as_ref())?;
             let response = self.send_nested(cmd, uow.clone(), request).await?;
             if let Some(entry) = undo {
-                uow.log_undo(entry)?;
+                uow.log_undo(*entry)?;
             }
             return Ok(response);
         }

@@ -118,8 +118,8 @@ impl Root {
     }
 
     /// The same run, committing `entry` with the command's events.
-    pub(super) fn logging_undo(mut self, entry: Option<UndoLogEntry>) -> Self {
-        self.undo_log = entry.map(Box::new);
+    pub(super) fn logging_undo(mut self, entry: Option<Box<UndoLogEntry>>) -> Self {
+        self.undo_log = entry;
         self
     }
 
