@@ -9,10 +9,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use cqrs_ddd::ports::{CommitBatch, Cursor, OutboxStatus, SagaKey, StateWrite, StreamKey};
 use cqrs_ddd::{Error, Metadata};
-use sqlx::pool::PoolConnection;
-use sqlx::{Database, Pool, TransactionManager};
+use std::sync::Arc;
+
+use sqlx::{Database, TransactionManager};
 use uuid::Uuid;
 
+use crate::conns::{Conns, Lease};
 use crate::dialect::{Dialect, instant};
 use crate::exec::{SqlConn, Stmt};
 use crate::rows::Cols;
@@ -38,31 +40,33 @@ pub(crate) fn store_err(e: sqlx::Error) -> Error {
 /// only ever holds clean connections. The cost is one new connection after a cancelled or
 /// failed transaction.
 pub(crate) struct Txn<DB: Database> {
-    conn: PoolConnection<DB>,
+    conn: Lease<DB>,
     ended: bool,
 }
 
 impl<DB: Database> Txn<DB> {
-    /// Takes a connection from `pool` and begins a transaction on it (`statement`, like
-    /// `BEGIN IMMEDIATE`, or the database's plain `BEGIN`).
-    pub(crate) async fn begin(pool: &Pool<DB>, statement: Option<&'static str>) -> Result<Self, Error> {
-        let conn = pool.acquire().await.map_err(store_err)?;
+    /// Takes one of the store's connections and begins a transaction on it (`statement`,
+    /// like `BEGIN IMMEDIATE`, or the database's plain `BEGIN`).
+    pub(crate) async fn begin(conns: &Arc<Conns<DB>>, statement: Option<&'static str>) -> Result<Self, Error> {
+        let conn = conns.lease().await.map_err(store_err)?;
         let mut txn = Txn { conn, ended: false };
         DB::TransactionManager::begin(&mut txn.conn, statement.map(Cow::Borrowed)).await.map_err(store_err)?;
         Ok(txn)
     }
 
-    /// Commits; the connection goes back to the pool.
+    /// Commits; the store keeps the connection.
     pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
         DB::TransactionManager::commit(&mut self.conn).await?;
         self.ended = true;
+        self.conn.done();
         Ok(())
     }
 
-    /// Rolls back; the connection goes back to the pool.
+    /// Rolls back; the store keeps the connection.
     pub(crate) async fn rollback(mut self) -> Result<(), sqlx::Error> {
         DB::TransactionManager::rollback(&mut self.conn).await?;
         self.ended = true;
+        self.conn.done();
         Ok(())
     }
 
@@ -82,6 +86,8 @@ impl<DB: Database> Deref for Txn<DB> {
     }
 }
 
+/// Statements in the transaction; the connection is kept by the store when the
+/// transaction is seen to end (see [`Lease`]).
 impl<DB: Database> DerefMut for Txn<DB> {
     fn deref_mut(&mut self) -> &mut DB::Connection {
         &mut self.conn

@@ -320,6 +320,7 @@
 //! several processes at once.
 
 mod common;
+mod conns;
 pub mod dialect;
 #[doc(hidden)]
 pub mod exec;

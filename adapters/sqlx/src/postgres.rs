@@ -222,7 +222,7 @@ impl Dialect for Postgres {
         {
             return retry_deadlocks(|| async {
                 // A cancelled commit closes its connection (see `Txn`).
-                let mut tx = Txn::begin(&store.pool, None).await?;
+                let mut tx = Txn::begin(&store.conns, None).await?;
                 match Self::commit_in(store, &mut tx, &batch).await {
                     Ok(receipt) => {
                         tx.commit().await.map_err(store_err)?;
@@ -236,7 +236,10 @@ impl Dialect for Postgres {
         let mut conn = store.conn().await?;
         // One statement in autocommit: atomic, one round trip, one commit.
         match Self::write(&store.dialect.sql, &mut conn, &batch).await {
-            Ok(rows) => receipt(&batch, rows),
+            Ok(rows) => {
+                conn.done();
+                receipt(&batch, rows)
+            }
             Err(e) if is_unique_violation(&e) => Err(Self::refused(store, &mut conn, &batch, &e).await),
             Err(e) => Err(refusal(&e).map_or_else(|| store_err(e), |reason| refused_in_batch(&batch, reason))),
         }

@@ -16,13 +16,13 @@ use cqrs_ddd::undo::UndoError;
 use cqrs_ddd::{Error, Result};
 use futures::TryStreamExt;
 use sqlx::Pool;
-use sqlx::pool::PoolConnection;
 use uuid::Uuid;
 
 use crate::common::{
     Txn, conflict, conflict_in, headers_json, is_guarded, is_unique_violation, limit, retry_deadlocks, store_err,
     tenant, tenant_column, to_i32, to_i64,
 };
+use crate::conns::{Conns, Lease};
 use crate::dialect::{Dialect, at, instant};
 use crate::exec::{SqlConn, Stmt, Value};
 use crate::rows::{self, Cols, StreamCheck};
@@ -36,14 +36,14 @@ use crate::storable::{check_batch, check_snapshot, lossy, refusal, refused_in_ba
 ///
 /// Cheap to clone: clones share the pool.
 pub struct SqlStore<D: Dialect> {
-    pub(crate) pool: Pool<D::Db>,
+    pub(crate) conns: Arc<Conns<D::Db>>,
     pub(crate) sql: Arc<Statements>,
     pub(crate) dialect: D,
 }
 
 impl<D: Dialect> Clone for SqlStore<D> {
     fn clone(&self) -> Self {
-        SqlStore { pool: self.pool.clone(), sql: self.sql.clone(), dialect: self.dialect.clone() }
+        SqlStore { conns: self.conns.clone(), sql: self.sql.clone(), dialect: self.dialect.clone() }
     }
 }
 
@@ -52,7 +52,7 @@ impl<D: Dialect> std::fmt::Debug for SqlStore<D> {
         f.debug_struct("SqlStore")
             .field("database", &D::NAME)
             .field("prefix", &self.dialect.prefix())
-            .field("pool", &self.pool)
+            .field("pool", self.conns.pool())
             .finish_non_exhaustive()
     }
 }
@@ -80,12 +80,12 @@ impl<D: Dialect> SqlStore<D> {
 
     /// A store on `pool` for `dialect`; its statements are rendered once here.
     pub(crate) fn with(pool: Pool<D::Db>, dialect: D) -> Self {
-        SqlStore { sql: Arc::new(Statements::new(&dialect)), pool, dialect }
+        SqlStore { sql: Arc::new(Statements::new(&dialect)), conns: Conns::new(pool), dialect }
     }
 
     /// The pool, for the application's own queries.
     pub fn pool(&self) -> &Pool<D::Db> {
-        &self.pool
+        self.conns.pool()
     }
 
     /// Creates the tables, or brings them up to date. Safe to run from several processes
@@ -105,13 +105,14 @@ impl<D: Dialect> SqlStore<D> {
         D::commit_in(self, conn, &batch).await
     }
 
-    pub(crate) async fn conn(&self) -> Result<PoolConnection<D::Db>> {
-        self.pool.acquire().await.map_err(store_err)
+    /// One of the store's connections (see [`Lease`]).
+    pub(crate) async fn conn(&self) -> Result<Lease<D::Db>> {
+        self.conns.lease().await.map_err(store_err)
     }
 
     /// Begins a transaction that will write.
     pub(crate) async fn begin_write(&self) -> Result<Txn<D::Db>> {
-        Txn::begin(&self.pool, D::BEGIN_WRITE).await
+        Txn::begin(&self.conns, D::BEGIN_WRITE).await
     }
 
     /// Where a claim runs: in autocommit when it is one statement and the dialect needs
@@ -137,12 +138,14 @@ impl<D: Dialect> SqlStore<D> {
         if D::AUTOCOMMIT_APPEND && one_insert {
             // One statement in autocommit: atomic, and nothing is left open if cancelled.
             let mut conn = self.conn().await?;
-            return self.write_batch(&mut conn, &batch, false).await;
+            let receipt = self.write_batch(&mut conn, &batch, false).await?;
+            conn.done();
+            return Ok(receipt);
         }
         retry_deadlocks(|| async {
             // A cancelled commit closes its connection (see `Txn`).
             let begin = if batch.appends.is_empty() { D::BEGIN_WRITE } else { D::BEGIN_APPEND };
-            let mut tx = Txn::begin(&self.pool, begin).await?;
+            let mut tx = Txn::begin(&self.conns, begin).await?;
             match self.write_batch(&mut tx, &batch, true).await {
                 Ok(receipt) => {
                     tx.commit().await.map_err(store_err)?;
@@ -392,7 +395,7 @@ impl<D: Dialect> SqlStore<D> {
 
 /// The connection of a claim ([`SqlStore::claimer`]).
 pub(crate) enum Claim<D: Dialect> {
-    Auto(PoolConnection<D::Db>),
+    Auto(Lease<D::Db>),
     Txn(Txn<D::Db>),
 }
 
@@ -400,7 +403,10 @@ impl<D: Dialect> Claim<D> {
     /// Commits the transaction, if there is one.
     pub(crate) async fn done(self) -> Result<()> {
         match self {
-            Claim::Auto(_) => Ok(()),
+            Claim::Auto(mut conn) => {
+                conn.done();
+                Ok(())
+            }
             Claim::Txn(tx) => tx.commit().await.map_err(store_err),
         }
     }
@@ -500,7 +506,9 @@ impl<D: Dialect> EventStore for SqlStore<D> {
     async fn stream_version(&self, stream: &StreamKey) -> Result<u64> {
         stream.check()?;
         let mut conn = self.conn().await?;
-        self.version_on(&mut conn, stream).await
+        let version = self.version_on(&mut conn, stream).await?;
+        conn.done();
+        Ok(version)
     }
 
     async fn read_stall(&self) -> Result<Option<ReadStall>> {

@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::conns::*;
 use common::deadlines::*;
 use common::hardening::*;
 use common::jobs::*;

@@ -1,4 +1,4 @@
-//! Faults a store must survive: writes cancelled at any await point.
+//! Faults a store must survive: writes and reads cancelled at any await point.
 
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use cqrs_ddd::ports::{
     SagaStore, ScheduleStore, ScheduledCommand, StateWrite, StreamKey,
 };
 use cqrs_ddd::prelude::*;
+use futures::{StreamExt, TryStreamExt};
 use rand::Rng;
 use serde_json::json;
 use uuid::Uuid;
@@ -446,4 +447,36 @@ pub async fn corrupt_rows_go_through_the_projection_error_policy(db: &impl TestD
     );
     assert!(letters[0].error.contains("header"), "{}", letters[0].error);
     assert!(doc("a").await && doc("c").await);
+}
+
+/// Reads cut short: streams dropped after their first row and loads dropped at random
+/// await points leave no connection the store keeps for its next statement in the middle
+/// of one. Afterwards each read returns the whole stream, many times over, so every
+/// connection kept serves some of them.
+pub async fn cancelled_reads_leave_every_path_working(db: &impl TestDb) {
+    let store = db.store().await;
+    let stream = StreamKey::new("Account", "reads");
+    let events = (0..60).map(|i| super::new_event("Deposited", 1, json!({ "amount": i }))).collect();
+    super::append(&store, &stream, events).await;
+    for _ in 0..50 {
+        // A stream dropped after one row, with the rest of its rows still on the wire.
+        let mut rows = store.read_stream(&stream, 0).await.unwrap();
+        assert_eq!(rows.next().await.unwrap().unwrap().version, 1);
+        drop(rows);
+        // Reads dropped wherever their budget ends.
+        let _ = tokio::time::timeout(random_budget(), async {
+            store.read_stream(&stream, 0).await?.try_collect::<Vec<_>>().await
+        })
+        .await;
+        let _ = tokio::time::timeout(random_budget(), store.stream_version(&stream)).await;
+        let _ = tokio::time::timeout(random_budget(), store.read_all(Cursor::START, 100)).await;
+    }
+    for _ in 0..40 {
+        let read =
+            bounded("reading the stream", async { store.read_stream(&stream, 0).await?.try_collect::<Vec<_>>().await })
+                .await;
+        assert_eq!(read.iter().map(|e| e.version).collect::<Vec<_>>(), (1..=60).collect::<Vec<u64>>());
+        assert_eq!(bounded("the stream's version", store.stream_version(&stream)).await, 60);
+        assert_eq!(bounded("reading all", store.read_all(Cursor::START, 100)).await.len(), 60);
+    }
 }

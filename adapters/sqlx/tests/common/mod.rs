@@ -1,6 +1,7 @@
 //! The behaviour both databases must show, written once against [`TestDb`].
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod conns;
 pub mod deadlines;
 pub mod domain;
 #[cfg(feature = "geo")]
@@ -136,6 +137,9 @@ macro_rules! every_sql_contract {
             failed_scheduled_commands_retry_then_die => failed_commands_retry_later_then_die();
             saga_engine_compensates_in_reverse_and_ignores_redelivery => compensations_run_in_reverse_and_a_redelivery_sends_nothing();
             cancelled_sends_leave_the_pool_clean => cancelled_writes_leave_every_path_working();
+            cancelled_reads_leave_the_kept_connections_clean => cancelled_reads_leave_every_path_working();
+            kept_connections_go_back_to_the_pool => kept_connections_go_back_when_idle_and_when_the_pool_closes();
+            the_application_keeps_half_the_pool => the_application_gets_half_the_pool_while_the_store_is_busy();
             unstorable_json_is_refused_alike => values_no_backend_stores_are_refused_alike();
             non_json_is_refused_alike => text_that_is_not_json_is_refused_alike();
             times_and_schema_versions_out_of_range_are_refused => out_of_range_times_and_schema_versions_are_refused_alike();
