@@ -308,6 +308,22 @@
 //! [`PgStore::connect`] builds a pool that does not ping a connection on every acquire
 //! (sqlx's default does, which costs a round trip per command).
 //!
+//! sqlx's pool also checks every connection given back to it, with a statement of its
+//! own, because a connection can come back in the middle of a statement whose future
+//! was dropped. The store knows whether its statements ran to their end, so it keeps the
+//! connections it used between its statements instead, unchecked, and each command or
+//! load saves that round trip (the benchmark's README has the figures). A connection
+//! whose statement was dropped or failed on its connection, or whose transaction was not
+//! seen to end, goes back to the pool (or is closed) as before.
+//! What this means for the pool you give a store:
+//! - the store holds at most half the pool's connections between statements (a pool of
+//!   one: none); more run its statements when it is busy and go back after each, so your
+//!   own queries on [`SqlStore::pool`] always get the other half;
+//! - the connections it kept go back to the pool once the store has not used one for
+//!   a quarter of a second, and at once when the pool closes: `pool.close().await`
+//!   does not wait on a store that is still alive, and the store's calls then fail with
+//!   the pool's error.
+//!
 //! `connect` opens one connection first, within [`PgOptions::connect_timeout`] (5 s by
 //! default), and fails with [`cqrs_ddd::Error::Connect`] giving the real cause: connection
 //! refused at host:port, no answer in time, database or role missing (SQLSTATE 3D000,
