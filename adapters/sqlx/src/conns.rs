@@ -8,15 +8,16 @@
 //! a plain `&mut` the lease cannot follow), the connection goes back to the pool, which
 //! checks it as before.
 //!
-//! The store holds at most half the pool's connections between statements (more run its
-//! statements at busy times, and go back to the pool after each), so the application's
-//! own queries on the pool always get the other half; and every kept connection goes
+//! The store holds at most half the pool's connections between statements by default
+//! (more run its statements at busy times, and go back to the pool after each), so the
+//! application's own queries on the pool always get the other half; and every kept connection goes
 //! back to the pool when the store has not used one for [`IDLE`], or when the pool
 //! closes (so `Pool::close`, which waits for every connection, does not wait on the
 //! store).
 
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -37,7 +38,8 @@ pub(crate) const IDLE: Duration = Duration::from_millis(250);
 pub(crate) struct Conns<DB: Database> {
     pool: Pool<DB>,
     kept: Mutex<Kept<DB>>,
-    most: usize,
+    /// How many the store may hold between statements.
+    most: AtomicUsize,
 }
 
 struct Kept<DB: Database> {
@@ -55,7 +57,14 @@ impl<DB: Database> Conns<DB> {
         // A pool of one keeps nothing: the application's own queries would wait on it.
         let most = usize::try_from(pool.options().get_max_connections() / 2).unwrap_or(0);
         let kept = Kept { idle: Vec::with_capacity(most), held: 0, used: Instant::now(), watched: false };
-        Arc::new(Conns { pool, kept: Mutex::new(kept), most })
+        Arc::new(Conns { pool, kept: Mutex::new(kept), most: AtomicUsize::new(most) })
+    }
+
+    /// Lets the store hold up to `most` connections between statements (at most the
+    /// pool's size).
+    pub(crate) fn keep_at_most(&self, most: u32) {
+        let most = most.min(self.pool.options().get_max_connections());
+        self.most.store(usize::try_from(most).unwrap_or(usize::MAX), Ordering::Relaxed);
     }
 
     pub(crate) fn pool(&self) -> &Pool<DB> {
@@ -94,7 +103,7 @@ impl<DB: Database> Conns<DB> {
         let mut conn = Some(conn);
         let mut watch = false;
         if let Ok(mut kept) = self.kept.lock() {
-            if !self.pool.is_closed() && kept.held <= self.most {
+            if !self.pool.is_closed() && kept.held <= self.most.load(Ordering::Relaxed) {
                 kept.idle.extend(conn.take());
                 kept.used = Instant::now();
                 watch = !std::mem::replace(&mut kept.watched, true);

@@ -318,7 +318,9 @@
 //! What this means for the pool you give a store:
 //! - the store holds at most half the pool's connections between statements (a pool of
 //!   one: none); more run its statements when it is busy and go back after each, so your
-//!   own queries on [`SqlStore::pool`] always get the other half;
+//!   own queries on [`SqlStore::pool`] always get the other half
+//!   ([`SqlStore::keep_connections`] changes how many: all of them for a pool that
+//!   serves the store alone);
 //! - the connections it kept go back to the pool once the store has not used one for
 //!   a quarter of a second, and at once when the pool closes: `pool.close().await`
 //!   does not wait on a store that is still alive, and the store's calls then fail with

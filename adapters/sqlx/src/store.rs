@@ -90,6 +90,31 @@ impl<D: Dialect> SqlStore<D> {
         self.conns.pool()
     }
 
+    /// Lets the store hold up to `n` of its pool's connections between its statements
+    /// (half the pool by default, at most all of it; clones share the setting). Each
+    /// connection the store gives back costs it a round trip (sqlx's pool checks it), so
+    /// a store whose pool serves nothing else runs fastest keeping all of them; your own
+    /// queries on [`SqlStore::pool`] get what the store does not hold. 0 gives every
+    /// connection back after each use.
+    ///
+    /// ```no_run
+    /// # async fn run() -> cqrs_ddd::Result<()> {
+    /// use cqrs_ddd_sqlx::{PgOptions, PgStore};
+    ///
+    /// // A pool of 16 for the store alone.
+    /// let store = PgStore::connect_with(PgOptions::new("postgres://localhost/app").max_connections(16))
+    ///     .await?
+    ///     .keep_connections(16);
+    /// # let _ = store;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn keep_connections(self, n: u32) -> Self {
+        self.conns.keep_at_most(n);
+        self
+    }
+
     /// Creates the tables, or brings them up to date. Safe to run from several processes
     /// at once (they take turns).
     pub async fn migrate(&self) -> Result<()> {

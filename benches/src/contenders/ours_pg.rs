@@ -1,8 +1,9 @@
 //! cqrs-ddd on PostgreSQL: `cqrs-ddd-sqlx`'s `PgStore` (its own tables, in schema
 //! `cqrs_ddd`), every command through `Mediator::send`, configured as an application on
-//! a hot path is: the store's pool (no ping on acquire) and the aggregate cache, so a
-//! command on an aggregate this process already holds reads nothing and its events go in
-//! with one statement. Loads read the stream (and, for `load_snap_100k`, the snapshot).
+//! a hot path is: the store's pool (no ping on acquire; it serves the store alone, which
+//! keeps every connection between its statements) and the aggregate cache, so a command
+//! on an aggregate this process already holds reads nothing and its events go in with
+//! one statement. Loads read the stream (and, for `load_snap_100k`, the snapshot).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,7 +44,9 @@ async fn store_in(target: &Target, connections: u32, schema: &str) -> Result<PgS
         .connect_with(target.options()?)
         .await
         .map_err(|source| BenchError::connecting(target.shown(), source))?;
-    PgStore::from_pool(pool, schema).map_err(|e| BenchError::framework(ME, "PgStore::from_pool", e))
+    // The pool serves the store alone: it keeps every connection between statements.
+    let store = PgStore::from_pool(pool, schema).map_err(|e| BenchError::framework(ME, "PgStore::from_pool", e))?;
+    Ok(store.keep_connections(connections))
 }
 
 /// Scenario 20's schemas: one per size, migrated, holding `n` accounts of one deposit.

@@ -123,6 +123,7 @@ pub(crate) async fn replay_loads<S: EventStore + Clone>(
 async fn my_store(target: &Target) -> Result<MySqlStore, BenchError> {
     MySqlStore::connect(&db_mysql::database_url(target)?)
         .await
+        .map(|store| store.keep_connections(u32::MAX))
         .map_err(|e| BenchError::framework(ME, "MySqlStore::connect", e))
 }
 
@@ -161,6 +162,7 @@ pub(crate) async fn my_load(target: &Target, w: &Workload) -> Result<Outcome, Be
 async fn lite_store(target: &Target) -> Result<SqliteStore, BenchError> {
     SqliteStore::connect(&db_sqlite::url(target, "ours"))
         .await
+        .map(|store| store.keep_connections(u32::MAX))
         .map_err(|e| BenchError::framework(ME, "SqliteStore::connect", e))
 }
 

@@ -151,7 +151,9 @@ async fn relay_store(target: &Target) -> Result<PgStore, BenchError> {
         .connect_with(target.options()?)
         .await
         .map_err(|source| BenchError::connecting(target.shown(), source))?;
-    let store = PgStore::from_pool(pool, "bench_relay").map_err(|e| BenchError::framework(ME, "from_pool", e))?;
+    let store = PgStore::from_pool(pool, "bench_relay")
+        .map_err(|e| BenchError::framework(ME, "from_pool", e))?
+        .keep_connections(4);
     store.migrate().await.map_err(|e| BenchError::framework(ME, "migrate", e))?;
     sqlx::query("TRUNCATE bench_relay.outbox")
         .execute(store.pool())

@@ -52,10 +52,25 @@ pub async fn the_application_gets_half_the_pool_while_the_store_is_busy<D: Diale
     db: &impl TestDb<Store = SqlStore<D>>,
 ) {
     let store = db.store().await;
+    let half = usize::try_from(store.pool().options().get_max_connections() / 2).unwrap();
+    the_application_gets(store, half).await;
+}
+
+/// A store told to keep none gives every connection back after each statement: the
+/// application gets the whole pool while the store is busy.
+pub async fn a_store_keeping_no_connection_leaves_the_whole_pool<D: Dialect>(db: &impl TestDb<Store = SqlStore<D>>) {
+    let store = db.store().await.keep_connections(0);
+    let all = usize::try_from(store.pool().options().get_max_connections()).unwrap();
+    the_application_gets(store, all).await;
+}
+
+/// Takes `wanted` connections of the store's pool, one after the other and held, while
+/// tasks of the store fill the pool with statements.
+async fn the_application_gets<D: Dialect>(store: SqlStore<D>, wanted: usize) {
     let pool = store.pool().clone();
-    let half = usize::try_from(pool.options().get_max_connections() / 2).unwrap();
+    let max = pool.options().get_max_connections();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let workers: Vec<_> = (0..2 * half)
+    let workers: Vec<_> = (0..max)
         .map(|_| {
             let (store, stopped) = (store.clone(), stopped.clone());
             tokio::spawn(async move {
@@ -66,21 +81,21 @@ pub async fn the_application_gets_half_the_pool_while_the_store_is_busy<D: Diale
         })
         .collect();
     // The store's tasks have every connection of the pool.
-    let max = pool.options().get_max_connections();
     eventually("the store's tasks fill the pool", PATIENCE, || {
         let pool = pool.clone();
         async move { pool.size() == max }
     })
     .await;
     let mut held = Vec::new();
-    for k in 0..half {
+    for k in 0..wanted {
         let conn = tokio::time::timeout(PATIENCE, pool.acquire()).await;
-        let conn = conn.unwrap_or_else(|_| panic!("connection {k} of {half} for the application within {PATIENCE:?}"));
+        let conn =
+            conn.unwrap_or_else(|_| panic!("connection {k} of {wanted} for the application within {PATIENCE:?}"));
         held.push(conn.unwrap());
     }
     let _ = stop.send(true);
+    drop(held);
     for worker in workers {
         worker.await.unwrap();
     }
-    drop(held);
 }

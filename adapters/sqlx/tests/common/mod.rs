@@ -140,6 +140,7 @@ macro_rules! every_sql_contract {
             cancelled_reads_leave_the_kept_connections_clean => cancelled_reads_leave_every_path_working();
             kept_connections_go_back_to_the_pool => kept_connections_go_back_when_idle_and_when_the_pool_closes();
             the_application_keeps_half_the_pool => the_application_gets_half_the_pool_while_the_store_is_busy();
+            a_store_keeping_none_leaves_the_whole_pool => a_store_keeping_no_connection_leaves_the_whole_pool();
             unstorable_json_is_refused_alike => values_no_backend_stores_are_refused_alike();
             non_json_is_refused_alike => text_that_is_not_json_is_refused_alike();
             times_and_schema_versions_out_of_range_are_refused => out_of_range_times_and_schema_versions_are_refused_alike();
