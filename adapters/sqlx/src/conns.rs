@@ -9,11 +9,11 @@
 //! checks it as before.
 //!
 //! The store holds at most half the pool's connections between statements by default
-//! (more run its statements at busy times, and go back to the pool after each), so the
-//! application's own queries on the pool always get the other half; and every kept connection goes
-//! back to the pool when the store has not used one for [`IDLE`], or when the pool
-//! closes (so `Pool::close`, which waits for every connection, does not wait on the
-//! store).
+//! (`SqlStore::keep_connections` changes it; more run its statements at busy times, and
+//! go back to the pool after each), so the application's own queries on the pool get the
+//! rest. Every kept connection goes back to the pool when the store has not used one
+//! for [`IDLE`], or when the pool closes (so `Pool::close`, which waits for every
+//! connection, does not wait on the store).
 
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;

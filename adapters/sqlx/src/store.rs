@@ -83,9 +83,9 @@ impl<D: Dialect> SqlStore<D> {
         SqlStore { sql: Arc::new(Statements::new(&dialect)), conns: Conns::new(pool), dialect }
     }
 
-    /// The pool, for the application's own queries. The store holds at most half its
-    /// connections between statements, and none once idle (see the crate's "Connection
-    /// pools").
+    /// The pool, for the application's own queries. The store holds some of its
+    /// connections between statements (half by default: [`SqlStore::keep_connections`]),
+    /// and none once idle (see the crate's "Connection pools").
     pub fn pool(&self) -> &Pool<D::Db> {
         self.conns.pool()
     }

@@ -76,8 +76,7 @@ fn check(what: &str, found: usize, expected: usize) -> Result<(), BenchError> {
 /// cqrs-ddd: `find_of` and `count_of` with a specification.
 pub(crate) async fn ours(target: &Target, w: &Workload) -> Result<Outcome, BenchError> {
     seed(target).await?;
-    // Two connections, as on the other PostgreSQL rows: a pooled connection goes back to
-    // the pool after its query, so with one the next query would wait for that.
+    // Two connections, as on the other PostgreSQL rows (the store keeps both).
     let store = store(target, 2).await?;
     let page = |k: usize| {
         QueryOptions::new()
