@@ -210,23 +210,6 @@ impl<DB: Database> Lease<DB> {
             conn.close_on_drop();
         }
     }
-
-    fn conn(&mut self) -> &mut DB::Connection {
-        match self.conn.as_mut() {
-            Some(conn) => conn,
-            None => unreachable!("a lease holds its connection until dropped"),
-        }
-    }
-
-    /// An error that may have left the connection broken: the other kept ones were
-    /// opened the same way, and are given back to the pool to be checked.
-    fn failed(&self, e: &sqlx::Error) {
-        if !matches!(e, sqlx::Error::Database(_) | sqlx::Error::RowNotFound)
-            && let Some(home) = self.home.upgrade()
-        {
-            home.release();
-        }
-    }
 }
 
 impl<DB: Database> Deref for Lease<DB> {
@@ -244,8 +227,7 @@ impl<DB: Database> Deref for Lease<DB> {
 /// pool unless [`Lease::done`] says it ran to its end.
 impl<DB: Database> DerefMut for Lease<DB> {
     fn deref_mut(&mut self) -> &mut DB::Connection {
-        self.busy = true;
-        self.conn()
+        self.parts().0
     }
 }
 
@@ -271,58 +253,63 @@ where
     type Row = <DB::Connection as SqlConn>::Row;
 
     fn run<'a>(&'a mut self, s: Stmt<'a>) -> BoxFuture<'a, Result<u64, sqlx::Error>> {
-        Box::pin(async move {
-            self.busy = true;
-            let done = self.conn().run(s).await;
-            self.settle(&done);
-            done
-        })
+        self.follow(|conn| conn.run(s))
     }
 
     fn rows<'a>(&'a mut self, s: Stmt<'a>) -> BoxFuture<'a, Result<Vec<Self::Row>, sqlx::Error>> {
-        Box::pin(async move {
-            self.busy = true;
-            let done = self.conn().rows(s).await;
-            self.settle(&done);
-            done
-        })
+        self.follow(|conn| conn.rows(s))
     }
 
     fn row<'a>(&'a mut self, s: Stmt<'a>) -> BoxFuture<'a, Result<Option<Self::Row>, sqlx::Error>> {
-        Box::pin(async move {
-            self.busy = true;
-            let done = self.conn().row(s).await;
-            self.settle(&done);
-            done
-        })
+        self.follow(|conn| conn.row(s))
     }
 
     fn stream<'a>(&'a mut self, s: Stmt<'a>) -> BoxStream<'a, Result<Self::Row, sqlx::Error>> {
-        self.busy = true;
-        let home = self.home.clone();
-        let (conn, busy) = match self.conn.as_mut() {
-            Some(conn) => (&mut **conn, &mut self.busy),
-            None => unreachable!("a lease holds its connection until dropped"),
-        };
+        let (conn, busy, home) = self.parts();
         Box::pin(Followed { rows: conn.stream(s), busy, home })
     }
 
     fn script<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        self.follow(|conn| conn.script(sql))
+    }
+}
+
+impl<DB: Database> Lease<DB> {
+    /// The connection for a statement about to start (the lease is busy until it is seen
+    /// to end), the flag that says so, and the store.
+    fn parts(&mut self) -> (&mut DB::Connection, &mut bool, &Weak<Conns<DB>>) {
+        self.busy = true;
+        match self.conn.as_mut() {
+            Some(conn) => (&mut **conn, &mut self.busy, &self.home),
+            None => unreachable!("a lease holds its connection until dropped"),
+        }
+    }
+
+    /// Runs `statement` on the connection: done when it succeeds.
+    fn follow<'a, T: Send + 'a>(
+        &'a mut self,
+        statement: impl FnOnce(&'a mut DB::Connection) -> BoxFuture<'a, Result<T, sqlx::Error>>,
+    ) -> BoxFuture<'a, Result<T, sqlx::Error>> {
+        let (conn, busy, home) = self.parts();
+        let running = statement(conn);
         Box::pin(async move {
-            self.busy = true;
-            let done = self.conn().script(sql).await;
-            self.settle(&done);
+            let done = running.await;
+            match &done {
+                Ok(_) => *busy = false,
+                Err(e) => failed(home, e),
+            }
             done
         })
     }
 }
 
-impl<DB: Database> Lease<DB> {
-    fn settle<T>(&mut self, done: &Result<T, sqlx::Error>) {
-        match done {
-            Ok(_) => self.busy = false,
-            Err(e) => self.failed(e),
-        }
+/// After an error that may have left its connection broken, the other kept connections
+/// (opened the same way) go back to the pool to be checked.
+fn failed<DB: Database>(home: &Weak<Conns<DB>>, e: &sqlx::Error) {
+    if !matches!(e, sqlx::Error::Database(_) | sqlx::Error::RowNotFound)
+        && let Some(home) = home.upgrade()
+    {
+        home.release();
     }
 }
 
@@ -330,7 +317,7 @@ impl<DB: Database> Lease<DB> {
 struct Followed<'a, DB: Database, R> {
     rows: BoxStream<'a, Result<R, sqlx::Error>>,
     busy: &'a mut bool,
-    home: Weak<Conns<DB>>,
+    home: &'a Weak<Conns<DB>>,
 }
 
 impl<DB: Database, R> Stream for Followed<'_, DB, R> {
@@ -340,11 +327,7 @@ impl<DB: Database, R> Stream for Followed<'_, DB, R> {
         let next = self.rows.as_mut().poll_next(cx);
         match &next {
             Poll::Ready(None) => *self.busy = false,
-            Poll::Ready(Some(Err(e))) if !matches!(e, sqlx::Error::Database(_)) => {
-                if let Some(home) = self.home.upgrade() {
-                    home.release();
-                }
-            }
+            Poll::Ready(Some(Err(e))) => failed(self.home, e),
             _ => {}
         }
         next
